@@ -1,0 +1,62 @@
+"""Shared fixtures: real services, with a skip locally and a failure under BUTTRESS_REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+REDIS_URL = os.environ.get("BUTTRESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+DATABASE_URL = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def services_required() -> bool:
+    return os.environ.get("BUTTRESS_REQUIRE_SERVICES", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _reachable(url: str, default_port: int) -> str | None:
+    """Return None when a TCP connection to the URL's host and port succeeds, else the reason."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} is unreachable ({exc})"
+
+
+def need_service(name: str, url: str, default_port: int) -> str:
+    reason = _reachable(url, default_port)
+    if reason is None:
+        return url
+    message = f"{name} is needed by this test: {reason}"
+    if services_required():
+        pytest.fail(message + " and BUTTRESS_REQUIRE_SERVICES=1 turns the skip into a failure", pytrace=False)
+    pytest.skip(message)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a real Redis server (database 15 by default, flushed per test by ``redis_client``)."""
+    return need_service("Redis", REDIS_URL, 6379)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """URL of a real PostgreSQL server."""
+    return need_service("PostgreSQL", DATABASE_URL, 5432)
