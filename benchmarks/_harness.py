@@ -1,0 +1,86 @@
+"""Tiny timing harness: every table compares buttress with its anchors, measured in the same run."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Row", "Table", "measure_ns"]
+
+
+def measure_ns(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
+    """Nanoseconds per call: calibrate a loop to ``min_time`` seconds, run it ``repeat`` times, keep the median.
+
+    The median of several loops is robust to the noise of a shared 2-core machine; GC is paused during a
+    loop so one collection does not land on a single candidate.
+    """
+    number = 1
+    while True:
+        elapsed = _loop(fn, number)
+        if elapsed >= min_time:
+            break
+        number *= 2 if elapsed <= 0 else max(2, min(10, int(min_time / elapsed) + 1))
+    samples = [_loop(fn, number) / number for _ in range(repeat)]
+    return statistics.median(samples) * 1e9
+
+
+def _loop(fn: Callable[[], object], number: int) -> float:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass
+class Row:
+    """One operation: buttress's cost and each anchor's, in nanoseconds per operation."""
+
+    operation: str
+    buttress_ns: float
+    anchors_ns: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    """One benchmark module's result; ``notes`` explain what exactly is compared."""
+
+    title: str
+    anchors: list[str]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        header = ["operation", "buttress"]
+        for anchor in self.anchors:
+            header += [anchor, f"buttress / {anchor}"]
+        lines = [f"### {self.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in self.rows:
+            cells = [row.operation, _fmt(row.buttress_ns)]
+            for anchor in self.anchors:
+                theirs = row.anchors_ns.get(anchor)
+                if theirs is None:
+                    cells += ["n/a", "n/a"]
+                else:
+                    cells += [_fmt(theirs), f"{row.buttress_ns / theirs:.2f}x"]
+            lines.append("| " + " | ".join(cells) + " |")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {note}" for note in self.notes)
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
