@@ -1,0 +1,51 @@
+"""Publish/subscribe by topic pattern, in one process or across processes through Redis.
+
+::
+
+    from buttress.events import EventBus
+
+    with EventBus() as bus:
+        bus.subscribe("breaker.*", lambda event: print(event.topic, event.payload))
+        bus.publish("breaker.opened", {"name": "payments"})
+        bus.flush()
+
+``publish`` never blocks and never runs a handler: each subscription has a bounded queue (the oldest
+event is dropped when it is full) and its own worker, a daemon thread for a plain function or a task on
+the subscriber's event loop for an ``async def`` handler. Patterns are dot-separated; ``*`` matches one
+segment, ``**`` any number (``http.**`` matches ``http`` and ``http.client.retry``).
+
+With ``create_event_bus("redis", redis_url=...)`` every bus on that Redis (and channel prefix) receives
+every event; the publishing process delivers its own subscribers directly and ignores the echo.
+"""
+
+from buttress.events._bus import EventBus, EventBusClosed
+from buttress.events._default import (
+    create_event_bus,
+    get_event_bus,
+    publish,
+    reset_event_bus,
+    set_event_bus,
+    subscribe,
+)
+from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
+from buttress.events._patterns import validate_topic
+from buttress.events._redis import RedisTransport
+from buttress.events._subscription import Subscription
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventBusClosed",
+    "EventHandler",
+    "EventTransport",
+    "MemoryTransport",
+    "RedisTransport",
+    "Subscription",
+    "create_event_bus",
+    "get_event_bus",
+    "publish",
+    "reset_event_bus",
+    "set_event_bus",
+    "subscribe",
+    "validate_topic",
+]

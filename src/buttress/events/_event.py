@@ -1,0 +1,74 @@
+"""The event record, the handler type and the transport protocol (with the in-process transport)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+__all__ = ["Event", "EventHandler", "EventTransport", "MemoryTransport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published event.
+
+    ``time`` is wall-clock seconds since the epoch from the publishing bus's clock, ``origin`` the id of
+    the bus that published it (so a process recognises its own events when they come back from another
+    transport) and ``id`` is unique across buses and processes. Treat ``payload`` as read-only: every
+    subscriber of an event sees the same mapping (a copy of what the publisher passed).
+    """
+
+    topic: str
+    payload: Mapping[str, Any]
+    time: float
+    origin: str
+    id: str
+
+
+EventHandler: TypeAlias = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
+"""A subscriber: a plain function (run in the subscription's own thread) or an ``async def`` function
+(run as a task on the event loop that was running when it subscribed)."""
+
+
+@runtime_checkable
+class EventTransport(Protocol):
+    """Carries events between processes. The bus always delivers to its own subscribers itself.
+
+    ``start`` is called once by the bus with the callback that hands remote events in for local
+    delivery; ``send`` is called on the publisher's thread for every published event and must not block
+    (queue it and return; raise :class:`~buttress.errors.ValidationError` only for an event that can
+    never be sent); ``status`` feeds health checks and the ops server.
+    """
+
+    def start(self, deliver: Callable[[Event], None]) -> None: ...
+
+    def send(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class MemoryTransport:
+    """In-process only: local delivery is the bus's own work, so this transport adds nothing."""
+
+    __slots__ = ("_started",)
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def start(self, deliver: Callable[[Event], None]) -> None:
+        self._started = True
+
+    def send(self, event: Event) -> None:
+        return None
+
+    def close(self) -> None:
+        self._started = False
+
+    def status(self) -> dict[str, Any]:
+        return {"transport": "memory", "connected": True}
+
+    def __repr__(self) -> str:
+        return "MemoryTransport()"

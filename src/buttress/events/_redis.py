@@ -1,0 +1,408 @@
+"""Cross-process fan-out over Redis pub/sub, with two background threads and no waiting in ``publish``.
+
+The **sender** thread drains a bounded outbox, pipelining a batch of PUBLISH commands per round trip.
+The **listener** thread PSUBSCRIBEs ``<prefix>:*`` and hands every event to the bus, which ignores its
+own (same ``origin``) and delivers the rest locally.
+
+Failure policy: when Redis is unreachable the bus keeps delivering locally. The outbox keeps the newest
+``outbox_size`` events (older ones are dropped and counted as ``dropped``); a batch lost in a failed round
+trip is counted as ``failed``. Both threads reconnect with capped exponential backoff on the injected
+clock, :meth:`RedisTransport.status` reports ``connected: False`` with ``last_error``, and delivery resumes
+by itself when Redis returns. Passwords in the URL are masked everywhere they are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import MASK, ValidationError
+from buttress.events._event import Event
+
+__all__ = ["RedisTransport", "backoff_delay", "mask_url"]
+
+logger = logging.getLogger("buttress.events")
+
+_CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
+_GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+    query = parts.query
+    if "password=" in query:
+        pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def backoff_delay(failures: int, minimum: float, maximum: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures: doubling from ``minimum``, capped."""
+    return min(maximum, minimum * 2.0 ** max(0, min(failures - 1, 60)))
+
+
+def _parse_event(data: bytes) -> Event:
+    doc = json.loads(data)
+    payload = doc["payload"]
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload is a {type(payload).__name__}, not an object")
+    return Event(
+        topic=str(doc["topic"]),
+        payload=payload,
+        time=float(doc["time"]),
+        origin=str(doc["origin"]),
+        id=str(doc["id"]),
+    )
+
+
+class RedisTransport:
+    """Fan events out to every bus on the same Redis (and channel prefix), in any process.
+
+    ``outbox_size`` bounds the events waiting to be sent; ``batch_size`` the PUBLISH commands pipelined
+    per round trip. ``min_backoff``/``max_backoff`` shape reconnection (seconds, doubling, capped), waited
+    on ``clock``. ``poll_interval`` is how often idle threads look for :meth:`close` (it bounds how long
+    close takes, not delivery latency). One transport serves one bus.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        channel_prefix: str = "buttress:events",
+        outbox_size: int = 10_000,
+        batch_size: int = 500,
+        clock: Clock = SYSTEM_CLOCK,
+        min_backoff: float = 0.05,
+        max_backoff: float = 5.0,
+        connect_timeout: float = 2.0,
+        poll_interval: float = 0.1,
+    ) -> None:
+        if not isinstance(channel_prefix, str) or not channel_prefix.strip():
+            raise ValidationError(
+                "channel_prefix must be a non-empty string such as 'buttress:events', "
+                f"got {channel_prefix!r}",
+                field="channel_prefix",
+            )
+        if isinstance(outbox_size, bool) or not isinstance(outbox_size, int) or outbox_size < 1:
+            raise ValidationError(
+                f"outbox_size must be a whole number >= 1 (events waiting for Redis), got {outbox_size!r}",
+                field="outbox_size",
+            )
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            shown = mask_url(url) if isinstance(url, str) else repr(url)
+            raise ValidationError(
+                "redis_url must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0, "
+                f"got {shown}",
+                field="redis_url",
+            )
+        self._url = url
+        self._password = urlsplit(url).password
+        self.url = mask_url(url)
+        self.channel_prefix = channel_prefix
+        self._channel_base = channel_prefix + ":"
+        self._outbox_size = outbox_size
+        self._batch_size = max(1, batch_size)
+        self._clock = clock
+        self._min_backoff = min_backoff
+        self._max_backoff = max(min_backoff, max_backoff)
+        self._poll_interval = poll_interval
+        self._connect_timeout = connect_timeout
+        options: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout,
+            "socket_timeout": max(5.0, connect_timeout),
+            "retry": Retry(NoBackoff(), 0),  # we reconnect ourselves, with backoff on our clock
+        }
+        try:
+            self._send_client: redis.Redis = redis.Redis.from_url(url, **options)
+            self._listen_client: redis.Redis = redis.Redis.from_url(url, health_check_interval=10, **options)
+        except ValueError as exc:
+            raise ValidationError(
+                f"redis_url {self.url} is not a valid Redis URL ({self._mask(str(exc))}); "
+                "use a URL such as redis://localhost:6379/0",
+                field="redis_url",
+            ) from None
+        self._outbox: deque[tuple[str, str]] = deque()
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
+        self._sender_idle = True
+        self._inflight = 0
+        self._stopping = False
+        self._deliver: Callable[[Event], None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._state = {"sender": _CONNECTING, "listener": _CONNECTING}
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._sent = 0
+        self._failed = 0
+        self._dropped = 0
+        self._received = 0
+        self._malformed = 0
+
+    # -- EventTransport ------------------------------------------------------------------------------
+
+    def start(self, deliver: Callable[[Event], None]) -> None:
+        with self._lock:
+            if self._deliver is not None or self._stopping:
+                raise RuntimeError("a RedisTransport serves exactly one EventBus; create one per bus")
+            self._deliver = deliver
+            for name, target in (("sender", self._run_sender), ("listener", self._run_listener)):
+                thread = threading.Thread(target=target, name=f"buttress-events-redis-{name}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def send(self, event: Event) -> None:
+        """Serialise now (a bad payload raises here, in the publisher) and queue for the sender thread."""
+        try:
+            body = json.dumps(
+                {
+                    "id": event.id,
+                    "topic": event.topic,
+                    "payload": event.payload,
+                    "time": event.time,
+                    "origin": event.origin,
+                },
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"payload for topic {event.topic!r} cannot be sent to other processes ({exc}); the Redis "
+                "transport carries events as JSON: use dicts with string keys, lists, str, int, finite "
+                "float, bool and None (convert datetimes, sets and objects before publishing)",
+                field="payload",
+                context={"topic": event.topic},
+            ) from None
+        with self._lock:
+            if self._stopping:
+                self._dropped += 1
+                return
+            outbox = self._outbox
+            if len(outbox) >= self._outbox_size:
+                outbox.popleft()
+                self._dropped += 1
+            outbox.append((self._channel_base + event.topic, body))
+            if self._sender_idle:
+                self._sender_idle = False
+                self._has_work.notify()
+
+    def close(self) -> None:
+        """Stop both threads; events still in the outbox are counted as dropped (the bus flushes first)."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._dropped += len(self._outbox)  # never sent: counted, not silently lost
+            self._outbox.clear()
+            self._has_work.notify_all()
+            self._changed.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(self._connect_timeout + self._poll_interval + 1.0)
+        self._send_client.close()
+        self._listen_client.close()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "transport": "redis",
+                "url": self.url,
+                "channel_prefix": self.channel_prefix,
+                "connected": self._state["sender"] == _CONNECTED and self._state["listener"] == _CONNECTED,
+                "sender": self._state["sender"],
+                "listener": self._state["listener"],
+                "last_error": self._last_error,
+                "last_error_at": self._last_error_at,
+                "sent": self._sent,
+                "failed": self._failed,
+                "dropped": self._dropped,
+                "received": self._received,
+                "malformed": self._malformed,
+                "outbox": len(self._outbox),
+                "outbox_size": self._outbox_size,
+            }
+
+    # -- waiting helpers -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the outbox is sent, or the sender is disconnected (then nothing can be sent now).
+
+        Returns False if ``timeout`` ran out first.
+        """
+        with self._lock:
+            return self._changed.wait_for(self._flushed, timeout)
+
+    def _flushed(self) -> bool:
+        state = self._state["sender"]
+        if self._stopping or state == _DISCONNECTED:
+            return True
+        return state == _CONNECTED and not self._outbox and self._inflight == 0
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until both threads are connected (the listener's PSUBSCRIBE confirmed by Redis)."""
+        with self._lock:
+            return (
+                self._changed.wait_for(
+                    lambda: self._stopping or all(s == _CONNECTED for s in self._state.values()), timeout
+                )
+                and not self._stopping
+            )
+
+    # -- sender thread -------------------------------------------------------------------------------
+
+    def _run_sender(self) -> None:
+        failures = 0
+        connected = False
+        while not self._stopping:
+            if not connected:
+                try:
+                    self._send_client.ping()
+                except Exception as exc:  # noqa: BLE001 - any failure means "not connected now"
+                    failures += 1
+                    self._disconnect_sender(exc)
+                    self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
+                    continue
+                failures, connected = 0, True
+                self._set_connected("sender")
+            batch = self._next_batch()
+            if not batch:
+                continue
+            try:
+                pipe = self._send_client.pipeline(transaction=False)
+                for channel, body in batch:
+                    pipe.publish(channel, body)
+                pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - the batch is lost; count it and reconnect
+                with self._lock:
+                    self._failed += len(batch)
+                    self._inflight = 0
+                connected, failures = False, 1
+                self._disconnect_sender(exc)
+                self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
+                continue
+            with self._lock:
+                self._sent += len(batch)
+                self._inflight = 0
+                self._changed.notify_all()
+
+    def _next_batch(self) -> list[tuple[str, str]]:
+        with self._lock:
+            outbox = self._outbox
+            while not outbox:
+                if self._stopping:
+                    return []
+                self._sender_idle = True
+                self._changed.notify_all()
+                self._has_work.wait()
+            self._sender_idle = False
+            batch = [outbox.popleft() for _ in range(min(len(outbox), self._batch_size))]
+            self._inflight = len(batch)
+            return batch
+
+    def _disconnect_sender(self, exc: BaseException) -> None:
+        self._send_client.connection_pool.disconnect()
+        self._set_disconnected("sender", exc)
+
+    # -- listener thread -----------------------------------------------------------------------------
+
+    def _run_listener(self) -> None:
+        failures = 0
+        pattern = self._channel_base.translate(_GLOB_SPECIALS) + "*"
+        while not self._stopping:
+            pubsub = self._listen_client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.psubscribe(pattern)
+                while not self._stopping:
+                    message = pubsub.get_message(timeout=self._poll_interval)
+                    if message is None:
+                        continue
+                    if message["type"] == "pmessage":
+                        self._handle(message["data"])
+                    elif message["type"] == "psubscribe":
+                        failures = 0
+                        self._set_connected("listener")
+            except Exception as exc:  # noqa: BLE001 - any failure means "not connected now"
+                failures += 1
+                self._set_disconnected("listener", exc)
+            finally:
+                pubsub.close()
+            if not self._stopping:
+                self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            event = _parse_event(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            with self._lock:
+                self._malformed += 1
+            logger.warning("ignored a malformed event message on %s: %s", self.channel_prefix, exc)
+            return
+        with self._lock:
+            self._received += 1
+        deliver = self._deliver
+        if deliver is not None:
+            try:
+                deliver(event)
+            except Exception:  # one bad event must not stop the listener
+                logger.exception("delivering remote event %s on topic %r failed", event.id, event.topic)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` on the injected clock, in slices, so close() is noticed."""
+        deadline = self._clock.monotonic() + seconds
+        while not self._stopping:
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                return
+            self._clock.sleep(min(remaining, self._poll_interval))
+
+    def _mask(self, text: str) -> str:
+        if self._password:
+            text = text.replace(self._password, MASK)
+        return text
+
+    def _set_connected(self, side: str) -> None:
+        with self._lock:
+            previous = self._state[side]
+            self._state[side] = _CONNECTED
+            self._changed.notify_all()
+        if previous == _DISCONNECTED:
+            logger.info("Redis event transport %s reconnected to %s", side, self.url)
+
+    def _set_disconnected(self, side: str, exc: BaseException) -> None:
+        error = self._mask(f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            previous = self._state[side]
+            self._state[side] = _DISCONNECTED
+            self._last_error = error
+            self._last_error_at = self._clock.time()
+            self._changed.notify_all()
+        if previous != _DISCONNECTED and not self._stopping:
+            logger.warning(
+                "Redis event transport %s cannot reach %s (%s); events are delivered in this process "
+                "only until it reconnects (retrying with backoff up to %ss)",
+                side,
+                self.url,
+                error,
+                self._max_backoff,
+            )
+
+    def __repr__(self) -> str:
+        return f"RedisTransport({self.url!r}, channel_prefix={self.channel_prefix!r})"
