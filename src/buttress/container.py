@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import threading
 import types
@@ -348,8 +349,9 @@ class Container:
         if scope is None:
             raise ScopeRequired(
                 f"{name} is SCOPED and was resolved outside a scope; resolve it inside "
-                f"`with container.scope():` (or `async with container.scope():`)" + _path_suffix(chain),
-                context={"service": name, "path": _names(chain)},
+                f"`with container.scope():` (or `async with container.scope():`)"
+                + _path_suffix((*chain, reg)),
+                context={"service": name},
             )
         if scope._closed:
             raise ContainerError(
@@ -438,7 +440,7 @@ class Container:
         return reg.plan
 
     def _hints(self, reg: _Registration) -> dict[str, Any]:
-        factory = reg.factory
+        factory = _unwrap(reg.factory)
         target: Any = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
         if not isinstance(factory, type) and not inspect.isroutine(factory):
             target = type(factory).__call__
@@ -709,7 +711,14 @@ def _path_suffix(chain: tuple[_Registration, ...]) -> str:
     return f" (resolving {' -> '.join(_names(chain))})" if len(chain) > 1 else ""
 
 
+def _unwrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
+
+
 def _factory_name(factory: Callable[..., Any]) -> str:
+    factory = _unwrap(factory)
     return getattr(factory, "__name__", None) or type(factory).__name__
 
 
