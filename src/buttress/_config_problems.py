@@ -1,0 +1,87 @@
+"""Turn pydantic's errors into ConfigProblems that speak in environment variables (private to config)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import SettingsError
+
+from buttress._config_fields import RawSources, SettingField, env_var_name, fields_under, known_paths
+from buttress._config_masking import mask_url_password
+from buttress.errors import MASK, ConfigProblem
+
+_SECTION_SHAPE_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})
+
+
+def shown_value(raw: object, *, secret: bool) -> str:
+    """The offending value as it may appear in a message: secrets masked, URL passwords masked."""
+    if secret:
+        return MASK
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    return mask_url_password(text)
+
+
+def _section_example(path: tuple[str, ...], children: list[SettingField]) -> str:
+    return json.dumps(
+        {field.path[len(path)]: field.info.examples[0] for field in children if field.info.examples}
+    )
+
+
+def _settings_path(loc: tuple[int | str, ...], known: set[tuple[str, ...]]) -> tuple[str, ...]:
+    """The longest prefix of an error location that is a leaf or a section (drops indexes and tags)."""
+    path: tuple[str, ...] = ()
+    for part in loc:
+        candidate = (*path, str(part))
+        if candidate not in known:
+            break
+        path = candidate
+    return path
+
+
+def problems_from_validation_error(
+    exc: PydanticValidationError, settings_cls: type[BaseModel]
+) -> list[ConfigProblem]:
+    known = known_paths(settings_cls)
+    problems: list[ConfigProblem] = []
+    for error in exc.errors(include_url=False):
+        context = error.get("ctx") or {}
+        if "variable" in context:  # a cross-field rule names its variable and value itself
+            problems.append(ConfigProblem(str(context["variable"]), str(context["value"]), error["msg"]))
+            continue
+        path = _settings_path(error["loc"], known)
+        children = fields_under(settings_cls, path)
+        value = (
+            None
+            if error["type"] == "missing"
+            else shown_value(error["input"], secret=any(f.secret for f in children))
+        )
+        if len(children) == 1 and children[0].path == path:  # a leaf
+            problems.append(ConfigProblem(children[0].variable, value, error["msg"], children[0].example))
+            continue
+        expected = error["msg"]
+        if error["type"] in _SECTION_SHAPE_ERRORS:
+            keys = ", ".join(field.path[len(path)] for field in children)
+            expected = f"a JSON object with the keys {keys}, or one variable per key"
+        problems.append(ConfigProblem(env_var_name(path), value, expected, _section_example(path, children)))
+    return problems
+
+
+def problem_from_settings_error(
+    exc: SettingsError, settings_cls: type[BaseModel], raw: RawSources
+) -> ConfigProblem:
+    """pydantic-settings stops at the first section whose JSON does not parse and names its field."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    path = (match.group(1),) if match else ()
+    children = fields_under(settings_cls, path)
+    variable = env_var_name(path)
+    value = raw.lookup(variable)
+    reason = str(exc.__cause__) if exc.__cause__ is not None else str(exc)
+    return ConfigProblem(
+        variable,
+        None if value is None else shown_value(value, secret=any(field.secret for field in children)),
+        f"a JSON object ({reason}), or one variable per key such as {children[0].variable}",
+        _section_example(path, children),
+    )

@@ -1,0 +1,157 @@
+"""The ``buttress`` command: configuration today; serve, health and demo join it later.
+
+Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
+of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
+on stderr and no traceback; usage mistakes exit 2, as click does.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from buttress.config import describe_settings, load_settings, render_config_table, render_env_example
+from buttress.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="buttress",
+    help="buttress: the production layer of a Python service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _stdout() -> Console:
+    # Made per call, not at import, so COLUMNS and redirected streams (tests, pipes) are honoured.
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _exit_with_problems(error: ConfigError) -> NoReturn:
+    console = _stderr()
+    count = len(error.problems)
+    console.print(Text(f"{error.title} ({count} problem{'s' * (count != 1)}):" if count else error.message))
+    for problem in error.problems:
+        console.print(Text("  " + problem.describe()))
+    raise typer.Exit(1)
+
+
+def _exit_with_error(message: str) -> NoReturn:
+    _stderr().print(Text(message))
+    raise typer.Exit(1)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the installed buttress version."""
+    typer.echo(f"buttress {package_version('buttress')}")
+
+
+@app.command("config")
+def config_command(
+    *,
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate only: exit 1 listing every problem.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    example: Annotated[bool, typer.Option("--example", help="Write .env.example (or PATH).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the README's settings table.")] = False,
+    path: Annotated[
+        Path | None, typer.Argument(help="Where --example writes.", show_default=".env.example")
+    ] = None,
+    env_file: Annotated[Path, typer.Option("--env-file", help="The .env file to read.")] = Path(".env"),
+) -> None:
+    """Show the effective configuration: every variable, its value (secrets masked) and its source."""
+    if check + example + markdown > 1:
+        raise typer.BadParameter("use one of --check, --example and --markdown at a time")
+    if as_json and (example or markdown):
+        raise typer.BadParameter("--json goes with the table or --check")
+    if path is not None and not example:
+        raise typer.BadParameter(f"a PATH ({path}) is only taken by --example")
+    if example:
+        _write_env_example(path or Path(".env.example"))
+    elif markdown:
+        typer.echo(render_config_table(), nl=False)
+    elif check:
+        _check(env_file, as_json=as_json)
+    else:
+        _show(env_file, as_json=as_json)
+
+
+def _write_env_example(path: Path) -> None:
+    text = render_env_example()
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        # Write beside the target, then rename: a failure never leaves half a file behind.
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _exit_with_error(f"cannot write {path}: {exc.strerror or exc}")
+    variables = sum(1 for line in text.splitlines() if line.startswith("BUTTRESS_"))
+    _stdout().print(Text(f"Wrote {path} ({variables} variables)."))
+
+
+def _check(env_file: Path, *, as_json: bool) -> None:
+    try:
+        settings = load_settings(env_file=env_file)
+    except ConfigError as error:
+        if as_json:
+            problems = [
+                {"variable": p.variable, "value": p.value, "expected": p.expected, "example": p.example}
+                for p in error.problems
+            ]
+            typer.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+            raise typer.Exit(1) from None
+        _exit_with_problems(error)
+    described = describe_settings(settings, env_file=env_file)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "problems": []}, indent=2))
+        return
+    counts = {source: sum(1 for row in described if row.source == source) for source in ("env", ".env")}
+    _stdout().print(
+        Text(
+            f"OK: configuration is valid ({counts['env']} set in the environment, "
+            f"{counts['.env']} in {env_file}, the rest defaults)."
+        )
+    )
+
+
+def _show(env_file: Path, *, as_json: bool) -> None:
+    try:
+        settings = load_settings(env_file=env_file)
+    except ConfigError as error:
+        _exit_with_problems(error)
+    described = describe_settings(settings, env_file=env_file)
+    if as_json:
+        document = {row.variable: {"value": row.value, "source": row.source} for row in described}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    source_of_file = str(env_file) if env_file.is_file() else f"{env_file}, not found"
+    table = Table(title=f"buttress configuration ({source_of_file})", title_justify="left")
+    table.add_column("Variable", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    table.add_column("Source", no_wrap=True)
+    for row in described:
+        value = Text("unset", style="dim") if row.value is None else Text(str(row.value))
+        table.add_row(Text(row.variable), value, Text(row.source))
+    _stdout().print(table)
+
+
+def main() -> None:
+    """Entry point of the ``buttress`` script."""
+    app(prog_name="buttress")

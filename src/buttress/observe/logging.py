@@ -1,0 +1,266 @@
+"""Structured logs for buttress and every library in the process, with secrets redacted.
+
+:func:`configure_logging` sets up structlog and gives stdlib ``logging`` records the same processors
+(structlog's ``ProcessorFormatter`` on one root handler), so a line from httpx or SQLAlchemy looks like a
+line from buttress: same timestamp, level, bound context (request id, job id) and redaction.
+
+Redaction (:func:`redact_secrets`) runs on every event, after tracebacks are rendered to text, and walks
+nested dicts, lists and tuples:
+
+* ``SecretStr`` / ``SecretBytes`` values are masked wherever they are.
+* A value under a sensitive key is masked whole (``None`` stays ``None``). Keys are split into words
+  (``_ - .``, spaces, camelCase): a key is sensitive when a word is one of :data:`SENSITIVE_WORDS`,
+  ends with one of :data:`SENSITIVE_ENDINGS` (``accessToken``, ``clientsecret``, ``x-apikey``), or
+  ``key`` follows one of :data:`KEY_QUALIFIERS` (``api_key``, ``X-API-Key``, ``private_key``). A key
+  whose *last* word says it describes a secret rather than holds one is left alone (``token_count``,
+  ``token_type``, ``password_length``, ``secret_name``, ``access_key_id``): see
+  :data:`DESCRIPTIVE_LAST_WORDS`. ``session_id`` is not masked: correlating by it is its point.
+* ``(name, value)`` pairs -- headers as httpx lists them -- are masked like ``{name: value}``.
+* Passwords inside URLs in any string are masked: ``redis://u:pw@h`` -> ``redis://u:**********@h``.
+* Other objects are rendered with ``repr`` (as the renderers would), then URL passwords are masked.
+
+Free text is not parsed beyond URLs: ``log.info(f"password={pw}")`` leaks; pass ``password=pw`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
+from pydantic import SecretBytes, SecretStr
+from structlog.stdlib import ProcessorFormatter
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from buttress._config_masking import MASK, mask_url_password
+from buttress.errors import ValidationError
+
+if TYPE_CHECKING:
+    from buttress.config import Settings
+
+__all__ = [
+    "DESCRIPTIVE_LAST_WORDS",
+    "KEY_QUALIFIERS",
+    "SENSITIVE_ENDINGS",
+    "SENSITIVE_WORDS",
+    "bind_context",
+    "configure_logging",
+    "configure_logging_from_settings",
+    "get_logger",
+    "is_sensitive_key",
+    "redact_secrets",
+]
+
+SENSITIVE_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "cookie",
+        "cookies",
+        "credential",
+        "credentials",
+        "passphrase",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+    }
+)
+SENSITIVE_ENDINGS = ("apikey", "cookie", "passwd", "password", "secret", "token")
+KEY_QUALIFIERS = frozenset({"access", "api", "encryption", "master", "private", "secret", "signing"})
+DESCRIPTIVE_LAST_WORDS = frozenset(
+    {
+        "at",
+        "count",
+        "enabled",
+        "endpoint",
+        "expires",
+        "expiry",
+        "field",
+        "file",
+        "id",
+        "kind",
+        "len",
+        "length",
+        "method",
+        "name",
+        "path",
+        "policy",
+        "required",
+        "scheme",
+        "size",
+        "ttl",
+        "type",
+        "uri",
+        "url",
+    }
+)
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD_SEPARATORS = re.compile(r"[^a-z0-9]+")
+_PROCESSOR_META_KEYS = frozenset({"_record", "_from_structlog"})
+
+
+@lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    """Whether a value logged under ``key`` must be masked (rules in the module docstring)."""
+    words = [word for word in _WORD_SEPARATORS.split(_CAMEL_BOUNDARY.sub("_", key).lower()) if word]
+    if not words or words[-1] in DESCRIPTIVE_LAST_WORDS:
+        return False
+    if any(word in SENSITIVE_WORDS or word.endswith(SENSITIVE_ENDINGS) for word in words):
+        return True
+    return any(word == "key" and previous in KEY_QUALIFIERS for previous, word in pairwise(words))
+
+
+def _redact(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return mask_url_password(value)
+    if isinstance(value, dict):
+        return {key: _redact_item(key, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return _redact_sequence(value)
+    if isinstance(value, SecretStr | SecretBytes):
+        return MASK
+    return mask_url_password(repr(value))
+
+
+def _redact_sequence(values: list[Any] | tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
+    if isinstance(values, list):
+        return [_redact(item) for item in values]
+    if len(values) == 2 and isinstance(values[0], str) and is_sensitive_key(values[0]):
+        return (values[0], _masked(values[1]))  # a (header, value) pair
+    return tuple(_redact(item) for item in values)
+
+
+def _masked(value: Any) -> Any:
+    return None if value is None else MASK
+
+
+def _redact_item(key: object, value: Any) -> Any:
+    if isinstance(key, str) and is_sensitive_key(key):
+        return _masked(value)
+    return _redact(value)
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask secrets anywhere in the event (see the module docstring for the rules)."""
+    for key, value in event_dict.items():
+        if key not in _PROCESSOR_META_KEYS:
+            event_dict[key] = _redact_item(key, value)
+    return event_dict
+
+
+class _ButtressHandler(logging.StreamHandler[TextIO]):
+    """The root handler :func:`configure_logging` owns; its type lets a second call find and replace it."""
+
+
+def _level_number(level: str | int) -> int:
+    if isinstance(level, int) and level >= 0:
+        return level
+    number = logging.getLevelNamesMapping().get(level.strip().upper()) if isinstance(level, str) else None
+    if number is None:
+        raise ValidationError(
+            f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL (any case) "
+            "or a number >= 0",
+            field="level",
+        )
+    return number
+
+
+def _wants_colour(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+
+
+def _common_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_logging(json: bool = False, level: str | int = "INFO", *, stream: TextIO | None = None) -> None:
+    """Send structlog and stdlib logs through one handler on the root logger, as JSON lines or console text.
+
+    Calling it again replaces the handler it added before (other handlers, such as pytest's, are left
+    alone). ``stream`` defaults to ``sys.stderr`` at call time. Raises :class:`ValidationError` for an
+    unknown ``level``.
+    """
+    number = _level_number(level)
+    output = sys.stderr if stream is None else stream
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=_wants_colour(output))
+    )
+    # Tracebacks become text before redaction, so a password inside an exception message is masked too.
+    formatter = ProcessorFormatter(
+        foreign_pre_chain=[
+            *_common_processors(),
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+        ],
+        processors=[ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = _ButtressHandler(output)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for previous in [existing for existing in root.handlers if isinstance(existing, _ButtressHandler)]:
+        root.removeHandler(previous)
+        previous.close()
+    root.addHandler(handler)
+    root.setLevel(number)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,  # skip the processors for lines below the level
+            *_common_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            redact_secrets,  # before the record exists, so other handlers (caplog) see it redacted too
+            ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: loggers made at import time keep following a later configure_logging() call.
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure_logging_from_settings(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """:func:`configure_logging` with ``settings.logging`` (``BUTTRESS_LOGGING__LEVEL`` and ``__FORMAT``)."""
+    configure_logging(json=settings.logging.format == "json", level=settings.logging.level, stream=stream)
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger backed by the stdlib logger ``name``, so stdlib levels and handlers apply."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name, **initial_values)
+    return logger
+
+
+@contextmanager
+def bind_context(**values: Any) -> Iterator[None]:
+    """Add ``values`` (request id, job id, ...) to every log line inside, structlog and stdlib alike.
+
+    Uses context variables, so concurrent threads and asyncio tasks each see their own; on exit the
+    previous values are restored, even on an exception.
+    """
+    with structlog.contextvars.bound_contextvars(**values):
+        yield
