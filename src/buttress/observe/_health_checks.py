@@ -8,6 +8,7 @@ the check's timeout, so a thread abandoned by the runner ends soon after (see ``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Container, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 from pydantic import SecretStr
 
 from buttress.errors import ValidationError
@@ -143,8 +145,9 @@ def database_check(
 ) -> HealthCheck:
     """Run ``SELECT 1`` through SQLAlchemy; observedValue is the round trip in milliseconds.
 
-    The engine is created on the first run (so a missing driver is a failing check, not a crash at
-    startup), reused after that, and disposed when the registry closes.
+    The engine is created here, so importing the driver does not eat into the first run's timeout; it
+    is reused, disposed when the registry closes and recreated by the next run. If it cannot be created
+    (a driver is not installed) the check fails with the reason instead of the registration crashing.
     """
     parsed = sqlalchemy_url(url)
     state: dict[str, Engine] = {}
@@ -181,6 +184,9 @@ def database_check(
             created = state.pop("engine", None)
         if created is not None:
             created.dispose()
+
+    with contextlib.suppress(Exception):  # reported by the check when it runs
+        engine()
 
     return HealthCheck(
         name=name,
@@ -247,8 +253,6 @@ def disk_check(
         )
 
     def free_space() -> CheckResult:
-        import psutil  # noqa: PLC0415
-
         usage = psutil.disk_usage(path)
         free_percent = round(100.0 - usage.percent, 2)
         reading = (
@@ -303,8 +307,6 @@ def memory_check(
         )
 
     def used_memory() -> CheckResult:
-        import psutil  # noqa: PLC0415
-
         memory = psutil.virtual_memory()
         used = round(memory.percent, 2)
         reading = f"memory {used:.1f}% used ({human_bytes(memory.available)} available)"
