@@ -331,10 +331,27 @@ def test_hint_that_cannot_be_evaluated_says_which_factory_and_how_to_fix() -> No
     with pytest.raises(ContainerError) as caught:
         container.resolve(list)
     assert str(caught.value) == (
-        "cannot build list: the type hints of make_thing() cannot be evaluated (name 'Hidden' is not "
-        "defined); import that type where make_thing is defined, or register it"
+        "cannot build list: the type hint 'Hidden' of parameter 'hidden' of make_thing() cannot be "
+        "evaluated; import that type where make_thing is defined, or register it"
     )
-    assert caught.value.context == {"service": "list", "factory": "make_thing"}
+    assert caught.value.error_code == "parameter_not_injectable"
+    assert caught.value.context == {"service": "list", "parameter": "hidden", "factory": "make_thing"}
+
+
+def test_hint_that_cannot_be_evaluated_is_fine_when_the_parameter_has_a_default() -> None:
+    class Hidden:
+        pass
+
+    class Local:
+        pass
+
+    def make_thing(local: Local, hidden: Hidden | None = None) -> list[object]:
+        return [local, hidden]
+
+    container = Container()
+    container.register(Local)
+    container.register(list, make_thing)
+    assert container.resolve(list) == [container.resolve(Local), None]
 
 
 def test_callable_object_factory_is_wired_from_its_call_method() -> None:
@@ -379,6 +396,28 @@ def test_wiring_plan_is_read_once_per_registration(monkeypatch: pytest.MonkeyPat
     for _ in range(5):
         container.resolve(Database)
     assert calls == [Database, Engine]
+
+
+async def test_aresolve_wires_like_resolve() -> None:
+    def make(
+        engine: Engine, limit: int = 5, /, settings: Settings | None = None, *, container: Container
+    ) -> list[object]:
+        return [engine, limit, settings, container]
+
+    container = Container()
+    container.register(Engine)
+    container.register(list, make, Lifetime.TRANSIENT)
+    assert await container.aresolve(list) == [container.resolve(Engine), 5, None, container]
+
+
+def test_union_of_several_types_is_not_injected_and_uses_its_default() -> None:
+    def make(thing: Engine | Database | None = None) -> list[object]:
+        return [thing]
+
+    container = Container()
+    container.register(Engine)
+    container.register(list, make)
+    assert container.resolve(list) == [None]
 
 
 # -- errors ----------------------------------------------------------------------------------------

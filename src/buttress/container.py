@@ -416,16 +416,9 @@ class Container:
                 continue
             hint = hints.get(p.name, p.annotation)
             has_default = p.default is not p.empty
-            if hint is p.empty or isinstance(hint, str):
+            if hint is p.empty or isinstance(hint, str):  # no hint, or a string nothing could evaluate
                 if not has_default:
-                    service, name = _name(reg.service_type), _factory_name(factory)
-                    raise ContainerError(
-                        f"cannot build {service}: parameter '{p.name}' of {name}() has no type hint and no "
-                        f"default; annotate it with the type to inject ({p.name}: SomeService) or give it a "
-                        f"default",
-                        error_code="parameter_not_injectable",
-                        context={"service": service, "parameter": p.name, "factory": name},
-                    )
+                    raise _not_annotated(reg, p.name, hint)
                 hint = _NO_TYPE
             dependency, optional = _unwrap_optional(hint)
             if isinstance(dependency, type) and issubclass(dependency, Container):
@@ -448,20 +441,20 @@ class Container:
             return typing.get_type_hints(target)
         except NameError:
             # String annotations naming classes the module cannot see (defined in a function): try the
-            # names of registered types, without shadowing anything the module does define.
-            module_names = getattr(target, "__globals__", {})
-            local = {_name(t): t for t in list(self._registrations) if _name(t) not in module_names}
+            # names of registered types, without shadowing the module's own, one parameter at a time so
+            # a name nobody can see only matters when its parameter has no default.
+            module = getattr(target, "__globals__", {})
+            local = {_name(t): t for t in list(self._registrations) if _name(t) not in module}
             local.setdefault("Container", Container)
-            try:
-                return typing.get_type_hints(target, localns=local)
-            except NameError as exc:
-                service, name = _name(reg.service_type), _factory_name(factory)
-                raise ContainerError(
-                    f"cannot build {service}: the type hints of {name}() cannot be evaluated ({exc}); "
-                    f"import that type where {name} is defined, or register it",
-                    context={"service": service, "factory": name},
-                ) from exc
-        except TypeError:  # partials and other callables get_type_hints cannot read: use raw annotations
+            hints: dict[str, Any] = {}
+            for name, annotation in getattr(target, "__annotations__", {}).items():
+                holder = types.SimpleNamespace(__annotations__={name: annotation}, __globals__=module)
+                try:
+                    hints.update(typing.get_type_hints(holder, localns=local))
+                except NameError:
+                    hints[name] = annotation
+            return hints
+        except TypeError:  # pragma: no cover - defensive: a callable get_type_hints cannot read
             return {}
 
     # -- closing ------------------------------------------------------------------------------------------
@@ -658,6 +651,24 @@ def _async_error(reg: _Registration, chain: tuple[_Registration, ...]) -> Contai
         f"`await container.aresolve({root})`" + _path_suffix((*chain, reg)),
         error_code="async_factory",
         context={"service": name, "path": _names((*chain, reg))},
+    )
+
+
+def _not_annotated(reg: _Registration, parameter: str, hint: Any) -> ContainerError:
+    service, factory = _name(reg.service_type), _factory_name(reg.factory)
+    context = {"service": service, "parameter": parameter, "factory": factory}
+    if isinstance(hint, str):
+        return ContainerError(
+            f"cannot build {service}: the type hint {hint!r} of parameter '{parameter}' of {factory}() "
+            f"cannot be evaluated; import that type where {factory} is defined, or register it",
+            error_code="parameter_not_injectable",
+            context=context,
+        )
+    return ContainerError(
+        f"cannot build {service}: parameter '{parameter}' of {factory}() has no type hint and no default; "
+        f"annotate it with the type to inject ({parameter}: SomeService) or give it a default",
+        error_code="parameter_not_injectable",
+        context=context,
     )
 
 
