@@ -20,15 +20,17 @@ failure can establish itself) while the groups that matter, the frequent ones, s
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import re
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import SecretBytes, SecretStr
 
@@ -50,46 +52,58 @@ DEFAULT_MAX_MESSAGE_CHARS = 500
 _MAX_CONTEXT_ITEMS = 50
 _MAX_CONTEXT_DEPTH = 4
 _MAX_CONTEXT_TEXT = 500
-_SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie")
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|api_?key|authorization|cookie", re.IGNORECASE)
 
 _URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]*@", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
-# Order matters: the specific shapes go before the generic ones that would eat their parts.
-_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*", re.IGNORECASE),
-        r"\g<url>?<query>",
-    ),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
-    (
-        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
-        "<uuid>",
-    ),
-    (
-        re.compile(
-            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)"
-        ),
-        "<datetime>",
-    ),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.IGNORECASE), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE), "<hex>"),
-    (re.compile(r"(?<!\w)'[^'\n]*'(?!\w)"), "<str>"),
-    (re.compile(r'"[^"\n]*"'), "<str>"),
-    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\d)"), "<num>"),
+_URL_QUERY = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*", re.IGNORECASE)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
+_DATETIME = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)"
+)
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+_HEX_LITERAL = re.compile(r"\b0x[0-9a-fA-F]+\b")
+_HEX_WORD = re.compile(r"\b[0-9a-f]{8,}\b", re.IGNORECASE)
+_SINGLE_QUOTED = re.compile(r"(?<!\w)'[^'\n]*'(?!\w)")
+_DOUBLE_QUOTED = re.compile(r'"[^"\n]*"')
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\d)")
+
+
+def _hex_id(match: re.Match[str]) -> str:
+    """A long hex word with letters and digits is an id (a hash, an ObjectId); all digits is a number."""
+    word = match.group()
+    return "<hex>" if not word.isdigit() and not word.isalpha() else word
+
+
+# (needle, pattern, placeholder): a pattern runs only when its needle is in the text, which skips most
+# regexes for most messages. Order matters: specific shapes go before the generic ones that would eat them.
+_PLACEHOLDERS: tuple[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    ("://", _URL_QUERY, r"\g<url>?<query>"),
+    ("@", _EMAIL, "<email>"),
+    ("-", _UUID, "<uuid>"),
+    ("-", _DATETIME, "<datetime>"),
+    (".", _IPV4, "<ip>"),
+    ("0x", _HEX_LITERAL, "<hex>"),
+    ("", _HEX_WORD, _hex_id),
+    ("'", _SINGLE_QUOTED, "<str>"),
+    ('"', _DOUBLE_QUOTED, "<str>"),
+    ("", _NUMBER, "<num>"),
 )
 
 
 def mask_credentials(text: str) -> str:
     """``scheme://user:password@host`` becomes ``scheme://user:**********@host``."""
+    if "@" not in text or "://" not in text:
+        return text
     return _URL_CREDENTIALS.sub(rf"\g<prefix>:{buttress_errors.MASK}@", text)
 
 
 def normalise_message(message: str, *, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> str:
     """Replace the parts of a message that vary between occurrences of one failure with placeholders."""
-    text = _WHITESPACE.sub(" ", mask_credentials(message[: max_chars * 4])).strip()
-    for pattern, placeholder in _PLACEHOLDERS:
-        text = pattern.sub(placeholder, text)
+    text = " ".join(mask_credentials(message[: max_chars * 4]).split())
+    for needle, pattern, placeholder in _PLACEHOLDERS:
+        if needle in text:
+            text = pattern.sub(placeholder, text)
     return _truncate(text, max_chars)
 
 
@@ -160,8 +174,9 @@ class _Group:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
+class _Key(NamedTuple):
+    """What makes two occurrences one group; a tuple, so hashing it is cheap."""
+
     type: str
     origin: str
     message: str
@@ -369,9 +384,9 @@ def _merged_context(exc: BaseException, context: Mapping[str, Any] | None) -> di
     return {**own, **(context or {})}
 
 
+@functools.lru_cache(maxsize=1_024)
 def _is_secret_key(key: str) -> bool:
-    lowered = key.lower().replace("-", "_")
-    return any(part in lowered for part in _SECRET_KEY_PARTS)
+    return _SECRET_KEY.search(key.replace("-", "_")) is not None
 
 
 def _safe_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,7 +396,7 @@ def _safe_context(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def _safe_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     safe: dict[str, Any] = {}
-    for key, value in list(mapping.items())[:_MAX_CONTEXT_ITEMS]:
+    for key, value in itertools.islice(mapping.items(), _MAX_CONTEXT_ITEMS):
         name = str(key)
         safe[name] = buttress_errors.MASK if _is_secret_key(name) else _safe_value(value, depth + 1)
     return safe
@@ -399,7 +414,7 @@ def _safe_value(value: Any, depth: int) -> Any:
     elif depth < _MAX_CONTEXT_DEPTH and isinstance(value, Mapping):
         return _safe_mapping(value, depth)
     elif depth < _MAX_CONTEXT_DEPTH and isinstance(value, list | tuple | set | frozenset):
-        return [_safe_value(item, depth + 1) for item in list(value)[:_MAX_CONTEXT_ITEMS]]
+        return [_safe_value(item, depth + 1) for item in itertools.islice(value, _MAX_CONTEXT_ITEMS)]
     else:
         text = _text_of(value)
     return _truncate(mask_credentials(text), _MAX_CONTEXT_TEXT)

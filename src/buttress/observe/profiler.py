@@ -49,6 +49,7 @@ SortKey = Literal["total", "p99", "mean", "count", "cpu_total"]
 _SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 DEFAULT_WINDOW = 2_048
 DEFAULT_MAX_NAMES = 1_000
+_FAILED, _SUCCEEDED = True, False  # the outcome argument of Profiler._add, named at the call sites
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,9 @@ class Profiler:
 
     def record(self, name: str, wall: float, cpu: float = 0.0, *, failed: bool = False) -> None:
         """Add one measurement by hand (what the decorators do); recorded even while stopped."""
+        self._add(name, wall, cpu, failed)
+
+    def _add(self, name: str, wall: float, cpu: float, failed: bool) -> None:
         # acquire/release rather than ``with``: measurably cheaper, and this runs on every profiled call.
         self._lock.acquire()
         try:
@@ -379,7 +383,7 @@ def _wrap(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[P, R]
 
 
 def _wrap_sync(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[P, R]:
-    timer, cpu_timer, record = profiler._timer, profiler._cpu_timer, profiler.record
+    timer, cpu_timer, record = profiler._timer, profiler._cpu_timer, profiler._add
 
     def timed(*args: P.args, **kwargs: P.kwargs) -> R:
         wall_start = timer()
@@ -388,10 +392,10 @@ def _wrap_sync(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[
             result = func(*args, **kwargs)
         except BaseException:
             cpu = cpu_timer() - cpu_start
-            record(name, timer() - wall_start, cpu, failed=True)
+            record(name, timer() - wall_start, cpu, _FAILED)
             raise
         cpu = cpu_timer() - cpu_start
-        record(name, timer() - wall_start, cpu)
+        record(name, timer() - wall_start, cpu, _SUCCEEDED)
         return result
 
     return _switch(func, timed, profiler, is_async=False)
@@ -400,7 +404,7 @@ def _wrap_sync(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[
 def _wrap_async(
     func: Callable[P, Coroutine[Any, Any, R]], name: str, profiler: Profiler
 ) -> Callable[P, Coroutine[Any, Any, R]]:
-    timer, cpu_timer, record = profiler._timer, profiler._cpu_timer, profiler.record
+    timer, cpu_timer, record = profiler._timer, profiler._cpu_timer, profiler._add
 
     async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
         wall_start = timer()
@@ -408,9 +412,9 @@ def _wrap_async(
         try:
             result = await _step_metered(func(*args, **kwargs), cpu_timer, cpu_spent)
         except BaseException:
-            record(name, timer() - wall_start, cpu_spent[0], failed=True)
+            record(name, timer() - wall_start, cpu_spent[0], _FAILED)
             raise
-        record(name, timer() - wall_start, cpu_spent[0])
+        record(name, timer() - wall_start, cpu_spent[0], _SUCCEEDED)
         return result
 
     return _switch(func, timed, profiler, is_async=True)
@@ -577,10 +581,10 @@ class _Block:
         self._wall_start = self._profiler._timer()
         self._cpu_start = self._profiler._cpu_timer()
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        cpu = self._profiler._cpu_timer() - self._cpu_start
-        wall = self._profiler._timer() - self._wall_start
-        self._profiler.record(self._name, wall, cpu, failed=exc_type is not None)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        profiler = self._profiler
+        cpu = profiler._cpu_timer() - self._cpu_start
+        profiler._add(self._name, profiler._timer() - self._wall_start, cpu, exc_type is not None)
 
 
 class _Idle:
