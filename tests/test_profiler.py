@@ -400,6 +400,36 @@ def test_the_default_name_is_module_and_qualname(prof: Profiler) -> None:
     assert row.name.endswith("Repository.load")
 
 
+def test_static_and_class_methods_can_be_decorated_in_either_order(prof: Profiler) -> None:
+    class Tools:
+        @profiled(profiler=prof)  # type: ignore[arg-type]
+        @staticmethod
+        def static_above(x: int) -> int:
+            return x + 1
+
+        @staticmethod
+        @profiled(profiler=prof)
+        def static_below(x: int) -> int:
+            return x + 2
+
+        @profiled(profiler=prof)  # type: ignore[arg-type]
+        @classmethod
+        def class_above(cls, x: int) -> str:
+            return f"{cls.__name__}{x}"
+
+    assert Tools.static_above(1) == 2
+    assert Tools().static_below(1) == 3
+    assert Tools.class_above(3) == "Tools3"
+    names = {row.name.rsplit(".", 1)[-1]: row.count for row in prof.report()}
+    assert names == {"static_above": 1, "static_below": 1, "class_above": 1}
+
+
+def test_snapshot_refuses_a_bad_limit(prof: Profiler) -> None:
+    with pytest.raises(ValidationError, match="limit must be None") as caught:
+        prof.snapshot(limit=0)
+    assert caught.value.field == "limit"
+
+
 def _every_kind(
     a: int, b: int = 2, /, c: int = 3, *args: int, d: int, e: int = 5, **kwargs: int
 ) -> tuple[Any, ...]:

@@ -112,6 +112,14 @@ class _Series:
             self.cpu_max = cpu
         self.window.append(wall)
 
+    def copy(self) -> _Series:
+        """A copy to compute statistics from outside the lock (sorting the window there would block calls)."""
+        twin = _Series.__new__(_Series)
+        for attribute in _Series.__slots__:
+            setattr(twin, attribute, getattr(self, attribute))
+        twin.window = self.window.copy()
+        return twin
+
     def stats(self, name: str) -> FunctionStats:
         recent = sorted(self.window)
         return FunctionStats(
@@ -220,39 +228,32 @@ class Profiler:
         """The statistics for one name, or None when it has not been recorded since the last reset."""
         with self._lock:
             series = self._series.get(name)
-            return None if series is None else series.stats(name)
+            copy = None if series is None else series.copy()
+        return None if copy is None else copy.stats(name)
 
     def report(self, sort: SortKey = "total", limit: int | None = None) -> list[FunctionStats]:
         """Every recorded name, costliest first by ``sort``; ``limit`` keeps only the first ones."""
-        if sort not in _SORT_KEYS:
-            raise buttress_errors.ValidationError(
-                f"sort must be one of {', '.join(map(repr, _SORT_KEYS))}, got {sort!r}; "
-                "use 'total' for where time goes overall or 'p99' for the slowest tail",
-                field="sort",
-            )
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise buttress_errors.ValidationError(
-                f"limit must be None (no limit) or an int >= 1, got {limit!r}", field="limit"
-            )
-        with self._lock:
-            rows = [series.stats(name) for name, series in self._series.items()]
-        rows.sort(key=lambda row: (-getattr(row, sort), row.name))
-        return rows if limit is None else rows[:limit]
+        _check_sort(sort)
+        _check_limit(limit)
+        return _ranked(self._rows(), sort, limit)
 
     def snapshot(self, limit: int | None = None) -> dict[str, Any]:
         """A JSON-ready view for the ops server: both rankings, by total time and by p99."""
-        by_total = self.report("total", limit)
-        by_p99 = self.report("p99", limit)
-        with self._lock:
-            names, dropped = len(self._series), self._dropped
+        _check_limit(limit)
+        rows = self._rows()
         return {
             "enabled": self._running,
             "window": self._window,
-            "names": names,
-            "dropped": dropped,
-            "by_total": [row.to_dict() for row in by_total],
-            "by_p99": [row.to_dict() for row in by_p99],
+            "names": len(rows),
+            "dropped": self._dropped,
+            "by_total": [row.to_dict() for row in _ranked(rows, "total", limit)],
+            "by_p99": [row.to_dict() for row in _ranked(rows, "p99", limit)],
         }
+
+    def _rows(self) -> list[FunctionStats]:
+        with self._lock:
+            copies = [(name, series.copy()) for name, series in self._series.items()]
+        return [series.stats(name) for name, series in copies]
 
     def format_report(self, sort: SortKey = "total", limit: int | None = 20) -> str:
         """A plain-text table of :meth:`report` for logs and terminals."""
@@ -265,6 +266,11 @@ class Profiler:
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
         return f"Profiler({state}, names={len(self._series)}, window={self._window})"
+
+
+def _ranked(rows: list[FunctionStats], sort: str, limit: int | None) -> list[FunctionStats]:
+    ranked = sorted(rows, key=lambda row: (-getattr(row, sort), row.name))
+    return ranked if limit is None else ranked[:limit]
 
 
 _COLUMNS = ("name", "calls", "errors", "total", "mean", "p50", "p95", "p99", "max", "cpu", "cpu%")
@@ -297,6 +303,22 @@ def _duration(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.2f}ms"
     return f"{seconds * 1e6:.1f}µs"
+
+
+def _check_sort(sort: object) -> None:
+    if sort not in _SORT_KEYS:
+        raise buttress_errors.ValidationError(
+            f"sort must be one of {', '.join(map(repr, _SORT_KEYS))}, got {sort!r}; "
+            "use 'total' for where time goes overall or 'p99' for the slowest tail",
+            field="sort",
+        )
+
+
+def _check_limit(limit: object) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise buttress_errors.ValidationError(
+            f"limit must be None (no limit) or an int >= 1, got {limit!r}", field="limit"
+        )
 
 
 def _positive_int(value: object, field: str, meaning: str) -> int:
@@ -366,6 +388,8 @@ def _qualified_name(func: Callable[..., Any]) -> str:
 
 
 def _wrap(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[P, R]:
+    if isinstance(func, staticmethod | classmethod):  # decorated above @staticmethod/@classmethod
+        return cast("Callable[P, R]", type(func)(_wrap(func.__func__, name, profiler)))
     if not callable(func):
         raise buttress_errors.ValidationError(
             f"@profiled decorates a function, got {func!r}; for a block of code use profile_block(name)",
