@@ -192,16 +192,28 @@ async def test_a_hanging_async_check_fails_at_its_timeout_while_others_pass() ->
 
 
 async def test_a_hanging_sync_thread_is_abandoned_at_its_timeout(release: threading.Event) -> None:
+    async def later() -> None:
+        return None
+
+    def stuck_then_coroutine() -> object:
+        release.wait()
+        return later()  # delivered too late: it must be closed, not left "never awaited"
+
     registry = HealthRegistry()
     registry.add("stuck", release.wait, timeout=0.2)
+    registry.add("stuck-coro", stuck_then_coroutine, timeout=0.2)
     registry.add("fine", lambda: True)
     report = await registry.run()
     assert report["stuck"].status == "fail"
     assert report["stuck"].output == "timed out after 0.2s"
+    assert report["stuck-coro"].output == "timed out after 0.2s"
     assert report["fine"].status == "pass"
-    release.set()  # the abandoned thread now delivers to a future that is already settled
+    release.set()  # the abandoned threads now deliver to futures that are already settled
     await asyncio.to_thread(_join_check_thread, "stuck")
-    await asyncio.sleep(0)
+    await asyncio.to_thread(_join_check_thread, "stuck-coro")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
 
 
 def test_an_abandoned_thread_finishing_after_the_loop_closed_is_harmless(release: threading.Event) -> None:

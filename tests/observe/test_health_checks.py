@@ -76,6 +76,12 @@ def test_redis_check_fails_fast_when_the_server_is_unreachable() -> None:
     assert report.status == "warn"
 
 
+def test_redis_check_refuses_a_url_that_is_not_redis() -> None:
+    with pytest.raises(ValidationError, match="redis_check needs a Redis URL") as info:
+        redis_check("http://127.0.0.1:6379")
+    assert info.value.field == "url"
+
+
 # -- database -----------------------------------------------------------------------------------
 
 

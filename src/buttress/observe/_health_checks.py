@@ -88,13 +88,16 @@ def redis_check(
 
     from buttress.clock import SYSTEM_CLOCK  # noqa: PLC0415
 
-    client = redis.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+    except ValueError as exc:
+        raise ValidationError(f"redis_check needs a Redis URL: {exc}", field="url") from exc
 
     def ping() -> CheckResult:
         start = SYSTEM_CLOCK.monotonic()

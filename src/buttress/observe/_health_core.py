@@ -447,7 +447,11 @@ class HealthRegistry:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, group: str | None = None) -> HealthReport:
-        """Run the checks of ``group`` (all when ``None``) concurrently; a failing check never raises."""
+        """Run the checks of ``group`` (all when ``None``) concurrently; a failing check never raises.
+
+        The only exception is :class:`ValidationError` for a group no check declared (a typo in a probe
+        path should not look healthy); standard groups are always accepted, even when empty.
+        """
         checks = self.select(group)
         outcomes = await asyncio.gather(*(self._run_one(c) for c in checks))
         return HealthReport(
@@ -546,6 +550,8 @@ def _in_daemon_thread(check: HealthCheck) -> asyncio.Future[Any]:
 
     def deliver(ok: bool, payload: Any) -> None:
         if future.done():  # the check timed out and was abandoned
+            if inspect.iscoroutine(payload):
+                payload.close()
             return
         if ok:
             future.set_result(payload)
