@@ -476,6 +476,27 @@ def test_report_error_records_into_the_default_aggregator_with_keyword_context()
         default.reset()
 
 
+def test_a_group_created_by_another_thread_while_formatting_is_counted_not_duplicated(
+    aggregator: ErrorAggregator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = raised(ValueError("race"))
+    format_traceback = aggregator._traceback
+
+    def slow_format(exc: BaseException) -> str:
+        # Another thread reports the same failure while this one formats the traceback, outside the lock.
+        monkeypatch.setattr(aggregator, "_traceback", format_traceback)
+        worker = threading.Thread(target=aggregator.record, args=(error,))
+        worker.start()
+        worker.join()
+        return format_traceback(exc)
+
+    monkeypatch.setattr(aggregator, "_traceback", slow_format)
+    aggregator.record(error)
+    [group] = aggregator.groups()
+    assert group.count == 2
+    assert aggregator.total == 2
+
+
 # --- threads -----------------------------------------------------------------------------------------------
 
 

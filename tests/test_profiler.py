@@ -481,6 +481,16 @@ def test_every_parameter_kind_is_forwarded_unchanged_stopped_and_running(
     assert stats_of(profiler, "f").count == 1
 
 
+def test_a_function_with_an_explicit_signature_gets_the_generic_wrapper(prof: Profiler) -> None:
+    def flexible(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return (args, kwargs)
+
+    flexible.__signature__ = inspect.Signature([])  # type: ignore[attr-defined]
+    wrapped = profiled(flexible, name="flexible", profiler=prof)
+    assert wrapped(1, k=2) == ((1,), {"k": 2}), "forwarded as called, not as the declared signature says"
+    assert stats_of(prof, "flexible").count == 1
+
+
 def test_wrong_arguments_fail_as_they_would_without_the_wrapper() -> None:
     wrapped = profiled(_keyword_only, profiler=Profiler())
     with pytest.raises(TypeError, match=r"_keyword_only\(\) missing 1 required keyword-only argument: 'key'"):

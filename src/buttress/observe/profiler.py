@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from inspect import Parameter
 from typing import Any, Literal, ParamSpec, TypeVar, cast, get_args, overload
 
 from buttress import errors as buttress_errors
@@ -490,74 +491,64 @@ def _generated_switch(
     func: Callable[..., Any], timed: Callable[..., Any], profiler: Profiler, *, is_async: bool
 ) -> Callable[..., Any] | None:
     """Compile ``def switch(<func's parameters>)`` forwarding each parameter by name; None if not possible."""
-    if type(func) is not types.FunctionType:
+    if type(func) is not types.FunctionType or hasattr(func, "__signature__"):
+        return None  # only a plain function's own code object tells its true parameters
+    forwarding = _forwarding(inspect.signature(func, follow_wrapped=False))
+    if forwarding is None:
         return None
-    parameters = _ParameterList(func)
-    if any(name.startswith(_RESERVED_PREFIX) for name in parameters.names):
-        return None
+    definition, call, namespace = forwarding
     define, wait = ("async def", "await ") if is_async else ("def", "")
     source = (
-        f"{define} switch({parameters.definition}):\n"
+        f"{define} switch({definition}):\n"
         f"    if {_RESERVED_PREFIX}profiler._running:\n"
-        f"        return {wait}{_RESERVED_PREFIX}timed({parameters.call})\n"
-        f"    return {wait}{_RESERVED_PREFIX}func({parameters.call})\n"
+        f"        return {wait}{_RESERVED_PREFIX}timed({call})\n"
+        f"    return {wait}{_RESERVED_PREFIX}func({call})\n"
     )
-    namespace: dict[str, Any] = {
-        **parameters.defaults,
-        f"{_RESERVED_PREFIX}profiler": profiler,
-        f"{_RESERVED_PREFIX}timed": timed,
-        f"{_RESERVED_PREFIX}func": func,
-    }
+    namespace[f"{_RESERVED_PREFIX}profiler"] = profiler
+    namespace[f"{_RESERVED_PREFIX}timed"] = timed
+    namespace[f"{_RESERVED_PREFIX}func"] = func
     code = compile(source, f"<profiled {_qualified_name(func)}>", "exec")
     exec(code, namespace)  # noqa: S102 - the source holds only the function's own parameter names
     return cast("Callable[..., Any]", namespace["switch"])
 
 
-class _ParameterList:
-    """A plain function's parameters, read from its code object, as a ``def`` list and as call arguments."""
-
-    def __init__(self, func: types.FunctionType) -> None:
-        code = func.__code__
-        positional = code.co_varnames[: code.co_argcount]
-        keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-        rest = iter(code.co_varnames[code.co_argcount + code.co_kwonlyargcount :])
-        var_positional = next(rest) if code.co_flags & inspect.CO_VARARGS else None
-        var_keyword = next(rest) if code.co_flags & inspect.CO_VARKEYWORDS else None
-        first_default = len(positional) - len(func.__defaults__ or ())
-        kw_defaults = func.__kwdefaults__ or {}
-        self.defaults: dict[str, Any] = {}
-        definition: list[str] = []
-        call: list[str] = []
-        for index, name in enumerate(positional):
-            if index == code.co_posonlyargcount and index:
-                definition.append("/")
-            definition.append(
-                self._default(name, index >= first_default, func.__defaults__, index - first_default)
-            )
-            call.append(name)
-        if code.co_posonlyargcount and code.co_posonlyargcount == len(positional):
+def _forwarding(signature: inspect.Signature) -> tuple[str, str, dict[str, Any]] | None:
+    """The parameter list, the call arguments and the default values (by name) to forward a call."""
+    definition: list[str] = []
+    call: list[str] = []
+    defaults: dict[str, Any] = {}
+    previous: Any = None
+    for parameter in signature.parameters.values():
+        name, kind = parameter.name, parameter.kind
+        if name.startswith(_RESERVED_PREFIX):
+            return None
+        if previous is Parameter.POSITIONAL_ONLY and kind is not previous:
             definition.append("/")
-        if var_positional is not None:
-            definition.append(f"*{var_positional}")
-            call.append(f"*{var_positional}")
-        elif keyword_only:
+        if kind is Parameter.KEYWORD_ONLY and previous not in (
+            Parameter.VAR_POSITIONAL,
+            Parameter.KEYWORD_ONLY,
+        ):
             definition.append("*")
-        for name in keyword_only:
-            definition.append(self._default(name, name in kw_defaults, kw_defaults, name))
-            call.append(f"{name}={name}")
-        if var_keyword is not None:
-            definition.append(f"**{var_keyword}")
-            call.append(f"**{var_keyword}")
-        self.names = (*positional, *keyword_only, *filter(None, (var_positional, var_keyword)))
-        self.definition = ", ".join(definition)
-        self.call = ", ".join(call)
+        spelled = _spelled(parameter)
+        if parameter.default is Parameter.empty:
+            definition.append(spelled)
+        else:
+            slot = f"{_RESERVED_PREFIX}default_{name}"
+            defaults[slot] = parameter.default
+            definition.append(f"{name}={slot}")
+        call.append(f"{name}={name}" if kind is Parameter.KEYWORD_ONLY else spelled)
+        previous = kind
+    if previous is Parameter.POSITIONAL_ONLY:
+        definition.append("/")
+    return ", ".join(definition), ", ".join(call), defaults
 
-    def _default(self, name: str, has_default: bool, defaults: Any, key: Any) -> str:
-        if not has_default:
-            return name
-        slot = f"{_RESERVED_PREFIX}default_{name}"
-        self.defaults[slot] = defaults[key]
-        return f"{name}={slot}"
+
+def _spelled(parameter: Parameter) -> str:
+    if parameter.kind is Parameter.VAR_POSITIONAL:
+        return f"*{parameter.name}"
+    if parameter.kind is Parameter.VAR_KEYWORD:
+        return f"**{parameter.name}"
+    return parameter.name
 
 
 @types.coroutine
