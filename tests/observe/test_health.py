@@ -337,16 +337,21 @@ async def test_a_raising_check_fails_with_type_and_message_and_no_traceback() ->
     def exits() -> None:
         raise SystemExit(3)
 
+    def own_timeout() -> None:
+        raise TimeoutError("connect to 10.0.0.1:5432 timed out")
+
     registry.add("sync", sync_boom)
     registry.add("async", async_boom)
     registry.add("silent", silent)
     registry.add("exits", exits)
+    registry.add("own-timeout", own_timeout)
     registry.add("needs-args", lambda x: x)
     report = await registry.run()
     assert report["sync"].output == "ValueError: boom on two lines"
     assert report["async"].output == "ConnectionError: refused"
     assert report["silent"].output == "KeyError"
     assert report["exits"].output == "SystemExit: 3"
+    assert report["own-timeout"].output == "TimeoutError: connect to 10.0.0.1:5432 timed out"
     assert report["needs-args"].output.startswith("TypeError: ")
     assert all(o.status == "fail" for o in report.checks)
     assert "Traceback" not in report.to_json()

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 from pydantic import SecretStr
 
+from buttress.clock import SYSTEM_CLOCK
 from buttress.errors import ValidationError
 from buttress.observe._health_core import CheckResult, HealthCheck, describe_exception
 
@@ -85,8 +86,6 @@ def redis_check(
     import redis  # noqa: PLC0415 - imported on use, see module docstring
     from redis.backoff import NoBackoff  # noqa: PLC0415
     from redis.retry import Retry  # noqa: PLC0415
-
-    from buttress.clock import SYSTEM_CLOCK  # noqa: PLC0415
 
     try:
         client = redis.Redis.from_url(
@@ -171,8 +170,6 @@ def database_check(
     def select_one() -> CheckResult:
         import sqlalchemy  # noqa: PLC0415
         from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
-        from buttress.clock import SYSTEM_CLOCK  # noqa: PLC0415
 
         start = SYSTEM_CLOCK.monotonic()
         try:
@@ -371,8 +368,6 @@ def http_check(
     ``name`` defaults to the URL's host.
     """
     import httpx  # noqa: PLC0415
-
-    from buttress.clock import SYSTEM_CLOCK  # noqa: PLC0415
 
     shown = safe_url(url)
     host = urlsplit(url).hostname

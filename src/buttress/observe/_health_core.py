@@ -488,7 +488,7 @@ class HealthRegistry:
         start = self._clock.monotonic()
         try:
             result = await self._call(check)
-        except TimeoutError:
+        except _TimedOut:
             result = CheckResult("fail", f"timed out after {check.timeout}s")
         except Exception as exc:  # noqa: BLE001 - a check that raises is a failed check, never an error
             result = CheckResult("fail", describe_exception(exc))
@@ -504,7 +504,7 @@ class HealthRegistry:
         )
 
     async def _call(self, check: HealthCheck) -> CheckResult:
-        """Run the check within its timeout; raise ``TimeoutError`` or the check's own exception."""
+        """Run the check within its timeout; raise :class:`_TimedOut` or the check's own exception."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + check.timeout
         value: Any
@@ -515,6 +515,10 @@ class HealthRegistry:
         if inspect.isawaitable(value):  # a sync callable that hands back a coroutine (partial, lambda)
             value = await _bounded(value, deadline)
         return _interpret(value)
+
+
+class _TimedOut(Exception):  # noqa: N818 - private signal, never escapes the runner
+    """The runner's own timeout, distinct from a ``TimeoutError`` a check raises with its own message."""
 
 
 async def _bounded(awaitable: Awaitable[Any], deadline: float) -> Any:
@@ -533,7 +537,7 @@ async def _bounded(awaitable: Awaitable[Any], deadline: float) -> Any:
     if not done:
         future.cancel()
         future.add_done_callback(_consume)
-        raise TimeoutError
+        raise _TimedOut
     return future.result()
 
 
