@@ -168,6 +168,8 @@ def test_normalised_messages_are_bounded() -> None:
 def test_mask_credentials_hides_only_the_password() -> None:
     assert mask_credentials("postgresql://app:s3cret@db/x") == f"postgresql://app:{MASK}@db/x"
     assert mask_credentials("https://example.com/a:b@c") == "https://example.com/a:b@c"
+    assert mask_credentials("amqp://u:p@ss@broker:5672/") == f"amqp://u:{MASK}@broker:5672/"
+    assert mask_credentials("no url, just bob@example.com") == "no url, just bob@example.com"
 
 
 # --- what a group keeps ------------------------------------------------------------------------------------

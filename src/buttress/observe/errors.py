@@ -9,7 +9,8 @@ Exceptions reported through :meth:`ErrorAggregator.record` (or :func:`report_err
   strings become placeholders, so ``user 123 not found`` and ``user 456 not found`` are one group.
 
 Each group keeps its count, first and last seen (wall time from the injected clock), the first occurrence's
-traceback (text, tail-bounded) and raw message, and the latest context with secret-looking keys masked.
+traceback (text, tail-bounded) and raw message, and the latest context with secret-looking keys masked
+(any key containing password, passwd, secret, token, api_key, apikey, authorization or cookie).
 Nothing holds on to an exception or its frames. Credentials in URLs (``scheme://user:password@host``) are
 masked in messages and tracebacks alike.
 
@@ -54,7 +55,7 @@ _MAX_CONTEXT_DEPTH = 4
 _MAX_CONTEXT_TEXT = 500
 _SECRET_KEY = re.compile(r"password|passwd|secret|token|api_?key|authorization|cookie", re.IGNORECASE)
 
-_URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]*@", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/]*@", re.IGNORECASE)
 _URL_QUERY = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
