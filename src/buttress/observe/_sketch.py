@@ -16,7 +16,7 @@ edge cannot push the error past ``a``.
 The quantile definition: for ``n`` values and ``q`` in [0, 1], the sketch estimates the value of rank
 ``floor(q * (n - 1))`` (0-based) in sorted order, so ``q=0`` is the minimum, ``q=1`` the maximum and
 ``q=0.5`` of ``[1, 2, 3, 4]`` is 2. The estimate ``e`` of the exact value ``v`` satisfies
-``|e - v| <= a * |v|``; estimates are clamped to the exact observed min and max.
+``|e - v| <= a * |v|``; ranks 0 and ``n - 1`` give the exact min and max, which also clamp the rest.
 
 Memory is bounded by ``max_bins`` per sign: when a store would exceed it, its lowest buckets are merged
 into one. Only the lowest quantiles lose accuracy then; with the default 2048 bins and ``a = 0.01`` that
@@ -235,7 +235,12 @@ class QuantileSketch:
         for bucket_count, value in self._ascending():
             seen += bucket_count
             while seen > rank:
-                results[index] = min(max(value, self.min), self.max)
+                if rank == 0:
+                    results[index] = self.min  # the extremes are known exactly
+                elif rank == n - 1:
+                    results[index] = self.max
+                else:
+                    results[index] = min(max(value, self.min), self.max)
                 nxt = next(pending, None)
                 if nxt is None:
                     return results
