@@ -63,11 +63,23 @@ def _svcs_transient_registry() -> svcs.Registry:
     return registry
 
 
+def _request_scope(container: Container) -> Repository:
+    with container.scope() as scope:
+        return scope.resolve(Repository)
+
+
+def _svcs_request(registry: svcs.Registry) -> Repository:
+    with svcs.Container(registry) as container:
+        return container.get(Repository)
+
+
 def run() -> Table:
-    b, b_transient = _buttress(), _buttress_transient()
+    b, b_transient, b_scoped = _buttress(), _buttress_transient(), _buttress()
+    b_scoped.register(Repository, lifetime=Lifetime.SCOPED)
     p, p_transient = _punq(), _punq_transient()
     registry, transient_registry = _svcs_registry(), _svcs_transient_registry()
     b.resolve(Engine)
+    b_scoped.resolve(Engine)
     p.resolve(Engine)
     svcs_cached = svcs.Container(registry)
     svcs_cached.get(Engine)
@@ -76,41 +88,59 @@ def run() -> Table:
     assert b.resolve(Repository).engine is b.resolve(Engine)
     assert p.resolve(Repository).engine is p.resolve(Engine)
     assert svcs.Container(registry).get(Repository).engine is svcs_cached.get(Engine)
+    assert _request_scope(b_scoped).engine is b_scoped.resolve(Engine)
 
+    singleton = {
+        "svcs": measure_ns(lambda: svcs_cached.get(Engine)),
+        "punq": measure_ns(lambda: p.resolve(Engine)),
+    }
+    transient = {
+        "svcs": measure_ns(lambda: svcs.Container(transient_registry).get(Engine)),
+        "punq": measure_ns(lambda: p_transient.resolve(Engine)),
+    }
+    wired = {
+        "svcs": measure_ns(lambda: svcs.Container(registry).get(Repository)),
+        "punq": measure_ns(lambda: p.resolve(Repository)),
+    }
     rows = [
+        Row("resolve a singleton (already built)", measure_ns(lambda: b.resolve(Engine)), singleton),
         Row(
-            "resolve a singleton (already built)",
-            measure_ns(lambda: b.resolve(Engine)),
-            {"svcs": measure_ns(lambda: svcs_cached.get(Engine)), "punq": measure_ns(lambda: p.resolve(Engine))},
-        ),
-        Row(
-            "resolve a transient, no dependencies",
-            measure_ns(lambda: b_transient.resolve(Engine)),
-            {
-                "svcs": measure_ns(lambda: svcs.Container(transient_registry).get(Engine)),
-                "punq": measure_ns(lambda: p_transient.resolve(Engine)),
-            },
+            "resolve a transient, no dependencies", measure_ns(lambda: b_transient.resolve(Engine)), transient
         ),
         Row(
             "resolve a transient with one dependency (auto-wired)",
             measure_ns(lambda: b.resolve(Repository)),
-            {
-                "svcs": measure_ns(lambda: svcs.Container(registry).get(Repository)),
-                "punq": measure_ns(lambda: p.resolve(Repository)),
-            },
+            wired,
+        ),
+        Row(
+            "request scope: enter, resolve a scoped service with one dependency, exit",
+            measure_ns(lambda: _request_scope(b_scoped)),
+            {"svcs": measure_ns(lambda: _svcs_request(registry))},
         ),
     ]
     notes = [
-        "buttress: `Container.resolve(T)`; the singleton is built before timing, transients are registered "
-        "with `Lifetime.TRANSIENT`, and `Repository(engine: Engine)` is wired from its type hints through "
-        "a plan cached at the first resolve. No scope is active.",
-        "svcs has no transient lifetime: a `svcs.Container` caches every instance it builds, like a scope. "
-        "The singleton row reads a value cached in one long-lived `svcs.Container`; the transient rows "
-        "create a fresh `svcs.Container(registry)` per resolve (what a request does) so the factory really "
-        "runs. svcs does not auto-wire: its `Repository` factory takes the container and calls "
-        "`container.get(Engine)` (a `register_value`), which is the idiomatic svcs equivalent.",
-        "punq: `punq.Container.resolve(T)`; the singleton is registered with `scope=punq.Scope.singleton` "
-        "and built before timing; transients use punq's default scope and its own auto-wiring from "
-        "constructor annotations.",
+        (
+            "buttress: `Container.resolve(T)`; the singleton is built before timing, transients are "
+            "registered with `Lifetime.TRANSIENT`, and `Repository(engine: Engine)` is wired from its type "
+            "hints through a plan cached at the first resolve. No scope is active in the first three rows."
+        ),
+        (
+            "svcs has no transient lifetime: a `svcs.Container` caches every instance it builds, like a "
+            "scope. The singleton row reads a value cached in one long-lived `svcs.Container`; the transient "
+            "rows create a fresh `svcs.Container(registry)` per resolve (what a request does) so the factory "
+            "really runs, which also counts the svcs container's creation. svcs does not auto-wire: its "
+            "`Repository` factory takes the container and calls `container.get(Engine)` (a `register_value`)."
+        ),
+        (
+            "punq: `punq.Container.resolve(T)`; the singleton is registered with "
+            "`scope=punq.Scope.singleton` "
+            "and built before timing; transients use punq's default scope and its own auto-wiring from "
+            "constructor annotations. punq has no request scopes (n/a in the last row)."
+        ),
+        (
+            "request scope: buttress `with container.scope() as s: s.resolve(Repository)` with Repository "
+            "SCOPED (the scope becomes current through a ContextVar and closes what it created); svcs "
+            "`with svcs.Container(registry) as c: c.get(Repository)`."
+        ),
     ]
     return Table("Dependency injection: resolve", anchors=["svcs", "punq"], rows=rows, notes=notes)

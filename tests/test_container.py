@@ -331,8 +331,9 @@ def test_hint_that_cannot_be_evaluated_says_which_factory_and_how_to_fix() -> No
     with pytest.raises(ContainerError) as caught:
         container.resolve(list)
     assert str(caught.value) == (
-        "cannot build list: the type hint 'Hidden' of parameter 'hidden' of make_thing() cannot be "
-        "evaluated; import that type where make_thing is defined, or register it"
+        "cannot build list: parameter 'hidden' of make_thing() has the type hint 'Hidden', which cannot "
+        "be evaluated, and no default; import that type where make_thing is defined (or register it) or "
+        "give it a default"
     )
     assert caught.value.error_code == "parameter_not_injectable"
     assert caught.value.context == {"service": "list", "parameter": "hidden", "factory": "make_thing"}

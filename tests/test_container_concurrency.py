@@ -108,6 +108,32 @@ def test_transients_from_many_threads_are_distinct() -> None:
     assert all(r.engine is container.resolve(Engine) for r in results)  # type: ignore[attr-defined]
 
 
+def test_threads_sharing_one_scope_build_its_scoped_service_once() -> None:
+    calls: list[int] = []
+    arrived = threading.Condition()
+    waiting = [0]
+
+    def make_engine() -> Engine:
+        with arrived:
+            calls.append(1)
+            assert arrived.wait_for(lambda: waiting[0] == THREADS, timeout=10)
+        return Engine()
+
+    def resolve(_: int) -> object:
+        with arrived:
+            waiting[0] += 1
+            arrived.notify_all()
+        return scope.resolve(Database)
+
+    container = Container()
+    container.register(Engine, make_engine, Lifetime.SCOPED)
+    container.register(Database, lifetime=Lifetime.SCOPED)
+    with container.scope() as scope:
+        results = run_threads(resolve)
+        assert calls == [1]
+        assert all(r is results[0] for r in results)
+
+
 def test_scopes_in_threads_are_isolated() -> None:
     container = Container()
     container.register(Engine, lifetime=Lifetime.SCOPED)

@@ -22,7 +22,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import Any, NoReturn, Self, TypeVar
 
 from buttress.errors import (
@@ -46,22 +45,14 @@ class Lifetime(enum.Enum):
     """How long a resolved instance lives."""
 
     SINGLETON = "singleton"  # one per container, closed by Container.close()
-    TRANSIENT = "transient"  # a new one per resolve
+    TRANSIENT = "transient"  # a new one per resolve; closed with the current scope, else the caller's
     SCOPED = "scoped"  # one per scope, closed when the scope exits
 
 
 # Module constants, not enum attribute lookups: those are slow on Python 3.11 and this is the hot path.
 _SINGLETON, _TRANSIENT = Lifetime.SINGLETON, Lifetime.TRANSIENT
 _REQUIRED, _FALLBACK, _CONTAINER = 1, 2, 3  # inject | inject if registered else the default | the container
-
-
-@dataclass(frozen=True, slots=True)
-class _Param:
-    name: str
-    type: Any
-    kind: int
-    default: Any
-    positional: bool
+_Plan = tuple[tuple[str, Any, int, Any, bool], ...]  # per parameter: name, type, kind, default, positional
 
 
 class _Registration:
@@ -74,15 +65,18 @@ class _Registration:
         self.factory = factory
         self.lifetime = lifetime
         self.instance = instance  # set for register_instance() and overrides: never built
-        self.is_async = _is_async(factory)
-        self.plan: tuple[_Param, ...] | None = None
+        call = None if isinstance(factory, type) else type(factory).__call__  # async callable objects too
+        self.is_async = inspect.iscoroutinefunction(factory) or inspect.iscoroutinefunction(call)
+        self.plan: _Plan | None = None
 
 
 class Container:
     """Registrations by type, built singletons, and the lock that makes singletons be built once.
 
     Thread safety: one re-entrant lock is held only while *creating* a singleton (already built ones are a
-    lock-free dict lookup), so two singletons depending on each other in any order cannot deadlock.
+    lock-free dict lookup), so two singletons depending on each other in any order cannot deadlock. In
+    ``aresolve`` an asyncio lock per event loop plays that role (re-entrant per task through a ContextVar),
+    so async singletons of one loop are created one at a time.
     """
 
     def __init__(self) -> None:
@@ -211,71 +205,62 @@ class Container:
                 return registration
         return self._registrations.get(service_type)
 
-    def _resolve(self, service_type: Any, scope: Scope | None) -> Any:
-        reg = self._lookup(service_type) if self._overrides else self._registrations.get(service_type)
-        return self._get(reg or _not_registered(service_type), scope, ())
-
     async def _aresolve(self, service_type: Any, scope: Scope | None) -> Any:
         return await self._aget(self._lookup(service_type) or _not_registered(service_type), scope, ())
 
     def _get(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
         if reg.instance is not _MISSING:
             return reg.instance
-        if reg.lifetime is _SINGLETON:
-            cache = self._singleton_cache(reg) if self._overrides else self._singletons
-            instance = cache.get(reg.service_type, _MISSING)
-            if instance is _MISSING:
-                with self._lock:
-                    instance = cache.get(reg.service_type, _MISSING)
-                    if instance is _MISSING:
-                        instance = self._create(reg, None, chain)
-                        self._keep_singleton(cache, reg, instance)
-            return instance
         if reg.lifetime is _TRANSIENT:
             instance = self._create(reg, scope, chain)
             if scope is not None:
                 scope._track(instance)
             return instance
-        scope = self._scope_for(reg, scope, chain)
-        instance = scope._instances.get(reg.service_type, _MISSING)
+        owner: Container | Scope
+        if reg.lifetime is _SINGLETON and not self._overrides:
+            cache, owner, scope = self._singletons, self, None
+        else:
+            cache, owner, scope = self._home(reg, scope, chain)
+        instance = cache.get(reg.service_type, _MISSING)
         if instance is _MISSING:
-            with scope._lock:
-                instance = scope._instances.get(reg.service_type, _MISSING)
+            with owner._lock:
+                instance = cache.get(reg.service_type, _MISSING)
                 if instance is _MISSING:
                     instance = self._create(reg, scope, chain)
-                    scope._instances[reg.service_type] = instance
-                    scope._track(instance)
+                    owner._track(instance)  # setdefault: an aresolve() in another thread may have won
+                    instance = cache.setdefault(reg.service_type, instance)
         return instance
 
     async def _aget(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
         if reg.instance is not _MISSING:
             return reg.instance
-        if reg.lifetime is _SINGLETON:
-            cache = self._singleton_cache(reg) if self._overrides else self._singletons
-            instance = cache.get(reg.service_type, _MISSING)
-            if instance is _MISSING:
-                async with _hold(self._async_lock()):
-                    instance = cache.get(reg.service_type, _MISSING)
-                    if instance is _MISSING:
-                        instance = await self._acreate(reg, None, chain)
-                        with self._lock:  # a sync resolve in another thread may have won meanwhile
-                            instance = self._keep_singleton(cache, reg, instance)
-            return instance
         if reg.lifetime is _TRANSIENT:
             instance = await self._acreate(reg, scope, chain)
             if scope is not None:
                 scope._track(instance)
             return instance
-        scope = self._scope_for(reg, scope, chain)
-        instance = scope._instances.get(reg.service_type, _MISSING)
+        cache, owner, scope = self._home(reg, scope, chain)
+        instance = cache.get(reg.service_type, _MISSING)
         if instance is _MISSING:
-            async with _hold(scope._async_lock()):
-                instance = scope._instances.get(reg.service_type, _MISSING)
+            async with _hold(owner._async_lock()):
+                instance = cache.get(reg.service_type, _MISSING)
                 if instance is _MISSING:
                     instance = await self._acreate(reg, scope, chain)
-                    scope._instances[reg.service_type] = instance
-                    scope._track(instance)
+                    owner._track(instance)  # a sync resolve in another thread may have won meanwhile:
+                    instance = cache.setdefault(reg.service_type, instance)  # keep one, close both
         return instance
+
+    def _home(
+        self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]
+    ) -> tuple[dict[Any, Any], Container | Scope, Scope | None]:
+        """Where a SINGLETON or SCOPED instance is cached, who closes it, and the scope to build it in."""
+        if reg.lifetime is _SINGLETON:
+            if self._overrides and self._reaches_override(reg.service_type, set()):
+                return self._override_singletons, self, None
+            return self._singletons, self, None
+        if scope is None or scope._closed or chain:  # errors, and the captive-dependency check
+            scope = self._scope_for(reg, scope, chain)
+        return scope._instances, scope, scope
 
     def _create(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
         plan = reg.plan if reg.plan is not None else self._plan(reg)
@@ -288,23 +273,25 @@ class Container:
         chain = (*chain, reg)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        for param in plan:  # the hot loop: inlined lookups, no helper calls on the success path
-            if param.kind is _CONTAINER:
+        for name, dependency_type, kind, default, positional in plan:  # hot: no helper calls on success
+            if kind == _CONTAINER:
                 value: Any = self
             else:
                 dependency = (
-                    self._lookup(param.type) if self._overrides else self._registrations.get(param.type)
+                    self._lookup(dependency_type)
+                    if self._overrides
+                    else self._registrations.get(dependency_type)
                 )
                 if dependency is not None:
                     value = self._get(dependency, scope, chain)
-                elif param.kind is _FALLBACK:
-                    value = param.default
+                elif kind == _FALLBACK:
+                    value = default
                 else:
-                    raise _not_injectable(param, chain)
-            if param.positional:
+                    raise _not_injectable(name, dependency_type, chain)
+            if positional:
                 args.append(value)
             else:
-                kwargs[param.name] = value
+                kwargs[name] = value
         return reg.factory(*args, **kwargs)
 
     async def _acreate(
@@ -316,21 +303,21 @@ class Container:
         chain = (*chain, reg)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        for param in plan:
-            if param.kind is _CONTAINER:
+        for name, dependency_type, kind, default, positional in plan:
+            if kind == _CONTAINER:
                 value: Any = self
             else:
-                dependency = self._lookup(param.type)
+                dependency = self._lookup(dependency_type)
                 if dependency is not None:
                     value = await self._aget(dependency, scope, chain)
-                elif param.kind is _FALLBACK:
-                    value = param.default
+                elif kind == _FALLBACK:
+                    value = default
                 else:
-                    raise _not_injectable(param, chain)
-            if param.positional:
+                    raise _not_injectable(name, dependency_type, chain)
+            if positional:
                 args.append(value)
             else:
-                kwargs[param.name] = value
+                kwargs[name] = value
         instance = reg.factory(*args, **kwargs)
         return await instance if reg.is_async else instance
 
@@ -361,16 +348,9 @@ class Container:
 
     # -- singletons, overrides, locks ---------------------------------------------------------------------
 
-    def _singleton_cache(self, reg: _Registration) -> dict[Any, Any]:
-        if self._reaches_override(reg.service_type, set()):
-            return self._override_singletons
-        return self._singletons
-
-    def _keep_singleton(self, cache: dict[Any, Any], reg: _Registration, instance: Any) -> Any:
-        kept = cache.setdefault(reg.service_type, instance)
-        if _closable(instance):
-            self._closables.append(instance)  # a lost race's instance is closed too, by close()
-        return kept
+    def _track(self, instance: Any) -> None:
+        if hasattr(instance, "close") or hasattr(instance, "aclose"):
+            self._closables.append(instance)
 
     def _reaches_override(self, service_type: Any, seen: set[Any]) -> bool:
         """Whether building ``service_type`` may use an override; memoised until registrations change."""
@@ -384,8 +364,8 @@ class Container:
         reaches = service_type in self._overrides or (
             reg.instance is _MISSING
             and any(
-                p.kind is _CONTAINER or self._reaches_override(p.type, seen)
-                for p in (reg.plan if reg.plan is not None else self._plan(reg))
+                kind == _CONTAINER or self._reaches_override(dependency, seen)
+                for _, dependency, kind, _, _ in (reg.plan if reg.plan is not None else self._plan(reg))
             )
         )
         self._affected[service_type] = reaches
@@ -401,7 +381,7 @@ class Container:
 
     # -- wiring plans -----------------------------------------------------------------------------------
 
-    def _plan(self, reg: _Registration) -> tuple[_Param, ...]:
+    def _plan(self, reg: _Registration) -> _Plan:
         """Read the factory's signature and hints once; resolving then only walks this tuple."""
         factory = reg.factory
         try:
@@ -410,7 +390,7 @@ class Container:
             reg.plan = ()
             return ()
         hints = self._hints(reg)
-        params: list[_Param] = []
+        params: list[tuple[str, Any, int, Any, bool]] = []
         for p in signature.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
@@ -428,7 +408,7 @@ class Container:
             else:
                 kind = _REQUIRED
             default = p.default if has_default else None
-            params.append(_Param(p.name, dependency, kind, default, p.kind is p.POSITIONAL_ONLY))
+            params.append((p.name, dependency, kind, default, p.kind is p.POSITIONAL_ONLY))
         reg.plan = tuple(params)
         return reg.plan
 
@@ -501,11 +481,13 @@ class Scope:
     are closed with it too; nested scopes are independent.
     """
 
+    __slots__ = ("_alock", "_closables", "_closed", "_container", "_instances", "_parent", "_rlock", "_token")
+
     def __init__(self, container: Container) -> None:
         self._container = container
         self._instances: dict[Any, Any] = {}
         self._closables: list[Any] = []
-        self._lock = threading.RLock()
+        self._rlock: threading.RLock | None = None  # created when a SCOPED service is first built
         self._alock: asyncio.Lock | None = None
         self._parent: Scope | None = None
         self._token: Token[Scope | None] | None = None
@@ -516,9 +498,15 @@ class Scope:
         return self._container
 
     def resolve(self, service_type: type[T]) -> T:
-        instance: T = self._container._singletons.get(service_type, _MISSING)
-        if instance is _MISSING or self._container._overrides:
-            instance = self._container._resolve(service_type, self)
+        container = self._container
+        instance: T = container._singletons.get(service_type, _MISSING)
+        if instance is _MISSING or container._overrides:
+            reg = (
+                container._lookup(service_type)
+                if container._overrides
+                else container._registrations.get(service_type)
+            )
+            instance = container._get(reg or _not_registered(service_type), self, ())
         return instance
 
     async def aresolve(self, service_type: type[T]) -> T:
@@ -526,17 +514,26 @@ class Scope:
         return instance
 
     def _track(self, instance: Any) -> None:
-        if _closable(instance):
+        if hasattr(instance, "close") or hasattr(instance, "aclose"):
             self._closables.append(instance)
+
+    @property
+    def _lock(self) -> threading.RLock:
+        if self._rlock is None:
+            with self._container._lock:
+                if self._rlock is None:
+                    self._rlock = threading.RLock()
+        return self._rlock
 
     def _async_lock(self) -> asyncio.Lock:
         if self._alock is None:
             self._alock = asyncio.Lock()
         return self._alock
 
-    def _enter(self) -> None:
+    def _enter(self) -> Self:
         self._parent = _SCOPE.get()
         self._token = _SCOPE.set(self)
+        return self
 
     def _exit(self) -> list[Any]:
         if self._token is not None:
@@ -553,16 +550,15 @@ class Scope:
     async def aclose(self) -> None:
         _raise_first(await _close_async(self._exit()))
 
-    def __enter__(self) -> Self:
-        self._enter()
-        return self
+    __enter__ = _enter
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        closables = self._exit()
+        if closables:
+            _raise_first(_close_sync(closables))
 
     async def __aenter__(self) -> Self:
-        self._enter()
-        return self
+        return self._enter()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -656,19 +652,16 @@ def _async_error(reg: _Registration, chain: tuple[_Registration, ...]) -> Contai
 
 def _not_annotated(reg: _Registration, parameter: str, hint: Any) -> ContainerError:
     service, factory = _name(reg.service_type), _factory_name(reg.factory)
-    context = {"service": service, "parameter": parameter, "factory": factory}
     if isinstance(hint, str):
-        return ContainerError(
-            f"cannot build {service}: the type hint {hint!r} of parameter '{parameter}' of {factory}() "
-            f"cannot be evaluated; import that type where {factory} is defined, or register it",
-            error_code="parameter_not_injectable",
-            context=context,
-        )
+        problem = f"has the type hint {hint!r}, which cannot be evaluated,"
+        fix = f"import that type where {factory} is defined (or register it)"
+    else:
+        problem, fix = "has no type hint", f"annotate it with the type to inject ({parameter}: SomeService)"
     return ContainerError(
-        f"cannot build {service}: parameter '{parameter}' of {factory}() has no type hint and no default; "
-        f"annotate it with the type to inject ({parameter}: SomeService) or give it a default",
+        f"cannot build {service}: parameter '{parameter}' of {factory}() {problem} and no default; {fix} "
+        f"or give it a default",
         error_code="parameter_not_injectable",
-        context=context,
+        context={"service": service, "parameter": parameter, "factory": factory},
     )
 
 
@@ -681,14 +674,14 @@ def _cycle(chain: tuple[_Registration, ...], reg: _Registration) -> DependencyCy
     )
 
 
-def _not_injectable(param: _Param, chain: tuple[_Registration, ...]) -> ServiceNotRegistered:
+def _not_injectable(parameter: str, needed: Any, chain: tuple[_Registration, ...]) -> ServiceNotRegistered:
     owner = chain[-1]
-    service, needs, factory = _name(owner.service_type), _name(param.type), _factory_name(owner.factory)
+    service, needs, factory = _name(owner.service_type), _name(needed), _factory_name(owner.factory)
     return ServiceNotRegistered(
-        f"cannot build {service}: parameter '{param.name}' of {factory}() needs {needs}, which is not "
+        f"cannot build {service}: parameter '{parameter}' of {factory}() needs {needs}, which is not "
         f"registered; register it with container.register({needs}, ...) or give the parameter a default"
         + _path_suffix(chain),
-        context={"service": service, "parameter": param.name, "factory": factory, "needs": needs},
+        context={"service": service, "parameter": parameter, "factory": factory, "needs": needs},
     )
 
 
@@ -698,16 +691,6 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
         if len(args) == 2 and type(None) in args:
             return (args[1] if args[0] is type(None) else args[0]), True
     return hint, False
-
-
-def _is_async(factory: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(factory):
-        return True
-    return not isinstance(factory, type) and inspect.iscoroutinefunction(type(factory).__call__)
-
-
-def _closable(instance: Any) -> bool:
-    return hasattr(instance, "close") or hasattr(instance, "aclose")
 
 
 def _name(obj: Any) -> str:
@@ -736,27 +719,24 @@ def _factory_name(factory: Callable[..., Any]) -> str:
 # -- the process-wide default -----------------------------------------------------------------------------
 
 
-class _Default:
-    container: Container | None = None
-    lock = threading.Lock()
+_DEFAULT: list[Container] = []  # zero or one: the process-wide default container
+_DEFAULT_LOCK = threading.Lock()
 
 
 def get_container() -> Container:
     """The process-wide default container, created on first use (thread-safe). Nothing is registered."""
-    container = _Default.container
-    if container is None:
-        with _Default.lock:
-            if _Default.container is None:
-                _Default.container = Container()
-            container = _Default.container
-    return container
+    if not _DEFAULT:
+        with _DEFAULT_LOCK:
+            if not _DEFAULT:
+                _DEFAULT.append(Container())
+    return _DEFAULT[0]
 
 
 def set_container(container: Container) -> None:
     """Replace the default container (tests, or an application that builds its own)."""
-    _Default.container = container
+    _DEFAULT[:] = [container]
 
 
 def reset_container() -> None:
     """Forget the default container (it is not closed); the next get_container() creates a new one."""
-    _Default.container = None
+    _DEFAULT.clear()
