@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError, ValidationError
-from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
+from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, make_event
 from buttress.events._patterns import compile_pattern, validate_topic
 from buttress.events._subscription import Subscription, is_async_handler
 
@@ -67,7 +67,7 @@ class EventBus:
     ) -> None:
         self.id: str = uuid.uuid4().hex
         self._clock = clock
-        self._now = clock.time
+        self._now = _time.time if clock is SYSTEM_CLOCK else clock.time  # skip a Python-level call
         self._queue_size = _check_queue_size(queue_size)
         self._transport: EventTransport = transport if transport is not None else MemoryTransport()
         self._send = None if isinstance(self._transport, MemoryTransport) else self._transport.send
@@ -119,7 +119,7 @@ class EventBus:
             routes = self._resolve(topic)
         send = self._send
         if not routes and send is None:
-            if payload is not None and not isinstance(payload, Mapping):
+            if payload is not None and type(payload) is not dict and not isinstance(payload, Mapping):
                 raise self._bad_payload(payload)
             next(self._seq)
             return
@@ -131,7 +131,7 @@ class EventBus:
             data = dict(payload)
         else:
             raise self._bad_payload(payload)
-        event = Event(topic, data, self._now(), self.id, f"{self.id}-{next(self._seq)}")
+        event = make_event(topic, data, self._now(), self.id, f"{self.id}-{next(self._seq)}")
         if send is not None:
             try:
                 send(event)

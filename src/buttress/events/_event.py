@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["Event", "EventHandler", "EventTransport", "MemoryTransport"]
+__all__ = ["Event", "EventHandler", "EventTransport", "MemoryTransport", "make_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,24 @@ class Event:
     time: float
     origin: str
     id: str
+
+
+_new = object.__new__
+_set_topic, _set_payload, _set_time, _set_origin, _set_id = (
+    Event.__dict__[name].__set__ for name in ("topic", "payload", "time", "origin", "id")
+)
+
+
+def make_event(topic: str, payload: Mapping[str, Any], time: float, origin: str, id: str) -> Event:  # noqa: A002
+    """``Event(...)`` for the publish hot path: fills the slots directly, skipping the frozen dataclass
+    ``__init__``'s generic ``object.__setattr__`` per field (about twice as fast, same object)."""
+    event: Event = _new(Event)
+    _set_topic(event, topic)
+    _set_payload(event, payload)
+    _set_time(event, time)
+    _set_origin(event, origin)
+    _set_id(event, id)
+    return event
 
 
 EventHandler: TypeAlias = Callable[[Event], None] | Callable[[Event], Awaitable[None]]

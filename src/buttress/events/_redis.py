@@ -39,7 +39,10 @@ _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 def mask_url(url: str) -> str:
     """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"  # cannot tell where a password would be, so show none of it
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -50,6 +53,15 @@ def mask_url(url: str) -> str:
         pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
         query = urlencode(pairs, safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _scheme(url: object) -> str | None:
+    if not isinstance(url, str):
+        return None
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return None
 
 
 def backoff_delay(failures: int, minimum: float, maximum: float) -> float:
@@ -104,7 +116,7 @@ class RedisTransport:
                 f"outbox_size must be a whole number >= 1 (events waiting for Redis), got {outbox_size!r}",
                 field="outbox_size",
             )
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        if _scheme(url) not in ("redis", "rediss", "unix"):
             shown = mask_url(url) if isinstance(url, str) else repr(url)
             raise ValidationError(
                 "redis_url must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0, "
@@ -263,6 +275,11 @@ class RedisTransport:
                 )
                 and not self._stopping
             )
+
+    def wait_disconnected(self, timeout: float | None = None) -> bool:
+        """Block until a thread has found Redis unreachable (for tests and health probes)."""
+        with self._lock:
+            return self._changed.wait_for(lambda: _DISCONNECTED in self._state.values(), timeout)
 
     # -- sender thread -------------------------------------------------------------------------------
 
