@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -197,9 +198,10 @@ def test_async_singletons_in_two_event_loops() -> None:
     container = Container()
     container.register(Engine, make_engine)
     container.register(Database, lifetime=Lifetime.TRANSIENT)
-    first = asyncio.run(container.aresolve(Database))
-    container.close()
-    second = asyncio.run(container.aresolve(Database))  # a new loop needs a new asyncio lock
+    with ThreadPoolExecutor(1) as pool:  # own thread: leave the main thread's event loop state alone
+        first = pool.submit(asyncio.run, container.aresolve(Database)).result()
+        container.close()
+        second = pool.submit(asyncio.run, container.aresolve(Database)).result()  # a new loop, a new lock
     assert first.engine is not second.engine
 
 
