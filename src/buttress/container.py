@@ -481,13 +481,13 @@ class Scope:
     are closed with it too; nested scopes are independent.
     """
 
-    __slots__ = ("_alock", "_closables", "_closed", "_container", "_instances", "_parent", "_rlock", "_token")
+    __slots__ = ("_alock", "_closables", "_closed", "_container", "_instances", "_lock", "_parent", "_token")
 
     def __init__(self, container: Container) -> None:
         self._container = container
         self._instances: dict[Any, Any] = {}
         self._closables: list[Any] = []
-        self._rlock: threading.RLock | None = None  # created when a SCOPED service is first built
+        self._lock = threading.RLock()  # only for threads sharing a scope; cheaper than creating it lazily
         self._alock: asyncio.Lock | None = None
         self._parent: Scope | None = None
         self._token: Token[Scope | None] | None = None
@@ -516,14 +516,6 @@ class Scope:
     def _track(self, instance: Any) -> None:
         if hasattr(instance, "close") or hasattr(instance, "aclose"):
             self._closables.append(instance)
-
-    @property
-    def _lock(self) -> threading.RLock:
-        if self._rlock is None:
-            with self._container._lock:
-                if self._rlock is None:
-                    self._rlock = threading.RLock()
-        return self._rlock
 
     def _async_lock(self) -> asyncio.Lock:
         if self._alock is None:
