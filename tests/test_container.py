@@ -163,8 +163,8 @@ def test_lifetime_that_is_not_a_lifetime_is_rejected_naming_the_field() -> None:
         container.register(Engine, lifetime="singleton")  # type: ignore[arg-type]
     assert caught.value.field == "lifetime"
     assert str(caught.value) == (
-        "lifetime must be a Lifetime (Lifetime.SINGLETON, Lifetime.TRANSIENT or Lifetime.SCOPED), "
-        "got 'singleton'"
+        "lifetime must be a Lifetime, got 'singleton'; pass Lifetime.SINGLETON, Lifetime.TRANSIENT or "
+        "Lifetime.SCOPED"
     )
 
 

@@ -122,8 +122,8 @@ class Container:
             )
         if not isinstance(lifetime, Lifetime):
             raise ValidationError(
-                f"lifetime must be a Lifetime (Lifetime.SINGLETON, Lifetime.TRANSIENT or Lifetime.SCOPED), "
-                f"got {lifetime!r}",
+                f"lifetime must be a Lifetime, got {lifetime!r}; pass Lifetime.SINGLETON, Lifetime.TRANSIENT "
+                f"or Lifetime.SCOPED",
                 field="lifetime",
             )
         self._add(_Registration(service_type, factory, lifetime, _MISSING))
