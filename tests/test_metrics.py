@@ -583,6 +583,16 @@ class TestTimed:
         with pytest.raises(ValidationError, match="got a series of buttress_jobs_run_seconds and labels"):
             timed(latency.labels(job="a"), job="b")
 
+    def test_targets_are_resolved_once_per_series(self, registry: MetricsRegistry, clock: FakeClock) -> None:
+        latency = registry.histogram("buttress_jobs_run_seconds", "Run time.", labels=("job", "outcome"))
+        for _ in range(3):
+            with timed(latency, job="a"):
+                clock.advance(1)
+        assert latency.labels(job="a", outcome="success").count == 3
+        assert latency.labels(job="a", outcome="success")._split_timed is not None
+        with pytest.raises(ValidationError, match=r"outcome timed\(\) should set; pass the histogram"):
+            timed(latency.labels(job="a", outcome="success"))
+
     def test_timed_needs_exactly_one_of_target_and_resolve(self) -> None:
         with pytest.raises(TypeError, match="exactly one"):
             Timed()

@@ -144,10 +144,11 @@ class GaugeChild(_Series):
 class HistogramChild(_Series):
     """One histogram series: Prometheus buckets plus a sliding-window quantile sketch."""
 
-    __slots__ = ("_timed", "_window")
+    __slots__ = ("_split_timed", "_timed", "_window")
 
     _window: _Window
-    _timed: TimedTarget | None
+    _timed: TimedTarget | None  # timed() into this series
+    _split_timed: TimedTarget | None  # on the outcome="success" series: success here, errors next door
 
     def observe(self, value: float) -> None:
         self._window.add(value)  # first: it refuses NaN and infinities before prometheus counts them
@@ -402,7 +403,7 @@ class Histogram(HistogramChild, Family[HistogramChild]):
     ) -> None:
         super().__init__(registry, name, description, labelnames, **options)
         self.buckets: tuple[float, ...] = options["buckets"]
-        self._timed = None
+        self._timed = self._split_timed = None
         if labelnames:
             self._window = _NeedsLabels(self)
         else:
@@ -414,7 +415,7 @@ class Histogram(HistogramChild, Family[HistogramChild]):
 
     def _init_child(self, child: Any) -> None:
         child._window = self._registry.new_window()
-        child._timed = None
+        child._timed = child._split_timed = None
 
     def _values(self, child: HistogramChild) -> dict[str, Any]:
         samples = child._samples()
@@ -431,15 +432,26 @@ class Histogram(HistogramChild, Family[HistogramChild]):
 
 def timed_target(histogram: HistogramChild, labels: Mapping[str, object]) -> TimedTarget:
     """Where ``timed(histogram, **labels)`` records; cached on the series, so repeated timers are cheap."""
+    cached = histogram._timed
+    if cached is not None and not labels:
+        return cached
     family = cast(Histogram, histogram._family)
+    if not family.name.endswith("_seconds"):
+        raise ValidationError(
+            f"timed() records seconds, so the histogram name must end in '_seconds'; got {family.name!r}",
+            field="name",
+        )
+    now = family._registry.now
+    outcome = "outcome" in family.labelnames
     if histogram is not family:  # a series already: record there as it is
-        if labels:
+        if labels or outcome:
             raise ValidationError(
-                f"timed() got a series of {family.name} and labels {sorted(labels)!r}; pass one or the other",
+                f"timed() got a series of {family.name} and labels {sorted(labels)!r}, or a series whose "
+                "outcome timed() should set; pass the histogram and its other labels instead",
                 field="labels",
             )
         child = histogram
-    elif "outcome" in family.labelnames:
+    elif outcome:
         expected = set(family.labelnames) - {"outcome"}
         if set(labels) != expected:
             raise ValidationError(
@@ -448,12 +460,12 @@ def timed_target(histogram: HistogramChild, labels: Mapping[str, object]) -> Tim
                 field="labels",
             )
         success = family.labels(**labels, outcome="success")
-        if success._timed is None:
+        if success._split_timed is None:
             error = family.labels(**labels, outcome="error")
-            success._timed = TimedTarget(success.observe, error.observe, family._registry.clock.monotonic)
-        return success._timed
+            success._split_timed = TimedTarget(success.observe, error.observe, now)
+        return success._split_timed
     else:
         child = family.labels(**labels)
     if child._timed is None:
-        child._timed = TimedTarget(child.observe, child.observe, family._registry.clock.monotonic)
+        child._timed = TimedTarget(child.observe, child.observe, now)
     return child._timed

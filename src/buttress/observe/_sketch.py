@@ -142,24 +142,21 @@ class QuantileSketch:
                 key = _ceil(_log(value) * self._multiplier)
             except OverflowError:  # +inf
                 raise _bad_value(value) from None
-            self.add_positive_key(key, value)
+            # inlined in SlidingWindowSketch.add too: a method call is a large part of this cost
+            bins = self.positive
+            seen = bins.get(key)
+            if seen is None:
+                _insert(bins, key, self.max_bins)
+            else:
+                bins[key] = seen + 1
+            self.count += 1
+            self.sum += value
+            if value < self.min:  # noqa: PLR1730  # a compare is cheaper than a call to min() on the hot path
+                self.min = value
+            if value > self.max:  # noqa: PLR1730
+                self.max = value
         else:
             self._add_slow(value)
-
-    def add_positive_key(self, key: int, value: float) -> None:
-        """Record ``value`` whose bucket ``key`` the caller computed (outside its lock, see the window)."""
-        bins = self.positive
-        seen = bins.get(key)
-        if seen is None:
-            _insert(bins, key, self.max_bins)
-        else:
-            bins[key] = seen + 1
-        self.count += 1
-        self.sum += value
-        if value < self.min:  # noqa: PLR1730  # a compare is cheaper than a call to min() on the hot path
-            self.min = value
-        if value > self.max:  # noqa: PLR1730
-            self.max = value
 
     def _add_slow(self, value: float) -> None:
         """Zero, negative, tiny or invalid values: rarer, so kept off the fast path."""
@@ -351,8 +348,8 @@ class SlidingWindowSketch:
         self._multiplier = empty._multiplier
         self._min_indexable = empty.min_indexable
         self._ring: list[QuantileSketch | None] = [None] * slices
-        self._slots: list[int] = [_NO_FLOOR] * slices
-        self._slot = _NO_FLOOR
+        self._slots: list[float] = [-math.inf] * slices
+        self._slot = -math.inf
         self._current = empty
         self._lock = threading.Lock()
 
@@ -363,22 +360,37 @@ class SlidingWindowSketch:
                 key = _ceil(_log(value) * self._multiplier)
             except OverflowError:
                 raise _bad_value(value) from None
-            slot = int(self._monotonic() * self._per_second)
-            with self._lock:
+            slot = self._monotonic() * self._per_second // 1.0  # a float floor: no int() call
+            lock = self._lock
+            lock.acquire()  # explicit acquire/release costs half of a with-statement here
+            try:
                 # A thread that read the clock just before a rotation lands in the newer slice.
                 sketch = self._current if slot <= self._slot else self._rotate(slot)
-                sketch.add_positive_key(key, value)
+                bins = sketch.positive  # QuantileSketch.add, inlined
+                seen = bins.get(key)
+                if seen is None:
+                    _insert(bins, key, self._max_bins)
+                else:
+                    bins[key] = seen + 1
+                sketch.count += 1
+                sketch.sum += value
+                if value < sketch.min:  # noqa: PLR1730
+                    sketch.min = value
+                if value > sketch.max:  # noqa: PLR1730
+                    sketch.max = value
+            finally:
+                lock.release()
         else:
             if not value > -math.inf:  # NaN and -inf: refuse before taking the lock
                 raise _bad_value(value)
-            slot = int(self._monotonic() * self._per_second)
+            slot = self._monotonic() * self._per_second // 1.0
             with self._lock:
                 sketch = self._current if slot <= self._slot else self._rotate(slot)
                 sketch._add_slow(value)
 
-    def _rotate(self, slot: int) -> QuantileSketch:
+    def _rotate(self, slot: float) -> QuantileSketch:
         sketch = QuantileSketch(self.relative_accuracy, max_bins=self._max_bins)
-        index = slot % self.slices
+        index = int(slot) % self.slices
         self._ring[index] = sketch
         self._slots[index] = slot
         self._slot = slot
@@ -387,7 +399,7 @@ class SlidingWindowSketch:
 
     def merged(self) -> QuantileSketch:
         """One sketch of every value still inside the window."""
-        now_slot = int(self._monotonic() * self._per_second)
+        now_slot = self._monotonic() * self._per_second // 1.0
         oldest = now_slot - self.slices + 1
         live: list[QuantileSketch] = []
         with self._lock:

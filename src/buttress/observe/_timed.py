@@ -60,7 +60,9 @@ class Timed:
                 "this timed() block is already running; create one timed(...) per with-block "
                 "(or decorate the function) instead of sharing one between threads or tasks"
             )
-        target = self._current()
+        target = self._fixed
+        if target is None:
+            target = cast(Callable[[], TimedTarget], self._resolve)()
         self._target = target
         self._start = target.now()
         return self

@@ -49,7 +49,8 @@ import glob
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -57,7 +58,7 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client import values as _prometheus_values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ConfigError, ConfigProblem, ConflictError, ValidationError
 from buttress.observe._families import (
     DEFAULT_BUCKETS,
@@ -195,6 +196,8 @@ class MetricsRegistry:
                 f"max_series must be at least 1, got {max_series!r}; e.g. 1000", field="max_series"
             )
         self.clock = clock
+        # time.monotonic itself for the system clock: one Python call less per observation
+        self.now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         self.max_series = max_series
         self.window_seconds = window_seconds
         self.window_slices = window_slices
@@ -215,7 +218,7 @@ class MetricsRegistry:
 
     def new_window(self) -> SlidingWindowSketch:
         return SlidingWindowSketch(
-            self.clock.monotonic,
+            self.now,
             window_seconds=self.window_seconds,
             slices=self.window_slices,
             relative_accuracy=self.relative_accuracy,
@@ -297,22 +300,18 @@ def timed(histogram: HistogramChild | str, /, **labels: object) -> Timed:
     exception (any ``BaseException``) escapes, ``error``; otherwise both land in the same series.
     """
     if isinstance(histogram, HistogramChild):
-        name = histogram._family.name
-    elif isinstance(histogram, str):
-        name = check_name(histogram, "histogram")
-    else:
+        return Timed(timed_target(histogram, labels))
+    if not isinstance(histogram, str):
         raise ValidationError(
             f"timed() takes a Histogram, a series of one or a histogram name, got {histogram!r}",
             field="histogram",
         )
-    if not name.endswith("_seconds"):
+    if not check_name(histogram, "histogram").endswith("_seconds"):
         raise ValidationError(
-            f"timed() records seconds, so the histogram name must end in '_seconds'; got {name!r}",
+            f"timed() records seconds, so the histogram name must end in '_seconds'; got {histogram!r}",
             field="name",
         )
-    if isinstance(histogram, HistogramChild):
-        return Timed(timed_target(histogram, labels))
-    return Timed(resolve=_NamedTarget(name, labels))
+    return Timed(resolve=_NamedTarget(histogram, labels))
 
 
 class _NamedTarget:
