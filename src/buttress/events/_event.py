@@ -44,9 +44,9 @@ def make_event(topic: str, payload: Mapping[str, Any], time: float, origin: str,
     return event
 
 
-EventHandler: TypeAlias = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
+EventHandler: TypeAlias = Callable[[Event], Awaitable[object]] | Callable[[Event], object]
 """A subscriber: a plain function (run in the subscription's own thread) or an ``async def`` function
-(run as a task on the event loop that was running when it subscribed)."""
+(run as a task on the event loop that was running when it subscribed). Return values are ignored."""
 
 
 @runtime_checkable

@@ -234,7 +234,7 @@ class Subscription:
 
     async def _run_task(self) -> None:
         wake = cast(asyncio.Event, self._wake_event)
-        handler = cast(Callable[[Event], Awaitable[None]], self._handler)
+        handler = cast(Callable[[Event], Awaitable[object]], self._handler)
         queue = self._queue
         try:
             while True:
