@@ -763,12 +763,12 @@ def _mp_parent(results: multiprocessing.Queue[tuple[str, str, list[str]]]) -> No
     for worker in workers:
         worker.join(60)
     registry = MetricsRegistry()
-    assert registry.multiprocess_dir == os.environ["PROMETHEUS_MULTIPROC_DIR"]
     before = registry.render_prometheus().decode()
     for worker in workers:
         mark_process_dead(worker.pid or 0)
     after = registry.render_prometheus().decode()
-    results.put((before, after, [str(cleared), *(str(w.exitcode) for w in workers)]))
+    facts = [str(registry.multiprocess_dir == os.environ["PROMETHEUS_MULTIPROC_DIR"]), str(cleared)]
+    results.put((before, after, facts + [str(worker.exitcode) for worker in workers]))
 
 
 def test_multiprocess_mode_aggregates_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -783,7 +783,12 @@ def test_multiprocess_mode_aggregates_processes(monkeypatch: pytest.MonkeyPatch,
     except queue.Empty:  # pragma: no cover - only when the parent crashed
         pytest.fail(f"the multiprocess parent sent nothing (exit code {parent.exitcode})")
     parent.join(30)
-    assert facts == ["1", "0", "0"]  # one stale file wiped; both workers exited cleanly
+    assert facts == [
+        "True",
+        "1",
+        "0",
+        "0",
+    ]  # multiprocess mode on; one stale file wiped; workers exited cleanly
     assert parent.exitcode == 0
     assert 'buttress_mp_jobs_total{queue="q"} 7.0' in before
     assert "buttress_mp_busy_workers 2.0" in before  # livesum over the two workers

@@ -216,6 +216,7 @@ class Family(Generic[ChildT]):
     kind: ClassVar[str]
     _child_type: ClassVar[type[_Series]]
     _overflow_type: ClassVar[type[_Series]]
+    _prometheus_type: ClassVar[Any]
     _prom: Any  # the prometheus-client parent metric (a slot of the child class the family also is)
 
     def __init__(
@@ -250,10 +251,6 @@ class Family(Generic[ChildT]):
     def check_options(cls, name: str, **options: Any) -> dict[str, Any]:
         """Validate and normalise the kind's own declaration options."""
         return options
-
-    @property
-    def _prometheus_type(self) -> Any:
-        return getattr(prometheus_client, type(self).__name__)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, labels={self.labelnames!r})"
@@ -349,6 +346,7 @@ class Counter(CounterChild, Family[CounterChild]):
     kind = "counter"
     _child_type = CounterChild
     _overflow_type = _OverflowCounter
+    _prometheus_type = prometheus_client.Counter
 
 
 class Gauge(GaugeChild, Family[GaugeChild]):
@@ -357,6 +355,7 @@ class Gauge(GaugeChild, Family[GaugeChild]):
     kind = "gauge"
     _child_type = GaugeChild
     _overflow_type = _OverflowGauge
+    _prometheus_type = prometheus_client.Gauge
 
     @classmethod
     def check_options(cls, name: str, **options: Any) -> dict[str, Any]:
@@ -392,6 +391,7 @@ class Histogram(HistogramChild, Family[HistogramChild]):
     kind = "histogram"
     _child_type = HistogramChild
     _overflow_type = _OverflowHistogram
+    _prometheus_type = prometheus_client.Histogram
 
     def __init__(
         self,

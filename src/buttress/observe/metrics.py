@@ -217,6 +217,7 @@ class MetricsRegistry:
         return f"MetricsRegistry(metrics={len(self._families)}, multiprocess_dir={self.multiprocess_dir!r})"
 
     def new_window(self) -> SlidingWindowSketch:
+        """A sliding-window sketch with this registry's settings; each histogram series gets one."""
         return SlidingWindowSketch(
             self.now,
             window_seconds=self.window_seconds,
