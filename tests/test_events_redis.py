@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 from buttress.events import (
     Event,
@@ -24,7 +25,7 @@ from buttress.events import (
     get_event_bus,
     reset_event_bus,
 )
-from buttress.events._redis import backoff_delay, mask_url
+from buttress.events._wire import backoff_delay, mask_url
 
 WAIT = 20.0  # upper bound for waits on conditions; tests never sleep
 UNREACHABLE = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens on port 1
@@ -513,3 +514,36 @@ def test_the_transport_recovers_by_itself_when_redis_returns(
         assert up["sent"] + up["failed"] + up["dropped"] + up["outbox"] == 3
         assert up["failed"] == 1
         assert [e.payload["n"] for e in remote.events] == [1, 3]
+
+
+@pytest.mark.redis
+def test_after_a_quiet_spell_a_dead_sender_connection_is_replaced_before_writing(
+    redis_url: str, prefix: str, proxy: TcpProxy
+) -> None:
+    clock = FakeClock()
+    db = urlsplit(redis_url).path or "/0"
+    via_proxy = f"redis://127.0.0.1:{proxy.port}{db}"
+    with (
+        redis_bus(via_proxy, prefix, clock=clock, min_backoff=0.01, max_backoff=0.1) as a,
+        redis_bus(redis_url, prefix) as b,
+    ):
+        remote = Collector()
+        b.subscribe("svc.*", remote)
+        assert transport_of(a).wait_connected(WAIT)
+        assert transport_of(b).wait_connected(WAIT)
+        a.publish("svc.first", {"n": 1})
+        assert remote.wait_count(1)
+
+        proxy.stop()  # the idle sender's connection dies without the sender noticing
+        assert transport_of(a).wait_disconnected(WAIT)  # (the listener notices)
+        proxy.start()
+        assert transport_of(a).wait_connected(WAIT)
+        assert transport_of(a).status()["sender"] == "connected"  # still believes its socket is fine
+
+        clock.advance(60)  # a quiet minute: the sender checks its connection before the next batch
+        a.publish("svc.second", {"n": 2})
+        assert remote.wait_count(2)
+        assert a.flush(WAIT)
+        status = transport_of(a).status()
+        assert (status["sent"], status["failed"]) == (2, 0)
+        assert [e.payload["n"] for e in remote.events] == [1, 2]

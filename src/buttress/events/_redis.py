@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -29,72 +29,15 @@ from redis.retry import Retry
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import MASK, ValidationError
 from buttress.events._event import Event
+from buttress.events._wire import ENCODER, backoff_delay, mask_url, pack_publishes, parse_event, url_scheme
 
-__all__ = ["RedisTransport", "backoff_delay", "mask_url"]
+__all__ = ["RedisTransport"]
 
 logger = logging.getLogger("buttress.events")
 
 _CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: dumps() rebuilds it
+_IDLE_CHECK = 10.0  # seconds without traffic after which the sender PINGs before writing a batch
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"  # cannot tell where a password would be, so show none of it
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
-    query = parts.query
-    if "password=" in query:
-        pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _scheme(url: object) -> str | None:
-    if not isinstance(url, str):
-        return None
-    try:
-        return urlsplit(url).scheme
-    except ValueError:
-        return None
-
-
-def backoff_delay(failures: int, minimum: float, maximum: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: doubling from ``minimum``, capped."""
-    return min(maximum, minimum * 2.0 ** max(0, min(failures - 1, 60)))
-
-
-def _pack_publishes(batch: list[tuple[str, str]]) -> bytes:
-    """RESP for one PUBLISH per (channel, body), ready to write to the socket in one call."""
-    parts = []
-    for channel, body in batch:
-        channel_bytes, body_bytes = channel.encode(), body.encode()
-        parts.append(
-            b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
-            % (len(channel_bytes), channel_bytes, len(body_bytes), body_bytes)
-        )
-    return b"".join(parts)
-
-
-def _parse_event(data: bytes) -> Event:
-    doc = json.loads(data)
-    payload = doc["payload"]
-    if not isinstance(payload, dict):
-        raise TypeError(f"payload is a {type(payload).__name__}, not an object")
-    return Event(
-        topic=str(doc["topic"]),
-        payload=payload,
-        time=float(doc["time"]),
-        origin=str(doc["origin"]),
-        id=str(doc["id"]),
-    )
 
 
 class RedisTransport:
@@ -130,7 +73,7 @@ class RedisTransport:
                 f"outbox_size must be a whole number >= 1 (events waiting for Redis), got {outbox_size!r}",
                 field="outbox_size",
             )
-        if _scheme(url) not in ("redis", "rediss", "unix"):
+        if url_scheme(url) not in ("redis", "rediss", "unix"):
             shown = mask_url(url) if isinstance(url, str) else repr(url)
             raise ValidationError(
                 "redis_url must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0, "
@@ -199,7 +142,7 @@ class RedisTransport:
     def send(self, event: Event) -> None:
         """Serialise now (a bad payload raises here, in the publisher) and queue for the sender thread."""
         try:
-            body = _ENCODER.encode(
+            body = ENCODER.encode(
                 {
                     "id": event.id,
                     "topic": event.topic,
@@ -307,26 +250,27 @@ class RedisTransport:
         # replies read: one round trip per batch, about 3x cheaper than redis-py's generic pipeline.
         connection: Any = None
         failures = 0
+        last_used = 0.0
         try:
             while not self._stopping:
                 if connection is None:
                     try:
-                        connection = self._send_pool.make_connection()
-                        connection.send_command("PING")
-                        connection.read_response()
+                        connection = self._connect()
                     except Exception as exc:  # noqa: BLE001 - any failure means "not connected now"
-                        connection = self._drop_connection(connection)
                         failures += 1
                         self._set_disconnected("sender", exc)
                         self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
                         continue
                     failures = 0
+                    last_used = self._clock.monotonic()
                     self._set_connected("sender")
                 batch = self._next_batch()
                 if not batch:
                     continue
                 try:
-                    connection.send_packed_command([_pack_publishes(batch)], check_health=False)
+                    if self._clock.monotonic() - last_used > _IDLE_CHECK:
+                        connection = self._revive(connection)
+                    connection.send_packed_command([pack_publishes(batch)], check_health=False)
                     for _ in batch:
                         connection.read_response()
                 except Exception as exc:  # noqa: BLE001 - the batch is lost; count it and reconnect
@@ -338,12 +282,34 @@ class RedisTransport:
                     self._set_disconnected("sender", exc)
                     self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
                     continue
+                last_used = self._clock.monotonic()
                 with self._lock:
                     self._sent += len(batch)
                     self._inflight = 0
                     self._changed.notify_all()
         finally:
             self._drop_connection(connection)
+
+    def _connect(self) -> Any:
+        connection: Any = self._send_pool.make_connection()
+        try:
+            connection.send_command("PING")
+            connection.read_response()
+        except BaseException:
+            self._drop_connection(connection)
+            raise
+        return connection
+
+    def _revive(self, connection: Any) -> Any:
+        """After a quiet spell, check the connection first: a server or a firewall may have closed it, and
+        a batch written into a dead socket would be lost. A dead one is replaced once, without backoff."""
+        try:
+            connection.send_command("PING")
+            connection.read_response()
+        except Exception:  # noqa: BLE001 - replaced below; a second failure is the caller's
+            self._drop_connection(connection)
+            return self._connect()
+        return connection
 
     @staticmethod
     def _drop_connection(connection: Any) -> None:
@@ -387,7 +353,8 @@ class RedisTransport:
                 failures += 1
                 self._set_disconnected("listener", exc)
             finally:
-                pubsub.close()
+                with contextlib.suppress(Exception):
+                    pubsub.close()
             if not self._stopping:
                 self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
 
@@ -398,7 +365,7 @@ class RedisTransport:
                 self._echoes += 1
             return
         try:
-            event = _parse_event(data)
+            event = parse_event(data)
         except (ValueError, KeyError, TypeError) as exc:
             with self._lock:
                 self._malformed += 1
