@@ -99,7 +99,8 @@ class RedisTransport:
         }
         try:
             self._send_pool = redis.ConnectionPool.from_url(url, **options)
-            self._listen_client: redis.Redis = redis.Redis.from_url(url, health_check_interval=10, **options)
+            # RESP2 unless the URL asks otherwise: redis-py parses it about 1.5x faster than RESP3.
+            self._listen_pool = redis.ConnectionPool.from_url(url, **{"protocol": 2, **options})
         except ValueError as exc:
             raise ValidationError(
                 f"redis_url {self.url} is not a valid Redis URL ({self._mask(str(exc))}); "
@@ -189,7 +190,7 @@ class RedisTransport:
             if thread is not threading.current_thread():
                 thread.join(self._connect_timeout + self._poll_interval + 1.0)
         self._send_pool.disconnect()
-        self._listen_client.close()
+        self._listen_pool.disconnect()
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -334,27 +335,35 @@ class RedisTransport:
     # -- listener thread -----------------------------------------------------------------------------
 
     def _run_listener(self) -> None:
+        # A raw subscribed connection rather than redis-py's PubSub, whose per-message bookkeeping costs
+        # as much again as parsing the message. Every event on the prefix passes through here.
         failures = 0
         pattern = self._channel_base.translate(_GLOB_SPECIALS) + "*"
         while not self._stopping:
-            pubsub = self._listen_client.pubsub()  # type: ignore[no-untyped-call]
+            connection: Any = None
             try:
-                pubsub.psubscribe(pattern)
+                connection = self._listen_pool.make_connection()
+                connection.send_command("PSUBSCRIBE", pattern)
+                quiet_since = self._clock.monotonic()
                 while not self._stopping:
-                    message = pubsub.get_message(timeout=self._poll_interval)
-                    if message is None:
+                    if not connection.can_read(timeout=self._poll_interval):
+                        if self._clock.monotonic() - quiet_since > _IDLE_CHECK:
+                            connection.send_command("PING")  # a dead peer surfaces as an error
+                            quiet_since = self._clock.monotonic()
                         continue
-                    if message["type"] == "pmessage":
-                        self._handle(message["data"])
-                    elif message["type"] == "psubscribe":
+                    reply = connection.read_response(push_request=True)
+                    kind = reply[0] if isinstance(reply, list) and reply else None
+                    if kind == b"pmessage":
+                        self._handle(reply[3])
+                    elif kind == b"psubscribe":
                         failures = 0
                         self._set_connected("listener")
+                    quiet_since = self._clock.monotonic()
             except Exception as exc:  # noqa: BLE001 - any failure means "not connected now"
                 failures += 1
                 self._set_disconnected("listener", exc)
             finally:
-                with contextlib.suppress(Exception):
-                    pubsub.close()
+                self._drop_connection(connection)
             if not self._stopping:
                 self._pause(backoff_delay(failures, self._min_backoff, self._max_backoff))
 

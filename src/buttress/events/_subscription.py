@@ -210,9 +210,10 @@ class Subscription:
     # -- worker side ---------------------------------------------------------------------------------
 
     def _run_thread(self) -> None:
-        queue = self._queue
+        queue, lock, handler = self._queue, self._lock, self._handler
         while True:
-            with self._lock:
+            lock.acquire()  # not "with": this loop runs once per event
+            try:
                 while not queue:
                     if not self._idle:
                         self._idle = True
@@ -221,16 +222,15 @@ class Subscription:
                         return
                     self._has_work.wait()
                 event = queue.popleft()
-            self._call_sync(event)
-
-    def _call_sync(self, event: Event) -> None:
-        try:
-            self._handler(event)
-        except Exception:  # noqa: BLE001 - a failing subscriber is logged and counted, never fatal
-            self._failed += 1
-            self._log_failure(event)
-        else:
-            self._delivered += 1
+            finally:
+                lock.release()
+            try:
+                handler(event)
+            except Exception:  # noqa: BLE001 - a failing subscriber is logged and counted, never fatal
+                self._failed += 1
+                self._log_failure(event)
+            else:
+                self._delivered += 1
 
     async def _run_task(self) -> None:
         wake = cast(asyncio.Event, self._wake_event)
