@@ -2,7 +2,9 @@
 
 The **sender** thread drains a bounded outbox, pipelining a batch of PUBLISH commands per round trip.
 The **listener** thread PSUBSCRIBEs ``<prefix>:*`` and hands every event to the bus, which ignores its
-own (same ``origin``) and delivers the rest locally.
+own (same ``origin``; recognised from the raw message, without decoding it) and delivers the rest locally.
+Channels are ``<prefix>:<topic>``; bodies are JSON objects with ``id``, ``topic``, ``payload``, ``time``
+and ``origin``, so programs in other languages can take part.
 
 Failure policy: when Redis is unreachable the bus keeps delivering locally. The outbox keeps the newest
 ``outbox_size`` events (older ones are dropped and counted as ``dropped``); a batch lost in a failed round
@@ -163,7 +165,9 @@ class RedisTransport:
         if event.origin != self._origin:  # the bus's id: recognise our own echoes without parsing them
             self._origin = event.origin
             self._echo_suffix = f',"origin":{json.dumps(event.origin)}}}'.encode()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not "with": this runs in every publish
+        try:
             if self._stopping:
                 self._dropped += 1
                 return
@@ -175,6 +179,8 @@ class RedisTransport:
             if self._sender_idle:
                 self._sender_idle = False
                 self._has_work.notify()
+        finally:
+            lock.release()
 
     def close(self) -> None:
         """Stop both threads; events still in the outbox are counted as dropped (the bus flushes first)."""
