@@ -31,7 +31,8 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.python_implementation()})"
+    python = f"Python {platform.python_version()} ({platform.python_implementation()})"
+    return f"{cpu}, {os.cpu_count()} cores, {python}"
 
 
 def main(argv: list[str]) -> int:
@@ -48,9 +49,9 @@ def main(argv: list[str]) -> int:
     body = [
         "# Benchmarks",
         "",
-        "Numbers are per operation, the median of 7 calibrated loops, every column of a table measured in the",
-        "same run on the same machine. These machines are shared and noisy: read the ratios, not the absolute",
-        "times. Lower is better; a ratio below 1.00x means buttress is faster than that anchor.",
+        "Numbers are per operation, the median of 7 calibrated loops, every column of a table measured in",
+        "the same run on the same machine. These machines are shared and noisy: read the ratios, not the",
+        "absolute times. Lower is better; a ratio below 1.00x means buttress is faster than that anchor.",
         "",
         f"- Command: `{COMMAND}`",
         f"- Machine: {_machine()}",

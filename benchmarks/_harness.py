@@ -12,7 +12,7 @@ __all__ = ["Row", "Table", "measure_ns"]
 
 
 def measure_ns(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
-    """Nanoseconds per call: calibrate a loop to ``min_time`` seconds, run it ``repeat`` times, keep the median.
+    """Nanoseconds per call: calibrate a loop to ``min_time`` seconds, run it ``repeat`` times, median.
 
     The median of several loops is robust to the noise of a shared 2-core machine; GC is paused during a
     loop so one collection does not land on a single candidate.

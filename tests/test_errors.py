@@ -118,7 +118,9 @@ def test_problem_context_masks_secrets_and_stringifies_objects() -> None:
 
 
 def test_retry_after_errors_expose_it_as_attribute_context_and_problem_member() -> None:
-    error = RateLimited("60/minute spent for api.example.com", retry_after=2, context={"host": "api.example.com"})
+    error = RateLimited(
+        "60/minute spent for api.example.com", retry_after=2, context={"host": "api.example.com"}
+    )
     assert error.retry_after == 2.0
     assert error.context == {"retry_after": 2.0, "host": "api.example.com"}
     assert error.to_problem()["retry_after"] == 2.0
@@ -146,7 +148,9 @@ def test_retry_exhausted_chains_the_last_error() -> None:
 
 def test_validation_and_backend_errors_name_what_failed() -> None:
     assert ValidationError("must be positive", field="ttl").field == "ttl"
-    assert BackendUnavailable("no answer", backend="postgres").to_problem()["context"] == {"backend": "postgres"}
+    assert BackendUnavailable("no answer", backend="postgres").to_problem()["context"] == {
+        "backend": "postgres"
+    }
 
 
 def test_config_error_lists_every_problem_with_value_expectation_and_example() -> None:
@@ -178,7 +182,9 @@ def test_repr_names_class_and_code() -> None:
 def test_module_docstring_draws_every_error_of_the_tree() -> None:
     doc = errors_module.__doc__ or ""
     for cls, (code, status) in EXPECTED.items():
-        assert re.search(rf"\b{cls.__name__}\s+{code}\s+{status}\b", doc), f"{cls.__name__} missing from the tree"
+        assert re.search(rf"\b{cls.__name__}\s+{code}\s+{status}\b", doc), (
+            f"{cls.__name__} missing from the tree"
+        )
 
 
 def test_readme_lists_every_error_code() -> None:

@@ -37,7 +37,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: :func:`time.monotonic`, :func:`time.time`, :func:`time.sleep`, :func:`asyncio.sleep`."""
+    """The real clock: ``time.monotonic``, ``time.time``, ``time.sleep`` and ``asyncio.sleep``."""
 
     __slots__ = ()
 
@@ -97,7 +97,9 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move both clocks forward and wake every sleeper whose deadline has passed."""
         if seconds < 0:
-            raise ValueError(f"FakeClock.advance(seconds) needs seconds >= 0, got {seconds!r}; time never goes back")
+            raise ValueError(
+                f"FakeClock.advance(seconds) needs seconds >= 0, got {seconds!r}; time never goes back"
+            )
         with self._condition:
             self._offset += seconds
             now = self.monotonic()
@@ -160,9 +162,13 @@ class FakeClock:
     def wait_for_sleepers(self, count: int, timeout: float = 5.0) -> None:
         """Block until ``count`` sleepers are parked (a synchronisation aid, not a sleep)."""
         with self._condition:
-            ok = self._condition.wait_for(lambda: self._thread_sleepers + len(self._async_sleepers) >= count, timeout)
+            ok = self._condition.wait_for(
+                lambda: self._thread_sleepers + len(self._async_sleepers) >= count, timeout
+            )
         if not ok:
-            raise TimeoutError(f"expected {count} sleepers on the FakeClock within {timeout}s, saw {self.sleepers}")
+            raise TimeoutError(
+                f"expected {count} sleepers on the FakeClock within {timeout}s, saw {self.sleepers}"
+            )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -189,7 +189,9 @@ class ValidationError(ButtressError):
         status: int | None = None,
     ) -> None:
         self.field = field
-        super().__init__(message, error_code=error_code, context={"field": field, **(context or {})}, status=status)
+        super().__init__(
+            message, error_code=error_code, context={"field": field, **(context or {})}, status=status
+        )
 
 
 class NotFoundError(ButtressError):
@@ -352,7 +354,9 @@ class BackendUnavailable(ButtressError):
         status: int | None = None,
     ) -> None:
         self.backend = backend
-        super().__init__(message, error_code=error_code, context={"backend": backend, **(context or {})}, status=status)
+        super().__init__(
+            message, error_code=error_code, context={"backend": backend, **(context or {})}, status=status
+        )
 
 
 class ContainerError(ButtressError):

@@ -25,7 +25,7 @@ logger = logging.getLogger("buttress.events")
 _MAX_ROUTES = 10_000  # distinct topics remembered before the route cache starts over
 
 
-class EventBusClosed(ButtressError):  # noqa: N818 - named like CircuitOpen, QueueFull
+class EventBusClosed(ButtressError):
     """The bus was closed; nothing can be published to it or subscribed on it any more."""
 
     default_code = "event_bus_closed"

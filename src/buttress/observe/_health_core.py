@@ -517,7 +517,7 @@ class HealthRegistry:
         return _interpret(value)
 
 
-class _TimedOut(Exception):  # noqa: N818 - private signal, never escapes the runner
+class _TimedOut(Exception):
     """The runner's own timeout, distinct from a ``TimeoutError`` a check raises with its own message."""
 
 
