@@ -1,4 +1,4 @@
-"""The ``buttress`` command: configuration today; serve, health and demo join it later.
+"""The ``buttress`` command: configuration and health today; serve and demo join it later.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -59,6 +59,22 @@ def _exit_with_error(message: str) -> NoReturn:
 def version_command() -> None:
     """Print the installed buttress version."""
     typer.echo(f"buttress {package_version('buttress')}")
+
+
+@app.command("health")
+def health(
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the health+json document.")] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Run one group (liveness, readiness, startup, ...).")
+    ] = None,
+) -> None:
+    """Run the health checks: a table of ✓/⚠/✗, exit 1 when a critical check fails."""
+    from buttress.observe._health_cli import health_command  # noqa: PLC0415 - keeps `buttress config` fast
+
+    code = health_command(json=as_json, group=group)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("config")
