@@ -127,7 +127,7 @@ class EventsSettings(BaseModel):
     queue_size: int = Field(
         default=1000,
         ge=1,
-        description="Capacity of the event bus's in-memory queue; a full queue refuses new events.",
+        description="Events kept per subscriber; when its queue is full the oldest event is dropped and counted.",
         examples=[5000],
     )
     channel_prefix: str = Field(
