@@ -397,6 +397,20 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_EVENTS__CHANNEL_PREFIX": ("orders", "env"),
         "BUTTRESS_SECURITY__SECRET_KEY": (None, "default"),
         "BUTTRESS_SECURITY__ADMIN_TOKEN": (MASK, "env"),
+        "BUTTRESS_SERVER__HOST": ("127.0.0.1", "default"),
+        "BUTTRESS_SERVER__PORT": (8765, "default"),
+        "BUTTRESS_SERVER__JWT_ALGORITHM": ("HS256", "default"),
+        "BUTTRESS_SERVER__JWT_KEY": (None, "default"),
+        "BUTTRESS_SERVER__JWT_AUDIENCE": (None, "default"),
+        "BUTTRESS_SERVER__JWT_ISSUER": (None, "default"),
+        "BUTTRESS_SERVER__EXPOSE_DETAILS": (False, "default"),
+        "BUTTRESS_OBSERVE__SAMPLER_INTERVAL": (15.0, "default"),
+        "BUTTRESS_OBSERVE__DISK_PATHS": ('["/"]', "default"),  # lists are shown as JSON
+        "BUTTRESS_OBSERVE__MEMORY_WARN_PERCENT": (90.0, "default"),
+        "BUTTRESS_OBSERVE__MEMORY_FAIL_PERCENT": (95.0, "default"),
+        "BUTTRESS_OBSERVE__DISK_WARN_PERCENT": (90.0, "default"),
+        "BUTTRESS_OBSERVE__DISK_FAIL_PERCENT": (95.0, "default"),
+        "BUTTRESS_OBSERVE__PROFILER_ENABLED": (False, "default"),
     }
 
 
@@ -408,7 +422,7 @@ def test_describe_with_an_explicit_environ_and_env_file(tmp_path: Path) -> None:
     rows = _sources(settings, env_file=env_file, environ=environ)
     assert rows["BUTTRESS_APP__ENVIRONMENT"] == ("staging", ".env")
     assert rows["BUTTRESS_SECURITY__SECRET_KEY"] == (MASK, "env")
-    assert [row.secret for row in describe_settings(settings, environ=environ) if row.secret] == [True, True]
+    assert [row.secret for row in describe_settings(settings, environ=environ) if row.secret] == [True, True, True]
 
 
 def test_describe_marks_values_passed_in_code_as_init() -> None:
@@ -448,7 +462,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 11
+    assert len(fields) == 25
     for field in fields:
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
@@ -479,7 +493,11 @@ def test_readme_table_is_in_sync() -> None:
 def test_env_example_never_holds_a_secret_value() -> None:
     values = dotenv_values(stream=io.StringIO(render_env_example()))
     secrets = [field.variable for field in setting_fields() if field.secret]
-    assert secrets == ["BUTTRESS_SECURITY__SECRET_KEY", "BUTTRESS_SECURITY__ADMIN_TOKEN"]
+    assert secrets == [
+        "BUTTRESS_SECURITY__SECRET_KEY",
+        "BUTTRESS_SECURITY__ADMIN_TOKEN",
+        "BUTTRESS_SERVER__JWT_KEY",
+    ]
     for variable in secrets:
         assert values[variable] == ""
     assert "<long random string>" not in render_env_example()

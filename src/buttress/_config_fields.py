@@ -25,6 +25,15 @@ def env_var_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in path)
 
 
+def shown_value(value: Any) -> str:
+    """A value as it is written in an environment variable: JSON for lists and dicts, ``true`` for True."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value)
+    return str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class SettingField:
     """One leaf of the tree with the metadata that docs, examples and error messages are made of."""
@@ -40,7 +49,7 @@ class SettingField:
 
     @property
     def example(self) -> str:
-        return str((self.info.examples or [""])[0])
+        return shown_value((self.info.examples or [""])[0])
 
     @property
     def default(self) -> Any:

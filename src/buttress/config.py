@@ -19,7 +19,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
@@ -37,6 +46,7 @@ from buttress._config_fields import (
     RawSources,
     SettingField,
     env_var_name,
+    shown_value,
 )
 from buttress._config_fields import setting_fields as _setting_fields
 from buttress._config_masking import mask_url_password
@@ -49,7 +59,9 @@ __all__ = [
     "AppSettings",
     "EventsSettings",
     "LoggingSettings",
+    "ObserveSettings",
     "SecuritySettings",
+    "ServerSettings",
     "SettingField",
     "SettingValue",
     "Settings",
@@ -155,6 +167,138 @@ class SecuritySettings(BaseModel):
     )
 
 
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
+_HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+class ServerSettings(BaseModel):
+    """The ops server (``buttress serve``, :func:`buttress.server.create_app`) and its admin JWTs.
+
+    Admin endpoints accept ``security.admin_token`` or a JWT verified with these settings; with neither
+    configured they do not exist at all.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address `buttress serve` listens on; loopback by default, 0.0.0.0 for every interface.",
+        examples=["0.0.0.0"],  # noqa: S104 -- an example, not a default
+    )
+    port: int = Field(
+        default=8765,
+        ge=0,
+        le=65535,
+        description="TCP port `buttress serve` listens on (0 picks a free one).",
+        examples=[9000],
+    )
+    jwt_algorithm: JwtAlgorithm = Field(
+        default="HS256",
+        description="Algorithm admin JWTs must be signed with; RS256 and ES256 need the cryptography "
+        "package.",
+        examples=["HS512"],
+    )
+    jwt_key: SecretStr | None = Field(
+        default=None,
+        description="Key that verifies admin JWTs: a shared secret for HS256/384/512, a PEM public key for "
+        "RS256/ES256; unset disables JWT admin auth.",
+        examples=[SECRET_EXAMPLE],
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        description="Audience (aud) admin JWTs must name; unset refuses tokens that carry one.",
+        examples=["buttress-ops"],
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        description="Issuer (iss) admin JWTs must name; unset accepts any issuer.",
+        examples=["https://auth.example.com/"],
+    )
+    expose_details: bool = Field(
+        default=False,
+        description="Put exception context and tracebacks in error responses; for development only, "
+        "never where clients are untrusted.",
+        examples=[True],
+    )
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _hmac_key_long_enough(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # PyJWT only warns about short HMAC keys; a guessable admin key is a configuration error.
+        minimum = _HMAC_KEY_BYTES.get(info.data.get("jwt_algorithm", ""))
+        if key is not None and minimum is not None and len(key.get_secret_value().encode()) < minimum:
+            raise PydanticCustomError(
+                "jwt_key_too_short",
+                "a key of at least {minimum} bytes for {algorithm} (RFC 7518 3.2); generate one with "
+                'python -c "import secrets; print(secrets.token_urlsafe(48))"',
+                {"minimum": minimum, "algorithm": info.data["jwt_algorithm"]},
+            )
+        return key
+
+
+class ObserveSettings(BaseModel):
+    """System sampling, its health thresholds and the profiler, as the ops server runs them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sampler_interval: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between two readings of CPU, memory, disk and file descriptors.",
+        examples=[5.0],
+    )
+    disk_paths: list[str] = Field(
+        default_factory=lambda: ["/"],
+        min_length=1,
+        description="Filesystems whose usage is sampled and checked, as a JSON list of paths.",
+        examples=[["/", "/var/lib/app"]],
+    )
+    memory_warn_percent: float = Field(
+        default=90.0,
+        ge=0,
+        le=100,
+        description="Host memory used (%) at which the system health check warns.",
+        examples=[85.0],
+    )
+    memory_fail_percent: float = Field(
+        default=95.0,
+        ge=0,
+        le=100,
+        description="Host memory used (%) at which the system health check fails.",
+        examples=[98.0],
+    )
+    disk_warn_percent: float = Field(
+        default=90.0,
+        ge=0,
+        le=100,
+        description="Disk used (%) at which the system health check warns.",
+        examples=[80.0],
+    )
+    disk_fail_percent: float = Field(
+        default=95.0,
+        ge=0,
+        le=100,
+        description="Disk used (%) at which the system health check fails.",
+        examples=[97.0],
+    )
+    profiler_enabled: bool = Field(
+        default=False,
+        description="Start the profiler with the ops server; it can also be switched at run time.",
+        examples=[True],
+    )
+
+    @model_validator(mode="after")
+    def _fail_not_below_warn(self) -> ObserveSettings:
+        for what in ("memory", "disk"):
+            warn, fail = getattr(self, f"{what}_warn_percent"), getattr(self, f"{what}_fail_percent")
+            if fail < warn:
+                raise ValueError(
+                    f"{what}_fail_percent ({fail:g}) must not be below {what}_warn_percent ({warn:g})"
+                )
+        return self
+
+
 _ENVIRON_OVERRIDE: ContextVar[Mapping[str, str] | None] = ContextVar(
     "buttress_environ_override", default=None
 )
@@ -202,6 +346,8 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    observe: ObserveSettings = Field(default_factory=ObserveSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -327,7 +473,7 @@ def _public_value(value: object, *, secret: bool) -> str | int | float | bool | 
         return value
     if secret or isinstance(value, SecretStr | SecretBytes):
         return MASK
-    return mask_url_password(str(value))
+    return mask_url_password(shown_value(value))
 
 
 def describe_settings(
@@ -368,7 +514,7 @@ def render_env_example(settings_cls: type[BaseModel] = Settings) -> str:
         lines += ["", f"# {field.description}"]
         if field.choices:
             lines.append("# One of: " + ", ".join(field.choices) + ".")
-        lines.append(f"# Default: {'unset' if field.default is None else field.default}")
+        lines.append(f"# Default: {'unset' if field.default is None else shown_value(field.default)}")
         if field.secret:
             lines.append(
                 "# Secret, never commit it. Generate one with: "
@@ -384,7 +530,7 @@ def render_config_table(settings_cls: type[BaseModel] = Settings) -> str:
     """The README's markdown table: variable, default, description, example."""
     rows = ["| Variable | Default | Description | Example |", "|---|---|---|---|"]
     for field in setting_fields(settings_cls):
-        default = "*unset*" if field.default is None else f"`{field.default}`"
+        default = "*unset*" if field.default is None else f"`{shown_value(field.default)}`"
         description = field.description
         if field.choices:
             description += " One of " + ", ".join(f"`{choice}`" for choice in field.choices) + "."

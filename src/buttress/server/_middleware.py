@@ -1,0 +1,177 @@
+"""The request middleware: request ids, per-route metrics and the last line of defence for errors.
+
+Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per request, no body buffering, streaming
+responses untouched, and context variables bound here are seen by the endpoint.
+
+Metrics are labelled by the matched **route template** (``/items/{item_id}``), read from the ``route``
+that Starlette's router leaves in the scope, never by the raw path: otherwise every scanner probing
+``/wp-admin.php`` would mint a new series. Requests no route matched share ``route="<unmatched>"``, and
+unknown methods share ``method="OTHER"``.
+
+An exception that no handler turned into a response becomes a 500 problem here, with an ``error_id`` that
+is logged with the traceback and the request id, and the exception goes to error aggregation. When the
+application has its own handler for ``Exception`` or 500, the exception is left to it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from buttress.observe.errors import ErrorAggregator
+from buttress.observe.logging import bind_context, get_logger
+from buttress.observe.metrics import MetricsRegistry
+from buttress.server._problems import new_error_id, unhandled_problem
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "UNMATCHED_ROUTE",
+    "OpsMiddleware",
+    "declare_request_metrics",
+    "route_template",
+]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+UNMATCHED_ROUTE = "<unmatched>"
+SCOPE_REQUEST_ID = "buttress.request_id"
+
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.lower().encode("latin-1")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+_STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+
+_log = get_logger("buttress.server")
+
+
+def declare_request_metrics(metrics: MetricsRegistry) -> tuple[Any, Any]:
+    """The two request metrics, declared (or fetched again) in ``metrics``."""
+    requests = metrics.counter(
+        "buttress_server_requests_total",
+        "HTTP requests answered, by method, route template and status class.",
+        labels=("method", "route", "status_class"),
+    )
+    duration = metrics.histogram(
+        "buttress_server_request_duration_seconds",
+        "Seconds from receiving a request to sending its last byte, by method and route template.",
+        labels=("method", "route"),
+    )
+    return requests, duration
+
+
+def route_template(scope: Scope, entry_root_path: str = "") -> str:
+    """The template of the route that handled ``scope``, with the paths of mounts it went through."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED_ROUTE
+    # FastAPI >= 0.13x keeps included routers nested: scope["route"] is the route as declared (no
+    # prefix) and the full template is on the "effective route context" FastAPI leaves in its scope.
+    fastapi_scope = scope.get("fastapi")
+    context = fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+    path = getattr(context, "path_format", None)
+    if not isinstance(path, str):
+        path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    root_path = scope.get("root_path", "")
+    mounted = root_path[len(entry_root_path) :] if root_path.startswith(entry_root_path) else ""
+    if isinstance(route, Mount):  # a mounted app without routes of its own (static files, a sub-app)
+        return mounted + "/{path:path}"
+    return mounted + path
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID when it is a sane token (it ends up in logs), else a new one."""
+    for name, value in headers:
+        if name == _REQUEST_ID_BYTES:
+            text = value.decode("latin-1")
+            if _VALID_REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class OpsMiddleware:
+    """Request ids, request metrics and 500 problems for unhandled exceptions (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: MetricsRegistry,
+        errors: ErrorAggregator,
+        expose_details: bool,
+        exception_handlers: Callable[[], Mapping[Any, Any]] = dict,
+    ) -> None:
+        self.app = app
+        self._requests, self._duration = declare_request_metrics(metrics)
+        self._now = metrics.now
+        self._errors = errors
+        self._expose_details = expose_details
+        self._exception_handlers = exception_handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = self._now()
+        entry_root_path = scope.get("root_path", "")
+        request_id = _request_id(scope.get("headers", []))
+        scope[SCOPE_REQUEST_ID] = request_id
+        header = (_REQUEST_ID_BYTES, request_id.encode("latin-1"))
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        try:
+            with bind_context(request_id=request_id):
+                try:
+                    await self.app(scope, receive, send_with_id)
+                except Exception as exc:
+                    if started or self._app_handles_errors():
+                        raise
+                    response = self._unhandled(scope, exc, request_id)
+                    await response(scope, receive, send_with_id)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = route_template(scope, entry_root_path)
+            self._requests.labels(method=method, route=route, status_class=_status_class(status)).inc()
+            self._duration.labels(method=method, route=route).observe(max(self._now() - start, 0.0))
+
+    def _app_handles_errors(self) -> bool:
+        handlers = self._exception_handlers()
+        return Exception in handlers or 500 in handlers
+
+    def _unhandled(self, scope: Scope, exc: Exception, request_id: str) -> Any:
+        error_id = new_error_id()
+        method, path = scope["method"], scope.get("path", "")
+        route = route_template(scope)
+        fingerprint = self._errors.record(
+            exc, context={"error_id": error_id, "request_id": request_id, "method": method, "route": route}
+        )
+        _log.error(
+            "unhandled error in request",
+            error_id=error_id,
+            fingerprint=fingerprint,
+            method=method,
+            path=path,
+            exc_info=exc,
+        )
+        return unhandled_problem(
+            path, exc, error_id=error_id, request_id=request_id, expose_details=self._expose_details
+        )
+
+
+def _status_class(status: int) -> str:
+    return _STATUS_CLASSES.get(status // 100, "other")
