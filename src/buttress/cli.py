@@ -1,4 +1,4 @@
-"""The ``buttress`` command: configuration and health today; serve and demo join it later.
+"""The ``buttress`` command: configuration, health checks and the ops server.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -75,6 +75,44 @@ def health(
     code = health_command(json=as_json, group=group)
     if code:
         raise typer.Exit(code)
+
+
+@app.command("serve")
+def serve(
+    *,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on.", show_default="BUTTRESS_SERVER__HOST")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port to listen on (0: any free one).",
+            show_default="BUTTRESS_SERVER__PORT",
+        ),
+    ] = None,
+    env_file: Annotated[Path, typer.Option("--env-file", help="The .env file to read.")] = Path(".env"),
+) -> None:
+    """Run the ops server: health probes, Prometheus metrics, stats, errors and admin endpoints."""
+    # Imported here so `buttress config` and `buttress health` do not pay for FastAPI and uvicorn.
+    import uvicorn  # noqa: PLC0415
+
+    from buttress.observe.logging import configure_logging_from_settings  # noqa: PLC0415
+    from buttress.server import create_app  # noqa: PLC0415
+
+    try:
+        settings = load_settings(env_file=env_file)
+    except ConfigError as error:
+        _exit_with_problems(error)
+    configure_logging_from_settings(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host if host is not None else settings.server.host,
+        port=port if port is not None else settings.server.port,
+        log_config=None,  # keep the handler configure_logging installed: one format for every line
+    )
 
 
 @app.command("config")
