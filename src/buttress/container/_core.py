@@ -1,0 +1,378 @@
+"""The Container: registrations, resolution (sync and async), overrides for tests, and closing."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Self, TypeVar
+
+from buttress.container import _scope
+from buttress.container._errors import (
+    _abstract_without_factory,
+    _async_error,
+    _captive,
+    _cycle,
+    _not_a_lifetime,
+    _not_callable,
+    _not_injectable,
+    _not_registered,
+    _scope_closed,
+    _scope_required,
+)
+from buttress.container._scope import Scope, _close_async, _close_sync, _hold, _raise_first
+from buttress.container._wiring import (
+    _CONTAINER,
+    _FALLBACK,
+    _MISSING,
+    _SINGLETON,
+    _TRANSIENT,
+    Lifetime,
+    _Plan,
+    _Registration,
+)
+from buttress.container._wiring import _plan as _build_plan
+
+T = TypeVar("T")
+# Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``name.get()`` on an imported name
+# as an attribute load plus a call (no LOAD_METHOD), which costs the hot path a bound-method object.
+_SCOPE = _scope._SCOPE
+
+
+class Container:
+    """Registrations by type, built singletons, and the lock that makes singletons be built once.
+
+    Thread safety: one re-entrant lock is held only while *creating* a singleton (already built ones are a
+    lock-free dict lookup), so two singletons depending on each other in any order cannot deadlock. In
+    ``aresolve`` an asyncio lock per event loop plays that role (re-entrant per task through a ContextVar),
+    so async singletons of one loop are created one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._registrations: dict[Any, _Registration] = {}
+        self._singletons: dict[Any, Any] = {}
+        self._closables: list[Any] = []
+        self._overrides: dict[Any, _Registration] = {}
+        self._override_stack: list[_Registration] = []
+        self._override_singletons: dict[Any, Any] = {}
+        self._affected: dict[Any, bool] = {}
+        self._lock = threading.RLock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- registration -----------------------------------------------------------------------------------
+
+    def register(
+        self,
+        service_type: type[T],
+        factory: Callable[..., T] | Callable[..., Awaitable[T]] | None = None,
+        lifetime: Lifetime = Lifetime.SINGLETON,
+    ) -> None:
+        """Register how to build ``service_type`` (default: its constructor), sync or ``async def``.
+
+        Registering a type again replaces its registration and forgets its built singleton (which is
+        still closed by :meth:`close`); singletons already built from the old one keep what they got.
+        """
+        if factory is None:
+            if inspect.isabstract(service_type) or getattr(service_type, "_is_protocol", False):
+                raise _abstract_without_factory(service_type)
+            factory = service_type
+        elif not callable(factory):
+            raise _not_callable(service_type, factory)
+        if not isinstance(lifetime, Lifetime):
+            raise _not_a_lifetime(lifetime)
+        self._add(_Registration(service_type, factory, lifetime, _MISSING))
+
+    def register_instance(self, service_type: type[T], instance: T) -> None:
+        """Register a ready singleton; the caller keeps ownership (the container never closes it)."""
+        self._add(_Registration(service_type, lambda: instance, Lifetime.SINGLETON, instance))
+
+    def _register_borrowed(self, service_type: type[T], getter: Callable[[], T]) -> None:
+        """Resolve ``service_type`` by calling ``getter()`` every time; what it returns is never closed here.
+
+        For process-wide objects owned by a module-level getter (``get_event_bus()``, ``get_settings()``):
+        nothing is built before the first resolve (unlike :meth:`register_instance`), each resolve follows
+        the getter's own ``set_*``/``reset_*`` functions, and neither :meth:`close` nor a scope closes the
+        result (unlike :meth:`register`), so the getter's owner is the only one that closes it.
+        """
+        self._add(_Registration(service_type, getter, Lifetime.TRANSIENT, _MISSING, owned=False))
+
+    def is_registered(self, service_type: type[Any]) -> bool:
+        return service_type in self._registrations or service_type in self._overrides
+
+    def _add(self, registration: _Registration) -> None:
+        with self._lock:
+            service_type = registration.service_type
+            self._registrations[service_type] = registration
+            self._singletons.pop(service_type, None)
+            if registration.instance is not _MISSING:
+                self._singletons[service_type] = registration.instance
+            self._affected = {}
+
+    @contextmanager
+    def override(self, service_type: type[T], instance: T) -> Iterator[T]:
+        """Resolve ``service_type`` to ``instance`` while active, also as a dependency (for tests).
+
+        Overrides are container-wide and nest in any order. While one is active, singletons whose
+        dependencies reach an overridden type (or that take the Container) are built into a separate
+        cache that is dropped whenever the overrides change, so the real cache never keeps an override
+        inside; those throwaway singletons are closed by :meth:`close`. Scoped instances already built
+        in a live scope are kept: open the scope inside the override.
+        """
+        registration = _Registration(service_type, lambda: instance, Lifetime.SINGLETON, instance)
+        self._set_overrides([*self._override_stack, registration])
+        try:
+            yield instance
+        finally:
+            self._set_overrides([r for r in self._override_stack if r is not registration])
+
+    def _set_overrides(self, stack: list[_Registration]) -> None:
+        with self._lock:
+            self._override_stack = stack
+            self._overrides = {r.service_type: r for r in stack}
+            self._override_singletons = {}
+            self._affected = {}
+
+    # -- resolution -------------------------------------------------------------------------------------
+
+    def resolve(self, service_type: type[T]) -> T:
+        """Return an instance of ``service_type``, building it and its dependencies as registered."""
+        instance: T = self._singletons.get(service_type, _MISSING)
+        if instance is _MISSING or self._overrides:
+            scope = _SCOPE.get()
+            if scope is not None and scope._container is not self:
+                scope = self._current_scope()
+            reg = self._lookup(service_type) if self._overrides else self._registrations.get(service_type)
+            instance = self._get(reg or _not_registered(service_type), scope, ())
+        return instance
+
+    async def aresolve(self, service_type: type[T]) -> T:
+        """Like :meth:`resolve`, and awaits ``async def`` factories (sync ones are called as usual)."""
+        instance: T = self._singletons.get(service_type, _MISSING)
+        if instance is _MISSING or self._overrides:
+            instance = await self._aresolve(service_type, self._current_scope())
+        return instance
+
+    def scope(self) -> Scope:
+        """A new scope: ``with container.scope() as scope:`` (or ``async with``) around a request."""
+        return Scope(self)
+
+    def _current_scope(self) -> Scope | None:
+        scope = _SCOPE.get()
+        while scope is not None and scope._container is not self:
+            scope = scope._parent
+        return scope
+
+    def _lookup(self, service_type: Any) -> _Registration | None:
+        if self._overrides:
+            registration = self._overrides.get(service_type)
+            if registration is not None:
+                return registration
+        return self._registrations.get(service_type)
+
+    async def _aresolve(self, service_type: Any, scope: Scope | None) -> Any:
+        return await self._aget(self._lookup(service_type) or _not_registered(service_type), scope, ())
+
+    def _get(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
+        if reg.instance is not _MISSING:
+            return reg.instance
+        if reg.lifetime is _TRANSIENT:
+            instance = self._create(reg, scope, chain)
+            if scope is not None and reg.owned:
+                scope._track(instance)
+            return instance
+        owner: Container | Scope
+        if reg.lifetime is _SINGLETON and not self._overrides:
+            cache, owner, scope = self._singletons, self, None
+        else:
+            cache, owner, scope = self._home(reg, scope, chain)
+        instance = cache.get(reg.service_type, _MISSING)
+        if instance is _MISSING:
+            with owner._lock:
+                instance = cache.get(reg.service_type, _MISSING)
+                if instance is _MISSING:
+                    instance = self._create(reg, scope, chain)
+                    if reg.owned:  # tracked before setdefault: an aresolve() in another thread may have won
+                        owner._track(instance)
+                    instance = cache.setdefault(reg.service_type, instance)
+        return instance
+
+    async def _aget(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
+        if reg.instance is not _MISSING:
+            return reg.instance
+        if reg.lifetime is _TRANSIENT:
+            instance = await self._acreate(reg, scope, chain)
+            if scope is not None and reg.owned:
+                scope._track(instance)
+            return instance
+        cache, owner, scope = self._home(reg, scope, chain)
+        instance = cache.get(reg.service_type, _MISSING)
+        if instance is _MISSING:
+            async with _hold(owner._async_lock()):
+                instance = cache.get(reg.service_type, _MISSING)
+                if instance is _MISSING:
+                    instance = await self._acreate(reg, scope, chain)
+                    if reg.owned:  # a sync resolve in another thread may have won meanwhile:
+                        owner._track(instance)  # keep one, close both
+                    instance = cache.setdefault(reg.service_type, instance)
+        return instance
+
+    def _home(
+        self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]
+    ) -> tuple[dict[Any, Any], Container | Scope, Scope | None]:
+        """Where a SINGLETON or SCOPED instance is cached, who closes it, and the scope to build it in."""
+        if reg.lifetime is _SINGLETON:
+            if self._overrides and self._reaches_override(reg.service_type, set()):
+                return self._override_singletons, self, None
+            return self._singletons, self, None
+        if scope is None or scope._closed or chain:  # errors, and the captive-dependency check
+            scope = self._scope_for(reg, scope, chain)
+        return scope._instances, scope, scope
+
+    def _create(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
+        plan = reg.plan if reg.plan is not None else self._plan(reg)
+        if reg.is_async:
+            raise _async_error(reg, chain)
+        if not plan:
+            return reg.factory()
+        if reg in chain:
+            raise _cycle(chain, reg)
+        chain = (*chain, reg)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, dependency_type, kind, default, positional in plan:  # hot: no helper calls on success
+            if kind == _CONTAINER:
+                value: Any = self
+            else:
+                dependency = (
+                    self._lookup(dependency_type)
+                    if self._overrides
+                    else self._registrations.get(dependency_type)
+                )
+                if dependency is not None:
+                    value = self._get(dependency, scope, chain)
+                elif kind == _FALLBACK:
+                    value = default
+                else:
+                    raise _not_injectable(name, dependency_type, chain)
+            if positional:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        return reg.factory(*args, **kwargs)
+
+    async def _acreate(
+        self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]
+    ) -> Any:
+        plan = reg.plan if reg.plan is not None else self._plan(reg)
+        if plan and reg in chain:
+            raise _cycle(chain, reg)
+        chain = (*chain, reg)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, dependency_type, kind, default, positional in plan:
+            if kind == _CONTAINER:
+                value: Any = self
+            else:
+                dependency = self._lookup(dependency_type)
+                if dependency is not None:
+                    value = await self._aget(dependency, scope, chain)
+                elif kind == _FALLBACK:
+                    value = default
+                else:
+                    raise _not_injectable(name, dependency_type, chain)
+            if positional:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        instance = reg.factory(*args, **kwargs)
+        return await instance if reg.is_async else instance
+
+    def _scope_for(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Scope:
+        for index, owner in enumerate(chain):
+            if owner.lifetime is _SINGLETON:
+                raise _captive(owner, reg, chain[index:])
+        if scope is None:
+            raise _scope_required(reg, chain)
+        if scope._closed:
+            raise _scope_closed(reg)
+        return scope
+
+    # -- singletons, overrides, locks ---------------------------------------------------------------------
+
+    def _track(self, instance: Any) -> None:
+        if hasattr(instance, "close") or hasattr(instance, "aclose"):
+            self._closables.append(instance)
+
+    def _reaches_override(self, service_type: Any, seen: set[Any]) -> bool:
+        """Whether building ``service_type`` may use an override; memoised until registrations change."""
+        known = self._affected.get(service_type)
+        if known is not None:
+            return known
+        reg = self._lookup(service_type)
+        if reg is None or service_type in seen:
+            return False
+        seen.add(service_type)
+        reaches = service_type in self._overrides or (
+            reg.instance is _MISSING
+            and any(
+                kind == _CONTAINER or self._reaches_override(dependency, seen)
+                for _, dependency, kind, _, _ in (reg.plan if reg.plan is not None else self._plan(reg))
+            )
+        )
+        self._affected[service_type] = reaches
+        return reaches
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()  # asyncio locks belong to one loop: keep one per loop
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            with self._lock:
+                lock = self._async_locks.setdefault(loop, asyncio.Lock())
+        return lock
+
+    # -- wiring plans -----------------------------------------------------------------------------------
+
+    def _plan(self, reg: _Registration) -> _Plan:
+        """Read the factory's signature and hints once (see ``_wiring``); cached on the registration."""
+        return _build_plan(reg, self._registrations, Container)
+
+    # -- closing ------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close built singletons (``close()``) in reverse creation order and forget them.
+
+        The container stays usable (it builds fresh singletons). Instances given to ``register_instance``
+        are the caller's, and so is what a borrowed getter returns (see ``get_container``). Singletons
+        with only ``aclose()`` raise a ContainerError: use :meth:`aclose`.
+        """
+        _raise_first(_close_sync(self._take_closables()))
+
+    async def aclose(self) -> None:
+        """Close built singletons (``aclose()`` or ``close()``, awaited if needed) in reverse order."""
+        _raise_first(await _close_async(self._take_closables()))
+
+    def _take_closables(self) -> list[Any]:
+        with self._lock:
+            closables, self._closables = self._closables, []
+            self._singletons = {
+                t: r.instance for t, r in self._registrations.items() if r.instance is not _MISSING
+            }
+            self._override_singletons = {}
+        return closables
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
