@@ -1,4 +1,4 @@
-"""The ``buttress`` command: configuration, health checks and the ops server.
+"""The ``buttress`` command: config, health, serve, demo and version.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -113,6 +113,33 @@ def serve(
         port=port if port is not None else settings.server.port,
         log_config=None,  # keep the handler configure_logging installed: one format for every line
     )
+
+
+@app.command("demo")
+def demo(
+    *,
+    events: Annotated[int, typer.Option("--events", min=1, help="Events to publish.")] = 1000,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis for the cross-process leg (default: settings).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """A tour of the foundation running for real (the HTTP batch demo arrives with the HTTP client)."""
+    from buttress._demo import run_demo  # noqa: PLC0415 - keeps `buttress config` fast
+
+    try:
+        report = run_demo(events=events, redis_url=redis_url)
+    except ConfigError as error:
+        _exit_with_problems(error)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title="buttress demo: the foundation", show_header=True)
+    table.add_column("what")
+    table.add_column("result", overflow="fold")
+    for key, value in report.to_dict().items():
+        table.add_row(key.replace("_", " "), Text(str(value)))
+    _stdout().print(table)
 
 
 @app.command("config")

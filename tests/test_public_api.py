@@ -1,0 +1,65 @@
+"""The public API is curated: adding or removing a top-level name is a decision, made here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import buttress
+
+CURATED = [
+    "SYSTEM_CLOCK",
+    "BackendUnavailable",
+    "BulkheadFull",
+    "ButtressError",
+    "CircuitOpen",
+    "Clock",
+    "ConfigError",
+    "ConflictError",
+    "Container",
+    "ContainerError",
+    "DeadlineExceeded",
+    "DependencyCycle",
+    "Event",
+    "EventBus",
+    "FakeClock",
+    "Lifetime",
+    "NotFoundError",
+    "QueueFull",
+    "QuotaExceeded",
+    "RateLimited",
+    "RetryExhausted",
+    "Scope",
+    "ScopeRequired",
+    "ServiceNotRegistered",
+    "Settings",
+    "Subscription",
+    "SystemClock",
+    "ValidationError",
+    "bind_context",
+    "configure_logging",
+    "get_container",
+    "get_event_bus",
+    "get_logger",
+    "get_settings",
+    "load_settings",
+    "publish",
+    "subscribe",
+]
+
+
+def test_all_is_the_curated_list() -> None:
+    assert buttress.__all__ == CURATED
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    assert buttress.__all__ == sorted(buttress.__all__, key=lambda n: (not n.isupper(), n))
+    for name in buttress.__all__:
+        assert getattr(buttress, name) is not None
+
+
+def test_importing_buttress_does_not_load_the_heavy_capabilities() -> None:
+    heavy = ("fastapi", "sqlalchemy", "httpx", "prometheus_client", "psutil")
+    code = f"import sys, buttress; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
