@@ -8,13 +8,14 @@ import inspect
 import json
 import threading
 import types
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
+from buttress.observe import _forwarding as forwarding_module
 from buttress.observe import profiler as profiler_module
 from buttress.observe.profiler import FunctionStats, Profiler, get_profiler, profile_block, profiled
 
@@ -489,6 +490,98 @@ def test_a_function_with_an_explicit_signature_gets_the_generic_wrapper(prof: Pr
     wrapped = profiled(flexible, name="flexible", profiler=prof)
     assert wrapped(1, k=2) == ((1,), {"k": 2}), "forwarded as called, not as the declared signature says"
     assert stats_of(prof, "flexible").count == 1
+
+
+# --- safety of the compiled wrapper: only checked names become source, defaults go by reference -------
+
+INJECTED: list[str] = []  # what an injected parameter name would append to, were it ever executed
+
+
+def _one(value: object = 5) -> object:
+    return value
+
+
+def _renamed(name: str) -> Callable[..., Any]:
+    """``_one`` with its parameter renamed in the code object, which a hand-built code object can do."""
+    code = _one.__code__.replace(co_varnames=(name,))
+    return types.FunctionType(code, _one.__globals__, "renamed", (5,))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"value=__import__('sys').modules[{__name__!r}].INJECTED.append('definition')",
+        "value): pass\nimport os\ndef x(",
+        "class",  # a keyword
+        "__debug__",  # an identifier no parameter may have
+        "\ufb01le",  # "ﬁle": an identifier the parser would read back as "file" (NFKC)
+        ".0",  # a comprehension's implicit argument, which inspect renames to "implicit0"
+    ],
+)
+def test_parameter_names_that_cannot_be_written_back_as_source_get_the_generic_wrapper(name: str) -> None:
+    func = _renamed(name)
+    profiler = Profiler()
+    wrapped = profiled(func, name="renamed", profiler=profiler)
+    assert wrapped.__code__.co_varnames == ("args", "kwargs")  # type: ignore[attr-defined]
+    assert wrapped() == 5
+    profiler.start()
+    assert wrapped(7) == 7
+    assert wrapped(**{name: 8}) == 8  # the function's own (odd) name still works as a keyword
+    assert stats_of(profiler, "renamed").count == 2
+    assert INJECTED == []
+
+
+def test_the_forwarding_checks_names_itself_rather_than_trusting_inspect() -> None:
+    forged = types.SimpleNamespace(
+        parameters={
+            "x": types.SimpleNamespace(
+                name="x=INJECTED.append('forged')",
+                kind=inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=inspect.Parameter.empty,
+            )
+        }
+    )
+    assert forwarding_module._parameter_lists(forged) is None  # type: ignore[arg-type]
+    assert INJECTED == []
+
+
+class _NotSource:
+    """A default whose repr is no source: formatting it into the wrapper would fail the test."""
+
+    def __repr__(self) -> str:
+        raise AssertionError("a default value was turned into source text")
+
+
+_SENTINEL = _NotSource()
+_LIST_DEFAULT: list[int] = []
+_QUOTED_DEFAULT = "') or INJECTED.append('quoted') or ('"
+
+
+def _defaults(
+    a: object = _SENTINEL, /, b: str = _QUOTED_DEFAULT, *, c: list[int] = _LIST_DEFAULT
+) -> tuple[object, str, list[int]]:
+    return (a, b, c)
+
+
+def test_default_values_are_passed_by_reference_never_as_source() -> None:
+    profiler = Profiler()
+    wrapped = profiled(_defaults, profiler=profiler)
+    assert wrapped.__code__.co_varnames == ("a", "b", "c")  # type: ignore[attr-defined]  # compiled
+    for running in (False, True):
+        profiler._running = running
+        a, b, c = wrapped()
+        assert a is _SENTINEL
+        assert b is _QUOTED_DEFAULT
+        assert c is _LIST_DEFAULT
+    assert all(
+        mine is theirs
+        for mine, theirs in zip(
+            (*wrapped.__defaults__, *wrapped.__kwdefaults__.values()),  # type: ignore[attr-defined]
+            (_SENTINEL, _QUOTED_DEFAULT, _LIST_DEFAULT),
+            strict=True,
+        )
+    )
+    assert INJECTED == []
 
 
 def test_wrong_arguments_fail_as_they_would_without_the_wrapper() -> None:

@@ -26,7 +26,6 @@ level. Calls that raise are recorded too and counted in ``errors``.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import threading
@@ -36,10 +35,10 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from inspect import Parameter
 from typing import Any, Literal, ParamSpec, TypeVar, cast, get_args, overload
 
 from buttress import errors as buttress_errors
+from buttress.observe._forwarding import make_switch
 
 __all__ = ["FunctionStats", "Profiler", "SortKey", "get_profiler", "profile_block", "profiled"]
 
@@ -423,7 +422,7 @@ def _wrap_sync(func: Callable[P, R], name: str, profiler: Profiler) -> Callable[
         record(name, timer() - wall_start, cpu, _SUCCEEDED)
         return result
 
-    return _switch(func, timed, profiler, is_async=False)
+    return make_switch(func, timed, profiler, is_async=False, label=_qualified_name(func))
 
 
 def _wrap_async(
@@ -442,113 +441,7 @@ def _wrap_async(
         record(name, timer() - wall_start, cpu_spent[0], _SUCCEEDED)
         return result
 
-    return _switch(func, timed, profiler, is_async=True)
-
-
-def _switch(
-    func: Callable[P, R], timed: Callable[P, R], profiler: Profiler, *, is_async: bool
-) -> Callable[P, R]:
-    """The public wrapper: calls ``func`` directly while stopped and ``timed`` while running.
-
-    For plain Python functions the wrapper is generated with ``func``'s exact parameter list, because
-    forwarding ``*args, **kwargs`` costs more than the whole 200 ns budget of the stopped path (packing a
-    tuple and a dict, then a call through ``CALL_FUNCTION_EX``). Other callables get the generic form.
-    """
-    switch = _generated_switch(func, timed, profiler, is_async=is_async)
-    if switch is None:
-        switch = (
-            _generic_async_switch(func, timed, profiler)
-            if is_async
-            else _generic_switch(func, timed, profiler)
-        )
-    return cast("Callable[P, R]", functools.wraps(func)(switch))
-
-
-def _generic_switch(func: Callable[P, R], timed: Callable[P, R], profiler: Profiler) -> Callable[P, R]:
-    def switch(*args: P.args, **kwargs: P.kwargs) -> R:
-        if profiler._running:
-            return timed(*args, **kwargs)
-        return func(*args, **kwargs)
-
-    return switch
-
-
-def _generic_async_switch(
-    func: Callable[..., Any], timed: Callable[..., Any], profiler: Profiler
-) -> Callable[..., Any]:
-    async def switch(*args: Any, **kwargs: Any) -> Any:
-        if profiler._running:
-            return await timed(*args, **kwargs)
-        return await func(*args, **kwargs)
-
-    return switch
-
-
-_RESERVED_PREFIX = "_bt_"
-
-
-def _generated_switch(
-    func: Callable[..., Any], timed: Callable[..., Any], profiler: Profiler, *, is_async: bool
-) -> Callable[..., Any] | None:
-    """Compile ``def switch(<func's parameters>)`` forwarding each parameter by name; None if not possible."""
-    if type(func) is not types.FunctionType or hasattr(func, "__signature__"):
-        return None  # only a plain function's own code object tells its true parameters
-    forwarding = _forwarding(inspect.signature(func, follow_wrapped=False))
-    if forwarding is None:
-        return None
-    definition, call, namespace = forwarding
-    define, wait = ("async def", "await ") if is_async else ("def", "")
-    source = (
-        f"{define} switch({definition}):\n"
-        f"    if {_RESERVED_PREFIX}profiler._running:\n"
-        f"        return {wait}{_RESERVED_PREFIX}timed({call})\n"
-        f"    return {wait}{_RESERVED_PREFIX}func({call})\n"
-    )
-    namespace[f"{_RESERVED_PREFIX}profiler"] = profiler
-    namespace[f"{_RESERVED_PREFIX}timed"] = timed
-    namespace[f"{_RESERVED_PREFIX}func"] = func
-    code = compile(source, f"<profiled {_qualified_name(func)}>", "exec")
-    exec(code, namespace)  # noqa: S102 - the source holds only the function's own parameter names
-    return cast("Callable[..., Any]", namespace["switch"])
-
-
-def _forwarding(signature: inspect.Signature) -> tuple[str, str, dict[str, Any]] | None:
-    """The parameter list, the call arguments and the default values (by name) to forward a call."""
-    definition: list[str] = []
-    call: list[str] = []
-    defaults: dict[str, Any] = {}
-    previous: Any = None
-    for parameter in signature.parameters.values():
-        name, kind = parameter.name, parameter.kind
-        if name.startswith(_RESERVED_PREFIX):
-            return None
-        if previous is Parameter.POSITIONAL_ONLY and kind is not previous:
-            definition.append("/")
-        if kind is Parameter.KEYWORD_ONLY and previous not in (
-            Parameter.VAR_POSITIONAL,
-            Parameter.KEYWORD_ONLY,
-        ):
-            definition.append("*")
-        spelled = _spelled(parameter)
-        if parameter.default is Parameter.empty:
-            definition.append(spelled)
-        else:
-            slot = f"{_RESERVED_PREFIX}default_{name}"
-            defaults[slot] = parameter.default
-            definition.append(f"{name}={slot}")
-        call.append(f"{name}={name}" if kind is Parameter.KEYWORD_ONLY else spelled)
-        previous = kind
-    if previous is Parameter.POSITIONAL_ONLY:
-        definition.append("/")
-    return ", ".join(definition), ", ".join(call), defaults
-
-
-def _spelled(parameter: Parameter) -> str:
-    if parameter.kind is Parameter.VAR_POSITIONAL:
-        return f"*{parameter.name}"
-    if parameter.kind is Parameter.VAR_KEYWORD:
-        return f"**{parameter.name}"
-    return parameter.name
+    return make_switch(func, timed, profiler, is_async=True, label=_qualified_name(func))
 
 
 @types.coroutine
