@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import SettingsError
 
 from buttress._config_fields import RawSources, SettingField, env_var_name, fields_under, known_paths
-from buttress._config_masking import mask_url_password
+from buttress._redaction import mask_url_password
 from buttress.errors import MASK, ConfigProblem
 
 _SECTION_SHAPE_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})

@@ -49,7 +49,7 @@ from buttress._config_fields import (
     shown_value,
 )
 from buttress._config_fields import setting_fields as _setting_fields
-from buttress._config_masking import mask_url_password
+from buttress._redaction import mask_url_password
 from buttress._config_problems import problem_from_settings_error, problems_from_validation_error
 from buttress.errors import MASK, ConfigError
 
@@ -139,7 +139,7 @@ class EventsSettings(BaseModel):
     queue_size: int = Field(
         default=1000,
         ge=1,
-        description="Events kept per subscriber; when its queue is full the oldest event is dropped and counted.",
+        description="Events kept per subscriber; when full, its oldest event is dropped and counted.",
         examples=[5000],
     )
     channel_prefix: str = Field(

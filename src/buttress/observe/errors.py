@@ -21,7 +21,6 @@ failure can establish itself) while the groups that matter, the frequent ones, s
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import math
@@ -36,6 +35,7 @@ from typing import Any, NamedTuple
 from pydantic import SecretBytes, SecretStr
 
 from buttress import errors as buttress_errors
+from buttress._redaction import is_sensitive_key, mask_url_password
 from buttress.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
@@ -53,9 +53,7 @@ DEFAULT_MAX_MESSAGE_CHARS = 500
 _MAX_CONTEXT_ITEMS = 50
 _MAX_CONTEXT_DEPTH = 4
 _MAX_CONTEXT_TEXT = 500
-_SECRET_KEY = re.compile(r"password|passwd|secret|token|api_?key|authorization|cookie", re.IGNORECASE)
 
-_URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/]*@", re.IGNORECASE)
 _URL_QUERY = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
@@ -94,9 +92,7 @@ _PLACEHOLDERS: tuple[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]],
 
 def mask_credentials(text: str) -> str:
     """``scheme://user:password@host`` becomes ``scheme://user:**********@host``."""
-    if "@" not in text or "://" not in text:
-        return text
-    return _URL_CREDENTIALS.sub(rf"\g<prefix>:{buttress_errors.MASK}@", text)
+    return mask_url_password(text)
 
 
 def normalise_message(message: str, *, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> str:
@@ -385,11 +381,6 @@ def _merged_context(exc: BaseException, context: Mapping[str, Any] | None) -> di
     return {**own, **(context or {})}
 
 
-@functools.lru_cache(maxsize=1_024)
-def _is_secret_key(key: str) -> bool:
-    return _SECRET_KEY.search(key.replace("-", "_")) is not None
-
-
 def _safe_context(context: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-ready copy, secret-looking keys masked, bounded in size and depth."""
     return _safe_mapping(context, depth=0)
@@ -399,7 +390,7 @@ def _safe_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     safe: dict[str, Any] = {}
     for key, value in itertools.islice(mapping.items(), _MAX_CONTEXT_ITEMS):
         name = str(key)
-        safe[name] = buttress_errors.MASK if _is_secret_key(name) else _safe_value(value, depth + 1)
+        safe[name] = buttress_errors.MASK if is_sensitive_key(name) else _safe_value(value, depth + 1)
     return safe
 
 

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
@@ -39,7 +36,15 @@ from pydantic import SecretBytes, SecretStr
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from buttress._config_masking import MASK, mask_url_password
+from buttress._redaction import (
+    DESCRIPTIVE_LAST_WORDS,
+    KEY_QUALIFIERS,
+    MASK,
+    SENSITIVE_ENDINGS,
+    SENSITIVE_WORDS,
+    is_sensitive_key,
+    mask_url_password,
+)
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -58,68 +63,7 @@ __all__ = [
     "redact_secrets",
 ]
 
-SENSITIVE_WORDS = frozenset(
-    {
-        "auth",
-        "authorization",
-        "cookie",
-        "cookies",
-        "credential",
-        "credentials",
-        "passphrase",
-        "passwd",
-        "password",
-        "pwd",
-        "secret",
-        "secrets",
-        "token",
-        "tokens",
-    }
-)
-SENSITIVE_ENDINGS = ("apikey", "cookie", "passwd", "password", "secret", "token")
-KEY_QUALIFIERS = frozenset({"access", "api", "encryption", "master", "private", "secret", "signing"})
-DESCRIPTIVE_LAST_WORDS = frozenset(
-    {
-        "at",
-        "count",
-        "enabled",
-        "endpoint",
-        "expires",
-        "expiry",
-        "field",
-        "file",
-        "id",
-        "kind",
-        "len",
-        "length",
-        "method",
-        "name",
-        "path",
-        "policy",
-        "required",
-        "scheme",
-        "size",
-        "ttl",
-        "type",
-        "uri",
-        "url",
-    }
-)
-
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_WORD_SEPARATORS = re.compile(r"[^a-z0-9]+")
 _PROCESSOR_META_KEYS = frozenset({"_record", "_from_structlog"})
-
-
-@lru_cache(maxsize=4096)
-def is_sensitive_key(key: str) -> bool:
-    """Whether a value logged under ``key`` must be masked (rules in the module docstring)."""
-    words = [word for word in _WORD_SEPARATORS.split(_CAMEL_BOUNDARY.sub("_", key).lower()) if word]
-    if not words or words[-1] in DESCRIPTIVE_LAST_WORDS:
-        return False
-    if any(word in SENSITIVE_WORDS or word.endswith(SENSITIVE_ENDINGS) for word in words):
-        return True
-    return any(word == "key" and previous in KEY_QUALIFIERS for previous, word in pairwise(words))
 
 
 def _redact(value: Any) -> Any:
