@@ -63,6 +63,8 @@ def _problem_route_class(expose_details: bool) -> type[APIRoute]:
                     return validation_problem(request, exc.errors())
                 except ButtressError as exc:
                     return error_problem(request, exc, expose_details=expose_details)
+                except StarletteHTTPException as exc:  # a body that is not JSON: 400
+                    return http_problem(request, exc)
 
             return problem_handler
 

@@ -15,6 +15,7 @@ application has its own handler for ``Exception`` or 500, the exception is left 
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from buttress.observe.errors import ErrorAggregator
-from buttress.observe.logging import bind_context, get_logger
+from buttress.observe.logging import bind_context
 from buttress.observe.metrics import MetricsRegistry
 from buttress.server._problems import new_error_id, unhandled_problem
 
@@ -45,7 +46,9 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
-_log = get_logger("buttress.server")
+# stdlib logging, not structlog: it reaches the app's handlers whether or not configure_logging() ran,
+# and when it did, the record gets the same bound context (request id) and formatting.
+_log = logging.getLogger("buttress.server")
 
 
 def declare_request_metrics(metrics: MetricsRegistry) -> tuple[Any, Any]:
@@ -66,8 +69,12 @@ def declare_request_metrics(metrics: MetricsRegistry) -> tuple[Any, Any]:
 def route_template(scope: Scope, entry_root_path: str = "") -> str:
     """The template of the route that handled ``scope``, with the paths of mounts it went through."""
     route = scope.get("route")
+    root_path = scope.get("root_path", "")
+    mounted = root_path[len(entry_root_path) :] if root_path.startswith(entry_root_path) else ""
     if route is None:
-        return UNMATCHED_ROUTE
+        # FastAPI's router does not record a Mount as the route: a request that went into a mounted
+        # app without routes of its own (static files) only shows in the longer root_path.
+        return mounted + "/{path:path}" if mounted else UNMATCHED_ROUTE
     # FastAPI >= 0.13x keeps included routers nested: scope["route"] is the route as declared (no
     # prefix) and the full template is on the "effective route context" FastAPI leaves in its scope.
     fastapi_scope = scope.get("fastapi")
@@ -77,8 +84,6 @@ def route_template(scope: Scope, entry_root_path: str = "") -> str:
         path = getattr(route, "path", None)
     if not isinstance(path, str):
         return UNMATCHED_ROUTE
-    root_path = scope.get("root_path", "")
-    mounted = root_path[len(entry_root_path) :] if root_path.startswith(entry_root_path) else ""
     if isinstance(route, Mount):  # a mounted app without routes of its own (static files, a sub-app)
         return mounted + "/{path:path}"
     return mounted + path
@@ -161,12 +166,13 @@ class OpsMiddleware:
             exc, context={"error_id": error_id, "request_id": request_id, "method": method, "route": route}
         )
         _log.error(
-            "unhandled error in request",
-            error_id=error_id,
-            fingerprint=fingerprint,
-            method=method,
-            path=path,
+            "unhandled error in %s %s: error id %s, group %s",
+            method,
+            path,
+            error_id,
+            fingerprint,
             exc_info=exc,
+            extra={"error_id": error_id, "fingerprint": fingerprint},
         )
         return unhandled_problem(
             path, exc, error_id=error_id, request_id=request_id, expose_details=self._expose_details

@@ -86,7 +86,7 @@ def admin_router(ops: Ops, route_class: type, require_admin: Any) -> APIRouter:
         "/loggers/{name}",
         summary="Set a logger's level",
         response_model=LoggerLevel,
-        responses=problem_responses(422),
+        responses=problem_responses(400, 422),
     )
     def set_level(
         name: Annotated[

@@ -67,7 +67,12 @@ def observe_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRoute
         """Every metric in the Prometheus text format, for a Prometheus scrape."""
         return Response(ops.metrics.render_prometheus(), media_type=ops.metrics.content_type)
 
-    @router.get("/stats", summary="Metrics as JSON", response_model=dict[str, MetricFamilySnapshot])
+    @router.get(
+        "/stats",
+        summary="Metrics as JSON",
+        response_model=dict[str, MetricFamilySnapshot],
+        response_model_exclude_unset=True,  # counters have no window, histograms no value
+    )
     def stats() -> Any:
         """Every metric with its series; histograms add count, sum and p50/p95/p99/max of a sliding window."""
         return _finite(ops.metrics.snapshot())
@@ -79,6 +84,8 @@ def observe_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRoute
         summary="Aggregated errors",
         response_model=ErrorsSnapshot,
         responses={**admin_problems, **problem_responses(422)},
+        # Admin credentials are optional here: {} is the "no authentication" alternative.
+        openapi_extra={"security": [{}]} if ops.auth.configured else None,
     )
     def errors(
         identity: Annotated[AdminIdentity | None, Depends(optional_admin)], limit: Limit = None
