@@ -60,3 +60,23 @@ def redis_client(redis_url: str) -> Iterator[object]:
 def database_url() -> str:
     """URL of a real PostgreSQL server."""
     return need_service("PostgreSQL", DATABASE_URL, 5432)
+
+
+@pytest.fixture
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[None]:
+    """An empty working directory, no BUTTRESS_* settings (test-service ones kept), fresh defaults."""
+    from buttress.config import reset_settings
+    from buttress.container import reset_container
+    from buttress.observe.metrics import reset_metrics
+
+    for name in list(os.environ):
+        upper = name.upper()
+        if upper.startswith("BUTTRESS_") and not upper.startswith(("BUTTRESS_TEST_", "BUTTRESS_REQUIRE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(str(tmp_path))
+    reset_settings()
+    reset_container()
+    reset_metrics()
+    yield
+    reset_settings()
+    reset_container()

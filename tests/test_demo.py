@@ -5,22 +5,11 @@ from __future__ import annotations
 import pytest
 
 from buttress._demo import run_demo
-from buttress.config import reset_settings
-from buttress.container import reset_container
-from buttress.observe.metrics import reset_metrics
 
 
 @pytest.fixture(autouse=True)
-def _fresh_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    import os
-
-    keep = ("TEST", "REQUIRE")
-    for name in [n for n in os.environ if n.startswith("BUTTRESS_") and not any(k in n for k in keep)]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(str(tmp_path))
-    reset_settings()
-    reset_container()
-    reset_metrics()
+def _isolated(isolated_settings: None) -> None:
+    """Every test here starts from default settings."""
 
 
 def test_demo_sends_every_event_to_another_process_through_redis(redis_url: str) -> None:

@@ -16,10 +16,8 @@ def _title(block: str) -> str:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[_title(b) for b in BLOCKS])
-def test_readme_example_runs(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # examples that write files write them here
-    for name in [n for n in __import__("os").environ if n.startswith("BUTTRESS_") and "TEST" not in n]:
-        monkeypatch.delenv(name)
+@pytest.mark.usefixtures("isolated_settings")  # examples run from defaults, in an empty directory
+def test_readme_example_runs(block: str) -> None:
     exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})  # noqa: S102
 
 

@@ -12,14 +12,8 @@ from buttress.config import reset_settings
 
 
 @pytest.fixture(autouse=True)
-def _clean_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    import os
-
-    keep = ("TEST", "REQUIRE")
-    for name in [n for n in os.environ if n.startswith("BUTTRESS_") and not any(k in n for k in keep)]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(str(tmp_path))
-    reset_settings()
+def _isolated(isolated_settings: None) -> None:
+    """Every test here starts from default settings."""
 
 
 def test_health_passes_with_only_system_checks() -> None:
