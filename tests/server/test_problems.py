@@ -175,18 +175,27 @@ async def test_http_errors_of_the_ops_app_are_problems_too() -> None:
     assert wrong_method.headers["allow"] == "GET"
 
 
-async def test_a_body_that_is_not_json_is_a_400_problem_on_ops_routes() -> None:
+async def test_bodies_that_cannot_be_parsed_are_problems_even_in_a_host_app() -> None:
     from .conftest import ADMIN_TOKEN, bearer
 
-    built = build(admin_token=ADMIN_TOKEN)
-    async with client_for(built.app) as client:
-        response = await client.post(
-            "/loggers/x",
-            content=b"{not json",
-            headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"},
-        )
-    assert response.status_code in (400, 422)
-    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    app = FastAPI()  # no problem handlers of its own: the ops routes bring theirs
+    install(
+        app,
+        make_settings(security={"admin_token": ADMIN_TOKEN}),
+        health=HealthRegistry(),
+        metrics=MetricsRegistry(),
+        errors=ErrorAggregator(),
+    )
+    headers = {**bearer(ADMIN_TOKEN), "Content-Type": "application/json"}
+    async with client_for(app) as client:
+        not_json = await client.post("/ops/loggers/x", content=b"{not json", headers=headers)
+        not_utf8 = await client.post("/ops/loggers/x", content=b"\xff\xfe{", headers=headers)
+    assert not_json.status_code == 422
+    assert not_json.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert not_json.json()["errors"][0]["type"] == "json_invalid"
+    assert not_utf8.status_code == 400
+    assert not_utf8.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert not_utf8.json()["error_code"] == "bad_request"
 
 
 # --- install() in an app with handlers of its own ---------------------------------------------------------

@@ -95,7 +95,7 @@ class Problem(BaseModel):
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting ``statuses`` as problem+json documents."""
     descriptions = {
-        400: "The request body is not valid JSON.",
+        400: "The request body cannot be parsed (not UTF-8 JSON).",
         401: "Missing, wrong or expired admin credentials.",
         404: "Not found.",
         422: "The request is invalid.",
