@@ -422,7 +422,8 @@ def test_describe_with_an_explicit_environ_and_env_file(tmp_path: Path) -> None:
     rows = _sources(settings, env_file=env_file, environ=environ)
     assert rows["BUTTRESS_APP__ENVIRONMENT"] == ("staging", ".env")
     assert rows["BUTTRESS_SECURITY__SECRET_KEY"] == (MASK, "env")
-    assert [row.secret for row in describe_settings(settings, environ=environ) if row.secret] == [True, True, True]
+    secrets = [row.secret for row in describe_settings(settings, environ=environ) if row.secret]
+    assert secrets == [True, True, True]
 
 
 def test_describe_marks_values_passed_in_code_as_init() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,12 +24,8 @@ JWT_KEY = "test-jwt-key-0123456789abcdef-0123456789abcdef"  # 46 bytes: long eno
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(isolated_settings: None) -> None:
     """Settings come from each test alone: no BUTTRESS_* variables, no .env in the working directory."""
-    for name in list(os.environ):
-        if name.upper().startswith("BUTTRESS_") and "TEST" not in name.upper():
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 def make_settings(**sections: Any) -> Settings:
