@@ -5,6 +5,9 @@ They are only added to the app when admin auth is configured (``BUTTRESS_SECURIT
 the OpenAPI document too, so nobody is told it is there.
 """
 
+# No `from __future__ import annotations` here: FastAPI must evaluate the endpoint annotations, which
+# name dependencies local to the router builders, and string annotations cannot see those.
+
 import logging
 from typing import Annotated, Any
 

@@ -6,6 +6,9 @@ balancers and Kubernetes probes can read the status code alone. ``/health/live``
 unready, not get it restarted.
 """
 
+# No `from __future__ import annotations` here: FastAPI must evaluate the endpoint annotations, which
+# name dependencies local to the router builders, and string annotations cannot see those.
+
 from collections.abc import Callable
 from typing import Any, TypeVar
 

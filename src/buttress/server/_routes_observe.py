@@ -5,6 +5,9 @@ one thing that can be sensitive, the tracebacks and context of aggregated errors
 development (``expose_details``) or to a caller with valid admin credentials.
 """
 
+# No `from __future__ import annotations` here: FastAPI must evaluate the endpoint annotations, which
+# name dependencies local to the router builders, and string annotations cannot see those.
+
 import logging
 import math
 from dataclasses import asdict
