@@ -49,8 +49,8 @@ from buttress._config_fields import (
     shown_value,
 )
 from buttress._config_fields import setting_fields as _setting_fields
-from buttress._redaction import mask_url_password
 from buttress._config_problems import problem_from_settings_error, problems_from_validation_error
+from buttress._redaction import mask_url_password
 from buttress.errors import MASK, ConfigError
 
 __all__ = [
