@@ -188,6 +188,13 @@ def test_module_docstring_draws_every_error_of_the_tree() -> None:
 
 
 def test_readme_lists_every_error_code() -> None:
+    from buttress.events import EventBusClosed
+    from buttress.server import AdminAuthError
+
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for cls, (code, status) in EXPECTED.items():
         assert f"| `{cls.__name__}` | `{code}` | {status} |" in readme, f"README misses {cls.__name__}"
+    for cls in (EventBusClosed, AdminAuthError):
+        public_name = f"{cls.__module__.rsplit('._', 1)[0]}.{cls.__name__}"
+        row = f"| `{public_name}` | `{cls.default_code}` | {cls.default_status} |"
+        assert row in readme, f"README misses {row}"
