@@ -1,7 +1,9 @@
 """Response and request models: they make the OpenAPI document say exactly what each endpoint returns.
 
 The snapshots come from the observe modules as plain dicts; these models describe (and, on the way out,
-validate) them, so a schema-driven client or schemathesis can hold the server to its word.
+validate) them, so a schema-driven client or schemathesis can hold the server to its word. Where an observe
+module already defines the shape (a dataclass or TypedDict), the model uses that type, so a field is declared
+in one place only.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from buttress.observe.errors import ErrorGroup
+from buttress.observe.profiler import FunctionStats
+from buttress.observe.system import DiskSample
+
 __all__ = [
     "ConfigEntry",
-    "ErrorGroupModel",
     "ErrorsSnapshot",
-    "FunctionStatsModel",
     "HealthCheckEntry",
     "HealthDocument",
     "InfoResponse",
@@ -77,7 +81,11 @@ class InfoResponse(BaseModel):
 
 
 class WindowModel(BaseModel):
-    """Sliding-window statistics of a histogram series (seconds for latencies)."""
+    """Sliding-window statistics of a histogram series (seconds for latencies).
+
+    Mirrors ``buttress.observe.metrics.WindowStats``, a ``typing.TypedDict`` that pydantic cannot read on
+    Python 3.11.
+    """
 
     window_seconds: float
     count: int
@@ -109,21 +117,6 @@ class MetricFamilySnapshot(BaseModel):
     series: list[SeriesSnapshot]
 
 
-class ErrorGroupModel(BaseModel):
-    """One group of similar errors; ``traceback`` and ``context`` are empty unless details are allowed."""
-
-    fingerprint: str
-    type: str
-    origin: str
-    message: str
-    sample_message: str
-    count: int
-    first_seen: float
-    last_seen: float
-    traceback: str
-    context: dict[str, Any]
-
-
 class ErrorsSnapshot(BaseModel):
     """Error aggregation: totals and the groups, most frequent first."""
 
@@ -133,15 +126,7 @@ class ErrorsSnapshot(BaseModel):
     max_groups: int
     evicted: int
     details: bool = Field(description="Whether tracebacks and context are included.")
-    groups: list[ErrorGroupModel]
-
-
-class DiskModel(BaseModel):
-    path: str
-    used_percent: float | None
-    free_bytes: int | None
-    total_bytes: int | None
-    error: str | None = None
+    groups: list[ErrorGroup]
 
 
 class SampleModel(BaseModel):
@@ -153,7 +138,7 @@ class SampleModel(BaseModel):
     system_cpu_percent: float
     process_rss_bytes: int
     memory_percent: float
-    disks: list[DiskModel]
+    disks: list[DiskSample]
     open_fds: int | None
 
 
@@ -176,26 +161,6 @@ class SystemSnapshot(BaseModel):
     latest: SampleModel | None
 
 
-class FunctionStatsModel(BaseModel):
-    """What one profiled name cost since the last reset (seconds)."""
-
-    name: str
-    count: int
-    errors: int
-    total: float
-    mean: float
-    min: float
-    max: float
-    p50: float
-    p95: float
-    p99: float
-    cpu_total: float
-    cpu_mean: float
-    cpu_max: float
-    cpu_ratio: float
-    samples: int
-
-
 class ProfilerSnapshot(BaseModel):
     """The profiler's state and both rankings (by total time and by p99)."""
 
@@ -203,8 +168,8 @@ class ProfilerSnapshot(BaseModel):
     window: int
     names: int
     dropped: int
-    by_total: list[FunctionStatsModel]
-    by_p99: list[FunctionStatsModel]
+    by_total: list[FunctionStats]
+    by_p99: list[FunctionStats]
 
 
 class ProfilerState(BaseModel):
