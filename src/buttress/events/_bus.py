@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from buttress._tally import count_value
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError, ValidationError
 from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, make_event
@@ -40,11 +41,6 @@ def _check_queue_size(value: object) -> int:
             field="queue_size",
         )
     return value
-
-
-def _counter_value(counter: itertools.count[int]) -> int:
-    # itertools.count is the one atomic counter in CPython; its repr is "count(<next value>)".
-    return int(repr(counter)[6:-1])
 
 
 class EventBus:
@@ -101,7 +97,7 @@ class EventBus:
     @property
     def published(self) -> int:
         """Events accepted by :meth:`publish` (with or without subscribers)."""
-        return _counter_value(self._seq) - 1 - _counter_value(self._rejected)
+        return count_value(self._seq) - 1 - count_value(self._rejected)
 
     # -- publish -------------------------------------------------------------------------------------
 

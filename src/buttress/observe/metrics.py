@@ -46,6 +46,7 @@ aggregates every process's files with ``MultiProcessCollector``. What that mode 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import threading
@@ -77,6 +78,8 @@ from buttress.observe._families import (
 )
 from buttress.observe._sketch import QuantileSketch, SlidingWindowSketch, WindowStats
 from buttress.observe._timed import Timed, TimedTarget
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "CONTENT_TYPE",
@@ -207,6 +210,7 @@ class MetricsRegistry:
         self.prometheus_registry = CollectorRegistry()
         self._families: dict[str, Family[Any]] = {}
         self._lock = threading.Lock()
+        self._collect_hooks: list[Callable[[MetricsRegistry], None]] = []
         self.overflow_counter = self.counter(
             OVERFLOW_METRIC,
             "Recordings sent to the __overflow__ series because a metric reached its label-set cap.",
@@ -276,14 +280,39 @@ class MetricsRegistry:
         """The metric declared under ``name``, or None."""
         return self._families.get(name)  # type: ignore[return-value]
 
+    def add_collect_hook(self, hook: Callable[[MetricsRegistry], None]) -> None:
+        """Run ``hook(registry)`` before every render and snapshot.
+
+        For components whose hot path keeps plain counters (a metric ``inc`` costs a lock): the hook
+        copies them into real metrics only when someone reads. A hook that raises is logged and skipped.
+        """
+        with self._lock:
+            self._collect_hooks.append(hook)
+
+    def remove_collect_hook(self, hook: Callable[[MetricsRegistry], None]) -> None:
+        """Stop running ``hook``; a hook that was never added is ignored."""
+        with self._lock:
+            if hook in self._collect_hooks:
+                self._collect_hooks.remove(hook)
+
+    def collect(self) -> None:
+        """Run the collect hooks now (render and snapshot do it themselves)."""
+        for hook in list(self._collect_hooks):
+            try:
+                hook(self)
+            except Exception:  # noqa: BLE001 - one broken hook must not hide every metric
+                _log.exception("metrics collect hook %r failed", hook)
+
     def render_prometheus(self) -> bytes:
         """The Prometheus text exposition of every metric (of every process, in multiprocess mode)."""
+        self.collect()
         if self.multiprocess_dir is not None:
             return _render_multiprocess(self.multiprocess_dir)
         return generate_latest(self.prometheus_registry)
 
     def snapshot(self) -> dict[str, Any]:
         """Every metric as JSON-ready data: values per label set; histograms with count, sum and window."""
+        self.collect()
         return {family.name: family.snapshot() for family in list(self._families.values())}
 
 

@@ -1,0 +1,57 @@
+"""One decorator shape for every strategy: sync and async functions and methods, types kept."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from buttress.errors import ValidationError
+
+__all__ = ["check_name", "wrap"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def wrap(
+    fn: Callable[P, R],
+    call: Callable[..., Any],
+    acall: Callable[..., Awaitable[Any]],
+) -> Callable[P, R]:
+    """Wrap ``fn`` so each call goes through ``call(fn, *args, **kwargs)`` (or ``await acall(...)``).
+
+    The wrapper is a plain function, so on a method it binds ``self`` like the original; ``functools.wraps``
+    keeps the name, docstring and ``inspect.signature``, and the ``Callable[P, R]`` return keeps the type.
+    """
+    if not callable(fn):
+        raise ValidationError(
+            f"a resilience decorator needs a function, got {type(fn).__name__}; "
+            "use it as @strategy above a def",
+            field="fn",
+        )
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await acall(fn, *args, **kwargs)
+
+        return cast(Callable[P, R], async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return call(fn, *args, **kwargs)
+
+    return cast(Callable[P, R], wrapper)
+
+
+def check_name(value: object, field: str = "name") -> str:
+    """A strategy name or key: a non-empty string without whitespace (it becomes a label and a Redis key)."""
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value) or len(value) > 200:
+        raise ValidationError(
+            f"{field} must be a non-empty string of at most 200 characters without whitespace, "
+            f"got {value!r}; e.g. 'api.example.com'",
+            field=field,
+        )
+    return value
