@@ -52,16 +52,18 @@ DEGRADED_METRIC = "buttress_resilience_store_degraded"
 POLICY_CALLS_METRIC = "buttress_resilience_store_policy_calls_total"
 
 LUA_NOW: Final = """
+local function fmt(x) return string.format('%.17g', x) end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 """
-"""Lua prelude: ``now`` in seconds, from ``ARGV[1]`` when the caller passed one, else Redis ``TIME``.
+"""Lua prelude: ``now`` in integer microseconds, from ``ARGV[1]`` if the caller passed one, else ``TIME``.
 
-Every script takes ``now`` as its first argument (:meth:`RedisState.now_arg`). Return fractional numbers
-with ``tostring``: Redis truncates a Lua number reply to an integer.
+Every script takes ``now`` as its first argument (:meth:`RedisState.now_arg`). Keep times in integer
+microseconds (exact in a Lua double) and write numbers with ``fmt(x)``: ``tostring`` keeps only 14
+significant digits (0.1 ms of an epoch time) and Redis truncates a Lua number reply to an integer.
 """
 
 
@@ -179,8 +181,8 @@ class RedisState:
         return f"{self.namespace}:{kind}:{name}"
 
     def now_arg(self) -> str:
-        """The ``now`` argument for a script: empty (use Redis ``TIME``) unless the clock is injected."""
-        return "" if self._server_time else repr(self.clock.time())
+        """A script's ``now`` argument: empty (use Redis ``TIME``), or the injected clock in microseconds."""
+        return "" if self._server_time else str(round(self.clock.time() * 1_000_000))
 
     # -- clients ----------------------------------------------------------------------------------
 
