@@ -23,6 +23,7 @@ from buttress._config_problems import problem_from_settings_error, problems_from
 from buttress.config import (
     AppSettings,
     EventsSettings,
+    PipelineSettings,
     Settings,
     describe_settings,
     env_var_name,
@@ -384,7 +385,11 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BUTTRESS_REDIS_URL", "redis://app:hunter2@cache:6379/0")
     monkeypatch.setenv("BUTTRESS_SECURITY__ADMIN_TOKEN", "tok-value")
     monkeypatch.setenv("BUTTRESS_EVENTS", '{"channel_prefix": "orders"}')
+    monkeypatch.setenv("BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__TIMEOUT", "2.5")
     rows = _sources(load_settings())
+    pipelines = rows.pop("BUTTRESS_RESILIENCE__PIPELINES")
+    assert pipelines[1] == "env"  # set knob by knob, below the mapping's own variable
+    assert json.loads(str(pipelines[0]))["spotify"]["timeout"] == 2.5
     assert rows == {
         "BUTTRESS_APP__NAME": ("from-dotenv", ".env"),
         "BUTTRESS_APP__ENVIRONMENT": ("development", "default"),
@@ -411,6 +416,9 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_OBSERVE__DISK_WARN_PERCENT": (90.0, "default"),
         "BUTTRESS_OBSERVE__DISK_FAIL_PERCENT": (95.0, "default"),
         "BUTTRESS_OBSERVE__PROFILER_ENABLED": (False, "default"),
+        "BUTTRESS_RESILIENCE__STORE": ("memory", "default"),
+        "BUTTRESS_RESILIENCE__REDIS_POLICY": ("local", "default"),
+        "BUTTRESS_RESILIENCE__NAMESPACE": ("buttress", "default"),
     }
 
 
@@ -463,8 +471,8 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 25
-    for field in fields:
+    assert len(fields) == 29
+    for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
         assert field.variable == env_var_name(field.path)
@@ -477,6 +485,8 @@ def test_examples_are_valid_values(tmp_path: Path) -> None:
         value: object = settings
         for name in field.path:
             value = getattr(value, name)
+        if isinstance(value, dict):  # a mapping of models (pipelines): compare what the example sets
+            value = {key: item.model_dump(exclude_defaults=True) for key, item in value.items()}
         expected = None if field.secret else field.info.examples[0]  # type: ignore[index]
         assert value == expected, field.variable
 

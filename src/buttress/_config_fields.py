@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args, get_origin
 from dotenv import dotenv_values
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 
 ENV_PREFIX = "BUTTRESS_"
 NESTED_DELIMITER = "__"
@@ -30,7 +31,7 @@ def shown_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple | dict):
-        return json.dumps(value)
+        return json.dumps(to_jsonable_python(value))  # dict leaves may hold models (pipelines)
     return str(value)
 
 
@@ -144,7 +145,11 @@ def _ours(variables: Mapping[str, str | None]) -> dict[str, str]:
 
 def _defines(variables: Mapping[str, str], path: tuple[str, ...]) -> bool:
     """Whether the leaf is set by its own variable or inside a section given as JSON (``BUTTRESS_EVENTS``)."""
-    if env_var_name(path) in variables:
+    variable = env_var_name(path)
+    if variable in variables:
+        return True
+    below = variable + NESTED_DELIMITER  # a dict leaf set key by key: BUTTRESS_RESILIENCE__PIPELINES__X__...
+    if any(name.startswith(below) for name in variables):
         return True
     for depth in range(len(path) - 1, 0, -1):
         raw = variables.get(env_var_name(path[:depth]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -41,6 +42,32 @@ def _settings_path(loc: tuple[int | str, ...], known: set[tuple[str, ...]]) -> t
     return path
 
 
+def _inside_mapping_leaf(
+    field: SettingField, rest: tuple[int | str, ...], message: str
+) -> tuple[str, str, str] | None:
+    """For an error inside a ``dict[str, Model]`` leaf: the exact variable and the nested field's example.
+
+    ``BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__RETRY__ATTEMPTS=0`` is reported under that variable,
+    not under the whole ``BUTTRESS_RESILIENCE__PIPELINES`` mapping.
+    """
+    args = get_args(field.info.annotation)
+    if get_origin(field.info.annotation) is not dict or len(args) != 2 or len(rest) < 2:
+        return None
+    model: Any = args[1]
+    names = [str(part) for part in rest]
+    example = ""
+    for name in names[1:]:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            break
+        if name not in model.model_fields:
+            message = f"{message}; the names here are {', '.join(model.model_fields)}"
+            break
+        info = model.model_fields[name]
+        example = shown_value((info.examples or [""])[0], secret=False) if info.examples else ""
+        model = info.annotation
+    return env_var_name((*field.path, *names)), example, message
+
+
 def problems_from_validation_error(
     exc: PydanticValidationError, settings_cls: type[BaseModel]
 ) -> list[ConfigProblem]:
@@ -59,6 +86,11 @@ def problems_from_validation_error(
             else shown_value(error["input"], secret=any(f.secret for f in children))
         )
         if len(children) == 1 and children[0].path == path:  # a leaf
+            inner = _inside_mapping_leaf(children[0], error["loc"][len(path) :], error["msg"])
+            if inner is not None:
+                variable, example, expected = inner
+                problems.append(ConfigProblem(variable, value, expected, example))
+                continue
             problems.append(ConfigProblem(children[0].variable, value, error["msg"], children[0].example))
             continue
         expected = error["msg"]

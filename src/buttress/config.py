@@ -50,6 +50,14 @@ from buttress._config_fields import (
 )
 from buttress._config_fields import setting_fields as _setting_fields
 from buttress._config_problems import problem_from_settings_error, problems_from_validation_error
+from buttress._config_resilience import (
+    BreakerSettings,
+    BulkheadSettings,
+    LimiterSettings,
+    PipelineSettings,
+    ResilienceSettings,
+    RetrySettings,
+)
 from buttress._redaction import mask_url_password
 from buttress.errors import MASK, ConfigError
 
@@ -57,9 +65,15 @@ __all__ = [
     "ENV_PREFIX",
     "NESTED_DELIMITER",
     "AppSettings",
+    "BreakerSettings",
+    "BulkheadSettings",
     "EventsSettings",
+    "LimiterSettings",
     "LoggingSettings",
     "ObserveSettings",
+    "PipelineSettings",
+    "ResilienceSettings",
+    "RetrySettings",
     "SecuritySettings",
     "ServerSettings",
     "SettingField",
@@ -348,6 +362,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -382,6 +397,20 @@ class Settings(BaseSettings):
                 {"variable": env_var_name(("events", "transport")), "value": "redis"},
             )
         return events
+
+    @field_validator("resilience")
+    @classmethod
+    def _redis_store_needs_redis_url(
+        cls, resilience: ResilienceSettings, info: ValidationInfo
+    ) -> ResilienceSettings:
+        if resilience.store == "redis" and "redis_url" in info.data and info.data["redis_url"] is None:
+            raise PydanticCustomError(
+                "redis_url_required",
+                "the redis resilience store needs a Redis server: set BUTTRESS_REDIS_URL "
+                "(for example redis://127.0.0.1:6379/0) or use BUTTRESS_RESILIENCE__STORE=memory",
+                {"variable": env_var_name(("resilience", "store")), "value": "redis"},
+            )
+        return resilience
 
     @classmethod
     def settings_customise_sources(
