@@ -71,8 +71,12 @@ class Telemetry:
         self._exported: dict[str, int] = dict.fromkeys(self._tallies, 0)
         self._collectors: list[Callable[[MetricsRegistry], None]] = []
         self._events = events
-        self._metrics = metrics
-        self.metrics()  # attach now, so counts export even if nothing rare ever happens
+        if metrics is None:
+            from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
+
+            metrics = get_metrics()
+        self._metrics: MetricsRegistry = metrics
+        _attach(self, metrics)  # now, so counts export even if nothing rare ever happens
 
     def __repr__(self) -> str:
         return f"Telemetry({self.strategy!r}, {self.key!r})"
@@ -91,13 +95,7 @@ class Telemetry:
 
     def metrics(self) -> MetricsRegistry:
         """The registry this instance exports to (the process-wide one unless one was given)."""
-        registry = self._metrics
-        if registry is None:
-            from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
-
-            registry = self._metrics = get_metrics()
-            _attach(self, registry)
-        return registry
+        return self._metrics
 
     def observe_wait(self, seconds: float) -> None:
         """Record time spent waiting for a permit (limiter token, bulkhead slot)."""
