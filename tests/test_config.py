@@ -499,6 +499,8 @@ def test_readme_table_is_in_sync() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     between = readme.split("<!-- config-table:start -->")[1].split("<!-- config-table:end -->")[0]
     assert between == "\n" + render_config_table()
+    knobs = readme.split("<!-- pipeline-table:start -->")[1].split("<!-- pipeline-table:end -->")[0]
+    assert knobs == "\n" + render_config_table(PipelineSettings, prefix="<NAME>__")
 
 
 def test_env_example_never_holds_a_secret_value() -> None:

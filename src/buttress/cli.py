@@ -142,6 +142,29 @@ def demo(
     _stdout().print(table)
 
 
+@app.command("breakers")
+def breakers(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="The ops server's base URL.", show_default="http://<server.host>:<port>/ops"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    reset: Annotated[
+        str | None, typer.Option("--reset", help="Close this breaker first (needs the admin token).")
+    ] = None,
+    isolate: Annotated[
+        str | None, typer.Option("--isolate", help="Force this breaker open first (needs the admin token).")
+    ] = None,
+) -> None:
+    """Show the circuit breakers of a running service (from its ops server)."""
+    from buttress.resilience._cli import breakers_command, default_ops_url  # noqa: PLC0415
+
+    code = breakers_command(url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate)
+    raise typer.Exit(code)
+
+
 @app.command("config")
 def config_command(
     *,

@@ -555,14 +555,19 @@ def render_env_example(settings_cls: type[BaseModel] = Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_config_table(settings_cls: type[BaseModel] = Settings) -> str:
-    """The README's markdown table: variable, default, description, example."""
+def render_config_table(settings_cls: type[BaseModel] = Settings, *, prefix: str | None = None) -> str:
+    """The README's markdown table: variable, default, description, example.
+
+    ``prefix`` replaces ``BUTTRESS_`` for a model that lives below a mapping, such as the knobs of one
+    named pipeline (``render_config_table(PipelineSettings, prefix="<NAME>__")``).
+    """
     rows = ["| Variable | Default | Description | Example |", "|---|---|---|---|"]
     for field in setting_fields(settings_cls):
+        variable = field.variable if prefix is None else prefix + field.variable.removeprefix(ENV_PREFIX)
         default = "*unset*" if field.default is None else f"`{shown_value(field.default)}`"
         description = field.description
         if field.choices:
             description += " One of " + ", ".join(f"`{choice}`" for choice in field.choices) + "."
         description = description.replace("|", "\\|")
-        rows.append(f"| `{field.variable}` | {default} | {description} | `{field.example}` |")
+        rows.append(f"| `{variable}` | {default} | {description} | `{field.example}` |")
     return "\n".join(rows) + "\n"

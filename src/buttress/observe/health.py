@@ -121,6 +121,21 @@ def default_health_registry(
         registry.register(redis_check(settings.redis_url))
     if settings.database_url:
         registry.register(database_check(settings.database_url))
+    resilience = getattr(settings, "resilience", None)
+    if settings.redis_url and getattr(resilience, "store", None) == "redis":
+        registry.add(
+            "resilience_store",
+            _resilience_store_check,
+            critical=False,  # its outage policy keeps calls flowing; the warning says which policy
+            component_type="datastore",
+        )
     registry.register(disk_check(disk_path, critical=False))
     registry.register(memory_check(critical=False))
     return registry
+
+
+def _resilience_store_check() -> CheckResult | None:
+    from buttress.resilience._defaults import get_resilience_store  # noqa: PLC0415 - only when configured
+
+    store = get_resilience_store()
+    return None if store is None else store.check()

@@ -1,0 +1,109 @@
+"""``buttress breakers``: the breakers of a running service, from its ops server, as a terminal table.
+
+Breakers live inside the service's processes (or in Redis, in a format that is ours to change), so the
+command asks the ops server (``GET /ops/breakers``) rather than reading state behind its back. ``--reset``
+and ``--isolate`` call the admin endpoints with ``BUTTRESS_SECURITY__ADMIN_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["breakers_command", "default_ops_url"]
+
+_STATE_STYLES = {
+    "closed": "green",
+    "half_open": "yellow",
+    "open": "red",
+    "forced_open": "bold red",
+    "disabled": "dim",
+}
+
+
+def default_ops_url() -> str:
+    """The ops server of this machine's settings: ``http://<server.host>:<server.port>/ops``."""
+    from buttress.config import get_settings  # noqa: PLC0415
+
+    server = get_settings().server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host  # noqa: S104 - reading, not binding
+    return f"http://{host}:{server.port}/ops"
+
+
+def _admin_headers() -> dict[str, str]:
+    from buttress.config import get_settings  # noqa: PLC0415
+
+    token = get_settings().security.admin_token
+    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
+def breakers_command(
+    *,
+    url: str,
+    as_json: bool = False,
+    reset: str | None = None,
+    isolate: str | None = None,
+    console: Console | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Print the breakers (after resetting or isolating one, if asked); the exit code."""
+    console = console or Console()
+    base = url.rstrip("/")
+    with httpx.Client(timeout=10.0, transport=transport) as client:
+        try:
+            for action, key in (("reset", reset), ("isolate", isolate)):
+                if key is not None:
+                    answer = client.post(f"{base}/breakers/{key}/{action}", headers=_admin_headers())
+                    if answer.status_code != httpx.codes.OK:
+                        console.print(f"[red]{action} {key}: {_problem_text(answer)}[/red]")
+                        return 1
+                    console.print(f"breaker {key}: {action} done")
+            answer = client.get(f"{base}/breakers")
+        except httpx.TransportError as exc:
+            console.print(
+                f"[red]cannot reach the ops server at {base} ({exc}); start it with `buttress serve` "
+                "or pass --url[/red]"
+            )
+            return 1
+    if answer.status_code != httpx.codes.OK:
+        console.print(f"[red]GET {base}/breakers: {_problem_text(answer)}[/red]")
+        return 1
+    rows: list[dict[str, Any]] = answer.json()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return 0
+    console.print(_table(rows))
+    return 0
+
+
+def _problem_text(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return f"HTTP {answer.status_code}"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return f"HTTP {answer.status_code}: {detail or body}"
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} circuit breaker{'s' if len(rows) != 1 else ''}")
+    for column in ("key", "state", "failure rate", "calls", "failures", "retry after", "store"):
+        table.add_column(column, justify="right" if column in ("calls", "failures") else "left")
+    for row in rows:
+        state = str(row.get("state"))
+        rate = row.get("failure_rate")
+        retry_after = row.get("retry_after")
+        table.add_row(
+            str(row.get("name")),
+            f"[{_STATE_STYLES.get(state, 'white')}]{state}[/]",
+            "-" if rate is None else f"{rate:.0%}",
+            str(row.get("calls", 0)),
+            str(row.get("failures", 0)),
+            "-" if retry_after is None else f"{retry_after:.1f} s",
+            str(row.get("store", "")),
+        )
+    return table

@@ -1,0 +1,191 @@
+"""The process-wide resilience objects built from settings: the store, keyed breakers, named pipelines.
+
+``get_pipeline("spotify")`` builds the pipeline configured under
+``BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__...`` (defaults for every knob left out) on first use and
+returns the same object afterwards, so every caller shares its breaker, limiter and budget. With
+``BUTTRESS_RESILIENCE__STORE=redis`` their state lives in Redis and every process shares it too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING
+
+from buttress.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from buttress.config import PipelineSettings, Settings
+    from buttress.resilience._breaker_registry import BreakerRegistry
+    from buttress.resilience._pipeline import Pipeline
+    from buttress.resilience._redis_state import RedisState
+
+__all__ = [
+    "build_pipeline",
+    "get_breakers",
+    "get_pipeline",
+    "get_resilience_store",
+    "reset_resilience",
+]
+
+_lock = threading.RLock()
+_store: RedisState | None = None
+_store_built = False
+_breakers: BreakerRegistry | None = None
+_pipelines: dict[str, Pipeline] = {}
+
+
+def _settings() -> Settings:
+    from buttress.config import get_settings  # noqa: PLC0415 - config is optional for library users
+
+    return get_settings()
+
+
+def get_resilience_store() -> RedisState | None:
+    """The Redis store from settings (``BUTTRESS_RESILIENCE__STORE=redis``), or None for memory."""
+    global _store, _store_built  # noqa: PLW0603 - the process-wide default is deliberately module state
+    with _lock:
+        if not _store_built:
+            settings = _settings()
+            resilience = settings.resilience
+            if resilience.store == "redis" and settings.redis_url:
+                from buttress.resilience._redis_state import RedisState  # noqa: PLC0415
+
+                _store = RedisState(
+                    settings.redis_url, namespace=resilience.namespace, policy=resilience.redis_policy
+                )
+            _store_built = True
+        return _store
+
+
+def get_breakers() -> BreakerRegistry:
+    """The process-wide keyed breaker registry (``get_breakers().get("api.example.com")``)."""
+    global _breakers  # noqa: PLW0603
+    with _lock:
+        if _breakers is None:
+            from buttress.resilience._breaker_registry import BreakerRegistry  # noqa: PLC0415
+
+            store = get_resilience_store()
+            _breakers = BreakerRegistry(store=store if store is not None else "memory")
+        return _breakers
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """The named pipeline from settings, built once per process; unconfigured names get the defaults."""
+    with _lock:
+        pipeline = _pipelines.get(name)
+        if pipeline is None:
+            from buttress.config import PipelineSettings  # noqa: PLC0415
+
+            configured = _settings().resilience.pipelines.get(name.lower(), PipelineSettings())
+            pipeline = _pipelines[name] = build_pipeline(name, configured, store=get_resilience_store())
+        return pipeline
+
+
+def reset_resilience() -> None:
+    """Forget the process-wide store, breakers and pipelines (tests; after changing settings)."""
+    global _store, _store_built, _breakers
+    with _lock:
+        store, _store, _store_built, _breakers = _store, None, False, None
+        _pipelines.clear()
+    if store is not None:
+        store.close()
+
+
+def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState | None = None) -> Pipeline:
+    """A pipeline from one :class:`~buttress.config.PipelineSettings` (what :func:`get_pipeline` uses)."""
+    from buttress.resilience._backoff import Backoff  # noqa: PLC0415 - keep `import buttress` light
+    from buttress.resilience._breaker import CircuitBreaker  # noqa: PLC0415
+    from buttress.resilience._budget import RetryBudget  # noqa: PLC0415
+    from buttress.resilience._bulkhead import Bulkhead  # noqa: PLC0415
+    from buttress.resilience._limiter import RateLimiter  # noqa: PLC0415
+    from buttress.resilience._pipeline import Pipeline  # noqa: PLC0415
+    from buttress.resilience._retry import Retry  # noqa: PLC0415
+    from buttress.resilience._timeout import Timeout  # noqa: PLC0415
+
+    state = store if store is not None else "memory"
+    retry_settings = settings.retry
+    budget = (
+        RetryBudget(ratio=retry_settings.budget_ratio, name=name, store=state)
+        if retry_settings.budget_ratio is not None
+        else None
+    )
+    retry = Retry(
+        on=_exception_types(name, retry_settings.on),
+        attempts=retry_settings.attempts,
+        deadline=retry_settings.deadline,
+        backoff=Backoff(
+            kind=retry_settings.backoff,
+            initial=retry_settings.initial_delay,
+            max_delay=retry_settings.max_delay,
+            jitter=retry_settings.jitter,
+        ),
+        budget=budget,
+        name=name,
+    )
+    breaker_settings = settings.breaker
+    breaker = None
+    if breaker_settings.enabled:
+        breaker = CircuitBreaker(
+            name,
+            consecutive_failures=breaker_settings.consecutive_failures,
+            failure_rate=breaker_settings.failure_rate,
+            slow_call_rate=breaker_settings.slow_call_rate,
+            slow_call_duration=breaker_settings.slow_call_duration,
+            window=breaker_settings.window,
+            window_type=breaker_settings.window_type,
+            minimum_calls=breaker_settings.minimum_calls,
+            open_duration=breaker_settings.open_duration,
+            open_duration_max=breaker_settings.open_duration_max,
+            half_open_probes=breaker_settings.half_open_probes,
+            store=state,
+        )
+    limiter_settings = settings.limiter
+    limiter = None
+    if limiter_settings.rate is not None:
+        limiter = RateLimiter(
+            limiter_settings.rate,
+            burst=limiter_settings.burst,
+            max_wait=limiter_settings.max_wait,
+            name=name,
+            store=state,
+        )
+    bulkhead_settings = settings.bulkhead
+    bulkhead = None
+    if bulkhead_settings.max_concurrent is not None:
+        bulkhead = Bulkhead(
+            bulkhead_settings.max_concurrent,
+            max_queued=bulkhead_settings.max_queued,
+            max_wait=bulkhead_settings.max_wait,
+            name=name,
+        )
+    timeout = Timeout(settings.timeout, name=name) if settings.timeout is not None else None
+    return Pipeline(name, retry=retry, breaker=breaker, limiter=limiter, bulkhead=bulkhead, timeout=timeout)
+
+
+def _exception_types(name: str, paths: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    """Import ``module.Class`` paths; a path that does not name an exception class is a ConfigError."""
+    from buttress.config import env_var_name  # noqa: PLC0415
+
+    variable = env_var_name(("resilience", "pipelines", name, "retry", "on"))
+    found: list[type[BaseException]] = []
+    for path in paths:
+        module_name, _, attribute = path.rpartition(".")
+        try:
+            candidate = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            candidate = exc
+        if not (isinstance(candidate, type) and issubclass(candidate, BaseException)):
+            raise ConfigError(
+                "Invalid buttress configuration",
+                problems=[
+                    ConfigProblem(
+                        variable,
+                        path,
+                        "import paths of exception classes (module.Class) that can be imported here",
+                        '["builtins.ConnectionError", "httpx.TransportError"]',
+                    )
+                ],
+            )
+        found.append(candidate)
+    return tuple(found)

@@ -1,0 +1,365 @@
+"""Pipeline: the strategies composed in one documented order, as a decorator, a call or a guard.
+
+Order, outermost first::
+
+    fallback -> retry (deadline, budget) -> hedge -> breaker -> limiter -> bulkhead -> timeout -> fn
+
+Why this order:
+
+- **fallback** is outermost so it also catches what the others raise (``RetryExhausted``,
+  ``CircuitOpen``, ``RateLimited``, ``BulkheadFull``, ``DeadlineExceeded``).
+- **retry** wraps everything below, so each attempt asks the breaker again and waits its turn at the
+  limiter; its deadline bounds the whole call, waits included.
+- **hedge** sits inside retry: a hedged group of attempts counts as one attempt.
+- **breaker** comes before the limiter, so a call the breaker refuses does not spend a token, and it
+  releases its permit (records nothing) when the limiter or the bulkhead refuses: a local rejection says
+  nothing about the upstream's health.
+- **limiter** before **bulkhead**: a call waiting for its rate-limit turn holds no concurrency slot.
+- **timeout** is innermost: it bounds one attempt, and the breaker sees a timeout as a failure (and its
+  duration as a slow call).
+
+The strategies are composed once, flat, rather than as nested decorators: one Python frame per layer
+would cost more than the strategies themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress.errors import ValidationError
+from buttress.resilience._decorate import check_name, wrap
+
+if TYPE_CHECKING:
+    from buttress.resilience._breaker import CircuitBreaker, Permit
+    from buttress.resilience._bulkhead import Bulkhead
+    from buttress.resilience._fallback import Fallback
+    from buttress.resilience._hedge import Hedge
+    from buttress.resilience._limiter import RateLimiter
+    from buttress.resilience._retry import Retry
+    from buttress.resilience._timeout import Timeout
+
+__all__ = ["Pipeline"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Pipeline:
+    """Strategies applied in the order above; any of them may be left out.
+
+    ``limiter_key`` picks the limiter's bucket (one limiter can serve many keys, such as hosts). A
+    pipeline is immutable: :meth:`replace` returns a new one sharing the untouched strategies (and so
+    their state), which is how a fallback is added to a pipeline that came from settings.
+    """
+
+    __slots__ = (
+        "_attempt_async",
+        "_attempt_sync",
+        "_now",
+        "breaker",
+        "bulkhead",
+        "clock",
+        "fallback",
+        "hedge",
+        "limiter",
+        "limiter_key",
+        "name",
+        "retry",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        retry: Retry | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+        limiter_key: str = "default",
+        bulkhead: Bulkhead | None = None,
+        timeout: Timeout | None = None,
+        hedge: Hedge | None = None,
+        fallback: Fallback | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = check_name(name)
+        self.limiter_key = check_name(limiter_key, "limiter_key")
+        self.retry = retry
+        self.breaker = breaker
+        self.limiter = limiter
+        self.bulkhead = bulkhead
+        self.timeout = timeout
+        self.hedge = hedge
+        self.fallback = fallback
+        self.clock = clock
+        self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
+        self._attempt_sync = self._attempt
+        self._attempt_async = self._aattempt
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{label}={strategy.name!r}"
+            for label, strategy in (
+                ("fallback", self.fallback),
+                ("retry", self.retry),
+                ("hedge", self.hedge),
+                ("breaker", self.breaker),
+                ("limiter", self.limiter),
+                ("bulkhead", self.bulkhead),
+                ("timeout", self.timeout),
+            )
+            if strategy is not None
+        ]
+        return f"Pipeline({self.name!r}{''.join(', ' + part for part in parts)})"
+
+    def replace(self, **changes: Any) -> Pipeline:
+        """A copy with some strategies swapped, added (a fallback) or removed (``None``)."""
+        allowed = {
+            "name",
+            "retry",
+            "breaker",
+            "limiter",
+            "limiter_key",
+            "bulkhead",
+            "timeout",
+            "hedge",
+            "fallback",
+            "clock",
+        }
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValidationError(
+                f"Pipeline.replace() got unknown {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}",
+                field=unknown[0],
+            )
+        current = {name: getattr(self, name) for name in allowed}
+        return Pipeline(**{**current, **changes})
+
+    # -- decorator and calls ----------------------------------------------------------------------
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate a sync or async function or method; its signature and type are kept."""
+        if self.hedge is not None:
+            import inspect  # noqa: PLC0415
+
+            if not inspect.iscoroutinefunction(fn):
+                raise ValidationError(
+                    f"pipeline {self.name!r} hedges, which needs an async function; "
+                    f"{getattr(fn, '__qualname__', fn)!r} is sync. Drop the hedge or make it async",
+                    field="hedge",
+                )
+        return wrap(fn, self.call, self.acall)
+
+    def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Call ``fn(*args, **kwargs)`` through every strategy (sync)."""
+        if self.hedge is not None:
+            raise ValidationError(
+                f"pipeline {self.name!r} hedges, which needs async code: use await pipeline.acall(...)",
+                field="hedge",
+            )
+        retry, fallback = self.retry, self.fallback
+        if fallback is None:
+            if retry is None:
+                return self._attempt(fn, args, kwargs)
+            return retry.call(self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
+        if retry is None:
+            return fallback.call(self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
+        return fallback.call(retry.call, self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
+
+    async def acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
+        """Await ``fn(*args, **kwargs)`` through every strategy."""
+        retry, fallback, hedge = self.retry, self.fallback, self.hedge
+        attempt: Callable[..., Awaitable[Any]] = self._attempt_async
+        if hedge is not None:
+            inner = attempt
+
+            async def attempt(fn: Any, args: Any, kwargs: Any) -> Any:
+                return await hedge.acall(inner, fn, args, kwargs)
+
+        if fallback is None:
+            if retry is None:
+                return await attempt(fn, args, kwargs)  # type: ignore[no-any-return]
+            return await retry.acall(attempt, fn, args, kwargs)  # type: ignore[no-any-return]
+        if retry is None:
+            return await fallback.acall(attempt, fn, args, kwargs)  # type: ignore[no-any-return]
+        return await fallback.acall(retry.acall, attempt, fn, args, kwargs)  # type: ignore[no-any-return]
+
+    # -- one attempt ------------------------------------------------------------------------------
+
+    def _attempt(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        breaker, limiter, bulkhead, timeout = self.breaker, self.limiter, self.bulkhead, self.timeout
+        permit = breaker.acquire() if breaker is not None else None
+        try:
+            if limiter is not None:
+                limiter.acquire(self.limiter_key)
+            if bulkhead is not None:
+                bulkhead.acquire()
+        except BaseException:
+            if breaker is not None:
+                breaker.release(permit)  # type: ignore[arg-type]
+            raise
+        start = self._now()
+        try:
+            result = fn(*args, **kwargs) if timeout is None else timeout.call(fn, *args, **kwargs)
+        except BaseException as exc:
+            if breaker is not None:
+                _record_failure(breaker, permit, exc, self._now() - start)  # type: ignore[arg-type]
+            raise
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
+        if breaker is not None:
+            breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
+        return result
+
+    async def _aattempt(  # noqa: PLR0912 - flat on purpose: a frame per strategy costs more than it
+        self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        breaker, limiter, bulkhead, timeout = self.breaker, self.limiter, self.bulkhead, self.timeout
+        local_breaker = breaker is None or breaker.is_local
+        if breaker is None:
+            permit = None
+        elif local_breaker:
+            permit = breaker.acquire()
+        else:
+            permit = await breaker.aacquire()
+        try:
+            if limiter is not None:
+                await limiter.aacquire(self.limiter_key)
+            if bulkhead is not None:
+                await bulkhead.aacquire()
+        except BaseException:
+            if breaker is not None:
+                await _arelease(breaker, permit)  # type: ignore[arg-type]
+            raise
+        start = self._now()
+        try:
+            if timeout is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await timeout.acall(fn, *args, **kwargs)
+        except BaseException as exc:
+            if breaker is not None:
+                duration = self._now() - start
+                if local_breaker:
+                    _record_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
+                else:
+                    await _arecord_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
+            raise
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
+        if breaker is not None:
+            if local_breaker:
+                breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
+            else:
+                await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
+        return result
+
+    # -- guard: the part of a pipeline that can wrap a block --------------------------------------
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """``with pipeline.guard():`` applies the breaker, limiter and bulkhead to a block.
+
+        Retry, hedge, fallback and timeout need to call (again) or cancel the code, which a ``with`` block
+        cannot offer: use the decorator or :meth:`call` for them. A pipeline that has any of them
+        refuses to guard rather than silently skipping them.
+        """
+        self._check_guardable()
+        permit, start = self._enter()
+        try:
+            yield
+        except BaseException as exc:
+            if self.breaker is not None:
+                _record_failure(self.breaker, permit, exc, self._now() - start)  # type: ignore[arg-type]
+            raise
+        finally:
+            if self.bulkhead is not None:
+                self.bulkhead.release()
+        if self.breaker is not None:
+            self.breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def aguard(self) -> AsyncIterator[None]:
+        """``async with pipeline.aguard():``, the async twin of :meth:`guard`."""
+        self._check_guardable()
+        breaker = self.breaker
+        permit = await breaker.aacquire() if breaker is not None else None
+        try:
+            if self.limiter is not None:
+                await self.limiter.aacquire(self.limiter_key)
+            if self.bulkhead is not None:
+                await self.bulkhead.aacquire()
+        except BaseException:
+            if breaker is not None:
+                await _arelease(breaker, permit)  # type: ignore[arg-type]
+            raise
+        start = self._now()
+        try:
+            yield
+        except BaseException as exc:
+            if breaker is not None:
+                await _arecord_failure(breaker, permit, exc, self._now() - start)  # type: ignore[arg-type]
+            raise
+        finally:
+            if self.bulkhead is not None:
+                self.bulkhead.release()
+        if breaker is not None:
+            await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
+
+    def _check_guardable(self) -> None:
+        present = [
+            label
+            for label, strategy in (
+                ("retry", self.retry),
+                ("hedge", self.hedge),
+                ("fallback", self.fallback),
+                ("timeout", self.timeout),
+            )
+            if strategy is not None
+        ]
+        if present:
+            raise ValidationError(
+                f"pipeline {self.name!r} has {', '.join(present)}, which a with-block cannot apply; "
+                "decorate a function or use pipeline.call(fn, ...) instead",
+                field=present[0],
+            )
+
+    def _enter(self) -> tuple[Permit | None, float]:
+        breaker = self.breaker
+        permit = breaker.acquire() if breaker is not None else None
+        try:
+            if self.limiter is not None:
+                self.limiter.acquire(self.limiter_key)
+            if self.bulkhead is not None:
+                self.bulkhead.acquire()
+        except BaseException:
+            if breaker is not None:
+                breaker.release(permit)  # type: ignore[arg-type]
+            raise
+        return permit, self._now()
+
+
+def _record_failure(breaker: CircuitBreaker, permit: Permit, exc: BaseException, duration: float) -> None:
+    if isinstance(exc, Exception):
+        breaker.record_failure(permit, exc, duration)
+    else:  # cancellation, KeyboardInterrupt, SystemExit: the call did not finish, it did not fail
+        breaker.release(permit)
+
+
+async def _arecord_failure(
+    breaker: CircuitBreaker, permit: Permit, exc: BaseException, duration: float
+) -> None:
+    if isinstance(exc, Exception):
+        await breaker.arecord_failure(permit, exc, duration)
+    else:
+        await breaker.arelease(permit)
+
+
+async def _arelease(breaker: CircuitBreaker, permit: Permit) -> None:
+    await breaker.arelease(permit)
