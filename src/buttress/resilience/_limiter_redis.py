@@ -1,0 +1,225 @@
+"""The rate limiter's Redis store: GCRA in one Lua script per decision, time from Redis ``TIME``.
+
+Each bucket is one string key holding its theoretical arrival time (TAT) in microseconds, with a TTL that
+ends when the bucket would be full again (a missing key *is* a full bucket, so expiry loses nothing).
+Every process asks Redis, so N processes share one limit exactly; waiters reserve their slot in the same
+script that decides, which keeps them fair and spaced across processes without polling.
+
+While Redis is unreachable the limiter follows :attr:`RedisState.policy`: ``local`` decides with an
+in-memory twin (each process then enforces the full limit on its own), ``open`` admits every call and
+``closed`` rejects every call with ``retry_after`` of one interval.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from buttress.resilience._decorate import check_name
+from buttress.resilience._rate import round_tokens
+from buttress.resilience._redis_state import LUA_NOW, UNAVAILABLE, RedisState, Script
+
+if TYPE_CHECKING:
+    from buttress.resilience._limiter import MemoryBuckets
+
+__all__ = ["ACQUIRE", "PEEK", "REFUND", "RESET", "RedisBuckets"]
+
+ACQUIRE: Final = Script(
+    LUA_NOW
+    + """
+local interval = tonumber(ARGV[2])
+local span = tonumber(ARGV[3]) * interval
+local cost = tonumber(ARGV[4])
+local max_wait = tonumber(ARGV[5])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new = tat + cost * interval
+local wait = new - span - now
+if wait <= 1 then wait = 0 end
+if wait > max_wait + 1 then return {0, fmt(wait)} end
+redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
+return {1, fmt(wait), fmt(new)}
+"""
+)
+"""ARGV: now, interval µs, burst, cost, max wait µs. Admits (reserving the slot) when the wait is at most
+the max wait: ``{1, wait µs, new TAT}``; else ``{0, wait µs}`` and nothing changes. A wait under 1 µs
+(below the clock's resolution; absorbs float rounding) counts as none. Keys live one second longer than
+the time until they are full again, so a key never expires just before a decision that still needs it."""
+
+PEEK: Final = Script(
+    LUA_NOW
+    + """
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key)) or now
+  out[i] = fmt(burst - math.max(tat - now, 0) / interval)
+end
+return out
+"""
+)
+"""ARGV: now, interval µs, burst. The tokens available now in each bucket of ``KEYS``; changes nothing."""
+
+REFUND: Final = Script(
+    LUA_NOW
+    + """
+local interval = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local expected = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or math.abs(tat - expected) >= interval / 2 then return 0 end
+local new = tat - cost * interval
+if new <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
+end
+return 1
+"""
+)
+"""ARGV: now, interval µs, cost, the TAT the reservation set. Gives the reservation back only if no one
+reserved after it (the TAT is still the one it set), so a refund never moves a later waiter's slot."""
+
+RESET: Final = Script(LUA_NOW + "\nreturn redis.call('DEL', KEYS[1])\n")
+"""Forget a bucket (it is full again)."""
+
+
+class RedisBuckets:
+    """GCRA buckets of one limiter in Redis, with the same methods and results as the memory store.
+
+    ``take`` returns ``(wait, tat)``: ``wait >= 0`` admitted (the slot is reserved, sleep ``wait``), else
+    rejected with ``retry_after = -wait``. ``tat`` identifies the reservation for :meth:`refund`.
+    """
+
+    __slots__ = (
+        "_burst",
+        "_interval",
+        "_interval_us",
+        "_lock",
+        "_max_keys",
+        "_prefix",
+        "_seen",
+        "state",
+        "twin",
+    )
+
+    def __init__(
+        self,
+        state: RedisState,
+        name: str,
+        *,
+        interval: float,
+        period: float,
+        limit: int,
+        burst: int,
+        max_keys: int,
+        twin: MemoryBuckets,
+    ) -> None:
+        self.state = state
+        self.twin = twin
+        self._prefix = state.key("limiter", f"{name}:")
+        self._interval = interval
+        self._interval_us = repr(period * 1_000_000 / limit)
+        self._burst = burst
+        self._max_keys = max_keys
+        self._seen: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        if key not in self._seen:
+            check_name(key, "key")
+            with self._lock:
+                seen = self._seen
+                if len(seen) >= self._max_keys:
+                    del seen[next(iter(seen))]
+                seen[key] = None
+        return self._prefix + key
+
+    def _take_args(self, cost: int, max_wait: float) -> tuple[str, str, int, int, str]:
+        return (self.state.now_arg(), self._interval_us, self._burst, cost, repr(max_wait * 1_000_000))
+
+    def _decided(self, reply: Any, key: str, cost: int, max_wait: float) -> tuple[float, float]:
+        if reply is UNAVAILABLE:
+            policy = self.state.policy
+            if policy == "local":
+                return self.twin.take(key, cost, max_wait)
+            if policy == "open":
+                return 0.0, math.nan
+            return -self._interval, math.nan
+        wait = float(reply[1]) / 1_000_000
+        if reply[0] == 1:
+            return wait, float(reply[2])
+        return -wait, math.nan
+
+    def _peeked(self, reply: Any, keys: Sequence[str]) -> list[float]:
+        if reply is UNAVAILABLE:
+            if self.state.policy == "local":
+                return self.twin.available(keys)
+            return [float(self._burst)] * len(keys)  # open or closed: no state to show, report it full
+        return [round_tokens(float(value)) for value in reply]
+
+    # -- the store ----------------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        """True while Redis is unreachable and the in-memory twin decides."""
+        return not self.state.available and self.state.policy == "local"
+
+    def take(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
+        """Decide (and reserve) ``cost`` tokens of ``key``, waiting at most ``max_wait`` seconds."""
+        redis_key = self._key(key)
+        reply = self.state.run(ACQUIRE, (redis_key,), self._take_args(cost, max_wait))
+        return self._decided(reply, key, cost, max_wait)
+
+    async def atake(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
+        """:meth:`take` on the running loop's async client."""
+        redis_key = self._key(key)
+        reply = await self.state.arun(ACQUIRE, (redis_key,), self._take_args(cost, max_wait))
+        return self._decided(reply, key, cost, max_wait)
+
+    def refund(self, key: str, cost: int, tat: float) -> None:
+        """Give back a reservation that will not be used, if it is still the last one."""
+        if math.isnan(tat):
+            return
+        args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
+        if self.state.run(REFUND, (self._key(key),), args) is UNAVAILABLE:
+            self.twin.refund(key, cost, tat)
+
+    async def arefund(self, key: str, cost: int, tat: float) -> None:
+        """:meth:`refund` on the running loop's async client."""
+        if math.isnan(tat):
+            return
+        args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
+        if await self.state.arun(REFUND, (self._key(key),), args) is UNAVAILABLE:
+            self.twin.refund(key, cost, tat)
+
+    def available(self, keys: Sequence[str]) -> list[float]:
+        """Tokens available now in each of ``keys`` (one round trip for all)."""
+        redis_keys = [self._prefix + key for key in keys]  # looking is not using: keys() stays as is
+        reply = self.state.run(PEEK, redis_keys, (self.state.now_arg(), self._interval_us, self._burst))
+        return self._peeked(reply, keys)
+
+    async def aavailable(self, keys: Sequence[str]) -> list[float]:
+        """:meth:`available` on the running loop's async client."""
+        redis_keys = [self._prefix + key for key in keys]  # looking is not using: keys() stays as is
+        args = (self.state.now_arg(), self._interval_us, self._burst)
+        return self._peeked(await self.state.arun(PEEK, redis_keys, args), keys)
+
+    def reset(self, key: str) -> None:
+        """Forget ``key``'s bucket in Redis and in the twin."""
+        self.state.run(RESET, (self._key(key),), (self.state.now_arg(),))
+        self.twin.reset(key)
+
+    async def areset(self, key: str) -> None:
+        """:meth:`reset` on the running loop's async client."""
+        await self.state.arun(RESET, (self._key(key),), (self.state.now_arg(),))
+        self.twin.reset(key)
+
+    def keys(self) -> list[str]:
+        """Keys this process used, in first-use order (at most ``max_keys``: the earliest are dropped)."""
+        return list(self._seen)
