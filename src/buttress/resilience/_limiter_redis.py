@@ -71,12 +71,8 @@ local cost = tonumber(ARGV[3])
 local expected = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat or math.abs(tat - expected) >= interval / 2 then return 0 end
-local new = tat - cost * interval
-if new <= now then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
-end
+local new = math.max(tat - cost * interval, now)
+redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
 return 1
 """
 )
@@ -91,7 +87,8 @@ class RedisBuckets:
     """GCRA buckets of one limiter in Redis, with the same methods and results as the memory store.
 
     ``take`` returns ``(wait, tat)``: ``wait >= 0`` admitted (the slot is reserved, sleep ``wait``), else
-    rejected with ``retry_after = -wait``. ``tat`` identifies the reservation for :meth:`refund`.
+    rejected with ``retry_after = -wait``. ``tat`` identifies the reservation for :meth:`refund` (NaN
+    when nothing was reserved; only a wait is ever refunded, and a NaN TAT never matches).
     """
 
     __slots__ = (
@@ -184,16 +181,12 @@ class RedisBuckets:
 
     def refund(self, key: str, cost: int, tat: float) -> None:
         """Give back a reservation that will not be used, if it is still the last one."""
-        if math.isnan(tat):
-            return
         args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
         if self.state.run(REFUND, (self._key(key),), args) is UNAVAILABLE:
             self.twin.refund(key, cost, tat)
 
     async def arefund(self, key: str, cost: int, tat: float) -> None:
         """:meth:`refund` on the running loop's async client."""
-        if math.isnan(tat):
-            return
         args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
         if await self.state.arun(REFUND, (self._key(key),), args) is UNAVAILABLE:
             self.twin.refund(key, cost, tat)
