@@ -97,6 +97,16 @@ def test_time_window_buckets_are_about_a_second_between_10_and_120() -> None:
     assert BreakerConfig().ttl == 660
 
 
+def test_minimum_calls_is_capped_by_a_count_window() -> None:
+    assert BreakerConfig(window=5, minimum_calls=10).minimum_calls == 5
+    assert BreakerConfig(window=5, window_type="time", minimum_calls=10).minimum_calls == 10
+    breaker = make(consecutive_failures=None, failure_rate=1.0, window=3, minimum_calls=50)
+    for _ in range(3):
+        with pytest.raises(Boom):
+            breaker.call(boom)
+    assert breaker.state is BreakerState.OPEN
+
+
 # -- the call protocol -------------------------------------------------------------------------------
 
 
@@ -271,6 +281,15 @@ def test_counts_stay_exact_when_threads_record_at_once() -> None:
     assert snap.state == "closed"
 
 
+def test_an_acquire_that_raced_a_transition_reads_the_state_under_the_lock() -> None:
+    store = MemoryStore(BreakerConfig(), time.monotonic)
+    store.fast = None  # what a thread saw just before another one closed the breaker
+    assert store.acquire().permit is store.closed
+    store.control(BreakerState.DISABLED)
+    store.fast = None
+    assert store.acquire().permit is NOOP_PERMIT
+
+
 def test_a_memory_store_ignores_permits_it_did_not_issue() -> None:
     config = BreakerConfig(consecutive_failures=1)
     one, other = MemoryStore(config, time.monotonic), MemoryStore(config, time.monotonic)
@@ -378,9 +397,14 @@ def test_unreachable_redis_with_local_policy_uses_this_process_state(
         dead_url, "local", states, consecutive_failures=2, open_duration=1, metrics=metrics, clock=clock
     )
     assert not breaker.is_local
+    assert breaker.call(lambda: "ok") == "ok"
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    assert breaker.call(lambda: "ok") == "ok"  # a success ends the streak of the local state too
     for _ in range(2):
         with pytest.raises(Boom):
             breaker.call(boom)
+    assert breaker.snapshot().calls == 5
     with pytest.raises(CircuitOpen, match="is open after upstream failures"):
         breaker.call(lambda: None)
     assert breaker.state is BreakerState.OPEN

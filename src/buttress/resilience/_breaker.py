@@ -249,6 +249,14 @@ class CircuitBreaker:
             self._slow_tally()
             transition = self._store.record(permit, SLOW)
         else:
+            mem = self._mem
+            if mem is not None and permit is mem.closed:
+                ring = mem.ring
+                if ring is not None:  # the common case, inlined: MemoryStore.record does the same
+                    ring.ring[next(ring.seq) % ring.size] = SUCCESS
+                    if mem.streak:
+                        mem.clear_streak()
+                    return
             transition = self._store.record(permit, SUCCESS)
         if transition is not None:
             self._announce(transition)
@@ -381,7 +389,10 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
-        permit = self.acquire()
+        mem = self._mem
+        permit = mem.fast if mem is not None else None
+        if permit is None:
+            permit = self.acquire()
         now = self._now
         start = now()
         try:
@@ -394,11 +405,18 @@ class CircuitBreaker:
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (a cancelled call releases its permit)."""
-        if self._redis is None:
-            permit = self.acquire()
-        else:
-            permit = await self.aacquire()
         now = self._now
+        if self._redis is None:  # the memory store: its sync methods, no extra awaits
+            permit = self.acquire()
+            start = now()
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                self.record_failure(permit, exc, now() - start)
+                raise
+            self.record_success(permit, now() - start)
+            return result
+        permit = await self.aacquire()
         start = now()
         try:
             result = await fn(*args, **kwargs)

@@ -4,7 +4,8 @@ Keys (all with a TTL refreshed on write, longer than any period they record):
 
 - ``<ns>:breaker:<name>`` (hash): ``s`` = epoch * 8 + state code, ``ou`` open-until and ``od`` current
   open duration (integer microseconds), ``cf`` consecutive failures, ``hs`` probe successes, ``ln`` the
-  lease counter. A missing hash is CLOSED at epoch 0.
+  lease counter, ``c`` the config of the last transition (for acquire). A missing hash is CLOSED at
+  epoch 0.
 - ``…:w`` (hash): the window. Count window: ``n`` calls ever, ``f``/``s`` failures and slow calls in the
   ring, ``r<slot>`` outcome codes. Time window: ``h`` head tick, ``c``/``f``/``s`` totals, ``c<slot>``,
   ``f<slot>``, ``s<slot>`` per bucket.
@@ -12,9 +13,9 @@ Keys (all with a TTL refreshed on write, longer than any period they record):
 
 The scripts mirror :class:`~buttress.resilience._breaker_state.MemoryStore` step by step; the conformance
 suite runs both. The CLOSED acquire reads one hash field before the time prelude and returns the epoch
-as an integer, so the common case costs little more than a ``GET``. The config travels as one ARGV
-string, parsed only when a script needs it. A script that makes a transition returns it, so only the
-process that caused it publishes the event.
+as an integer and takes no argument, so the common case costs little more than a ``GET``. The other
+scripts take the config as one ARGV string, parsed in Lua. A script that makes a transition returns it,
+so only the process that caused it publishes the event.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ UNREACHABLE_RETRY_AFTER: Final = 1.0
 _HEADER = """
 local K, W, L = KEYS[1], KEYS[2], KEYS[3]
 local cfg = {}
-for v in string.gmatch(ARGV[2], '%S+') do cfg[#cfg + 1] = tonumber(v) end
+for v in string.gmatch(CONFIG, '%S+') do cfg[#cfg + 1] = tonumber(v) end
 local CF, FR, SR, WT, WS, BU, MINC, OD0, ODMAX, PROBES, LEASE, TTL = unpack(cfg)
 local se = tonumber(redis.call('HGET', K, 's')) or 0
 local st = se % 8
@@ -56,7 +57,7 @@ local function enter(target)
   local source = st
   ep = ep + 1
   st = target
-  redis.call('HSET', K, 's', ep * 8 + target, 'hs', 0)
+  redis.call('HSET', K, 's', ep * 8 + target, 'hs', 0, 'c', CONFIG)
   redis.call('DEL', L)
   return source
 end
@@ -76,6 +77,12 @@ local function close(what)
   return {what, source, 0, '', -1}
 end
 """
+
+
+def _header(keys: str = "KEYS[1], KEYS[2], KEYS[3]", config: str = "ARGV[2]") -> str:
+    """The shared Lua header: keys, the parsed config, the state, and the transition helpers."""
+    return _HEADER.replace("KEYS[1], KEYS[2], KEYS[3]", keys).replace("CONFIG", config)
+
 
 _WINDOW = """
 local function stats()
@@ -139,8 +146,10 @@ local function add(failed, slow, code)
 end
 """
 
-# KEYS: hash, leases. ARGV: now, config. CLOSED -> epoch, DISABLED -> -1, else {0, epoch, lease, moved}
-# for a probe permit or {state, retry_after_us} for a refusal.
+# KEYS: hash, leases. ARGV: now (left out when Redis TIME is the clock). The CLOSED path returns before
+# anything else; the rest reads the config that the last transition stored in the hash (an argument costs
+# the common case a few percent). CLOSED -> epoch, DISABLED -> -1, else {0, epoch, lease, moved} for a
+# probe permit or {state, retry_after_us} for a refusal.
 _ACQUIRE = Script(
     """
 local se0 = tonumber(redis.call('HGET', KEYS[1], 's')) or 0
@@ -148,7 +157,7 @@ if se0 % 8 == 0 then return (se0 - se0 % 8) / 8 end
 if se0 % 8 == 4 then return -1 end
 """
     + LUA_NOW
-    + _HEADER.replace("KEYS[1], KEYS[2], KEYS[3]", "KEYS[1], nil, KEYS[2]")
+    + _header(keys="KEYS[1], nil, KEYS[2]", config="redis.call('HGET', KEYS[1], 'c')")
     + """
 if st == 3 then return {3, tonumber(redis.call('HGET', K, 'od')) or OD0} end
 local moved = 0
@@ -175,7 +184,7 @@ return {0, ep, id, moved}
 # ARGV: now, config, epoch, lease ('' for a CLOSED permit), outcome code. Returns 0 or a transition.
 _RECORD = Script(
     LUA_NOW
-    + _HEADER
+    + _header()
     + _WINDOW
     + """
 local lease, code = ARGV[4], tonumber(ARGV[5])
@@ -219,7 +228,7 @@ return 0
 # KEYS: hash, leases. ARGV: now, config, epoch, lease.
 _RELEASE = Script(
     LUA_NOW
-    + _HEADER.replace("KEYS[1], KEYS[2], KEYS[3]", "KEYS[1], nil, KEYS[2]")
+    + _header(keys="KEYS[1], nil, KEYS[2]")
     + """
 if tonumber(ARGV[3]) == ep then redis.call('ZREM', L, ARGV[4]) end
 return 0
@@ -229,7 +238,7 @@ return 0
 # ARGV: now, config, target state code (0 reset, 3 isolate, 4 disable). Returns 0 or a transition.
 _CONTROL = Script(
     LUA_NOW
-    + _HEADER
+    + _header()
     + """
 local target = tonumber(ARGV[3])
 if target == 0 then return close('reset') end
@@ -245,7 +254,7 @@ return {what, source, target, '', -1}
 # ARGV: now, config. Returns {state, calls, failures, slow, retry_after_us or -1, open_duration_us}.
 _SNAPSHOT = Script(
     LUA_NOW
-    + _HEADER
+    + _header()
     + _WINDOW
     + """
 local calls, f, s = stats()
@@ -315,8 +324,7 @@ class RedisStore:
         self._keys = (key, key + ":w", key + ":l")
         self._keys2 = (key, key + ":l")
         self._cfg = _config_arg(config)
-        self._closed = Permit(0, None, self)
-        self._closed_admission = Admission(self._closed, BreakerState.CLOSED, 0.0, None)
+        self._closed = (0, Admission(Permit(0, None, self), BreakerState.CLOSED, 0.0, None))
         self._disabled_admission = Admission(NOOP_PERMIT, BreakerState.DISABLED, 0.0, None)
         self.last_state = BreakerState.CLOSED
 
@@ -331,16 +339,15 @@ class RedisStore:
 
     def _admission(self, reply: Any) -> Admission:
         if type(reply) is int:
-            if reply == self._closed.epoch:
-                self.last_state = BreakerState.CLOSED
-                return self._closed_admission
-            if reply >= 0:
-                self._closed = Permit(reply, None, self)
-                self._closed_admission = Admission(self._closed, BreakerState.CLOSED, 0.0, None)
-                self.last_state = BreakerState.CLOSED
-                return self._closed_admission
-            self.last_state = BreakerState.DISABLED
-            return self._disabled_admission
+            epoch, admission = self._closed  # one tuple: threads never see a permit of another epoch
+            if reply != epoch:
+                if reply < 0:
+                    self.last_state = BreakerState.DISABLED
+                    return self._disabled_admission
+                admission = Admission(Permit(reply, None, self), BreakerState.CLOSED, 0.0, None)
+                self._closed = (reply, admission)
+            self.last_state = BreakerState.CLOSED
+            return admission
         if reply is UNAVAILABLE:
             return self._unavailable()
         if reply[0] == 0:
@@ -390,8 +397,8 @@ class RedisStore:
     # -- sync ----------------------------------------------------------------------------------------
 
     def acquire(self) -> Admission:
-        state = self.redis
-        return self._admission(state.run(_ACQUIRE, self._keys2, (state.now_arg(), self._cfg)))
+        now = self.redis.now_arg()
+        return self._admission(self.redis.run(_ACQUIRE, self._keys2, (now,) if now else ()))
 
     def record(self, permit: Permit, code: int) -> Transition | None:
         if permit.owner is not self:
@@ -427,8 +434,8 @@ class RedisStore:
     # -- async ---------------------------------------------------------------------------------------
 
     async def aacquire(self) -> Admission:
-        state = self.redis
-        return self._admission(await state.arun(_ACQUIRE, self._keys2, (state.now_arg(), self._cfg)))
+        now = self.redis.now_arg()
+        return self._admission(await self.redis.arun(_ACQUIRE, self._keys2, (now,) if now else ()))
 
     async def arecord(self, permit: Permit, code: int) -> Transition | None:
         if permit.owner is not self:

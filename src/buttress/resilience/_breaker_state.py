@@ -170,6 +170,7 @@ class BreakerConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "minimum_calls", _positive_int(self.minimum_calls, "minimum_calls", "10"))
         set_(
             self,
             "consecutive_failures",
@@ -192,9 +193,10 @@ class BreakerConfig:
             )
         if self.window_type == "count":
             set_(self, "window", _positive_int(self.window, "window", "100 (calls)"))
+            # a count window never holds more calls than its size (Resilience4j caps it the same way)
+            set_(self, "minimum_calls", min(self.minimum_calls, int(self.window)))
         else:
             set_(self, "window", _duration(self.window, "window", "60 (seconds)"))
-        set_(self, "minimum_calls", _positive_int(self.minimum_calls, "minimum_calls", "10"))
         set_(self, "open_duration", _duration(self.open_duration, "open_duration", "30.0"))
         set_(self, "open_duration_max", _duration(self.open_duration_max, "open_duration_max", "300.0"))
         if self.open_duration_max < self.open_duration:
@@ -233,32 +235,32 @@ SUCCESS, FAILURE, SLOW, SLOW_FAILURE = 0, 1, 2, 3
 
 
 class CountWindow:
-    """The last ``size`` outcomes in a ring; a success is recorded without a lock."""
+    """The last ``size`` outcomes in a ring.
 
-    __slots__ = ("_next", "ring", "size")
+    A plain success is ``ring[next(seq) % size] = SUCCESS``: one atomic count step and one byte store,
+    safe without the lock (a racing :meth:`clear` at worst lets one success land in the new ring).
+    """
+
+    __slots__ = ("ring", "seq", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.ring = bytearray(size)
-        self._next = itertools.count()
+        self.seq = itertools.count()
 
     def clear(self) -> None:
         self.ring = bytearray(self.size)
-        self._next = itertools.count()
+        self.seq = itertools.count()
 
     def add(self, code: int, now: float) -> tuple[int, int, int]:
-        self.ring[next(self._next) % self.size] = code
+        self.ring[next(self.seq) % self.size] = code
         return self.stats(now)
-
-    def add_success(self) -> None:
-        """A plain success: one atomic count step and one byte store (safe without the lock)."""
-        self.ring[next(self._next) % self.size] = SUCCESS
 
     def stats(self, now: float) -> tuple[int, int, int]:
         """(calls, failures, slow calls) in the window."""
         ring = self.ring
         both = ring.count(SLOW_FAILURE)
-        calls = min(count_value(self._next), self.size)
+        calls = min(count_value(self.seq), self.size)
         return calls, ring.count(FAILURE) + both, ring.count(SLOW) + both
 
 
@@ -337,25 +339,30 @@ class MemoryStore:
     """One breaker's state in this process (also the Redis store's twin under the ``local`` policy).
 
     ``fast`` is the permit an acquire can return without a lock (the CLOSED permit, or
-    :data:`NOOP_PERMIT` when DISABLED), else None. A report for a permit of another epoch, or for a probe
-    lease that expired, is ignored: the state it described is gone (its outcome still shows in the
-    breaker's tallies).
+    :data:`NOOP_PERMIT` when DISABLED), else None; ``closed`` is the CLOSED permit of the current
+    period (a sentinel otherwise), ``ring`` the count window (None for a time window) and ``streak`` the
+    consecutive failures: the breaker reads them to record a plain success without a call or a lock.
+
+    A report for a permit of another epoch, or for a probe lease that expired, is ignored: the state it
+    described is gone (its outcome still shows in the breaker's tallies).
     """
 
     def __init__(self, config: BreakerConfig, now: Callable[[], float]) -> None:
         self.config = config
         self._now = now
         self._lock = threading.Lock()
-        self._count = config.window_type == "count"
         self.window: CountWindow | TimeWindow = (
-            CountWindow(config.buckets) if self._count else TimeWindow(config.buckets, config.bucket_us)
+            CountWindow(config.buckets)
+            if config.window_type == "count"
+            else TimeWindow(config.buckets, config.bucket_us)
         )
+        self.ring: CountWindow | None = self.window if isinstance(self.window, CountWindow) else None
         self._slow_rule = config.slow_call_rate is not None
         self.state = BreakerState.CLOSED
         self.epoch = 0
-        self._closed = Permit(0, None, self)
-        self.fast: Permit | None = self._closed
-        self._consecutive = 0
+        self.closed = Permit(0, None, self)
+        self.fast: Permit | None = self.closed
+        self.streak = 0
         self._open_until = 0.0
         self._open_duration = config.open_duration
         self._leases: dict[int, float] = {}
@@ -375,15 +382,15 @@ class MemoryStore:
         self._leases.clear()
         self._probe_successes = 0
         if state is BreakerState.CLOSED:
-            self._closed = self.fast = Permit(self.epoch, None, self)
+            self.closed = self.fast = Permit(self.epoch, None, self)
         else:
-            self._closed = _NEVER
+            self.closed = _NEVER
             self.fast = NOOP_PERMIT if state is BreakerState.DISABLED else None
         return source
 
     def _open(self, now: float, duration: float, failure_rate: float | None) -> Transition:
         source = self._enter(BreakerState.OPEN)
-        self._consecutive = 0
+        self.streak = 0
         self._open_duration = duration
         self._open_until = now + duration
         return Transition("opened", source, BreakerState.OPEN, failure_rate, duration)
@@ -391,7 +398,7 @@ class MemoryStore:
     def _close(self, what: str) -> Transition:
         source = self._enter(BreakerState.CLOSED)
         self.window.clear()
-        self._consecutive = 0
+        self.streak = 0
         self._open_duration = self.config.open_duration
         self._open_until = 0.0
         return Transition(what, source, BreakerState.CLOSED, None, None)
@@ -405,8 +412,12 @@ class MemoryStore:
             return Admission(fast, self.state, 0.0, None)
         with self._lock:
             state = self.state
-            if state is BreakerState.CLOSED or state is BreakerState.DISABLED:
-                return Admission(self.fast, state, 0.0, None)
+            if (
+                state is BreakerState.CLOSED or state is BreakerState.DISABLED
+            ):  # changed since `fast` was read
+                return Admission(
+                    self.closed if state is BreakerState.CLOSED else NOOP_PERMIT, state, 0.0, None
+                )
             if state is BreakerState.FORCED_OPEN:
                 return Admission(None, state, self._open_duration, None)
             now = self._now()
@@ -431,28 +442,31 @@ class MemoryStore:
 
     def record(self, permit: Permit, code: int) -> Transition | None:
         """Record an outcome (``code``: bit 0 failed, bit 1 slow); returns the transition it caused."""
-        if permit is self._closed and code == SUCCESS and self._count:
-            self.window.add_success()  # type: ignore[union-attr]
-            if self._consecutive:
-                with self._lock:
-                    self._consecutive = 0
+        ring = self.ring
+        if permit is self.closed and code == SUCCESS and ring is not None:
+            ring.ring[next(ring.seq) % ring.size] = SUCCESS
+            if self.streak:
+                self.clear_streak()
             return None
         if permit.owner is not self:
             return None
         with self._lock:
             if permit.lease is None:
-                return self._record_closed(code) if permit is self._closed else None
+                return self._record_closed(code) if permit is self.closed else None
             return self._record_probe(permit, code)
+
+    def clear_streak(self) -> None:
+        """A success ends a run of consecutive failures."""
+        with self._lock:
+            self.streak = 0
 
     def _record_closed(self, code: int) -> Transition | None:
         now = self._now()
         calls, failures, slow = self.window.add(code, now)
         failed = code & FAILURE
-        self._consecutive = self._consecutive + 1 if failed else 0
+        self.streak = self.streak + 1 if failed else 0
         config = self.config
-        trip = bool(
-            failed and config.consecutive_failures and self._consecutive >= config.consecutive_failures
-        )
+        trip = bool(failed and config.consecutive_failures and self.streak >= config.consecutive_failures)
         if not trip and calls >= config.minimum_calls:
             trip = bool(
                 (failed and config.failure_rate and failures / calls >= config.failure_rate)
