@@ -23,7 +23,12 @@ from buttress._tally import count_value
 from buttress.errors import ValidationError
 
 __all__ = [
+    "FAILURE",
     "NOOP_PERMIT",
+    "SLOW",
+    "SLOW_FAILURE",
+    "STATE_CODES",
+    "SUCCESS",
     "Admission",
     "BreakerConfig",
     "BreakerState",
@@ -33,6 +38,7 @@ __all__ = [
     "StoreView",
     "TimeWindow",
     "Transition",
+    "rate",
 ]
 
 WindowType = Literal["count", "time"]
@@ -283,11 +289,11 @@ class TimeWindow:
         return round(now * 1_000_000) // self.bucket_us
 
     def _advance(self, tick: int) -> None:
-        """Drop the buckets that left the window by ``tick``."""
+        """Drop the buckets that left the window by ``tick`` (called when the tick moved on)."""
         head = self._head
         if head is None or tick - head >= self.size:
             self.clear()
-        elif tick > head:
+        else:  # monotonic time: tick > head here
             totals = self._totals
             for t in range(head + 1, tick + 1):
                 bucket = self._buckets[t % self.size]
@@ -295,13 +301,12 @@ class TimeWindow:
                 totals[1] -= bucket[1]
                 totals[2] -= bucket[2]
                 bucket[0] = bucket[1] = bucket[2] = 0
-        else:
-            return
         self._head = tick
 
     def add(self, code: int, now: float) -> tuple[int, int, int]:
-        tick = self._tick(now)
-        self._advance(tick)
+        tick = round(now * 1_000_000) // self.bucket_us
+        if tick != self._head:
+            self._advance(tick)
         bucket = self._buckets[tick % self.size]
         failed, slow = code & 1, code >> 1
         bucket[0] += 1
@@ -329,6 +334,7 @@ class TimeWindow:
 
 
 def rate(part: int, calls: int) -> float | None:
+    """``part`` as a share of ``calls``; None for an empty window (no rate yet, rather than 0)."""
     return part / calls if calls else None
 
 
@@ -442,11 +448,16 @@ class MemoryStore:
 
     def record(self, permit: Permit, code: int) -> Transition | None:
         """Record an outcome (``code``: bit 0 failed, bit 1 slow); returns the transition it caused."""
-        ring = self.ring
-        if permit is self.closed and code == SUCCESS and ring is not None:
-            ring.ring[next(ring.seq) % ring.size] = SUCCESS
-            if self.streak:
-                self.clear_streak()
+        if permit is self.closed and code == SUCCESS:  # a plain success never trips: no rule to check
+            ring = self.ring
+            if ring is not None:
+                ring.ring[next(ring.seq) % ring.size] = SUCCESS
+                if self.streak:
+                    self.clear_streak()
+                return None
+            with self._lock:  # (a racing transition at worst gets one stale success, as with the ring)
+                self.window.add(SUCCESS, self._now())
+                self.streak = 0
             return None
         if permit.owner is not self:
             return None
