@@ -8,8 +8,9 @@ is one clock; the decisions themselves use Redis ``TIME``.
   somewhere between its before and after stamps, so the calls whose whole interval lies inside a window
   of one period certainly happened inside it; there can be at most ``limit + burst`` of them.
 - Lower bound: while someone keeps asking, GCRA admits ``burst`` at once and then the rate, so the total
-  is within 1 % of ``burst + elapsed * rate``. (A pause in demand longer than ``burst / rate`` would lose
-  tokens; four busy processes never pause that long, and the burst of 100 gives 200 ms of slack.)
+  is within 1 % of ``burst + elapsed * rate`` (and never above it). A pause in demand longer than
+  ``burst / rate`` would lose tokens; four busy processes never pause that long, and the burst of 200
+  leaves 400 ms of slack for a busy machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import RedisState
 
 RATE = Rate(500, 1.0)
-BURST = 100
+BURST = 200
 PROCESSES = 4
 ATTEMPTS = 2000
 
@@ -89,13 +90,21 @@ def test_four_processes_share_the_exact_limit(redis_url: str) -> None:
     assert len(stamps) == PROCESSES * ATTEMPTS
 
     admitted = [(before, after) for before, after, ok in stamps if ok]
-    elapsed = max(after for _, after, _ in stamps) - min(before for before, _, _ in stamps)
-    ideal = BURST + elapsed * RATE.limit / RATE.period
-    report = f"{len(admitted)} admitted of {len(stamps)} in {elapsed:.3f} s; ideal {ideal:.1f}"
+    # the first decision happened between the earliest before-stamp and the earliest after-stamp, the last
+    # between the latest before and the latest after: that brackets the time the limiter was asked
+    befores, afters = [before for before, _, _ in stamps], [after for _, after, _ in stamps]
+    shortest, longest = max(befores) - min(afters), max(afters) - min(befores)
+    rate = RATE.limit / RATE.period
+    low, high = BURST + shortest * rate, BURST + longest * rate
+    report = (
+        f"{len(admitted)} admitted of {len(stamps)} in {shortest:.3f}-{longest:.3f} s; "
+        f"ideal {low:.1f}-{high:.1f}"
+    )
     assert len(admitted) < len(stamps) / 2, (
         f"demand must exceed the rate for this test to mean anything: {report}"
     )
-    assert abs(len(admitted) - ideal) <= 0.01 * ideal, report
+    assert len(admitted) <= high + 1, report  # never more than the rate allows
+    assert len(admitted) >= 0.99 * low, report  # and, under steady demand, within 1 % of all of it
     most = most_certainly_in_one_period(admitted)
     assert most <= RATE.limit + BURST, f"{most} calls in one period: {report}"
     # and the bound is tight: the busiest period holds (nearly) limit + burst, or every call of a short run

@@ -179,7 +179,6 @@ class RateLimiter:
         "_lock",
         "_memory",
         "_rejected",
-        "_span",
         "_stats",
         "_store",
         "_take",
@@ -220,7 +219,6 @@ class RateLimiter:
         # time.monotonic itself for the system clock: one Python call less per decision
         now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         interval = self.rate.interval
-        self._span = self.burst * interval
         self._memory = MemoryBuckets(interval=interval, burst=self.burst, max_keys=self.max_keys, now=now)
         self._store: RedisBuckets | None = None
         self._take = self._memory.take
@@ -468,7 +466,10 @@ class RateLimiter:
             )
 
     def _export(self, registry: MetricsRegistry) -> None:
-        """Set the available-tokens gauge of up to :data:`EXPORTED_KEYS` keys (the first ones seen)."""
+        """Set the available-tokens gauge of up to :data:`EXPORTED_KEYS` keys (the first ones seen).
+
+        On Redis this is one round trip per scrape for all of them (while Redis is down, none).
+        """
         exported = self._exported
         if len(exported) < EXPORTED_KEYS:
             known = set(exported)
