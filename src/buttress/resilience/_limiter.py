@@ -302,15 +302,7 @@ class RateLimiter:
         if wait == 0.0:
             self._admitted()
             return 0.0
-        if wait < 0:
-            raise self._reject(key, cost, -wait, max_wait)
-        self._record_wait(key, wait)
-        try:
-            self._clock.sleep(wait)
-        except BaseException:
-            self._refund_sync(key, cost, tat)
-            raise
-        return wait
+        return self._wait(key, cost, wait, tat, max_wait)
 
     async def aacquire(
         self,
@@ -349,7 +341,11 @@ class RateLimiter:
 
     def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Acquire a token of the ``"default"`` key (waiting up to ``max_wait``), then call ``fn``."""
-        self.acquire()
+        wait, tat = self._take("default", 1, self.max_wait)  # acquire(), inlined: this is the hot path
+        if wait == 0.0:
+            self._admitted()
+        else:
+            self._wait("default", 1, wait, tat, self.max_wait)
         return fn(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
@@ -447,11 +443,20 @@ class RateLimiter:
             context={"limiter": self.name, "key": key, "rate": str(self.rate), "burst": self.burst},
         )
 
-    def _refund_sync(self, key: str, cost: int, tat: float) -> None:
-        if self._store is None:
-            self._memory.refund(key, cost, tat)
-        else:
-            self._store.refund(key, cost, tat)
+    def _wait(self, key: str, cost: int, wait: float, tat: float, max_wait: float) -> float:
+        """After a decision that was not an immediate yes: raise, or sleep out the reserved wait."""
+        if wait < 0:
+            raise self._reject(key, cost, -wait, max_wait)
+        self._record_wait(key, wait)
+        try:
+            self._clock.sleep(wait)
+        except BaseException:
+            if self._store is None:
+                self._memory.refund(key, cost, tat)
+            else:
+                self._store.refund(key, cost, tat)
+            raise
+        return wait
 
     def _check_cost(self, cost: object) -> None:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
