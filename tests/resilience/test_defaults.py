@@ -31,8 +31,9 @@ def test_an_unconfigured_name_gets_the_safe_defaults() -> None:
     assert pipeline.retry is not None
     assert (pipeline.retry.attempts, pipeline.retry.deadline) == (3, 30.0)
     assert pipeline.retry.budget is not None
-    assert pipeline.breaker is not None and pipeline.breaker.is_local
-    assert pipeline.limiter is None and pipeline.bulkhead is None and pipeline.timeout is None
+    assert pipeline.breaker is not None
+    assert pipeline.breaker.is_local
+    assert (pipeline.limiter, pipeline.bulkhead, pipeline.timeout) == (None, None, None)
     assert get_pipeline("anything") is pipeline
     assert get_resilience_store() is None
 
@@ -53,10 +54,13 @@ def test_every_knob_reaches_its_strategy(monkeypatch: pytest.MonkeyPatch) -> Non
         },
     )
     pipeline = get_pipeline("spotify")
-    assert pipeline.retry is not None and pipeline.retry.attempts == 5
+    assert pipeline.retry is not None
+    assert pipeline.retry.attempts == 5
     assert pipeline.breaker is None
-    assert pipeline.limiter is not None and pipeline.limiter.snapshot().burst == 10
-    assert pipeline.bulkhead is not None and pipeline.bulkhead.max_concurrent == 4
+    assert pipeline.limiter is not None
+    assert pipeline.limiter.snapshot().burst == 10
+    assert pipeline.bulkhead is not None
+    assert pipeline.bulkhead.max_concurrent == 4
     assert pipeline.timeout is not None
     assert "limiter='spotify'" in repr(pipeline)
     calls: list[int] = []
@@ -94,9 +98,11 @@ def test_the_redis_store_is_shared_and_reported_in_health(
         RESILIENCE__REDIS_POLICY="closed",
     )
     store = get_resilience_store()
-    assert store is not None and store.policy == "closed"
+    assert store is not None
+    assert store.policy == "closed"
     pipeline = get_pipeline("shared")
-    assert pipeline.breaker is not None and not pipeline.breaker.is_local
+    assert pipeline.breaker is not None
+    assert not pipeline.breaker.is_local
     breaker = get_breakers().get("api.example.com")
     assert not breaker.is_local
     assert get_breakers().get("api.example.com") is breaker
