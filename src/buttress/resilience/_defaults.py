@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from buttress.errors import ConfigError, ConfigProblem
 
@@ -103,7 +103,7 @@ def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState |
     from buttress.resilience._retry import Retry  # noqa: PLC0415
     from buttress.resilience._timeout import Timeout  # noqa: PLC0415
 
-    state = store if store is not None else "memory"
+    state: RedisState | Literal["memory"] = store if store is not None else "memory"
     retry_settings = settings.retry
     budget = (
         RetryBudget(ratio=retry_settings.budget_ratio, name=name, store=state)

@@ -165,10 +165,10 @@ class Pipeline:
         if fallback is None:
             if retry is None:
                 return self._attempt(fn, args, kwargs)
-            return retry.call(self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
+            return retry.call(self._attempt_sync, fn, args, kwargs)
         if retry is None:
-            return fallback.call(self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
-        return fallback.call(retry.call, self._attempt_sync, fn, args, kwargs)  # type: ignore[no-any-return]
+            return fallback.call(self._attempt_sync, fn, args, kwargs)
+        return fallback.call(retry.call, self._attempt_sync, fn, args, kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
         """Await ``fn(*args, **kwargs)`` through every strategy."""
@@ -183,10 +183,10 @@ class Pipeline:
         if fallback is None:
             if retry is None:
                 return await attempt(fn, args, kwargs)  # type: ignore[no-any-return]
-            return await retry.acall(attempt, fn, args, kwargs)  # type: ignore[no-any-return]
+            return await retry.acall(attempt, fn, args, kwargs)
         if retry is None:
-            return await fallback.acall(attempt, fn, args, kwargs)  # type: ignore[no-any-return]
-        return await fallback.acall(retry.acall, attempt, fn, args, kwargs)  # type: ignore[no-any-return]
+            return await fallback.acall(attempt, fn, args, kwargs)
+        return await fallback.acall(retry.acall, attempt, fn, args, kwargs)
 
     # -- one attempt ------------------------------------------------------------------------------
 
