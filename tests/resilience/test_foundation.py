@@ -14,9 +14,10 @@ from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
-from buttress.resilience import UNAVAILABLE, RedisState, Telemetry
+from buttress.resilience import UNAVAILABLE, RedisState
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._redis_state import LUA_NOW, Script, check_policy
+from buttress.resilience._telemetry import Telemetry
 from tests._redis_server import RedisServer, free_port
 
 
