@@ -317,3 +317,71 @@ async def test_decorated_methods_keep_their_signature_and_bind_self() -> None:
     assert str(inspect.signature(Client.get)) == "(self, path: 'str', *, timeout: 'float' = 1.0) -> 'str'"
     assert Client.get.__doc__ == "Fetch a path."
     assert inspect.iscoroutinefunction(Client.aget)
+
+
+def test_fallback_without_retry_sync_and_async() -> None:
+    pipeline = Pipeline("f", fallback=Fallback(on=ZeroDivisionError, value=0), breaker=CircuitBreaker("f"))
+    assert pipeline.call(lambda: 1 / 0) == 0
+
+    async def boom() -> float:
+        return 1 / 0
+
+    assert asyncio.run(pipeline.acall(boom)) == 0
+
+
+async def test_async_retry_without_fallback_and_plain_async() -> None:
+    calls: list[int] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError
+        return "ok"
+
+    assert await Pipeline("r", retry=Retry(on=ConnectionError, backoff=NO_WAIT)).acall(flaky) == "ok"
+    assert await Pipeline("plain").acall(_aok) == "ok"
+
+
+async def test_async_local_rejections_release_and_cancellation_is_not_a_failure(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("a", consecutive_failures=1, clock=clock)
+    bulkhead = Bulkhead(1)
+    pipeline = Pipeline("a", breaker=breaker, bulkhead=bulkhead, clock=clock)
+    bulkhead.acquire()
+    with pytest.raises(BulkheadFull):
+        await pipeline.acall(_aok)
+    with pytest.raises(BulkheadFull):
+        async with pipeline.aguard():
+            pass
+    with pytest.raises(BulkheadFull), pipeline.guard():
+        pass
+    bulkhead.release()
+
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await pipeline.acall(interrupted)
+    with pytest.raises(KeyboardInterrupt), pipeline.guard():
+        raise KeyboardInterrupt
+    assert breaker.state == "closed"  # an interrupted call did not fail
+
+
+async def test_a_redis_breaker_releases_on_local_rejection_and_cancellation(redis_url: str) -> None:
+    state = RedisState(redis_url, namespace=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
+    breaker = CircuitBreaker("r", consecutive_failures=1, store=state)
+    bulkhead = Bulkhead(1)
+    pipeline = Pipeline("r", breaker=breaker, bulkhead=bulkhead)
+    try:
+        bulkhead.acquire()
+        with pytest.raises(BulkheadFull):
+            await pipeline.acall(_aok)
+        bulkhead.release()
+
+        async def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            await pipeline.acall(interrupted)
+        assert (await breaker.asnapshot()).state == "closed"
+    finally:
+        await state.aclose()

@@ -65,7 +65,7 @@ def resilience_admin_router(route_class: type, require_admin: Any) -> APIRouter:
         tags=["admin"],
         route_class=route_class,
         dependencies=[Depends(require_admin)],
-        responses=problem_responses(401, 404),
+        responses=problem_responses(401, 404, 422),
     )
 
     @router.post("/breakers/{key}/reset", summary="Close a breaker", response_model=BreakerSnapshot)
