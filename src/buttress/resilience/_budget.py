@@ -249,6 +249,11 @@ class RetryBudget:
         else:
             self._redis.record()
 
+    @property
+    def is_local(self) -> bool:
+        """True for the memory store: async callers may use the sync methods (no I/O, no await)."""
+        return self._redis is None
+
     async def arecord_call(self) -> None:
         """:meth:`record_call` for async callers (no blocking Redis call on the event loop)."""
         self._t_call()

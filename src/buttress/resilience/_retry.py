@@ -434,8 +434,12 @@ class Retry:
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)``, retrying as configured; each attempt is cut at the deadline."""
         start = self._now()
-        if self._budget is not None:
-            await self._budget.arecord_call()
+        budget = self._budget
+        if budget is not None:
+            if getattr(budget, "is_local", False):
+                budget.record_call()  # a memory budget: no coroutine needed
+            else:
+                await budget.arecord_call()
         cutoff = None if self.deadline is None else self._first_cutoff()
         try:
             result: Any = await fn(*args, **kwargs)
