@@ -41,7 +41,9 @@ def test_local_policy_serves_through_a_redis_outage_and_recovers(tmp_path: Path)
         health = HealthRegistry()
         health.add("resilience_store", state.check, critical=False)
         breaker = CircuitBreaker("outage", store=state, metrics=metrics, events=bus)
-        limiter = RateLimiter("1000000/s", burst=100_000, name="outage", store=state, metrics=metrics, events=bus)
+        limiter = RateLimiter(
+            "1000000/s", burst=100_000, name="outage", store=state, metrics=metrics, events=bus
+        )
         budget = RetryBudget(name="outage", store=state, metrics=metrics, events=bus)
         pipeline = Pipeline(
             "outage",
