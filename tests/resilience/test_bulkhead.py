@@ -14,8 +14,6 @@ import pytest
 
 from buttress.clock import FakeClock
 from buttress.errors import BulkheadFull, ValidationError
-from buttress.events import Event, EventBus
-from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience._bulkhead import (
     ACTIVE_METRIC,
     QUEUED_METRIC,
@@ -24,33 +22,9 @@ from buttress.resilience._bulkhead import (
     _AsyncWaiter,
 )
 from buttress.resilience._telemetry import WAIT_METRIC
+from tests.resilience._observed import Observed
 
 BOUND = 5.0  # upper bound for waits that should end much sooner; never a timing assertion
-
-
-class Observed:
-    """A private metrics registry and event bus, with the events published so far."""
-
-    def __init__(self) -> None:
-        self.registry = MetricsRegistry()
-        self.bus = EventBus()
-        self._events: list[Event] = []
-        self.bus.subscribe("resilience.**", self._events.append)
-
-    def events(self) -> list[tuple[str, dict[str, Any]]]:
-        self.bus.flush()
-        return [(event.topic, dict(event.payload)) for event in self._events]
-
-    def metric(self, name: str) -> list[dict[str, Any]]:
-        family = self.registry.snapshot().get(name)
-        return [] if family is None else family["series"]
-
-
-@pytest.fixture
-def observed() -> Iterator[Observed]:
-    observed = Observed()
-    yield observed
-    observed.bus.close()
 
 
 def make(observed: Observed, max_concurrent: int = 1, **options: Any) -> Bulkhead:

@@ -4,43 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from buttress.errors import BulkheadFull, CircuitOpen, RateLimited, RetryExhausted, ValidationError
-from buttress.events import Event, EventBus
-from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience._fallback import Fallback
+from tests.resilience._observed import Observed
 
 REFUSALS = (CircuitOpen, RateLimited, BulkheadFull, RetryExhausted)
-
-
-class Observed:
-    """A private metrics registry and event bus, with the events published so far."""
-
-    def __init__(self) -> None:
-        self.registry = MetricsRegistry()
-        self.bus = EventBus()
-        self._events: list[Event] = []
-        self.bus.subscribe("resilience.**", self._events.append)
-
-    def events(self) -> list[tuple[str, dict[str, Any]]]:
-        self.bus.flush()
-        return [(event.topic, dict(event.payload)) for event in self._events]
-
-    def calls(self) -> dict[str, float]:
-        family = self.registry.snapshot().get("buttress_resilience_calls_total")
-        series = [] if family is None else family["series"]
-        return {s["labels"]["outcome"]: s["value"] for s in series if s["labels"]["strategy"] == "fallback"}
-
-
-@pytest.fixture
-def observed() -> Iterator[Observed]:
-    observed = Observed()
-    yield observed
-    observed.bus.close()
 
 
 def make(observed: Observed, **options: Any) -> Fallback:
@@ -109,7 +81,7 @@ def test_value_replaces_a_matching_error(observed: Observed) -> None:
     assert fallback.call(raising(CircuitOpen("open", retry_after=3))) == []
     assert fallback.call(raising(RetryExhausted("gave up", attempts=3, last_error=None))) == []
     assert fallback.call(lambda: [1, 2]) == [1, 2]
-    assert observed.calls() == {"used": 2.0, "passed": 1.0}
+    assert observed.calls("fallback") == {"used": 2.0, "passed": 1.0}
     assert observed.events() == [
         (
             "resilience.fallback.used",

@@ -6,44 +6,17 @@ import asyncio
 import gc
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
-from buttress.events import Event, EventBus
-from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience._hedge import Hedge
+from tests.resilience._observed import Observed
 
 BOUND = 5.0  # upper bound for waits that should end much sooner; never a timing assertion
-
-
-class Observed:
-    """A private metrics registry and event bus, with the events published so far."""
-
-    def __init__(self) -> None:
-        self.registry = MetricsRegistry()
-        self.bus = EventBus()
-        self._events: list[Event] = []
-        self.bus.subscribe("resilience.**", self._events.append)
-
-    def events(self) -> list[tuple[str, dict[str, Any]]]:
-        self.bus.flush()
-        return [(event.topic, dict(event.payload)) for event in self._events]
-
-    def calls(self) -> dict[str, float]:
-        family = self.registry.snapshot().get("buttress_resilience_calls_total")
-        series = [] if family is None else family["series"]
-        return {s["labels"]["outcome"]: s["value"] for s in series if s["labels"]["strategy"] == "hedge"}
-
-
-@pytest.fixture
-def observed() -> Iterator[Observed]:
-    observed = Observed()
-    yield observed
-    observed.bus.close()
 
 
 class Attempts:
@@ -133,7 +106,7 @@ async def test_slow_primary_loses_to_a_fast_hedge_and_is_cancelled(observed: Obs
     assert await call == "answer-1"
     assert attempts.started == 2
     assert attempts.cancelled == [0]  # the primary saw CancelledError before acall returned
-    assert observed.calls() == {"hedged": 1.0, "hedge_won": 1.0}
+    assert observed.calls("hedge") == {"hedged": 1.0, "hedge_won": 1.0}
     assert observed.events() == [
         ("resilience.hedge.started", {"key": "search", "attempt": 1, "delay": 0.2}),
         ("resilience.hedge.won", {"key": "search", "attempt": 1, "attempts": 2, "winner": "hedge"}),
@@ -149,7 +122,7 @@ async def test_fast_primary_starts_no_hedge(observed: Observed) -> None:
     assert await call == "answer-0"
     assert attempts.started == 1
     assert clock.sleepers == 0  # the hedge timer was cancelled, not left parked
-    assert observed.calls() == {"primary_won": 1.0}
+    assert observed.calls("hedge") == {"primary_won": 1.0}
     assert observed.events() == []
 
 
@@ -162,7 +135,7 @@ async def test_primary_that_wins_after_a_hedge_started_cancels_the_hedge(observe
     attempts.finish(0)
     assert await call == "answer-0"
     assert attempts.cancelled == [1]
-    assert observed.calls() == {"hedged": 1.0, "primary_won": 1.0}
+    assert observed.calls("hedge") == {"hedged": 1.0, "primary_won": 1.0}
     assert observed.events()[-1] == (
         "resilience.hedge.won",
         {"key": "search", "attempt": 0, "attempts": 2, "winner": "primary"},
@@ -201,7 +174,7 @@ async def test_primary_failing_before_the_delay_raises_without_hedging(observed:
     assert caught.value is error
     assert attempts.started == 1
     assert clock.sleepers == 0
-    assert observed.calls() == {"failed": 1.0}
+    assert observed.calls("hedge") == {"failed": 1.0}
 
 
 async def test_a_failed_attempt_waits_for_the_others(observed: Observed) -> None:
@@ -215,7 +188,7 @@ async def test_a_failed_attempt_waits_for_the_others(observed: Observed) -> None
     assert not call.done()
     attempts.finish(1)
     assert await call == "answer-1"
-    assert observed.calls() == {"hedged": 1.0, "hedge_won": 1.0}
+    assert observed.calls("hedge") == {"hedged": 1.0, "hedge_won": 1.0}
 
 
 async def test_a_failure_before_the_delay_keeps_the_hedge_schedule(observed: Observed) -> None:
@@ -247,7 +220,7 @@ async def test_when_every_attempt_fails_the_first_failure_is_raised(observed: Ob
     with pytest.raises(TimeoutError) as caught:
         await call
     assert caught.value is first
-    assert observed.calls() == {"hedged": 1.0, "failed": 1.0}
+    assert observed.calls("hedge") == {"hedged": 1.0, "failed": 1.0}
 
 
 async def test_an_attempt_cancelled_by_someone_else_counts_as_failed(observed: Observed) -> None:

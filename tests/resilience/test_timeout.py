@@ -11,46 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from buttress.errors import DeadlineExceeded, ValidationError
-from buttress.events import Event, EventBus
-from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience import _timeout
 from buttress.resilience._timeout import Timeout, _Job, _Workers
+from tests.resilience._observed import Observed
 
 BOUND = 5.0  # upper bound for waits that should end much sooner; never a timing assertion
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
-
-class Observed:
-    """A private metrics registry and event bus, with the events published so far."""
-
-    def __init__(self) -> None:
-        self.registry = MetricsRegistry()
-        self.bus = EventBus()
-        self._events: list[Event] = []
-        self.bus.subscribe("resilience.**", self._events.append)
-
-    def events(self) -> list[tuple[str, dict[str, Any]]]:
-        self.bus.flush()
-        return [(event.topic, dict(event.payload)) for event in self._events]
-
-    def calls(self) -> dict[str, float]:
-        family = self.registry.snapshot().get("buttress_resilience_calls_total")
-        series = [] if family is None else family["series"]
-        return {s["labels"]["outcome"]: s["value"] for s in series if s["labels"]["strategy"] == "timeout"}
-
-
-@pytest.fixture
-def observed() -> Iterator[Observed]:
-    observed = Observed()
-    yield observed
-    observed.bus.close()
 
 
 def make(observed: Observed, seconds: float) -> Timeout:
@@ -96,7 +68,7 @@ def test_sync_call_returns_in_time(observed: Observed) -> None:
     timeout = make(observed, BOUND)
     caller = threading.get_ident()
     assert timeout.call(lambda a, b=0: (a + b, threading.get_ident() != caller), 1, b=2) == (3, True)
-    assert observed.calls() == {"success": 1.0}
+    assert observed.calls("timeout") == {"success": 1.0}
 
 
 def test_sync_exceptions_propagate(observed: Observed) -> None:
@@ -326,7 +298,7 @@ async def test_async_call_returns_in_time(observed: Observed) -> None:
 
     timeout = make(observed, BOUND)
     assert await timeout.acall(fetch, "a") == "A"
-    assert observed.calls() == {"success": 1.0}
+    assert observed.calls("timeout") == {"success": 1.0}
 
 
 async def test_async_deadline_cancels_the_awaited_coroutine(observed: Observed) -> None:
