@@ -18,7 +18,8 @@ from buttress.resilience import UNAVAILABLE, RedisState
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._redis_state import LUA_NOW, Script, check_policy
 from buttress.resilience._telemetry import Telemetry
-from tests._redis_server import RedisServer, free_port
+from tests._ports import free_port
+from tests._redis_server import RedisServer
 
 
 def test_tally_loses_no_increment_under_threads() -> None:

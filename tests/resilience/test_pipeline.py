@@ -285,6 +285,8 @@ def test_replace_shares_the_untouched_strategies() -> None:
 
 def test_a_plain_pipeline_calls_straight_through_and_validates_names() -> None:
     assert Pipeline().call(divmod, 7, 2) == (3, 1)
+    with pytest.raises(ValidationError, match="needs a function"):
+        Pipeline("x")(3)  # type: ignore[arg-type]
     assert repr(Pipeline("x")) == "Pipeline('x')"
     with pytest.raises(ValidationError, match="limiter_key"):
         Pipeline("x", limiter_key="a b")

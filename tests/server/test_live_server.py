@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from buttress.observe.health import HealthRegistry
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.system import SystemSampler
 from buttress.server import PROBLEM_CONTENT_TYPE, install
+from tests._ports import free_port
 
 from .conftest import ADMIN_TOKEN, bearer, build, make_settings
 
@@ -112,14 +112,8 @@ def test_install_keeps_the_users_lifespan_state_under_uvicorn() -> None:
 # --- buttress serve --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_buttress_serve_runs_the_ops_server(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("BUTTRESS_")}
     environ["BUTTRESS_SECURITY__ADMIN_TOKEN"] = ADMIN_TOKEN
     script = Path(sys.executable).parent / "buttress"

@@ -9,10 +9,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from buttress.errors import ValidationError
 
-__all__ = ["check_name", "wrap"]
+__all__ = ["Runner", "check_name", "wrap", "wrap_packed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+Runner = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+"""``runner(fn, args, kwargs)``: a call already composed, taking the arguments packed."""
 
 
 def wrap(
@@ -25,12 +28,7 @@ def wrap(
     The wrapper is a plain function, so on a method it binds ``self`` like the original; ``functools.wraps``
     keeps the name, docstring and ``inspect.signature``, and the ``Callable[P, R]`` return keeps the type.
     """
-    if not callable(fn):
-        raise ValidationError(
-            f"a resilience decorator needs a function, got {type(fn).__name__}; "
-            "use it as @strategy above a def",
-            field="fn",
-        )
+    _check_function(fn)
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -44,6 +42,36 @@ def wrap(
         return call(fn, *args, **kwargs)
 
     return cast(Callable[P, R], wrapper)
+
+
+def wrap_packed(fn: Callable[P, R], run_sync: Runner, run_async: Runner) -> Callable[P, R]:
+    """:func:`wrap` for runners that take ``(fn, args, kwargs)``: no ``*args`` re-spreading, one frame less.
+
+    The Pipeline composes its strategies once into such runners; every frame saved is about 0.25 us.
+    """
+    _check_function(fn)
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await run_async(fn, args, kwargs)
+
+        return cast(Callable[P, R], async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return run_sync(fn, args, kwargs)
+
+    return cast(Callable[P, R], wrapper)
+
+
+def _check_function(fn: object) -> None:
+    if not callable(fn):
+        raise ValidationError(
+            f"a resilience decorator needs a function, got {type(fn).__name__}; "
+            "use it as @strategy above a def",
+            field="fn",
+        )
 
 
 def check_name(value: object, field: str = "name") -> str:

@@ -30,6 +30,7 @@ from buttress._redaction import mask_url_password
 from buttress._tally import Tally
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
+from buttress.resilience._telemetry import publish_quietly
 
 if TYPE_CHECKING:
     import asyncio
@@ -329,18 +330,11 @@ class RedisState:
             self._emit("recovered", outage_seconds=round(outage, 3))
 
     def _emit(self, what: str, **payload: Any) -> None:
-        try:
-            bus = self._events
-            if bus is None:
-                from buttress.events import get_event_bus  # noqa: PLC0415
-
-                bus = get_event_bus()
-            bus.publish(
-                f"resilience.store.{what}",
-                {"store": mask_url_password(self.url), "policy": self.policy, **payload},
-            )
-        except Exception:  # noqa: BLE001 - an observer must never break the call it observes
-            _log.debug("could not publish resilience.store.%s", what, exc_info=True)
+        publish_quietly(
+            self._events,
+            f"resilience.store.{what}",
+            {"store": mask_url_password(self.url), "policy": self.policy, **payload},
+        )
 
     def _export(self, registry: MetricsRegistry) -> None:
         store = mask_url_password(self.url)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
 
-__all__ = ["CALLS_METRIC", "WAIT_METRIC", "Telemetry"]
+__all__ = ["CALLS_METRIC", "WAIT_METRIC", "Telemetry", "publish_quietly"]
 
 _log = logging.getLogger(__name__)
 
@@ -109,15 +109,7 @@ class Telemetry:
 
     def emit(self, what: str, **payload: Any) -> None:
         """Publish ``resilience.<strategy>.<what>`` with ``key`` and ``payload``; never raises."""
-        try:
-            bus = self._events
-            if bus is None:
-                from buttress.events import get_event_bus  # noqa: PLC0415 - keep imports light
-
-                bus = get_event_bus()
-            bus.publish(f"resilience.{self.strategy}.{what}", {"key": self.key, **payload})
-        except Exception:  # noqa: BLE001 - an observer must never break the call it observes
-            _log.debug("could not publish resilience.%s.%s", self.strategy, what, exc_info=True)
+        publish_quietly(self._events, f"resilience.{self.strategy}.{what}", {"key": self.key, **payload})
 
     def export(self, registry: MetricsRegistry) -> None:
         """Copy the counts made since the last export into ``registry`` and run the gauge callbacks."""
@@ -134,6 +126,22 @@ class Telemetry:
                 calls.labels(strategy=self.strategy, key=self.key, outcome=outcome).inc(delta)
         for callback in self._collectors:
             callback(registry)
+
+
+def publish_quietly(bus: EventBus | None, topic: str, payload: dict[str, Any]) -> None:
+    """Publish on ``bus`` (default: the process-wide one); a failure is logged, never raised.
+
+    An observer must never break the call it observes: a closed bus or a bad payload costs an event,
+    not the caller's result.
+    """
+    try:
+        if bus is None:
+            from buttress.events import get_event_bus  # noqa: PLC0415 - keep imports light
+
+            bus = get_event_bus()
+        bus.publish(topic, payload)
+    except Exception:  # noqa: BLE001 - see above
+        _log.debug("could not publish %s", topic, exc_info=True)
 
 
 class _Collector:
