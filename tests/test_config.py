@@ -390,6 +390,9 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     pipelines = rows.pop("BUTTRESS_RESILIENCE__PIPELINES")
     assert pipelines[1] == "env"  # set knob by knob, below the mapping's own variable
     assert json.loads(str(pipelines[0]))["spotify"]["timeout"] == 2.5
+    http = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_HTTP__")}
+    assert http["BUTTRESS_HTTP__DEFAULT__RETRY__ATTEMPTS"] == (3, "default")
+    assert http["BUTTRESS_HTTP__MAX_CONNECTIONS"] == (100, "default")
     assert rows == {
         "BUTTRESS_APP__NAME": ("from-dotenv", ".env"),
         "BUTTRESS_APP__ENVIRONMENT": ("development", "default"),
@@ -471,7 +474,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 29
+    assert len(fields) == 69
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
@@ -485,10 +488,25 @@ def test_examples_are_valid_values(tmp_path: Path) -> None:
         value: object = settings
         for name in field.path:
             value = getattr(value, name)
-        if isinstance(value, dict):  # a mapping of models (pipelines): compare what the example sets
-            value = {key: item.model_dump(exclude_defaults=True) for key, item in value.items()}
         expected = None if field.secret else field.info.examples[0]  # type: ignore[index]
+        if isinstance(value, dict):  # a mapping of models (pipelines, policies): what the example sets
+            value = {key: _only(item.model_dump(), expected[key]) for key, item in value.items()}  # type: ignore[index]
+        if isinstance(value, tuple):  # list settings are kept as tuples (frozen)
+            value = list(value)
         assert value == expected, field.variable
+
+
+def _only(dumped: dict[str, object], example: dict[str, object]) -> dict[str, object]:
+    """The values of ``dumped`` at the example's keys (a named HTTP policy also inherits the default's)."""
+    picked: dict[str, object] = {}
+    for key, wanted in example.items():
+        value = dumped[key]
+        if isinstance(wanted, dict) and isinstance(value, dict):
+            value = _only(value, wanted)
+        elif isinstance(wanted, list) and isinstance(value, tuple):
+            value = list(value)
+        picked[key] = value
+    return picked
 
 
 def test_env_example_file_is_in_sync() -> None:

@@ -49,6 +49,14 @@ from buttress._config_fields import (
     shown_value,
 )
 from buttress._config_fields import setting_fields as _setting_fields
+from buttress._config_http import (
+    HttpBulkheadSettings,
+    HttpHostPolicySettings,
+    HttpPolicySettings,
+    HttpRetrySettings,
+    HttpSettings,
+    HttpTimeoutSettings,
+)
 from buttress._config_problems import problem_from_settings_error, problems_from_validation_error
 from buttress._config_resilience import (
     BreakerSettings,
@@ -68,6 +76,12 @@ __all__ = [
     "BreakerSettings",
     "BulkheadSettings",
     "EventsSettings",
+    "HttpBulkheadSettings",
+    "HttpHostPolicySettings",
+    "HttpPolicySettings",
+    "HttpRetrySettings",
+    "HttpSettings",
+    "HttpTimeoutSettings",
     "LimiterSettings",
     "LoggingSettings",
     "ObserveSettings",
@@ -363,6 +377,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @field_validator("redis_url")
     @classmethod

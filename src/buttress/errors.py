@@ -19,6 +19,10 @@ The tree::
     ├── QueueFull                      queue_full              503
     ├── QuotaExceeded                  quota_exceeded          429
     ├── BackendUnavailable             backend_unavailable     503
+    ├── UpstreamError                  upstream_error          502
+    │   ├── UpstreamTimeout            upstream_timeout        504
+    │   ├── UpstreamStatusError        upstream_status         502
+    │   └── DownloadTooLarge           download_too_large      502
     └── ContainerError                 container_error         500
         ├── ServiceNotRegistered       service_not_registered  500
         ├── DependencyCycle            dependency_cycle        500
@@ -45,6 +49,7 @@ __all__ = [
     "ContainerError",
     "DeadlineExceeded",
     "DependencyCycle",
+    "DownloadTooLarge",
     "NotFoundError",
     "QueueFull",
     "QuotaExceeded",
@@ -52,6 +57,9 @@ __all__ = [
     "RetryExhausted",
     "ScopeRequired",
     "ServiceNotRegistered",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
     "ValidationError",
 ]
 
@@ -357,6 +365,56 @@ class BackendUnavailable(ButtressError):
         super().__init__(
             message, error_code=error_code, context={"backend": backend, **(context or {})}, status=status
         )
+
+
+class UpstreamError(ButtressError):
+    """A request to another service failed: it could not connect, the connection broke, or (subclasses)
+    the answer was too slow or an error status. ``context`` names the host, method, URL and attempts."""
+
+    default_code = "upstream_error"
+    default_status = 502
+    title = "Upstream request failed"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The other service did not answer within one of the request's timeouts."""
+
+    default_code = "upstream_timeout"
+    default_status = 504
+    title = "Upstream timed out"
+
+
+class UpstreamStatusError(UpstreamError):
+    """The other service answered with an error status; ``response`` is its (closed) answer."""
+
+    default_code = "upstream_status"
+    title = "Upstream answered with an error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response: Any = None,
+        error_code: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.response = response
+        super().__init__(
+            message,
+            error_code=error_code,
+            context={"status_code": status_code, **(context or {})},
+            status=status,
+        )
+
+
+class DownloadTooLarge(UpstreamError):
+    """A download went over its size cap; it was aborted and nothing was left on disk."""
+
+    default_code = "download_too_large"
+    title = "Download too large"
 
 
 class ContainerError(ButtressError):

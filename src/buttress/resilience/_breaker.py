@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
+from buttress._tally import Tally
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BackendUnavailable, BulkheadFull, CircuitOpen, RateLimited, ValidationError
 from buttress.resilience._breaker_redis import RedisStore
@@ -212,6 +213,7 @@ class CircuitBreaker:
         self._rejected = self.telemetry.tally("rejected")
         self._ignored = self.telemetry.tally("ignored")
         self._slow_tally = self.telemetry.tally("slow")
+        self._openings = Tally()
         self.telemetry.on_collect(functools.partial(_export_state, self.name, self._store))
         with _live_lock:
             _live.add(self)
@@ -221,6 +223,11 @@ class CircuitBreaker:
             f"CircuitBreaker({self.name!r}, state={self._store.known_state.value!r}, "
             f"store={self.store_kind!r})"
         )
+
+    @property
+    def openings(self) -> int:
+        """Times this process saw the breaker open (a trip, or a failed half-open probe)."""
+        return self._openings.value
 
     @property
     def is_local(self) -> bool:
@@ -367,7 +374,10 @@ class CircuitBreaker:
         )
 
     def _announce(self, transition: Transition) -> None:
-        level = logging.WARNING if transition.target is BreakerState.OPEN else logging.INFO
+        level = logging.INFO
+        if transition.target is BreakerState.OPEN:
+            level = logging.WARNING
+            self._openings.add()
         _log.log(
             level,
             "circuit breaker %r: %s -> %s",

@@ -1,0 +1,520 @@
+"""HttpClient and AsyncHttpClient: httpx clients with the per-host policies and buttress errors.
+
+They are thin on purpose: the policies live in the transport (so a plain httpx client can have them too);
+the clients add what a service wants on top: per-request ``deadline``/``retry``/``idempotency_key``,
+errors that carry the host, method, URL (no query) and attempts, ``raise_for_status`` by default, a
+``stream()`` context manager and a capped, all-or-nothing ``download()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import httpx
+
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, ValidationError
+from buttress.http._core import DEADLINE, RETRY, STREAM, attempts_of, limits, public_url
+from buttress.http._download import Download, adownload_to, download_to
+from buttress.http._policies import HostStats, HttpPolicies, authority
+from buttress.http._retry_after import parse_retry_after
+from buttress.http._transport import AsyncResilientTransport, ResilientTransport
+
+if TYPE_CHECKING:
+    from buttress._config_http import HttpSettings
+
+__all__ = ["AsyncHttpClient", "HttpClient"]
+
+Progress = Callable[[int, int | None], object]
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _Default()
+"""The policy's value (deadline) or the client's (raise_for_status)."""
+
+
+def _user_agent(settings: HttpSettings) -> str:
+    if settings.user_agent:
+        return settings.user_agent
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return f"buttress/{version('buttress')}"
+    except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
+        return "buttress"
+
+
+class _Base:
+    """Construction and the request/response handling both clients share."""
+
+    def __init__(
+        self,
+        policies: HttpPolicies | None,
+        settings: HttpSettings | None,
+        clock: Clock,
+        raise_for_status: bool | None,
+    ) -> None:
+        if policies is None:
+            if settings is None:
+                from buttress.http._defaults import get_http_policies  # noqa: PLC0415 - avoids a cycle
+
+                policies = get_http_policies()
+            else:
+                policies = HttpPolicies(settings, clock=clock)
+        self.policies = policies
+        self.settings = policies.settings
+        self.raise_for_status = (
+            self.settings.raise_for_status if raise_for_status is None else raise_for_status
+        )
+        self._idempotency_header = self.settings.idempotency_header
+
+    def _options(
+        self,
+        headers: Mapping[str, str] | None,
+        deadline: float | _Default | None,
+        retry: bool | None,
+        idempotency_key: str | None,
+        stream: bool,
+    ) -> tuple[Mapping[str, str] | None, dict[str, Any]]:
+        extensions: dict[str, Any] = {}
+        if deadline is not DEFAULT:
+            if deadline is not None and (
+                isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
+            ):
+                raise ValidationError(
+                    f"deadline must be seconds > 0 or None for no deadline, got {deadline!r}; "
+                    "e.g. deadline=5.0",
+                    field="deadline",
+                )
+            extensions[DEADLINE] = deadline
+        if retry is not None:
+            extensions[RETRY] = retry
+        if stream:
+            extensions[STREAM] = True
+        if idempotency_key is not None:
+            headers = {**(headers or {}), self._idempotency_header: idempotency_key}
+        return headers, extensions
+
+    def _failed(self, request: httpx.Request, error: httpx.HTTPError) -> Exception:
+        """The buttress error for an httpx failure, with the request's facts in its context."""
+        if isinstance(error, httpx.UnsupportedProtocol):
+            return ValidationError(
+                f"cannot send {request.method} {public_url(request.url)}: {error}; "
+                "use an http:// or https:// URL",
+                field="url",
+            )
+        attempts = attempts_of(error) or 1
+        context = {
+            "host": authority(request.url),
+            "method": request.method,
+            "url": public_url(request.url),
+            "attempts": attempts,
+            "error": type(error).__name__,
+        }
+        kind = UpstreamTimeout if isinstance(error, httpx.TimeoutException) else UpstreamError
+        what = "timed out" if kind is UpstreamTimeout else "failed"
+        message = (
+            f"{request.method} {context['url']} {what} after {attempts} attempt(s): {type(error).__name__}"
+        )
+        detail = str(error)
+        return kind(f"{message}: {detail}" if detail else message, context=context)
+
+    def _status_error(self, request: httpx.Request, response: httpx.Response) -> UpstreamStatusError:
+        attempts = attempts_of(response) or 1
+        url = public_url(request.url)
+        context: dict[str, Any] = {
+            "host": authority(request.url),
+            "method": request.method,
+            "url": url,
+            "attempts": attempts,
+        }
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self.policies.clock.time())
+        if retry_after is not None:
+            context["retry_after"] = retry_after
+        return UpstreamStatusError(
+            f"{request.method} {url} answered {response.status_code} {response.reason_phrase} "
+            f"after {attempts} attempt(s)",
+            status_code=response.status_code,
+            response=response,
+            context=context,
+        )
+
+    def _should_raise(self, response: httpx.Response, raise_for_status: bool | None) -> bool:
+        wanted = self.raise_for_status if raise_for_status is None else raise_for_status
+        return wanted and response.status_code >= 400
+
+    def stats(self, host: str | None = None) -> list[HostStats]:
+        """What was sent per host: requests by status class, retries, refusals, breaker state, waits."""
+        return self.policies.stats(host)
+
+
+class HttpClient(_Base):
+    """A pooled sync HTTP client with per-host retry, breaker, limiter, bulkhead and deadline.
+
+    Use one per process (:func:`~buttress.http.get_http_client`) or as a context manager. Every method
+    returns an ``httpx.Response``; ``client.httpx`` is the underlying ``httpx.Client`` for anything else.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | httpx.URL = "",
+        headers: Mapping[str, str] | None = None,
+        settings: HttpSettings | None = None,
+        policies: HttpPolicies | None = None,
+        transport: httpx.BaseTransport | None = None,
+        raise_for_status: bool | None = None,
+        follow_redirects: bool = False,
+        verify: Any = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(policies, settings, clock, raise_for_status)
+        if transport is None:
+            transport = httpx.HTTPTransport(limits=limits(self.settings), verify=verify)
+        self.transport = ResilientTransport(transport, policies=self.policies, clock=clock)
+        self.httpx = httpx.Client(
+            base_url=base_url,
+            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            transport=self.transport,
+            timeout=httpx.Timeout(None),
+            follow_redirects=follow_redirects,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.policies!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.httpx.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.httpx.is_closed
+
+    def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        deadline: float | _Default | None = DEFAULT,
+        retry: bool | None = None,
+        idempotency_key: str | None = None,
+        raise_for_status: bool | None = None,
+    ) -> httpx.Response:
+        """Send a request through the host's policies; see the module docs for the options."""
+        return self._send(
+            method, url, params=params, headers=headers, content=content, data=data, files=files, json=json,
+            timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            raise_for_status=raise_for_status, stream=False,
+        )  # fmt: skip
+
+    def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        content: Any,
+        data: Any,
+        files: Any,
+        json: Any,
+        timeout: Any,
+        deadline: float | _Default | None,
+        retry: bool | None,
+        idempotency_key: str | None,
+        raise_for_status: bool | None,
+        stream: bool,
+    ) -> httpx.Response:
+        headers, extensions = self._options(headers, deadline, retry, idempotency_key, stream)
+        try:
+            request = self.httpx.build_request(
+                method, url, params=params, headers=headers, content=content, data=data, files=files,
+                json=json, timeout=timeout, extensions=extensions,
+            )  # fmt: skip
+        except httpx.InvalidURL as error:
+            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+        try:
+            response = self.httpx.send(request, stream=stream)
+        except httpx.HTTPError as error:
+            raise self._failed(request, error) from error
+        if self._should_raise(response, raise_for_status):
+            try:
+                response.read()
+            except httpx.HTTPError:
+                pass  # the status says enough; the body was only for the error's response
+            finally:
+                response.close()
+            raise self._status_error(request, response)
+        return response
+
+    def get(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("GET", url, **options)
+
+    def head(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("HEAD", url, **options)
+
+    def options(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **options)
+
+    def post(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("POST", url, **options)
+
+    def put(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("PUT", url, **options)
+
+    def patch(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("PATCH", url, **options)
+
+    def delete(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return self.request("DELETE", url, **options)
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        deadline: float | _Default | None = DEFAULT,
+        retry: bool | None = None,
+        idempotency_key: str | None = None,
+        raise_for_status: bool | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A response whose body is read as you go; the deadline bounds the wait for its headers only."""
+        response = self._send(
+            method, url, params=params, headers=headers, content=content, data=data, files=files, json=json,
+            timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            raise_for_status=raise_for_status, stream=True,
+        )  # fmt: skip
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def download(
+        self,
+        url: str | httpx.URL,
+        dest: str | Path,
+        *,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+        chunk_size: int = 64 * 1024,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | _Default | None = DEFAULT,
+    ) -> Download:
+        """Stream ``url`` into ``dest``: all of it, or nothing (see :mod:`buttress.http._download`)."""
+        with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
+            return download_to(
+                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
+            )
+
+
+class AsyncHttpClient(_Base):
+    """:class:`HttpClient` for asyncio: the same policies, awaited waits, ``aclose``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | httpx.URL = "",
+        headers: Mapping[str, str] | None = None,
+        settings: HttpSettings | None = None,
+        policies: HttpPolicies | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        raise_for_status: bool | None = None,
+        follow_redirects: bool = False,
+        verify: Any = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__(policies, settings, clock, raise_for_status)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(limits=limits(self.settings), verify=verify)
+        self.transport = AsyncResilientTransport(transport, policies=self.policies, clock=clock)
+        self.httpx = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            transport=self.transport,
+            timeout=httpx.Timeout(None),
+            follow_redirects=follow_redirects,
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncHttpClient({self.policies!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self.httpx.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.httpx.is_closed
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - httpx's per-phase timeouts
+        deadline: float | _Default | None = DEFAULT,
+        retry: bool | None = None,
+        idempotency_key: str | None = None,
+        raise_for_status: bool | None = None,
+    ) -> httpx.Response:
+        """Send a request through the host's policies."""
+        return await self._send(
+            method, url, params=params, headers=headers, content=content, data=data, files=files, json=json,
+            timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            raise_for_status=raise_for_status, stream=False,
+        )  # fmt: skip
+
+    async def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        content: Any,
+        data: Any,
+        files: Any,
+        json: Any,
+        timeout: Any,  # noqa: ASYNC109 - httpx's per-phase timeouts
+        deadline: float | _Default | None,
+        retry: bool | None,
+        idempotency_key: str | None,
+        raise_for_status: bool | None,
+        stream: bool,
+    ) -> httpx.Response:
+        headers, extensions = self._options(headers, deadline, retry, idempotency_key, stream)
+        try:
+            request = self.httpx.build_request(
+                method, url, params=params, headers=headers, content=content, data=data, files=files,
+                json=json, timeout=timeout, extensions=extensions,
+            )  # fmt: skip
+        except httpx.InvalidURL as error:
+            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+        try:
+            response = await self.httpx.send(request, stream=stream)
+        except httpx.HTTPError as error:
+            raise self._failed(request, error) from error
+        if self._should_raise(response, raise_for_status):
+            try:
+                await response.aread()
+            except httpx.HTTPError:
+                pass
+            finally:
+                await response.aclose()
+            raise self._status_error(request, response)
+        return response
+
+    async def get(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("GET", url, **options)
+
+    async def head(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("HEAD", url, **options)
+
+    async def options(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("OPTIONS", url, **options)
+
+    async def post(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("POST", url, **options)
+
+    async def put(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("PUT", url, **options)
+
+    async def patch(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **options)
+
+    async def delete(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **options)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - httpx's per-phase timeouts
+        deadline: float | _Default | None = DEFAULT,
+        retry: bool | None = None,
+        idempotency_key: str | None = None,
+        raise_for_status: bool | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """A response whose body is read as you go; the deadline bounds the wait for its headers only."""
+        response = await self._send(
+            method, url, params=params, headers=headers, content=content, data=data, files=files, json=json,
+            timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            raise_for_status=raise_for_status, stream=True,
+        )  # fmt: skip
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def download(
+        self,
+        url: str | httpx.URL,
+        dest: str | Path,
+        *,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+        chunk_size: int = 64 * 1024,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | _Default | None = DEFAULT,
+    ) -> Download:
+        """Stream ``url`` into ``dest``: all of it, or nothing; file writes run off the event loop."""
+        async with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
+            return await adownload_to(
+                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
+            )
