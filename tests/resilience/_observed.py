@@ -12,11 +12,12 @@ from buttress.resilience._telemetry import CALLS_METRIC
 class Observed:
     """A private metrics registry and event bus, with the events published so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, *patterns: str) -> None:
         self.registry = MetricsRegistry()
         self.bus = EventBus()
         self._events: list[Event] = []
-        self.bus.subscribe("resilience.**", self._events.append)
+        for pattern in patterns or ("resilience.**",):
+            self.bus.subscribe(pattern, self._events.append)
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         self.bus.flush()

@@ -59,7 +59,7 @@ class _Base:
         self,
         policies: HttpPolicies | None,
         settings: HttpSettings | None,
-        clock: Clock,
+        clock: Clock | None,
         raise_for_status: bool | None,
     ) -> None:
         if policies is None:
@@ -68,7 +68,7 @@ class _Base:
 
                 policies = get_http_policies()
             else:
-                policies = HttpPolicies(settings, clock=clock)
+                policies = HttpPolicies(settings, clock=clock or SYSTEM_CLOCK)
         self.policies = policies
         self.settings = policies.settings
         self.raise_for_status = (
@@ -174,7 +174,7 @@ class HttpClient(_Base):
         raise_for_status: bool | None = None,
         follow_redirects: bool = False,
         verify: Any = True,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(policies, settings, clock, raise_for_status)
         if transport is None:
@@ -354,7 +354,7 @@ class AsyncHttpClient(_Base):
         raise_for_status: bool | None = None,
         follow_redirects: bool = False,
         verify: Any = True,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(policies, settings, clock, raise_for_status)
         if transport is None:

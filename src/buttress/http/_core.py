@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from buttress.clock import Clock, SystemClock
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BulkheadFull, ButtressError, CircuitOpen, DeadlineExceeded, RateLimited
 from buttress.http._policies import HostPolicy, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
@@ -83,16 +83,18 @@ def _reason(outcome: httpx.Response | BaseException) -> str:
 class Core:
     """One transport's policies, clock and random source, and the decisions of its request loop."""
 
-    def __init__(self, policies: HttpPolicies | None, settings: HttpSettings | None, clock: Clock) -> None:
+    def __init__(
+        self, policies: HttpPolicies | None, settings: HttpSettings | None, clock: Clock | None
+    ) -> None:
         if policies is None:
             if settings is None:
                 from buttress.http._defaults import get_http_policies  # noqa: PLC0415 - avoids a cycle
 
                 policies = get_http_policies()
             else:
-                policies = HttpPolicies(settings, clock=clock)
+                policies = HttpPolicies(settings, clock=clock or SYSTEM_CLOCK)
         self.policies = policies
-        self.clock = clock
+        self.clock = clock = clock or policies.clock
         self.now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         self.idempotency_header = policies.idempotency_header
         self.rng = random.Random()

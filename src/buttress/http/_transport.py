@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.clock import Clock
 from buttress.http._body import AsyncBody, SyncBody
 from buttress.http._core import ATTEMPTS, REFUSALS, STREAM, Core, limits
 
@@ -55,7 +55,7 @@ class ResilientTransport(httpx.BaseTransport):
         *,
         policies: HttpPolicies | None = None,
         settings: HttpSettings | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         self._core = core = Core(policies, settings, clock)
         self.policies = core.policies
@@ -176,7 +176,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         *,
         policies: HttpPolicies | None = None,
         settings: HttpSettings | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         self._core = core = Core(policies, settings, clock)
         self.policies = core.policies
