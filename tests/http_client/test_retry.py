@@ -1,4 +1,4 @@
-"""Retries against a real upstream: exact counts per status, Retry-After, idempotency, what the caller gets."""
+"""Retries against a real upstream: exact counts per status, Retry-After, idempotency, what callers get."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from buttress.clock import FakeClock
 from buttress.errors import UpstreamError, UpstreamStatusError
 from buttress.http import HttpClient, attempts_of
 from buttress.testing import Fault, Upstream
-from tests.http.conftest import MakePolicies
+from tests.http_client.conftest import MakePolicies
 from tests.resilience._observed import Observed
 
 NO_BREAKER = {"default": {"breaker": {"enabled": False}, "retry": {"budget_ratio": None}}}
@@ -120,7 +120,8 @@ def test_post_with_an_idempotency_key_is_retried(upstream: Upstream, client: Htt
     ]
     assert upstream.calls() == sum(attempts_of(r) or 0 for r in responses) > 20
     ok = [r for r in responses if r.status_code == 200]
-    assert ok and all(r.headers["idempotency-key"].startswith("order-") for r in ok)
+    assert ok
+    assert all(r.headers["idempotency-key"].startswith("order-") for r in ok)
 
 
 def test_the_caller_can_opt_in_and_out(upstream: Upstream, client: HttpClient) -> None:
@@ -141,7 +142,7 @@ def test_a_streamed_request_body_is_never_retried(upstream: Upstream, client: Ht
 def test_a_refused_connection_is_retried_even_for_post(
     upstream: Upstream, client: HttpClient, clock: FakeClock
 ) -> None:
-    upstream.set_down("default", True)
+    upstream.set_down("default", down=True)
     with pytest.raises(UpstreamError) as caught:
         client.post(upstream.url(path="/orders?token=secret"), json={})
     error = caught.value
@@ -185,7 +186,7 @@ def test_retries_and_give_ups_are_counted_and_announced(
 ) -> None:
     upstream.set_fault("default", Fault(errors={503: 1.0}))
     client.get(upstream.url(path="/x?key=secret"))
-    upstream.set_down("default", True)
+    upstream.set_down("default", down=True)
     with pytest.raises(UpstreamError):
         client.get(upstream.url(path="/y"))
     retries = [payload for topic, payload in observed.events() if topic == "http.retry"]

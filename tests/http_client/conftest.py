@@ -29,7 +29,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_policies(clock: FakeClock, observed: Observed) -> MakePolicies:
-    """``make_policies({"default": {...}, "policies": {...}})``: memory state, the fake clock, private telemetry."""
+    """``make_policies({"default": {...}, "policies": {...}})``: memory state, fake clock, own telemetry."""
 
     def make(config: dict[str, Any] | None = None, **options: Any) -> HttpPolicies:
         settings = HttpSettings.model_validate(config or {})
