@@ -22,6 +22,8 @@ def get_container() -> Container:
     - ``buttress.clock.Clock``: ``SYSTEM_CLOCK`` (an instance);
     - ``buttress.events.EventBus``: ``get_event_bus()``, called on every resolve (borrowed);
     - ``buttress.observe.metrics.MetricsRegistry``: ``get_metrics()``, called on every resolve (borrowed);
+    - ``buttress.http.HttpClient``: ``get_http_client()``, and ``AsyncHttpClient``:
+      ``get_async_http_client()`` (one per event loop), called on every resolve (borrowed);
     - ``buttress.observe.health.HealthRegistry``: a SINGLETON built by ``default_health_registry(settings)``
       from the container's ``Settings`` (so ``container.override(Settings, ...)`` reaches it).
 
@@ -57,6 +59,7 @@ def _register_defaults(container: Container) -> None:
     from buttress.clock import SYSTEM_CLOCK, Clock  # noqa: PLC0415 - lazy: see the function's docstring
     from buttress.config import Settings, get_settings  # noqa: PLC0415
     from buttress.events import EventBus, get_event_bus  # noqa: PLC0415
+    from buttress.http import AsyncHttpClient, HttpClient, get_async_http_client, get_http_client  # noqa: PLC0415
     from buttress.observe.health import HealthRegistry, default_health_registry  # noqa: PLC0415
     from buttress.observe.metrics import MetricsRegistry, get_metrics  # noqa: PLC0415
 
@@ -67,4 +70,6 @@ def _register_defaults(container: Container) -> None:
     container.register_instance(Clock, SYSTEM_CLOCK)  # type: ignore[type-abstract]
     container._register_borrowed(EventBus, get_event_bus)
     container._register_borrowed(MetricsRegistry, get_metrics)
+    container._register_borrowed(HttpClient, get_http_client)
+    container._register_borrowed(AsyncHttpClient, get_async_http_client)
     container.register(HealthRegistry, health_registry)
