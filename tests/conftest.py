@@ -9,6 +9,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# The fixtures users get from buttress's pytest11 plugin (``upstream``, ``upstream_factory``). The plugin
+# itself is disabled here (``-p no:buttress`` in pyproject): loaded as a plugin it would import buttress
+# before coverage starts measuring.
+from buttress.testing.pytest_plugin import upstream, upstream_factory
+
+__all__ = ["upstream", "upstream_factory"]
+
 REDIS_URL = os.environ.get("BUTTRESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DATABASE_URL = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -11,12 +11,6 @@ import pytest
 from buttress.testing import Fault, Upstream
 from buttress.testing._upstream import Mode
 
-# The user-facing fixtures, imported rather than named in ``pytest_plugins``: once buttress registers the
-# plugin as a ``pytest11`` entry point, ``pytest_plugins`` would load the module a second time and fail.
-from buttress.testing.pytest_plugin import upstream, upstream_factory
-
-__all__ = ["upstream", "upstream_factory"]
-
 _tokens = itertools.count()
 
 

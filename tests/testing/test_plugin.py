@@ -28,3 +28,10 @@ def test_factory_starts_each_upstream_and_stops_them_all(upstream_factory: Upstr
     assert second.running
     assert second.seed == 7
     assert first.port() != second.port()
+
+
+def test_the_plugin_is_registered_for_users() -> None:
+    from importlib.metadata import entry_points
+
+    [plugin] = [ep for ep in entry_points(group="pytest11") if ep.name == "buttress"]
+    assert plugin.value == "buttress.testing.pytest_plugin"
