@@ -1,4 +1,4 @@
-"""Host state in Redis: two clients (two processes' worth of policies) share each host's breaker and limiter."""
+"""Host state in Redis: two clients (as two processes would) share each host's breaker and limiter."""
 
 from __future__ import annotations
 
