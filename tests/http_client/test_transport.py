@@ -90,3 +90,20 @@ def test_the_default_async_transport_too(upstream: Upstream) -> None:
             return (await client.get(upstream.url())).status_code
 
     assert asyncio.run(main()) == 200
+
+
+class _Cached(httpx.BaseTransport):
+    """An inner transport that answers from memory, as a caching layer does: the body is already read."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"cached", request=request)
+
+
+def test_an_answer_read_in_full_by_the_inner_transport_frees_its_slot(make_policies: MakePolicies) -> None:
+    policies = make_policies({"default": {"bulkhead": {"max_concurrent": 2, "max_queued": 0}}})
+    with httpx.Client(transport=ResilientTransport(_Cached(), policies=policies)) as client:
+        for _ in range(5):
+            assert client.get("http://cache.local/x").content == b"cached"
+    [stats] = policies.stats()
+    assert stats.in_flight == 0
+    assert stats.requests == 5

@@ -124,6 +124,8 @@ class Core:
 
     def timeouts(self, policy: HostPolicy, asked: dict[str, Any], remaining: float) -> dict[str, float]:
         """httpx's four timeouts for one attempt: the policy's, the caller's or the time left, the least."""
+        if not asked and remaining >= policy.longest_timeout:
+            return policy.timeouts  # the common case: nothing tighter than the policy (httpx only reads it)
         result = {}
         for phase in _PHASES:
             value = policy.timeouts[phase]
@@ -148,6 +150,12 @@ class Core:
         status = response.status_code
         policy.telemetry.count_status(status)
         return BadStatus(status) if status in policy.breaker_statuses else None
+
+    def finished(self, policy: HostPolicy, start: float) -> None:
+        """An answer whose body is already complete: give its slot back and record its duration now."""
+        if policy.bulkhead is not None:
+            policy.bulkhead.release()
+        policy.telemetry.observe_duration(self.now() - start)
 
     # -- after an attempt ----------------------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ class HostPolicy:
         "host",
         "limiter",
         "limiter_wait",
+        "longest_timeout",
         "max_retry_after",
         "name",
         "retry_methods",
@@ -125,6 +126,7 @@ class HostPolicy:
             "write": timeout.write,
             "pool": timeout.pool,
         }
+        self.longest_timeout = max(self.timeouts.values())
         self.budget: RetryBudget | None = (
             RetryBudget(
                 ratio=retry.budget_ratio, name=key, store=store, clock=clock, metrics=metrics, events=events

@@ -23,7 +23,7 @@ from buttress.resilience._telemetry import Telemetry, publish_quietly
 
 if TYPE_CHECKING:
     from buttress.events import EventBus
-    from buttress.observe._families import Histogram
+    from buttress.observe._families import HistogramChild
     from buttress.observe.metrics import MetricsRegistry
 
 __all__ = ["HostTelemetry"]
@@ -54,7 +54,7 @@ class HostTelemetry(Telemetry):
         self._waits = self.tally("limiter_wait")
         self._wait_seconds = 0.0
         self._lock = threading.Lock()
-        self._duration: Histogram | None = None
+        self._duration: HistogramChild | None = None
 
     def count_status(self, status: int) -> None:
         index = status // 100
@@ -66,13 +66,14 @@ class HostTelemetry(Telemetry):
     def observe_duration(self, seconds: float) -> None:
         duration = self._duration
         if duration is None:
-            duration = self._duration = self.metrics().histogram(
+            family = self.metrics().histogram(
                 DURATION_METRIC,
                 "Seconds per HTTP attempt, from sending the request to the end of the response body.",
                 labels=("host",),
                 buckets=_DURATION_BUCKETS,
             )
-        duration.labels(host=self.label).observe(seconds)
+            duration = self._duration = family.labels(host=self.label)  # resolved once: labels() takes a lock
+        duration.observe(seconds)
 
     def count_limiter_wait(self, seconds: float) -> None:
         self._waits()

@@ -153,6 +153,9 @@ class ResilientTransport(httpx.BaseTransport):
         failure = core.verdict(policy, response)
         if permit is not None:
             _record(breaker, permit, failure, now() - start)  # type: ignore[arg-type]
+        if response.is_closed:  # read in full by the inner transport: nobody will close it again
+            core.finished(policy, start)
+            return response
         response.stream = SyncBody(
             response.stream,
             release=bulkhead.release if bulkhead is not None else None,
@@ -282,6 +285,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         failure = core.verdict(policy, response)
         if permit is not None:
             await _arecord(breaker, permit, failure, now() - start)  # type: ignore[arg-type]
+        if response.is_closed:  # read in full by the inner transport: nobody will close it again
+            core.finished(policy, start)
+            return response
         response.stream = AsyncBody(
             response.stream,
             release=bulkhead.release if bulkhead is not None else None,
