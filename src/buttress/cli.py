@@ -118,28 +118,25 @@ def serve(
 @app.command("demo")
 def demo(
     *,
-    events: Annotated[int, typer.Option("--events", min=1, help="Events to publish.")] = 1000,
-    redis_url: Annotated[
-        str | None, typer.Option("--redis-url", help="Redis for the cross-process leg (default: settings).")
-    ] = None,
+    requests: Annotated[
+        int, typer.Option("--requests", min=5, help="GETs in the batch, spread over five upstreams.")
+    ] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the upstreams' faults and the order.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """A tour of the foundation running for real (the HTTP batch demo arrives with the HTTP client)."""
-    from buttress._demo import run_demo  # noqa: PLC0415 - keeps `buttress config` fast
+    """An HTTP batch through per-host policies against misbehaving upstreams, next to plain httpx."""
+    from buttress.demo import render_report, run_demo  # noqa: PLC0415 - keeps `buttress config` fast
 
+    # With --json, stdout carries the JSON only: the ops server's address goes to stderr.
+    console = _stderr() if as_json else None
     try:
-        report = run_demo(events=events, redis_url=redis_url)
+        report = run_demo(requests=requests, seed=seed, progress=not as_json, console=console)
     except ConfigError as error:
         _exit_with_problems(error)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title="buttress demo: the foundation", show_header=True)
-    table.add_column("what")
-    table.add_column("result", overflow="fold")
-    for key, value in report.to_dict().items():
-        table.add_row(key.replace("_", " "), Text(str(value)))
-    _stdout().print(table)
+    _stdout().print(render_report(report))
 
 
 @app.command("breakers")

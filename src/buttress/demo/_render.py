@@ -1,0 +1,108 @@
+"""The demo's report for people: the policies, a side-by-side table per domain, and the summary."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from buttress.demo._report import DemoReport, PassStats
+
+__all__ = ["render_report"]
+
+_TOP_FAILURES = 2
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _pair(ours: str, theirs: str) -> str:
+    return f"{ours} / {theirs}"
+
+
+def _failures(stats: PassStats) -> str:
+    kinds = list(stats.failures.items())
+    shown = ", ".join(f"{kind}: {count}" for kind, count in kinds[:_TOP_FAILURES])
+    more = len(kinds) - _TOP_FAILURES
+    return shown + (f", +{more} more" if more > 0 else "")
+
+
+def _rows(report: DemoReport) -> list[tuple[str, PassStats, PassStats]]:
+    ours, theirs = report.buttress, report.baseline
+    rows = [(name, stats, theirs.domains[name]) for name, stats in ours.domains.items()]
+    return [*rows, ("all", ours.overall, theirs.overall)]
+
+
+def outcome_table(report: DemoReport) -> Table:
+    """What the callers got, per domain: buttress / httpx side by side."""
+    table = Table(
+        title=f"{report.requests} GETs, {report.concurrency} in flight, seed {report.seed}: buttress / httpx",
+        title_justify="left",
+    )
+    for column in ("domain", "success", "server calls"):
+        table.add_column(column, justify="left" if column == "domain" else "right", no_wrap=True)
+    table.add_column("failures with buttress")
+    table.add_column("failures with httpx")
+    for name, ours, theirs in _rows(report):
+        table.add_row(
+            name,
+            _pair(f"{ours.success_rate:.0%}", f"{theirs.success_rate:.0%}"),
+            _pair(str(ours.upstream_calls), str(theirs.upstream_calls)),
+            _failures(ours),
+            _failures(theirs),
+            style="bold" if name == "all" else None,
+            end_section=name == _rows(report)[-2][0],
+        )
+    return table
+
+
+def policy_table(report: DemoReport) -> Table:
+    """What the policies did per domain, and the latency each client's callers saw."""
+    ours, theirs = report.buttress, report.baseline
+    table = Table(
+        title="what buttress did; latency in ms: buttress / httpx",
+        title_justify="left",
+        caption=f"wall time: buttress {ours.wall_seconds:.1f} s, httpx {theirs.wall_seconds:.1f} s",
+        caption_justify="left",
+    )
+    table.add_column("domain", no_wrap=True)
+    for column in ("retries", "breaker opened", "short-circuited", "limiter waits", "p50", "p95", "p99"):
+        table.add_column(column, justify="right", no_wrap=column.startswith(("p", "short")))
+    rows = _rows(report)
+    for name, mine, plain in rows:
+        table.add_row(
+            name,
+            str(mine.retries),
+            str(mine.breaker_openings),
+            str(mine.short_circuited),
+            str(mine.limiter_waits),
+            _pair(_ms(mine.p50_ms), _ms(plain.p50_ms)),
+            _pair(_ms(mine.p95_ms), _ms(plain.p95_ms)),
+            _pair(_ms(mine.p99_ms), _ms(plain.p99_ms)),
+            style="bold" if name == "all" else None,
+            end_section=name == rows[-2][0],
+        )
+    return table
+
+
+def render_report(report: DemoReport) -> RenderableType:
+    """Everything ``buttress demo`` prints at the end."""
+    header = Text()
+    for name, behaviour in report.domains.items():
+        header.append(f"  {name}: {behaviour}\n")
+    for line in report.policies:
+        header.append(f"policies {line}\n")
+    summary = Text()
+    summary.append("what the policies bought:\n", style="bold")
+    for line in report.summary:
+        summary.append(f"  - {line}\n")
+    ops = report.ops
+    seen = (
+        f"/health {ops.health_status} ({ops.health_status_code}), "
+        f"{ops.http_metric_samples} buttress_http_* samples in /metrics"
+        if ops.error is None
+        else ops.error
+    )
+    footer = Text(f"ops server {ops.url}, asked halfway: {seen}")
+    return Group(Text("upstreams:"), header, outcome_table(report), policy_table(report), summary, footer)

@@ -1,0 +1,179 @@
+"""``run_demo``: the batch through buttress, then through plain httpx, against the same misbehaving upstreams.
+
+Order of events: start the upstream (five domains) and the ops server; send the batch through one
+``AsyncHttpClient`` with fresh per-host policies (the process-wide metrics registry, so the ops server's
+``/metrics`` shows the batch live) while probing the ops server halfway; zero the upstream's counters
+(each request's path restarts its fate sequence, so the baseline meets the same first-attempt fates);
+send the same batch through a plain ``httpx.AsyncClient``; compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any, Final, TypeVar
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from buttress._config_http import HttpSettings
+from buttress.demo._batch import Progress, baseline_sender, buttress_sender, run_pass
+from buttress.demo._display import live_table, progress_table
+from buttress.demo._ops import OpsProbe, OpsServer, probe
+from buttress.demo._report import DemoReport, PassReport, pass_report, what_it_bought
+from buttress.demo._scenario import (
+    CONCURRENCY,
+    DOMAINS,
+    Planned,
+    demo_settings,
+    plan,
+    policy_notes,
+    start_upstream,
+)
+from buttress.errors import ValidationError
+from buttress.http import AsyncHttpClient, HostStats, HttpPolicies
+from buttress.testing import Upstream
+
+__all__ = ["MIN_REQUESTS", "run_demo"]
+
+MIN_REQUESTS: Final = len(DOMAINS)
+BASELINE_TIMEOUT: Final = 10.0
+
+T = TypeVar("T")
+
+
+def run_demo(
+    *, requests: int = 500, seed: int = 7, progress: bool = True, console: Console | None = None
+) -> DemoReport:
+    """Run the demo and return its report (blocking; its event loop runs in a thread of its own).
+
+    ``console`` receives the ops server's address and, when ``progress`` is true and it is a terminal,
+    the live table; None means the standard output when ``progress`` is true, else print nothing.
+    """
+    if isinstance(requests, bool) or not isinstance(requests, int) or requests < MIN_REQUESTS:
+        raise ValidationError(
+            f"requests must be an integer >= {MIN_REQUESTS} (one per domain), got {requests!r}; "
+            "e.g. run_demo(requests=500)",
+            field="requests",
+        )
+    if console is None and progress:
+        console = Console(highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    from buttress.server import create_app  # noqa: PLC0415 - FastAPI only when the demo runs
+
+    upstream = start_upstream(seed)
+    try:
+        with OpsServer(create_app()) as ops:
+            if console is not None:
+                console.print(f"ops server: {ops.url}  (try /metrics, /health, /breakers)", highlight=False)
+            live = console if progress and console is not None and console.is_terminal else None
+            batch = _Batch(upstream, plan(requests, seed), live)
+            settings = demo_settings(upstream)
+            ours, probed, theirs = _run_in_thread(batch.both(settings, ops.url))
+    finally:
+        upstream.stop()
+    return DemoReport(
+        seed=seed,
+        requests=requests,
+        concurrency=CONCURRENCY,
+        policies=policy_notes(settings),
+        domains={spec.name: spec.behaviour for spec in DOMAINS},
+        ops=probed,
+        buttress=ours,
+        baseline=theirs,
+        summary=what_it_bought(ours, theirs),
+        wall_seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+class _Batch:
+    """The planned requests against the running upstream, sent once per client."""
+
+    def __init__(self, upstream: Upstream, planned: list[Planned], console: Console | None) -> None:
+        self.upstream = upstream
+        self.planned = planned
+        self.console = console
+        self.names = [spec.name for spec in DOMAINS]
+        self.hosts = {name: upstream.host(name) for name in self.names}
+        self.base_urls = {name: f"http://{host}" for name, host in self.hosts.items()}
+        self.counts = Counter(request.domain for request in planned)
+
+    async def both(self, settings: HttpSettings, ops_url: str) -> tuple[PassReport, OpsProbe, PassReport]:
+        ours, probed = await self.through_buttress(settings, ops_url)
+        # Each path's fate sequence restarts, so the baseline meets the same first-attempt fates.
+        self.upstream.reset_counts()
+        return ours, probed, await self.through_httpx()
+
+    async def through_buttress(self, settings: HttpSettings, ops_url: str) -> tuple[PassReport, OpsProbe]:
+        """The batch through one AsyncHttpClient with fresh policies; the ops server is asked halfway."""
+        policies = HttpPolicies(settings, store="memory")
+        progress = Progress(self.names)
+
+        def hosts() -> dict[str, HostStats]:
+            return {name: found[0] for name in self.names if (found := policies.stats(self.hosts[name]))}
+
+        def render() -> Table:
+            return progress_table("buttress: per-host policies", progress, self.counts, hosts())
+
+        async with AsyncHttpClient(policies=policies, raise_for_status=True) as client:
+            halfway = asyncio.create_task(_probe_when(ops_url, progress, len(self.planned) // 2))
+            async with live_table(self.console, render):
+                wall = await run_pass(
+                    self.planned, self.base_urls, buttress_sender(client), progress, concurrency=CONCURRENCY
+                )
+            probed = await halfway
+        return pass_report("buttress", wall, progress.by_domain, self._calls(), hosts()), probed
+
+    async def through_httpx(self) -> PassReport:
+        """The same batch through a plain httpx client: no retries, no policies."""
+        progress = Progress(self.names)
+
+        def render() -> Table:
+            return progress_table("baseline: plain httpx", progress, self.counts, None)
+
+        async with (
+            httpx.AsyncClient(timeout=BASELINE_TIMEOUT) as plain,
+            live_table(self.console, render),
+        ):
+            wall = await run_pass(
+                self.planned, self.base_urls, baseline_sender(plain), progress, concurrency=CONCURRENCY
+            )
+        return pass_report("baseline", wall, progress.by_domain, self._calls())
+
+    def _calls(self) -> dict[str, int]:
+        return {name: self.upstream.calls(name) for name in self.names}
+
+
+def _run_in_thread(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh event loop in a worker thread and return its result.
+
+    So ``run_demo`` works where a loop already runs (a notebook, an async app), where ``asyncio.run``
+    refuses. It also keeps tracers sane: on Python 3.11, an httpx response read under ``asyncio.run``
+    shows tracers a frame's return without its call (coverage's pure-Python tracer fails with "pop from
+    empty list"; its C tracer then files later lines under the wrong frame), for every frame alive in
+    that thread; here the thread ends with the loop.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(asyncio.run(main))
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread as it is
+            failure.append(error)
+
+    worker = threading.Thread(target=target, name="buttress-demo-loop", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+async def _probe_when(url: str, progress: Progress, done: int) -> OpsProbe:
+    await progress.reached(done)
+    return await probe(url)
