@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 .PHONY: help venv test lint bench lock demo format clean
 
 help:
-	@echo "make demo   run the main job (arrives with the HTTP issue)"
+	@echo "make demo   run the main job: an HTTP batch through per-host policies against failing upstreams"
 	@echo "make test   run the test suite with coverage (needs Redis and PostgreSQL for the service tests)"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
