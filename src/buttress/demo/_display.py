@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -29,11 +30,11 @@ def progress_table(
 ) -> Table:
     """The pass so far; ``hosts`` is the buttress client's view (None: blank resilience columns)."""
     now = hosts or {}
-    table = Table(title=title, title_justify="left")
-    for column in ("domain", "done", "ok", "failed", "retries", "breaker", "short-circuited"):
-        table.add_column(column, justify="left" if column in ("domain", "breaker") else "right")
-    table.add_column("limiter waits", justify="right")
-    table.add_column("p50 ms", justify="right")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("domain", no_wrap=True)
+    headers = ("done", "ok", "failed", "retries", "breaker", "short-\ncircuited", "limiter\nwaits", "p50\nms")
+    for header in headers:
+        table.add_column(header, justify="left" if header == "breaker" else "right")
     for name, outcomes in progress.by_domain.items():
         ok = sum(1 for outcome in outcomes if outcome.ok)
         p50 = percentile(sorted(outcome.seconds for outcome in outcomes), 0.5)

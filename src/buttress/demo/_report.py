@@ -48,6 +48,8 @@ class PassStats:
     attempts: int
     upstream_calls: int
     retries: int
+    retries_denied: int
+    """Retries the host's retry budget refused (at most 20% of calls + 10 per 10 s by default)."""
     breaker_openings: int
     short_circuited: int
     limiter_waits: int
@@ -57,7 +59,14 @@ class PassStats:
     p99_ms: float | None
 
     @classmethod
-    def of(cls, outcomes: Sequence[Outcome], *, upstream_calls: int, host: HostStats | None) -> PassStats:
+    def of(
+        cls,
+        outcomes: Sequence[Outcome],
+        *,
+        upstream_calls: int,
+        host: HostStats | None,
+        retries_denied: int = 0,
+    ) -> PassStats:
         """The numbers of a pass's outcomes; ``host`` is the buttress client's view (None: plain httpx)."""
         succeeded = sum(1 for outcome in outcomes if outcome.ok)
         failures = Counter(outcome.kind for outcome in outcomes if not outcome.ok)
@@ -71,6 +80,7 @@ class PassStats:
             attempts=len(outcomes) if host is None else host.requests,
             upstream_calls=upstream_calls,
             retries=0 if host is None else host.retries,
+            retries_denied=retries_denied,
             breaker_openings=0 if host is None else host.breaker_openings,
             short_circuited=0 if host is None else host.rejected.get("breaker", 0),
             limiter_waits=0 if host is None else host.limiter_waits,
@@ -89,6 +99,7 @@ class PassStats:
                 **asdict(whole),
                 "attempts": sum(part.attempts for part in parts),
                 "retries": sum(part.retries for part in parts),
+                "retries_denied": sum(part.retries_denied for part in parts),
                 "breaker_openings": sum(part.breaker_openings for part in parts),
                 "short_circuited": sum(part.short_circuited for part in parts),
                 "limiter_waits": sum(part.limiter_waits for part in parts),
@@ -120,7 +131,9 @@ def pass_report(
     wall_seconds: float,
     outcomes: Mapping[str, Sequence[Outcome]],
     upstream_calls: Mapping[str, int],
+    *,
     hosts: Mapping[str, HostStats] | None = None,
+    denied: Mapping[str, int] | None = None,
 ) -> PassReport:
     """The report of one pass from its outcomes by domain and the upstream's and client's counts."""
     domains = {
@@ -128,6 +141,7 @@ def pass_report(
             found,
             upstream_calls=upstream_calls.get(name, 0),
             host=None if hosts is None else hosts.get(name),
+            retries_denied=0 if denied is None else denied.get(name, 0),
         )
         for name, found in outcomes.items()
     }
@@ -185,9 +199,10 @@ def what_it_bought(buttress: PassReport, baseline: PassReport) -> list[str]:
     lines = [f"success rate {_rate(theirs)} -> {_rate(ours)} ({points:+.1f} points) with the same batch"]
     flaky, flaky_base = buttress.domains.get("flaky"), baseline.domains.get("flaky")
     if flaky is not None and flaky_base is not None and flaky.retries:
+        budget = f"; the retry budget refused {flaky.retries_denied} more" if flaky.retries_denied else ""
         lines.append(
             f"flaky: {flaky.retries} retries took it from {_rate(flaky_base)} to {_rate(flaky)} "
-            f"({flaky_base.failed} -> {flaky.failed} failures)"
+            f"({flaky_base.failed} -> {flaky.failed} failures{budget})"
         )
     dead = buttress.domains.get("dead")
     if dead is not None and dead.breaker_openings:

@@ -126,7 +126,11 @@ class _Batch:
                     self.planned, self.base_urls, buttress_sender(client), progress, concurrency=CONCURRENCY
                 )
             probed = await halfway
-        return pass_report("buttress", wall, progress.by_domain, self._calls(), hosts()), probed
+        denied = {name: _denied(policies, host) for name, host in self.hosts.items()}
+        report = pass_report(
+            "buttress", wall, progress.by_domain, self._calls(), hosts=hosts(), denied=denied
+        )
+        return report, probed
 
     async def through_httpx(self) -> PassReport:
         """The same batch through a plain httpx client: no retries, no policies."""
@@ -146,6 +150,12 @@ class _Batch:
 
     def _calls(self) -> dict[str, int]:
         return {name: self.upstream.calls(name) for name in self.names}
+
+
+def _denied(policies: HttpPolicies, host: str) -> int:
+    """Retries the host's retry budget refused."""
+    budget = policies.for_host(host).budget
+    return 0 if budget is None else budget.telemetry.counts()["denied"]
 
 
 def _run_in_thread(main: Coroutine[Any, Any, T]) -> T:
