@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from buttress.cli import app
 from buttress.demo import DemoReport, render_report, run_demo
 from buttress.demo._batch import Outcome, Progress
 from buttress.demo._ops import OpsServer, probe
-from buttress.demo._report import percentile
+from buttress.demo._report import percentile, what_it_bought
 from buttress.demo._run import _run_in_thread
 from buttress.demo._scenario import DOMAINS, plan
 from buttress.errors import ValidationError
@@ -177,6 +178,12 @@ def test_the_plan_spreads_requests_evenly_in_a_seeded_order() -> None:
     assert len({p.path for p in planned}) == 12
     assert plan(12, seed=1) == planned
     assert [p.domain for p in plan(12, seed=2)] != [p.domain for p in planned]
+
+
+def test_one_retry_is_singular(report: DemoReport) -> None:
+    limited = replace(report.buttress.domains["limited"], retries=1, limiter_waits=2)
+    ours = replace(report.buttress, domains={**report.buttress.domains, "limited": limited})
+    assert "and 1 retry waited out Retry-After" in what_it_bought(ours, report.baseline)[-1]
 
 
 def test_percentile_is_a_value_that_was_seen() -> None:

@@ -192,6 +192,10 @@ def _rate(stats: PassStats) -> str:
     return f"{stats.success_rate:.1%}"
 
 
+def _retries(count: int) -> str:
+    return f"{count} retr{'y' if count == 1 else 'ies'}"
+
+
 def what_it_bought(buttress: PassReport, baseline: PassReport) -> list[str]:
     """A few lines comparing the passes where the policies made a difference."""
     ours, theirs = buttress.overall, baseline.overall
@@ -201,7 +205,7 @@ def what_it_bought(buttress: PassReport, baseline: PassReport) -> list[str]:
     if flaky is not None and flaky_base is not None and flaky.retries:
         budget = f"; the retry budget refused {flaky.retries_denied} more" if flaky.retries_denied else ""
         lines.append(
-            f"flaky: {flaky.retries} retries took it from {_rate(flaky_base)} to {_rate(flaky)} "
+            f"flaky: {_retries(flaky.retries)} took it from {_rate(flaky_base)} to {_rate(flaky)} "
             f"({flaky_base.failed} -> {flaky.failed} failures{budget})"
         )
     dead = buttress.domains.get("dead")
@@ -215,7 +219,7 @@ def what_it_bought(buttress: PassReport, baseline: PassReport) -> list[str]:
         average = limited.limiter_wait_seconds / limited.limiter_waits
         lines.append(
             f"limited: the client limiter held back {limited.limiter_waits} calls "
-            f"({average:.1f} s on average) and {limited.retries} retries waited out Retry-After; "
+            f"({average:.1f} s on average) and {_retries(limited.retries)} waited out Retry-After; "
             "429s reaching the caller "
             f"{limited_base.failures.get('429', 0)} -> {limited.failures.get('429', 0)}"
         )
