@@ -141,7 +141,9 @@ async def adownload_to(
     _check(dest, max_bytes, chunk_size)
     started = time.monotonic()
     total = _declared(response, max_bytes)
-    handle, part = await asyncio.to_thread(_partial, dest)
+    # Created here, not in a worker thread: a task cancelled while a thread creates the file would never learn
+    # its name, and could not delete it.
+    handle, part = _partial(dest)
     done = 0
     try:
         async for chunk in response.aiter_bytes(chunk_size):
