@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Row", "Table", "measure_ns"]
+__all__ = ["Row", "Table", "aloop", "fmt", "interleave", "loop", "measure_ns", "rotations"]
 
 
 def measure_ns(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
@@ -19,15 +19,15 @@ def measure_ns(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0
     """
     number = 1
     while True:
-        elapsed = _loop(fn, number)
+        elapsed = loop(fn, number)
         if elapsed >= min_time:
             break
         number *= 2 if elapsed <= 0 else max(2, min(10, int(min_time / elapsed) + 1))
-    samples = [_loop(fn, number) / number for _ in range(repeat)]
+    samples = [loop(fn, number) / number for _ in range(repeat)]
     return statistics.median(samples) * 1e9
 
 
-def _loop(fn: Callable[[], object], number: int) -> float:
+def loop(fn: Callable[[], object], number: int) -> float:
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -38,6 +38,39 @@ def _loop(fn: Callable[[], object], number: int) -> float:
     finally:
         if enabled:
             gc.enable()
+
+
+async def aloop(fn: Callable[[], Awaitable[object]], number: int) -> float:
+    """Seconds for ``number`` awaits of ``fn()`` in the running loop, GC paused (:func:`loop` for awaits)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            await fn()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def rotations(names: Sequence[str], rounds: int) -> Iterator[str]:
+    """The candidates, round after round, each round starting one further than the last.
+
+    Other processes load this shared machine in bursts; rotating spreads a burst over every candidate of
+    a row instead of landing on one, so the ratios hold even when the absolute times move.
+    """
+    for index in range(rounds):
+        shift = index % len(names)
+        yield from [*names[shift:], *names[:shift]]
+
+
+def interleave(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Each measure taken once per round in :func:`rotations` order; the median per candidate."""
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    for name in rotations(list(measures), rounds):
+        samples[name].append(measures[name]())
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 @dataclass
@@ -64,13 +97,13 @@ class Table:
             header += [anchor, f"buttress / {anchor}"]
         lines = [f"### {self.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
-            cells = [row.operation, _fmt(row.buttress_ns)]
+            cells = [row.operation, fmt(row.buttress_ns)]
             for anchor in self.anchors:
                 theirs = row.anchors_ns.get(anchor)
                 if theirs is None:
                     cells += ["n/a", "n/a"]
                 else:
-                    cells += [_fmt(theirs), f"{row.buttress_ns / theirs:.2f}x"]
+                    cells += [fmt(theirs), f"{row.buttress_ns / theirs:.2f}x"]
             lines.append("| " + " | ".join(cells) + " |")
         if self.notes:
             lines.append("")
@@ -78,7 +111,7 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def _fmt(ns: float) -> str:
+def fmt(ns: float) -> str:
     if ns >= 1e6:
         return f"{ns / 1e6:.2f} ms"
     if ns >= 1e3:

@@ -19,9 +19,8 @@ from typing import Final
 
 import httpx
 
-from benchmarks._harness import Row, Table, _fmt, _loop, measure_ns
+from benchmarks._harness import Row, Table, aloop, fmt, interleave, loop, measure_ns, rotations
 from benchmarks._http_server import SocketGet, server_cpu_ns
-from benchmarks.bench_resilience import _aloop, _interleave
 from buttress.config import HttpPolicySettings, HttpSettings, LimiterSettings
 from buttress.http import AsyncHttpClient, HttpClient, HttpPolicies, ResilientTransport
 from buttress.http._core import limits
@@ -68,16 +67,13 @@ ARAW_CAPPED: Final = f"httpx.AsyncClient, {CAP} connections"
 
 
 async def _ainterleave(samplers: dict[str, AsyncFn], rounds: int = ROUNDS) -> dict[str, float]:
-    """``_interleave`` (rotating rounds, median per candidate) in the running event loop.
+    """``interleave`` (rotating rounds, median per candidate) in the running event loop.
 
     Each sample is one :func:`ameasure_ns` of :data:`REPEAT` loops.
     """
-    names = list(samplers)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(await ameasure_ns(samplers[name], repeat=REPEAT))
+    samples: dict[str, list[float]] = {name: [] for name in samplers}
+    for name in rotations(list(samplers), rounds):
+        samples[name].append(await ameasure_ns(samplers[name], repeat=REPEAT))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -87,9 +83,9 @@ async def ameasure_ns(fn: AsyncFn, *, repeat: int = 7, min_time: float = MIN_TIM
     One timed await (a warm-up too) sets how many awaits fill ``min_time``; then ``repeat`` loops of
     that many, GC paused, and their median. The loop, and every connection pooled in it, stays.
     """
-    once = await _aloop(fn, 1)
+    once = await aloop(fn, 1)
     number = max(1, math.ceil(min_time / once)) if once > 0 else 1_000
-    samples = [await _aloop(fn, number) / number for _ in range(repeat)]
+    samples = [await aloop(fn, number) / number for _ in range(repeat)]
     return statistics.median(samples) * 1e9
 
 
@@ -105,7 +101,7 @@ def _cpu_ns(fn: Callable[[], object]) -> float:
     samples = []
     for _ in range(REPEAT):
         start = time.process_time_ns()
-        _loop(fn, CPU_CALLS)
+        loop(fn, CPU_CALLS)
         samples.append((time.process_time_ns() - start) / CPU_CALLS)
     return min(samples)
 
@@ -204,15 +200,15 @@ def _sync_times(upstream: Upstream, url: str) -> SyncResult:
             _check_connections(upstream, pooled, [requests[name] for name in PER_REQUEST])
             candidates: dict[str, Callable[[], object]] = {**requests, FLOOR: floor}
             result = SyncResult(
-                policies=_interleave(
+                policies=interleave(
                     {name: _sampler(candidates[name], FINE_TIME) for name in (FULL, TRANSPORT, RAW, FLOOR)},
                     FINE_ROUNDS,
                 ),
-                cpu=_interleave(
+                cpu=interleave(
                     {name: functools.partial(_cpu_ns, candidates[name]) for name in (FULL, TRANSPORT, RAW)},
                     CPU_ROUNDS,
                 ),
-                pooling=_interleave(
+                pooling=interleave(
                     {name: _sampler(candidates[name], MIN_TIME) for name in (RAW, FULL, *PER_REQUEST)},
                     ROUNDS,
                 ),
@@ -302,7 +298,7 @@ def run() -> Table:
 
 def _more(ns: float) -> str:
     """A difference in time, signed: ``+12.00 µs`` more, ``-3.10 µs`` less."""
-    return ("+" if ns >= 0 else "-") + _fmt(abs(ns))
+    return ("+" if ns >= 0 else "-") + fmt(abs(ns))
 
 
 def _notes(sync: SyncResult, atimes: dict[str, float]) -> list[str]:
@@ -317,18 +313,18 @@ def _notes(sync: SyncResult, atimes: dict[str, float]) -> list[str]:
             f"(`time.process_time`; {CPU_ROUNDS} interleaved rounds, each the least of {REPEAT} loops of "
             f"{CPU_CALLS} requests; the median round. It leaves out the server and the waits, and moves "
             "less with other processes' load): "
-            f"HttpClient {_fmt(cpu[FULL])}, ResilientTransport {_fmt(cpu[TRANSPORT])}, raw httpx "
-            f"{_fmt(cpu[RAW])}: {_more(cpu[FULL] - cpu[RAW])} and {_more(cpu[TRANSPORT] - cpu[RAW])} "
+            f"HttpClient {fmt(cpu[FULL])}, ResilientTransport {fmt(cpu[TRANSPORT])}, raw httpx "
+            f"{fmt(cpu[RAW])}: {_more(cpu[FULL] - cpu[RAW])} and {_more(cpu[TRANSPORT] - cpu[RAW])} "
             f"({cpu[FULL] / cpu[RAW]:.2f}x and {cpu[TRANSPORT] / cpu[RAW]:.2f}x)."
         ),
         (
             "Server: `buttress.testing.Upstream(mode='process')`, one healthy domain on 127.0.0.1 served "
             "from a child process, no faults; `GET /` answers 200 with a ~70-byte JSON body (every answer "
-            f"checked). The server used {_fmt(server[RAW])} of CPU per request under raw httpx traffic and "
-            f"{_fmt(server[FLOOR])} under bare-socket traffic (its process's user + system time over a 1 s "
-            f"burst each). A bare kept-alive socket sending the same GET takes {_fmt(fine[FLOOR])} a round "
+            f"checked). The server used {fmt(server[RAW])} of CPU per request under raw httpx traffic and "
+            f"{fmt(server[FLOOR])} under bare-socket traffic (its process's user + system time over a 1 s "
+            f"burst each). A bare kept-alive socket sending the same GET takes {fmt(fine[FLOOR])} a round "
             f"trip (timed with rows 1-2): the floor under every client here, so raw httpx's own work is "
-            f"about {_fmt(raw - fine[FLOOR])} a request on this machine."
+            f"about {fmt(raw - fine[FLOOR])} a request on this machine."
         ),
         (
             f"Row 1: buttress `HttpClient(policies=HttpPolicies(settings))` with retry (3 attempts, budget "
@@ -348,7 +344,7 @@ def _notes(sync: SyncResult, atimes: dict[str, float]) -> list[str]:
             "keeps (saving = 1 - ratio; the seed claimed 27-40%). Row 3: a reused `httpx.Client()` "
             "against `with httpx.Client() as c: c.get(url)` per request, a new connection and a new "
             "client; building the client is most of it (its SSL context loads the CA bundle), "
-            f"{_fmt(pooling[FRESH_RAW] - pooling[NO_KEEPALIVE])} more than row 4. Row 4: against one "
+            f"{fmt(pooling[FRESH_RAW] - pooling[NO_KEEPALIVE])} more than row 4. Row 4: against one "
             "`httpx.Client(limits=Limits(max_keepalive_connections=0))`, which opens a new connection per "
             "request and nothing else: the saving of the connection alone. Row 5: the pooled HttpClient "
             "of row 1 against `with HttpClient(policies=shared) as c: c.get(url)` per request. Each "

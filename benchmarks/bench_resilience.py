@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import statistics
 import threading
 import time
@@ -29,7 +28,7 @@ import stamina
 import tenacity
 from purgatory import AsyncCircuitBreakerFactory, SyncCircuitBreakerFactory
 
-from benchmarks._harness import Row, Table, _fmt, measure_ns
+from benchmarks._harness import Row, Table, aloop, fmt, interleave, measure_ns
 from buttress.resilience._breaker import CircuitBreaker
 from buttress.resilience._bulkhead import Bulkhead
 from buttress.resilience._limiter import RateLimiter
@@ -82,9 +81,9 @@ class ComparisonTable(Table):
         for row in self.rows:
             first = True
             for anchor, theirs in row.anchors_ns.items() or {"—": 0.0}.items():
-                head = [row.operation, _fmt(row.buttress_ns)] if first else ["", ""]
+                head = [row.operation, fmt(row.buttress_ns)] if first else ["", ""]
                 if theirs:
-                    cells = [anchor, _fmt(theirs), f"{row.buttress_ns / theirs:.2f}x"]
+                    cells = [anchor, fmt(theirs), f"{row.buttress_ns / theirs:.2f}x"]
                 else:
                     cells = [anchor, "—", "—"]
                 lines.append("| " + " | ".join(head + cells) + " |")
@@ -128,11 +127,11 @@ def measure_async_ns(
         try:
             number = 1
             while True:
-                elapsed = await _aloop(fn, number)
+                elapsed = await aloop(fn, number)
                 if elapsed >= min_time:
                     break
                 number *= 2 if elapsed <= 0 else max(2, min(10, int(min_time / elapsed) + 1))
-            samples = [await _aloop(fn, number) / number for _ in range(repeat)]
+            samples = [await aloop(fn, number) / number for _ in range(repeat)]
         finally:
             if teardown is not None:
                 await teardown()
@@ -141,30 +140,16 @@ def measure_async_ns(
     return asyncio.run(main())
 
 
-async def _aloop(fn: AsyncFn, number: int) -> float:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(number):
-            await fn()
-        return time.perf_counter() - start
-    finally:
-        if enabled:
-            gc.enable()
-
-
 ROUNDS = 7
 
 
 def compare(candidates: dict[str, Callable[[], object]], *, rounds: int = ROUNDS) -> dict[str, float]:
     """Nanoseconds per call of each candidate, measured in interleaved rounds; the median per candidate.
 
-    One round runs :func:`measure_ns` (one calibrated loop) for every candidate, starting one further each
-    round. Other processes load this shared machine in bursts; interleaving spreads a burst over all the
-    candidates of a row instead of landing on one, so the ratios hold even when the absolute times move.
+    One round runs :func:`measure_ns` (one calibrated loop) for every candidate, in
+    :func:`~benchmarks._harness.rotations` order.
     """
-    return _interleave(
+    return interleave(
         {name: functools.partial(measure_ns, fn, repeat=1) for name, fn in candidates.items()}, rounds
     )
 
@@ -176,23 +161,13 @@ def compare_async(
     rounds: int = ROUNDS,
 ) -> dict[str, float]:
     """:func:`compare` for coroutine functions: each sample is one :func:`measure_async_ns` loop."""
-    return _interleave(
+    return interleave(
         {
             name: functools.partial(measure_async_ns, setup, teardown=teardown, repeat=1)
             for name, setup in candidates.items()
         },
         rounds,
     )
-
-
-def _interleave(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    names = list(measures)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(measures[name]())
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def row(operation: str, times: dict[str, float]) -> Row:
@@ -393,15 +368,15 @@ def _sync_table() -> tuple[ComparisonTable, float]:
         rows=rows,
         notes=[
             (
-                f"Budget: the composed row <= {_fmt(SYNC_BUDGET_NS)} and >= {SPEEDUP_BUDGET:.0f}x faster "
-                f"than tenacity + pybreaker stacked. Measured {_fmt(composed.buttress_ns)}, "
+                f"Budget: the composed row <= {fmt(SYNC_BUDGET_NS)} and >= {SPEEDUP_BUDGET:.0f}x faster "
+                f"than tenacity + pybreaker stacked. Measured {fmt(composed.buttress_ns)}, "
                 f"{speedup:.1f}x faster: {'met' if met else 'MISSED'}."
             ),
             (
-                f"Machine speed during the composed row: a `threading.Lock` with-block took {_fmt(lock_ns)} "
-                f"and `time.monotonic()` {_fmt(refs[MONOTONIC_REF])} (the budget assumed "
+                f"Machine speed during the composed row: a `threading.Lock` with-block took {fmt(lock_ns)} "
+                f"and `time.monotonic()` {fmt(refs[MONOTONIC_REF])} (the budget assumed "
                 f"{LOCK_REF_NS:.0f} ns and 45 ns). The composed row costs "
-                f"{composed.buttress_ns / lock_ns:.1f} lock with-blocks, i.e. about {_fmt(scaled)} "
+                f"{composed.buttress_ns / lock_ns:.1f} lock with-blocks, i.e. about {fmt(scaled)} "
                 "at the budget's reference speed."
             ),
             (
@@ -580,10 +555,10 @@ def _async_table(lock_ns: float) -> ComparisonTable:
         rows=rows,
         notes=[
             (
-                f"Budget: the composed row <= {_fmt(ASYNC_BUDGET_NS)}. Measured {_fmt(composed)}: "
+                f"Budget: the composed row <= {fmt(ASYNC_BUDGET_NS)}. Measured {fmt(composed)}: "
                 f"{'met' if met else 'MISSED'}. That is {composed / lock_ns:.1f} `threading.Lock` "
                 f"with-blocks as timed during the sync composed row, about "
-                f"{_fmt(composed * LOCK_REF_NS / lock_ns)} at the budget's reference speed "
+                f"{fmt(composed * LOCK_REF_NS / lock_ns)} at the budget's reference speed "
                 f"({LOCK_REF_NS:.0f} ns per with-block)."
             ),
             (

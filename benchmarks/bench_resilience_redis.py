@@ -25,7 +25,7 @@ import redis.asyncio
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from purgatory.service._async.repository import AsyncRedisRepository
 
-from benchmarks._harness import Row, Table, _fmt
+from benchmarks._harness import Row, Table, fmt
 from benchmarks.bench_resilience import (
     ANCHOR_RATE,
     BURST,
@@ -194,7 +194,7 @@ def run() -> Table:
         floor = next(theirs for name, theirs in each.anchors_ns.items() if name.endswith(GET))
         ratio = each.buttress_ns / floor
         verdict = "met" if ratio <= BUDGET_RATIO else "MISSED"
-        verdicts.append(f"{each.operation} {_fmt(each.buttress_ns)} = {ratio:.2f}x ({verdict})")
+        verdicts.append(f"{each.operation} {fmt(each.buttress_ns)} = {ratio:.2f}x ({verdict})")
     return ComparisonTable(
         title=TITLE,
         anchors=sorted({name for each in rows for name in each.anchors_ns}),
