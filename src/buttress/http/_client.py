@@ -76,14 +76,25 @@ class _Base:
         )
         self._idempotency_header = self.settings.idempotency_header
 
-    def _options(
+    def _build(
         self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any,
         headers: Mapping[str, str] | None,
+        content: Any,
+        data: Any,
+        files: Any,
+        json: Any,
+        timeout: Any,
         deadline: float | _Default | None,
         retry: bool | None,
         idempotency_key: str | None,
         stream: bool,
-    ) -> tuple[Mapping[str, str] | None, dict[str, Any]]:
+    ) -> httpx.Request:
+        """The httpx request, with the per-request options as extensions the transport reads."""
         extensions: dict[str, Any] = {}
         if deadline is not DEFAULT:
             if deadline is not None and (
@@ -101,7 +112,13 @@ class _Base:
             extensions[STREAM] = True
         if idempotency_key is not None:
             headers = {**(headers or {}), self._idempotency_header: idempotency_key}
-        return headers, extensions
+        try:
+            return client.build_request(
+                method, url, params=params, headers=headers, content=content, data=data, files=files,
+                json=json, timeout=timeout, extensions=extensions,
+            )  # fmt: skip
+        except httpx.InvalidURL as error:
+            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
 
     def _failed(self, request: httpx.Request, error: httpx.HTTPError) -> Exception:
         """The buttress error for an httpx failure, with the request's facts in its context."""
@@ -249,14 +266,11 @@ class HttpClient(_Base):
         raise_for_status: bool | None,
         stream: bool,
     ) -> httpx.Response:
-        headers, extensions = self._options(headers, deadline, retry, idempotency_key, stream)
-        try:
-            request = self.httpx.build_request(
-                method, url, params=params, headers=headers, content=content, data=data, files=files,
-                json=json, timeout=timeout, extensions=extensions,
-            )  # fmt: skip
-        except httpx.InvalidURL as error:
-            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+        request = self._build(
+            self.httpx, method, url, params=params, headers=headers, content=content, data=data, files=files,
+            json=json, timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            stream=stream,
+        )  # fmt: skip
         try:
             response = self.httpx.send(request, stream=stream)
         except httpx.HTTPError as error:
@@ -429,14 +443,11 @@ class AsyncHttpClient(_Base):
         raise_for_status: bool | None,
         stream: bool,
     ) -> httpx.Response:
-        headers, extensions = self._options(headers, deadline, retry, idempotency_key, stream)
-        try:
-            request = self.httpx.build_request(
-                method, url, params=params, headers=headers, content=content, data=data, files=files,
-                json=json, timeout=timeout, extensions=extensions,
-            )  # fmt: skip
-        except httpx.InvalidURL as error:
-            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+        request = self._build(
+            self.httpx, method, url, params=params, headers=headers, content=content, data=data, files=files,
+            json=json, timeout=timeout, deadline=deadline, retry=retry, idempotency_key=idempotency_key,
+            stream=stream,
+        )  # fmt: skip
         try:
             response = await self.httpx.send(request, stream=stream)
         except httpx.HTTPError as error:
