@@ -99,13 +99,8 @@ class HostPolicy:
         metrics: MetricsRegistry | None,
         events: EventBus | None,
     ) -> None:
-        from buttress.resilience import (  # noqa: PLC0415 - resilience is only needed once a host is used
-            Backoff,
-            Bulkhead,
-            CircuitBreaker,
-            RateLimiter,
-            RetryBudget,
-        )
+        from buttress.resilience import Backoff, Bulkhead, RateLimiter, RetryBudget  # noqa: PLC0415
+        from buttress.resilience._defaults import build_breaker  # noqa: PLC0415
 
         self.host = host
         self.name = name
@@ -134,27 +129,8 @@ class HostPolicy:
             if retry.budget_ratio is not None
             else None
         )
-        brk = settings.breaker
-        self.breaker: CircuitBreaker | None = (
-            CircuitBreaker(
-                key,
-                consecutive_failures=brk.consecutive_failures,
-                failure_rate=brk.failure_rate,
-                slow_call_rate=brk.slow_call_rate,
-                slow_call_duration=brk.slow_call_duration,
-                window=brk.window,
-                window_type=brk.window_type,
-                minimum_calls=brk.minimum_calls,
-                open_duration=brk.open_duration,
-                open_duration_max=brk.open_duration_max,
-                half_open_probes=brk.half_open_probes,
-                store=store,
-                clock=clock,
-                metrics=metrics,
-                events=events,
-            )
-            if brk.enabled
-            else None
+        self.breaker: CircuitBreaker | None = build_breaker(
+            key, settings.breaker, store=store, clock=clock, metrics=metrics, events=events
         )
         self.breaker_statuses = frozenset(settings.breaker_statuses)
         lim = settings.limiter

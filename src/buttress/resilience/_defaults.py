@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from buttress.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
-    from buttress.config import PipelineSettings, Settings
+    from buttress.config import BreakerSettings, PipelineSettings, Settings
+    from buttress.resilience._breaker import CircuitBreaker
     from buttress.resilience._breaker_registry import BreakerRegistry
     from buttress.resilience._pipeline import Pipeline
     from buttress.resilience._redis_state import RedisState
 
 __all__ = [
+    "build_breaker",
     "build_pipeline",
     "get_breakers",
     "get_pipeline",
@@ -95,7 +97,6 @@ def reset_resilience() -> None:
 def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState | None = None) -> Pipeline:
     """A pipeline from one :class:`~buttress.config.PipelineSettings` (what :func:`get_pipeline` uses)."""
     from buttress.resilience._backoff import Backoff  # noqa: PLC0415 - keep `import buttress` light
-    from buttress.resilience._breaker import CircuitBreaker  # noqa: PLC0415
     from buttress.resilience._budget import RetryBudget  # noqa: PLC0415
     from buttress.resilience._bulkhead import Bulkhead  # noqa: PLC0415
     from buttress.resilience._limiter import RateLimiter  # noqa: PLC0415
@@ -123,23 +124,7 @@ def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState |
         budget=budget,
         name=name,
     )
-    breaker_settings = settings.breaker
-    breaker = None
-    if breaker_settings.enabled:
-        breaker = CircuitBreaker(
-            name,
-            consecutive_failures=breaker_settings.consecutive_failures,
-            failure_rate=breaker_settings.failure_rate,
-            slow_call_rate=breaker_settings.slow_call_rate,
-            slow_call_duration=breaker_settings.slow_call_duration,
-            window=breaker_settings.window,
-            window_type=breaker_settings.window_type,
-            minimum_calls=breaker_settings.minimum_calls,
-            open_duration=breaker_settings.open_duration,
-            open_duration_max=breaker_settings.open_duration_max,
-            half_open_probes=breaker_settings.half_open_probes,
-            store=state,
-        )
+    breaker = build_breaker(name, settings.breaker, store=state)
     limiter_settings = settings.limiter
     limiter = None
     if limiter_settings.rate is not None:
@@ -161,6 +146,18 @@ def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState |
         )
     timeout = Timeout(settings.timeout, name=name) if settings.timeout is not None else None
     return Pipeline(name, retry=retry, breaker=breaker, limiter=limiter, bulkhead=bulkhead, timeout=timeout)
+
+
+def build_breaker(name: str, settings: BreakerSettings, **wiring: Any) -> CircuitBreaker | None:
+    """The breaker one :class:`~buttress.config.BreakerSettings` describes, or None when it is disabled.
+
+    ``wiring`` is what settings do not hold: ``store``, ``clock``, ``metrics``, ``events``.
+    """
+    if not settings.enabled:
+        return None
+    from buttress.resilience._breaker import CircuitBreaker  # noqa: PLC0415 - keep `import buttress` light
+
+    return CircuitBreaker(name, **settings.model_dump(exclude={"enabled"}), **wiring)
 
 
 def _exception_types(name: str, paths: tuple[str, ...]) -> tuple[type[BaseException], ...]:
