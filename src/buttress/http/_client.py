@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import httpx
 
-from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.clock import Clock
 from buttress.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, ValidationError
-from buttress.http._core import DEADLINE, RETRY, STREAM, attempts_of, limits, public_url
+from buttress.http._core import DEADLINE, RETRY, STREAM, attempts_of, limits, public_url, resolve_policies
 from buttress.http._download import Download, adownload_to, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
@@ -62,14 +62,7 @@ class _Base:
         clock: Clock | None,
         raise_for_status: bool | None,
     ) -> None:
-        if policies is None:
-            if settings is None:
-                from buttress.http._defaults import get_http_policies  # noqa: PLC0415 - avoids a cycle
-
-                policies = get_http_policies()
-            else:
-                policies = HttpPolicies(settings, clock=clock or SYSTEM_CLOCK)
-        self.policies = policies
+        self.policies = policies = resolve_policies(policies, settings, clock)
         self.settings = policies.settings
         self.raise_for_status = (
             self.settings.raise_for_status if raise_for_status is None else raise_for_status

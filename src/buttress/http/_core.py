@@ -74,6 +74,19 @@ def limits(settings: HttpSettings) -> httpx.Limits:
     )
 
 
+def resolve_policies(
+    policies: HttpPolicies | None, settings: HttpSettings | None, clock: Clock | None
+) -> HttpPolicies:
+    """The policies a client or transport was given; else its own from ``settings``; else the process's."""
+    if policies is not None:
+        return policies
+    if settings is not None:
+        return HttpPolicies(settings, clock=clock or SYSTEM_CLOCK)
+    from buttress.http._defaults import get_http_policies  # noqa: PLC0415 - avoids an import cycle
+
+    return get_http_policies()
+
+
 def _reason(outcome: httpx.Response | BaseException) -> str:
     if isinstance(outcome, httpx.Response):
         return str(outcome.status_code)
@@ -86,14 +99,7 @@ class Core:
     def __init__(
         self, policies: HttpPolicies | None, settings: HttpSettings | None, clock: Clock | None
     ) -> None:
-        if policies is None:
-            if settings is None:
-                from buttress.http._defaults import get_http_policies  # noqa: PLC0415 - avoids a cycle
-
-                policies = get_http_policies()
-            else:
-                policies = HttpPolicies(settings, clock=clock or SYSTEM_CLOCK)
-        self.policies = policies
+        self.policies = policies = resolve_policies(policies, settings, clock)
         self.clock = clock = clock or policies.clock
         self.now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         self.idempotency_header = policies.idempotency_header
