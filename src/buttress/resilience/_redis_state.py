@@ -21,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
+from buttress._outage import OutageTracker
 from buttress._redaction import mask_url_password
-from buttress._tally import Tally
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 from buttress.resilience._telemetry import publish_quietly
@@ -145,20 +144,14 @@ class RedisState:
         self.policy: StorePolicy = check_policy(policy)
         self.clock = clock
         self.socket_timeout = socket_timeout
-        self._reconnect_min = reconnect_min
-        self._reconnect_max = reconnect_max
-        self._now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
+        self._outage = OutageTracker(clock=clock, reconnect_min=reconnect_min, reconnect_max=reconnect_max)
         self._server_time = isinstance(clock, SystemClock)
         self._client: redis.Redis | None = None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._retry_at = 0.0
-        self._delay = reconnect_min
-        self._last_error = ""
-        self.policy_calls = Tally()
+        self.policy_calls = self._outage.calls
         self._events = events
         if metrics is None:
             from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
@@ -244,22 +237,11 @@ class RedisState:
     @property
     def available(self) -> bool:
         """False while Redis is considered unreachable (between a failure and a successful probe)."""
-        return self._down_since is None
-
-    def _skip(self) -> bool:
-        """True when Redis is down and it is not yet time to probe it again (claims the probe if it is)."""
-        if self._down_since is None:
-            return False
-        now = self._now()
-        if now < self._retry_at:
-            self.policy_calls.add()
-            return True
-        self._retry_at = now + self._delay  # this caller probes; the others keep following the policy
-        return False
+        return self._outage.down_since is None
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """Run ``script`` with one ``EVALSHA``; :data:`UNAVAILABLE` if Redis cannot be reached."""
-        if self._down_since is not None and self._skip():
+        if self._outage.down_since is not None and self._outage.skip():
             return UNAVAILABLE
         import redis  # noqa: PLC0415 - cached after the first call
 
@@ -273,13 +255,13 @@ class RedisState:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             self._mark_down(exc)
             return UNAVAILABLE
-        if self._down_since is not None:
+        if self._outage.down_since is not None:
             self._mark_up()
         return result
 
     async def arun(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """:meth:`run` for async callers, on the running loop's async client."""
-        if self._down_since is not None and self._skip():
+        if self._outage.down_since is not None and self._outage.skip():
             return UNAVAILABLE
         import redis  # noqa: PLC0415
 
@@ -293,39 +275,25 @@ class RedisState:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             self._mark_down(exc)
             return UNAVAILABLE
-        if self._down_since is not None:
+        if self._outage.down_since is not None:
             self._mark_up()
         return result
 
     # -- outage bookkeeping -----------------------------------------------------------------------
 
     def _mark_down(self, exc: BaseException) -> None:
-        now = self._now()
-        self.policy_calls.add()
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            first = self._down_since is None
-            if first:
-                self._down_since = now
-                self._delay = self._reconnect_min
-            else:
-                self._delay = min(self._delay * 2, self._reconnect_max)
-            self._retry_at = now + self._delay
-        if first:
+        if self._outage.mark_down(exc):
             _log.warning(
                 "resilience store %s unreachable (%s); following policy %r until it returns",
                 mask_url_password(self.url),
-                self._last_error,
+                self._outage.last_error,
                 self.policy,
             )
-            self._emit("degraded", error=self._last_error)
+            self._emit("degraded", error=self._outage.last_error)
 
     def _mark_up(self) -> None:
-        with self._lock:
-            since, self._down_since = self._down_since, None
-            self._delay = self._reconnect_min
-        if since is not None:
-            outage = self._now() - since
+        outage = self._outage.mark_up()
+        if outage is not None:
             _log.warning("resilience store %s is back after %.1f s", mask_url_password(self.url), outage)
             self._emit("recovered", outage_seconds=round(outage, 3))
 
@@ -358,9 +326,9 @@ class RedisState:
         """A health result: pass while Redis answers, warn (never fail) while the policy is in force."""
         from buttress.observe.health import CheckResult  # noqa: PLC0415
 
-        if self._down_since is None:
+        if self._outage.down_since is None:
             return CheckResult("pass", f"resilience state in {mask_url_password(self.url)}")
-        outage = self._now() - self._down_since
+        outage = self._outage.outage_seconds()
         what = {
             "local": "each process keeps its own breaker and limiter state",
             "open": "every call is admitted",
@@ -369,7 +337,7 @@ class RedisState:
         return CheckResult(
             "warn",
             f"resilience store {mask_url_password(self.url)} unreachable for {outage:.0f} s "
-            f"({self._last_error}); policy {self.policy!r}: {what} until it returns",
+            f"({self._outage.last_error}); policy {self.policy!r}: {what} until it returns",
             observed_value=round(outage, 3),
             observed_unit="s",
         )
