@@ -39,6 +39,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from buttress._config_cache import CacheSettings
 from buttress._config_fields import (
     ENV_PREFIX,
     NESTED_DELIMITER,
@@ -75,6 +76,7 @@ __all__ = [
     "AppSettings",
     "BreakerSettings",
     "BulkheadSettings",
+    "CacheSettings",
     "EventsSettings",
     "HttpBulkheadSettings",
     "HttpHostPolicySettings",
@@ -378,6 +380,7 @@ class Settings(BaseSettings):
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -426,6 +429,26 @@ class Settings(BaseSettings):
                 {"variable": env_var_name(("resilience", "store")), "value": "redis"},
             )
         return resilience
+
+    @field_validator("cache")
+    @classmethod
+    def _cache_backend_needs_redis_url(cls, cache: CacheSettings, info: ValidationInfo) -> CacheSettings:
+        if (
+            cache.backend in {"redis", "tiered"}
+            and "redis_url" in info.data
+            and info.data["redis_url"] is None
+        ):
+            raise PydanticCustomError(
+                "redis_url_required",
+                "the {backend} cache backend needs a Redis server: set BUTTRESS_REDIS_URL "
+                "(for example redis://127.0.0.1:6379/0) or use BUTTRESS_CACHE__BACKEND=auto or memory",
+                {
+                    "variable": env_var_name(("cache", "backend")),
+                    "value": cache.backend,
+                    "backend": cache.backend,
+                },
+            )
+        return cache
 
     @classmethod
     def settings_customise_sources(

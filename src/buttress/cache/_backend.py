@@ -72,7 +72,10 @@ class CacheBackend(Protocol):
     ``:``; :meth:`clear` removes one namespace.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """``memory``, ``redis`` or ``tiered``."""
+        ...
 
     def get(self, key: str) -> Entry | None:
         """The entry under ``key``, or None when absent or past its TTL."""
