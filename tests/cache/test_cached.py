@@ -49,13 +49,8 @@ def test_default_key_is_typed(cache: Cache) -> None:
         seen.append(value)
         return type(value).__name__
 
-    assert [echo(1), echo(1.0), echo(True), echo("1"), echo(None)] == [
-        "int",
-        "float",
-        "bool",
-        "str",
-        "NoneType",
-    ]
+    results = [echo(value) for value in (1, 1.0, True, "1", None)]
+    assert results == ["int", "float", "bool", "str", "NoneType"]
     assert len(seen) == 5
     keys = {echo.cache_key(value) for value in (1, 1.0, True, "1", None, (1,), b"1")}
     assert len(keys) == 7
@@ -85,7 +80,8 @@ def test_canonical_encoding_of_rich_arguments() -> None:
     day = dt.date(2026, 1, 2)
     ident = uuid.UUID(int=5)
     text = encode_arguments((Color.RED, Point(1, 2), day, ident, {3, 1}, frozenset({"b"})), {})
-    assert "Color.RED" in text and "Point{" in text and "date(2026-01-02)" in text and str(ident) in text
+    for part in ("Color.RED", "Point{", "date(2026-01-02)", str(ident)):
+        assert part in text
     assert encode_arguments(({"b": 1, "a": 2},), {}) == encode_arguments(({"a": 2, "b": 1},), {})
 
 
