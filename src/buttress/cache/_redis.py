@@ -1,0 +1,896 @@
+"""The Redis backend: one shared cache for every process, and an in-process memory cache when Redis is gone.
+
+Keys are ``f"{prefix}:{key}"`` (``key`` is already ``"<namespace>:<key>"``). A value is one Redis string,
+read with one ``GET`` and decoded with two ``bytes.partition`` calls and the serializer::
+
+    [#]<fresh_until>\\t<tag>,<tag>\\n<payload>
+
+``fresh_until`` is ``repr`` of the epoch seconds (empty: never stale); tags are comma-separated with
+``%``, ``,``, tab and newline percent-escaped; the payload is the serializer's bytes. A leading ``#`` marks
+an integer payload written in decimal whatever the serializer, so :meth:`RedisBackend.incr` can add to it
+in Lua. An integer with no freshness and no tags (every counter made by ``incr``) is stored bare, as Redis
+writes it, so ``INCRBY`` works on it and ``get`` returns ``Entry(int)``. A value that does not decode (a
+pickle whose signature fails, bytes someone else wrote) is a miss: it is deleted, logged and counted in
+:attr:`RedisBackend.rejected`.
+
+Tags live in sets ``f"{prefix}:~tag:{tag}"`` whose TTL is at least their members'; compute locks are
+``f"{prefix}:~lock:{key}"`` (``SET NX PX``, released by compare-and-delete). The ``~`` keeps them out of
+any namespace a :class:`~buttress.cache.Cache` can clear, so do not name a namespace ``~tag`` or ``~lock``.
+A tag set may keep members that were deleted or re-set without the tag: invalidation re-reads each
+member's own tags before removing it. Scripts read keys they are not passed (tag members), so this backend
+needs a single Redis server or a replicated pair, not Redis Cluster.
+
+When Redis cannot be reached (connection refused or reset, a timeout after ``socket_timeout``) nothing
+raises: the call is served by ``fallback`` (a :class:`MemoryBackend`) and counted in
+:attr:`RedisBackend.degraded_calls`; ``acquire_lock`` says yes, so callers compute locally. From then on
+one call per backoff interval (``reconnect_min`` doubling to ``reconnect_max``) probes Redis; the others
+never touch the network. When Redis answers again the fallback is emptied (another process may have
+changed what it holds) and the keys, tags and namespaces written locally during the outage are deleted
+from Redis in the background, since Redis's copies are older than what this process wrote. Metrics:
+``buttress_cache_backend_degraded{backend}``, ``buttress_cache_degraded_calls_total{backend}``,
+``buttress_cache_rejected_total{backend}``; events ``cache.backend.degraded`` and
+``cache.backend.recovered``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import weakref
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+from urllib.parse import unquote
+
+from buttress._outage import OutageTracker
+from buttress._redaction import mask_url_password
+from buttress._tally import Tally
+from buttress.cache._backend import NEVER, BackendInfo, Entry, namespace_of
+from buttress.cache._memory import MemoryBackend
+from buttress.cache._serializers import JsonSerializer, Serializer
+from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.errors import ValidationError
+from buttress.resilience._redis_state import Script
+from buttress.resilience._telemetry import publish_quietly
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+    from buttress.events import EventBus
+    from buttress.observe.health import CheckResult
+    from buttress.observe.metrics import MetricsRegistry
+
+__all__ = ["DEGRADED_CALLS_METRIC", "DEGRADED_METRIC", "REJECTED_METRIC", "RedisBackend"]
+
+logger = logging.getLogger("buttress.cache")
+
+DEGRADED_METRIC: Final = "buttress_cache_backend_degraded"
+DEGRADED_CALLS_METRIC: Final = "buttress_cache_degraded_calls_total"
+REJECTED_METRIC: Final = "buttress_cache_rejected_total"
+
+_T = TypeVar("_T")
+Plan = Generator[tuple[Any, ...], Any, _T]
+"""An operation as the Redis commands it needs: it yields ``(command, *args)`` and is sent each reply
+(:data:`_DOWN` when Redis is unreachable), so one plan serves the sync and the async methods."""
+
+_INT64: Final = 2**63
+_SCAN_COUNT: Final = 1000
+_UNLINK_BATCH: Final = 1000
+_MISSED_MAX: Final = 10_000
+_POOL_WAIT: Final = 1.0  # seconds a call waits for a pooled connection before it counts as an outage
+_GLOB = re.compile(r"([*?\[\]\\])")
+_TAG_SPECIALS = re.compile(r"[%,\t\n]")
+
+
+class _Down:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DOWN"
+
+
+_DOWN: Final = _Down()
+"""A command's reply when Redis could not be reached: the plan serves the call locally."""
+
+# -- Lua -------------------------------------------------------------------------------------------
+
+_LUA_TAGS: Final = """
+local function extend(tagkey, member, ttl)
+  local before = redis.call('PTTL', tagkey)
+  redis.call('SADD', tagkey, member)
+  if not ttl then
+    if before >= 0 then redis.call('PERSIST', tagkey) end
+  elseif before == -2 or (before >= 0 and before < ttl) then
+    redis.call('PEXPIRE', tagkey, ttl)
+  end
+end
+local function tags_of(value)
+  local nl = string.find(value, '\\n', 1, true)
+  if not nl then return nil end
+  local tab = string.find(value, '\\t', 1, true)
+  if not tab or tab > nl then return nil end
+  return string.sub(value, tab + 1, nl - 1)
+end
+"""
+
+_SET_TAGGED = Script(
+    _LUA_TAGS
+    + """
+local ttl = tonumber(ARGV[2])
+if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) else redis.call('SET', KEYS[1], ARGV[1]) end
+for i = 2, #KEYS do extend(KEYS[i], KEYS[1], ttl) end
+return 1
+"""
+)
+"""SET a value and add it to its tag sets, each kept at least as long as the value (KEYS: value, tag sets;
+ARGV: bytes, TTL in ms or '')."""
+
+_EXPIRE = Script(
+    _LUA_TAGS
+    + """
+local ttl = tonumber(ARGV[1])
+local value = redis.pcall('GET', KEYS[1])
+if not value then return 0 end
+if ttl then
+  if redis.call('PEXPIRE', KEYS[1], ttl) == 0 then return 0 end
+  if ttl <= 0 then return 1 end
+else
+  redis.call('PERSIST', KEYS[1])
+end
+local field = type(value) == 'string' and tags_of(value)
+if field and field ~= '' then
+  for tag in string.gmatch(field, '[^,]+') do
+    tag = string.gsub(tag, '%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end)
+    extend(ARGV[2] .. tag, KEYS[1], ttl)
+  end
+end
+return 1
+"""
+)
+"""Give a value a new TTL (ARGV: ms or '' for none, the tag-set key prefix) and keep its tag sets at least
+as long; 0 when the key does not exist."""
+
+_INCR = Script(
+    """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(n) == 'number' then
+  if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return n
+end
+local value = redis.call('GET', KEYS[1])
+local head, digits = string.match(value, '^(#[^\\n]*\\n)(%-?%d+)$')
+if not head then return redis.error_reply('NOTINT') end
+local limit = 9007199254740992
+local total = tonumber(digits) + tonumber(ARGV[1])
+if #digits > 15 or math.abs(tonumber(ARGV[1])) >= limit or math.abs(total) >= limit then
+  return redis.error_reply('RANGE')
+end
+redis.call('SET', KEYS[1], head .. string.format('%d', total), 'KEEPTTL')
+return total
+"""
+)
+"""INCRBY, with the TTL applied only when it creates the key; on an envelope holding an integer, add to it
+and keep its freshness, tags and TTL (exact below 2**53)."""
+
+_RELEASE = Script(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+)
+"""Delete the lock only if this token still holds it."""
+
+_INVALIDATE = Script(
+    _LUA_TAGS
+    + """
+local removed = 0
+for i, tagkey in ipairs(KEYS) do
+  local needle = ',' .. ARGV[i] .. ','
+  for _, member in ipairs(redis.call('SMEMBERS', tagkey)) do
+    local value = redis.pcall('GET', member)
+    local field = type(value) == 'string' and tags_of(value)
+    if field and string.find(',' .. field .. ',', needle, 1, true) then
+      removed = removed + redis.call('UNLINK', member)
+    end
+  end
+  redis.call('UNLINK', tagkey)
+end
+return removed
+"""
+)
+"""Remove every value still carrying one of the tags (KEYS: tag sets; ARGV: escaped tags), then the sets."""
+
+_SCRIPTS: Final = (_SET_TAGGED, _EXPIRE, _INCR, _RELEASE, _INVALIDATE)
+
+
+# -- commands (a sync client returns the reply, an async one an awaitable of it) ---------------------
+
+
+def _execute(client: Any, *args: Any) -> Any:
+    return client.execute_command(*args)
+
+
+def _pipeline(client: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
+    """Several commands in one round trip (not a transaction: each applies on its own)."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return pipe.execute()
+
+
+def _escape_tag(tag: str) -> str:
+    if _TAG_SPECIALS.search(tag) is None:
+        return tag
+    return tag.replace("%", "%25").replace(",", "%2C").replace("\t", "%09").replace("\n", "%0A")
+
+
+def _decode_tags(field: bytes) -> tuple[str, ...]:
+    text = field.decode()
+    if "%" in text:
+        return tuple(unquote(tag) for tag in text.split(","))
+    return tuple(text.split(","))
+
+
+def _ms(ttl: float) -> int:
+    """A TTL in whole milliseconds; a positive TTL is at least 1 ms (0 would mean 'expired')."""
+    return max(round(ttl * 1000), 1) if ttl > 0 else 0
+
+
+class _Missed:
+    """Keys, tags and namespaces changed locally during an outage: Redis's copies of them are older.
+
+    Bounded: past ``_MISSED_MAX`` keys, a key's whole namespace is remembered instead.
+    """
+
+    __slots__ = ("_lock", "keys", "namespaces", "tags")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.keys: set[str] = set()
+        self.tags: set[str] = set()
+        self.namespaces: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.tags or self.namespaces)
+
+    def add(self, keys: Sequence[str] = (), tags: Sequence[str] = (), namespace: str | None = None) -> None:
+        with self._lock:
+            if len(self.keys) + len(keys) <= _MISSED_MAX:
+                self.keys.update(keys)
+            else:
+                self.namespaces.update(namespace_of(key) for key in keys)
+            self.tags.update(tags)
+            if namespace is not None:
+                self.namespaces.add(namespace)
+
+    def take(self) -> tuple[list[str], list[str], list[str]]:
+        with self._lock:
+            taken = sorted(self.keys), sorted(self.tags), sorted(self.namespaces)
+            self.keys, self.tags, self.namespaces = set(), set(), set()
+        return taken
+
+
+class RedisBackend:
+    """A cache backend on Redis (redis-py, pooled), serving from memory while Redis is unreachable.
+
+    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL; ``prefix`` starts every key so several
+    services share one Redis. ``serializer`` turns values into bytes (JSON by default; msgpack, or pickle
+    signed with a key). ``socket_timeout`` bounds how long a call waits on a Redis that hangs before it is
+    served from ``fallback`` instead. Sync callers share one connection pool of ``max_connections``;
+    each event loop gets its own ``redis.asyncio`` client.
+    """
+
+    name: ClassVar[str] = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "buttress:cache",
+        serializer: Serializer | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        socket_timeout: float = 0.25,
+        max_connections: int = 50,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        fallback: MemoryBackend | None = None,
+        metrics: MetricsRegistry | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        _validate(
+            url=url,
+            prefix=prefix,
+            serializer=serializer,
+            socket_timeout=socket_timeout,
+            max_connections=max_connections,
+            fallback=fallback,
+        )
+        import redis  # noqa: PLC0415 - only users of this backend pay for redis-py
+
+        self.url = url
+        self.prefix = prefix
+        self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
+        self.clock = clock
+        self.socket_timeout = float(socket_timeout)
+        self.max_connections = max_connections
+        self.fallback = fallback if fallback is not None else MemoryBackend(max_entries=10_000, clock=clock)
+        self._label = mask_url_password(url)
+        self._prefix = f"{prefix}:"
+        self._tag_prefix = f"{prefix}:~tag:"
+        self._lock_prefix = f"{prefix}:~lock:"
+        self._loads = self.serializer.loads
+        self._dumps = self.serializer.dumps
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            OSError,
+        )
+        self._noscript = redis.exceptions.NoScriptError
+        self._response_error = redis.exceptions.ResponseError
+        self._client: redis.Redis = self._sync_client(redis)
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._outage = OutageTracker(clock=clock, reconnect_min=reconnect_min, reconnect_max=reconnect_max)
+        self.degraded_calls: Tally = self._outage.calls
+        """Calls served by ``fallback`` because Redis was unreachable."""
+        self.rejected = Tally()
+        """Values read from Redis that did not decode (tampered, foreign), treated as misses and deleted."""
+        self._missed = _Missed()
+        self._replayer: threading.Thread | None = None
+        self._events = events
+        if metrics is None:
+            from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
+
+            metrics = get_metrics()
+        self._metrics: MetricsRegistry = metrics
+        self._export_lock = threading.Lock()
+        self._exported = {DEGRADED_CALLS_METRIC: 0, REJECTED_METRIC: 0}
+        metrics.add_collect_hook(self._export)
+
+    def __repr__(self) -> str:
+        state = "available" if self.available else "degraded"
+        return f"RedisBackend({self._label!r}, prefix={self.prefix!r}, {self.serializer.name}, {state})"
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is considered unreachable (from a failure until a call succeeds again)."""
+        return self._outage.down_since is None
+
+    def redis_key(self, key: str) -> str:
+        """The Redis key that holds ``key`` (for tools and benchmarks that read Redis directly)."""
+        return self._prefix + key
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def _pool_options(self, retry: object) -> dict[str, Any]:
+        """Connection pool settings, the same for the sync pool and each event loop's async pool."""
+        return {
+            "max_connections": self.max_connections,
+            "timeout": _POOL_WAIT,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_timeout,
+            "retry": retry,  # no retries: the outage tracker decides when to try again, not redis-py
+        }
+
+    def _sync_client(self, module: Any) -> redis.Redis:
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
+
+        pool = module.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry(NoBackoff(), 0)))
+        client: redis.Redis = module.Redis.from_pool(pool)
+        return client
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            import redis.asyncio  # noqa: PLC0415
+            from redis.asyncio.retry import Retry  # noqa: PLC0415
+            from redis.backoff import NoBackoff  # noqa: PLC0415
+
+            options = self._pool_options(Retry(NoBackoff(), 0))
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **options)
+            client = self._async_clients[loop] = redis.asyncio.Redis.from_pool(pool)
+        return client
+
+    def close(self) -> None:
+        """Close the sync connection pool and stop exporting metrics (async clients: :meth:`aclose`)."""
+        self._client.close()
+        self._metrics.remove_collect_hook(self._export)
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client, then everything :meth:`close` closes."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    # -- running commands ---------------------------------------------------------------------------
+
+    def _run(self, command: Any, *args: Any) -> Any:
+        """``command(client, *args)``; :data:`_DOWN` (and the outage bookkeeping) if Redis is unreachable."""
+        outage = self._outage
+        if outage.down_since is not None and outage.skip():
+            return _DOWN
+        client = self._client
+        try:
+            try:
+                reply = command(client, *args)
+            except self._noscript:  # Redis restarted (or SCRIPT FLUSH) since the scripts were loaded
+                for script in _SCRIPTS:
+                    client.script_load(script.source)
+                reply = command(client, *args)
+        except self._errors as exc:
+            self._went_down(exc)
+            return _DOWN
+        if outage.down_since is not None:
+            self._came_back()
+        return reply
+
+    async def _arun(self, command: Any, *args: Any) -> Any:
+        """:meth:`_run` on the running loop's async client."""
+        outage = self._outage
+        if outage.down_since is not None and outage.skip():
+            return _DOWN
+        client = self._async_client()
+        try:
+            try:
+                reply = await command(client, *args)
+            except self._noscript:
+                for script in _SCRIPTS:
+                    await client.script_load(script.source)
+                reply = await command(client, *args)
+        except self._errors as exc:
+            self._went_down(exc)
+            return _DOWN
+        if outage.down_since is not None:
+            self._came_back()
+        return reply
+
+    def _drive(self, plan: Plan[_T]) -> _T:
+        """Run ``plan`` on the sync client; a Redis error reply is raised inside the plan, to handle there."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    reply = self._run(*step)
+                except self._response_error as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(reply)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    async def _adrive(self, plan: Plan[_T]) -> _T:
+        """:meth:`_drive` on the running loop's async client."""
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    reply = await self._arun(*step)
+                except self._response_error as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(reply)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    # -- encoding -------------------------------------------------------------------------------------
+
+    def _encode(self, entry: Entry) -> bytes:
+        value = entry.value
+        fresh = "" if entry.fresh_until == NEVER else repr(float(entry.fresh_until))
+        tags = ",".join(_escape_tag(tag) for tag in entry.tags) if entry.tags else ""
+        if type(value) is int and -_INT64 <= value < _INT64:
+            if not fresh and not tags:
+                return str(value).encode()  # a bare integer: what INCRBY reads and writes
+            return f"#{fresh}\t{tags}\n{value}".encode()
+        return f"{fresh}\t{tags}\n".encode() + self._dumps(value)
+
+    def _decode(self, key: str, data: bytes) -> Entry | None:
+        """The entry ``data`` encodes, or None (logged, counted) when it does not decode."""
+        try:
+            head, newline, payload = data.partition(b"\n")
+            if not newline:
+                return Entry(int(head))
+            fresh, _, tags = head.partition(b"\t")
+            if fresh.startswith(b"#"):
+                value = int(payload)
+                fresh = fresh[1:]
+            else:
+                value = self._loads(payload)
+            return Entry(value, float(fresh) if fresh else NEVER, _decode_tags(tags) if tags else ())
+        except Exception as exc:  # noqa: BLE001 - any undecodable value is a miss, never the caller's error
+            self.rejected.add()
+            logger.warning(
+                "redis cache %s: the value of %r did not decode (%s: %s); deleted it, a miss",
+                self._label,
+                key,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    def _set_args(self, key: str, entry: Entry, ttl: float | None) -> tuple[Any, ...]:
+        """The command that stores ``entry`` under ``key`` (with its tags) for ``ttl`` seconds."""
+        rkey = self._prefix + key
+        if ttl is not None and ttl <= 0:
+            return ("UNLINK", rkey)  # already past its TTL, as the memory backend would have it
+        data = self._encode(entry)
+        if entry.tags:
+            tag_keys = [self._tag_prefix + tag for tag in entry.tags]
+            ms = "" if ttl is None else _ms(ttl)
+            return ("EVALSHA", _SET_TAGGED.sha, 1 + len(tag_keys), rkey, *tag_keys, data, ms)
+        if ttl is None:
+            return ("SET", rkey, data)
+        return ("SET", rkey, data, "PX", _ms(ttl))
+
+    # -- plans: every operation, for the sync and the async methods ------------------------------------
+
+    def _get_many_plan(self, keys: Sequence[str]) -> Plan[list[Entry | None]]:
+        if not keys:
+            return []
+        rkeys = [self._prefix + key for key in keys]
+        replies = yield (_execute, "MGET", *rkeys)
+        if replies is _DOWN:
+            return self.fallback.get_many(keys)
+        entries: list[Entry | None] = []
+        rejected: list[str] = []
+        for key, rkey, data in zip(keys, rkeys, replies, strict=True):
+            entry = None if data is None else self._decode(key, data)
+            if entry is None and data is not None:
+                rejected.append(rkey)
+            entries.append(entry)
+        if rejected:
+            yield (_execute, "UNLINK", *rejected)
+        return entries
+
+    def _set_plan(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> Plan[None]:
+        if not items:
+            return
+        if len(items) == 1:
+            reply = yield (_execute, *self._set_args(items[0][0], items[0][1], ttl))
+        else:
+            reply = yield (_pipeline, [self._set_args(key, entry, ttl) for key, entry in items])
+        if reply is _DOWN:
+            self.fallback.set_many(items, ttl)
+            self._missed.add(keys=[key for key, _ in items])
+
+    def _delete_plan(self, keys: Sequence[str]) -> Plan[int]:
+        if not keys:
+            return 0
+        removed = yield (_execute, "UNLINK", *(self._prefix + key for key in keys))
+        if removed is _DOWN:
+            self._missed.add(keys=keys)
+            return self.fallback.delete(keys)
+        return int(removed)
+
+    def _exists_plan(self, key: str) -> Plan[bool]:
+        count = yield (_execute, "EXISTS", self._prefix + key)
+        if count is _DOWN:
+            return self.fallback.exists(key)
+        return bool(count)
+
+    def _incr_plan(self, key: str, delta: int, ttl: float | None) -> Plan[int]:
+        if not isinstance(delta, int) or isinstance(delta, bool) or not -_INT64 <= delta < _INT64:
+            raise ValidationError(
+                f"incr delta must be a 64-bit integer, got {delta!r}; e.g. 1", field="delta"
+            )
+        ms = "" if ttl is None else _ms(ttl)
+        try:
+            value = yield (_execute, "EVALSHA", _INCR.sha, 1, self._prefix + key, delta, ms)
+        except self._response_error as exc:
+            reason = "it would leave 64-bit range" if "RANGE" in str(exc) else "it does not hold an integer"
+            raise ValidationError(
+                f"cannot increment key {key!r}: {reason}; delete it first or use another key", field="key"
+            ) from exc
+        if value is _DOWN:
+            self._missed.add(keys=(key,))
+            return self.fallback.incr(key, delta, ttl)
+        return int(value)
+
+    def _expire_plan(self, key: str, ttl: float | None) -> Plan[bool]:
+        ms = "" if ttl is None else _ms(ttl)
+        reply = yield (_execute, "EVALSHA", _EXPIRE.sha, 1, self._prefix + key, ms, self._tag_prefix)
+        if reply is _DOWN:
+            self._missed.add(keys=(key,))
+            return self.fallback.expire(key, ttl)
+        return bool(reply)
+
+    def _clear_plan(self, namespace: str) -> Plan[int]:
+        pattern = _GLOB.sub(r"\\\1", f"{self._prefix}{namespace}:") + "*"
+        removed, cursor = 0, 0
+        while True:
+            reply = yield (_execute, "SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
+            if reply is _DOWN:
+                break
+            cursor, found = reply
+            if found:
+                unlinked = yield (_execute, "UNLINK", *found)
+                if unlinked is _DOWN:
+                    break
+                removed += unlinked
+            if cursor == 0:
+                return removed
+        self._missed.add(namespace=namespace)
+        return removed + self.fallback.clear(namespace)
+
+    def _invalidate_plan(self, tags: Sequence[str]) -> Plan[int]:
+        if not tags:
+            return 0
+        tag_keys = [self._tag_prefix + tag for tag in tags]
+        escaped = [_escape_tag(tag) for tag in tags]
+        removed = yield (_execute, "EVALSHA", _INVALIDATE.sha, len(tag_keys), *tag_keys, *escaped)
+        if removed is _DOWN:
+            self._missed.add(tags=tags)
+            return self.fallback.invalidate_tags(tags)
+        return int(removed)
+
+    def _acquire_plan(self, key: str, token: str, lease: float) -> Plan[bool]:
+        taken = yield (_execute, "SET", self._lock_prefix + key, token, "NX", "PX", max(_ms(lease), 1))
+        return True if taken is _DOWN else bool(taken)  # unreachable: compute locally rather than wait
+
+    def _release_plan(self, key: str, token: str) -> Plan[None]:
+        yield (_execute, "EVALSHA", _RELEASE.sha, 1, self._lock_prefix + key, token)
+
+    # -- the sync API -----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        # Written out rather than planned: this is the hot path (one GET and a decode).
+        rkey = self._prefix + key
+        data = self._run(_execute, "GET", rkey)
+        if data is None:
+            return None
+        if data is _DOWN:
+            return self.fallback.get(key)
+        entry = self._decode(key, data)
+        if entry is None:
+            self._run(_execute, "UNLINK", rkey)
+        return entry
+
+    def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        return self._drive(self._get_many_plan(keys))
+
+    def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        self._drive(self._set_plan(((key, entry),), ttl))
+
+    def set_many(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> None:
+        self._drive(self._set_plan(items, ttl))
+
+    def delete(self, keys: Sequence[str]) -> int:
+        return self._drive(self._delete_plan(keys))
+
+    def exists(self, key: str) -> bool:
+        return self._drive(self._exists_plan(key))
+
+    def incr(self, key: str, delta: int, ttl: float | None) -> int:
+        return self._drive(self._incr_plan(key, delta, ttl))
+
+    def expire(self, key: str, ttl: float | None) -> bool:
+        return self._drive(self._expire_plan(key, ttl))
+
+    def clear(self, namespace: str) -> int:
+        return self._drive(self._clear_plan(namespace))
+
+    def invalidate_tags(self, tags: Sequence[str]) -> int:
+        return self._drive(self._invalidate_plan(tags))
+
+    def acquire_lock(self, key: str, token: str, lease: float) -> bool:
+        return self._drive(self._acquire_plan(key, token, lease))
+
+    def release_lock(self, key: str, token: str) -> None:
+        self._drive(self._release_plan(key, token))
+
+    # -- the async API ----------------------------------------------------------------------------------
+
+    async def aget(self, key: str) -> Entry | None:
+        rkey = self._prefix + key
+        data = await self._arun(_execute, "GET", rkey)
+        if data is None:
+            return None
+        if data is _DOWN:
+            return self.fallback.get(key)
+        entry = self._decode(key, data)
+        if entry is None:
+            await self._arun(_execute, "UNLINK", rkey)
+        return entry
+
+    async def aget_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        return await self._adrive(self._get_many_plan(keys))
+
+    async def aset(self, key: str, entry: Entry, ttl: float | None) -> None:
+        await self._adrive(self._set_plan(((key, entry),), ttl))
+
+    async def aset_many(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> None:
+        await self._adrive(self._set_plan(items, ttl))
+
+    async def adelete(self, keys: Sequence[str]) -> int:
+        return await self._adrive(self._delete_plan(keys))
+
+    async def aexists(self, key: str) -> bool:
+        return await self._adrive(self._exists_plan(key))
+
+    async def aincr(self, key: str, delta: int, ttl: float | None) -> int:
+        return await self._adrive(self._incr_plan(key, delta, ttl))
+
+    async def aexpire(self, key: str, ttl: float | None) -> bool:
+        return await self._adrive(self._expire_plan(key, ttl))
+
+    async def aclear(self, namespace: str) -> int:
+        return await self._adrive(self._clear_plan(namespace))
+
+    async def ainvalidate_tags(self, tags: Sequence[str]) -> int:
+        return await self._adrive(self._invalidate_plan(tags))
+
+    async def aacquire_lock(self, key: str, token: str, lease: float) -> bool:
+        return await self._adrive(self._acquire_plan(key, token, lease))
+
+    async def arelease_lock(self, key: str, token: str) -> None:
+        await self._adrive(self._release_plan(key, token))
+
+    # -- outages ----------------------------------------------------------------------------------------
+
+    def _went_down(self, exc: BaseException) -> None:
+        if not self._outage.mark_down(exc):
+            return
+        dropped = self.fallback.clear_all()  # leftovers of an earlier outage are older than Redis's values
+        logger.warning(
+            "redis cache %s unreachable (%s); serving from the in-process memory cache until it returns",
+            self._label,
+            self._outage.last_error,
+        )
+        self._emit("degraded", error=self._outage.last_error, dropped_local=dropped)
+
+    def _came_back(self) -> None:
+        outage = self._outage.mark_up()
+        if outage is None:
+            return  # another call noticed first
+        dropped = self.fallback.clear_all()  # what was computed here may be stale to other processes
+        logger.warning(
+            "redis cache %s is back after %.1f s; dropped %d entries cached locally during the outage",
+            self._label,
+            outage,
+            dropped,
+        )
+        self._emit("recovered", outage_seconds=round(outage, 3), dropped_local=dropped)
+        if self._missed:
+            self._replayer = threading.Thread(
+                target=self._replay, name="buttress-cache-redis-replay", daemon=True
+            )
+            self._replayer.start()
+
+    def _replay(self) -> None:
+        """Delete from Redis what this process changed locally during the outage (its copies are older)."""
+        keys, tags, namespaces = self._missed.take()
+        plans: list[Plan[int]] = [
+            self._delete_plan(keys[start : start + _UNLINK_BATCH])
+            for start in range(0, len(keys), _UNLINK_BATCH)
+        ]
+        plans.append(self._invalidate_plan(tags))
+        plans.extend(self._clear_plan(namespace) for namespace in namespaces)
+        for plan in plans:  # a new outage records what is left (the plans add it back), for next time
+            self._drive(plan)
+        logger.info(
+            "redis cache %s: dropped %d keys, %d tags and %d namespaces changed locally during the outage",
+            self._label,
+            len(keys),
+            len(tags),
+            len(namespaces),
+        )
+
+    def _emit(self, what: str, **payload: Any) -> None:
+        publish_quietly(self._events, f"cache.backend.{what}", {"backend": self._label, **payload})
+
+    # -- reporting ----------------------------------------------------------------------------------------
+
+    def _export(self, registry: MetricsRegistry) -> None:
+        degraded = registry.gauge(
+            DEGRADED_METRIC,
+            "1 while a Redis cache backend is unreachable and calls are served from memory.",
+            labels=("backend",),
+        )
+        degraded.labels(backend=self._label).set(0 if self.available else 1)
+        counted = (
+            (
+                DEGRADED_CALLS_METRIC,
+                "Cache calls served from memory while Redis was unreachable.",
+                self.degraded_calls,
+            ),
+            (
+                REJECTED_METRIC,
+                "Cached values that did not decode (tampered, foreign) and were deleted.",
+                self.rejected,
+            ),
+        )
+        with self._export_lock:  # two concurrent scrapes must not export one delta twice
+            for metric, description, tally in counted:
+                value = tally.value
+                if value > self._exported[metric]:
+                    counter = registry.counter(metric, description, labels=("backend",))
+                    counter.labels(backend=self._label).inc(value - self._exported[metric])
+                    self._exported[metric] = value
+
+    def info(self) -> BackendInfo:
+        local = self.fallback.info()
+        if self.available:
+            detail = self._label
+        else:
+            detail = (
+                f"{self._label} unreachable for {self._outage.outage_seconds():.0f} s "
+                f"({self._outage.last_error}); serving from memory"
+            )
+        return BackendInfo(
+            name=self.name,
+            available=self.available,
+            detail=detail,
+            entries=local.entries,
+            evictions=local.evictions,
+            expired_unread=local.expired_unread,
+            sizes=local.sizes,
+        )
+
+    def check(self) -> CheckResult:
+        """Pass while Redis answers; warn (never fail) while calls are served from memory."""
+        from buttress.observe.health import CheckResult  # noqa: PLC0415 - keep imports light
+
+        if self.available:
+            return CheckResult("pass", f"redis cache at {self._label}")
+        outage = self._outage.outage_seconds()
+        return CheckResult(
+            "warn",
+            f"redis cache {self._label} unreachable for {outage:.0f} s ({self._outage.last_error}); serving "
+            f"from the in-process memory cache ({len(self.fallback)} entries, not shared with other "
+            "processes) and reconnecting by itself",
+            observed_value=round(outage, 3),
+            observed_unit="s",
+        )
+
+
+def _validate(
+    *,
+    url: object,
+    prefix: object,
+    serializer: object,
+    socket_timeout: object,
+    max_connections: object,
+    fallback: object,
+) -> None:
+    """ValidationErrors for the constructor's arguments (the URL shown with its password masked)."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValidationError(
+            f"url must be a redis://, rediss:// or unix:// URL, got {mask_url_password(str(url))!r}; "
+            "e.g. redis://127.0.0.1:6379/0",
+            field="url",
+        )
+    if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+        raise ValidationError(
+            f"prefix must be a non-empty string without whitespace, got {prefix!r}; e.g. 'myservice:cache'",
+            field="prefix",
+        )
+    if serializer is not None and not isinstance(serializer, Serializer):
+        raise ValidationError(
+            f"serializer must be a Serializer (JsonSerializer(), MsgpackSerializer(), "
+            f"SignedPickleSerializer(key)), got {type(serializer).__name__}",
+            field="serializer",
+        )
+    if isinstance(socket_timeout, bool) or not isinstance(socket_timeout, int | float) or socket_timeout <= 0:
+        raise ValidationError(
+            f"socket_timeout must be a number of seconds > 0, got {socket_timeout!r}; e.g. 0.25",
+            field="socket_timeout",
+        )
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+        raise ValidationError(
+            f"max_connections must be an integer >= 1, got {max_connections!r}; e.g. 50",
+            field="max_connections",
+        )
+    if fallback is not None and not isinstance(fallback, MemoryBackend):
+        raise ValidationError(
+            f"fallback must be a MemoryBackend or None (a new one), got {type(fallback).__name__}",
+            field="fallback",
+        )
