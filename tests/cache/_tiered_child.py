@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+import traceback
+from dataclasses import dataclass
 from typing import Any, cast
 
 from buttress.events import Event, EventBus, RedisTransport, create_event_bus
@@ -47,3 +50,44 @@ class Arrivals:
         assert arrived, f"only {len(self.events)} of {count} invalidations arrived within {timeout}s"
         assert self.bus.flush(timeout)
         return [dict(event.payload) for event in self.events[:count]]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What both processes share: the Redis URL, the cache key prefix and the bus channel prefix."""
+
+    url: str
+    key_prefix: str
+    channel_prefix: str
+
+
+def second_process(shared: Shared, keys: list[str], inbox: Any, outbox: Any) -> None:
+    """Process 2: fill L1 with ``keys``, then report, after each invalidation process 1 announces, what
+    its L1 still holds.
+
+    Messages in: ``("expect", key)`` before each invalidation (the key it must drop). Messages out:
+    ``("ready", held)`` once L1 holds the keys; per invalidation ``(outcome, key, when, held)`` with
+    ``outcome`` "gone" or "still-served" and ``when`` from ``time.monotonic()`` (one clock for every
+    process on a machine); ``("error", traceback)`` on any failure.
+    """
+    from buttress.cache._redis import RedisBackend  # lazy: tests that import this module run without it
+    from buttress.cache._tiered import TieredBackend
+
+    bus = redis_bus(shared.url, shared.channel_prefix)
+    tiered = TieredBackend(RedisBackend(shared.url, prefix=shared.key_prefix), l1_ttl=60.0, bus=bus)
+    try:
+        arrivals = Arrivals(bus)
+        for key in keys:
+            assert tiered.get(key) is not None, f"process 1 did not write {key}"
+        outbox.put(("ready", [key for key in keys if tiered.l1.peek(key) is not None]))
+        for count in (1, 2):
+            _, key = inbox.get(timeout=WAIT * 4)
+            arrivals.wait(count)
+            gone = tiered.get(key) is None and tiered.l1.peek(key) is None
+            held = [k for k in keys if tiered.l1.peek(k) is not None]
+            outbox.put(("gone" if gone else "still-served", key, time.monotonic(), held))
+    except BaseException:
+        outbox.put(("error", traceback.format_exc()))
+    finally:
+        tiered.close()
+        bus.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 from buttress.events import EventBus
 from buttress.observe.health import CheckResult
+from tests._redis_server import RedisServer
 from tests.cache._tiered_child import Arrivals, redis_bus
 
 
@@ -447,6 +449,44 @@ def test_a_backend_built_during_an_outage_starts_degraded(l2: Switchable, clock:
     assert value(tiered.get("ns:k")) == "v"
     assert tiered.delete(["ns:k"]) == 1  # L2's fallback had nothing; L1's copy counts
     tiered.close()
+
+
+@pytest.mark.redis
+async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Path, clock: FakeClock) -> None:
+    try:
+        from buttress.cache._redis import RedisBackend
+    except ImportError as exc:
+        pytest.skip(f"RedisBackend is not available yet (src/buttress/cache/_redis.py: {exc})")
+    with RedisServer(tmp_path) as server:
+        l2 = RedisBackend(server.url, prefix="t", clock=clock, reconnect_min=1.0, reconnect_max=1.0)
+        tiered = TieredBackend(l2, l1_ttl=5.0, clock=clock)
+        tiered.set("ns:forever", Entry("F"), None)
+        tiered.set("ns:eight", Entry("E"), 8)
+        l2.set("ns:read", Entry("R"), 600)
+        assert value(tiered.get("ns:read")) == "R"
+        server.stop()
+
+        tiered.set("ns:during", Entry("D"), 60)  # Redis refuses: the outage starts here
+        assert not l2.info().available
+        assert tiered.degraded
+        clock.advance(6.0)  # past l1_ttl; RedisBackend's own fallback holds none of the first three
+        got = [await tiered.aget(k) for k in ("ns:forever", "ns:eight", "ns:read", "ns:during")]
+        assert [e.value if e else None for e in got] == ["F", "E", "R", "D"]
+        clock.advance(2.0)
+        assert tiered.get("ns:eight") is None  # its own 8 s TTL still applies
+        assert tiered.check().status == "warn"
+
+        server.start()  # empty: a restarted Redis without persistence
+        assert value(tiered.get("ns:forever")) == "F"  # an L1 hit does not touch Redis, so no recovery yet
+        clock.advance(1.0)  # RedisBackend's reconnect backoff since its last failed probe (ns:eight's read)
+        assert tiered.get("ns:probe") is None  # this call reaches Redis
+        assert l2.info().available
+        assert not degraded(tiered)
+        assert len(tiered.l1) == 0
+        assert tiered.get("ns:forever") is None
+        tiered.set("ns:after", Entry("A"), 60)
+        assert value(l2.get("ns:after")) == "A"
+        await tiered.aclose()
 
 
 # -- reporting, validation, lifecycle --------------------------------------------------------------------
