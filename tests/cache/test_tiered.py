@@ -367,10 +367,14 @@ def test_on_a_memory_bus_broadcasts_reach_the_backends_of_this_process(
         assert not bus.subscriptions
 
 
+class OneSlot(TieredBackend):
+    queue_size = 1
+
+
 def test_a_full_invalidation_queue_clears_l1(l2: Switchable, clock: FakeClock) -> None:
-    with EventBus(queue_size=1) as bus:
+    with EventBus() as bus:
         a = TieredBackend(l2, bus=bus, clock=clock)
-        b = TieredBackend(l2, bus=bus, clock=clock)
+        b = OneSlot(l2, bus=bus, clock=clock)
         b.set("ns:never-deleted", Entry("v"), 60)
         with b._lock:  # b's handler blocks on its first broadcast, so the next ones overflow its queue
             for i in range(3):

@@ -54,6 +54,9 @@ class TieredBackend:
     """
 
     name: ClassVar[str] = "tiered"
+    queue_size: ClassVar[int] = 10_000
+    """Broadcasts waiting for this backend's handler (its own, which it skips, count too). When they
+    overflow, one was lost, so L1 is cleared."""
 
     def __init__(
         self,
@@ -91,7 +94,9 @@ class TieredBackend:
         self._dropped_seen = 0
         self._closed = False
         self._subscription: Subscription | None = (
-            bus.subscribe(INVALIDATE_TOPIC, self._on_invalidate) if bus is not None else None
+            bus.subscribe(INVALIDATE_TOPIC, self._on_invalidate, queue_size=self.queue_size)
+            if bus is not None
+            else None
         )
 
     def __repr__(self) -> str:
