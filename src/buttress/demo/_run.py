@@ -10,7 +10,6 @@ send the same batch through a plain ``httpx.AsyncClient``; compare.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import Counter
 from collections.abc import Coroutine
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from buttress._config_http import HttpSettings
+from buttress.cache._warm import run_on_own_loop
 from buttress.demo._batch import Progress, baseline_sender, buttress_sender, run_pass
 from buttress.demo._display import live_table, progress_table
 from buttress.demo._ops import OpsProbe, OpsServer, probe
@@ -167,21 +167,7 @@ def _run_in_thread(main: Coroutine[Any, Any, T]) -> T:
     empty list"; its C tracer then files later lines under the wrong frame), for every frame alive in
     that thread; here the thread ends with the loop.
     """
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            outcome.append(asyncio.run(main))
-        except BaseException as error:  # noqa: BLE001 - handed to the calling thread as it is
-            failure.append(error)
-
-    worker = threading.Thread(target=target, name="buttress-demo-loop", daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    return run_on_own_loop(main, thread_name="buttress-demo-loop")
 
 
 async def _probe_when(url: str, progress: Progress, done: int) -> OpsProbe:
