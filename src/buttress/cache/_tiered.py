@@ -6,7 +6,8 @@ and is broadcast on the event bus topic ``cache.invalidate`` (payload ``{"keys":
 ``{"namespace": ns}`` or ``{"tags": [...]}``, plus the sender's ``source`` id) so every other tiered
 backend drops its L1 copies. The broadcast crosses processes only on a bus with the Redis transport
 (``create_event_bus("redis", ...)``); on a memory bus it reaches the tiered backends of this process only.
-A lost broadcast is bounded: L1 copies live ``l1_ttl`` seconds.
+A backend skips its own broadcasts by ``source``, not by bus id, so two tiered backends sharing one bus
+still invalidate each other. A lost broadcast is bounded: L1 copies live ``l1_ttl`` seconds.
 
 A read that races an invalidation never re-fills L1 with the value read before it: invalidations bump a
 generation (per key stripe, or for everything on a namespace or tag clear) and a miss only fills L1 when
