@@ -42,6 +42,7 @@ __all__ = [
     "arun_warmers",
     "run_on_own_loop",
     "run_warmers",
+    "start_cache_warming",
     "start_startup_warming",
     "start_warming",
     "warmer",
@@ -169,12 +170,13 @@ def _check_name(name: object) -> str:
 
 
 def _check_names(names: Iterable[str]) -> list[str]:
-    if isinstance(names, str):
+    """Names to look up: any string is fine (one that cannot be registered is simply not found)."""
+    found = None if isinstance(names, str) else list(names)
+    if found is None or not all(isinstance(name, str) for name in found):
         raise ValidationError(
-            f"names must be a list of warmer names, got the string {names!r}; e.g. names=['popular']",
-            field="names",
+            f"names must be a list of warmer names, got {names!r}; e.g. names=['popular']", field="names"
         )
-    return [_check_name(name) for name in names]
+    return found
 
 
 def _unknown(unknown: Sequence[str], registered: Sequence[str]) -> NotFoundError:
@@ -533,6 +535,12 @@ def start_startup_warming(cache: Cache) -> threading.Thread | None:
     except ConflictError:
         return None
     return _start(registry, selected)
+
+
+def start_cache_warming() -> list[threading.Thread]:
+    """:func:`start_startup_warming` for every cache with warmers (what the ops server's startup calls)."""
+    threads = [start_startup_warming(cache) for cache in warmer_caches()]
+    return [thread for thread in threads if thread is not None]
 
 
 @dataclass(frozen=True, slots=True)

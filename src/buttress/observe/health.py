@@ -107,9 +107,11 @@ def default_health_registry(
     """The checks every buttress service wants, built from its settings.
 
     Redis and the database are checked only when their URL is set, and are critical: a service
-    configured to use them depends on them. Disk (free space under ``disk_path``) and memory are
-    optional: when a whole fleet runs low, marking every replica unready would turn a warning into an
-    outage. ``settings`` defaults to :func:`buttress.config.get_settings`.
+    configured to use them depends on them. The ``cache`` check (with full settings) names the backend
+    chosen and warns while it serves from memory because Redis is unreachable; it is optional. Disk
+    (free space under ``disk_path``) and memory are optional: when a whole fleet runs low, marking every
+    replica unready would turn a warning into an outage. ``settings`` defaults to
+    :func:`buttress.config.get_settings`.
     """
     if settings is None:
         from buttress.config import get_settings  # noqa: PLC0415 - config is optional for library users
@@ -129,9 +131,22 @@ def default_health_registry(
             critical=False,  # its outage policy keeps calls flowing; the warning says which policy
             component_type="datastore",
         )
+    if getattr(settings, "cache", None) is not None:
+        registry.add(
+            "cache",
+            _cache_check,
+            critical=False,  # an unreachable Redis only makes the cache serve from memory
+            component_type="datastore",
+        )
     registry.register(disk_check(disk_path, critical=False))
     registry.register(memory_check(critical=False))
     return registry
+
+
+def _cache_check() -> CheckResult | None:
+    from buttress.cache._defaults import cache_health  # noqa: PLC0415 - the cache is built on first use
+
+    return cache_health()
 
 
 def _resilience_store_check() -> CheckResult | None:

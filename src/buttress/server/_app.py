@@ -41,6 +41,7 @@ from buttress.server._problems import (
     validation_problem,
 )
 from buttress.server._routes_admin import admin_dependencies, admin_router
+from buttress.server._routes_cache import cache_admin_router, cache_router
 from buttress.server._routes_health import health_router
 from buttress.server._routes_observe import observe_router
 from buttress.server._routes_resilience import resilience_admin_router, resilience_router
@@ -153,9 +154,11 @@ def install(
     app.include_router(health_router(ops, route_class), prefix=prefix)
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
+    app.include_router(cache_router(route_class), prefix=prefix)
     if ops.auth.configured:
         app.include_router(admin_router(ops, route_class, require_admin), prefix=prefix)
         app.include_router(resilience_admin_router(route_class, require_admin), prefix=prefix)
+        app.include_router(cache_admin_router(route_class, require_admin), prefix=prefix)
     if handle_errors and ButtressError not in app.exception_handlers:
         app.add_exception_handler(ButtressError, _error_handler(ops))
     _add_problem_schemas(app)

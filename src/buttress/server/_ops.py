@@ -12,6 +12,7 @@ import asyncio
 import os
 import platform
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class Ops:
     prefix: str = ""
     owns_health: bool = False
     version: str = field(default_factory=buttress_version)
+    warming: list[threading.Thread] = field(default_factory=list)
+    """The threads of the cache warmers started with the lifespan (they never delay startup)."""
     started_at: float = 0.0
     _started_monotonic: float = 0.0
 
@@ -183,6 +186,10 @@ class Ops:
         # buttress starts first and stops last, so the app's own startup and shutdown are observed.
         self.mark_started()
         self.sampler.start()
+        if self.settings.cache.warm_on_startup:
+            from buttress.cache._warm import start_cache_warming  # noqa: PLC0415 - only at startup
+
+            self.warming = start_cache_warming()
         start_profiler = self.settings.observe.profiler_enabled and not self.profiler.enabled
         if start_profiler:
             self.profiler.start()
