@@ -1,4 +1,4 @@
-"""The ``buttress`` command: config, health, serve, demo and version.
+"""The ``buttress`` command: config, health, serve, demo, breakers, cache and version.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -139,14 +139,16 @@ def demo(
     _stdout().print(render_report(report))
 
 
+OpsUrl = Annotated[
+    str | None,
+    typer.Option("--url", help="The ops server's base URL.", show_default="http://<server.host>:<port>/ops"),
+]
+"""``--url`` of the commands that ask a running service's ops server."""
+
+
 @app.command("breakers")
 def breakers(
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url", help="The ops server's base URL.", show_default="http://<server.host>:<port>/ops"
-        ),
-    ] = None,
+    url: OpsUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     reset: Annotated[
         str | None, typer.Option("--reset", help="Close this breaker first (needs the admin token).")
@@ -160,6 +162,54 @@ def breakers(
 
     code = breakers_command(url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate)
     raise typer.Exit(code)
+
+
+cache_app = typer.Typer(
+    help="The cache: run its warmers, read its stats.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("warm")
+def cache_warm(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="NAME", help="Warmers to run (default: all of them).", show_default=False),
+    ] = None,
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            "-m",
+            metavar="MODULE",
+            help="Import this module first: it registers the warmers (repeatable).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Run the cache warmers in this process, with a progress bar; exit 1 if one fails."""
+    from buttress.cache._cli import warm_command  # noqa: PLC0415 - keeps `buttress config` fast
+
+    code = warm_command(
+        names=names, modules=module or (), as_json=as_json, console=_stdout(), err_console=_stderr()
+    )
+    raise typer.Exit(code)
+
+
+@cache_app.command("stats")
+def cache_stats(
+    url: OpsUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show the cache stats of a running service (from its ops server): hit rates, sizes, advice."""
+    from buttress.cache._cli import stats_command  # noqa: PLC0415
+    from buttress.resilience._cli import default_ops_url  # noqa: PLC0415
+
+    raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json))
 
 
 @app.command("config")

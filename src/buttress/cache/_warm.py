@@ -40,6 +40,7 @@ __all__ = [
     "WarmStart",
     "Warmer",
     "arun_warmers",
+    "run_all_warmers",
     "run_on_own_loop",
     "run_warmers",
     "start_cache_warming",
@@ -305,9 +306,8 @@ class _Run:
         error = f"{type(exc).__name__}: {exc}"
         result = WarmResult(self.warmer.name, "failed", self.done, self.seconds(), error)
         self._publish("failed", {"items": result.items, "error": error})
-        _log.warning(
-            "cache warmer %s failed after %d items: %s", result.name, result.items, error, exc_info=exc
-        )
+        _log.warning("cache warmer %s failed after %d items: %s", result.name, result.items, error)
+        _log.debug("cache warmer %s failed", result.name, exc_info=exc)
         return self._end(result, "failed")
 
     def _end(self, result: WarmResult, phase: Phase) -> WarmResult:
@@ -551,12 +551,10 @@ class WarmStart:
     threads: list[threading.Thread]
 
 
-def start_warming(names: Sequence[str] | None = None, *, caches: Sequence[Cache] | None = None) -> WarmStart:
-    """Start warmers of ``caches`` (default: every cache with warmers) in the background.
-
-    All named warmers must exist (NotFoundError lists the registered ones) and no cache involved may have
-    a run in progress (ConflictError); either way nothing starts.
-    """
+def _claim_plans(
+    names: Sequence[str] | None, caches: Sequence[Cache] | None
+) -> list[tuple[_Registry, list[Warmer]]]:
+    """The warmers to run per cache, every registry involved claimed; nothing claimed on an error."""
     registries = [_registry(cache) for cache in (warmer_caches() if caches is None else caches)]
     wanted = None if names is None else _check_names(names)
     known = [name for registry in registries for name in warmers_of(registry.cache)]
@@ -575,8 +573,33 @@ def start_warming(names: Sequence[str] | None = None, *, caches: Sequence[Cache]
         for registry in claimed:
             registry.release()
         raise
+    return plans
+
+
+def start_warming(names: Sequence[str] | None = None, *, caches: Sequence[Cache] | None = None) -> WarmStart:
+    """Start warmers of ``caches`` (default: every cache with warmers) in the background.
+
+    All named warmers must exist (NotFoundError lists the registered ones) and no cache involved may have
+    a run in progress (ConflictError); either way nothing starts.
+    """
+    plans = _claim_plans(names, caches)
     threads = [_start(registry, selected) for registry, selected in plans]
     return WarmStart([w.name for _, selected in plans for w in selected], threads)
+
+
+def run_all_warmers(
+    names: Sequence[str] | None = None,
+    *,
+    caches: Sequence[Cache] | None = None,
+    progress: Callable[[WarmProgress], None] | None = None,
+) -> list[WarmResult]:
+    """:func:`run_warmers` over ``caches`` (default: every cache with warmers), in this thread."""
+    plans = _claim_plans(names, caches)
+    try:
+        return [_run_one(registry, w, progress) for registry, selected in plans for w in selected]
+    finally:
+        for registry, _ in plans:
+            registry.release()
 
 
 def _subset(registry: _Registry, wanted: list[str] | None) -> list[Warmer]:
