@@ -31,8 +31,12 @@ STATS_KEYS = {
     "p50_ms", "p95_ms", "p99_ms",
 }  # fmt: skip
 REPORT_KEYS = {
-    "seed", "requests", "concurrency", "policies", "domains", "ops", "buttress", "baseline", "summary",
-    "wall_seconds",
+    "seed", "requests", "concurrency", "policies", "domains", "ops", "buttress", "baseline", "cached",
+    "summary", "wall_seconds",
+}  # fmt: skip
+CACHED_KEYS = {
+    "requests", "from_cache", "sent", "hit_rate", "succeeded", "success_rate", "upstream_calls",
+    "wall_seconds", "uncached_wall_seconds", "saved_seconds", "p50_ms", "p95_ms",
 }  # fmt: skip
 
 
@@ -64,6 +68,7 @@ def _rates(report: DemoReport, domain: str) -> tuple[float, float]:
 
 def _check_shape(document: dict[str, Any]) -> None:
     assert set(document) == REPORT_KEYS
+    assert set(document["cached"]) == CACHED_KEYS
     for client in ("buttress", "baseline"):
         assert set(document[client]) == PASS_KEYS
         assert set(document[client]["overall"]) == STATS_KEYS
@@ -111,6 +116,24 @@ def test_retries_lift_the_flaky_host_and_the_limiter_the_limited_one(report: Dem
     assert any(line.startswith("dead: the breaker opened") for line in report.summary)
 
 
+def test_the_cached_pass_sends_only_what_failed_the_first_time(report: DemoReport) -> None:
+    cached, first = report.cached, report.buttress.overall
+    assert cached.requests == 50
+    assert cached.from_cache == first.succeeded  # every success of the first pass, and only those
+    assert cached.sent == first.failed == 50 - cached.from_cache
+    assert cached.hit_rate == round(cached.from_cache / 50, 4)
+    assert 0 < cached.hit_rate < 1  # the dead host's failures are never cached
+    dead = report.buttress.domains["dead"].failed
+    assert dead == 10
+    assert cached.upstream_calls <= 3 * (cached.sent - dead)  # 3 attempts at most; dead's never connect
+    assert cached.succeeded >= cached.from_cache
+    assert cached.uncached_wall_seconds == report.buttress.wall_seconds
+    assert cached.wall_seconds < cached.uncached_wall_seconds
+    assert cached.saved_seconds == round(cached.uncached_wall_seconds - cached.wall_seconds, 3)
+    assert report.summary[-1] == cached.summary()
+    assert report.summary[-1].startswith(f"cache: {cached.from_cache} of 50 GETs served from memory (")
+
+
 def test_the_ops_server_answered_mid_run(report: DemoReport) -> None:
     assert report.ops.url.startswith("http://127.0.0.1:")
     assert report.ops.error is None
@@ -131,13 +154,16 @@ def test_same_seed_same_batch_and_baseline_fates(report: DemoReport) -> None:
     assert "ops server: http://127.0.0.1:" in shown
     assert "buttress: per-host policies" in shown  # the live table, on a terminal
     assert "baseline: plain httpx" in shown
+    assert "buttress + cache: the same batch again" in shown
 
 
 def test_the_report_renders_both_clients_side_by_side(report: DemoReport) -> None:
     output = io.StringIO()
     Console(file=output, width=120).print(render_report(report))
     text = output.getvalue()
-    assert "what the policies bought:" in text
+    assert "what the policies and the cache bought:" in text
+    assert "the same 50 GETs again through buttress, a memory cache in front" in text
+    assert f"{report.cached.wall_seconds:.2f} s / {report.cached.uncached_wall_seconds:.1f} s" in text
     assert "CircuitOpen: " in text
     assert "ConnectError: 10" in text
     assert "changed: retry initial_delay 0.2 s" in text
@@ -162,6 +188,7 @@ def test_demo_command_prints_the_tables(clean_settings: None) -> None:
     assert "5 GETs, 50 in flight, seed 7: buttress / httpx" in result.stdout
     assert "what buttress did" in result.stdout
     assert "latency in ms: buttress / httpx" in result.stdout
+    assert "the same 5 GETs again through buttress, a memory cache in front" in result.stdout
 
 
 def test_too_few_requests_are_refused() -> None:

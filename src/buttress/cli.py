@@ -124,7 +124,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the upstreams' faults and the order.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """An HTTP batch through per-host policies against misbehaving upstreams, next to plain httpx."""
+    """An HTTP batch through per-host policies against misbehaving upstreams, next to httpx, then cached."""
     from buttress.demo import render_report, run_demo  # noqa: PLC0415 - keeps `buttress config` fast
 
     # With --json, stdout carries the JSON only: the ops server's address goes to stderr.

@@ -1,8 +1,9 @@
 """One pass of the batch: every planned GET through one sender, at most ``concurrency`` at a time.
 
 A sender turns a URL into an outcome kind (``"ok"``, a status such as ``"503"``, or an error's name), so
-the buttress client and the plain httpx baseline run through the same loop and are measured the same way:
-``time.perf_counter`` around the whole call, retries and waits included.
+the buttress client (with its cache in front), the plain httpx baseline and the cached pass run through
+the same loop and are measured the same way: ``time.perf_counter`` around the whole call, retries, waits
+and cache lookups included.
 """
 
 from __future__ import annotations
@@ -14,11 +15,22 @@ from dataclasses import dataclass
 
 import httpx
 
+from buttress.cache import Cache, MemoryBackend
 from buttress.demo._scenario import Planned
 from buttress.errors import ButtressError, UpstreamError, UpstreamStatusError
 from buttress.http import AsyncHttpClient
 
-__all__ = ["OK", "Outcome", "Progress", "Send", "baseline_sender", "buttress_sender", "run_pass"]
+__all__ = [
+    "OK",
+    "CachedFetcher",
+    "Fetched",
+    "Outcome",
+    "Progress",
+    "Send",
+    "baseline_sender",
+    "fetch",
+    "run_pass",
+]
 
 OK = "ok"
 
@@ -63,22 +75,59 @@ class Progress:
         await event.wait()
 
 
-def buttress_sender(client: AsyncHttpClient) -> Send:
-    """Sends through the buttress client; a status error counts by its status, others by their kind."""
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What one GET through the buttress client gave its caller: the outcome kind and the body's size."""
 
-    async def send(url: str) -> str:
-        try:
-            await client.get(url)
-        except UpstreamStatusError as error:
-            return str(error.status_code)
-        except UpstreamError as error:
-            # UpstreamError wraps httpx's failure; its name (ConnectError, ReadTimeout) says more.
-            return str(error.context.get("error", type(error).__name__))
-        except ButtressError as error:  # refused before the wire: CircuitOpen, RateLimited, ...
-            return type(error).__name__
-        return OK
+    kind: str
+    status: int | None = None
+    length: int = 0
 
-    return send
+
+async def fetch(client: AsyncHttpClient, url: str) -> Fetched:
+    """One GET; a status error counts by its status, other failures by their kind. Never raises."""
+    try:
+        response = await client.get(url)
+    except UpstreamStatusError as error:
+        return Fetched(str(error.status_code), error.status_code)
+    except UpstreamError as error:
+        # UpstreamError wraps httpx's failure; its name (ConnectError, ReadTimeout) says more.
+        return Fetched(str(error.context.get("error", type(error).__name__)))
+    except ButtressError as error:  # refused before the wire: CircuitOpen, RateLimited, ...
+        return Fetched(type(error).__name__)
+    return Fetched(OK, response.status_code, len(response.content))
+
+
+def _failed(fetched: Fetched) -> bool:
+    return fetched.kind != OK
+
+
+class CachedFetcher:
+    """GETs through the buttress client, memoised per URL in an in-memory cache; failures are not cached.
+
+    The first buttress pass goes through it, so every URL it got fills the cache; the cached pass asks
+    again and only the failures reach the network. ``fetches`` counts the GETs actually sent.
+    """
+
+    def __init__(self) -> None:
+        self.cache = Cache(MemoryBackend(), namespace="demo")
+        self.fetches = 0
+        self._client: AsyncHttpClient | None = None
+        self._get = self.cache.cached(key="{url}", unless=_failed)(self._fetch)
+
+    async def _fetch(self, url: str) -> Fetched:
+        assert self._client is not None  # noqa: S101 - sender() sets it before any call
+        self.fetches += 1
+        return await fetch(self._client, url)
+
+    def sender(self, client: AsyncHttpClient) -> Send:
+        """Sends through ``client``, answering from the cache when the URL already succeeded."""
+        self._client = client
+
+        async def send(url: str) -> str:
+            return (await self._get(url)).kind
+
+        return send
 
 
 def baseline_sender(client: httpx.AsyncClient) -> Send:

@@ -1,4 +1,4 @@
-"""The demo's report for people: the policies, a side-by-side table per domain, and the summary."""
+"""The demo's report for people: the policies, side-by-side tables per domain, the cache, the summary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from buttress.demo._report import DemoReport, PassStats
+from buttress.demo._report import CachedPassReport, DemoReport, PassStats
 
 __all__ = ["render_report"]
 
@@ -104,6 +104,29 @@ def latency_table(report: DemoReport) -> Table:
     return table
 
 
+def cache_table(cached: CachedPassReport) -> Table:
+    """The cached pass next to the uncached buttress pass."""
+    table = Table(
+        title=f"the same {cached.requests} GETs again through buttress, a memory cache in front",
+        title_justify="left",
+        caption="the first buttress pass filled it (key: the URL); failures are not cached, so they were "
+        "sent again; wall time: this pass / the first buttress pass",
+        caption_justify="left",
+    )
+    for column in ("from\ncache", "sent", "hit\nrate", "success", "server\ncalls", "wall time", "saved"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_row(
+        str(cached.from_cache),
+        str(cached.sent),
+        f"{cached.hit_rate:.1%}",
+        f"{cached.success_rate:.0%}",
+        str(cached.upstream_calls),
+        f"{cached.wall_seconds:.2f} s / {cached.uncached_wall_seconds:.1f} s",
+        f"{cached.saved_seconds:.1f} s",
+    )
+    return table
+
+
 def render_report(report: DemoReport) -> RenderableType:
     """Everything ``buttress demo`` prints at the end."""
     header = Text()
@@ -112,7 +135,7 @@ def render_report(report: DemoReport) -> RenderableType:
     for line in report.policies:
         header.append(f"policies {line}\n")
     summary = Text()
-    summary.append("what the policies bought:\n", style="bold")
+    summary.append("what the policies and the cache bought:\n", style="bold")
     for line in report.summary:
         summary.append(f"  - {line}\n")
     ops = report.ops
@@ -123,5 +146,5 @@ def render_report(report: DemoReport) -> RenderableType:
         else ops.error
     )
     footer = Text(f"ops server {ops.url}, asked halfway: {seen}")
-    tables = (outcome_table(report), policy_table(report), latency_table(report))
+    tables = (outcome_table(report), policy_table(report), latency_table(report), cache_table(report.cached))
     return Group(Text("upstreams:"), header, *tables, summary, footer)

@@ -1,4 +1,4 @@
-"""The demo's report: per-domain and overall numbers of each pass, and what the policies bought.
+"""The demo's report: per-domain and overall numbers of each pass, the cached pass, and what it all bought.
 
 ``DemoReport.to_dict()`` is what ``buttress demo --json`` prints; its keys are stable (documented on
 :class:`DemoReport`), so scripts and tests can read it.
@@ -16,7 +16,16 @@ from buttress.demo._batch import Outcome
 from buttress.demo._ops import OpsProbe
 from buttress.http import HostStats
 
-__all__ = ["DemoReport", "PassReport", "PassStats", "pass_report", "percentile", "what_it_bought"]
+__all__ = [
+    "CachedPassReport",
+    "DemoReport",
+    "PassReport",
+    "PassStats",
+    "cached_pass_report",
+    "pass_report",
+    "percentile",
+    "what_it_bought",
+]
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:
@@ -151,6 +160,71 @@ def pass_report(
 
 
 @dataclass(frozen=True, slots=True)
+class CachedPassReport:
+    """The same batch again through the buttress client, with the first pass's successes in a cache.
+
+    ``from_cache`` are the GETs the cache answered (its own hit counter); ``sent`` the ones sent
+    through the client (failures are not cached, so they are asked again; a breaker may still refuse
+    them); ``upstream_calls`` what reached the servers, retries included. ``saved_seconds`` is the
+    uncached buttress pass's wall time minus this one's.
+    """
+
+    requests: int
+    from_cache: int
+    sent: int
+    hit_rate: float
+    succeeded: int
+    success_rate: float
+    upstream_calls: int
+    wall_seconds: float
+    uncached_wall_seconds: float
+    saved_seconds: float
+    p50_ms: float | None
+    p95_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for the report's summary."""
+        return (
+            f"cache: {self.from_cache} of {self.requests} GETs served from memory ({self.hit_rate:.0%} hit "
+            f"rate), {self.sent} sent again (failures are not cached); {self.wall_seconds:.2f} s "
+            f"instead of {self.uncached_wall_seconds:.1f} s ({self.saved_seconds:.1f} s saved)"
+        )
+
+
+def cached_pass_report(
+    wall_seconds: float,
+    outcomes: Mapping[str, Sequence[Outcome]],
+    *,
+    hits: int,
+    sent: int,
+    upstream_calls: int,
+    uncached_wall_seconds: float,
+) -> CachedPassReport:
+    """The report of the cached pass from its outcomes and the cache's and the fetcher's counts."""
+    everything = [outcome for found in outcomes.values() for outcome in found]
+    succeeded = sum(1 for outcome in everything if outcome.ok)
+    ordered = sorted(outcome.seconds for outcome in everything)
+    requests = len(everything)
+    return CachedPassReport(
+        requests=requests,
+        from_cache=hits,
+        sent=sent,
+        hit_rate=round(hits / requests, 4) if requests else 0.0,
+        succeeded=succeeded,
+        success_rate=round(succeeded / requests, 4) if requests else 0.0,
+        upstream_calls=upstream_calls,
+        wall_seconds=round(wall_seconds, 3),
+        uncached_wall_seconds=uncached_wall_seconds,
+        saved_seconds=round(uncached_wall_seconds - wall_seconds, 3),
+        p50_ms=_ms(percentile(ordered, 0.50)),
+        p95_ms=_ms(percentile(ordered, 0.95)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DemoReport:
     """What ``buttress demo`` did and measured.
 
@@ -158,8 +232,9 @@ class DemoReport:
     and what the demo changed), ``domains`` (name -> how that upstream misbehaves), ``ops`` (the ops
     server's ``url`` and what it answered mid-run: ``health_status_code``, ``health_status``,
     ``http_metric_samples``, ``error``), ``buttress`` and ``baseline`` (each: ``client``,
-    ``wall_seconds``, ``overall`` and ``domains`` -> name -> the :class:`PassStats` fields), ``summary``
-    (lines: what the policies bought) and ``wall_seconds`` (the whole demo).
+    ``wall_seconds``, ``overall`` and ``domains`` -> name -> the :class:`PassStats` fields), ``cached``
+    (the same batch again with a cache in front: the :class:`CachedPassReport` fields), ``summary``
+    (lines: what the policies and the cache bought) and ``wall_seconds`` (the whole demo).
     """
 
     seed: int
@@ -170,6 +245,7 @@ class DemoReport:
     ops: OpsProbe
     buttress: PassReport
     baseline: PassReport
+    cached: CachedPassReport
     summary: list[str]
     wall_seconds: float
 
@@ -183,6 +259,7 @@ class DemoReport:
             "ops": self.ops.to_dict(),
             "buttress": self.buttress.to_dict(),
             "baseline": self.baseline.to_dict(),
+            "cached": self.cached.to_dict(),
             "summary": list(self.summary),
             "wall_seconds": self.wall_seconds,
         }

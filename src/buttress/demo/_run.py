@@ -1,10 +1,12 @@
-"""``run_demo``: the batch through buttress, then through plain httpx, against the same misbehaving upstreams.
+"""``run_demo``: the batch through buttress, through plain httpx, then through buttress again with a cache.
 
 Order of events: start the upstream (five domains) and the ops server; send the batch through one
 ``AsyncHttpClient`` with fresh per-host policies (the process-wide metrics registry, so the ops server's
-``/metrics`` shows the batch live) while probing the ops server halfway; zero the upstream's counters
-(each request's path restarts its fate sequence, so the baseline meets the same first-attempt fates);
-send the same batch through a plain ``httpx.AsyncClient``; compare.
+``/metrics`` shows the batch live), each GET memoised per URL in a memory cache that keeps successes
+only, while probing the ops server halfway; zero the upstream's counters (each request's path restarts
+its fate sequence, so the baseline meets the same first-attempt fates); send the same batch through a
+plain ``httpx.AsyncClient``; send it once more through a new buttress client on the same policies and
+cache, so only the first pass's failures reach the network; compare.
 """
 
 from __future__ import annotations
@@ -21,10 +23,17 @@ from rich.table import Table
 
 from buttress._config_http import HttpSettings
 from buttress.cache._warm import run_on_own_loop
-from buttress.demo._batch import Progress, baseline_sender, buttress_sender, run_pass
+from buttress.demo._batch import CachedFetcher, Progress, baseline_sender, run_pass
 from buttress.demo._display import live_table, progress_table
 from buttress.demo._ops import OpsProbe, OpsServer, probe
-from buttress.demo._report import DemoReport, PassReport, pass_report, what_it_bought
+from buttress.demo._report import (
+    CachedPassReport,
+    DemoReport,
+    PassReport,
+    cached_pass_report,
+    pass_report,
+    what_it_bought,
+)
 from buttress.demo._scenario import (
     CONCURRENCY,
     DOMAINS,
@@ -73,7 +82,7 @@ def run_demo(
             live = console if progress and console is not None and console.is_terminal else None
             batch = _Batch(upstream, plan(requests, seed), live)
             settings = demo_settings(upstream)
-            ours, probed, theirs = _run_in_thread(batch.both(settings, ops.url))
+            ours, probed, theirs, cached = _run_in_thread(batch.all_passes(settings, ops.url))
     finally:
         upstream.stop()
     return DemoReport(
@@ -85,7 +94,8 @@ def run_demo(
         ops=probed,
         buttress=ours,
         baseline=theirs,
-        summary=what_it_bought(ours, theirs),
+        cached=cached,
+        summary=[*what_it_bought(ours, theirs), cached.summary()],
         wall_seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -101,16 +111,20 @@ class _Batch:
         self.hosts = {name: upstream.host(name) for name in self.names}
         self.base_urls = {name: f"http://{host}" for name, host in self.hosts.items()}
         self.counts = Counter(request.domain for request in planned)
+        self.fetcher = CachedFetcher()
 
-    async def both(self, settings: HttpSettings, ops_url: str) -> tuple[PassReport, OpsProbe, PassReport]:
-        ours, probed = await self.through_buttress(settings, ops_url)
+    async def all_passes(
+        self, settings: HttpSettings, ops_url: str
+    ) -> tuple[PassReport, OpsProbe, PassReport, CachedPassReport]:
+        policies = HttpPolicies(settings, store="memory")
+        ours, probed = await self.through_buttress(policies, ops_url)
         # Each path's fate sequence restarts, so the baseline meets the same first-attempt fates.
         self.upstream.reset_counts()
-        return ours, probed, await self.through_httpx()
+        theirs = await self.through_httpx()
+        return ours, probed, theirs, await self.through_cache(policies, ours)
 
-    async def through_buttress(self, settings: HttpSettings, ops_url: str) -> tuple[PassReport, OpsProbe]:
+    async def through_buttress(self, policies: HttpPolicies, ops_url: str) -> tuple[PassReport, OpsProbe]:
         """The batch through one AsyncHttpClient with fresh policies; the ops server is asked halfway."""
-        policies = HttpPolicies(settings, store="memory")
         progress = Progress(self.names)
 
         def hosts() -> dict[str, HostStats]:
@@ -123,7 +137,11 @@ class _Batch:
             halfway = asyncio.create_task(_probe_when(ops_url, progress, len(self.planned) // 2))
             async with live_table(self.console, render):
                 wall = await run_pass(
-                    self.planned, self.base_urls, buttress_sender(client), progress, concurrency=CONCURRENCY
+                    self.planned,
+                    self.base_urls,
+                    self.fetcher.sender(client),
+                    progress,
+                    concurrency=CONCURRENCY,
                 )
             probed = await halfway
         denied = {name: _denied(policies, host) for name, host in self.hosts.items()}
@@ -147,6 +165,33 @@ class _Batch:
                 self.planned, self.base_urls, baseline_sender(plain), progress, concurrency=CONCURRENCY
             )
         return pass_report("baseline", wall, progress.by_domain, self._calls())
+
+    async def through_cache(self, policies: HttpPolicies, uncached: PassReport) -> CachedPassReport:
+        """The batch again through a buttress client on the same policies, the first pass's cache in front."""
+        progress = Progress(self.names)
+        cache = self.fetcher.cache
+        hits = cache.stats_recorder.namespace(cache.namespace).hits
+        hits_before, fetches_before = hits.value, self.fetcher.fetches
+        calls_before = sum(self._calls().values())
+
+        def render() -> Table:
+            return progress_table("buttress + cache: the same batch again", progress, self.counts, None)
+
+        async with (
+            AsyncHttpClient(policies=policies, raise_for_status=True) as client,
+            live_table(self.console, render),
+        ):
+            wall = await run_pass(
+                self.planned, self.base_urls, self.fetcher.sender(client), progress, concurrency=CONCURRENCY
+            )
+        return cached_pass_report(
+            wall,
+            progress.by_domain,
+            hits=hits.value - hits_before,
+            sent=self.fetcher.fetches - fetches_before,
+            upstream_calls=sum(self._calls().values()) - calls_before,
+            uncached_wall_seconds=uncached.wall_seconds,
+        )
 
     def _calls(self) -> dict[str, int]:
         return {name: self.upstream.calls(name) for name in self.names}

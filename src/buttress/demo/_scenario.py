@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 CONCURRENCY: Final = 50
-"""Requests in flight at once, both passes."""
+"""Requests in flight at once, every pass."""
 RETRY_INITIAL_DELAY: Final = 0.2
 """Seconds before the first retry (the default is 0.5 s): keeps the demo short, changes no outcome's kind."""
 LIMITED_RATE: Final = "15/s"
