@@ -23,6 +23,7 @@ from buttress.cache._serializers import make_serializer
 if TYPE_CHECKING:
     from buttress.cache._backend import CacheBackend
     from buttress.config import Settings
+    from buttress.events import EventBus
     from buttress.observe.health import CheckResult
 
 __all__ = ["BackendChoice", "build_cache", "cached", "get_cache", "reset_cache", "set_cache"]
@@ -78,7 +79,7 @@ def build_cache(settings: Settings) -> Cache:
     choice = choose_backend(settings)
     memory = MemoryBackend(max_entries=config.max_entries, max_bytes=config.max_bytes)
     backend: CacheBackend = memory
-    bus = None
+    bus = owned_bus = None
     if choice.chosen in {"redis", "tiered"} and settings.redis_url is not None:
         from buttress.cache._redis import RedisBackend  # noqa: PLC0415 - only with Redis
         from buttress.events import get_event_bus  # noqa: PLC0415
@@ -98,9 +99,10 @@ def build_cache(settings: Settings) -> Cache:
         if choice.chosen == "tiered":
             from buttress.cache._tiered import TieredBackend  # noqa: PLC0415
 
-            backend = TieredBackend(
-                redis_backend, l1=memory, l1_ttl=config.l1_ttl, bus=_invalidation_bus(settings)
-            )
+            invalidations = _invalidation_bus(settings)
+            if invalidations is not bus:
+                owned_bus = invalidations
+            backend = TieredBackend(redis_backend, l1=memory, l1_ttl=config.l1_ttl, bus=invalidations)
     cache = Cache(
         backend,
         ttl=config.default_ttl,
@@ -109,11 +111,13 @@ def build_cache(settings: Settings) -> Cache:
         events=bus,
     )
     cache.extensions["choice"] = choice
+    if owned_bus is not None:
+        cache.extensions["invalidation_bus"] = owned_bus  # closed by reset_cache()
     _log.info("cache backend: %s (%s)", choice.chosen, choice.reason)
     return cache
 
 
-def _invalidation_bus(settings: Settings) -> Any:
+def _invalidation_bus(settings: Settings) -> EventBus:
     """The bus that carries L1 invalidations: the default bus if it crosses processes, else a Redis one."""
     from buttress.events import RedisTransport, create_event_bus, get_event_bus  # noqa: PLC0415
 
@@ -160,6 +164,9 @@ def reset_cache() -> None:
     previous = set_cache(None)
     if previous is not None:
         previous.close()
+        owned_bus = previous.extensions.get("invalidation_bus")
+        if owned_bus is not None:
+            owned_bus.close()
 
 
 def cached(
