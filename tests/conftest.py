@@ -72,6 +72,7 @@ def database_url() -> str:
 @pytest.fixture
 def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[None]:
     """An empty working directory, no BUTTRESS_* settings (test-service ones kept), fresh defaults."""
+    from buttress.cache import reset_cache
     from buttress.config import reset_settings
     from buttress.container import reset_container
     from buttress.observe.metrics import reset_metrics
@@ -84,6 +85,8 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iter
     reset_settings()
     reset_container()
     reset_metrics()
+    reset_cache()
     yield
+    reset_cache()
     reset_settings()
     reset_container()
