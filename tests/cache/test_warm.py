@@ -365,3 +365,12 @@ def test_a_dropped_cache_is_forgotten() -> None:
     del dropped
     gc.collect()
     assert marker not in {id(c) for c in warmer_caches()}
+
+
+def test_a_broken_progress_callback_does_not_fail_the_warmers(cache: Cache) -> None:
+    def broken(progress: WarmProgress) -> None:
+        raise RuntimeError("display gone")
+
+    warmer(cache, "fine")(lambda: cache.set("fine", 1))
+    assert [r.outcome for r in run_warmers(cache, progress=broken)] == ["ok"]
+    assert cache.get("fine") == 1

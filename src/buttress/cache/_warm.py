@@ -115,9 +115,6 @@ class _Registry:
     active: list[str] | None = None
     """Names of the warmers of the run in progress, None when idle."""
 
-    def __hash__(self) -> int:
-        return id(self)
-
     def select(self, names: Iterable[str] | None, *, startup: bool = False) -> list[Warmer]:
         """The warmers to run, in registration order; unknown names raise NotFoundError."""
         with self.lock:
@@ -318,8 +315,12 @@ class _Run:
         return result
 
     def _tell(self, phase: Phase) -> None:
-        if self.progress is not None:
+        if self.progress is None:
+            return
+        try:
             self.progress(WarmProgress(self.warmer.name, phase, self.done, self.total, self.seconds()))
+        except Exception:  # noqa: BLE001 - a broken progress display must not fail the warming it shows
+            _log.debug("the progress callback of cache warmer %s failed", self.warmer.name, exc_info=True)
 
     def _publish(self, phase: str, payload: dict[str, Any]) -> None:
         from buttress.resilience._telemetry import publish_quietly  # noqa: PLC0415 - only when warming
