@@ -61,7 +61,7 @@ def test_every_default_resolves_to_what_its_module_hands_out() -> None:
     assert isinstance(health, HealthRegistry)
     assert container.resolve(HealthRegistry) is health  # a singleton
     assert health.service_id == get_settings().app.name == "buttress"
-    assert _check_names(health) == {"disk", "memory"}  # no Redis or database URL configured
+    assert _check_names(health) == {"cache", "disk", "memory"}  # no Redis or database URL configured
 
 
 async def test_defaults_resolve_asynchronously_too() -> None:
@@ -181,9 +181,9 @@ def test_overriding_settings_reaches_the_health_registry_built_during_the_overri
         overridden = container.resolve(HealthRegistry)
         assert overridden is not real
         assert overridden.service_id == "custom-svc"
-        assert _check_names(overridden) == {"redis", "disk", "memory"}  # built, not connected
+        assert _check_names(overridden) == {"redis", "cache", "disk", "memory"}  # built, not connected
         assert container.resolve(HealthRegistry) is overridden
     assert container.resolve(Settings) is get_settings()
     assert container.resolve(HealthRegistry) is real
-    assert _check_names(real) == {"disk", "memory"}
+    assert _check_names(real) == {"cache", "disk", "memory"}
     container.close()  # closes both registries (the throwaway one releases its Redis pool)

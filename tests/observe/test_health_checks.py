@@ -463,7 +463,7 @@ def test_default_registry_reads_the_process_settings(monkeypatch: pytest.MonkeyP
         registry = default_health_registry()
     finally:
         config.reset_settings()
-    assert [c.name for c in registry] == ["database", "disk", "memory"]
+    assert [c.name for c in registry] == ["database", "cache", "disk", "memory"]
     try:
         assert registry.run_sync()["database"].status == "pass"
     finally:

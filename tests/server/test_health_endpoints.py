@@ -123,7 +123,7 @@ def test_default_registry_uses_the_sampler_instead_of_disk_and_memory() -> None:
     sampler = default_sampler(settings)
     registry = ops_health_registry(settings, sampler, clock=sampler.clock)
     names = {check.name for check in registry}
-    assert names == {"redis", "system"}
+    assert names == {"redis", "cache", "system"}
     system = registry.get("system")
     assert system is not None
     assert not system.critical
@@ -154,7 +154,7 @@ async def test_default_registry_answers_through_the_app() -> None:
     async with client_for(built.app) as client:
         response = await client.get("/health/ready")
     assert response.status_code == 200  # system is optional: at worst it warns
-    assert list(response.json()["checks"]) == ["system"]
+    assert list(response.json()["checks"]) == ["cache", "system"]
 
 
 @pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready", "/health/startup"])

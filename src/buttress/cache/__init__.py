@@ -23,6 +23,8 @@ from buttress.cache._cache import DEFAULT, Cache, Policy
 from buttress.cache._cached import CachedFunction
 from buttress.cache._defaults import BackendChoice, build_cache, cached, get_cache, reset_cache, set_cache
 from buttress.cache._memory import MemoryBackend
+from buttress.cache._redis import RedisBackend
+from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation
 from buttress.cache._serializers import (
     CacheIntegrityError,
     JsonSerializer,
@@ -32,6 +34,8 @@ from buttress.cache._serializers import (
     make_serializer,
 )
 from buttress.cache._stats import CacheStatsRecorder, NamespaceStats
+from buttress.cache._tiered import TieredBackend
+from buttress.cache._warm import WarmProgress, WarmResult
 
 __all__ = [
     "DEFAULT",
@@ -42,15 +46,22 @@ __all__ = [
     "CacheBackend",
     "CacheIntegrityError",
     "CacheStatsRecorder",
+    "CacheStatsReport",
     "CachedFunction",
     "Entry",
     "JsonSerializer",
     "MemoryBackend",
     "MsgpackSerializer",
+    "NamespaceReport",
     "NamespaceStats",
     "Policy",
+    "Recommendation",
+    "RedisBackend",
     "Serializer",
     "SignedPickleSerializer",
+    "TieredBackend",
+    "WarmProgress",
+    "WarmResult",
     "build_cache",
     "cached",
     "get_cache",
@@ -58,16 +69,3 @@ __all__ = [
     "reset_cache",
     "set_cache",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """``RedisBackend`` and ``TieredBackend`` import redis-py only when asked for."""
-    if name == "RedisBackend":
-        from buttress.cache._redis import RedisBackend  # noqa: PLC0415
-
-        return RedisBackend
-    if name == "TieredBackend":
-        from buttress.cache._tiered import TieredBackend  # noqa: PLC0415
-
-        return TieredBackend
-    raise AttributeError(f"module 'buttress.cache' has no attribute {name!r}")

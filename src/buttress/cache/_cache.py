@@ -30,6 +30,8 @@ from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
     from buttress.cache._cached import CachedFunction
+    from buttress.cache._report import CacheStatsReport
+    from buttress.cache._warm import WarmProgress, WarmResult
     from buttress.events import EventBus
     from buttress.observe.health import CheckResult
     from buttress.observe.metrics import MetricsRegistry
@@ -41,6 +43,7 @@ _log = logging.getLogger("buttress.cache")
 T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Default:
@@ -209,6 +212,9 @@ class Cache:
             events,
         )
         self._bind(shared, check_namespace(namespace), check_ttl(ttl))
+        from buttress.cache._telemetry import instrument  # noqa: PLC0415 - _telemetry builds on this module
+
+        instrument(self)
 
     def _bind(self, shared: _Shared, namespace: str, ttl: float | None) -> None:
         self._shared = shared
@@ -726,6 +732,36 @@ class Cache:
             stale_ttl=stale_ttl,
             fixed=True,
         )
+
+    # -- warming and analytics ----------------------------------------------------------------------
+
+    def warmer(self, name: str, *, on_startup: bool = True) -> Callable[[F], F]:
+        """Register the decorated no-argument function as warmer ``name``; it may yield progress."""
+        from buttress.cache._warm import warmer  # noqa: PLC0415 - _warm builds on this module
+
+        return warmer(self, name, on_startup=on_startup)
+
+    def warm(
+        self, names: Iterable[str] | None = None, progress: Callable[[WarmProgress], None] | None = None
+    ) -> list[WarmResult]:
+        """Run the warmers (all, or ``names``) one after the other; a failing one does not stop the rest."""
+        from buttress.cache._warm import run_warmers  # noqa: PLC0415
+
+        return run_warmers(self, names, progress)
+
+    async def awarm(
+        self, names: Iterable[str] | None = None, progress: Callable[[WarmProgress], None] | None = None
+    ) -> list[WarmResult]:
+        """:meth:`warm` for async callers (sync warmers run in a thread)."""
+        from buttress.cache._warm import arun_warmers  # noqa: PLC0415
+
+        return await arun_warmers(self, names, progress)
+
+    def stats(self) -> CacheStatsReport:
+        """Hits, misses, hit rate, latency, size and evictions per namespace, with recommendations."""
+        from buttress.cache._report import cache_stats  # noqa: PLC0415
+
+        return cache_stats(self)
 
     # -- reporting and lifecycle --------------------------------------------------------------------
 

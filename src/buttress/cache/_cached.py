@@ -111,10 +111,11 @@ def make_cached(
             return locate(args, kwargs)[1]
 
         functools.update_wrapper(wrapper, fn)
-        wrapper.invalidate = invalidate  # type: ignore[attr-defined]
-        wrapper.ainvalidate = ainvalidate  # type: ignore[attr-defined]
-        wrapper.cache_key = cache_key  # type: ignore[attr-defined]
-        return cast("CachedFunction[P, R]", wrapper)
+        decorated: Any = wrapper
+        decorated.invalidate = invalidate
+        decorated.ainvalidate = ainvalidate
+        decorated.cache_key = cache_key
+        return cast("CachedFunction[P, R]", decorated)
 
     return decorate
 

@@ -18,7 +18,7 @@ import inspect
 import string
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from buttress.errors import ValidationError
 
@@ -27,7 +27,7 @@ __all__ = ["KeyBuilder", "build_key_builder", "encode_arguments", "function_name
 KeyBuilder = Callable[[tuple[Any, ...], dict[str, Any]], str]
 """Turns a call's positional and keyword arguments into the key part after the namespace."""
 
-_PLAIN: Final = frozenset({str, int, float, bool, type(None), bytes})
+_PLAIN: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None), bytes})
 _MAX_PLAIN_KEY: Final = 120
 _SELF_NAMES: Final = ("self", "cls")
 
@@ -70,7 +70,9 @@ def _canonical(value: Any) -> str:  # noqa: PLR0911 - one return per kind of val
     )
 
 
-_REPR: Final[dict[type, Callable[[Any], str]]] = {kind: kind.__repr__ for kind in _PLAIN}
+_REPR: Final[dict[type, Callable[[Any], str]]] = {
+    kind: cast("Callable[[Any], str]", kind.__repr__) for kind in _PLAIN
+}
 
 
 def encode_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
