@@ -3,8 +3,13 @@
 The Redis resilience store and the Redis cache backend follow one outage discipline: the first connection
 error marks the store down; from then on every call is served locally without touching the network, except
 one call per backoff interval (``reconnect_min`` doubling to ``reconnect_max`` after each failed probe),
-which probes the store. A successful call marks it up again. :class:`OutageTracker` is that bookkeeping,
+which probes the store. A successful probe marks it up again. :class:`OutageTracker` is that bookkeeping,
 so both owners share it; what to serve locally, what to log and which events to publish stay with them.
+
+Each call reads :attr:`OutageTracker.epoch` when it starts and hands it back with its outcome. An outcome
+from an earlier epoch is stale and changes nothing: fifty calls in flight when Redis dies cost one outage
+and one backoff step, not fifty; a call that failed before a recovery but reports after it does not start
+a new outage; a call that succeeded before the outage began does not end it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,18 @@ class OutageTracker:
     that failed). Reading :attr:`down_since` is the whole cost of the check on the normal path.
     """
 
-    __slots__ = ("_delay", "_lock", "_now", "_retry_at", "calls", "down_since", "last_error", "max", "min")
+    __slots__ = (
+        "_delay",
+        "_lock",
+        "_now",
+        "_retry_at",
+        "calls",
+        "down_since",
+        "epoch",
+        "last_error",
+        "max",
+        "min",
+    )
 
     def __init__(
         self, *, clock: Clock = SYSTEM_CLOCK, reconnect_min: float = 0.5, reconnect_max: float = 30.0
@@ -51,6 +67,8 @@ class OutageTracker:
         self._delay = self.min
         self.down_since: float | None = None
         """Monotonic time the current outage began; None while the store is reachable."""
+        self.epoch = 0
+        """Bumped at every transition (down or up); a call's outcome counts only within its own epoch."""
         self.last_error = ""
         """``"<Type>: <message>"`` of the last failure."""
         self.calls = Tally()
@@ -79,34 +97,40 @@ class OutageTracker:
         self._retry_at = now + self._delay
         return False
 
-    def mark_down(self, exc: BaseException) -> bool:
-        """Record a failed call: count it, push the next probe back; True when this starts an outage."""
+    def mark_down(self, exc: BaseException, epoch: int) -> bool:
+        """Record a failed call that started in ``epoch``; True when it starts an outage.
+
+        Within its epoch, a failure while up starts an outage and a failed probe doubles the delay until
+        the next one; a stale failure only counts.
+        """
         now = self._now()
         self.calls.add()
         self.last_error = f"{type(exc).__name__}: {exc}"
         with self._lock:
+            if epoch != self.epoch:
+                return False
             first = self.down_since is None
             if first:
                 self.down_since = now
                 self._delay = self.min
+                self.epoch += 1
             else:
                 self._delay = min(self._delay * 2, self.max)
             self._retry_at = now + self._delay
         return first
 
-    def mark_up(self) -> float | None:
-        """Record a successful call; the outage's length in seconds if this ends one, else None."""
+    def mark_up(self, epoch: int) -> float | None:
+        """Record a successful probe that started in ``epoch``; the outage's length if this ends it."""
         with self._lock:
-            since, self.down_since = self.down_since, None
+            since = self.down_since
+            if since is None or epoch != self.epoch:
+                return None
+            self.down_since = None
             self._delay = self.min
-        return None if since is None else self._now() - since
+            self.epoch += 1
+        return self._now() - since
 
     def outage_seconds(self) -> float:
         """How long the current outage has lasted (0 while the store is reachable)."""
         since = self.down_since
         return 0.0 if since is None else self._now() - since
-
-    @property
-    def next_probe_in(self) -> float:
-        """Seconds until a call may probe the store again (0 while it is reachable)."""
-        return 0.0 if self.down_since is None else max(self._retry_at - self._now(), 0.0)

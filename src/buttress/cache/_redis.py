@@ -35,6 +35,7 @@ from Redis in the background, since Redis's copies are older than what this proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -366,21 +367,28 @@ class RedisBackend:
 
     # -- clients ----------------------------------------------------------------------------------
 
-    def _pool_options(self, retry: object) -> dict[str, Any]:
-        """Connection pool settings, the same for the sync pool and each event loop's async pool."""
+    def _pool_options(self, retry: type[Any]) -> dict[str, Any]:
+        """Connection pool settings, the same for the sync pool and each event loop's async pool.
+
+        One immediate retry on a broken connection (a socket left over from a Redis that restarted), none
+        after a timeout: a Redis that hangs costs ``socket_timeout`` once, then the outage tracker decides
+        when to try again.
+        """
+        import redis  # noqa: PLC0415
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+
         return {
             "max_connections": self.max_connections,
             "timeout": _POOL_WAIT,
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
-            "retry": retry,  # no retries: the outage tracker decides when to try again, not redis-py
+            "retry": retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
         }
 
     def _sync_client(self, module: Any) -> redis.Redis:
-        from redis.backoff import NoBackoff  # noqa: PLC0415
         from redis.retry import Retry  # noqa: PLC0415
 
-        pool = module.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry(NoBackoff(), 0)))
+        pool = module.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry))
         client: redis.Redis = module.Redis.from_pool(pool)
         return client
 
@@ -390,10 +398,8 @@ class RedisBackend:
         if client is None:
             import redis.asyncio  # noqa: PLC0415
             from redis.asyncio.retry import Retry  # noqa: PLC0415
-            from redis.backoff import NoBackoff  # noqa: PLC0415
 
-            options = self._pool_options(Retry(NoBackoff(), 0))
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **options)
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry))
             client = self._async_clients[loop] = redis.asyncio.Redis.from_pool(pool)
         return client
 
@@ -412,9 +418,14 @@ class RedisBackend:
     # -- running commands ---------------------------------------------------------------------------
 
     def _run(self, command: Any, *args: Any) -> Any:
-        """``command(client, *args)``; :data:`_DOWN` (and the outage bookkeeping) if Redis is unreachable."""
+        """``command(client, *args)``; :data:`_DOWN` (and the outage bookkeeping) if Redis is unreachable.
+
+        Only a probe (a call made while Redis is marked down) can mark it up again, and only an outcome
+        from the tracker's current epoch changes its state (see :mod:`buttress._outage`).
+        """
         outage = self._outage
-        if outage.down_since is not None and outage.skip():
+        epoch, probe = outage.epoch, outage.down_since is not None
+        if probe and outage.skip():
             return _DOWN
         client = self._client
         try:
@@ -425,16 +436,19 @@ class RedisBackend:
                     client.script_load(script.source)
                 reply = command(client, *args)
         except self._errors as exc:
-            self._went_down(exc)
+            with contextlib.suppress(Exception):  # a dead server's idle sockets would fail the next probes
+                client.connection_pool.disconnect(inuse_connections=False)
+            self._went_down(exc, epoch)
             return _DOWN
-        if outage.down_since is not None:
-            self._came_back()
+        if probe:
+            self._came_back(epoch)
         return reply
 
     async def _arun(self, command: Any, *args: Any) -> Any:
         """:meth:`_run` on the running loop's async client."""
         outage = self._outage
-        if outage.down_since is not None and outage.skip():
+        epoch, probe = outage.epoch, outage.down_since is not None
+        if probe and outage.skip():
             return _DOWN
         client = self._async_client()
         try:
@@ -445,10 +459,12 @@ class RedisBackend:
                     await client.script_load(script.source)
                 reply = await command(client, *args)
         except self._errors as exc:
-            self._went_down(exc)
+            with contextlib.suppress(Exception):
+                await client.connection_pool.disconnect(inuse_connections=False)
+            self._went_down(exc, epoch)
             return _DOWN
-        if outage.down_since is not None:
-            self._came_back()
+        if probe:
+            self._came_back(epoch)
         return reply
 
     def _drive(self, plan: Plan[_T]) -> _T:
@@ -736,8 +752,8 @@ class RedisBackend:
 
     # -- outages ----------------------------------------------------------------------------------------
 
-    def _went_down(self, exc: BaseException) -> None:
-        if not self._outage.mark_down(exc):
+    def _went_down(self, exc: BaseException, epoch: int) -> None:
+        if not self._outage.mark_down(exc, epoch):
             return
         dropped = self.fallback.clear_all()  # leftovers of an earlier outage are older than Redis's values
         logger.warning(
@@ -747,8 +763,8 @@ class RedisBackend:
         )
         self._emit("degraded", error=self._outage.last_error, dropped_local=dropped)
 
-    def _came_back(self) -> None:
-        outage = self._outage.mark_up()
+    def _came_back(self, epoch: int) -> None:
+        outage = self._outage.mark_up(epoch)
         if outage is None:
             return  # another call noticed first
         dropped = self.fallback.clear_all()  # what was computed here may be stale to other processes

@@ -241,7 +241,9 @@ class RedisState:
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """Run ``script`` with one ``EVALSHA``; :data:`UNAVAILABLE` if Redis cannot be reached."""
-        if self._outage.down_since is not None and self._outage.skip():
+        outage = self._outage
+        epoch, probe = outage.epoch, outage.down_since is not None
+        if probe and outage.skip():
             return UNAVAILABLE
         import redis  # noqa: PLC0415 - cached after the first call
 
@@ -253,15 +255,17 @@ class RedisState:
                 client.script_load(script.source)
                 result = client.evalsha(script.sha, len(keys), *keys, *args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            self._mark_down(exc)
+            self._mark_down(exc, epoch)
             return UNAVAILABLE
-        if self._outage.down_since is not None:
-            self._mark_up()
+        if probe:
+            self._mark_up(epoch)
         return result
 
     async def arun(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """:meth:`run` for async callers, on the running loop's async client."""
-        if self._outage.down_since is not None and self._outage.skip():
+        outage = self._outage
+        epoch, probe = outage.epoch, outage.down_since is not None
+        if probe and outage.skip():
             return UNAVAILABLE
         import redis  # noqa: PLC0415
 
@@ -273,16 +277,16 @@ class RedisState:
                 await client.script_load(script.source)
                 result = await client.evalsha(script.sha, len(keys), *keys, *args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            self._mark_down(exc)
+            self._mark_down(exc, epoch)
             return UNAVAILABLE
-        if self._outage.down_since is not None:
-            self._mark_up()
+        if probe:
+            self._mark_up(epoch)
         return result
 
     # -- outage bookkeeping -----------------------------------------------------------------------
 
-    def _mark_down(self, exc: BaseException) -> None:
-        if self._outage.mark_down(exc):
+    def _mark_down(self, exc: BaseException, epoch: int) -> None:
+        if self._outage.mark_down(exc, epoch):
             _log.warning(
                 "resilience store %s unreachable (%s); following policy %r until it returns",
                 mask_url_password(self.url),
@@ -291,8 +295,8 @@ class RedisState:
             )
             self._emit("degraded", error=self._outage.last_error)
 
-    def _mark_up(self) -> None:
-        outage = self._outage.mark_up()
+    def _mark_up(self, epoch: int) -> None:
+        outage = self._outage.mark_up(epoch)
         if outage is not None:
             _log.warning("resilience store %s is back after %.1f s", mask_url_password(self.url), outage)
             self._emit("recovered", outage_seconds=round(outage, 3))
