@@ -223,6 +223,7 @@ class Cache:
         self.backend: CacheBackend = shared.backend
         self.clock = shared.clock
         self._prefix = namespace + ":"
+        self._default_policy = Policy(ttl)
         self._stats = stats = shared.recorder.namespace(namespace)
         self._lookups = stats.lookups.add
         self._hits = self.hit = stats.hits.add
@@ -345,12 +346,14 @@ class Cache:
         self, key: str, value: Any, *, ttl: float | _Default | None = DEFAULT, tags: str | Iterable[str] = ()
     ) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (the cache's default when not given)."""
-        self._store(self._key(key), value, self.policy(ttl, tags))
+        policy = self._default_policy if ttl is DEFAULT and not tags else self.policy(ttl, tags)
+        self._store(self._key(key), value, policy)
 
     async def aset(
         self, key: str, value: Any, *, ttl: float | _Default | None = DEFAULT, tags: str | Iterable[str] = ()
     ) -> None:
-        await self._astore(self._key(key), value, self.policy(ttl, tags))
+        policy = self._default_policy if ttl is DEFAULT and not tags else self.policy(ttl, tags)
+        await self._astore(self._key(key), value, policy)
 
     def delete(self, *keys: str) -> int:
         """Remove ``keys``; the number that existed."""
