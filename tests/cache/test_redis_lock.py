@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,9 @@ from buttress.clock import FakeClock
 from buttress.observe.metrics import MetricsRegistry
 from tests._ports import free_port
 from tests._redis_server import RedisServer
+from tests.cache.test_redis_backend import prefix, raw
+
+__all__ = ["prefix", "raw"]  # fixtures: a unique key prefix, and a client that removes its keys afterwards
 
 PROCESSES = 4
 TIMEOUT = (
@@ -67,8 +69,9 @@ def holder_worker(url: str, prefix: str, results: Any) -> None:
     cache.get_or_set("hot", never_finishes, ttl=60)
 
 
-def test_four_processes_missing_one_key_run_the_function_once(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}"
+def test_four_processes_missing_one_key_run_the_function_once(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     results = context.Queue()
@@ -76,7 +79,6 @@ def test_four_processes_missing_one_key_run_the_function_once(redis_url: str) ->
         context.Process(target=stampede_worker, args=(i, redis_url, prefix, barrier, results), daemon=True)
         for i in range(PROCESSES)
     ]
-    raw = redis.Redis.from_url(redis_url)
     try:
         for process in processes:
             process.start()
@@ -92,18 +94,14 @@ def test_four_processes_missing_one_key_run_the_function_once(redis_url: str) ->
     finally:
         for process in processes:
             process.kill()
-        keys = list(raw.scan_iter(match=f"{prefix}:*"))
-        if keys:
-            raw.unlink(*keys)
-        raw.close()
 
 
-def test_a_killed_lock_holder_frees_the_key_after_its_lease(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}"
+def test_a_killed_lock_holder_frees_the_key_after_its_lease(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     holder = context.Process(target=holder_worker, args=(redis_url, prefix, results), daemon=True)
-    raw = redis.Redis.from_url(redis_url)
     cache = _cache(redis_url, prefix, lock_lease=0.5)
     try:
         holder.start()
@@ -130,10 +128,6 @@ def test_a_killed_lock_holder_frees_the_key_after_its_lease(redis_url: str) -> N
     finally:
         holder.kill()
         cache.close()
-        keys = list(raw.scan_iter(match=f"{prefix}:*"))
-        if keys:
-            raw.unlink(*keys)
-        raw.close()
 
 
 def test_get_or_set_from_8_threads_through_a_killed_and_restarted_redis(tmp_path: Path) -> None:
