@@ -358,14 +358,30 @@ def test_a_value_signed_with_another_key_or_foreign_bytes_is_a_miss(make: Factor
     assert raw.exists(reader.redis_key("ns:a"), reader.redis_key("ns:b"), reader.redis_key("ns:c")) == 0
 
 
+def test_a_key_of_another_type_under_the_prefix_is_a_miss(backend: RedisBackend, raw: redis.Redis) -> None:
+    raw.hset(backend.redis_key("ns:h"), "field", "value")
+    raw.sadd(backend.redis_key("ns:s"), "member")
+
+    assert backend.get("ns:h") is None
+    assert backend.get_many(["ns:s"]) == [None]  # MGET reads it as absent
+    assert backend.exists("ns:s")
+    assert backend.rejected.value == 1
+    assert not raw.exists(backend.redis_key("ns:h"))
+    with pytest.raises(ValidationError, match="'ns:s'"):
+        backend.incr("ns:s", 1, None)
+    assert backend.expire("ns:s", 10) is True
+
+
 async def test_async_rejects_a_tampered_value(make: Factory, raw: redis.Redis) -> None:
     backend = make(serializer=SignedPickleSerializer(SIGNING_KEY))
     try:
         await backend.aset("ns:p", Entry("v"), 60)
         raw.set(backend.redis_key("ns:p"), b"\t\n" + b"0" * 40)
+        raw.rpush(backend.redis_key("ns:list"), "x")
         assert await backend.aget("ns:p") is None
-        assert not raw.exists(backend.redis_key("ns:p"))
-        assert backend.rejected.value == 1
+        assert await backend.aget("ns:list") is None
+        assert not raw.exists(backend.redis_key("ns:p"), backend.redis_key("ns:list"))
+        assert backend.rejected.value == 2
     finally:
         await backend.aclose()
 
@@ -377,6 +393,7 @@ async def test_async_rejects_a_tampered_value(make: Factory, raw: redis.Redis) -
     ("options", "field"),
     [
         ({"url": "http://127.0.0.1:6379"}, "url"),
+        ({"url": "redis://127.0.0.1:port/0"}, "url"),
         ({"prefix": ""}, "prefix"),
         ({"prefix": "my cache"}, "prefix"),
         ({"serializer": "json"}, "serializer"),

@@ -281,7 +281,10 @@ class RedisBackend:
     services share one Redis. ``serializer`` turns values into bytes (JSON by default; msgpack, or pickle
     signed with a key). ``socket_timeout`` bounds how long a call waits on a Redis that hangs before it is
     served from ``fallback`` instead. Sync callers share one connection pool of ``max_connections``;
-    each event loop gets its own ``redis.asyncio`` client.
+    each event loop gets its own ``redis.asyncio`` client. A call that waits a second for a free pooled
+    connection counts as an outage too: a Redis that slow is better served from memory.
+
+    An async call served from memory (an outage) does not suspend, as no in-process cache call does.
     """
 
     name: ClassVar[str] = "redis"
@@ -331,7 +334,13 @@ class RedisBackend:
         )
         self._noscript = redis.exceptions.NoScriptError
         self._response_error = redis.exceptions.ResponseError
-        self._client: redis.Redis = self._sync_client(redis)
+        try:
+            self._client: redis.Redis = self._sync_client(redis)
+        except ValueError as exc:  # a malformed port, database or query option
+            raise ValidationError(
+                f"url {self._label!r} is not a valid Redis URL ({exc}); e.g. redis://127.0.0.1:6379/0",
+                field="url",
+            ) from exc
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -523,15 +532,19 @@ class RedisBackend:
                 value = self._loads(payload)
             return Entry(value, float(fresh) if fresh else NEVER, _decode_tags(tags) if tags else ())
         except Exception as exc:  # noqa: BLE001 - any undecodable value is a miss, never the caller's error
-            self.rejected.add()
-            logger.warning(
-                "redis cache %s: the value of %r did not decode (%s: %s); deleted it, a miss",
-                self._label,
-                key,
-                type(exc).__name__,
-                exc,
-            )
+            self._reject(key, exc)
             return None
+
+    def _reject(self, key: str, exc: Exception) -> None:
+        """Count and log a value that is not one this backend wrote; the caller deletes it."""
+        self.rejected.add()
+        logger.warning(
+            "redis cache %s: the value of %r did not decode (%s: %s); deleted it, a miss",
+            self._label,
+            key,
+            type(exc).__name__,
+            exc,
+        )
 
     def _set_args(self, key: str, entry: Entry, ttl: float | None) -> tuple[Any, ...]:
         """The command that stores ``entry`` under ``key`` (with its tags) for ``ttl`` seconds."""
@@ -660,12 +673,17 @@ class RedisBackend:
     def get(self, key: str) -> Entry | None:
         # Written out rather than planned: this is the hot path (one GET and a decode).
         rkey = self._prefix + key
-        data = self._run(_execute, "GET", rkey)
-        if data is None:
-            return None
-        if data is _DOWN:
-            return self.fallback.get(key)
-        entry = self._decode(key, data)
+        try:
+            data = self._run(_execute, "GET", rkey)
+        except self._response_error as exc:  # WRONGTYPE: a key under the prefix that is not a string
+            self._reject(key, exc)
+            entry = None
+        else:
+            if data is None:
+                return None
+            if data is _DOWN:
+                return self.fallback.get(key)
+            entry = self._decode(key, data)
         if entry is None:
             self._run(_execute, "UNLINK", rkey)
         return entry
@@ -707,12 +725,17 @@ class RedisBackend:
 
     async def aget(self, key: str) -> Entry | None:
         rkey = self._prefix + key
-        data = await self._arun(_execute, "GET", rkey)
-        if data is None:
-            return None
-        if data is _DOWN:
-            return self.fallback.get(key)
-        entry = self._decode(key, data)
+        try:
+            data = await self._arun(_execute, "GET", rkey)
+        except self._response_error as exc:
+            self._reject(key, exc)
+            entry = None
+        else:
+            if data is None:
+                return None
+            if data is _DOWN:
+                return self.fallback.get(key)
+            entry = self._decode(key, data)
         if entry is None:
             await self._arun(_execute, "UNLINK", rkey)
         return entry
