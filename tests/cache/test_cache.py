@@ -141,6 +141,7 @@ def test_stats_count_hits_misses_and_sets(cache: Cache) -> None:
         (lambda c: c.set("k", 1, tags=("",)), "tags"),
         (lambda c: c.get(42), "key"),
         (lambda c: c.namespaced("a:b"), "namespace"),
+        (lambda c: c.namespaced("~tag"), "namespace"),
         (lambda c: c.incr("k", 1.5), "delta"),
         (lambda c: c.get_or_set("k", lambda: 1, stale_ttl=-1), "stale_ttl"),
         (lambda c: c.get_or_set("k", lambda: 1, unless=3), "unless"),

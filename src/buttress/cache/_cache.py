@@ -93,12 +93,23 @@ def check_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not namespace or ":" in namespace or " " in namespace:
-        raise ValidationError(
-            f"namespace must be a non-empty string without ':' or spaces, got {namespace!r}; e.g. 'artists'",
-            field="namespace",
-        )
+    # The Redis backend keeps tag sets and locks under "~tag" and "~lock": no namespace may reach them.
+    if (
+        not isinstance(namespace, str)
+        or not namespace
+        or any(c in namespace for c in ": ")
+        or namespace[0] == "~"
+    ):
+        raise _bad_namespace(namespace)
     return namespace
+
+
+def _bad_namespace(namespace: object) -> ValidationError:
+    return ValidationError(
+        f"namespace must be a non-empty string without ':' or spaces, not starting with '~', "
+        f"got {namespace!r}; e.g. 'artists'",
+        field="namespace",
+    )
 
 
 def _bad_key(key: object) -> ValidationError:
