@@ -206,8 +206,8 @@ def cache_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show the cache stats of a running service (from its ops server): hit rates, sizes, advice."""
+    from buttress._ops_client import default_ops_url  # noqa: PLC0415
     from buttress.cache._cli import stats_command  # noqa: PLC0415
-    from buttress.resilience._cli import default_ops_url  # noqa: PLC0415
 
     raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json))
 

@@ -21,9 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from buttress._ops_client import get_ops_json
 from buttress.cache._warm import WarmProgress, WarmResult, run_all_warmers, warmer_caches
 from buttress.errors import ButtressError
-from buttress.resilience._cli import _problem_text
 
 __all__ = ["stats_command", "warm_command"]
 
@@ -137,19 +137,10 @@ def stats_command(
     """Print the cache stats of the ops server at ``url``; the exit code."""
     console = console or Console()
     base = url.rstrip("/")
-    try:
-        with httpx.Client(timeout=10.0, transport=transport) as client:
-            answer = client.get(f"{base}/cache/stats")
-    except httpx.TransportError as exc:
-        console.print(
-            f"[red]cannot reach the ops server at {base} ({exc}); start it with `buttress serve` "
-            "or pass --url[/red]"
-        )
+    with httpx.Client(timeout=10.0, transport=transport) as client:
+        document: dict[str, Any] | None = get_ops_json(client, base, "/cache/stats", console)
+    if document is None:
         return 1
-    if answer.status_code != httpx.codes.OK:
-        console.print(f"[red]GET {base}/cache/stats: {_problem_text(answer)}[/red]")
-        return 1
-    document: dict[str, Any] = answer.json()
     if as_json:
         console.print_json(json.dumps(document))
         return 0

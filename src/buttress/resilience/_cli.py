@@ -14,6 +14,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from buttress._ops_client import default_ops_url, get_ops_json, problem_text, report_unreachable
+
 __all__ = ["breakers_command", "default_ops_url"]
 
 _STATE_STYLES = {
@@ -23,15 +25,6 @@ _STATE_STYLES = {
     "forced_open": "bold red",
     "disabled": "dim",
 }
-
-
-def default_ops_url() -> str:
-    """The ops server of this machine's settings: ``http://<server.host>:<server.port>/ops``."""
-    from buttress.config import get_settings  # noqa: PLC0415
-
-    server = get_settings().server
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host  # noqa: S104 - reading, not binding
-    return f"http://{host}:{server.port}/ops"
 
 
 def _admin_headers() -> dict[str, str]:
@@ -59,34 +52,19 @@ def breakers_command(
                 if key is not None:
                     answer = client.post(f"{base}/breakers/{key}/{action}", headers=_admin_headers())
                     if answer.status_code != httpx.codes.OK:
-                        console.print(f"[red]{action} {key}: {_problem_text(answer)}[/red]")
+                        console.print(f"[red]{action} {key}: {problem_text(answer)}[/red]")
                         return 1
                     console.print(f"breaker {key}: {action} done")
-            answer = client.get(f"{base}/breakers")
         except httpx.TransportError as exc:
-            console.print(
-                f"[red]cannot reach the ops server at {base} ({exc}); start it with `buttress serve` "
-                "or pass --url[/red]"
-            )
-            return 1
-    if answer.status_code != httpx.codes.OK:
-        console.print(f"[red]GET {base}/breakers: {_problem_text(answer)}[/red]")
+            return report_unreachable(console, base, exc)
+        rows: list[dict[str, Any]] | None = get_ops_json(client, base, "/breakers", console)
+    if rows is None:
         return 1
-    rows: list[dict[str, Any]] = answer.json()
     if as_json:
         console.print_json(json.dumps(rows))
         return 0
     console.print(_table(rows))
     return 0
-
-
-def _problem_text(answer: httpx.Response) -> str:
-    try:
-        body = answer.json()
-    except ValueError:
-        return f"HTTP {answer.status_code}"
-    detail = body.get("detail") if isinstance(body, dict) else None
-    return f"HTTP {answer.status_code}: {detail or body}"
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
