@@ -66,7 +66,8 @@ def make_cached(
     def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
         if not callable(fn):
             raise ValidationError(f"@cached decorates functions, got {fn!r}", field="fn")
-        key_prefix, build = build_key_builder(fn, key)
+        method = is_method(fn)
+        key_prefix, build = build_key_builder(fn, key, skip_self=method)
         is_async = inspect.iscoroutinefunction(fn)
         binding: list[_Binding | None] = [None]
 
@@ -97,7 +98,8 @@ def make_cached(
 
         def locate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, str]:
             bound = bind()
-            return bound.target, bound.prefix + build(_with_self(fn, args), kwargs)
+            # invalidate() takes a call's arguments without self; the builder expects a slot for it
+            return bound.target, bound.prefix + build((None, *args) if method else args, kwargs)
 
         def invalidate(*args: Any, **kwargs: Any) -> bool:
             cache, full = locate(args, kwargs)
@@ -130,11 +132,6 @@ class _Binding:
         self.target = target
         self.prefix = prefix
         self.call = call
-
-
-def _with_self(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Arguments of ``invalidate`` as the key builder sees a call's: methods get a placeholder ``self``."""
-    return (None, *args) if is_method(fn) else args
 
 
 # The two calls below are the hot path of every cached function: everything they touch is a closure

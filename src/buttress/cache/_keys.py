@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 
 from buttress.errors import ValidationError
 
-__all__ = ["KeyBuilder", "build_key_builder", "encode_arguments", "function_name"]
+__all__ = ["KeyBuilder", "build_key_builder", "encode_arguments", "function_name", "is_method"]
 
 KeyBuilder = Callable[[tuple[Any, ...], dict[str, Any]], str]
 """Turns a call's positional and keyword arguments into the key part after the namespace."""
@@ -174,14 +174,16 @@ def is_method(fn: Callable[..., Any]) -> bool:
     return first in _SELF_NAMES and "." in getattr(fn, "__qualname__", "")
 
 
-def build_key_builder(fn: Callable[..., Any], key: str | Callable[..., str] | None) -> tuple[str, KeyBuilder]:
+def build_key_builder(
+    fn: Callable[..., Any], key: str | Callable[..., str] | None, *, skip_self: bool
+) -> tuple[str, KeyBuilder]:
     """The key prefix for ``fn`` and the builder of the rest, for ``@cached(key=...)``.
 
     ``None``: ``"<module>.<qualname>:"`` plus the typed arguments. A template: formatted with the call's
     arguments bound to parameter names (defaults applied). A callable: called with the call's arguments
     (``self`` excluded for methods), returning the key. Templates and callables own the whole key.
+    ``skip_self`` (from :func:`is_method`) leaves a method's first argument out of every key.
     """
-    skip_self = is_method(fn)
     if key is None:
         return function_name(fn) + ":", _default_builder(skip_self)
     if isinstance(key, str):
