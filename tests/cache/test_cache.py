@@ -9,16 +9,6 @@ from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def cache(clock: FakeClock) -> Cache:
-    return Cache(clock=clock, ttl=60)
-
-
 def test_set_get_and_default(cache: Cache) -> None:
     assert cache.get("missing") is None
     assert cache.get("missing", default="d") == "d"

@@ -15,16 +15,6 @@ from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def cache(clock: FakeClock) -> Cache:
-    return Cache(clock=clock, ttl=60)
-
-
 def test_sync_function_is_computed_once_per_arguments(cache: Cache) -> None:
     calls: list[tuple[int, int]] = []
 

@@ -18,11 +18,6 @@ from buttress.observe.metrics import MetricsRegistry
 from tests._ports import free_port
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def _cache(clock: FakeClock, *, max_entries: int = 10_000, ttl: float | None = 3600.0) -> Cache:
     backend = MemoryBackend(max_entries=max_entries, clock=clock)
     return Cache(backend, clock=clock, ttl=ttl, metrics=MetricsRegistry(clock=clock))

@@ -82,11 +82,6 @@ class Switchable(MemoryBackend):
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def l2(clock: FakeClock) -> Switchable:
     return Switchable(clock)
 

@@ -36,11 +36,6 @@ def _forget_dead_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def bus() -> Iterator[EventBus]:
     with EventBus() as events:
         yield events
