@@ -41,6 +41,8 @@ class BackendChoice:
     requested: str
     chosen: str
     reason: str
+    redis_unreachable: bool = False
+    """True when ``auto`` settled for memory because the configured Redis did not answer (health warns)."""
 
 
 def _redis_answers(url: str, timeout: float) -> bool:
@@ -70,6 +72,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
         "memory",
         f"Redis at {mask_url_password(url)} did not answer at startup; set BUTTRESS_CACHE__BACKEND=tiered "
         "to wait for it instead",
+        redis_unreachable=True,
     )
 
 
@@ -195,7 +198,7 @@ def cache_health() -> CheckResult | None:
         return result
     detail = f"{choice.chosen} backend ({choice.reason}); {result.output}"
     status = result.status
-    if choice.requested == "auto" and choice.chosen == "memory" and "did not answer" in choice.reason:
+    if choice.redis_unreachable:
         status = "warn"
     return CheckResult(
         status, detail, observed_value=result.observed_value, observed_unit=result.observed_unit
