@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Row", "Table", "aloop", "fmt", "interleave", "loop", "measure_ns", "rotations"]
+__all__ = ["Row", "Table", "aloop", "ameasure_ns", "fmt", "interleave", "loop", "measure_ns", "rotations"]
 
 
 def measure_ns(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
@@ -52,6 +53,20 @@ async def aloop(fn: Callable[[], Awaitable[object]], number: int) -> float:
     finally:
         if enabled:
             gc.enable()
+
+
+async def ameasure_ns(
+    fn: Callable[[], Awaitable[object]], *, repeat: int = 7, min_time: float = 0.05
+) -> float:
+    """Nanoseconds per ``await fn()``, as :func:`measure_ns` does for calls, in the running event loop.
+
+    One timed await (a warm-up too) sets how many awaits fill ``min_time``; then ``repeat`` loops of
+    that many, GC paused, and their median. The loop, and every connection pooled in it, stays.
+    """
+    once = await aloop(fn, 1)
+    number = max(1, math.ceil(min_time / once)) if once > 0 else 1_000
+    samples = [await aloop(fn, number) / number for _ in range(repeat)]
+    return statistics.median(samples) * 1e9
 
 
 def rotations(names: Sequence[str], rounds: int) -> Iterator[str]:

@@ -30,8 +30,7 @@ import redis.asyncio.retry
 import redis.backoff
 import redis.retry
 
-from benchmarks._harness import Row, Table, fmt, interleave
-from benchmarks.bench_http import ameasure_ns
+from benchmarks._harness import Row, Table, ameasure_ns, fmt, interleave
 from benchmarks.bench_resilience import ComparisonTable, TableGroup, compare, row
 from buttress._redaction import mask_url_password
 from buttress.cache import Cache, Entry, MemoryBackend

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
-import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,14 +18,14 @@ from typing import Final
 
 import httpx
 
-from benchmarks._harness import Row, Table, aloop, fmt, interleave, loop, measure_ns, rotations
+from benchmarks._harness import Row, Table, ameasure_ns, fmt, interleave, loop, measure_ns, rotations
 from benchmarks._http_server import SocketGet, server_cpu_ns
 from buttress.config import HttpPolicySettings, HttpSettings, LimiterSettings
 from buttress.http import AsyncHttpClient, HttpClient, HttpPolicies, ResilientTransport
 from buttress.http._core import limits
 from buttress.testing import Upstream
 
-__all__ = ["ameasure_ns", "run"]
+__all__ = ["run"]
 
 AsyncFn = Callable[[], Awaitable[object]]
 
@@ -75,18 +74,6 @@ async def _ainterleave(samplers: dict[str, AsyncFn], rounds: int = ROUNDS) -> di
     for name in rotations(list(samplers), rounds):
         samples[name].append(await ameasure_ns(samplers[name], repeat=REPEAT))
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-async def ameasure_ns(fn: AsyncFn, *, repeat: int = 7, min_time: float = MIN_TIME) -> float:
-    """Nanoseconds per ``await fn()``, as :func:`measure_ns` does for calls, in the running event loop.
-
-    One timed await (a warm-up too) sets how many awaits fill ``min_time``; then ``repeat`` loops of
-    that many, GC paused, and their median. The loop, and every connection pooled in it, stays.
-    """
-    once = await aloop(fn, 1)
-    number = max(1, math.ceil(min_time / once)) if once > 0 else 1_000
-    samples = [await aloop(fn, number) / number for _ in range(repeat)]
-    return statistics.median(samples) * 1e9
 
 
 def _sampler(fn: Callable[[], object], min_time: float) -> Callable[[], float]:
