@@ -180,8 +180,11 @@ class ConfigError(ButtressError):
         super().__init__(message, error_code=error_code, context=merged, status=status)
 
 
-class ValidationError(ButtressError):
-    """An argument or input failed validation; ``field`` names it."""
+class ValidationError(ButtressError, ValueError):
+    """An argument or input failed validation; ``field`` names it.
+
+    Also a ``ValueError``, so code that guards a bad argument the standard way catches it too.
+    """
 
     default_code = "validation_failed"
     default_status = 422

@@ -52,8 +52,8 @@ from buttress.cache._memory import MemoryBackend
 from buttress.cache._serializers import JsonSerializer, Serializer
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
+from buttress.events import publish_quietly
 from buttress.resilience._redis_state import Script
-from buttress.resilience._telemetry import publish_quietly
 
 if TYPE_CHECKING:
     import redis

@@ -323,7 +323,7 @@ class _Run:
             _log.debug("the progress callback of cache warmer %s failed", self.warmer.name, exc_info=True)
 
     def _publish(self, phase: str, payload: dict[str, Any]) -> None:
-        from buttress.resilience._telemetry import publish_quietly  # noqa: PLC0415 - only when warming
+        from buttress.events import publish_quietly  # noqa: PLC0415 - only when warming
 
         body = {"warmer": self.warmer.name, **payload, "seconds": self.seconds()}
         publish_quietly(self.cache.events, f"cache.warm.{phase}", body)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from buttress.resilience._telemetry import Telemetry, publish_quietly
+from buttress.events import publish_quietly
+from buttress.resilience._telemetry import Telemetry
 
 if TYPE_CHECKING:
     from buttress.events import EventBus

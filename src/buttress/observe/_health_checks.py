@@ -21,7 +21,8 @@ from pydantic import SecretStr
 
 from buttress.clock import SYSTEM_CLOCK
 from buttress.errors import ValidationError
-from buttress.observe._health_core import CheckResult, HealthCheck, describe_exception
+from buttress.health_types import CheckResult, describe_exception
+from buttress.observe._health_core import HealthCheck
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine

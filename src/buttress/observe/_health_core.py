@@ -25,10 +25,12 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
+from buttress.health_types import CheckResult, HealthStatus, describe_exception
+from buttress.health_types import clip as _clip
 
 __all__ = [
     "HEALTH_CONTENT_TYPE",
@@ -47,9 +49,6 @@ HEALTH_CONTENT_TYPE = "application/health+json"
 STANDARD_GROUPS: frozenset[str] = frozenset({"liveness", "readiness", "startup"})
 """Groups that always exist (an empty group passes), so probes can be wired before checks are added."""
 
-HealthStatus = Literal["pass", "warn", "fail"]
-_STATUSES: tuple[str, ...] = get_args(HealthStatus)
-_MAX_OUTPUT = 1000
 
 CheckFunction = Callable[[], Any]
 """A check: sync or async, returning ``None``, a ``bool`` or a :class:`CheckResult`."""
@@ -63,17 +62,6 @@ def rfc3339(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def describe_exception(exc: BaseException) -> str:
-    """``Type: message`` without a traceback: enough to act on, safe to show on a health endpoint."""
-    message = " ".join(str(exc).split())  # one line: driver errors often span several
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return _clip(text)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_OUTPUT else text[: _MAX_OUTPUT - 1] + "…"
-
-
 def _json_value(value: Any) -> Any:
     """Keep observed values JSON-clean: NaN/inf become null, unknown objects become their ``str``."""
     if value is None or isinstance(value, bool | int | str):
@@ -85,26 +73,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_value(v) for k, v in value.items()}
     return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """What a check reports when ``None``/``True``/``False`` is not enough.
-
-    ``output`` is shown to operators; for ``warn`` and ``fail`` say what is wrong and how to fix it.
-    """
-
-    status: HealthStatus = "pass"
-    output: str = ""
-    observed_value: Any = None
-    observed_unit: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in _STATUSES:
-            raise ValidationError(
-                f"CheckResult status must be one of {', '.join(_STATUSES)}, got {self.status!r}",
-                field="status",
-            )
 
 
 def _validate_name(value: str, what: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.health_types import CheckResult, HealthStatus, describe_exception
 from buttress.observe._health_checks import (
     Threshold,
     database_check,
@@ -49,13 +50,10 @@ from buttress.observe._health_core import (
     STANDARD_GROUPS,
     CheckFunction,
     CheckOutcome,
-    CheckResult,
     HealthCheck,
     HealthRegistry,
     HealthReport,
-    HealthStatus,
     aggregate_status,
-    describe_exception,
     rfc3339,
 )
 

@@ -24,7 +24,8 @@ import psutil
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
-from buttress.observe._health_core import CheckResult, describe_exception, rfc3339
+from buttress.health_types import CheckResult, describe_exception
+from buttress.observe._health_core import rfc3339
 
 __all__ = [
     "DiskSample",

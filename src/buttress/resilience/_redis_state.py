@@ -29,7 +29,7 @@ from buttress._outage import OutageTracker
 from buttress._redaction import mask_url_password
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
-from buttress.resilience._telemetry import publish_quietly
+from buttress.events import publish_quietly
 
 if TYPE_CHECKING:
     import asyncio

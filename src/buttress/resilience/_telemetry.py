@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from buttress._tally import Tally
+from buttress.events import publish_quietly
 
 if TYPE_CHECKING:
     from buttress.events import EventBus
@@ -126,22 +127,6 @@ class Telemetry:
                 calls.labels(strategy=self.strategy, key=self.key, outcome=outcome).inc(delta)
         for callback in self._collectors:
             callback(registry)
-
-
-def publish_quietly(bus: EventBus | None, topic: str, payload: dict[str, Any]) -> None:
-    """Publish on ``bus`` (default: the process-wide one); a failure is logged, never raised.
-
-    An observer must never break the call it observes: a closed bus or a bad payload costs an event,
-    not the caller's result.
-    """
-    try:
-        if bus is None:
-            from buttress.events import get_event_bus  # noqa: PLC0415 - keep imports light
-
-            bus = get_event_bus()
-        bus.publish(topic, payload)
-    except Exception:  # noqa: BLE001 - see above
-        _log.debug("could not publish %s", topic, exc_info=True)
 
 
 class _Collector:
