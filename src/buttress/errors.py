@@ -32,11 +32,10 @@ The tree::
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
-from pydantic import SecretBytes, SecretStr
 
 __all__ = [
     "BackendUnavailable",
@@ -67,9 +66,18 @@ PROBLEM_TYPE_PREFIX = "urn:buttress:error:"
 MASK = "**********"
 
 
+def _is_pydantic_secret(value: Any) -> bool:
+    """Whether ``value`` is a pydantic ``SecretStr``/``SecretBytes``, without importing pydantic here.
+
+    No secret object can exist before pydantic is imported, so errors (imported by everything) stay light.
+    """
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.SecretStr | pydantic.SecretBytes)
+
+
 def _public_value(value: Any) -> Any:
     """Make a context value safe to put in a response or a log: secrets masked, the rest JSON-friendly."""
-    if isinstance(value, SecretStr | SecretBytes):
+    if _is_pydantic_secret(value):
         return MASK
     if value is None or isinstance(value, bool | int | float | str):
         return value

@@ -18,20 +18,43 @@ With ``create_event_bus("redis", redis_url=...)`` every bus on that Redis (and c
 every event; the publishing process delivers its own subscribers directly and ignores the echo.
 """
 
-from buttress.events._bus import EventBus, EventBusClosed
-from buttress.events._default import (
-    create_event_bus,
-    get_event_bus,
-    publish,
-    reset_event_bus,
-    set_event_bus,
-    subscribe,
+from buttress._lazy import lazy_exports
+
+TYPE_CHECKING = False  # see buttress/__init__.py: importing typing would cost more than this package
+if TYPE_CHECKING:
+    from buttress.events._bus import EventBus, EventBusClosed
+    from buttress.events._default import (
+        create_event_bus,
+        get_event_bus,
+        publish,
+        reset_event_bus,
+        set_event_bus,
+        subscribe,
+    )
+    from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
+    from buttress.events._patterns import validate_topic
+    from buttress.events._quiet import publish_quietly
+    from buttress.events._redis import RedisTransport
+    from buttress.events._subscription import Subscription
+
+# Loaded on first use: RedisTransport (redis-py, the [redis] extra) only when it is asked for.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(["EventBus", "EventBusClosed"], "buttress.events._bus"),
+        **dict.fromkeys(
+            ["create_event_bus", "get_event_bus", "publish", "reset_event_bus", "set_event_bus", "subscribe"],
+            "buttress.events._default",
+        ),
+        **dict.fromkeys(
+            ["Event", "EventHandler", "EventTransport", "MemoryTransport"], "buttress.events._event"
+        ),
+        "validate_topic": "buttress.events._patterns",
+        "publish_quietly": "buttress.events._quiet",
+        "RedisTransport": "buttress.events._redis",
+        "Subscription": "buttress.events._subscription",
+    },
 )
-from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
-from buttress.events._patterns import validate_topic
-from buttress.events._quiet import publish_quietly
-from buttress.events._redis import RedisTransport
-from buttress.events._subscription import Subscription
 
 __all__ = [
     "Event",

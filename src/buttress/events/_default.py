@@ -6,11 +6,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from buttress._extras import require
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.events._bus import EventBus
 from buttress.events._event import EventHandler, EventTransport
-from buttress.events._redis import RedisTransport
 from buttress.events._subscription import Subscription
 
 __all__ = ["create_event_bus", "get_event_bus", "publish", "reset_event_bus", "set_event_bus", "subscribe"]
@@ -38,6 +38,9 @@ def create_event_bus(
                 "(or set BUTTRESS_REDIS_URL), or use transport='memory' for a single process",
                 field="redis_url",
             )
+        require("redis", "redis", "the redis event transport")
+        from buttress.events._redis import RedisTransport  # noqa: PLC0415 - redis-py only when it is used
+
         chosen = RedisTransport(redis_url, channel_prefix=channel_prefix, clock=clock)
     else:
         raise ValidationError(f"transport must be 'memory' or 'redis', got {transport!r}", field="transport")
