@@ -1,0 +1,22 @@
+"""The text of ``buttress --help`` at 80 columns, as typer prints it (checked by tests/test_cli_help.py).
+
+Regenerate after changing a command or its docstring: ``.venv/bin/python -m tests.test_cli_help``.
+"""
+
+HELP = """\
+Usage: buttress [OPTIONS] COMMAND [ARGS]...
+
+  buttress: the production layer of a Python service.
+
+Options:
+  --help  Show this message and exit.
+
+Commands:
+  version   Print the installed buttress version.
+  health    Run the health checks: a table of ✓/⚠/✗, exit 1 when a...
+  serve     Run the ops server: health probes, Prometheus metrics, stats,...
+  demo      An HTTP batch through per-host policies against misbehaving...
+  breakers  Show the circuit breakers of a running service (from its ops...
+  config    Show the effective configuration: every variable, its value...
+  cache     The cache: run its warmers, read its stats.
+"""
