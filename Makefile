@@ -1,5 +1,5 @@
 # A fresh machine needs only python3: the first target that needs the virtualenv creates .venv,
-# installs uv (pinned in requirements/bootstrap.txt) and then everything else from uv.lock.
+# installs uv (pinned in requirements/bootstrap.txt) and then, from uv.lock, what that target needs.
 PYTHON ?= python3
 VENV := .venv
 UV := $(VENV)/bin/uv
@@ -16,11 +16,23 @@ help:
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
 	@echo "make lock   re-resolve uv.lock after editing pyproject.toml"
 
-venv: $(VENV)/.installed
+# Two installs, two stamps. `make demo` needs the core and the extras the demo uses, nothing else; `make test`,
+# `make lint` and `make bench` need the dev and bench groups (which install buttress[all]). The demo's sync is
+# --inexact: it adds what it lacks and removes nothing, so it never undoes the dev install (a superset of it).
+DEMO_EXTRAS := --extra cli --extra server
 
-$(VENV)/.installed: uv.lock pyproject.toml requirements/bootstrap.txt
-	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/bootstrap.txt; }
+venv: $(VENV)/.installed-dev
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/bootstrap.txt
+
+$(VENV)/.installed-dev: uv.lock pyproject.toml requirements/bootstrap.txt | $(UV)
 	$(UV) sync --frozen --all-groups
+	@touch $@
+
+$(VENV)/.installed-demo: uv.lock pyproject.toml requirements/bootstrap.txt | $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups $(DEMO_EXTRAS)
 	@touch $@
 
 test: venv
@@ -39,12 +51,11 @@ format: venv
 bench: venv
 	$(RUN) python -m benchmarks
 
-lock:
-	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/python -m pip install -q -r requirements/bootstrap.txt; }
+lock: | $(UV)
 	$(UV) lock
 	$(MAKE) venv
 
-demo: venv
+demo: $(VENV)/.installed-demo
 	$(RUN) buttress demo
 
 clean:
