@@ -2,7 +2,12 @@
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
-on stderr and no traceback; usage mistakes exit 2, as click does.
+on stderr and no traceback; usage mistakes exit 2, as click does; a command whose extra is not installed
+exits 1 naming it.
+
+``buttress --help`` is answered by :mod:`buttress.__main__` from a stored copy of this app's help
+(``_cli_help.py``) without importing typer; after changing a command or a docstring, regenerate it with
+``.venv/bin/python -m tests.test_cli_help`` (tests/test_cli_help.py fails until you do).
 """
 
 from __future__ import annotations
@@ -11,6 +16,12 @@ import json
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, NoReturn
+
+from buttress._extras import MissingExtra, require
+
+# First, so a core install says "pip install 'buttress[cli]'" instead of "No module named 'typer'".
+for _package in ("typer", "rich"):
+    require(_package, "cli", "the buttress command")
 
 import typer
 from rich.console import Console
@@ -97,6 +108,7 @@ def serve(
 ) -> None:
     """Run the ops server: health probes, Prometheus metrics, stats, errors and admin endpoints."""
     # Imported here so `buttress config` and `buttress health` do not pay for FastAPI and uvicorn.
+    require("uvicorn", "server", "buttress serve")
     import uvicorn  # noqa: PLC0415
 
     from buttress.observe.logging import configure_logging_from_settings  # noqa: PLC0415
@@ -304,5 +316,9 @@ def _show(env_file: Path, *, as_json: bool) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``buttress`` script."""
-    app(prog_name="buttress")
+    """Entry point of the ``buttress`` script (through :mod:`buttress.__main__`, which answers ``--help``)."""
+    try:
+        app(prog_name="buttress")
+    except MissingExtra as missing:  # a command whose extra is not installed: say which, no traceback
+        _stderr().print(Text(str(missing)))
+        raise SystemExit(1) from None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from buttress._extras import require
 from buttress._redaction import mask_url_password
 from buttress.cache._cache import DEFAULT, Cache, _Default
 from buttress.cache._cached import CachedFunction, make_cached
@@ -46,7 +47,7 @@ class BackendChoice:
 
 
 def _redis_answers(url: str, timeout: float) -> bool:
-    import redis  # noqa: PLC0415 - only when Redis is configured
+    redis = require("redis", "redis", "the Redis cache (BUTTRESS_REDIS_URL is set)")
 
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
@@ -84,6 +85,7 @@ def build_cache(settings: Settings) -> Cache:
     backend: CacheBackend = memory
     bus = owned_bus = None
     if choice.chosen in {"redis", "tiered"} and settings.redis_url is not None:
+        require("redis", "redis", f"the {choice.chosen} cache backend")
         from buttress.cache._redis import RedisBackend  # noqa: PLC0415 - only with Redis
         from buttress.events import get_event_bus  # noqa: PLC0415
 

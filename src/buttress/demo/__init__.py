@@ -8,6 +8,13 @@ the retries, breaker and limiter changed, and what the cache saved; ``run_demo``
 entry point.
 """
 
+from buttress._extras import require
+
+# First, so a missing extra is named (pip install 'buttress[cli,server]') instead of a bare import error.
+require("rich", "cli", "buttress demo")
+for _package in ("fastapi", "uvicorn"):
+    require(_package, "server", "buttress demo (it runs the ops server)")
+
 from buttress.demo._render import render_report
 from buttress.demo._report import CachedPassReport, DemoReport, PassReport, PassStats
 from buttress.demo._run import run_demo

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 from pydantic import SecretStr
 
+from buttress._extras import require
 from buttress.clock import SYSTEM_CLOCK
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult, describe_exception
@@ -84,7 +85,7 @@ def redis_check(
     A sync client with a connection pool, not an asyncio one: it survives the fresh event loop of
     each :meth:`HealthRegistry.run_sync`, and it does not retry, because a health check reports.
     """
-    import redis  # noqa: PLC0415 - imported on use, see module docstring
+    redis = require("redis", "redis", "the Redis health check")
     from redis.backoff import NoBackoff  # noqa: PLC0415
     from redis.retry import Retry  # noqa: PLC0415
 
@@ -122,7 +123,8 @@ def redis_check(
 
 def sqlalchemy_url(url: str) -> URL:
     """Parse ``url``; bare ``postgresql://`` and ``postgres://`` get psycopg 3, the driver buttress ships."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    require("sqlalchemy", "db", "the database health check")
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - imported on use, see module docstring
     from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
 
     try:

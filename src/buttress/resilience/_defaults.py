@@ -12,6 +12,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
+from buttress._extras import require
 from buttress.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def get_resilience_store() -> RedisState | None:
             settings = _settings()
             resilience = settings.resilience
             if resilience.store == "redis" and settings.redis_url:
+                require("redis", "redis", "BUTTRESS_RESILIENCE__STORE=redis")
                 from buttress.resilience._redis_state import RedisState  # noqa: PLC0415
 
                 _store = RedisState(

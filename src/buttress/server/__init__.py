@@ -15,6 +15,12 @@ Admin endpoints (profiler switches, logger levels) exist only when ``BUTTRESS_SE
 
 from __future__ import annotations
 
+from buttress._extras import require
+
+# First, so a core install says "pip install 'buttress[server]'" instead of "No module named 'fastapi'".
+for _package in ("fastapi", "jwt"):
+    require(_package, "server", "buttress.server (the ops server)")
+
 from buttress.server._app import create_app, install
 from buttress.server._auth import AdminAuth, AdminAuthError, AdminIdentity
 from buttress.server._middleware import REQUEST_ID_HEADER, UNMATCHED_ROUTE, OpsMiddleware, route_template
