@@ -40,13 +40,13 @@ test: venv
 	$(RUN) pytest --cov=buttress --cov-report=term-missing $(PYTEST_ARGS)
 
 lint: venv
-	$(RUN) ruff check src tests benchmarks
-	$(RUN) ruff format --check src tests benchmarks
+	$(RUN) ruff check src tests benchmarks .ci
+	$(RUN) ruff format --check src tests benchmarks .ci
 	$(RUN) mypy
 
 format: venv
-	$(RUN) ruff format src tests benchmarks
-	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks .ci
+	$(RUN) ruff check --fix src tests benchmarks .ci
 
 bench: venv
 	$(RUN) python -m benchmarks
