@@ -84,7 +84,7 @@ def measure(python: str, candidates: list[Candidate], rounds: int = ROUNDS) -> d
 def _median_and_spread(values: list[float], scale: float, unit: str) -> tuple[str, str]:
     quartiles = statistics.quantiles(values, n=4)
     median = statistics.median(values) / scale
-    return f"{median:.1f} {unit}", f"{quartiles[0] / scale:.1f}-{quartiles[2] / scale:.1f}"
+    return f"{median:.1f} {unit}", f"{quartiles[0] / scale:.1f}-{quartiles[2] / scale:.1f} {unit}"
 
 
 @dataclass
