@@ -21,15 +21,21 @@ def get_container() -> Container:
     :func:`reset_container`) closes it in reverse creation order. ``set_*`` functions adopt a
     replacement (:meth:`Container.replace`); ``reset_*`` close one (:meth:`Container.reset`).
     """
-    if not _DEFAULT:
-        # Built outside the lock (registering imports modules, and module code must never wait on this
-        # lock); when threads race, the losers' containers are dropped with nothing built in them.
-        container = Container()
-        _register_defaults(container)
-        with _DEFAULT_LOCK:
-            if not _DEFAULT:
-                _DEFAULT.append(container)
-    return _DEFAULT[0]
+    try:
+        return _DEFAULT[0]  # the hot path: every get_metrics(), get_profiler() ... comes through here
+    except IndexError:
+        return _create()
+
+
+def _create() -> Container:
+    # Built outside the lock (registering imports modules, and module code must never wait on this
+    # lock); when threads race, the losers' containers are dropped with nothing built in them.
+    container = Container()
+    _register_defaults(container)
+    with _DEFAULT_LOCK:
+        if not _DEFAULT:
+            _DEFAULT.append(container)
+        return _DEFAULT[0]
 
 
 def set_container(container: Container) -> None:

@@ -356,7 +356,7 @@ class _NamedTarget:
         self._cache: tuple[MetricsRegistry, TimedTarget] | None = None
 
     def __call__(self) -> TimedTarget:
-        registry = get_metrics()
+        registry = get_container().resolve(MetricsRegistry)  # get_metrics(), one call less on the hot path
         cache = self._cache
         if cache is not None and cache[0] is registry:
             return cache[1]

@@ -372,7 +372,7 @@ def profiled(
     """
     if name is not None:
         _check_name(name)
-    target = get_profiler() if profiler is None else profiler
+    target = get_container().resolve(Profiler) if profiler is None else profiler  # get_profiler(), inlined
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         return _wrap(func, name or _qualified_name(func), target)
