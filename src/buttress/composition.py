@@ -7,18 +7,16 @@ calls :func:`register_defaults` when it is created; the ops server and ``buttres
 health registries with :func:`health_registry`. Observe never imports what it observes: the checks of
 the cache, the resilience store and the event bus come from those packages, through here.
 
-No ``from __future__ import annotations``: the health registry factory's annotations must be real
-classes for the container's wiring.
+Nothing below the composition root imports this module; the default container imports it when it is
+first created, so importing buttress itself stays light. No ``from __future__ import annotations``: the
+health registry factory's annotations must be real classes for the container's wiring.
 """
 
-from typing import TYPE_CHECKING
-
+from buttress import cache, events, http, observe, resilience
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.container import Container
-
-if TYPE_CHECKING:
-    from buttress.config import Settings
-    from buttress.observe.health import HealthRegistry
+from buttress.config import Settings, get_settings
+from buttress.container import Container, get_container
+from buttress.observe.health import HealthRegistry, default_health_registry
 
 __all__ = ["health_registry", "register_defaults"]
 
@@ -33,10 +31,6 @@ def register_defaults(container: Container) -> None:
     store, breakers, pipelines), ``HttpDefaults`` with ``HttpClient``/``AsyncHttpClient`` (http), and
     ``HealthRegistry``, built by :func:`health_registry` from the container's ``Settings``.
     """
-    from buttress import cache, events, http, observe, resilience  # noqa: PLC0415 - the composition root sits on top
-    from buttress.config import Settings, get_settings  # noqa: PLC0415 - as above
-    from buttress.observe.health import HealthRegistry  # noqa: PLC0415 - as above
-
     container.register_borrowed(Settings, get_settings)
     container.register_instance(Clock, SYSTEM_CLOCK)  # type: ignore[type-abstract]
     for capability in (observe, events, cache, resilience, http):
@@ -49,12 +43,12 @@ def register_defaults(container: Container) -> None:
 
 
 def health_registry(
-    settings: "Settings | None" = None,
+    settings: Settings | None = None,
     container: Container | None = None,
     *,
     clock: Clock = SYSTEM_CLOCK,
     disk_path: str = ".",
-) -> "HealthRegistry":
+) -> HealthRegistry:
     """Observe's default checks for ``settings`` plus every capability's own, in one registry.
 
     In order: ``redis`` and ``database`` (when configured, critical), then ``resilience_store`` (Redis
@@ -63,11 +57,6 @@ def health_registry(
     when they run, so building the registry builds nothing else. ``settings`` defaults to
     :func:`~buttress.config.get_settings`.
     """
-    from buttress import cache, events, resilience  # noqa: PLC0415 - the composition root sits on top
-    from buttress.config import get_settings  # noqa: PLC0415 - as above
-    from buttress.container import get_container  # noqa: PLC0415 - as above
-    from buttress.observe.health import default_health_registry  # noqa: PLC0415 - as above
-
     settings = get_settings() if settings is None else settings
     container = get_container() if container is None else container
     checks = [
