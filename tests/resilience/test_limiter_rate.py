@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from buttress.errors import ValidationError
-from buttress.resilience._rate import Rate
+from buttress.rate import Rate
 
 
 @pytest.mark.parametrize(
