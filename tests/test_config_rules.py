@@ -95,10 +95,12 @@ def test_a_rate_is_stored_as_a_parsed_rate() -> None:
 
 def test_a_stored_rate_is_written_back_as_text_that_loads_again() -> None:
     pipeline = PipelineSettings.model_validate({"limiter": {"rate": "120/2m"}})
+    assert pipeline.limiter.rate == Rate(120, 120.0)
     dumped = pipeline.model_dump()
     assert dumped["limiter"]["rate"] == "120/120s"
     assert json.loads(pipeline.model_dump_json())["limiter"]["rate"] == "120/120s"
     assert PipelineSettings.model_validate(dumped) == pipeline
+    assert PipelineSettings.model_validate(pipeline.model_dump()) == pipeline
 
 
 def test_a_named_http_policy_inherits_the_default_rate_parsed() -> None:
@@ -122,6 +124,48 @@ def test_a_rate_that_is_not_text_is_explained() -> None:
     (problem,) = caught.value.problems
     assert problem.variable == "BUTTRESS_HTTP__DEFAULT__LIMITER__RATE"
     assert "rate must be a Rate or text like" in problem.expected
+
+
+def test_the_public_names_are_curated() -> None:
+    assert buttress.config.__all__ == [
+        "ENV_PREFIX",
+        "NESTED_DELIMITER",
+        "AppSettings",
+        "BreakerSettings",
+        "BulkheadSettings",
+        "CacheSettings",
+        "EventsSettings",
+        "HttpBulkheadSettings",
+        "HttpHostPolicySettings",
+        "HttpPolicySettings",
+        "HttpRetrySettings",
+        "HttpSettings",
+        "HttpTimeoutSettings",
+        "LimiterSettings",
+        "LoggingSettings",
+        "ObserveSettings",
+        "PipelineSettings",
+        "ResilienceSettings",
+        "RetrySettings",
+        "SecuritySettings",
+        "ServerSettings",
+        "SettingField",
+        "SettingValue",
+        "Settings",
+        "Source",
+        "describe_settings",
+        "env_var_name",
+        "get_settings",
+        "load_settings",
+        "mask_url_password",
+        "render_check",
+        "render_config_table",
+        "render_env_example",
+        "reset_settings",
+        "setting_fields",
+    ]
+    for name in buttress.config.__all__:
+        assert getattr(buttress.config, name) is not None
 
 
 # --- layering --------------------------------------------------------------------------------------------

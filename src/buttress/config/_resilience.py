@@ -58,7 +58,8 @@ RateSetting = Annotated[
     PlainValidator(_parse_rate, json_schema_input_type=str),
     PlainSerializer(Rate.to_text, return_type=str),
 ]
-"""A rate read from text such as ``60/minute`` and stored parsed; it is written back as text."""
+"""A rate read from text such as ``60/minute`` and stored parsed; a dump writes it back as that text,
+so a dumped model validates again (a named HTTP policy inherits the default policy that way)."""
 
 
 class RetrySettings(BaseModel):
