@@ -93,7 +93,7 @@ def _sync_rows(state: RedisState, client: redis.Redis, namespace: str) -> list[R
     fixed = limits.strategies.FixedWindowRateLimiter(storage)
     moving = limits.strategies.MovingWindowRateLimiter(storage)
     py_breaker = pybreaker.CircuitBreaker(
-        state_storage=pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace=namespace)
+        state_storage=pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, prefix=namespace)
     )
 
     def get() -> object:
@@ -182,7 +182,7 @@ def run() -> Table:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         with _namespace(client) as namespace:
-            state = RedisState(REDIS_URL, namespace=namespace)
+            state = RedisState(REDIS_URL, prefix=namespace)
             try:
                 rows = _sync_rows(state, client, namespace) + _async_rows(state, namespace)
             finally:

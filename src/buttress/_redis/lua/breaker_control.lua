@@ -1,0 +1,13 @@
+--@include now
+local K, W, L = KEYS[1], KEYS[2], KEYS[3]
+local CONFIG = ARGV[2]
+--@include breaker_header
+
+local target = tonumber(ARGV[3])
+if target == 0 then return close('reset') end
+if st == target then return 0 end
+local source = enter(target)
+redis.call('PEXPIRE', K, TTL)
+local what = 'disabled'
+if target == 3 then what = 'forced_open' end
+return {what, source, target, '', -1}

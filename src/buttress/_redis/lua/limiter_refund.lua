@@ -1,0 +1,10 @@
+--@include now
+
+local interval = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local expected = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or math.abs(tat - expected) >= interval / 2 then return 0 end
+local new = math.max(tat - cost * interval, now)
+redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
+return 1

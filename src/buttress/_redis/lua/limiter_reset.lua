@@ -1,0 +1,3 @@
+--@include now
+
+return redis.call('DEL', KEYS[1])
