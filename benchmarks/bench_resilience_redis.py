@@ -93,7 +93,7 @@ def _sync_rows(state: RedisState, client: redis.Redis, namespace: str) -> list[R
     fixed = limits.strategies.FixedWindowRateLimiter(storage)
     moving = limits.strategies.MovingWindowRateLimiter(storage)
     py_breaker = pybreaker.CircuitBreaker(
-        state_storage=pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, prefix=namespace)
+        state_storage=pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace=namespace)
     )
 
     def get() -> object:

@@ -267,10 +267,10 @@ class RedisConnection:
         self, client: redis.asyncio.Redis, script: Script, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
         try:
-            return await client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
         except self._noscript:
             await client.script_load(script.source)
-            return await client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
 
     def drive(self, plan: Plan[_T]) -> _T:
         """Run ``plan`` on the sync client; a Redis error reply is thrown into the plan, to handle there."""
