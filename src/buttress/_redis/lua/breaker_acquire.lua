@@ -1,3 +1,5 @@
+-- Circuit breaker: admit a call. KEYS: state hash, leases. ARGV: now (absent: Redis TIME).
+-- CLOSED -> epoch, DISABLED -> -1, a probe permit -> {0, epoch, lease, moved}, a refusal -> {state, retry_us}.
 local se0 = tonumber(redis.call('HGET', KEYS[1], 's')) or 0
 if se0 % 8 == 0 then return (se0 - se0 % 8) / 8 end
 if se0 % 8 == 4 then return -1 end

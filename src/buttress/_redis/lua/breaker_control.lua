@@ -1,3 +1,5 @@
+-- Circuit breaker: reset, isolate or disable. KEYS: state hash, window, leases.
+-- ARGV: now, config, target state code (0, 3, 4). Returns 0 or a transition.
 --@include now
 local K, W, L = KEYS[1], KEYS[2], KEYS[3]
 local CONFIG = ARGV[2]

@@ -1,3 +1,5 @@
+-- Circuit breaker: record an outcome. KEYS: state hash, window, leases.
+-- ARGV: now, config, epoch, lease ('' for a CLOSED permit), outcome code. Returns 0 or a transition.
 --@include now
 local K, W, L = KEYS[1], KEYS[2], KEYS[3]
 local CONFIG = ARGV[2]

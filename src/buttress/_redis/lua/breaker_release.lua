@@ -1,3 +1,4 @@
+-- Circuit breaker: give back an unused probe lease. KEYS: state hash, leases. ARGV: now, config, epoch, lease.
 --@include now
 local K, W, L = KEYS[1], nil, KEYS[2]
 local CONFIG = ARGV[2]

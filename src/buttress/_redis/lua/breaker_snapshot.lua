@@ -1,3 +1,5 @@
+-- Circuit breaker: read the state. KEYS: state hash, window, leases. ARGV: now, config.
+-- Returns {state, calls, failures, slow, retry_after_us or -1, open_duration_us}.
 --@include now
 local K, W, L = KEYS[1], KEYS[2], KEYS[3]
 local CONFIG = ARGV[2]

@@ -1,3 +1,4 @@
+-- Retry budget: count one call. KEYS: budget hash. ARGV: now, step (us), buckets, ttl (ms).
 --@include now
 --@include budget_bucket
 

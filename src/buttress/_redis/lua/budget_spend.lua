@@ -1,3 +1,5 @@
+-- Retry budget: take one retry if allowed. KEYS: budget hash.
+-- ARGV: now, step, buckets, ttl, ratio, min_retries. Returns {allowed, calls, retries}.
 --@include now
 --@include budget_bucket
 --@include budget_sum

@@ -1,3 +1,4 @@
+-- Cache: new TTL for a value, its tag sets kept at least as long. KEYS: value. ARGV: ms or '', tag-set prefix.
 --@include cache_tags
 
 local ttl = tonumber(ARGV[1])

@@ -1,3 +1,4 @@
+-- Cache: INCRBY, TTL only when it creates the key; adds inside an integer envelope. KEYS: key. ARGV: delta, ms or ''.
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(n) == 'number' then

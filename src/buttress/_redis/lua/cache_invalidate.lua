@@ -1,3 +1,4 @@
+-- Cache: remove every value still carrying a tag, then the tag sets. KEYS: tag sets. ARGV: escaped tags.
 --@include cache_tags
 
 local removed = 0

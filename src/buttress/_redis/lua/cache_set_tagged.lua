@@ -1,3 +1,4 @@
+-- Cache: SET a value and add it to its tag sets. KEYS: value, tag sets. ARGV: bytes, TTL in ms or ''.
 --@include cache_tags
 
 local ttl = tonumber(ARGV[2])

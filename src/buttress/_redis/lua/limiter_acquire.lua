@@ -1,3 +1,5 @@
+-- Rate limiter (GCRA): decide and reserve. KEYS: bucket. ARGV: now, interval us, burst, cost, max wait us.
+-- Returns {1, wait us, new TAT} when admitted, else {0, wait us}.
 --@include now
 
 local interval = tonumber(ARGV[2])

@@ -1,3 +1,4 @@
+-- Rate limiter: tokens available now in each bucket; changes nothing. KEYS: buckets. ARGV: now, interval us, burst.
 --@include now
 
 local interval = tonumber(ARGV[2])

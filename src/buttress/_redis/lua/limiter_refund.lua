@@ -1,3 +1,5 @@
+-- Rate limiter: give back a reservation if no one reserved after it. KEYS: bucket.
+-- ARGV: now, interval us, cost, the TAT the reservation set.
 --@include now
 
 local interval = tonumber(ARGV[2])
