@@ -306,7 +306,7 @@ def test_reset_container_closes_the_caches_redis_pool_and_its_invalidation_bus(
     baseline = connections()
     monkeypatch.setenv("BUTTRESS_REDIS_URL", redis_url)
     monkeypatch.setenv("BUTTRESS_CACHE__BACKEND", "tiered")
-    monkeypatch.setenv("BUTTRESS_CACHE__KEY_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("BUTTRESS_CACHE__PREFIX", f"t{uuid.uuid4().hex[:8]}")
     reset_settings()
     before = set(threading.enumerate())
     cache = get_cache()

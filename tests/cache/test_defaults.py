@@ -39,7 +39,7 @@ def test_settings_shape_the_memory_cache(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_auto_with_a_reachable_redis_is_tiered(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     monkeypatch.setenv("BUTTRESS_REDIS_URL", redis_url)
-    monkeypatch.setenv("BUTTRESS_CACHE__KEY_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("BUTTRESS_CACHE__PREFIX", f"t{uuid.uuid4().hex[:8]}")
     cache = get_cache()
     try:
         assert cache.backend.name == "tiered"

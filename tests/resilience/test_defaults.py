@@ -94,7 +94,7 @@ def test_the_redis_store_is_shared_and_reported_in_health(
         monkeypatch,
         REDIS_URL=redis_url,
         RESILIENCE__STORE="redis",
-        RESILIENCE__NAMESPACE="test-defaults",
+        RESILIENCE__PREFIX="test-defaults",
         RESILIENCE__REDIS_POLICY="closed",
     )
     store = get_resilience_store()

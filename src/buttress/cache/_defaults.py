@@ -86,7 +86,7 @@ def build_cache(settings: Settings, *, event_bus: Callable[[], EventBus] | None 
         bus = (event_bus or get_event_bus)()
         redis_backend = RedisBackend(
             settings.redis_url,
-            prefix=config.key_prefix,
+            prefix=config.prefix,
             serializer=serializer,
             socket_timeout=config.socket_timeout,
             fallback=memory if choice.chosen == "redis" else None,
@@ -123,7 +123,7 @@ def _invalidation_bus(settings: Settings, bus: EventBus) -> EventBus:
     if isinstance(bus.transport, RedisTransport):
         return bus
     return create_event_bus(
-        "redis", redis_url=settings.redis_url, prefix=f"{settings.cache.key_prefix}:invalidate"
+        "redis", redis_url=settings.redis_url, prefix=f"{settings.cache.prefix}:invalidate"
     )
 
 

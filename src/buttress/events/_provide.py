@@ -31,7 +31,7 @@ def register_services(container: Container) -> None:
             events.transport,
             redis_url=settings.redis_url,
             queue_size=events.queue_size,
-            prefix=events.channel_prefix,
+            prefix=events.prefix,
         )
 
     container.register(EventBus, default_bus)

@@ -62,7 +62,7 @@ class ResilienceDefaults:
                     from buttress.resilience._redis_state import RedisState  # noqa: PLC0415 - only with Redis
 
                     self._store = RedisState(
-                        settings.redis_url, prefix=resilience.namespace, policy=resilience.redis_policy
+                        settings.redis_url, prefix=resilience.prefix, policy=resilience.redis_policy
                     )
                 self._store_built = True
             return self._store
