@@ -17,9 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
-import buttress.config as config_module
-from buttress._config_fields import RawSources
-from buttress._config_problems import problem_from_settings_error, problems_from_validation_error
+import buttress.config._load as loading_module
 from buttress.config import (
     AppSettings,
     EventsSettings,
@@ -35,7 +33,10 @@ from buttress.config import (
     reset_settings,
     setting_fields,
 )
+from buttress.config._problems import problem_from_settings_error, problems_from_validation_error
+from buttress.config._sources import RawSources
 from buttress.errors import MASK, ButtressError, ConfigError, ConfigProblem
+from buttress.rate import Rate
 
 ROOT = Path(__file__).parent.parent
 
@@ -71,7 +72,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.logging.format == "console"
     assert settings.events.transport == "memory"
     assert settings.events.queue_size == 1000
-    assert settings.events.channel_prefix == "buttress:events"
+    assert settings.events.prefix == "buttress:events"
     assert settings.security.secret_key is None
     assert settings.security.admin_token is None
 
@@ -115,8 +116,8 @@ def test_env_file_path_is_overridable_and_none_skips_it(tmp_path: Path) -> None:
 
 
 def test_whole_section_as_json() -> None:
-    settings = load_settings(environ={"BUTTRESS_EVENTS": '{"queue_size": 5, "channel_prefix": "x"}'})
-    assert settings.events == EventsSettings(queue_size=5, channel_prefix="x")
+    settings = load_settings(environ={"BUTTRESS_EVENTS": '{"queue_size": 5, "prefix": "x"}'})
+    assert settings.events == EventsSettings(queue_size=5, prefix="x")
 
 
 def test_empty_value_counts_as_unset() -> None:
@@ -273,8 +274,8 @@ def test_section_that_is_not_an_object() -> None:
     assert problem == ConfigProblem(
         "BUTTRESS_EVENTS",
         "5",
-        "a JSON object with the keys transport, queue_size, channel_prefix, or one variable per key",
-        '{"transport": "redis", "queue_size": 5000, "channel_prefix": "orders:events"}',
+        "a JSON object with the keys transport, queue_size, prefix, or one variable per key",
+        '{"transport": "redis", "queue_size": 5000, "prefix": "orders:events"}',
     )
 
 
@@ -334,14 +335,14 @@ def test_get_settings_is_cached_until_reset(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_get_settings_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real_load = config_module.load_settings
+    real_load = loading_module.load_settings
 
     def slow_load() -> Settings:
         calls.append(1)
         time.sleep(0.05)  # widen the window in which a second loader could slip in
         return real_load()
 
-    monkeypatch.setattr(config_module, "load_settings", slow_load)
+    monkeypatch.setattr(loading_module, "load_settings", slow_load)
     barrier = threading.Barrier(16)
     seen: list[Settings] = []
 
@@ -384,7 +385,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("buttress_events__queue_size", "9")  # any case, and it beats .env
     monkeypatch.setenv("BUTTRESS_REDIS_URL", "redis://app:hunter2@cache:6379/0")
     monkeypatch.setenv("BUTTRESS_SECURITY__ADMIN_TOKEN", "tok-value")
-    monkeypatch.setenv("BUTTRESS_EVENTS", '{"channel_prefix": "orders"}')
+    monkeypatch.setenv("BUTTRESS_EVENTS", '{"prefix": "orders"}')
     monkeypatch.setenv("BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__TIMEOUT", "2.5")
     rows = _sources(load_settings())
     pipelines = rows.pop("BUTTRESS_RESILIENCE__PIPELINES")
@@ -405,7 +406,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_LOGGING__FORMAT": ("json", ".env"),
         "BUTTRESS_EVENTS__TRANSPORT": ("memory", "default"),
         "BUTTRESS_EVENTS__QUEUE_SIZE": (9, "env"),
-        "BUTTRESS_EVENTS__CHANNEL_PREFIX": ("orders", "env"),
+        "BUTTRESS_EVENTS__PREFIX": ("orders", "env"),
         "BUTTRESS_SECURITY__SECRET_KEY": (None, "default"),
         "BUTTRESS_SECURITY__ADMIN_TOKEN": (MASK, "env"),
         "BUTTRESS_SERVER__HOST": ("127.0.0.1", "default"),
@@ -424,7 +425,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_OBSERVE__PROFILER_ENABLED": (False, "default"),
         "BUTTRESS_RESILIENCE__STORE": ("memory", "default"),
         "BUTTRESS_RESILIENCE__REDIS_POLICY": ("local", "default"),
-        "BUTTRESS_RESILIENCE__NAMESPACE": ("buttress", "default"),
+        "BUTTRESS_RESILIENCE__PREFIX": ("buttress", "default"),
     }
 
 
@@ -496,6 +497,8 @@ def test_examples_are_valid_values(tmp_path: Path) -> None:
             value = {key: _only(item.model_dump(), expected[key]) for key, item in value.items()}  # type: ignore[index]
         if isinstance(value, tuple):  # list settings are kept as tuples (frozen)
             value = list(value)
+        if isinstance(value, Rate):  # stored parsed, written back as the text it was read from
+            value = value.to_text()
         assert value == expected, field.variable
 
 

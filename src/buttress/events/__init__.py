@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
     from buttress.events._patterns import validate_topic
+    from buttress.events._provide import health_checks, register_services
     from buttress.events._quiet import publish_quietly
     from buttress.events._redis import RedisTransport
     from buttress.events._subscription import Subscription
@@ -50,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(
             ["Event", "EventHandler", "EventTransport", "MemoryTransport"], "buttress.events._event"
         ),
         "validate_topic": "buttress.events._patterns",
+        **dict.fromkeys(["health_checks", "register_services"], "buttress.events._provide"),
         "publish_quietly": "buttress.events._quiet",
         "RedisTransport": "buttress.events._redis",
         "Subscription": "buttress.events._subscription",
@@ -67,8 +69,10 @@ __all__ = [
     "Subscription",
     "create_event_bus",
     "get_event_bus",
+    "health_checks",
     "publish",
     "publish_quietly",
+    "register_services",
     "reset_event_bus",
     "set_event_bus",
     "subscribe",

@@ -46,7 +46,7 @@ class CacheSettings(BaseModel):
         description="Optional bound on the estimated bytes of the memory backend (or the L1).",
         examples=[67_108_864],
     )
-    key_prefix: str = Field(
+    prefix: str = Field(
         default="buttress:cache",
         min_length=1,
         pattern=r"^[^\s{}]+$",
@@ -82,7 +82,7 @@ class CacheSettings(BaseModel):
         examples=[5],
     )
     socket_timeout: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0,
         description="Seconds a Redis call may take before the cache serves from memory instead.",
         examples=[0.1],
