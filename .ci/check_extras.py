@@ -3,6 +3,7 @@
 ``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, all). Every public module imports, or
 raises MissingExtra naming an extra that is not installed; each feature below runs when its extras are
 installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script exits 1 saying so).
+A public module that imports also resolves every name in its ``__all__`` (``from module import *`` works).
 Run from the repository root, it imports the installed wheel: ``.ci/`` is on sys.path, ``src/`` is not.
 """
 
@@ -98,9 +99,13 @@ def core() -> None:
 
 
 def redis() -> None:
+    from buttress.cache import RedisBackend
     from buttress.events import create_event_bus
     from buttress.observe.health import redis_check
+    from buttress.resilience import RedisState
 
+    RedisState(REDIS_URL).close()
+    RedisBackend(REDIS_URL).close()
     create_event_bus("redis", redis_url=REDIS_URL).close()
     check = redis_check(REDIS_URL)
     if check.close is not None:
@@ -176,7 +181,10 @@ def check(extra: str) -> list[str]:
     failures: list[str] = []
     for name in PUBLIC_MODULES:
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            # Every public name resolves too (lazy exports included): `from module import *` must work.
+            for public in getattr(module, "__all__", ()):
+                getattr(module, public)
         except MissingExtra as missing:
             if missing.extra in installed:
                 failures.append(f"import {name}: {missing}")
