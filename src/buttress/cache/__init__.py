@@ -24,7 +24,7 @@ from buttress.cache._cached import CachedFunction
 from buttress.cache._defaults import BackendChoice, build_cache, cached, get_cache, reset_cache, set_cache
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._redis import RedisBackend
-from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation
+from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation, cache_stats
 from buttress.cache._serializers import (
     CacheIntegrityError,
     JsonSerializer,
@@ -35,7 +35,7 @@ from buttress.cache._serializers import (
 )
 from buttress.cache._stats import CacheStatsRecorder, NamespaceStats
 from buttress.cache._tiered import TieredBackend
-from buttress.cache._warm import WarmProgress, WarmResult
+from buttress.cache._warm import WarmProgress, WarmResult, start_cache_warming, start_warming, warmer_caches
 
 __all__ = [
     "DEFAULT",
@@ -63,9 +63,13 @@ __all__ = [
     "WarmProgress",
     "WarmResult",
     "build_cache",
+    "cache_stats",
     "cached",
     "get_cache",
     "make_serializer",
     "reset_cache",
     "set_cache",
+    "start_cache_warming",
+    "start_warming",
+    "warmer_caches",
 ]

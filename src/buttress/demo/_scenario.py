@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
-from buttress._config_http import HttpSettings
+from buttress.config import HttpSettings
 from buttress.testing import Fault, Latency, Upstream
 
 __all__ = [

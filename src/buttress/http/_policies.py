@@ -20,7 +20,7 @@ from buttress.http._telemetry import HostTelemetry
 if TYPE_CHECKING:
     import httpx
 
-    from buttress._config_http import HttpPolicySettings, HttpSettings
+    from buttress.config import HttpPolicySettings, HttpSettings
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
     from buttress.resilience import Backoff, Bulkhead, CircuitBreaker, RateLimiter, RedisState, RetryBudget
@@ -99,8 +99,13 @@ class HostPolicy:
         metrics: MetricsRegistry | None,
         events: EventBus | None,
     ) -> None:
-        from buttress.resilience import Backoff, Bulkhead, RateLimiter, RetryBudget  # noqa: PLC0415
-        from buttress.resilience._defaults import build_breaker  # noqa: PLC0415
+        from buttress.resilience import (  # noqa: PLC0415 - strategies load with the first host policy
+            Backoff,
+            Bulkhead,
+            RateLimiter,
+            RetryBudget,
+            build_breaker,
+        )
 
         self.host = host
         self.name = name

@@ -12,6 +12,7 @@ from buttress.resilience._breaker_registry import BreakerRegistry
 from buttress.resilience._budget import BudgetSnapshot, RetryBudget
 from buttress.resilience._bulkhead import Bulkhead, BulkheadSnapshot
 from buttress.resilience._defaults import (
+    build_breaker,
     build_pipeline,
     get_breakers,
     get_pipeline,
@@ -25,6 +26,7 @@ from buttress.resilience._pipeline import Pipeline
 from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
+from buttress.resilience._telemetry import Telemetry
 from buttress.resilience._timeout import Timeout
 
 __all__ = [
@@ -51,7 +53,9 @@ __all__ = [
     "RetryBudget",
     "RetryStats",
     "StorePolicy",
+    "Telemetry",
     "Timeout",
+    "build_breaker",
     "build_pipeline",
     "get_breakers",
     "get_pipeline",
