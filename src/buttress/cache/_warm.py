@@ -331,7 +331,7 @@ class _Run:
         try:
             registry = self.cache.metrics
             if registry is None:
-                from buttress.observe.metrics import get_metrics  # noqa: PLC0415
+                from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - prometheus-client only when a run is counted
 
                 registry = get_metrics()
             runs = registry.counter(

@@ -214,7 +214,7 @@ class HttpPolicies:
 
             settings = get_settings().http
         if store is None:
-            from buttress.resilience import get_resilience_store  # noqa: PLC0415
+            from buttress.resilience import get_resilience_store  # noqa: PLC0415 - the process store only when none is given
 
             store = get_resilience_store() or "memory"
         self.settings = settings

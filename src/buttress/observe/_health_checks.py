@@ -85,8 +85,8 @@ def redis_check(
     each :meth:`HealthRegistry.run_sync`, and it does not retry, because a health check reports.
     """
     import redis  # noqa: PLC0415 - imported on use, see module docstring
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415 - imported on use, see module docstring
+    from redis.retry import Retry  # noqa: PLC0415 - imported on use, see module docstring
 
     try:
         client = redis.Redis.from_url(
@@ -122,8 +122,8 @@ def redis_check(
 
 def sqlalchemy_url(url: str) -> URL:
     """Parse ``url``; bare ``postgresql://`` and ``postgres://`` get psycopg 3, the driver buttress ships."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - imported on use, see module docstring
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415 - imported on use, see module docstring
 
     try:
         parsed = make_url(url)
@@ -157,7 +157,7 @@ def database_check(
     lock = threading.Lock()
 
     def engine() -> Engine:
-        import sqlalchemy  # noqa: PLC0415
+        import sqlalchemy  # noqa: PLC0415 - imported on use, see module docstring
 
         with lock:
             if "engine" not in state:
@@ -169,8 +169,8 @@ def database_check(
             return state["engine"]
 
     def select_one() -> CheckResult:
-        import sqlalchemy  # noqa: PLC0415
-        from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+        import sqlalchemy  # noqa: PLC0415 - imported on use, see module docstring
+        from sqlalchemy.exc import DBAPIError  # noqa: PLC0415 - imported on use, see module docstring
 
         start = SYSTEM_CLOCK.monotonic()
         try:
@@ -368,7 +368,7 @@ def http_check(
     async client is bound to its event loop and :meth:`HealthRegistry.run_sync` makes a new loop each time.
     ``name`` defaults to the URL's host.
     """
-    import httpx  # noqa: PLC0415
+    import httpx  # noqa: PLC0415 - imported on use, see module docstring
 
     shown = safe_url(url)
     host = urlsplit(url).hostname
