@@ -18,8 +18,8 @@ from buttress.clock import FakeClock
 from buttress.errors import RateLimited
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
+from buttress.rate import Rate
 from buttress.resilience._limiter import AVAILABLE_METRIC, RateLimiter
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import RedisState
 
 

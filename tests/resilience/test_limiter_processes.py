@@ -23,9 +23,9 @@ from typing import Any
 
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
+from buttress.rate import Rate
 from buttress.resilience._limiter import RateLimiter
 from buttress.resilience._limiter_redis import ACQUIRE
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import RedisState
 
 RATE = Rate(500, 1.0)

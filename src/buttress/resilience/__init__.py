@@ -6,6 +6,7 @@ keep their state in memory or, through :class:`RedisState`, in Redis, where each
 script and an outage follows a declared policy (``local``, ``open`` or ``closed``).
 """
 
+from buttress.rate import Rate
 from buttress.resilience._backoff import Backoff, BackoffKind, Jitter
 from buttress.resilience._breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit, live_breakers
 from buttress.resilience._breaker_registry import BreakerRegistry
@@ -23,7 +24,6 @@ from buttress.resilience._fallback import Fallback
 from buttress.resilience._hedge import Hedge
 from buttress.resilience._limiter import LimiterSnapshot, RateLimiter, live_limiters
 from buttress.resilience._pipeline import Pipeline
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
 from buttress.resilience._telemetry import Telemetry

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import RateLimited, ValidationError
+from buttress.rate import Rate
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._limiter_redis import RedisBuckets
-from buttress.resilience._rate import Rate, round_tokens
 from buttress.resilience._redis_state import RedisState
 from buttress.resilience._telemetry import Telemetry
+from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
     from buttress.events import EventBus

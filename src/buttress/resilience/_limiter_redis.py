@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress.resilience._decorate import check_name
-from buttress.resilience._rate import round_tokens
 from buttress.resilience._redis_state import LUA_NOW, UNAVAILABLE, RedisState, Script
+from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
     from buttress.resilience._limiter import MemoryBuckets
