@@ -150,6 +150,9 @@ class Pipeline:
                 f"{getattr(fn, '__qualname__', fn)!r} is sync. Drop the hedge or make it async",
                 field="hedge",
             )
+        for strategy in (self.breaker, self.limiter):
+            if strategy is not None:
+                strategy.adopt_name(fn)  # an unnamed shared breaker or limiter takes fn's name
         return wrap_packed(fn, self._run_sync, self._run_async)
 
     def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
@@ -231,20 +234,14 @@ class Pipeline:
             breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
         return result
 
-    async def _aattempt(  # noqa: PLR0912 - flat on purpose: a frame per strategy costs more than it
+    async def _aattempt(
         self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
+        # each a-method takes its memory store's sync path itself: no branch on the store here
         breaker, limiter, bulkhead, timeout = self.breaker, self.limiter, self.bulkhead, self.timeout
-        local_breaker = breaker is None or breaker.is_local
-        if breaker is None:
-            permit = None
-        elif local_breaker:
-            permit = breaker.acquire()
-        else:
-            permit = await breaker.aacquire()
+        permit = await breaker.aacquire() if breaker is not None else None
         try:
-            # a local limiter answers a free token synchronously; only a wait needs a coroutine
-            if limiter is not None and not (limiter.is_local and limiter.try_acquire(self.limiter_key)):
+            if limiter is not None:
                 await limiter.aacquire(self.limiter_key)
             if bulkhead is not None:
                 await bulkhead.aacquire()
@@ -260,20 +257,13 @@ class Pipeline:
                 result = await timeout.acall(fn, *args, **kwargs)
         except BaseException as exc:
             if breaker is not None:
-                duration = self._now() - start
-                if local_breaker:
-                    _record_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
-                else:
-                    await _arecord_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
+                await _arecord_failure(breaker, permit, exc, self._now() - start)  # type: ignore[arg-type]
             raise
         finally:
             if bulkhead is not None:
                 bulkhead.release()
         if breaker is not None:
-            if local_breaker:
-                breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
-            else:
-                await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
+            await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
         return result
 
     # -- guard: the part of a pipeline that can wrap a block --------------------------------------
