@@ -183,7 +183,8 @@ def test_info_and_check_describe_the_store(any_store: tuple[str, Subject]) -> No
 
 def test_breaker_admits_when_closed_and_views_an_empty_window(breaker: Subject) -> None:
     admission = breaker.acquire()
-    assert admission.permit is not None and admission.permit.lease is None
+    assert admission.permit is not None
+    assert admission.permit.lease is None
     assert admission.state is BreakerState.CLOSED
     view = breaker.view()
     assert (view.state, view.calls, view.failures, view.retry_after) == (BreakerState.CLOSED, 0, 0, None)
@@ -194,23 +195,29 @@ def test_breaker_trips_refuses_probes_and_closes(breaker: Subject) -> None:
     permit = breaker.acquire().permit
     assert breaker.record(permit, FAILURE) is None
     opened = breaker.record(permit, FAILURE)
-    assert opened is not None and opened.what == "opened" and opened.target is BreakerState.OPEN
+    assert opened is not None
+    assert opened.what == "opened"
+    assert opened.target is BreakerState.OPEN
     assert breaker.known_state is BreakerState.OPEN
     refused = breaker.acquire()
-    assert refused.permit is None and refused.state is BreakerState.OPEN
+    assert refused.permit is None
+    assert refused.state is BreakerState.OPEN
     assert math.isclose(refused.retry_after, 10.0)
     breaker.clock.advance(4.0)
     assert math.isclose(breaker.view().retry_after, 6.0)
     breaker.clock.advance(6.0)
     probe = breaker.acquire()
-    assert probe.permit is not None and probe.permit.lease is not None
-    assert probe.transition is not None and probe.transition.what == "half_opened"
+    assert probe.permit is not None
+    assert probe.permit.lease is not None
+    assert probe.transition is not None
+    assert probe.transition.what == "half_opened"
     busy = breaker.acquire()  # one probe slot, taken
-    assert (
-        busy.permit is None and busy.state is BreakerState.HALF_OPEN and math.isclose(busy.retry_after, 5.0)
-    )
+    assert busy.permit is None
+    assert busy.state is BreakerState.HALF_OPEN
+    assert math.isclose(busy.retry_after, 5.0)
     closed = breaker.record(probe.permit, SUCCESS)
-    assert closed is not None and closed.what == "closed"
+    assert closed is not None
+    assert closed.what == "closed"
     assert breaker.view().state is BreakerState.CLOSED
 
 
@@ -221,7 +228,9 @@ def test_breaker_failed_probe_doubles_the_open_duration(breaker: Subject) -> Non
     breaker.clock.advance(10.0)
     probe = breaker.acquire().permit
     reopened = breaker.record(probe, FAILURE)
-    assert reopened is not None and reopened.what == "opened" and math.isclose(reopened.retry_after, 20.0)
+    assert reopened is not None
+    assert reopened.what == "opened"
+    assert math.isclose(reopened.retry_after, 20.0)
     assert math.isclose(breaker.view().open_duration, 20.0)
 
 
@@ -243,7 +252,8 @@ def test_breaker_release_frees_a_probe_lease_and_records_nothing(breaker: Subjec
     assert breaker.acquire().permit is None
     breaker.release(probe)
     again = breaker.acquire()
-    assert again.permit is not None and breaker.view().state is BreakerState.HALF_OPEN
+    assert again.permit is not None
+    assert breaker.view().state is BreakerState.HALF_OPEN
 
 
 def test_breaker_expired_lease_frees_its_slot_and_its_report_is_ignored(breaker: Subject) -> None:
@@ -261,14 +271,20 @@ def test_breaker_expired_lease_frees_its_slot_and_its_report_is_ignored(breaker:
 
 def test_breaker_controls_reach_every_state(breaker: Subject) -> None:
     reached, transition = breaker.control(BreakerState.FORCED_OPEN)
-    assert reached and transition is not None and transition.what == "forced_open"
+    assert reached
+    assert transition is not None
+    assert transition.what == "forced_open"
     assert breaker.acquire().state is BreakerState.FORCED_OPEN
     assert breaker.control(BreakerState.FORCED_OPEN) == (True, None)
     reached, transition = breaker.control(BreakerState.DISABLED)
-    assert reached and transition is not None and transition.what == "disabled"
+    assert reached
+    assert transition is not None
+    assert transition.what == "disabled"
     assert breaker.acquire().permit is NOOP_PERMIT
     reached, transition = breaker.control(BreakerState.CLOSED)
-    assert reached and transition is not None and transition.what == "reset"
+    assert reached
+    assert transition is not None
+    assert transition.what == "reset"
     assert breaker.view().state is BreakerState.CLOSED
 
 
@@ -286,9 +302,11 @@ def test_breaker_window_counts_failures_and_slow_calls(breaker: Subject) -> None
 def test_limiter_admits_a_burst_then_refuses_with_retry_after(limiter: Subject) -> None:
     for _ in range(BURST):
         wait, tat = limiter.take("k", 1, 0.0)
-        assert wait == 0.0 and not math.isnan(tat)
+        assert wait == 0.0
+        assert not math.isnan(tat)
     wait, tat = limiter.take("k", 1, 0.0)
-    assert math.isclose(-wait, INTERVAL, rel_tol=1e-6) and math.isnan(tat)
+    assert math.isclose(-wait, INTERVAL, rel_tol=1e-6)
+    assert math.isnan(tat)
     assert limiter.keys() == ["k"]
     assert limiter.available(["k", "other"]) == [0.0, float(BURST)]
 

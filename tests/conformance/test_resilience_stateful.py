@@ -158,7 +158,8 @@ class BreakerLockstep(_Lockstep):
     @rule(goal=st.sampled_from([BreakerState.CLOSED, BreakerState.FORCED_OPEN, BreakerState.DISABLED]))
     def control(self, goal: BreakerState) -> None:
         mine, theirs = self.memory.control(goal), self.redis.control(goal)
-        assert mine[0] and theirs[0]
+        assert mine[0]
+        assert theirs[0]
         _same_transition(mine[1], theirs[1])
 
     @invariant()

@@ -125,7 +125,11 @@ def test_retry_with_a_budget_stops_retrying_when_it_is_spent() -> None:
         ({"min_retries": -1}, "min_retries", "min_retries must be an integer >= 0"),
         ({"min_retries": 1.5}, "min_retries", "e.g. 10"),
         ({"min_retries": False}, "min_retries", "got False"),
-        ({"store": "redis"}, "store", "store must be 'memory' or a RedisState (shorthands), or a BudgetStore, got 'redis'"),
+        (
+            {"store": "redis"},
+            "store",
+            "store must be 'memory' or a RedisState (shorthands), or a BudgetStore, got 'redis'",
+        ),
         ({"store": None}, "store", "e.g. store=RedisState('redis://127.0.0.1:6379/0')"),
         ({"name": ""}, "name", "non-empty string"),
     ],

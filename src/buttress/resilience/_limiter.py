@@ -207,8 +207,8 @@ class RateLimiter:
     def _check_store(self, store: object) -> LimiterStore:
         if not isinstance(store, LimiterStore) or isinstance(store, type):
             raise ValidationError(
-                f"store must be 'memory' or a RedisState (shorthands), or a LimiterStore, got {store!r}; e.g. "
-                "store=RedisState('redis://127.0.0.1:6379/0') to share the limit between processes",
+                f"store must be 'memory' or a RedisState (shorthands), or a LimiterStore, got {store!r}; "
+                "e.g. store=RedisState('redis://127.0.0.1:6379/0') to share the limit between processes",
                 field="store",
             )
         if not math.isclose(store.interval, self.rate.interval) or store.burst != self.burst:

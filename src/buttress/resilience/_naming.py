@@ -40,8 +40,7 @@ def unnamed_error(strategy: str) -> ValidationError:
     )
     return ValidationError(
         f"this {strategy} keeps its state in a shared store (Redis) and has no name, so it cannot tell "
-        f"whose state is whose: pass name=, e.g. {strategy_class(strategy)}(..., name='payments-api')"
-        + hint,
+        f"whose state is whose: pass name=, e.g. {strategy_class(strategy)}(..., name='payments-api')" + hint,
         field="name",
     )
 
