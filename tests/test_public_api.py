@@ -114,7 +114,7 @@ RESILIENCE = [
 
 def test_resilience_all_is_the_curated_list() -> None:
     """The store protocols and their Memory/Redis implementations are public, named alike."""
-    from buttress import resilience  # noqa: PLC0415 - the subpackage, apart from the top-level checks
+    from buttress import resilience
 
     assert resilience.__all__ == RESILIENCE
     for name in resilience.__all__:
