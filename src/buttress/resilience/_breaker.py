@@ -53,7 +53,7 @@ from buttress.resilience._breaker_state import (
     rate,
 )
 from buttress.resilience._decorate import check_name, wrap
-from buttress.resilience._naming import UNNAMED, Unnamed, claim_derived, derived_name
+from buttress.resilience._naming import UNNAMED, Unnamed, claim_derived, derived_name, unnamed_error
 from buttress.resilience._redis_state import RedisState
 from buttress.resilience._stores import BreakerStore
 from buttress.resilience._telemetry import Telemetry
@@ -137,7 +137,7 @@ def _matches(
 
 
 def _export_state(breaker: CircuitBreaker, registry: MetricsRegistry) -> None:
-    if breaker.name is UNNAMED:
+    if breaker._unnamed:
         return
     gauge = registry.gauge(
         STATE_METRIC,
@@ -223,10 +223,8 @@ class CircuitBreaker:
         elif isinstance(store, RedisState):
             self._state = store
             if name is not None:
-                self._store = RedisBreakerStore(
-                    store, name, self.config, MemoryBreakerStore(self.config, self._now)
-                )
-            else:
+                self._store = self._redis_store(store, name)
+            else:  # named when it decorates a function (adopt_name); refuses every call until then
                 self._store = cast(BreakerStore, Unnamed("breaker", BreakerState.CLOSED))
         else:
             self._store = _check_store(store, self.config)
@@ -235,8 +233,9 @@ class CircuitBreaker:
             if name is None:
                 name = getattr(store, "name", None)
                 if name is None and store.shared:
-                    self._store = cast(BreakerStore, Unnamed("breaker", BreakerState.CLOSED))
-        self.name: str = name if name is not None else (UNNAMED if self._store.shared else "default")
+                    raise unnamed_error("breaker")
+        self._unnamed = name is None and self._store.shared
+        self.name: str = name if name is not None else (UNNAMED if self._unnamed else "default")
         self._slow = self.config.slow_call_duration
         self.telemetry = Telemetry("breaker", self.name, OUTCOMES, metrics=metrics, events=events)
         self._success = self.telemetry.tally("success")
@@ -278,16 +277,17 @@ class CircuitBreaker:
 
     def adopt_name(self, fn: Callable[..., Any]) -> None:
         """A shared breaker without a name takes ``fn``'s ``module.qualname`` (see ``_naming``)."""
-        if self.name is not UNNAMED:
+        if not self._unnamed:
             return
         name = derived_name(fn)
         claim_derived("breaker", name, self)
         self.name = self.telemetry.key = name
-        state = self._state
-        if state is not None:
-            self._store = RedisBreakerStore(
-                state, name, self.config, MemoryBreakerStore(self.config, self._now)
-            )
+        self._unnamed = False
+        if self._state is not None:
+            self._store = self._redis_store(self._state, name)
+
+    def _redis_store(self, state: RedisState, name: str) -> RedisBreakerStore:
+        return RedisBreakerStore(state, name, self.config, MemoryBreakerStore(self.config, self._now))
 
     # -- low-level protocol ----------------------------------------------------------------------------
 
@@ -353,7 +353,16 @@ class CircuitBreaker:
         return self._admit(await self._store.aacquire())
 
     async def arecord_success(self, permit: Permit, duration: float) -> None:
-        if self._mem is not None:
+        mem = self._mem
+        if mem is not None:
+            if permit is mem.closed and duration < self._slow:
+                ring = mem.ring
+                if ring is not None:  # the common case, inlined as in record_success: no extra frame
+                    self._success()
+                    ring.ring[next(ring.seq) % ring.size] = SUCCESS
+                    if mem.streak:
+                        mem.clear_streak()
+                    return
             self.record_success(permit, duration)
             return
         self._success()

@@ -103,6 +103,7 @@ class RateLimiter:
         "_store",
         "_take",
         "_telemetry",
+        "_unnamed",
         "_waited",
         "burst",
         "max_keys",
@@ -149,8 +150,9 @@ class RateLimiter:
             if name is None:
                 name = getattr(store, "name", None)
                 if name is None and self._store.shared:
-                    self._use(cast(LimiterStore, Unnamed("limiter")))
-        self.name: str = name if name is not None else (UNNAMED if self._store.shared else "default")
+                    raise unnamed_error("limiter")
+        self._unnamed = name is None and self._store.shared
+        self.name: str = name if name is not None else (UNNAMED if self._unnamed else "default")
         self._lock = threading.Lock()
         self._stats: dict[str, list[int]] = {}  # key -> [rejected, waited], the rare outcomes
         self._exported: list[str] = []
@@ -227,11 +229,12 @@ class RateLimiter:
 
     def adopt_name(self, fn: Callable[..., Any]) -> None:
         """A shared limiter without a name takes ``fn``'s ``module.qualname`` (see ``_naming``)."""
-        if self.name is not UNNAMED:
+        if not self._unnamed:
             return
         name = derived_name(fn)
         claim_derived("limiter", name, self)
         self.name = self._telemetry.key = name
+        self._unnamed = False
         if self._state is not None:
             self._use(self._redis(self._state, name))
 
