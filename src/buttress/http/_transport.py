@@ -234,7 +234,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         breaker = policy.breaker
         permit = None
         if breaker is not None:
-            permit = await breaker.aacquire()
+            permit = breaker.acquire_fast()  # answered without I/O by a memory store
+            if permit is None:
+                permit = await breaker.aacquire()
         try:
             limiter = policy.limiter
             if limiter is not None:
@@ -325,7 +327,8 @@ async def _arecord(
     breaker: CircuitBreaker, permit: Permit, failure: BaseException | None, duration: float
 ) -> None:
     if failure is None:
-        await breaker.arecord_success(permit, duration)
+        if not breaker.record_success_fast(permit, duration):
+            await breaker.arecord_success(permit, duration)
     else:
         await breaker.arecord_failure(permit, failure, duration)
 

@@ -300,6 +300,27 @@ class CircuitBreaker:
                 return permit
         return self._admit(self._store.acquire())
 
+    def acquire_fast(self) -> Permit | None:
+        """:meth:`acquire` when the store answers without I/O (memory), else None: await :meth:`aacquire`.
+
+        For async hot paths (pipelines, the HTTP transport): no coroutine is made when none is needed, and
+        the caller never asks which store is behind the breaker. Raises CircuitOpen like ``acquire``.
+        """
+        mem = self._mem
+        if mem is None:
+            return None
+        permit = mem.fast
+        if permit is not None:
+            return permit
+        return self._admit(mem.acquire())
+
+    def record_success_fast(self, permit: Permit, duration: float) -> bool:
+        """:meth:`record_success` if that needs no I/O (True), else False: await :meth:`arecord_success`."""
+        if self._mem is None:
+            return False
+        self.record_success(permit, duration)
+        return True
+
     def record_success(self, permit: Permit, duration: float) -> None:
         """The call under ``permit`` succeeded after ``duration`` seconds."""
         self._success()

@@ -234,14 +234,19 @@ class Pipeline:
             breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
         return result
 
-    async def _aattempt(
+    async def _aattempt(  # noqa: PLR0912 - flat on purpose: a frame per strategy costs more than it
         self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
-        # each a-method takes its memory store's sync path itself: no branch on the store here
+        # the *_fast methods answer when no I/O is needed (a memory store), so no coroutine is made;
+        # otherwise the a-method is awaited. Nothing here asks which store is behind a strategy.
         breaker, limiter, bulkhead, timeout = self.breaker, self.limiter, self.bulkhead, self.timeout
-        permit = await breaker.aacquire() if breaker is not None else None
+        permit = None
+        if breaker is not None:
+            permit = breaker.acquire_fast()
+            if permit is None:
+                permit = await breaker.aacquire()
         try:
-            if limiter is not None:
+            if limiter is not None and not limiter.acquire_fast(self.limiter_key):
                 await limiter.aacquire(self.limiter_key)
             if bulkhead is not None:
                 await bulkhead.aacquire()
@@ -263,7 +268,9 @@ class Pipeline:
             if bulkhead is not None:
                 bulkhead.release()
         if breaker is not None:
-            await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
+            duration = self._now() - start
+            if not breaker.record_success_fast(permit, duration):  # type: ignore[arg-type]
+                await breaker.arecord_success(permit, duration)  # type: ignore[arg-type]
         return result
 
     # -- guard: the part of a pipeline that can wrap a block --------------------------------------
