@@ -6,6 +6,7 @@ import pytest
 
 from buttress.config import PipelineSettings, load_settings
 from buttress.errors import ConfigError
+from buttress.rate import Rate
 
 
 def test_named_pipelines_from_one_variable_per_knob() -> None:
@@ -19,7 +20,7 @@ def test_named_pipelines_from_one_variable_per_knob() -> None:
     )
     spotify = settings.resilience.pipelines["spotify"]
     assert spotify.retry.attempts == 5
-    assert spotify.limiter.rate == "60/minute"
+    assert spotify.limiter.rate == Rate(60, 60.0)  # stored parsed
     assert spotify.breaker == PipelineSettings().breaker  # untouched knobs keep their defaults
     assert settings.resilience.pipelines["llm"].timeout == 20.0
 

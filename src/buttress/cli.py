@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from buttress.config import describe_settings, load_settings, render_config_table, render_env_example
+from buttress.config import (
+    describe_settings,
+    load_settings,
+    render_check,
+    render_config_table,
+    render_env_example,
+)
 from buttress.errors import ConfigError
 
 __all__ = ["app", "main"]
@@ -42,11 +48,7 @@ def _stderr() -> Console:
 
 
 def _exit_with_problems(error: ConfigError) -> NoReturn:
-    console = _stderr()
-    count = len(error.problems)
-    console.print(Text(f"{error.title} ({count} problem{'s' * (count != 1)}):" if count else error.message))
-    for problem in error.problems:
-        console.print(Text("  " + problem.describe()))
+    _stderr().print(Text(render_check(error)))
     raise typer.Exit(1)
 
 
@@ -262,24 +264,13 @@ def _check(env_file: Path, *, as_json: bool) -> None:
         settings = load_settings(env_file=env_file)
     except ConfigError as error:
         if as_json:
-            problems = [
-                {"variable": p.variable, "value": p.value, "expected": p.expected, "example": p.example}
-                for p in error.problems
-            ]
-            typer.echo(json.dumps({"ok": False, "problems": problems}, indent=2))
+            typer.echo(render_check(error, as_json=True))
             raise typer.Exit(1) from None
         _exit_with_problems(error)
-    described = describe_settings(settings, env_file=env_file)
     if as_json:
-        typer.echo(json.dumps({"ok": True, "problems": []}, indent=2))
-        return
-    counts = {source: sum(1 for row in described if row.source == source) for source in ("env", ".env")}
-    _stdout().print(
-        Text(
-            f"OK: configuration is valid ({counts['env']} set in the environment, "
-            f"{counts['.env']} in {env_file}, the rest defaults)."
-        )
-    )
+        typer.echo(render_check(settings, as_json=True))
+    else:
+        _stdout().print(Text(render_check(settings, env_file=env_file)))
 
 
 def _show(env_file: Path, *, as_json: bool) -> None:

@@ -18,8 +18,8 @@ from buttress.clock import FakeClock
 from buttress.errors import RateLimited
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
+from buttress.rate import Rate
 from buttress.resilience._limiter import AVAILABLE_METRIC, RateLimiter
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import RedisState
 
 
@@ -37,7 +37,7 @@ class Limiters:
         if self.kind == "redis":
             assert self.url is not None
             store = RedisState(
-                self.url, namespace=f"test-limiter-{uuid.uuid4().hex}", clock=clock, metrics=self.registry
+                self.url, prefix=f"test-limiter-{uuid.uuid4().hex}", clock=clock, metrics=self.registry
             )
             self.states.append(store)
         options.setdefault("name", "default")  # a shared limiter needs a name

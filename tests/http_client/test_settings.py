@@ -7,6 +7,7 @@ import pytest
 from buttress.config import HttpSettings, load_settings
 from buttress.errors import ConfigError
 from buttress.http import HttpPolicies, parse_retry_after
+from buttress.rate import Rate
 
 
 def _load(**env: str) -> HttpSettings:
@@ -33,7 +34,7 @@ def test_a_named_policy_inherits_what_it_does_not_set() -> None:
     )
     spotify = http.policies["spotify"]
     assert spotify.hosts == ("api.spotify.com", "*.spotify.com")
-    assert spotify.limiter.rate == "10/s"
+    assert spotify.limiter.rate == Rate(10, 1.0)  # stored parsed
     assert spotify.retry.attempts == 4  # from default
     assert spotify.deadline == 12
     assert spotify.retry.statuses == (429, 503)

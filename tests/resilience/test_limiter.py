@@ -17,6 +17,7 @@ from buttress.clock import FakeClock
 from buttress.errors import RateLimited, ValidationError
 from buttress.events import Event, EventBus
 from buttress.observe.metrics import MetricsRegistry
+from buttress.rate import Rate
 from buttress.resilience._limiter import (
     AVAILABLE_METRIC,
     EXPORTED_KEYS,
@@ -24,7 +25,6 @@ from buttress.resilience._limiter import (
     RateLimiter,
     live_limiters,
 )
-from buttress.resilience._rate import Rate
 
 
 def make(rate: str | Rate = "10/s", *, clock: FakeClock | None = None, **options: object) -> RateLimiter:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
-from buttress._config_http import HttpSettings
+from buttress.config import HttpSettings
 from buttress.testing import Fault, Latency, Upstream
 
 __all__ = [
@@ -123,6 +123,7 @@ def policy_notes(settings: HttpSettings) -> list[str]:
         f"changed: retry initial_delay {retry.initial_delay:g} s (default {stock.retry.initial_delay:g}); "
         f"breaker consecutive_failures {breaker.consecutive_failures} (default "
         f"{stock.breaker.consecutive_failures}, which a host failing 30% of the time often reaches); "
-        f"limited host: limiter {limited.rate}, burst {limited.burst} (default: none)"
+        f"limited host: limiter {'none' if limited.rate is None else limited.rate.to_text()}, "
+        f"burst {limited.burst} (default: none)"
     )
     return [kept, changed]

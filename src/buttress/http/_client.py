@@ -25,7 +25,7 @@ from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
 
 if TYPE_CHECKING:
-    from buttress._config_http import HttpSettings
+    from buttress.config import HttpSettings
 
 __all__ = ["AsyncHttpClient", "HttpClient"]
 

@@ -18,7 +18,7 @@ from buttress.http._policies import HostPolicy, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 
 if TYPE_CHECKING:
-    from buttress._config_http import HttpSettings
+    from buttress.config import HttpSettings
 
 __all__ = [
     "ATTEMPTS",

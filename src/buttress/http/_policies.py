@@ -20,7 +20,7 @@ from buttress.http._telemetry import HostTelemetry
 if TYPE_CHECKING:
     import httpx
 
-    from buttress._config_http import HttpPolicySettings, HttpSettings
+    from buttress.config import HttpPolicySettings, HttpSettings
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
     from buttress.resilience import Backoff, Bulkhead, CircuitBreaker, RateLimiter, RedisState, RetryBudget

@@ -35,7 +35,7 @@ from buttress.http._body import AsyncBody, SyncBody
 from buttress.http._core import ATTEMPTS, REFUSALS, STREAM, Core, limits
 
 if TYPE_CHECKING:
-    from buttress._config_http import HttpSettings
+    from buttress.config import HttpSettings
     from buttress.http._policies import HostPolicy, HttpPolicies
     from buttress.resilience import CircuitBreaker, Permit
 

@@ -9,6 +9,7 @@ keep their state in a store: one Protocol per part (:class:`BreakerStore`, :clas
 build the right store; a strategy with a shared store needs a ``name`` or takes its function's.
 """
 
+from buttress.rate import Rate
 from buttress.resilience._backoff import Backoff, BackoffKind, Jitter
 from buttress.resilience._breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit, live_breakers
 from buttress.resilience._breaker_redis import RedisBreakerStore
@@ -31,7 +32,6 @@ from buttress.resilience._limiter import LimiterSnapshot, RateLimiter, live_limi
 from buttress.resilience._limiter_memory import MemoryLimiterStore
 from buttress.resilience._limiter_redis import RedisLimiterStore
 from buttress.resilience._pipeline import Pipeline
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
 from buttress.resilience._stores import BreakerStore, BudgetStore, LimiterStore, StoreInfo

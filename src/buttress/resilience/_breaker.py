@@ -331,7 +331,7 @@ class CircuitBreaker:
             mem = self._mem
             if mem is not None and permit is mem.closed:
                 ring = mem.ring
-                if ring is not None:  # the common case, inlined: MemoryStore.record does the same
+                if ring is not None:  # the common case, inlined: MemoryBreakerStore.record does the same
                     ring.ring[next(ring.seq) % ring.size] = SUCCESS
                     if mem.streak:
                         mem.clear_streak()

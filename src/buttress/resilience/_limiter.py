@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import RateLimited, ValidationError
+from buttress.rate import Rate
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._limiter_memory import MemoryLimiterStore
 from buttress.resilience._limiter_redis import RedisLimiterStore
 from buttress.resilience._naming import UNNAMED, Unnamed, claim_derived, derived_name, unnamed_error
-from buttress.resilience._rate import Rate
 from buttress.resilience._redis_state import RedisState
 from buttress.resilience._stores import LimiterStore
 from buttress.resilience._telemetry import Telemetry

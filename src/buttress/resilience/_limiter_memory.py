@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from buttress.resilience._decorate import check_name
-from buttress.resilience._rate import round_tokens
 from buttress.resilience._stores import StoreInfo
+from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
     from buttress.health_types import CheckResult

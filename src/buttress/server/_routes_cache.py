@@ -51,7 +51,7 @@ def cache_router(route_class: type) -> APIRouter:
 
 
 def _warm_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(401, 404, 409, 422)
+    responses = problem_responses(400, 401, 404, 409, 422)
     responses[404]["description"] = "A warmer of that name is not registered (the problem lists them)."
     responses[409]["description"] = "A warm run is already in progress."
     return responses

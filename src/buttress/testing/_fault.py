@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from buttress.errors import ValidationError
-from buttress.resilience import Rate
+from buttress.rate import Rate
 
 __all__ = ["Fault", "Latency", "RetryAfter"]
 

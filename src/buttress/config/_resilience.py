@@ -11,17 +11,27 @@ below, which are also what an unconfigured name gets.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
 
-from buttress.errors import ButtressError
+from buttress.errors import ValidationError
+from buttress.rate import Rate
 
 __all__ = [
     "BreakerSettings",
     "BulkheadSettings",
     "LimiterSettings",
     "PipelineSettings",
+    "RateSetting",
     "ResilienceSettings",
     "RetrySettings",
 ]
@@ -32,6 +42,24 @@ DEFAULT_RETRY_ON = (
     "buttress.errors.RateLimited",
     "buttress.errors.DeadlineExceeded",
 )
+
+
+def _parse_rate(value: object) -> Rate:
+    if isinstance(value, Rate):
+        return value
+    try:
+        return Rate.parse(value)  # type: ignore[arg-type]  # the parser explains a value that is not text
+    except ValidationError as exc:  # pydantic reports ValueErrors, with the parser's explanation
+        raise ValueError(exc.message) from None
+
+
+RateSetting = Annotated[
+    Rate,
+    PlainValidator(_parse_rate, json_schema_input_type=str),
+    PlainSerializer(Rate.to_text, return_type=str),
+]
+"""A rate read from text such as ``60/minute`` and stored parsed; a dump writes it back as that text,
+so a dumped model validates again (a named HTTP policy inherits the default policy that way)."""
 
 
 class RetrySettings(BaseModel):
@@ -171,7 +199,7 @@ class LimiterSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rate: str | None = Field(
+    rate: RateSetting | None = Field(
         default=None,
         description="Calls allowed per period, like 60/minute or 10/s; unset means no limiter.",
         examples=["60/minute"],
@@ -185,18 +213,6 @@ class LimiterSettings(BaseModel):
         description="Seconds a call may wait for its turn before RateLimited is raised.",
         examples=[2.0],
     )
-
-    @field_validator("rate")
-    @classmethod
-    def _rate_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            from buttress.resilience._rate import Rate  # noqa: PLC0415 - the parser lives with the limiter
-
-            try:
-                Rate.parse(value)
-            except ButtressError as exc:  # pydantic reports ValueErrors, with the parser's explanation
-                raise ValueError(exc.message) from None
-        return value
 
 
 class BulkheadSettings(BaseModel):

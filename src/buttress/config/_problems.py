@@ -1,4 +1,8 @@
-"""Turn pydantic's errors into ConfigProblems that speak in environment variables (private to config)."""
+"""Turn pydantic's errors into ConfigProblems that speak in environment variables.
+
+A rule that spans sections (see :mod:`buttress.config._rules`) names its variable and value in the error's
+context; every other error is traced back from its location to the nearest variable.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import SettingsError
 
-from buttress._config_fields import RawSources, SettingField, env_var_name, fields_under, known_paths
 from buttress._redaction import mask_url_password
+from buttress.config._fields import SettingField, env_var_name, fields_under, known_paths
+from buttress.config._sources import RawSources
 from buttress.errors import MASK, ConfigProblem
+
+__all__ = ["problem_from_settings_error", "problems_from_validation_error", "shown_value"]
 
 _SECTION_SHAPE_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})
 

@@ -1,13 +1,15 @@
-"""Rate: parsing text like "60/minute", validation, interval and display."""
+"""Rate (buttress.rate, a foundation value): parsing text like "60/minute", validation, interval, display."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from buttress.errors import ValidationError
-from buttress.resilience._rate import Rate
+from buttress.rate import Rate
 
 
 @pytest.mark.parametrize(
@@ -109,3 +111,30 @@ def test_integer_period_becomes_float_and_rate_is_frozen() -> None:
 def test_str(rate: Rate, text: str) -> None:
     assert str(rate) == text
     assert Rate.parse(text) == rate
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [
+        (Rate(60, 60.0), "60/minute"),
+        (Rate(10, 1.0), "10/s"),
+        (Rate(100, 3600.0), "100/hour"),
+        (Rate(1000, 86400.0), "1000/day"),
+        (Rate(1, 0.001), "1/ms"),
+        (Rate(60, 90.0), "60/90s"),
+        (Rate(3, 1.5), "3/1.5s"),
+        (Rate(1, 1e-05), "1/0.00001s"),  # never in exponent form, which the parser does not read
+    ],
+)
+def test_to_text_names_the_period_and_parses_back(rate: Rate, text: str) -> None:
+    assert rate.to_text() == text
+    assert Rate.parse(text) == rate
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=10**6),
+    period=st.floats(min_value=1.0, max_value=1e7, allow_nan=False, allow_infinity=False),
+)
+def test_to_text_round_trips_any_rate(limit: int, period: float) -> None:
+    rate = Rate(limit, period)
+    assert Rate.parse(rate.to_text()) == rate

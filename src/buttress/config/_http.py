@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from buttress._config_resilience import BreakerSettings, LimiterSettings
+from buttress.config._resilience import BreakerSettings, LimiterSettings
 
 __all__ = [
     "HttpBulkheadSettings",

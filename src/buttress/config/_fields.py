@@ -1,24 +1,37 @@
-"""The leaves of a settings tree and the raw variables behind them (private to ``buttress.config``)."""
+"""The leaves of a settings tree: their variable names, descriptions, examples and shown values.
+
+The field metadata is what ``.env.example``, the README table and the error messages are made of.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from dotenv import dotenv_values
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from buttress.rate import Rate
+
+__all__ = [
+    "ENV_PREFIX",
+    "NESTED_DELIMITER",
+    "SECRET_EXAMPLE",
+    "SettingField",
+    "env_var_name",
+    "fields_under",
+    "known_paths",
+    "setting_fields",
+    "shown_value",
+]
+
 ENV_PREFIX = "BUTTRESS_"
 NESTED_DELIMITER = "__"
-
-EnvFile = Path | str | None
+SECRET_EXAMPLE = "<long random string>"  # noqa: S105 -- a placeholder, shown in docs
 
 
 def env_var_name(path: tuple[str, ...]) -> str:
@@ -28,6 +41,8 @@ def env_var_name(path: tuple[str, ...]) -> str:
 
 def shown_value(value: Any) -> str:
     """A value as it is written in an environment variable: JSON for lists and dicts, ``true`` for True."""
+    if isinstance(value, Rate):
+        return value.to_text()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple | dict):
@@ -104,63 +119,3 @@ def known_paths(settings_cls: type[BaseModel]) -> set[tuple[str, ...]]:
         for field in setting_fields(settings_cls)
         for depth in range(1, len(field.path) + 1)
     }
-
-
-@dataclass(frozen=True, slots=True)
-class RawSources:
-    """The BUTTRESS_* variables of the environment and of the .env file: upper-cased, empty ones dropped.
-
-    Mirrors how pydantic-settings reads them (case-insensitive, empty means unset), so the source
-    reported for a value is the one it was really loaded from.
-    """
-
-    env: dict[str, str]
-    dotenv: dict[str, str]
-
-    @classmethod
-    def read(cls, env_file: EnvFile, environ: Mapping[str, str] | None) -> RawSources:
-        dotenv: dict[str, str | None] = {}
-        if env_file is not None and Path(env_file).is_file():
-            dotenv = dotenv_values(env_file, encoding="utf-8")
-        return cls(_ours(os.environ if environ is None else environ), _ours(dotenv))
-
-    def lookup(self, variable: str) -> str | None:
-        return self.env.get(variable, self.dotenv.get(variable))
-
-    def source_of(self, path: tuple[str, ...]) -> Literal["env", ".env"] | None:
-        if _defines(self.env, path):
-            return "env"
-        if _defines(self.dotenv, path):
-            return ".env"
-        return None
-
-
-def _ours(variables: Mapping[str, str | None]) -> dict[str, str]:
-    return {
-        name.upper(): value
-        for name, value in variables.items()
-        if value and name.upper().startswith(ENV_PREFIX)
-    }
-
-
-def _defines(variables: Mapping[str, str], path: tuple[str, ...]) -> bool:
-    """Whether the leaf is set by its own variable or inside a section given as JSON (``BUTTRESS_EVENTS``)."""
-    variable = env_var_name(path)
-    if variable in variables:
-        return True
-    below = variable + NESTED_DELIMITER  # a dict leaf set key by key: BUTTRESS_RESILIENCE__PIPELINES__X__...
-    if any(name.startswith(below) for name in variables):
-        return True
-    for depth in range(len(path) - 1, 0, -1):
-        raw = variables.get(env_var_name(path[:depth]))
-        if raw is None:
-            continue
-        try:
-            node: Any = json.loads(raw)
-        except ValueError:
-            continue
-        for key in path[depth:]:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is not None:
-            return True
-    return False

@@ -1,7 +1,8 @@
 """A rate as a number of events per period, parsed from text such as ``"60/minute"`` or ``"60/90s"``.
 
 Config files and environment variables carry rates as text; :meth:`Rate.parse` turns that into a
-``Rate`` or says exactly what it expected.
+``Rate`` or says exactly what it expected, and :meth:`Rate.to_text` writes one back. A foundation module:
+the settings store a parsed ``Rate`` and the limiter consumes it, neither importing the other.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 from buttress.errors import ValidationError
 
-__all__ = ["MIN_INTERVAL", "Rate", "round_tokens"]
+__all__ = ["MIN_INTERVAL", "Rate"]
 
 _UNITS: Final[dict[str, float]] = {
     "ms": 0.001,
@@ -44,6 +46,7 @@ _PATTERN: Final = re.compile(
 _EXAMPLES: Final = "'60/minute', '10/s', '100/hour', '1000/day' or '60/90s'"
 MIN_INTERVAL: Final = 1e-6
 """The shortest interval between events: one microsecond, the resolution of Redis ``TIME``."""
+_NAMED_PERIODS: Final = {0.001: "ms", 1.0: "s", 60.0: "minute", 3600.0: "hour", 86400.0: "day"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +108,16 @@ class Rate:
         """Seconds between two events at this rate (``period / limit``)."""
         return self.period / self.limit
 
+    def to_text(self) -> str:
+        """The rate as config text that :meth:`parse` reads back to an equal rate.
+
+        A named period where there is one (``"60/minute"``, ``"10/s"``), else seconds (``"60/90s"``).
+        """
+        unit = _NAMED_PERIODS.get(self.period)
+        if unit is not None:
+            return f"{self.limit}/{unit}"
+        seconds = format(Decimal(repr(self.period)), "f")  # exact and never in exponent form
+        return f"{self.limit}/{seconds.removesuffix('.0')}s"
+
     def __str__(self) -> str:
         return f"{self.limit}/{self.period:g}s"
-
-
-def round_tokens(value: float) -> float:
-    """Tokens in a bucket, for display: never negative (waiters hold reservations), float noise removed."""
-    return max(round(value, 6), 0.0)

@@ -1,0 +1,74 @@
+"""Loading the settings: one call that names every bad variable, and the process-wide instance.
+
+:func:`load_settings` turns pydantic's errors into one :class:`~buttress.errors.ConfigError` listing
+every problem at once, each with the variable, its (masked) value, what was expected and an example.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Final
+
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import SettingsError
+
+from buttress.config._problems import problem_from_settings_error, problems_from_validation_error
+from buttress.config._settings import Settings
+from buttress.config._sources import EnvFile, RawSources, environ_override
+from buttress.errors import ConfigError
+
+__all__ = ["INVALID_MESSAGE", "get_settings", "load_settings", "reset_settings"]
+
+INVALID_MESSAGE: Final = "Invalid buttress configuration"
+
+
+def load_settings(*, env_file: EnvFile = ".env", environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``) and ``env_file`` (``None``: no file).
+
+    Raises :class:`ConfigError` listing every invalid variable, with its (masked) value, what was
+    expected and an example.
+    """
+    with environ_override(environ):
+        try:
+            return Settings(_env_file=env_file)
+        except PydanticValidationError as exc:
+            problems = problems_from_validation_error(exc, Settings)
+            raise ConfigError(INVALID_MESSAGE, problems=problems) from exc
+        except SettingsError as exc:
+            problem = problem_from_settings_error(exc, Settings, RawSources.read(env_file, environ))
+            raise ConfigError(INVALID_MESSAGE, problems=[problem]) from exc
+
+
+class _SettingsCache:
+    """The process-wide settings, loaded once even when many threads ask at the same moment."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+
+    def get(self) -> Settings:
+        settings = self._settings
+        if settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = load_settings()
+                settings = self._settings
+        return settings
+
+    def clear(self) -> None:
+        with self._lock:
+            self._settings = None
+
+
+_CACHE = _SettingsCache()
+
+
+def get_settings() -> Settings:
+    """The process-wide settings from the environment and ``./.env``, loaded on first use."""
+    return _CACHE.get()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next :func:`get_settings` reloads them (tests, reloads)."""
+    _CACHE.clear()
