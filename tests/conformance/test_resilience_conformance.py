@@ -4,7 +4,7 @@ Each test runs four ways: the memory and the Redis implementation of its part, e
 methods and through its async twins (run on an event loop owned by the subject, so the Redis clients
 live on one loop). Every store reads one FakeClock whose monotonic and wall time start equal: the memory
 stores read its monotonic time, RedisState passes its wall time into the Lua scripts (``now_arg``), so
-bucket edges fall at the same instants in both. Each test gets a fresh Redis namespace (never a FLUSHDB).
+bucket edges fall at the same instants in both. Each test gets a fresh Redis key prefix (never a FLUSHDB).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def subject_for(part: str, request: pytest.FixtureRequest, way: tuple[str, str])
     state = None
     if kind == "redis":
         url = request.getfixturevalue("redis_url")
-        state = RedisState(url, namespace=f"conf-{uuid.uuid4().hex}", clock=clock, metrics=MetricsRegistry())
+        state = RedisState(url, prefix=f"conf-{uuid.uuid4().hex}", clock=clock, metrics=MetricsRegistry())
     subject = Subject(kind, mode, PARTS[part](clock, state), clock, state)
     yield subject
     subject.close()

@@ -50,13 +50,13 @@ def close(a: float | None, b: float | None) -> bool:
 
 
 class _Lockstep(RuleBasedStateMachine):
-    """A FakeClock and a RedisState in a fresh namespace, shared by the two stores of one machine."""
+    """A FakeClock and a RedisState under a fresh key prefix, shared by the two stores of one machine."""
 
     def __init__(self, url: str) -> None:
         super().__init__()
         self.clock = FakeClock(start_monotonic=START, start_time=START)
         self.state = RedisState(
-            url, namespace=f"lockstep-{uuid.uuid4().hex}", clock=self.clock, metrics=MetricsRegistry()
+            url, prefix=f"lockstep-{uuid.uuid4().hex}", clock=self.clock, metrics=MetricsRegistry()
         )
 
     @rule(seconds=STEPS)

@@ -30,7 +30,7 @@ from buttress.resilience import (
 
 @pytest.fixture
 def state(redis_url: str) -> Iterator[RedisState]:
-    state = RedisState(redis_url, namespace=f"naming-{uuid.uuid4().hex}", metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=f"naming-{uuid.uuid4().hex}", metrics=MetricsRegistry())
     yield state
     state.close()
 

@@ -110,7 +110,7 @@ def _transition(reply: Any) -> Transition | None:
 
 
 class RedisBreakerStore:
-    """One breaker's state in Redis, shared by every process that uses the same namespace and ``name``.
+    """One breaker's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
     A :class:`~buttress.resilience.BreakerStore`; ``twin`` (built from ``config`` when not given) is the
     in-memory state used under the ``local`` outage policy.

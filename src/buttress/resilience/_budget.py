@@ -101,7 +101,7 @@ class RetryBudget:
     Give it to :class:`~buttress.resilience.Retry` (``budget=``), which calls :meth:`record_call` once per
     call and :meth:`try_spend` before each retry. ``store`` is any
     :class:`~buttress.resilience.BudgetStore` built for this window, or a shorthand: ``"memory"`` (this
-    process) or a :class:`RedisState` (every process using the same namespace and ``name``; a shared
+    process) or a :class:`RedisState` (every process using the same key prefix and ``name``; a shared
     budget needs a ``name``, since it decorates nothing to take one from); while Redis is unreachable the
     state's policy applies: ``local`` keeps a budget in this process, ``open`` allows every retry,
     ``closed`` denies them all.

@@ -36,7 +36,7 @@ SNAPSHOT: Final = Script.file("budget_snapshot")
 
 
 class RedisBudgetStore:
-    """A budget's state in Redis, shared by every process that uses the same namespace and ``name``.
+    """A budget's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
     A :class:`~buttress.resilience.BudgetStore`; the memory ``twin`` (built when not given) is used while
     Redis is down under policy local.

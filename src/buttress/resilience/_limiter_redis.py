@@ -48,7 +48,7 @@ RESET: Final = Script.file("limiter_reset")
 class RedisLimiterStore:
     """GCRA buckets of one limiter in Redis, with the same methods and results as the memory store.
 
-    A :class:`~buttress.resilience.LimiterStore`, shared by every process that uses the same namespace and
+    A :class:`~buttress.resilience.LimiterStore`, shared by every process that uses the same key prefix and
     ``name``; ``twin`` (built when not given) decides under the ``local`` outage policy.
 
     ``take`` returns ``(wait, tat)``: ``wait >= 0`` admitted (the slot is reserved, sleep ``wait``), else
