@@ -1,4 +1,4 @@
-"""Names that cannot collide, and the store= forms every shared-state strategy accepts."""
+"""Names that cannot collide, the store= forms every shared-state strategy accepts, and the fast paths."""
 
 from __future__ import annotations
 
@@ -168,3 +168,24 @@ def test_argument_errors_are_value_errors(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match=r"e\.g\.|got") as caught:
         build()
     assert isinstance(caught.value, ValidationError)
+
+
+def test_fast_paths_answer_for_a_memory_store_and_defer_to_the_async_methods_otherwise(
+    state: RedisState,
+) -> None:
+    clock = FakeClock()
+    memory = CircuitBreaker("m", consecutive_failures=1, clock=clock, metrics=MetricsRegistry())
+    permit = memory.acquire_fast()
+    assert permit is not None
+    assert memory.record_success_fast(permit, 0.01)
+    memory.record_failure(permit, ConnectionError("down"), 0.01)
+    with pytest.raises(CircuitOpen):
+        memory.acquire_fast()  # refused without I/O, like acquire()
+    shared = CircuitBreaker("s", store=state, metrics=MetricsRegistry())
+    assert shared.acquire_fast() is None  # the caller awaits aacquire()
+    assert not shared.record_success_fast(shared.acquire(), 0.01)
+    limiter = RateLimiter("1/s", burst=1, clock=clock, metrics=MetricsRegistry())
+    assert limiter.acquire_fast()
+    assert not limiter.acquire_fast()  # a wait is needed: nothing taken, nothing counted
+    assert limiter.telemetry.counts() == {"admitted": 1, "rejected": 0, "waited": 0}
+    assert not RateLimiter("1/s", name="s", store=state, metrics=MetricsRegistry()).acquire_fast()
