@@ -32,6 +32,7 @@ from buttress.resilience._limiter import LimiterSnapshot, RateLimiter, live_limi
 from buttress.resilience._limiter_memory import MemoryLimiterStore
 from buttress.resilience._limiter_redis import RedisLimiterStore
 from buttress.resilience._pipeline import Pipeline
+from buttress.resilience._provide import health_checks, register_services
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
 from buttress.resilience._stores import BreakerStore, BudgetStore, LimiterStore, StoreInfo
@@ -77,8 +78,10 @@ __all__ = [
     "get_breakers",
     "get_pipeline",
     "get_resilience_store",
+    "health_checks",
     "live_breakers",
     "live_limiters",
+    "register_services",
     "reset_resilience",
     "retry_stats",
 ]
