@@ -105,8 +105,10 @@ RESILIENCE = [
     "get_breakers",
     "get_pipeline",
     "get_resilience_store",
+    "health_checks",
     "live_breakers",
     "live_limiters",
+    "register_services",
     "reset_resilience",
     "retry_stats",
 ]
