@@ -12,7 +12,7 @@ RUN := $(UV) run --frozen --no-sync
 help:
 	@echo "make demo   run the main job: an HTTP batch through per-host policies against failing upstreams"
 	@echo "make test   run the test suite with coverage (needs Redis and PostgreSQL for the service tests)"
-	@echo "make lint   ruff + mypy --strict"
+	@echo "make lint   ruff + mypy --strict + lint-imports (the layer contracts in pyproject.toml)"
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
 	@echo "make lock   re-resolve uv.lock after editing pyproject.toml"
 
@@ -43,6 +43,7 @@ lint: venv
 	$(RUN) ruff check src tests benchmarks .ci
 	$(RUN) ruff format --check src tests benchmarks .ci
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 format: venv
 	$(RUN) ruff format src tests benchmarks .ci
@@ -59,4 +60,4 @@ demo: $(VENV)/.installed-demo
 	$(RUN) buttress demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage .coverage.* htmlcov

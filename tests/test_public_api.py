@@ -63,3 +63,63 @@ def test_importing_buttress_does_not_load_the_heavy_capabilities() -> None:
     code = f"import sys, buttress; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+RESILIENCE = [
+    "UNAVAILABLE",
+    "Backoff",
+    "BackoffKind",
+    "BreakerConfig",
+    "BreakerRegistry",
+    "BreakerSnapshot",
+    "BreakerState",
+    "BreakerStore",
+    "BudgetSnapshot",
+    "BudgetStore",
+    "Bulkhead",
+    "BulkheadSnapshot",
+    "CircuitBreaker",
+    "Fallback",
+    "Hedge",
+    "Jitter",
+    "LimiterSnapshot",
+    "LimiterStore",
+    "MemoryBreakerStore",
+    "MemoryBudgetStore",
+    "MemoryLimiterStore",
+    "Permit",
+    "Pipeline",
+    "Rate",
+    "RateLimiter",
+    "RedisBreakerStore",
+    "RedisBudgetStore",
+    "RedisLimiterStore",
+    "RedisState",
+    "Retry",
+    "RetryBudget",
+    "RetryStats",
+    "StoreInfo",
+    "StorePolicy",
+    "Telemetry",
+    "Timeout",
+    "build_breaker",
+    "build_pipeline",
+    "get_breakers",
+    "get_pipeline",
+    "get_resilience_store",
+    "health_checks",
+    "live_breakers",
+    "live_limiters",
+    "register_services",
+    "reset_resilience",
+    "retry_stats",
+]
+
+
+def test_resilience_all_is_the_curated_list() -> None:
+    """The store protocols and their Memory/Redis implementations are public, named alike."""
+    from buttress import resilience
+
+    assert resilience.__all__ == RESILIENCE
+    for name in resilience.__all__:
+        assert getattr(resilience, name) is not None

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
-from buttress.observe._sketch import QuantileSketch, SlidingWindowSketch
+from buttress.observe.sketch import QuantileSketch, SlidingWindowSketch
 
 ALPHA = 0.01
 

@@ -7,13 +7,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from buttress.config import get_settings
+
 __all__ = ["default_ops_url", "get_ops_json", "problem_text", "report_unreachable"]
 
 
 def default_ops_url() -> str:
     """The ops server of this machine's settings: ``http://<server.host>:<server.port>/ops``."""
-    from buttress.config import get_settings  # noqa: PLC0415
-
     server = get_settings().server
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host  # noqa: S104 - reading, not binding
     return f"http://{host}:{server.port}/ops"

@@ -84,7 +84,7 @@ def health(
 ) -> None:
     """Run the health checks: a table of ✓/⚠/✗, exit 1 when a critical check fails."""
     from buttress.composition import health_registry  # noqa: PLC0415 - keeps `buttress config` fast
-    from buttress.observe._health_cli import health_command  # noqa: PLC0415 - as above
+    from buttress.observe.health_cli import health_command  # noqa: PLC0415 - as above
 
     code = health_command(json=as_json, group=group, build=health_registry)
     if code:
@@ -173,7 +173,7 @@ def breakers(
     ] = None,
 ) -> None:
     """Show the circuit breakers of a running service (from its ops server)."""
-    from buttress.resilience._cli import breakers_command, default_ops_url  # noqa: PLC0415
+    from buttress.resilience.cli import breakers_command, default_ops_url  # noqa: PLC0415
 
     code = breakers_command(url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate)
     raise typer.Exit(code)
@@ -207,7 +207,7 @@ def cache_warm(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Run the cache warmers in this process, with a progress bar; exit 1 if one fails."""
-    from buttress.cache._cli import warm_command  # noqa: PLC0415 - keeps `buttress config` fast
+    from buttress.cache.cli import warm_command  # noqa: PLC0415 - keeps `buttress config` fast
 
     code = warm_command(
         names=names, modules=module or (), as_json=as_json, console=_stdout(), err_console=_stderr()
@@ -222,7 +222,7 @@ def cache_stats(
 ) -> None:
     """Show the cache stats of a running service (from its ops server): hit rates, sizes, advice."""
     from buttress._ops_client import default_ops_url  # noqa: PLC0415
-    from buttress.cache._cli import stats_command  # noqa: PLC0415
+    from buttress.cache.cli import stats_command  # noqa: PLC0415
 
     raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json))
 

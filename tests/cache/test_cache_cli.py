@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from buttress.cache import Cache, MemoryBackend, reset_cache, set_cache
-from buttress.cache._cli import stats_command, warm_command
+from buttress.cache.cli import stats_command, warm_command
 from buttress.cli import app
 from buttress.clock import FakeClock
 from buttress.observe.metrics import MetricsRegistry

@@ -40,6 +40,7 @@ class Limiters:
                 self.url, prefix=f"test-limiter-{uuid.uuid4().hex}", clock=clock, metrics=self.registry
             )
             self.states.append(store)
+        options.setdefault("name", "default")  # a shared limiter needs a name
         return RateLimiter(
             rate,
             store=store,  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 
 from buttress.clock import FakeClock
-from buttress.observe._health_cli import format_duration, format_health_table, health_command
 from buttress.observe.health import CheckResult, HealthRegistry, HealthReport
+from buttress.observe.health_cli import format_duration, format_health_table, health_command
 
 
 def _render(report: HealthReport) -> str:

@@ -25,7 +25,7 @@ from buttress.resilience._breaker import (
     Permit,
     live_breakers,
 )
-from buttress.resilience._breaker_state import NOOP_PERMIT, BreakerConfig, MemoryStore
+from buttress.resilience._breaker_state import NOOP_PERMIT, BreakerConfig, MemoryBreakerStore
 from buttress.resilience._redis_state import RedisState
 from tests._redis_server import RedisServer, free_port
 
@@ -282,7 +282,7 @@ def test_counts_stay_exact_when_threads_record_at_once() -> None:
 
 
 def test_an_acquire_that_raced_a_transition_reads_the_state_under_the_lock() -> None:
-    store = MemoryStore(BreakerConfig(), time.monotonic)
+    store = MemoryBreakerStore(BreakerConfig(), time.monotonic)
     store.fast = None  # what a thread saw just before another one closed the breaker
     assert store.acquire().permit is store.closed
     store.control(BreakerState.DISABLED)
@@ -292,7 +292,7 @@ def test_an_acquire_that_raced_a_transition_reads_the_state_under_the_lock() -> 
 
 def test_a_memory_store_ignores_permits_it_did_not_issue() -> None:
     config = BreakerConfig(consecutive_failures=1)
-    one, other = MemoryStore(config, time.monotonic), MemoryStore(config, time.monotonic)
+    one, other = MemoryBreakerStore(config, time.monotonic), MemoryBreakerStore(config, time.monotonic)
     foreign = Permit(0, 1, other)
     assert one.record(foreign, 1) is None
     one.release(foreign)

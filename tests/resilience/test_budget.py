@@ -12,7 +12,8 @@ from buttress.errors import RetryExhausted, ValidationError
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience._backoff import Backoff
-from buttress.resilience._budget import BudgetSnapshot, RetryBudget, Ring
+from buttress.resilience._budget import BudgetSnapshot, RetryBudget
+from buttress.resilience._budget_memory import MemoryBudgetStore
 from buttress.resilience._retry import Retry
 
 
@@ -75,14 +76,14 @@ def test_threads_racing_for_the_last_retries_never_overspend() -> None:
 
 def test_a_time_just_below_a_bucket_edge_that_rounds_onto_it_starts_the_next_bucket() -> None:
     now = [0.0]
-    ring = Ring(1.0, lambda: now[0])  # 0.1 s buckets
+    ring = MemoryBudgetStore(1.0, lambda: now[0])  # 0.1 s buckets
     ring.record()
     now[0] = 0.09999999999  # rounds to 100000 us: the second bucket, as Redis would see it
     ring.record()
     assert ring._epoch == 1
-    assert ring.counts() == (2, 0)
+    assert ring.counts() == (2, 0, False)
     now[0] = 1.05  # the first bucket is out of the window, the second still in
-    assert ring.counts() == (1, 0)
+    assert ring.counts() == (1, 0, False)
 
 
 def test_retry_with_a_budget_stops_retrying_when_it_is_spent() -> None:
@@ -124,7 +125,11 @@ def test_retry_with_a_budget_stops_retrying_when_it_is_spent() -> None:
         ({"min_retries": -1}, "min_retries", "min_retries must be an integer >= 0"),
         ({"min_retries": 1.5}, "min_retries", "e.g. 10"),
         ({"min_retries": False}, "min_retries", "got False"),
-        ({"store": "redis"}, "store", "store must be 'memory' or a RedisState, got 'redis'"),
+        (
+            {"store": "redis"},
+            "store",
+            "store must be 'memory' or a RedisState (shorthands), or a BudgetStore, got 'redis'",
+        ),
         ({"store": None}, "store", "e.g. store=RedisState('redis://127.0.0.1:6379/0')"),
         ({"name": ""}, "name", "non-empty string"),
     ],

@@ -36,6 +36,7 @@ async def namespace(redis_url: str) -> AsyncIterator[str]:
 def make(state: RedisState, clock: object = None, **kwargs: object) -> RetryBudget:
     if clock is not None:
         kwargs["clock"] = clock
+    kwargs.setdefault("name", "shared")  # a shared budget needs a name
     return RetryBudget(store=state, metrics=MetricsRegistry(), events=EventBus(), **kwargs)  # type: ignore[arg-type]
 
 

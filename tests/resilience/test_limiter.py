@@ -53,7 +53,11 @@ def make(rate: str | Rate = "10/s", *, clock: FakeClock | None = None, **options
         ({"name": "two words"}, "name", "name must be a non-empty string"),
         ({"name": ""}, "name", "name must be a non-empty string"),
         ({"max_keys": 0}, "max_keys", "max_keys must be an integer >= 1, got 0; e.g. max_keys=10_000"),
-        ({"store": "redis"}, "store", "store must be 'memory' or a RedisState, got 'redis'; e.g."),
+        (
+            {"store": "redis"},
+            "store",
+            "store must be 'memory' or a RedisState (shorthands), or a LimiterStore, got 'redis'; e.g.",
+        ),
     ],
 )
 def test_constructor_validation(options: dict[str, object], field: str, message: str) -> None:

@@ -39,6 +39,7 @@ def state(url: str, namespace: str, **options: object) -> RedisState:
 
 
 def limiter(store: RedisState, rate: str = "10/s", **options: object) -> RateLimiter:
+    options.setdefault("name", "default")  # a shared limiter needs a name
     return RateLimiter(rate, store=store, metrics=MetricsRegistry(), events=EventBus(), **options)  # type: ignore[arg-type]
 
 

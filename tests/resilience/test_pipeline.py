@@ -204,7 +204,7 @@ async def _aok() -> str:
 async def test_a_redis_breaker_goes_through_the_async_path(redis_url: str) -> None:
     state = RedisState(redis_url, prefix=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
     breaker = CircuitBreaker("shared", consecutive_failures=1, store=state)
-    limiter = RateLimiter("100/s", burst=10, store=state)
+    limiter = RateLimiter("100/s", burst=10, name="shared", store=state)
     pipeline = Pipeline("p", breaker=breaker, limiter=limiter)
     try:
         assert not breaker.is_local

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from buttress.config import reset_settings
 from buttress.resilience import CircuitBreaker, RateLimiter
-from buttress.resilience._cli import breakers_command, default_ops_url
+from buttress.resilience.cli import breakers_command, default_ops_url
 
 from .conftest import ADMIN_TOKEN, bearer, build, client_for
 from .test_live_server import serving

@@ -25,7 +25,7 @@ from buttress.cache._defaults import BackendChoice, build_cache, cached, get_cac
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._provide import health_checks, register_services
 from buttress.cache._redis import RedisBackend
-from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation
+from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation, cache_stats
 from buttress.cache._serializers import (
     CacheIntegrityError,
     JsonSerializer,
@@ -36,7 +36,7 @@ from buttress.cache._serializers import (
 )
 from buttress.cache._stats import CacheStatsRecorder, NamespaceStats
 from buttress.cache._tiered import TieredBackend
-from buttress.cache._warm import WarmProgress, WarmResult
+from buttress.cache._warm import WarmProgress, WarmResult, start_cache_warming, start_warming, warmer_caches
 
 __all__ = [
     "DEFAULT",
@@ -64,6 +64,7 @@ __all__ = [
     "WarmProgress",
     "WarmResult",
     "build_cache",
+    "cache_stats",
     "cached",
     "get_cache",
     "health_checks",
@@ -71,4 +72,7 @@ __all__ = [
     "register_services",
     "reset_cache",
     "set_cache",
+    "start_cache_warming",
+    "start_warming",
+    "warmer_caches",
 ]

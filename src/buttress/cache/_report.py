@@ -28,7 +28,7 @@ from buttress.cache._warm import WarmResult, warmers_of
 if TYPE_CHECKING:
     from buttress.cache._cache import Cache
     from buttress.cache._stats import NamespaceStats
-    from buttress.observe._sketch import SlidingWindowSketch
+    from buttress.observe.sketch import SlidingWindowSketch
 
 __all__ = [
     "EVICTION_SHARE",

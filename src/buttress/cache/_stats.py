@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from buttress._tally import Tally
-from buttress.observe._sketch import SlidingWindowSketch
+from buttress.observe.sketch import SlidingWindowSketch
 
 __all__ = ["SAMPLE_MASK", "CacheStatsRecorder", "NamespaceStats"]
 

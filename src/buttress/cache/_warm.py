@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeGuard, TypeVar
 
+from buttress._own_loop import run_on_own_loop
 from buttress.errors import ConflictError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = [
     "Warmer",
     "arun_warmers",
     "run_all_warmers",
-    "run_on_own_loop",
     "run_warmers",
     "start_cache_warming",
     "start_startup_warming",
@@ -58,7 +58,6 @@ PROGRESS_INTERVAL: Final = 0.5
 WARM_RUNS_METRIC: Final = "buttress_cache_warm_runs_total"
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 Outcome = Literal["ok", "failed"]
 Phase = Literal["started", "progress", "finished", "failed"]
 
@@ -333,7 +332,7 @@ class _Run:
         try:
             registry = self.cache.metrics
             if registry is None:
-                from buttress.observe.metrics import get_metrics  # noqa: PLC0415
+                from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - prometheus-client only when a run is counted
 
                 registry = get_metrics()
             runs = registry.counter(
@@ -401,29 +400,6 @@ async def _aconsume(result: object, run: _Run) -> None:
 async def _awaited(result: object) -> None:
     assert inspect.isawaitable(result)  # noqa: S101 - _is_async said so
     await result
-
-
-def run_on_own_loop(main: Coroutine[Any, Any, T], *, thread_name: str) -> T:
-    """Run ``main`` on a fresh event loop in a thread of its own and return its result (or raise its error).
-
-    Works where a loop already runs in the calling thread (a notebook, an async app), where
-    ``asyncio.run`` refuses.
-    """
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            outcome.append(asyncio.run(main))
-        except BaseException as error:  # noqa: BLE001 - handed to the calling thread as it is
-            failure.append(error)
-
-    worker = threading.Thread(target=target, name=thread_name, daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def _run_coroutine(main: Coroutine[Any, Any, None]) -> None:

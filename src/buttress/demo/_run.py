@@ -21,7 +21,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from buttress.cache._warm import run_on_own_loop
+from buttress._own_loop import run_on_own_loop
 from buttress.config import HttpSettings
 from buttress.demo._batch import CachedFetcher, Progress, baseline_sender, run_pass
 from buttress.demo._display import live_table, progress_table

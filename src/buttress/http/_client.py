@@ -44,7 +44,7 @@ DEFAULT: Final = _Default()
 def _user_agent(settings: HttpSettings) -> str:
     if settings.user_agent:
         return settings.user_agent
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - ~60 ms; only the default User-Agent
 
     try:
         return f"buttress/{version('buttress')}"

@@ -99,8 +99,13 @@ class HostPolicy:
         metrics: MetricsRegistry | None,
         events: EventBus | None,
     ) -> None:
-        from buttress.resilience import Backoff, Bulkhead, RateLimiter, RetryBudget  # noqa: PLC0415
-        from buttress.resilience._defaults import build_breaker  # noqa: PLC0415
+        from buttress.resilience import (  # noqa: PLC0415 - strategies load with the first host policy
+            Backoff,
+            Bulkhead,
+            RateLimiter,
+            RetryBudget,
+            build_breaker,
+        )
 
         self.host = host
         self.name = name
@@ -209,7 +214,7 @@ class HttpPolicies:
 
             settings = get_settings().http
         if store is None:
-            from buttress.resilience import get_resilience_store  # noqa: PLC0415
+            from buttress.resilience import get_resilience_store  # noqa: PLC0415 - the process store only when none is given
 
             store = get_resilience_store() or "memory"
         self.settings = settings

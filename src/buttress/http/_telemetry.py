@@ -20,12 +20,11 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress.events import publish_quietly
-from buttress.resilience._telemetry import Telemetry
+from buttress.resilience import Telemetry
 
 if TYPE_CHECKING:
     from buttress.events import EventBus
-    from buttress.observe._families import HistogramChild
-    from buttress.observe.metrics import MetricsRegistry
+    from buttress.observe.metrics import HistogramChild, MetricsRegistry
 
 __all__ = ["HostTelemetry"]
 

@@ -200,10 +200,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         asked = dict(request.extensions.get("timeout") or {})
         budget = policy.budget
         if may_retry and budget is not None:
-            if budget.is_local:
-                budget.record_call()
-            else:
-                await budget.arecord_call()
+            await budget.arecord_call()
         attempt, previous = 1, 0.0
         last: httpx.Response | None = None
         while True:
@@ -237,7 +234,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         breaker = policy.breaker
         permit = None
         if breaker is not None:
-            permit = breaker.acquire() if breaker.is_local else await breaker.aacquire()
+            permit = breaker.acquire_fast()  # answered without I/O by a memory store
+            if permit is None:
+                permit = await breaker.aacquire()
         try:
             limiter = policy.limiter
             if limiter is not None:
@@ -250,7 +249,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 await policy.bulkhead.aacquire(timeout=core.wait_limit(policy.bulkhead_wait, cutoff))
         except BaseException:
             if permit is not None:
-                await _arelease(breaker, permit)  # type: ignore[arg-type]
+                await breaker.arelease(permit)  # type: ignore[union-attr]
             raise
         return permit
 
@@ -321,23 +320,15 @@ async def _agive_back(policy: HostPolicy, permit: Permit | None) -> None:
     if policy.bulkhead is not None:
         policy.bulkhead.release()
     if permit is not None:
-        await _arelease(policy.breaker, permit)  # type: ignore[arg-type]
-
-
-async def _arelease(breaker: CircuitBreaker, permit: Permit) -> None:
-    if breaker.is_local:
-        breaker.release(permit)
-    else:
-        await breaker.arelease(permit)
+        await policy.breaker.arelease(permit)  # type: ignore[union-attr]
 
 
 async def _arecord(
     breaker: CircuitBreaker, permit: Permit, failure: BaseException | None, duration: float
 ) -> None:
-    if breaker.is_local:
-        _record(breaker, permit, failure, duration)
-    elif failure is None:
-        await breaker.arecord_success(permit, duration)
+    if failure is None:
+        if not breaker.record_success_fast(permit, duration):
+            await breaker.arecord_success(permit, duration)
     else:
         await breaker.arecord_failure(permit, failure, duration)
 
@@ -345,6 +336,4 @@ async def _arecord(
 async def _spend(policy: HostPolicy) -> bool:
     """Take a retry from the host's budget (True without a budget)."""
     budget = policy.budget
-    if budget is None:
-        return True
-    return budget.try_spend() if budget.is_local else await budget.atry_spend()
+    return True if budget is None else await budget.atry_spend()

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 import prometheus_client
 
 from buttress.errors import ConflictError, ValidationError
-from buttress.observe._sketch import QuantileSketch, WindowStats
 from buttress.observe._timed import Timed, TimedTarget
+from buttress.observe.sketch import QuantileSketch, WindowStats
 
 if TYPE_CHECKING:
     from buttress.observe.metrics import MetricsRegistry

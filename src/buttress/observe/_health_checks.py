@@ -117,7 +117,7 @@ def sqlalchemy_url(url: str) -> URL:
     """Parse ``url``; bare ``postgresql://`` and ``postgres://`` get psycopg 3, the driver buttress ships."""
     require("sqlalchemy", "db", "the database health check")
     from sqlalchemy.engine import make_url  # noqa: PLC0415 - imported on use, see module docstring
-    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415 - imported on use, see module docstring
 
     try:
         parsed = make_url(url)
@@ -151,7 +151,7 @@ def database_check(
     lock = threading.Lock()
 
     def engine() -> Engine:
-        import sqlalchemy  # noqa: PLC0415
+        import sqlalchemy  # noqa: PLC0415 - imported on use, see module docstring
 
         with lock:
             if "engine" not in state:
@@ -163,8 +163,8 @@ def database_check(
             return state["engine"]
 
     def select_one() -> CheckResult:
-        import sqlalchemy  # noqa: PLC0415
-        from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+        import sqlalchemy  # noqa: PLC0415 - imported on use, see module docstring
+        from sqlalchemy.exc import DBAPIError  # noqa: PLC0415 - imported on use, see module docstring
 
         start = SYSTEM_CLOCK.monotonic()
         try:
@@ -362,7 +362,7 @@ def http_check(
     async client is bound to its event loop and :meth:`HealthRegistry.run_sync` makes a new loop each time.
     ``name`` defaults to the URL's host.
     """
-    import httpx  # noqa: PLC0415
+    import httpx  # noqa: PLC0415 - imported on use, see module docstring
 
     shown = safe_url(url)
     host = urlsplit(url).hostname

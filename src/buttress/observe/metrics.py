@@ -24,7 +24,7 @@ Rules, enforced when a metric is declared:
 
 Histograms also keep a sliding window (5 minutes by default, 10 slices rotated by the registry's clock) of
 a relative-error quantile sketch per series, for p50/p95/p99/max in :meth:`MetricsRegistry.snapshot`;
-see :mod:`buttress.observe._sketch` for the error bound. :func:`timed` records durations in seconds; if
+see :mod:`buttress.observe.sketch` for the error bound. :func:`timed` records durations in seconds; if
 the histogram declares an ``outcome`` label, timed fills it with ``success`` or ``error`` (any exception),
 otherwise both go to the same series.
 
@@ -77,8 +77,8 @@ from buttress.observe._families import (
     describe,
     timed_target,
 )
-from buttress.observe._sketch import QuantileSketch, SlidingWindowSketch, WindowStats
 from buttress.observe._timed import Timed, TimedTarget
+from buttress.observe.sketch import QuantileSketch, SlidingWindowSketch, WindowStats
 
 _log = logging.getLogger(__name__)
 

@@ -2,17 +2,25 @@
 
 Each strategy works alone, as a decorator (sync or async functions and methods, types kept), ``call`` or
 ``acall``; a :class:`Pipeline` composes them in one documented order. Breakers, limiters and retry budgets
-keep their state in memory or, through :class:`RedisState`, in Redis, where each change is one atomic Lua
-script and an outage follows a declared policy (``local``, ``open`` or ``closed``).
+keep their state in a store: one Protocol per part (:class:`BreakerStore`, :class:`LimiterStore`,
+:class:`BudgetStore`), implemented in memory (``Memory*Store``) and in Redis (``Redis*Store``, through a
+:class:`RedisState`, where each change is one atomic Lua script and an outage follows a declared policy:
+``local``, ``open`` or ``closed``). ``store="memory"`` and ``store=RedisState(...)`` are shorthands that
+build the right store; a strategy with a shared store needs a ``name`` or takes its function's.
 """
 
 from buttress.rate import Rate
 from buttress.resilience._backoff import Backoff, BackoffKind, Jitter
 from buttress.resilience._breaker import BreakerSnapshot, BreakerState, CircuitBreaker, Permit, live_breakers
+from buttress.resilience._breaker_redis import RedisBreakerStore
 from buttress.resilience._breaker_registry import BreakerRegistry
+from buttress.resilience._breaker_state import BreakerConfig, MemoryBreakerStore
 from buttress.resilience._budget import BudgetSnapshot, RetryBudget
+from buttress.resilience._budget_memory import MemoryBudgetStore
+from buttress.resilience._budget_redis import RedisBudgetStore
 from buttress.resilience._bulkhead import Bulkhead, BulkheadSnapshot
 from buttress.resilience._defaults import (
+    build_breaker,
     build_pipeline,
     get_breakers,
     get_pipeline,
@@ -22,20 +30,27 @@ from buttress.resilience._defaults import (
 from buttress.resilience._fallback import Fallback
 from buttress.resilience._hedge import Hedge
 from buttress.resilience._limiter import LimiterSnapshot, RateLimiter, live_limiters
+from buttress.resilience._limiter_memory import MemoryLimiterStore
+from buttress.resilience._limiter_redis import RedisLimiterStore
 from buttress.resilience._pipeline import Pipeline
 from buttress.resilience._provide import health_checks, register_services
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
+from buttress.resilience._stores import BreakerStore, BudgetStore, LimiterStore, StoreInfo
+from buttress.resilience._telemetry import Telemetry
 from buttress.resilience._timeout import Timeout
 
 __all__ = [
     "UNAVAILABLE",
     "Backoff",
     "BackoffKind",
+    "BreakerConfig",
     "BreakerRegistry",
     "BreakerSnapshot",
     "BreakerState",
+    "BreakerStore",
     "BudgetSnapshot",
+    "BudgetStore",
     "Bulkhead",
     "BulkheadSnapshot",
     "CircuitBreaker",
@@ -43,16 +58,26 @@ __all__ = [
     "Hedge",
     "Jitter",
     "LimiterSnapshot",
+    "LimiterStore",
+    "MemoryBreakerStore",
+    "MemoryBudgetStore",
+    "MemoryLimiterStore",
     "Permit",
     "Pipeline",
     "Rate",
     "RateLimiter",
+    "RedisBreakerStore",
+    "RedisBudgetStore",
+    "RedisLimiterStore",
     "RedisState",
     "Retry",
     "RetryBudget",
     "RetryStats",
+    "StoreInfo",
     "StorePolicy",
+    "Telemetry",
     "Timeout",
+    "build_breaker",
     "build_pipeline",
     "get_breakers",
     "get_pipeline",

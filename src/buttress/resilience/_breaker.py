@@ -15,9 +15,11 @@ one that does not match ``record`` counts as a success. :class:`~buttress.errors
 always ignored (another guard refused the call, the upstream never saw it), and so is anything that is
 not an ``Exception`` (cancellation, ``KeyboardInterrupt``): the call did not finish.
 
-With ``store=RedisState(...)`` every process shares the state (one Lua script per operation); while
-Redis is unreachable the store's policy applies: ``local`` uses this process's own state, ``open`` admits
-everything, ``closed`` refuses everything.
+``store`` is any :class:`~buttress.resilience.BreakerStore` built for this breaker's config, or a
+shorthand: ``"memory"`` (this process) or a :class:`~buttress.resilience.RedisState` (every process
+shares the state, one Lua script per operation; while Redis is unreachable the store's policy applies:
+``local`` uses this process's own state, ``open`` admits everything, ``closed`` refuses everything). A
+breaker with a shared store needs a ``name`` or takes its decorated function's ``module.qualname``.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from buttress._tally import Tally
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BackendUnavailable, BulkheadFull, CircuitOpen, RateLimited, ValidationError
-from buttress.resilience._breaker_redis import RedisStore
+from buttress.resilience._breaker_redis import RedisBreakerStore
 from buttress.resilience._breaker_state import (
     FAILURE,
     SLOW,
@@ -44,14 +46,16 @@ from buttress.resilience._breaker_state import (
     Admission,
     BreakerConfig,
     BreakerState,
-    MemoryStore,
+    MemoryBreakerStore,
     Permit,
     StoreView,
     Transition,
     rate,
 )
 from buttress.resilience._decorate import check_name, wrap
+from buttress.resilience._naming import UNNAMED, Unnamed, claim_derived, derived_name, unnamed_error
 from buttress.resilience._redis_state import RedisState
+from buttress.resilience._stores import BreakerStore
 from buttress.resilience._telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -103,7 +107,7 @@ class BreakerSnapshot:
     failures: int
     retry_after: float | None
     open_duration: float
-    store: Literal["memory", "redis"]
+    store: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,15 +136,34 @@ def _matches(
     return isinstance(error, rule) if type(rule) is tuple else bool(rule(error))  # type: ignore[operator]
 
 
-def _export_state(name: str, store: MemoryStore | RedisStore, registry: MetricsRegistry) -> None:
+def _export_state(breaker: CircuitBreaker, registry: MetricsRegistry) -> None:
+    if breaker._unnamed:
+        return
     gauge = registry.gauge(
         STATE_METRIC,
         "Circuit breaker state: 1 for the state each breaker is in, 0 for the others.",
         labels=("key", "state"),
     )
-    current = store.known_state
+    current = breaker._store.known_state
     for state in BreakerState:
-        gauge.labels(key=name, state=state.value).set(1 if state is current else 0)
+        gauge.labels(key=breaker.name, state=state.value).set(1 if state is current else 0)
+
+
+def _check_store(store: object, config: BreakerConfig) -> BreakerStore:
+    """``store`` as a BreakerStore built for ``config``, or a ValidationError naming the fix."""
+    if not isinstance(store, BreakerStore) or isinstance(store, type):
+        raise ValidationError(
+            f"store must be 'memory' or a RedisState (shorthands), or a BreakerStore, got {store!r}; "
+            "e.g. store=RedisState('redis://127.0.0.1:6379/0')",
+            field="store",
+        )
+    if store.config != config:
+        raise ValidationError(
+            f"store was built for another config ({store.config}) than this breaker's ({config}); "
+            "build the store with the breaker's config, or pass store='memory' or a RedisState",
+            field="store",
+        )
+    return store
 
 
 class CircuitBreaker:
@@ -152,7 +175,7 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        name: str = "default",
+        name: str | None = None,
         *,
         consecutive_failures: int | None = 5,
         failure_rate: float | None = None,
@@ -167,12 +190,13 @@ class CircuitBreaker:
         probe_lease: float = 60.0,
         record: ExceptionFilter = Exception,
         ignore: ExceptionFilter = (),
-        store: Literal["memory"] | RedisState = "memory",
+        store: Literal["memory"] | RedisState | BreakerStore = "memory",
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsRegistry | None = None,
         events: EventBus | None = None,
     ) -> None:
-        self.name = check_name(name)
+        if name is not None:
+            name = check_name(name)
         self.config = BreakerConfig(
             consecutive_failures=consecutive_failures,
             failure_rate=failure_rate,
@@ -190,22 +214,28 @@ class CircuitBreaker:
         self._ignore = check_filter(ignore, "ignore")
         self.clock = clock
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
-        memory = MemoryStore(self.config, self._now)
-        self._store: MemoryStore | RedisStore
-        self._mem: MemoryStore | None
-        self._redis: RedisStore | None
-        if isinstance(store, RedisState):
-            self._store = self._redis = RedisStore(store, self.name, self.config, memory)
-            self._mem = None
-        elif store == "memory":
-            self._store = self._mem = memory
-            self._redis = None
+        # _mem is the memory store when that is the store: the hot paths read it directly, no await
+        self._store: BreakerStore
+        self._mem: MemoryBreakerStore | None = None
+        self._state: RedisState | None = None
+        if isinstance(store, str) and store == "memory":
+            self._store = self._mem = MemoryBreakerStore(self.config, self._now)
+        elif isinstance(store, RedisState):
+            self._state = store
+            if name is not None:
+                self._store = self._redis_store(store, name)
+            else:  # named when it decorates a function (adopt_name); refuses every call until then
+                self._store = cast(BreakerStore, Unnamed("breaker", BreakerState.CLOSED))
         else:
-            raise ValidationError(
-                f"store must be 'memory' or a RedisState, got {store!r}; "
-                "e.g. store=RedisState('redis://127.0.0.1:6379/0')",
-                field="store",
-            )
+            self._store = _check_store(store, self.config)
+            if isinstance(store, MemoryBreakerStore):
+                self._mem = store
+            if name is None:
+                name = getattr(store, "name", None)
+                if name is None and store.shared:
+                    raise unnamed_error("breaker")
+        self._unnamed = name is None and self._store.shared
+        self.name: str = name if name is not None else (UNNAMED if self._unnamed else "default")
         self._slow = self.config.slow_call_duration
         self.telemetry = Telemetry("breaker", self.name, OUTCOMES, metrics=metrics, events=events)
         self._success = self.telemetry.tally("success")
@@ -214,7 +244,7 @@ class CircuitBreaker:
         self._ignored = self.telemetry.tally("ignored")
         self._slow_tally = self.telemetry.tally("slow")
         self._openings = Tally()
-        self.telemetry.on_collect(functools.partial(_export_state, self.name, self._store))
+        self.telemetry.on_collect(functools.partial(_export_state, self))
         with _live_lock:
             _live.add(self)
 
@@ -231,12 +261,33 @@ class CircuitBreaker:
 
     @property
     def is_local(self) -> bool:
-        """True for the memory store: its async methods would only wrap the sync ones."""
+        """True for the memory store: its async methods only wrap the sync ones (for information only:
+        callers await the ``a``-methods, which take the memory store's sync path themselves)."""
         return self._mem is not None
 
     @property
-    def store_kind(self) -> Literal["memory", "redis"]:
-        return "memory" if self._mem is not None else "redis"
+    def store(self) -> BreakerStore:
+        """Where this breaker's state lives."""
+        return self._store
+
+    @property
+    def store_kind(self) -> str:
+        """``memory``, ``redis`` or a custom store's kind."""
+        return self._store.kind
+
+    def adopt_name(self, fn: Callable[..., Any]) -> None:
+        """A shared breaker without a name takes ``fn``'s ``module.qualname`` (see ``_naming``)."""
+        if not self._unnamed:
+            return
+        name = derived_name(fn)
+        claim_derived("breaker", name, self)
+        self.name = self.telemetry.key = name
+        self._unnamed = False
+        if self._state is not None:
+            self._store = self._redis_store(self._state, name)
+
+    def _redis_store(self, state: RedisState, name: str) -> RedisBreakerStore:
+        return RedisBreakerStore(state, name, self.config, MemoryBreakerStore(self.config, self._now))
 
     # -- low-level protocol ----------------------------------------------------------------------------
 
@@ -249,6 +300,27 @@ class CircuitBreaker:
                 return permit
         return self._admit(self._store.acquire())
 
+    def acquire_fast(self) -> Permit | None:
+        """:meth:`acquire` when the store answers without I/O (memory), else None: await :meth:`aacquire`.
+
+        For async hot paths (pipelines, the HTTP transport): no coroutine is made when none is needed, and
+        the caller never asks which store is behind the breaker. Raises CircuitOpen like ``acquire``.
+        """
+        mem = self._mem
+        if mem is None:
+            return None
+        permit = mem.fast
+        if permit is not None:
+            return permit
+        return self._admit(mem.acquire())
+
+    def record_success_fast(self, permit: Permit, duration: float) -> bool:
+        """:meth:`record_success` if that needs no I/O (True), else False: await :meth:`arecord_success`."""
+        if self._mem is None:
+            return False
+        self.record_success(permit, duration)
+        return True
+
     def record_success(self, permit: Permit, duration: float) -> None:
         """The call under ``permit`` succeeded after ``duration`` seconds."""
         self._success()
@@ -259,7 +331,7 @@ class CircuitBreaker:
             mem = self._mem
             if mem is not None and permit is mem.closed:
                 ring = mem.ring
-                if ring is not None:  # the common case, inlined: MemoryStore.record does the same
+                if ring is not None:  # the common case, inlined: MemoryBreakerStore.record does the same
                     ring.ring[next(ring.seq) % ring.size] = SUCCESS
                     if mem.streak:
                         mem.clear_streak()
@@ -292,12 +364,26 @@ class CircuitBreaker:
         self._store.release(permit)
 
     async def aacquire(self) -> Permit:
-        if self._redis is None:
-            return self.acquire()
-        return self._admit(await self._redis.aacquire())
+        """:meth:`acquire` for async callers (the memory store answers without an await inside)."""
+        mem = self._mem
+        if mem is not None:
+            permit = mem.fast
+            if permit is not None:
+                return permit
+            return self._admit(mem.acquire())
+        return self._admit(await self._store.aacquire())
 
     async def arecord_success(self, permit: Permit, duration: float) -> None:
-        if self._redis is None:
+        mem = self._mem
+        if mem is not None:
+            if permit is mem.closed and duration < self._slow:
+                ring = mem.ring
+                if ring is not None:  # the common case, inlined as in record_success: no extra frame
+                    self._success()
+                    ring.ring[next(ring.seq) % ring.size] = SUCCESS
+                    if mem.streak:
+                        mem.clear_streak()
+                    return
             self.record_success(permit, duration)
             return
         self._success()
@@ -305,19 +391,19 @@ class CircuitBreaker:
         if duration >= self._slow:
             self._slow_tally()
             code = SLOW
-        transition = await self._redis.arecord(permit, code)
+        transition = await self._store.arecord(permit, code)
         if transition is not None:
             self._announce(transition)
 
     async def arecord_failure(self, permit: Permit, error: BaseException, duration: float) -> None:
-        redis = self._redis
-        if redis is None:
+        if self._mem is not None:
             self.record_failure(permit, error, duration)
             return
+        store = self._store
         verdict = self._classify(error)
         if verdict is None:
             self._ignored()
-            await redis.arelease(permit)
+            await store.arelease(permit)
             return
         if not verdict:
             await self.arecord_success(permit, duration)
@@ -327,15 +413,16 @@ class CircuitBreaker:
         if duration >= self._slow:
             self._slow_tally()
             code = SLOW_FAILURE
-        transition = await redis.arecord(permit, code)
+        transition = await store.arecord(permit, code)
         if transition is not None:
             self._announce(transition)
 
     async def arelease(self, permit: Permit) -> None:
-        if self._redis is None:
-            self._store.release(permit)
+        mem = self._mem
+        if mem is not None:
+            mem.release(permit)
         else:
-            await self._redis.arelease(permit)
+            await self._store.arelease(permit)
 
     def _classify(self, error: BaseException) -> bool | None:
         """None: ignore (release); True: a failure; False: counts as a success."""
@@ -416,7 +503,7 @@ class CircuitBreaker:
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (a cancelled call releases its permit)."""
         now = self._now
-        if self._redis is None:  # the memory store: its sync methods, no extra awaits
+        if self._mem is not None:  # the memory store: its sync methods, no extra awaits
             permit = self.acquire()
             start = now()
             try:
@@ -437,7 +524,8 @@ class CircuitBreaker:
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorate a sync or async function or method."""
+        """Decorate a sync or async function or method (an unnamed shared breaker takes its name)."""
+        self.adopt_name(fn)
         return wrap(fn, self.call, self.acall)
 
     def guard(self) -> BreakerGuard:
@@ -457,9 +545,9 @@ class CircuitBreaker:
         return self._snapshot(self._store.view())
 
     async def asnapshot(self) -> BreakerSnapshot:
-        if self._redis is None:
+        if self._mem is not None:
             return self.snapshot()
-        return self._snapshot(await self._redis.aview())
+        return self._snapshot(await self._store.aview())
 
     def _snapshot(self, view: StoreView) -> BreakerSnapshot:
         return BreakerSnapshot(
@@ -496,28 +584,20 @@ class CircuitBreaker:
         await self._acontrol(BreakerState.DISABLED)
 
     def _control(self, target: BreakerState) -> None:
-        mem = self._mem
-        if mem is not None:
-            transition = mem.control(target)
-            if transition is not None:
-                self._announce(transition)
-            return
-        self._controlled(target, *self._redis.control(target))  # type: ignore[union-attr]
+        self._controlled(target, *self._store.control(target))
 
     async def _acontrol(self, target: BreakerState) -> None:
-        if self._redis is None:
-            self._control(target)
-            return
-        self._controlled(target, *(await self._redis.acontrol(target)))
+        self._controlled(target, *(await self._store.acontrol(target)))
 
     def _controlled(self, target: BreakerState, reached: bool, transition: Transition | None) -> None:
         if transition is not None:
             self._announce(transition)
         if not reached:
             raise BackendUnavailable(
-                f"circuit breaker {self.name!r}: Redis is unreachable, so {target.value} was applied to this "
-                "process's local state only; repeat it when Redis is back to apply it everywhere",
-                backend="redis",
+                f"circuit breaker {self.name!r}: its {self._store.kind} store is unreachable, so "
+                f"{target.value} was applied to this process's local state only; repeat it when the "
+                "store is back to apply it everywhere",
+                backend=self._store.kind,
                 context={"breaker": self.name},
             )
 

@@ -11,9 +11,9 @@ Keys (all with a TTL refreshed on write, longer than any period they record):
   ``f<slot>``, ``s<slot>`` per bucket.
 - ``…:l`` (sorted set): probe lease ids scored by expiry; acquire purges the expired ones.
 
-The scripts mirror :class:`~buttress.resilience._breaker_state.MemoryStore` step by step; the conformance
-suite runs both. The CLOSED acquire reads one hash field before the time prelude and returns the epoch
-as an integer and takes no argument, so the common case costs little more than a ``GET``. The other
+The scripts mirror :class:`~buttress.resilience._breaker_state.MemoryBreakerStore` step by step; the
+conformance suite runs both. The CLOSED acquire reads one hash field before the time prelude and returns
+the epoch as an integer and takes no argument, so the common case costs little more than a ``GET``. The other
 scripts take the config as one ARGV string, parsed in Lua. A script that makes a transition returns it,
 so only the process that caused it publishes the event.
 """
@@ -29,17 +29,19 @@ from buttress.resilience._breaker_state import (
     Admission,
     BreakerConfig,
     BreakerState,
-    MemoryStore,
+    MemoryBreakerStore,
     Permit,
     StoreView,
     Transition,
 )
 from buttress.resilience._redis_state import UNAVAILABLE, Script
+from buttress.resilience._stores import StoreInfo
 
 if TYPE_CHECKING:
+    from buttress.health_types import CheckResult
     from buttress.resilience._redis_state import RedisState
 
-__all__ = ["UNREACHABLE_RETRY_AFTER", "RedisStore"]
+__all__ = ["UNREACHABLE_RETRY_AFTER", "RedisBreakerStore"]
 
 UNREACHABLE_RETRY_AFTER: Final = 1.0
 """``retry_after`` of a call refused because Redis is unreachable under the ``closed`` policy."""
@@ -107,16 +109,24 @@ def _transition(reply: Any) -> Transition | None:
     )
 
 
-class RedisStore:
-    """One breaker's state in Redis, with an in-memory twin for the ``local`` outage policy."""
+class RedisBreakerStore:
+    """One breaker's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
-    is_local = False
+    A :class:`~buttress.resilience.BreakerStore`; ``twin`` (built from ``config`` when not given) is the
+    in-memory state used under the ``local`` outage policy.
+    """
 
-    def __init__(self, state: RedisState, name: str, config: BreakerConfig, twin: MemoryStore) -> None:
+    kind = "redis"
+    shared = True
+
+    def __init__(
+        self, state: RedisState, name: str, config: BreakerConfig, twin: MemoryBreakerStore | None = None
+    ) -> None:
         self.redis = state
+        self.name = name
         self.config = config
-        self.twin = twin
-        key = state.key("breaker", name)
+        self.twin = twin if twin is not None else MemoryBreakerStore(config, state.clock.monotonic)
+        key = self.key = state.key("breaker", name)
         self._keys = (key, key + ":w", key + ":l")
         self._keys2 = (key, key + ":l")
         self._cfg = _config_arg(config)
@@ -213,7 +223,7 @@ class RedisStore:
         state.run(_RELEASE, self._keys2, (state.now_arg(), self._cfg, permit.epoch, permit.lease))
 
     def control(self, target: BreakerState) -> tuple[bool, Transition | None]:
-        """Apply ``target`` in Redis and to the twin; (reached Redis, the transition Redis made)."""
+        """Apply ``target`` in Redis and to the twin: (reached Redis, the transition Redis made)."""
         self.twin.control(target)
         state = self.redis
         args = (state.now_arg(), self._cfg, STATE_CODES.index(target))
@@ -262,3 +272,11 @@ class RedisStore:
     async def aview(self) -> StoreView:
         state = self.redis
         return self._view(await state.arun(_SNAPSHOT, self._keys, (state.now_arg(), self._cfg)))
+
+    # -- reporting -----------------------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        return StoreInfo("redis", shared=True, available=self.redis.available, detail=f"key {self.key}")
+
+    def check(self) -> CheckResult:
+        return self.redis.check()

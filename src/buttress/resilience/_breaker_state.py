@@ -1,7 +1,7 @@
 """The circuit breaker's state machine in memory: states, permits, validated config, sliding windows.
 
-:class:`MemoryStore` is the reference: the Redis store's Lua scripts (``_breaker_redis.py``) mirror it
-step by step, and one conformance suite runs both. Times are monotonic seconds here and integer
+:class:`MemoryBreakerStore` is the reference: the Redis store's Lua scripts (``_breaker_redis.py``) mirror
+it step by step, and one conformance suite runs both. Times are monotonic seconds here and integer
 microseconds in Redis; time-window buckets are computed in integer microseconds in both, so they agree.
 
 The CLOSED success path takes no lock: ``acquire`` reads one attribute and a count-window success is one
@@ -17,10 +17,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from buttress._tally import count_value
 from buttress.errors import ValidationError
+from buttress.resilience._stores import StoreInfo
+
+if TYPE_CHECKING:
+    from buttress.health_types import CheckResult
 
 __all__ = [
     "FAILURE",
@@ -33,7 +37,7 @@ __all__ = [
     "BreakerConfig",
     "BreakerState",
     "CountWindow",
-    "MemoryStore",
+    "MemoryBreakerStore",
     "Permit",
     "StoreView",
     "TimeWindow",
@@ -341,8 +345,11 @@ def rate(part: int, calls: int) -> float | None:
 # -- the store ----------------------------------------------------------------------------------------
 
 
-class MemoryStore:
+class MemoryBreakerStore:
     """One breaker's state in this process (also the Redis store's twin under the ``local`` policy).
+
+    The reference :class:`~buttress.resilience.BreakerStore`: sync, no I/O, time from ``now`` (the
+    clock's monotonic seconds). Its async twins call the sync methods.
 
     ``fast`` is the permit an acquire can return without a lock (the CLOSED permit, or
     :data:`NOOP_PERMIT` when DISABLED), else None; ``closed`` is the CLOSED permit of the current
@@ -352,6 +359,9 @@ class MemoryStore:
     A report for a permit of another epoch, or for a probe lease that expired, is ignored: the state it
     described is gone (its outcome still shows in the breaker's tallies).
     """
+
+    kind = "memory"
+    shared = False
 
     def __init__(self, config: BreakerConfig, now: Callable[[], float]) -> None:
         self.config = config
@@ -512,16 +522,16 @@ class MemoryStore:
 
     # -- control and view ------------------------------------------------------------------------------
 
-    def control(self, target: BreakerState) -> Transition | None:
-        """``reset`` (CLOSED), ``isolate`` (FORCED_OPEN) or ``disable`` (DISABLED)."""
+    def control(self, target: BreakerState) -> tuple[bool, Transition | None]:
+        """``reset`` (CLOSED), ``isolate`` (FORCED_OPEN) or ``disable`` (DISABLED); always reached."""
         with self._lock:
             if target is BreakerState.CLOSED:
-                return self._close("reset")
+                return True, self._close("reset")
             if self.state is target:
-                return None
+                return True, None
             source = self._enter(target)
             what = "forced_open" if target is BreakerState.FORCED_OPEN else "disabled"
-            return Transition(what, source, target, None, None)
+            return True, Transition(what, source, target, None, None)
 
     def view(self) -> StoreView:
         with self._lock:
@@ -535,3 +545,28 @@ class MemoryStore:
                 live = [expires for expires in self._leases.values() if expires > now]
                 retry_after = min(live) - now if len(live) >= self.config.half_open_probes else 0.0
             return StoreView(state, calls, failures, slow, retry_after, self._open_duration)
+
+    # -- async twins (no I/O: the sync methods) and reporting -----------------------------------------
+
+    async def aacquire(self) -> Admission:
+        return self.acquire()
+
+    async def arecord(self, permit: Permit, code: int) -> Transition | None:
+        return self.record(permit, code)
+
+    async def arelease(self, permit: Permit) -> None:
+        self.release(permit)
+
+    async def acontrol(self, target: BreakerState) -> tuple[bool, Transition | None]:
+        return self.control(target)
+
+    async def aview(self) -> StoreView:
+        return self.view()
+
+    def info(self) -> StoreInfo:
+        return StoreInfo("memory", shared=False, available=True, detail="this process only")
+
+    def check(self) -> CheckResult:
+        from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a check runs
+
+        return CheckResult("pass", f"breaker state in memory: {self.state.value}")

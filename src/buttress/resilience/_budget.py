@@ -16,36 +16,29 @@ edge may be counted in the neighbouring bucket (or, rarely, lost), which no budg
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from buttress._tally import count_value
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
+from buttress.resilience._budget_memory import BUCKETS, MemoryBudgetStore, allows
+from buttress.resilience._budget_redis import RedisBudgetStore
 from buttress.resilience._decorate import check_name
+from buttress.resilience._naming import unnamed_error
 from buttress.resilience._redis_state import RedisState
+from buttress.resilience._stores import BudgetStore
 from buttress.resilience._telemetry import Telemetry
 
 if TYPE_CHECKING:
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
-    from buttress.resilience._budget_redis import RedisBudget
 
-__all__ = ["BUCKETS", "BudgetSnapshot", "RetryBudget", "Ring", "allows", "available"]
+__all__ = ["BUCKETS", "BudgetSnapshot", "RetryBudget", "allows", "available"]
 
-BUCKETS: Final = 10
 OUTCOMES: Final = ("call", "spent", "denied")
-_NO_EPOCH: Final = -(2**62)
-
-
-def allows(retries: int, calls: int, ratio: float, min_retries: int) -> bool:
-    """The rule, also written in Lua: one more retry fits in ``ratio * calls + min_retries``."""
-    return retries + 1 <= ratio * calls + min_retries
 
 
 def available(retries: int, calls: int, ratio: float, min_retries: int) -> int:
@@ -69,69 +62,6 @@ class BudgetSnapshot:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class Ring:
-    """The memory store: 10 buckets of (calls, retries), each stamped with its epoch (time // step)."""
-
-    __slots__ = ("_add", "_calls", "_edge", "_epoch", "_epochs", "_lock", "_now", "_retries", "step_us")
-
-    def __init__(self, window: float, now: Callable[[], float]) -> None:
-        self.step_us = max(1, round(window * 1_000_000 / BUCKETS))
-        self._now = now
-        self._calls = [itertools.count() for _ in range(BUCKETS)]
-        self._retries = [0] * BUCKETS
-        self._epochs = [_NO_EPOCH] * BUCKETS
-        self._epoch = _NO_EPOCH
-        self._edge = -math.inf
-        self._add = self._calls[0].__next__
-        self._lock = threading.Lock()
-
-    def record(self) -> None:
-        """Count a call: one clock read and one C call, unless a bucket edge was crossed."""
-        if self._now() >= self._edge:
-            with self._lock:
-                self._rotate()
-        self._add()
-
-    def _rotate(self) -> int:
-        """Make the current bucket the one of now (under the lock); returns the current epoch."""
-        step = self.step_us
-        epoch = round(self._now() * 1_000_000) // step
-        if epoch != self._epoch:  # a later bucket (monotonic time): its slot holds a stale one, reset it
-            slot = epoch % BUCKETS
-            self._calls[slot] = itertools.count()
-            self._retries[slot] = 0
-            self._epochs[slot] = epoch
-            self._epoch = epoch
-            self._add = self._calls[slot].__next__
-            # half a microsecond early, so float noise never skips an edge that the rounding sees
-            self._edge = ((epoch + 1) * step - 0.5) / 1_000_000
-        return epoch
-
-    def _counts(self, epoch: int) -> tuple[int, int]:
-        calls = retries = 0
-        oldest = epoch - BUCKETS
-        for slot in range(BUCKETS):
-            if oldest < self._epochs[slot] <= epoch:
-                calls += count_value(self._calls[slot])
-                retries += self._retries[slot]
-        return calls, retries
-
-    def try_spend(self, ratio: float, min_retries: int) -> tuple[bool, int, int]:
-        """Take one retry if it fits: (allowed, calls, retries) with the retry counted if allowed."""
-        with self._lock:
-            epoch = self._rotate()
-            calls, retries = self._counts(epoch)
-            if not allows(retries, calls, ratio, min_retries):
-                return False, calls, retries
-            self._retries[epoch % BUCKETS] += 1
-            return True, calls, retries + 1
-
-    def counts(self) -> tuple[int, int]:
-        """(calls, retries) in the window now."""
-        with self._lock:
-            return self._counts(self._rotate())
 
 
 def _check_ratio(value: object) -> float:
@@ -169,17 +99,19 @@ class RetryBudget:
     outage cannot become a retry storm.
 
     Give it to :class:`~buttress.resilience.Retry` (``budget=``), which calls :meth:`record_call` once per
-    call and :meth:`try_spend` before each retry. ``store`` is ``"memory"`` (this process) or a
-    :class:`RedisState` (every process using the same namespace and ``name``); while Redis is
-    unreachable the state's policy applies: ``local`` keeps a budget in this process, ``open`` allows
-    every retry, ``closed`` denies them all.
+    call and :meth:`try_spend` before each retry. ``store`` is any
+    :class:`~buttress.resilience.BudgetStore` built for this window, or a shorthand: ``"memory"`` (this
+    process) or a :class:`RedisState` (every process using the same key prefix and ``name``; a shared
+    budget needs a ``name``, since it decorates nothing to take one from); while Redis is unreachable the
+    state's policy applies: ``local`` keeps a budget in this process, ``open`` allows every retry,
+    ``closed`` denies them all.
     """
 
     __slots__ = (
         "_denying",
+        "_mem",
         "_now",
-        "_redis",
-        "_ring",
+        "_store",
         "_t_call",
         "_t_denied",
         "_t_spent",
@@ -197,8 +129,8 @@ class RetryBudget:
         window: float = 10.0,
         min_retries: int = 10,
         *,
-        name: str = "default",
-        store: Literal["memory"] | RedisState = "memory",
+        name: str | None = None,
+        store: Literal["memory"] | RedisState | BudgetStore = "memory",
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsRegistry | None = None,
         events: EventBus | None = None,
@@ -206,21 +138,29 @@ class RetryBudget:
         self.ratio = _check_ratio(ratio)
         self.window = _check_window(window)
         self.min_retries = _check_min_retries(min_retries)
-        self.name = check_name(name)
+        if name is not None:
+            name = check_name(name)
         self.clock = clock
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
-        self._ring = Ring(self.window, self._now)
-        self._redis: RedisBudget | None = None
-        if isinstance(store, RedisState):
-            from buttress.resilience._budget_redis import RedisBudget  # noqa: PLC0415 - only with Redis
-
-            self._redis = RedisBudget(store, self.name, self.window, twin=self._ring)
-        elif store != "memory":
-            raise ValidationError(
-                f"store must be 'memory' or a RedisState, got {store!r}; "
-                "e.g. store=RedisState('redis://127.0.0.1:6379/0')",
-                field="store",
+        self._store: BudgetStore
+        self._mem: MemoryBudgetStore | None = None
+        if isinstance(store, str) and store == "memory":
+            self._store = self._mem = MemoryBudgetStore(self.window, self._now)
+        elif isinstance(store, RedisState):
+            if name is None:  # a budget decorates nothing, so it has no function to take a name from
+                raise unnamed_error("budget")
+            self._store = RedisBudgetStore(
+                store, name, self.window, twin=MemoryBudgetStore(self.window, self._now)
             )
+        else:
+            self._store = _check_store(store, self.window)
+            if isinstance(store, MemoryBudgetStore):
+                self._mem = store
+            if name is None:
+                name = getattr(store, "name", None)
+                if name is None and store.shared:
+                    raise unnamed_error("budget")
+        self.name: str = name if name is not None else "default"
         self._denying = False
         self.telemetry = Telemetry("budget", self.name, OUTCOMES, metrics=metrics, events=events)
         self._t_call = self.telemetry.tally("call")
@@ -235,47 +175,56 @@ class RetryBudget:
 
     @property
     def store(self) -> str:
-        return "memory" if self._redis is None else "redis"
+        """The store's kind: ``memory``, ``redis`` or a custom store's."""
+        return self._store.kind
+
+    @property
+    def backend(self) -> BudgetStore:
+        """Where this budget's window lives."""
+        return self._store
 
     def record_call(self) -> None:
         """Count a call (every first attempt): deposits ``ratio`` retries into the window."""
         self._t_call()
-        if self._redis is None:
-            ring = self._ring
-            if self._now() >= ring._edge:
-                ring.record()
+        mem = self._mem
+        if mem is not None:
+            if self._now() >= mem._edge:
+                mem.record()
             else:
-                ring._add()
+                mem._add()
         else:
-            self._redis.record()
+            self._store.record()
 
     @property
     def is_local(self) -> bool:
-        """True for the memory store: async callers may use the sync methods (no I/O, no await)."""
-        return self._redis is None
+        """True for the memory store (for information only: callers await the ``a``-methods, which take
+        the memory store's sync path themselves)."""
+        return self._mem is not None
 
     async def arecord_call(self) -> None:
         """:meth:`record_call` for async callers (no blocking Redis call on the event loop)."""
         self._t_call()
-        if self._redis is None:
-            self._ring.record()
+        mem = self._mem
+        if mem is not None:
+            if self._now() >= mem._edge:
+                mem.record()
+            else:
+                mem._add()
         else:
-            await self._redis.arecord()
+            await self._store.arecord()
 
     def try_spend(self) -> bool:
         """A retry wants to go: True takes one retry from the budget, False means do not retry."""
-        if self._redis is None:
-            allowed, calls, retries = self._ring.try_spend(self.ratio, self.min_retries)
-        else:
-            allowed, calls, retries = self._redis.try_spend(self.ratio, self.min_retries)
+        allowed, calls, retries = self._store.try_spend(self.ratio, self.min_retries)
         return self._decided(allowed, calls, retries)
 
     async def atry_spend(self) -> bool:
         """:meth:`try_spend` for async callers."""
-        if self._redis is None:
-            allowed, calls, retries = self._ring.try_spend(self.ratio, self.min_retries)
+        mem = self._mem
+        if mem is not None:
+            allowed, calls, retries = mem.try_spend(self.ratio, self.min_retries)
         else:
-            allowed, calls, retries = await self._redis.atry_spend(self.ratio, self.min_retries)
+            allowed, calls, retries = await self._store.atry_spend(self.ratio, self.min_retries)
         return self._decided(allowed, calls, retries)
 
     def _decided(self, allowed: bool, calls: int, retries: int) -> bool:
@@ -298,15 +247,13 @@ class RetryBudget:
 
     def snapshot(self) -> BudgetSnapshot:
         """Calls, retries and retries still available in the current window."""
-        return self._snapshot(None if self._redis is None else self._redis.counts())
+        return self._snapshot(*self._store.counts())
 
     async def asnapshot(self) -> BudgetSnapshot:
         """:meth:`snapshot` for async callers."""
-        return self._snapshot(None if self._redis is None else await self._redis.acounts())
+        return self._snapshot(*(await self._store.acounts()))
 
-    def _snapshot(self, counts: tuple[int, int] | None) -> BudgetSnapshot:
-        degraded = self._redis is not None and counts is None
-        calls, retries = self._ring.counts() if counts is None else counts
+    def _snapshot(self, calls: int, retries: int, degraded: bool) -> BudgetSnapshot:
         return BudgetSnapshot(
             name=self.name,
             calls=calls,
@@ -317,3 +264,20 @@ class RetryBudget:
             store=self.store,
             degraded=degraded,
         )
+
+
+def _check_store(store: object, window: float) -> BudgetStore:
+    """``store`` as a BudgetStore built for ``window``, or a ValidationError naming the fix."""
+    if not isinstance(store, BudgetStore) or isinstance(store, type):
+        raise ValidationError(
+            f"store must be 'memory' or a RedisState (shorthands), or a BudgetStore, got {store!r}; "
+            "e.g. store=RedisState('redis://127.0.0.1:6379/0')",
+            field="store",
+        )
+    if not math.isclose(store.window, window):
+        raise ValidationError(
+            f"store was built for a window of {store.window} s, not this budget's {window} s; build the "
+            "store with the budget's window, or pass store='memory' or a RedisState",
+            field="store",
+        )
+    return store

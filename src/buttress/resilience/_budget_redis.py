@@ -10,12 +10,16 @@ take the last retry. Every write renews a TTL of two windows plus a second.
 from __future__ import annotations
 
 import math
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-from buttress.resilience._budget import BUCKETS, Ring
+from buttress.resilience._budget_memory import BUCKETS, MemoryBudgetStore
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, Script
+from buttress.resilience._stores import StoreInfo
 
-__all__ = ["RECORD", "SNAPSHOT", "SPEND", "RedisBudget"]
+if TYPE_CHECKING:
+    from buttress.health_types import CheckResult
+
+__all__ = ["RECORD", "SNAPSHOT", "SPEND", "RedisBudgetStore"]
 
 # The scripts are src/buttress/_redis/lua/budget_*.lua; they share lua/include/budget_bucket.lua (the
 # slot of ``now``) and budget_sum.lua (the window's totals).
@@ -31,13 +35,26 @@ SNAPSHOT: Final = Script.file("budget_snapshot")
 """Read (calls, retries) in the window; writes nothing."""
 
 
-class RedisBudget:
-    """A budget's state in Redis, with the memory ``twin`` used while Redis is down under policy local."""
+class RedisBudgetStore:
+    """A budget's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
-    __slots__ = ("_args", "_key", "_twin", "state")
+    A :class:`~buttress.resilience.BudgetStore`; the memory ``twin`` (built when not given) is used while
+    Redis is down under policy local.
+    """
 
-    def __init__(self, state: RedisState, name: str, window: float, *, twin: Ring) -> None:
+    __slots__ = ("_args", "_key", "_twin", "name", "state", "window")
+
+    kind: Final = "redis"
+    shared: Final = True
+
+    def __init__(
+        self, state: RedisState, name: str, window: float, *, twin: MemoryBudgetStore | None = None
+    ) -> None:
+        if twin is None:
+            twin = MemoryBudgetStore(window, state.clock.monotonic)
         self.state = state
+        self.name = name
+        self.window = window
         self._key = [state.key("budget", name)]
         ttl_ms = math.ceil(window * 2000) + 1000
         self._args = (twin.step_us, BUCKETS, ttl_ms)
@@ -72,16 +89,22 @@ class RedisBudget:
         allowed, calls, retries = cast("list[int]", result)
         return bool(allowed), int(calls), int(retries)
 
-    def counts(self) -> tuple[int, int] | None:
-        """(calls, retries) in the window, or None while Redis is unreachable."""
+    def counts(self) -> tuple[int, int, bool]:
+        """(calls, retries, degraded) in the window; while Redis is unreachable, the twin's and True."""
         return self._counts(self.state.run(SNAPSHOT, self._key, self._argv()))
 
-    async def acounts(self) -> tuple[int, int] | None:
+    async def acounts(self) -> tuple[int, int, bool]:
         return self._counts(await self.state.arun(SNAPSHOT, self._key, self._argv()))
 
-    @staticmethod
-    def _counts(result: object) -> tuple[int, int] | None:
+    def _counts(self, result: object) -> tuple[int, int, bool]:
         if result is UNAVAILABLE:
-            return None
+            calls, retries, _ = self._twin.counts()
+            return calls, retries, True
         calls, retries = cast("list[int]", result)
-        return int(calls), int(retries)
+        return int(calls), int(retries), False
+
+    def info(self) -> StoreInfo:
+        return StoreInfo("redis", shared=True, available=self.state.available, detail=f"key {self._key[0]}")
+
+    def check(self) -> CheckResult:
+        return self.state.check()

@@ -15,15 +15,22 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
+from buttress.config import PipelineSettings, env_var_name
 from buttress.container import get_container
 from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience._backoff import Backoff
+from buttress.resilience._breaker import CircuitBreaker
+from buttress.resilience._breaker_registry import BreakerRegistry
+from buttress.resilience._budget import RetryBudget
+from buttress.resilience._bulkhead import Bulkhead
+from buttress.resilience._limiter import RateLimiter
+from buttress.resilience._pipeline import Pipeline
+from buttress.resilience._redis_state import RedisState
+from buttress.resilience._retry import Retry
+from buttress.resilience._timeout import Timeout
 
 if TYPE_CHECKING:
-    from buttress.config import BreakerSettings, PipelineSettings, Settings
-    from buttress.resilience._breaker import CircuitBreaker
-    from buttress.resilience._breaker_registry import BreakerRegistry
-    from buttress.resilience._pipeline import Pipeline
-    from buttress.resilience._redis_state import RedisState
+    from buttress.config import BreakerSettings, Settings
 
 __all__ = [
     "ResilienceDefaults",
@@ -59,8 +66,6 @@ class ResilienceDefaults:
                 settings = self._settings
                 resilience = settings.resilience
                 if resilience.store == "redis" and settings.redis_url:
-                    from buttress.resilience._redis_state import RedisState  # noqa: PLC0415 - only with Redis
-
                     self._store = RedisState(
                         settings.redis_url, prefix=resilience.prefix, policy=resilience.redis_policy
                     )
@@ -72,8 +77,6 @@ class ResilienceDefaults:
         """The keyed breaker registry over :attr:`store`."""
         with self._lock:
             if self._breakers is None:
-                from buttress.resilience._breaker_registry import BreakerRegistry  # noqa: PLC0415 - light import
-
                 store = self.store
                 self._breakers = BreakerRegistry(store=store if store is not None else "memory")
             return self._breakers
@@ -83,8 +86,6 @@ class ResilienceDefaults:
         with self._lock:
             pipeline = self._pipelines.get(name)
             if pipeline is None:
-                from buttress.config import PipelineSettings  # noqa: PLC0415 - config is optional
-
                 configured = self._settings.resilience.pipelines.get(name.lower(), PipelineSettings())
                 pipeline = self._pipelines[name] = build_pipeline(name, configured, store=self.store)
             return pipeline
@@ -121,14 +122,6 @@ def reset_resilience() -> None:
 
 def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState | None = None) -> Pipeline:
     """A pipeline from one :class:`~buttress.config.PipelineSettings` (what :func:`get_pipeline` uses)."""
-    from buttress.resilience._backoff import Backoff  # noqa: PLC0415 - keep `import buttress` light
-    from buttress.resilience._budget import RetryBudget  # noqa: PLC0415
-    from buttress.resilience._bulkhead import Bulkhead  # noqa: PLC0415
-    from buttress.resilience._limiter import RateLimiter  # noqa: PLC0415
-    from buttress.resilience._pipeline import Pipeline  # noqa: PLC0415
-    from buttress.resilience._retry import Retry  # noqa: PLC0415
-    from buttress.resilience._timeout import Timeout  # noqa: PLC0415
-
     state: RedisState | Literal["memory"] = store if store is not None else "memory"
     retry_settings = settings.retry
     budget = (
@@ -180,15 +173,11 @@ def build_breaker(name: str, settings: BreakerSettings, **wiring: Any) -> Circui
     """
     if not settings.enabled:
         return None
-    from buttress.resilience._breaker import CircuitBreaker  # noqa: PLC0415 - keep `import buttress` light
-
     return CircuitBreaker(name, **settings.model_dump(exclude={"enabled"}), **wiring)
 
 
 def _exception_types(name: str, paths: tuple[str, ...]) -> tuple[type[BaseException], ...]:
     """Import ``module.Class`` paths; a path that does not name an exception class is a ConfigError."""
-    from buttress.config import env_var_name  # noqa: PLC0415
-
     variable = env_var_name(("resilience", "pipelines", name, "retry", "on"))
     found: list[type[BaseException]] = []
     for path in paths:

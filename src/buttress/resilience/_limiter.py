@@ -15,29 +15,30 @@ sleeps once, and across processes on Redis the queue is the shared TAT.
 
 from __future__ import annotations
 
-import heapq
 import math
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import RateLimited, ValidationError
 from buttress.rate import Rate
 from buttress.resilience._decorate import check_name, wrap
-from buttress.resilience._limiter_redis import RedisBuckets
+from buttress.resilience._limiter_memory import MemoryLimiterStore
+from buttress.resilience._limiter_redis import RedisLimiterStore
+from buttress.resilience._naming import UNNAMED, Unnamed, claim_derived, derived_name, unnamed_error
 from buttress.resilience._redis_state import RedisState
+from buttress.resilience._stores import LimiterStore
 from buttress.resilience._telemetry import Telemetry
-from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
 
-__all__ = ["AVAILABLE_METRIC", "LimiterSnapshot", "MemoryBuckets", "RateLimiter", "live_limiters"]
+__all__ = ["AVAILABLE_METRIC", "LimiterSnapshot", "RateLimiter", "live_limiters"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,8 +46,6 @@ R = TypeVar("R")
 AVAILABLE_METRIC: Final = "buttress_resilience_limiter_available_tokens"
 EXPORTED_KEYS: Final = 100
 """At most this many keys of one limiter get an available-tokens series (labels stay low-cardinality)."""
-_SLACK: Final = 1e-6
-"""A wait under one microsecond counts as none: below the clocks' resolution; absorbs float rounding."""
 
 _live: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 
@@ -54,90 +53,6 @@ _live: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 def live_limiters() -> list[RateLimiter]:
     """Every rate limiter alive in this process, by name (for the ops server's ``/limiters``)."""
     return sorted(_live, key=lambda limiter: limiter.name)
-
-
-class MemoryBuckets:
-    """GCRA buckets in this process: key -> TAT under one short lock, at most ``max_keys`` keys.
-
-    When a new key finds the table full, buckets that are full again (TAT <= now) are dropped first, which
-    loses nothing; if that frees less than a tenth of the table, the buckets closest to full (oldest TAT)
-    go next, down to 90 % of ``max_keys``, so the sweep runs rarely. A dropped bucket starts full again.
-    """
-
-    __slots__ = ("_burst", "_interval", "_lock", "_max_keys", "_now", "_span", "_tats")
-
-    def __init__(self, *, interval: float, burst: int, max_keys: int, now: Callable[[], float]) -> None:
-        self._interval = interval
-        self._burst = burst
-        self._span = burst * interval
-        self._max_keys = max_keys
-        self._now = now
-        self._lock = threading.Lock()
-        self._tats: dict[str, float] = {}
-
-    def take(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
-        """``(wait, tat)``: admitted after ``wait >= 0`` s (slot reserved), else ``retry_after = -wait``."""
-        now = self._now()
-        tats = self._tats
-        lock = self._lock
-        lock.acquire()  # try/finally costs less than a with-block, and releases just the same
-        try:
-            tat = tats.get(key)
-            if tat is None:
-                tat = now
-                check_name(key, "key")
-                if len(tats) >= self._max_keys:
-                    self._evict(now)
-            elif tat < now:
-                tat = now
-            new = tat + cost * self._interval
-            wait = new - self._span - now
-            if wait <= _SLACK:
-                tats[key] = new
-                return 0.0, new
-            if wait <= max_wait + _SLACK:
-                tats[key] = new
-                return wait, new
-        finally:
-            lock.release()
-        return -wait, math.nan
-
-    def _evict(self, now: float) -> None:
-        tats = self._tats
-        before = len(tats)
-        for key in [key for key, tat in tats.items() if tat <= now]:
-            del tats[key]
-        keep = self._max_keys - max(1, self._max_keys // 10)
-        if before - len(tats) < before - keep:
-            for key in heapq.nsmallest(len(tats) - keep, tats, key=tats.__getitem__):
-                del tats[key]
-
-    def refund(self, key: str, cost: int, tat: float) -> None:
-        """Give back a reservation that will not be used, if no one reserved after it."""
-        now = self._now()
-        with self._lock:
-            current = self._tats.get(key)
-            if current is None or abs(current - tat) >= self._interval / 2:
-                return
-            self._tats[key] = max(current - cost * self._interval, now)
-
-    def available(self, keys: Sequence[str]) -> list[float]:
-        """Tokens available now in each of ``keys`` (an unknown key is a full bucket)."""
-        now = self._now()
-        burst, interval = self._burst, self._interval
-        with self._lock:
-            tats = [self._tats.get(key, now) for key in keys]
-        return [round_tokens(burst - max(tat - now, 0.0) / interval) for tat in tats]
-
-    def reset(self, key: str) -> None:
-        """Forget ``key``'s bucket: it is full again."""
-        with self._lock:
-            self._tats.pop(key, None)
-
-    def keys(self) -> list[str]:
-        """Keys with a bucket in this process."""
-        with self._lock:
-            return list(self._tats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +79,12 @@ class RateLimiter:
     ``rate`` is a :class:`Rate` or text such as ``"60/minute"``. Each key (a host, a user id) has its own
     bucket with the same rate and burst. :meth:`try_acquire` never waits; :meth:`acquire` waits up to
     ``timeout`` (default ``max_wait``) for its slot and raises :class:`~buttress.errors.RateLimited`,
-    taking nothing, when the wait would be longer. ``store`` is ``"memory"`` (this process) or a
-    :class:`RedisState` (one limit shared by every process; see its outage ``policy``). ``max_keys``
-    bounds the keys kept in memory. As a decorator or through :meth:`call`, each call acquires a token of
-    the ``"default"`` key first.
+    taking nothing, when the wait would be longer. ``store`` is any
+    :class:`~buttress.resilience.LimiterStore` built for this rate and burst, or a shorthand:
+    ``"memory"`` (this process) or a :class:`RedisState` (one limit shared by every process; see its
+    outage ``policy``); a limiter with a shared store needs a ``name`` or takes its decorated
+    function's ``module.qualname``. ``max_keys`` bounds the keys kept in memory. As a decorator or
+    through :meth:`call`, each call acquires a token of the ``"default"`` key first.
 
     Outcomes are counted as ``admitted`` (no wait), ``waited`` (admitted after a wait) and ``rejected``.
     """
@@ -178,12 +95,15 @@ class RateLimiter:
         "_clock",
         "_exported",
         "_lock",
-        "_memory",
+        "_mem",
+        "_now",
         "_rejected",
+        "_state",
         "_stats",
         "_store",
         "_take",
         "_telemetry",
+        "_unnamed",
         "_waited",
         "burst",
         "max_keys",
@@ -198,8 +118,8 @@ class RateLimiter:
         *,
         burst: int = 1,
         max_wait: float = 10.0,
-        name: str = "default",
-        store: Literal["memory"] | RedisState = "memory",
+        name: str | None = None,
+        store: Literal["memory"] | RedisState | LimiterStore = "memory",
         max_keys: int = 10_000,
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsRegistry | None = None,
@@ -208,33 +128,31 @@ class RateLimiter:
         self.rate: Rate = rate if isinstance(rate, Rate) else Rate.parse(rate)
         self.burst = _check_int(burst, "burst", "e.g. burst=10 lets 10 calls through at once")
         self.max_wait = _check_seconds(max_wait, "max_wait", "e.g. max_wait=10.0, or 0 never to wait")
-        self.name = check_name(name)
+        if name is not None:
+            name = check_name(name)
         self.max_keys = _check_int(max_keys, "max_keys", "e.g. max_keys=10_000")
-        if store != "memory" and not isinstance(store, RedisState):
-            raise ValidationError(
-                f"store must be 'memory' or a RedisState, got {store!r}; "
-                "e.g. store=RedisState('redis://127.0.0.1:6379/0') to share the limit between processes",
-                field="store",
-            )
         self._clock = clock
         # time.monotonic itself for the system clock: one Python call less per decision
-        now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
-        interval = self.rate.interval
-        self._memory = MemoryBuckets(interval=interval, burst=self.burst, max_keys=self.max_keys, now=now)
-        self._store: RedisBuckets | None = None
-        self._take = self._memory.take
-        if isinstance(store, RedisState):
-            self._store = RedisBuckets(
-                store,
-                self.name,
-                interval=interval,
-                period=self.rate.period,
-                limit=self.rate.limit,
-                burst=self.burst,
-                max_keys=self.max_keys,
-                twin=self._memory,
+        self._now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
+        self._state: RedisState | None = None
+        self._store: LimiterStore
+        self._mem: MemoryLimiterStore | None
+        self._take: Callable[[str, int, float], tuple[float, float]]
+        if isinstance(store, str) and store == "memory":
+            self._use(self._memory())
+        elif isinstance(store, RedisState):
+            self._state = store
+            self._use(
+                self._redis(store, name) if name is not None else cast(LimiterStore, Unnamed("limiter"))
             )
-            self._take = self._store.take
+        else:
+            self._use(self._check_store(store))
+            if name is None:
+                name = getattr(store, "name", None)
+                if name is None and self._store.shared:
+                    raise unnamed_error("limiter")
+        self._unnamed = name is None and self._store.shared
+        self.name: str = name if name is not None else (UNNAMED if self._unnamed else "default")
         self._lock = threading.Lock()
         self._stats: dict[str, list[int]] = {}  # key -> [rejected, waited], the rare outcomes
         self._exported: list[str] = []
@@ -260,8 +178,65 @@ class RateLimiter:
 
     @property
     def is_local(self) -> bool:
-        """True when this process alone decides: the memory store, or Redis down under policy ``local``."""
-        return self._store is None or self._store.is_local
+        """True when this process alone decides: the memory store, or Redis down under policy ``local``
+        (for information only: callers await the ``a``-methods, which take the memory path themselves)."""
+        return self._mem is not None or bool(getattr(self._store, "is_local", False))
+
+    @property
+    def store(self) -> LimiterStore:
+        """Where this limiter's buckets live."""
+        return self._store
+
+    # -- the store ----------------------------------------------------------------------------------
+
+    def _memory(self) -> MemoryLimiterStore:
+        return MemoryLimiterStore(
+            interval=self.rate.interval, burst=self.burst, max_keys=self.max_keys, now=self._now
+        )
+
+    def _redis(self, state: RedisState, name: str) -> RedisLimiterStore:
+        return RedisLimiterStore(
+            state,
+            name,
+            interval=self.rate.interval,
+            period=self.rate.period,
+            limit=self.rate.limit,
+            burst=self.burst,
+            max_keys=self.max_keys,
+            twin=self._memory(),
+        )
+
+    def _check_store(self, store: object) -> LimiterStore:
+        if not isinstance(store, LimiterStore) or isinstance(store, type):
+            raise ValidationError(
+                f"store must be 'memory' or a RedisState (shorthands), or a LimiterStore, got {store!r}; "
+                "e.g. store=RedisState('redis://127.0.0.1:6379/0') to share the limit between processes",
+                field="store",
+            )
+        if not math.isclose(store.interval, self.rate.interval) or store.burst != self.burst:
+            raise ValidationError(
+                f"store was built for an interval of {store.interval} s and burst {store.burst}, not this "
+                f"limiter's {self.rate.interval} s and {self.burst}; build the store with the limiter's "
+                "rate and burst, or pass store='memory' or a RedisState",
+                field="store",
+            )
+        return store
+
+    def _use(self, store: LimiterStore) -> None:
+        self._store = store
+        self._mem = store if isinstance(store, MemoryLimiterStore) else None
+        self._take = _unnamed_take if isinstance(store, Unnamed) else store.take
+
+    def adopt_name(self, fn: Callable[..., Any]) -> None:
+        """A shared limiter without a name takes ``fn``'s ``module.qualname`` (see ``_naming``)."""
+        if not self._unnamed:
+            return
+        name = derived_name(fn)
+        claim_derived("limiter", name, self)
+        self.name = self._telemetry.key = name
+        self._unnamed = False
+        if self._state is not None:
+            self._use(self._redis(self._state, name))
 
     # -- acquiring ----------------------------------------------------------------------------------
 
@@ -276,9 +251,22 @@ class RateLimiter:
         self._reject(key, cost, -wait)
         return False
 
+    def acquire_fast(self, key: str = "default") -> bool:
+        """Take a token of ``key`` now if the store answers without I/O (memory) and none must be waited
+        for: True; else False, and nothing is taken or counted: await :meth:`aacquire`.
+
+        For async hot paths (pipelines): no coroutine is made when none is needed, and the caller never asks
+        which store is behind the limiter.
+        """
+        mem = self._mem
+        if mem is not None and mem.take(key, 1, 0.0)[0] == 0.0:
+            self._admitted()
+            return True
+        return False
+
     async def atry_acquire(self, key: str = "default", cost: int = 1) -> bool:
         """:meth:`try_acquire` for async callers (one Redis round trip on the loop's client)."""
-        if self._store is None:
+        if self._mem is not None:
             return self.try_acquire(key, cost)
         if cost != 1:
             self._check_cost(cost)
@@ -318,9 +306,9 @@ class RateLimiter:
         if cost != 1:
             self._check_cost(cost)
         max_wait = self.max_wait if timeout is None else _check_seconds(timeout, "timeout", _TIMEOUT_FIX)
-        store = self._store
+        mem = self._mem  # the memory store answers without an await inside
         wait, tat = (
-            self._take(key, cost, max_wait) if store is None else await store.atake(key, cost, max_wait)
+            mem.take(key, cost, max_wait) if mem is not None else await self._store.atake(key, cost, max_wait)
         )
         if wait == 0.0:
             self._admitted()
@@ -331,10 +319,7 @@ class RateLimiter:
         try:
             await self._clock.asleep(wait)
         except BaseException:
-            if store is None:
-                self._memory.refund(key, cost, tat)
-            else:
-                await store.arefund(key, cost, tat)
+            await self._store.arefund(key, cost, tat)
             raise
         return wait
 
@@ -355,7 +340,11 @@ class RateLimiter:
         return await fn(*args, **kwargs)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorate a sync or async function (or method): each call acquires a token first."""
+        """Decorate a sync or async function (or method): each call acquires a token first.
+
+        An unnamed limiter with a shared store takes the function's ``module.qualname`` as its name.
+        """
+        self.adopt_name(fn)
         return wrap(fn, self.call, self.acall)
 
     # -- state ----------------------------------------------------------------------------------------
@@ -363,45 +352,35 @@ class RateLimiter:
     def snapshot(self, key: str = "default") -> LimiterSnapshot:
         """``key``'s bucket now: tokens available and this process's rejected and waited counts."""
         check_name(key, "key")
-        store = self._store
-        available = self._memory.available([key]) if store is None else store.available([key])
-        return self._snapshot(key, available[0])
+        return self._snapshot(key, self._store.available([key])[0])
 
     async def asnapshot(self, key: str = "default") -> LimiterSnapshot:
         """:meth:`snapshot` for async callers."""
         check_name(key, "key")
-        store = self._store
-        available = self._memory.available([key]) if store is None else await store.aavailable([key])
-        return self._snapshot(key, available[0])
+        return self._snapshot(key, (await self._store.aavailable([key]))[0])
 
     def keys(self) -> list[str]:
         """Keys with a bucket in this process (memory), or the keys this process used (Redis)."""
-        return self._memory.keys() if self._store is None else self._store.keys()
+        return self._store.keys()
 
     def reset(self, key: str = "default") -> None:
         """Make ``key``'s bucket full again and forget its counts."""
         check_name(key, "key")
-        if self._store is None:
-            self._memory.reset(key)
-        else:
-            self._store.reset(key)
+        self._store.reset(key)
         with self._lock:
             self._stats.pop(key, None)
 
     async def areset(self, key: str = "default") -> None:
         """:meth:`reset` for async callers."""
         check_name(key, "key")
-        if self._store is None:
-            self._memory.reset(key)
-        else:
-            await self._store.areset(key)
+        await self._store.areset(key)
         with self._lock:
             self._stats.pop(key, None)
 
     # -- rare paths ---------------------------------------------------------------------------------
 
     def _store_name(self) -> str:
-        return "memory" if self._store is None else "redis"
+        return self._store.kind
 
     def _snapshot(self, key: str, available: float) -> LimiterSnapshot:
         rejected, waited = self._stats.get(key, (0, 0))
@@ -452,10 +431,7 @@ class RateLimiter:
         try:
             self._clock.sleep(wait)
         except BaseException:
-            if self._store is None:
-                self._memory.refund(key, cost, tat)
-            else:
-                self._store.refund(key, cost, tat)
+            self._store.refund(key, cost, tat)
             raise
         return wait
 
@@ -483,13 +459,17 @@ class RateLimiter:
         if not exported:
             return
         gauge = registry.gauge(AVAILABLE_METRIC, "Tokens a rate limiter's bucket holds now.", labels=("key",))
-        store = self._store
-        values = self._memory.available(exported) if store is None else store.available(exported)
+        values = self._store.available(exported)
         for key, value in zip(exported, values, strict=True):
             gauge.labels(key=f"{self.name}:{key}").set(value)
 
 
 _TIMEOUT_FIX: Final = "e.g. timeout=5.0, or 0 not to wait"
+
+
+def _unnamed_take(key: str, cost: int, max_wait: float) -> tuple[float, float]:
+    """``take`` of a shared limiter that has no name yet: refuse with the fix."""
+    raise unnamed_error("limiter")
 
 
 def _check_int(value: object, field: str, example: str) -> int:

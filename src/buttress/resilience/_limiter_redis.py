@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress.resilience._decorate import check_name
+from buttress.resilience._limiter_memory import MemoryLimiterStore
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, Script
+from buttress.resilience._stores import StoreInfo
 from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
-    from buttress.resilience._limiter import MemoryBuckets
+    from buttress.health_types import CheckResult
 
-__all__ = ["ACQUIRE", "PEEK", "REFUND", "RESET", "RedisBuckets"]
+__all__ = ["ACQUIRE", "PEEK", "REFUND", "RESET", "RedisLimiterStore"]
 
 ACQUIRE: Final = Script.file("limiter_acquire")
 """ARGV: now, interval µs, burst, cost, max wait µs. Admits (reserving the slot) when the wait is at most
@@ -43,8 +45,11 @@ RESET: Final = Script.file("limiter_reset")
 """Forget a bucket (it is full again)."""
 
 
-class RedisBuckets:
+class RedisLimiterStore:
     """GCRA buckets of one limiter in Redis, with the same methods and results as the memory store.
+
+    A :class:`~buttress.resilience.LimiterStore`, shared by every process that uses the same key prefix and
+    ``name``; ``twin`` (built when not given) decides under the ``local`` outage policy.
 
     ``take`` returns ``(wait, tat)``: ``wait >= 0`` admitted (the slot is reserved, sleep ``wait``), else
     rejected with ``retry_after = -wait``. ``tat`` identifies the reservation for :meth:`refund` (NaN
@@ -59,9 +64,13 @@ class RedisBuckets:
         "_max_keys",
         "_prefix",
         "_seen",
+        "name",
         "state",
         "twin",
     )
+
+    kind: Final = "redis"
+    shared: Final = True
 
     def __init__(
         self,
@@ -73,10 +82,17 @@ class RedisBuckets:
         limit: int,
         burst: int,
         max_keys: int,
-        twin: MemoryBuckets,
+        twin: MemoryLimiterStore | None = None,
     ) -> None:
         self.state = state
-        self.twin = twin
+        self.name = name
+        self.twin = (
+            twin
+            if twin is not None
+            else MemoryLimiterStore(
+                interval=interval, burst=burst, max_keys=max_keys, now=state.clock.monotonic
+            )
+        )
         self._prefix = state.key("limiter", f"{name}:")
         self._interval = interval
         self._interval_us = repr(period * 1_000_000 / limit)
@@ -176,3 +192,19 @@ class RedisBuckets:
     def keys(self) -> list[str]:
         """Keys this process used, in first-use order (at most ``max_keys``: the earliest are dropped)."""
         return list(self._seen)
+
+    @property
+    def interval(self) -> float:
+        """Seconds per token."""
+        return self._interval
+
+    @property
+    def burst(self) -> int:
+        """Tokens a full bucket holds."""
+        return self._burst
+
+    def info(self) -> StoreInfo:
+        return StoreInfo("redis", shared=True, available=self.state.available, detail=f"keys {self._prefix}*")
+
+    def check(self) -> CheckResult:
+        return self.state.check()

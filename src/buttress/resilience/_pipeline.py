@@ -150,6 +150,9 @@ class Pipeline:
                 f"{getattr(fn, '__qualname__', fn)!r} is sync. Drop the hedge or make it async",
                 field="hedge",
             )
+        for strategy in (self.breaker, self.limiter):
+            if strategy is not None:
+                strategy.adopt_name(fn)  # an unnamed shared breaker or limiter takes fn's name
         return wrap_packed(fn, self._run_sync, self._run_async)
 
     def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
@@ -234,17 +237,16 @@ class Pipeline:
     async def _aattempt(  # noqa: PLR0912 - flat on purpose: a frame per strategy costs more than it
         self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
+        # the *_fast methods answer when no I/O is needed (a memory store), so no coroutine is made;
+        # otherwise the a-method is awaited. Nothing here asks which store is behind a strategy.
         breaker, limiter, bulkhead, timeout = self.breaker, self.limiter, self.bulkhead, self.timeout
-        local_breaker = breaker is None or breaker.is_local
-        if breaker is None:
-            permit = None
-        elif local_breaker:
-            permit = breaker.acquire()
-        else:
-            permit = await breaker.aacquire()
+        permit = None
+        if breaker is not None:
+            permit = breaker.acquire_fast()
+            if permit is None:
+                permit = await breaker.aacquire()
         try:
-            # a local limiter answers a free token synchronously; only a wait needs a coroutine
-            if limiter is not None and not (limiter.is_local and limiter.try_acquire(self.limiter_key)):
+            if limiter is not None and not limiter.acquire_fast(self.limiter_key):
                 await limiter.aacquire(self.limiter_key)
             if bulkhead is not None:
                 await bulkhead.aacquire()
@@ -260,20 +262,15 @@ class Pipeline:
                 result = await timeout.acall(fn, *args, **kwargs)
         except BaseException as exc:
             if breaker is not None:
-                duration = self._now() - start
-                if local_breaker:
-                    _record_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
-                else:
-                    await _arecord_failure(breaker, permit, exc, duration)  # type: ignore[arg-type]
+                await _arecord_failure(breaker, permit, exc, self._now() - start)  # type: ignore[arg-type]
             raise
         finally:
             if bulkhead is not None:
                 bulkhead.release()
         if breaker is not None:
-            if local_breaker:
-                breaker.record_success(permit, self._now() - start)  # type: ignore[arg-type]
-            else:
-                await breaker.arecord_success(permit, self._now() - start)  # type: ignore[arg-type]
+            duration = self._now() - start
+            if not breaker.record_success_fast(permit, duration):  # type: ignore[arg-type]
+                await breaker.arecord_success(permit, duration)  # type: ignore[arg-type]
         return result
 
     # -- guard: the part of a pipeline that can wrap a block --------------------------------------

@@ -436,10 +436,7 @@ class Retry:
         start = self._now()
         budget = self._budget
         if budget is not None:
-            if getattr(budget, "is_local", False):
-                budget.record_call()  # a memory budget: no coroutine needed
-            else:
-                await budget.arecord_call()
+            await budget.arecord_call()  # a memory budget answers without an await inside
         cutoff = None if self.deadline is None else self._first_cutoff()
         try:
             result: Any = await fn(*args, **kwargs)

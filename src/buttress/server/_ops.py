@@ -23,9 +23,8 @@ from typing import Any
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.composition import health_registry
 from buttress.config import Settings
-from buttress.observe._health_core import rfc3339
 from buttress.observe.errors import ErrorAggregator
-from buttress.observe.health import HealthRegistry
+from buttress.observe.health import HealthRegistry, rfc3339
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSample, SystemSampler, SystemThresholds
@@ -189,7 +188,7 @@ class Ops:
         self.mark_started()
         self.sampler.start()
         if self.settings.cache.warm_on_startup:
-            from buttress.cache._warm import start_cache_warming  # noqa: PLC0415 - only at startup
+            from buttress.cache import start_cache_warming  # noqa: PLC0415 - only at startup
 
             self.warming = start_cache_warming()
         start_profiler = self.settings.observe.profiler_enabled and not self.profiler.enabled

@@ -15,8 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
 
-from buttress.cache._report import CacheStatsReport, cache_stats
-from buttress.cache._warm import start_warming, warmer_caches
+from buttress.cache import CacheStatsReport, cache_stats, start_warming, warmer_caches
 from buttress.errors import NotFoundError
 from buttress.server._problems import problem_responses
 
@@ -43,7 +42,7 @@ def cache_router(route_class: type) -> APIRouter:
     @router.get("/cache/stats", summary="Cache analytics", response_model=CacheStatsReport)
     def stats() -> CacheStatsReport:
         """Hits, misses, hit rate, latency, size and evictions per namespace; warmers; recommendations."""
-        from buttress.cache._defaults import get_cache  # noqa: PLC0415 - built from settings on first use
+        from buttress.cache import get_cache  # noqa: PLC0415 - built from settings on first use
 
         return cache_stats(get_cache())
 

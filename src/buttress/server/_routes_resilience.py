@@ -13,8 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 
 from buttress.errors import NotFoundError
-from buttress.resilience._breaker import BreakerSnapshot, CircuitBreaker, live_breakers
-from buttress.resilience._limiter import LimiterSnapshot, live_limiters
+from buttress.resilience import BreakerSnapshot, CircuitBreaker, LimiterSnapshot, live_breakers, live_limiters
 from buttress.server._problems import problem_responses
 
 __all__ = ["MAX_LIMITER_ROWS", "resilience_admin_router", "resilience_router"]

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from buttress._ops_client import default_ops_url, get_ops_json, problem_text, report_unreachable
+from buttress.config import get_settings
 
 __all__ = ["breakers_command", "default_ops_url"]
 
@@ -28,8 +29,6 @@ _STATE_STYLES = {
 
 
 def _admin_headers() -> dict[str, str]:
-    from buttress.config import get_settings  # noqa: PLC0415
-
     token = get_settings().security.admin_token
     return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
 
