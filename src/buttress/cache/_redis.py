@@ -158,10 +158,12 @@ _INCR = Script(
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(n) == 'number' then
+  local exact = redis.call('GET', KEYS[1])
   if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  return n
+  return exact
 end
 local value = redis.call('GET', KEYS[1])
+if string.match(value, '^%-?%d+$') then return redis.error_reply('RANGE') end
 local head, digits = string.match(value, '^(#[^\\n]*\\n)(%-?%d+)$')
 if not head then return redis.error_reply('NOTINT') end
 local limit = 9007199254740992
@@ -174,7 +176,8 @@ return total
 """
 )
 """INCRBY, with the TTL applied only when it creates the key; on an envelope holding an integer, add to it
-and keep its freshness, tags and TTL (exact below 2**53)."""
+and keep its freshness, tags and TTL (exact below 2**53). A bare counter's result is returned as the stored
+decimal string: a Lua number is a double, so returning INCRBY's reply would round results past 2**53."""
 
 _RELEASE = Script(
     """
