@@ -393,7 +393,7 @@ async def _async_redis_candidates(
 def _tiered_row(prefix: str) -> tuple[Row, Budget]:
     """A tiered get served by L1: the value is written through a plain Redis Cache, one get fills L1."""
     ours_prefix = f"{prefix}:tiered"
-    bus = create_event_bus("redis", redis_url=REDIS_URL, channel_prefix=f"{prefix}:events")
+    bus = create_event_bus("redis", redis_url=REDIS_URL, prefix=f"{prefix}:events")
     writer = Cache(RedisBackend(REDIS_URL, prefix=ours_prefix))
     tiered_backend = TieredBackend(RedisBackend(REDIS_URL, prefix=ours_prefix), bus=bus)
     cache = Cache(tiered_backend)

@@ -101,7 +101,7 @@ def _redis_reachable() -> bool:
 def _publish_redis() -> float | None:
     if not _redis_reachable():
         return None
-    transport = RedisTransport(REDIS_URL, channel_prefix=f"buttress-bench:{uuid.uuid4().hex}")
+    transport = RedisTransport(REDIS_URL, prefix=f"buttress-bench:{uuid.uuid4().hex}")
     with EventBus(transport) as bus:
         if not transport.wait_connected(10):
             return None

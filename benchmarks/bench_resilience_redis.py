@@ -182,7 +182,7 @@ def run() -> Table:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         with _namespace(client) as namespace:
-            state = RedisState(REDIS_URL, namespace=namespace)
+            state = RedisState(REDIS_URL, prefix=namespace)
             try:
                 rows = _sync_rows(state, client, namespace) + _async_rows(state, namespace)
             finally:

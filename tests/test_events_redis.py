@@ -57,7 +57,7 @@ def transport_of(bus: EventBus) -> RedisTransport:
 
 
 def redis_bus(url: str, prefix: str, **options: Any) -> EventBus:
-    return EventBus(RedisTransport(url, channel_prefix=prefix, **options))
+    return EventBus(RedisTransport(url, prefix=prefix, **options))
 
 
 @pytest.fixture
@@ -258,9 +258,9 @@ def test_urls_are_validated_and_passwords_masked() -> None:
     with pytest.raises(ValidationError, match="not a valid Redis URL") as info:
         RedisTransport("redis://:hunter2@localhost:notaport/0")
     assert "hunter2" not in str(info.value)
-    with pytest.raises(ValidationError, match="channel_prefix") as info:
-        RedisTransport("redis://localhost", channel_prefix=" ")
-    assert info.value.field == "channel_prefix"
+    with pytest.raises(ValidationError, match="prefix") as info:
+        RedisTransport("redis://localhost", prefix=" ")
+    assert info.value.field == "prefix"
     with pytest.raises(ValidationError, match="outbox_size") as info:
         RedisTransport("redis://localhost", outbox_size=0)
     assert info.value.field == "outbox_size"
@@ -271,8 +271,8 @@ def test_urls_are_validated_and_passwords_masked() -> None:
     assert mask_url("redis://user@host/0") == "redis://user@host/0"
     assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
     assert mask_url("redis://[::1") == "<unparseable URL>"
-    transport = RedisTransport("redis://:pw@localhost:6379/0", channel_prefix="apps")
-    assert repr(transport) == "RedisTransport('redis://:**********@localhost:6379/0', channel_prefix='apps')"
+    transport = RedisTransport("redis://:pw@localhost:6379/0", prefix="apps")
+    assert repr(transport) == "RedisTransport('redis://:**********@localhost:6379/0', prefix='apps')"
     transport.close()
 
 
@@ -285,10 +285,10 @@ def test_a_transport_serves_one_bus() -> None:
 
 @pytest.mark.redis
 def test_create_event_bus_builds_a_redis_bus(redis_url: str, prefix: str) -> None:
-    with create_event_bus("redis", redis_url=redis_url, channel_prefix=prefix, queue_size=4) as bus:
+    with create_event_bus("redis", redis_url=redis_url, prefix=prefix, queue_size=4) as bus:
         transport = transport_of(bus)
         assert isinstance(transport, RedisTransport)
-        assert transport.channel_prefix == prefix
+        assert transport.prefix == prefix
         assert bus._queue_size == 4
         assert transport.wait_connected(WAIT)
 
@@ -308,7 +308,7 @@ def test_the_default_bus_uses_redis_when_settings_say_so(
         bus = get_event_bus()
         transport = transport_of(bus)
         assert isinstance(transport, RedisTransport)
-        assert transport.channel_prefix == prefix
+        assert transport.prefix == prefix
         assert transport.url == mask_url(redis_url)
     finally:
         reset_event_bus()

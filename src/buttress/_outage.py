@@ -1,10 +1,11 @@
 """When a remote store is down, and when to knock on its door again.
 
-The Redis resilience store and the Redis cache backend follow one outage discipline: the first connection
-error marks the store down; from then on every call is served locally without touching the network, except
+Every Redis owner (the resilience store, the cache backend) follows one outage discipline, applied for
+them by the Redis layer (:class:`buttress._redis.RedisConnection`): the first connection error marks the
+store down; from then on every call is served locally without touching the network, except
 one call per backoff interval (``reconnect_min`` doubling to ``reconnect_max`` after each failed probe),
-which probes the store. A successful probe marks it up again. :class:`OutageTracker` is that bookkeeping,
-so both owners share it; what to serve locally, what to log and which events to publish stay with them.
+which probes the store. A successful probe marks it up again. :class:`OutageTracker` is that bookkeeping;
+what to serve locally, what to log and which events to publish stay with the owners.
 
 Each call reads :attr:`OutageTracker.epoch` when it starts and hands it back with its outcome. An outcome
 from an earlier epoch is stale and changes nothing: fifty calls in flight when Redis dies cost one outage

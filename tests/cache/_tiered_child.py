@@ -16,7 +16,7 @@ TOPIC = "cache.invalidate"
 
 def redis_bus(url: str, prefix: str) -> EventBus:
     """A Redis-transport bus whose listener is subscribed (so nothing published after this is missed)."""
-    bus = create_event_bus("redis", redis_url=url, channel_prefix=prefix)
+    bus = create_event_bus("redis", redis_url=url, prefix=prefix)
     if not cast(RedisTransport, bus.transport).wait_connected(WAIT * 4):
         bus.close()
         raise RuntimeError(f"the Redis event transport did not connect: {bus.transport.status()}")

@@ -37,7 +37,7 @@ class Harness:
         store: Any = "memory"
         if self.url is not None:
             store = RedisState(
-                self.url, namespace=f"t-{uuid.uuid4().hex}", clock=self.clock, metrics=MetricsRegistry()
+                self.url, prefix=f"t-{uuid.uuid4().hex}", clock=self.clock, metrics=MetricsRegistry()
             )
             self.states.append(store)
         return CircuitBreaker(name, store=store, clock=self.clock, events=self.bus, **options)

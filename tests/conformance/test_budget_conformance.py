@@ -43,7 +43,7 @@ async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterat
         return
     url = request.getfixturevalue("redis_url")
     namespace = f"test-budget-{uuid.uuid4().hex}"
-    state = RedisState(url, namespace=namespace, clock=clock, metrics=MetricsRegistry())
+    state = RedisState(url, prefix=namespace, clock=clock, metrics=MetricsRegistry())
     yield state
     client = state.client()
     keys = list(client.scan_iter(match=f"{namespace}:*"))

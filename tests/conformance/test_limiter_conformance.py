@@ -37,7 +37,7 @@ class Limiters:
         if self.kind == "redis":
             assert self.url is not None
             store = RedisState(
-                self.url, namespace=f"test-limiter-{uuid.uuid4().hex}", clock=clock, metrics=self.registry
+                self.url, prefix=f"test-limiter-{uuid.uuid4().hex}", clock=clock, metrics=self.registry
             )
             self.states.append(store)
         return RateLimiter(

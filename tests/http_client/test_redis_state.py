@@ -21,7 +21,7 @@ SETTINGS = HttpSettings.model_validate(
 
 @pytest.fixture
 def store(redis_url: str) -> Iterator[RedisState]:
-    state = RedisState(redis_url, namespace=f"test-http-{uuid.uuid4().hex[:8]}")
+    state = RedisState(redis_url, prefix=f"test-http-{uuid.uuid4().hex[:8]}")
     yield state
     state.close()
 

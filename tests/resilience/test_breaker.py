@@ -383,7 +383,7 @@ def states() -> Iterator[list[RedisState]]:
 def redis_breaker(url: str, policy: str, states: list[RedisState], **options: Any) -> CircuitBreaker:
     clock = options.setdefault("clock", FakeClock())
     state = RedisState(
-        url, namespace=f"t-{uuid.uuid4().hex}", policy=policy, clock=clock, metrics=MetricsRegistry()
+        url, prefix=f"t-{uuid.uuid4().hex}", policy=policy, clock=clock, metrics=MetricsRegistry()
     )  # type: ignore[arg-type]
     states.append(state)
     return make(store=state, **options)

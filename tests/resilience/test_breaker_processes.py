@@ -29,7 +29,7 @@ def _down() -> None:
 def worker(index: int, url: str, namespace: str, commands: Any, results: Any) -> None:
     """Run commands from the parent against the shared breaker and report each outcome."""
     metrics = MetricsRegistry()
-    state = RedisState(url, namespace=namespace, metrics=metrics)
+    state = RedisState(url, prefix=namespace, metrics=metrics)
     breaker = CircuitBreaker("shared", consecutive_failures=3, open_duration=60, store=state, metrics=metrics)
     try:
         results.put((index, "ready", None))
@@ -69,7 +69,7 @@ def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_u
     for process in processes:
         process.start()
     metrics = MetricsRegistry()
-    state = RedisState(redis_url, namespace=namespace, metrics=metrics)
+    state = RedisState(redis_url, prefix=namespace, metrics=metrics)
     observer = CircuitBreaker("shared", store=state, metrics=metrics)
     try:
         assert {kind for kind, _ in _collect(results, WORKERS).values()} == {"ready"}

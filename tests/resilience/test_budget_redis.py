@@ -40,8 +40,8 @@ def make(state: RedisState, clock: object = None, **kwargs: object) -> RetryBudg
 
 
 def test_budgets_on_two_connections_share_one_window(redis_url: str, namespace: str) -> None:
-    first = RedisState(redis_url, namespace=namespace, metrics=MetricsRegistry())
-    second = RedisState(redis_url, namespace=namespace, metrics=MetricsRegistry())
+    first = RedisState(redis_url, prefix=namespace, metrics=MetricsRegistry())
+    second = RedisState(redis_url, prefix=namespace, metrics=MetricsRegistry())
     try:
         here, there = make(first, ratio=0.2, min_retries=0), make(second, ratio=0.2, min_retries=0)
         for _ in range(50):
@@ -57,7 +57,7 @@ def test_budgets_on_two_connections_share_one_window(redis_url: str, namespace: 
 
 def test_the_hash_stays_bounded_and_expires(redis_url: str, namespace: str) -> None:
     clock = FakeClock()
-    state = RedisState(redis_url, namespace=namespace, clock=clock, metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=namespace, clock=clock, metrics=MetricsRegistry())
     try:
         shared = make(state, clock, window=1.0, name="bounded")
         for _ in range(100):
@@ -74,7 +74,7 @@ def test_the_hash_stays_bounded_and_expires(redis_url: str, namespace: str) -> N
 
 def _fleet_member(url: str, namespace: str, ready: Any, start: Any, results: Any) -> None:
     """One member of the fleet: 200 calls, each followed by a retry attempt, against the shared budget."""
-    state = RedisState(url, namespace=namespace, metrics=MetricsRegistry())
+    state = RedisState(url, prefix=namespace, metrics=MetricsRegistry())
     member = RetryBudget(
         ratio=0.2, window=60.0, min_retries=10, name="fleet", store=state, metrics=MetricsRegistry()
     )
@@ -110,7 +110,7 @@ def test_processes_share_one_budget_through_redis(redis_url: str, namespace: str
     assert child.exitcode == 0
     assert sum(granted) <= 0.2 * 400 + 10
     assert min(granted) > 0
-    state = RedisState(redis_url, namespace=namespace, metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=namespace, metrics=MetricsRegistry())
     try:
         snap = make(state, window=60.0, name="fleet").snapshot()
     finally:
@@ -168,7 +168,7 @@ async def test_async_policies_match_the_sync_ones() -> None:
 
 
 async def test_async_calls_use_the_shared_window(redis_url: str, namespace: str) -> None:
-    state = RedisState(redis_url, namespace=namespace, metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=namespace, metrics=MetricsRegistry())
     try:
         shared = make(state, ratio=0.5, min_retries=0, name="async")
         for _ in range(4):

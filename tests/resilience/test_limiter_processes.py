@@ -39,7 +39,7 @@ def hammer(url: str, namespace: str, start: Any, results: Any) -> None:
     # a generous socket timeout: on a busy machine a stalled reply must not switch this process to its
     # local twin (the outage policy), which would enforce the limit per process instead of in total
     state = RedisState(
-        url, namespace=namespace, socket_timeout=10.0, metrics=MetricsRegistry(), events=EventBus()
+        url, prefix=namespace, socket_timeout=10.0, metrics=MetricsRegistry(), events=EventBus()
     )
     limiter = RateLimiter(
         RATE, burst=BURST, name="exact", store=state, metrics=MetricsRegistry(), events=EventBus()

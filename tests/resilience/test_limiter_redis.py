@@ -35,7 +35,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def state(url: str, namespace: str, **options: object) -> RedisState:
-    return RedisState(url, namespace=namespace, metrics=MetricsRegistry(), events=EventBus(), **options)  # type: ignore[arg-type]
+    return RedisState(url, prefix=namespace, metrics=MetricsRegistry(), events=EventBus(), **options)  # type: ignore[arg-type]
 
 
 def limiter(store: RedisState, rate: str = "10/s", **options: object) -> RateLimiter:

@@ -202,7 +202,7 @@ async def _aok() -> str:
 
 
 async def test_a_redis_breaker_goes_through_the_async_path(redis_url: str) -> None:
-    state = RedisState(redis_url, namespace=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
     breaker = CircuitBreaker("shared", consecutive_failures=1, store=state)
     limiter = RateLimiter("100/s", burst=10, store=state)
     pipeline = Pipeline("p", breaker=breaker, limiter=limiter)
@@ -369,7 +369,7 @@ async def test_async_local_rejections_release_and_cancellation_is_not_a_failure(
 
 
 async def test_a_redis_breaker_releases_on_local_rejection_and_cancellation(redis_url: str) -> None:
-    state = RedisState(redis_url, namespace=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
+    state = RedisState(redis_url, prefix=f"t{uuid.uuid4().hex}", metrics=MetricsRegistry())
     breaker = CircuitBreaker("r", consecutive_failures=1, store=state)
     bulkhead = Bulkhead(1)
     pipeline = Pipeline("r", breaker=breaker, bulkhead=bulkhead)

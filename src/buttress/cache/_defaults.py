@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from buttress._redaction import mask_url_password
+from buttress._redis import ping
 from buttress.cache._cache import DEFAULT, Cache, _Default
 from buttress.cache._cached import CachedFunction, make_cached
 from buttress.cache._memory import MemoryBackend
@@ -45,18 +46,6 @@ class BackendChoice:
     """True when ``auto`` settled for memory because the configured Redis did not answer (health warns)."""
 
 
-def _redis_answers(url: str, timeout: float) -> bool:
-    import redis  # noqa: PLC0415 - only when Redis is configured
-
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    try:
-        return bool(client.ping())
-    except (redis.exceptions.RedisError, OSError):
-        return False
-    finally:
-        client.close()
-
-
 def choose_backend(settings: Settings) -> BackendChoice:
     """The backend ``settings.cache.backend`` resolves to, probing Redis for ``auto``."""
     requested = settings.cache.backend
@@ -65,7 +54,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
         return BackendChoice(requested, requested, f"BUTTRESS_CACHE__BACKEND={requested}")
     if url is None:
         return BackendChoice("auto", "memory", "BUTTRESS_REDIS_URL is not set")
-    if _redis_answers(url, max(settings.cache.socket_timeout, 1.0)):
+    if ping(url, max(settings.cache.socket_timeout, 1.0)):
         return BackendChoice("auto", "tiered", f"Redis at {mask_url_password(url)} answered at startup")
     return BackendChoice(
         "auto",
@@ -128,7 +117,7 @@ def _invalidation_bus(settings: Settings) -> EventBus:
     if isinstance(bus.transport, RedisTransport):
         return bus
     return create_event_bus(
-        "redis", redis_url=settings.redis_url, channel_prefix=f"{settings.cache.key_prefix}:invalidate"
+        "redis", redis_url=settings.redis_url, prefix=f"{settings.cache.key_prefix}:invalidate"
     )
 
 

@@ -34,18 +34,23 @@ from Redis in the background, since Redis's copies are older than what this proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import threading
-import weakref
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import unquote
 
-from buttress._outage import OutageTracker
-from buttress._redaction import mask_url_password
+from buttress._redis import (
+    DEFAULT_TIMEOUT,
+    POOL_SIZE,
+    UNAVAILABLE,
+    Plan,
+    RedisConnection,
+    Script,
+    execute,
+    pipeline,
+)
 from buttress._tally import Tally
 from buttress.cache._backend import NEVER, BackendInfo, Entry, namespace_of
 from buttress.cache._memory import MemoryBackend
@@ -53,14 +58,10 @@ from buttress.cache._serializers import JsonSerializer, Serializer
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.events import publish_quietly
-from buttress.resilience._redis_state import Script
 
 if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
     from buttress.events import EventBus
-    from buttress.observe.health import CheckResult
+    from buttress.health_types import CheckResult
     from buttress.observe.metrics import MetricsRegistry
 
 __all__ = ["DEGRADED_CALLS_METRIC", "DEGRADED_METRIC", "REJECTED_METRIC", "RedisBackend"]
@@ -71,158 +72,36 @@ DEGRADED_METRIC: Final = "buttress_cache_backend_degraded"
 DEGRADED_CALLS_METRIC: Final = "buttress_cache_degraded_calls_total"
 REJECTED_METRIC: Final = "buttress_cache_rejected_total"
 
-_T = TypeVar("_T")
-Plan = Generator[tuple[Any, ...], Any, _T]
-"""An operation as the Redis commands it needs: it yields ``(command, *args)`` and is sent each reply
-(:data:`_DOWN` when Redis is unreachable), so one plan serves the sync and the async methods."""
-
 _INT64: Final = 2**63
 _SCAN_COUNT: Final = 1000
 _UNLINK_BATCH: Final = 1000
 _MISSED_MAX: Final = 10_000
-_POOL_WAIT: Final = 1.0  # seconds a call waits for a pooled connection before it counts as an outage
 _GLOB = re.compile(r"([*?\[\]\\])")
 _TAG_SPECIALS = re.compile(r"[%,\t\n]")
 
 
-class _Down:
-    __slots__ = ()
+# -- Lua: src/buttress/_redis/lua/cache_*.lua (tag helpers in lua/include/cache_tags.lua) ----------------
 
-    def __repr__(self) -> str:
-        return "DOWN"
-
-
-_DOWN: Final = _Down()
-"""A command's reply when Redis could not be reached: the plan serves the call locally."""
-
-# -- Lua -------------------------------------------------------------------------------------------
-
-_LUA_TAGS: Final = """
-local function extend(tagkey, member, ttl)
-  local before = redis.call('PTTL', tagkey)
-  redis.call('SADD', tagkey, member)
-  if not ttl then
-    if before >= 0 then redis.call('PERSIST', tagkey) end
-  elseif before == -2 or (before >= 0 and before < ttl) then
-    redis.call('PEXPIRE', tagkey, ttl)
-  end
-end
-local function tags_of(value)
-  local nl = string.find(value, '\\n', 1, true)
-  if not nl then return nil end
-  local tab = string.find(value, '\\t', 1, true)
-  if not tab or tab > nl then return nil end
-  return string.sub(value, tab + 1, nl - 1)
-end
-"""
-
-_SET_TAGGED = Script(
-    _LUA_TAGS
-    + """
-local ttl = tonumber(ARGV[2])
-if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) else redis.call('SET', KEYS[1], ARGV[1]) end
-for i = 2, #KEYS do extend(KEYS[i], KEYS[1], ttl) end
-return 1
-"""
-)
+_SET_TAGGED = Script.file("cache_set_tagged")
 """SET a value and add it to its tag sets, each kept at least as long as the value (KEYS: value, tag sets;
 ARGV: bytes, TTL in ms or '')."""
 
-_EXPIRE = Script(
-    _LUA_TAGS
-    + """
-local ttl = tonumber(ARGV[1])
-local value = redis.pcall('GET', KEYS[1])
-if not value then return 0 end
-if ttl then
-  if redis.call('PEXPIRE', KEYS[1], ttl) == 0 then return 0 end
-  if ttl <= 0 then return 1 end
-else
-  redis.call('PERSIST', KEYS[1])
-end
-local field = type(value) == 'string' and tags_of(value)
-if field and field ~= '' then
-  for tag in string.gmatch(field, '[^,]+') do
-    tag = string.gsub(tag, '%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end)
-    extend(ARGV[2] .. tag, KEYS[1], ttl)
-  end
-end
-return 1
-"""
-)
+_EXPIRE = Script.file("cache_expire")
 """Give a value a new TTL (ARGV: ms or '' for none, the tag-set key prefix) and keep its tag sets at least
 as long; 0 when the key does not exist."""
 
-_INCR = Script(
-    """
-local created = redis.call('EXISTS', KEYS[1]) == 0
-local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
-if type(n) == 'number' then
-  local exact = redis.call('GET', KEYS[1])
-  if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  return exact
-end
-local value = redis.call('GET', KEYS[1])
-if string.match(value, '^%-?%d+$') then return redis.error_reply('RANGE') end
-local head, digits = string.match(value, '^(#[^\\n]*\\n)(%-?%d+)$')
-if not head then return redis.error_reply('NOTINT') end
-local limit = 9007199254740992
-local total = tonumber(digits) + tonumber(ARGV[1])
-if #digits > 15 or math.abs(tonumber(ARGV[1])) >= limit or math.abs(total) >= limit then
-  return redis.error_reply('RANGE')
-end
-redis.call('SET', KEYS[1], head .. string.format('%d', total), 'KEEPTTL')
-return total
-"""
-)
+_INCR = Script.file("cache_incr")
 """INCRBY, with the TTL applied only when it creates the key; on an envelope holding an integer, add to it
 and keep its freshness, tags and TTL (exact below 2**53). A bare counter's result is returned as the stored
 decimal string: a Lua number is a double, so returning INCRBY's reply would round results past 2**53."""
 
-_RELEASE = Script(
-    """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-)
+_RELEASE = Script.file("cache_release_lock")
 """Delete the lock only if this token still holds it."""
 
-_INVALIDATE = Script(
-    _LUA_TAGS
-    + """
-local removed = 0
-for i, tagkey in ipairs(KEYS) do
-  local needle = ',' .. ARGV[i] .. ','
-  for _, member in ipairs(redis.call('SMEMBERS', tagkey)) do
-    local value = redis.pcall('GET', member)
-    local field = type(value) == 'string' and tags_of(value)
-    if field and string.find(',' .. field .. ',', needle, 1, true) then
-      removed = removed + redis.call('UNLINK', member)
-    end
-  end
-  redis.call('UNLINK', tagkey)
-end
-return removed
-"""
-)
+_INVALIDATE = Script.file("cache_invalidate")
 """Remove every value still carrying one of the tags (KEYS: tag sets; ARGV: escaped tags), then the sets."""
 
 _SCRIPTS: Final = (_SET_TAGGED, _EXPIRE, _INCR, _RELEASE, _INVALIDATE)
-
-
-# -- commands (a sync client returns the reply, an async one an awaitable of it) ---------------------
-
-
-def _execute(client: Any, *args: Any) -> Any:
-    return client.execute_command(*args)
-
-
-def _pipeline(client: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
-    """Several commands in one round trip (not a transaction: each applies on its own)."""
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
-    return pipe.execute()
 
 
 def _escape_tag(tag: str) -> str:
@@ -284,8 +163,8 @@ class RedisBackend:
     services share one Redis. ``serializer`` turns values into bytes (JSON by default; msgpack, or pickle
     signed with a key). ``socket_timeout`` bounds how long a call waits on a Redis that hangs before it is
     served from ``fallback`` instead. Sync callers share one connection pool of ``max_connections``;
-    each event loop gets its own ``redis.asyncio`` client. A call that waits a second for a free pooled
-    connection counts as an outage too: a Redis that slow is better served from memory.
+    each event loop gets its own ``redis.asyncio`` client. The connection, its timeout default, pool and
+    reconnect rule are the Redis layer's (:mod:`buttress._redis`); this backend adds the fallback.
 
     An async call served from memory (an outage) does not suspend, as no in-process cache call does.
     """
@@ -299,56 +178,47 @@ class RedisBackend:
         prefix: str = "buttress:cache",
         serializer: Serializer | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        socket_timeout: float = 0.25,
-        max_connections: int = 50,
+        socket_timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = POOL_SIZE,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
         fallback: MemoryBackend | None = None,
         metrics: MetricsRegistry | None = None,
         events: EventBus | None = None,
     ) -> None:
-        _validate(
-            url=url,
+        _validate(serializer=serializer, fallback=fallback)
+        connection = self._connection = RedisConnection(
+            url,
             prefix=prefix,
-            serializer=serializer,
-            socket_timeout=socket_timeout,
+            timeout=socket_timeout,
             max_connections=max_connections,
-            fallback=fallback,
+            clock=clock,
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+            scripts=_SCRIPTS,
+            on_down=self._went_down,
+            on_up=self._came_back,
         )
-        import redis  # noqa: PLC0415 - only users of this backend pay for redis-py
-
         self.url = url
         self.prefix = prefix
         self.serializer: Serializer = serializer if serializer is not None else JsonSerializer()
         self.clock = clock
-        self.socket_timeout = float(socket_timeout)
+        self.socket_timeout = connection.timeout
         self.max_connections = max_connections
         self.fallback = fallback if fallback is not None else MemoryBackend(max_entries=10_000, clock=clock)
-        self._label = mask_url_password(url)
+        self._label = connection.label
         self._prefix = f"{prefix}:"
         self._tag_prefix = f"{prefix}:~tag:"
         self._lock_prefix = f"{prefix}:~lock:"
         self._loads = self.serializer.loads
         self._dumps = self.serializer.dumps
-        self._errors: tuple[type[BaseException], ...] = (
-            redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError,
-            OSError,
-        )
-        self._noscript = redis.exceptions.NoScriptError
-        self._response_error = redis.exceptions.ResponseError
-        try:
-            self._client: redis.Redis = self._sync_client(redis)
-        except ValueError as exc:  # a malformed port, database or query option
-            raise ValidationError(
-                f"url {self._label!r} is not a valid Redis URL ({exc}); e.g. redis://127.0.0.1:6379/0",
-                field="url",
-            ) from exc
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._outage = OutageTracker(clock=clock, reconnect_min=reconnect_min, reconnect_max=reconnect_max)
-        self.degraded_calls: Tally = self._outage.calls
+        self._response_error = connection.response_error
+        # Commands and plans run on the layer's connection, under its outage rule: UNAVAILABLE while down.
+        self._run = connection.call
+        self._arun = connection.acall
+        self._drive = connection.drive
+        self._adrive = connection.adrive
+        self.degraded_calls: Tally = connection.calls
         """Calls served by ``fallback`` because Redis was unreachable."""
         self.rejected = Tally()
         """Values read from Redis that did not decode (tampered, foreign), treated as misses and deleted."""
@@ -371,143 +241,23 @@ class RedisBackend:
     @property
     def available(self) -> bool:
         """False while Redis is considered unreachable (from a failure until a call succeeds again)."""
-        return self._outage.down_since is None
+        return self._connection.outage.down_since is None
 
     def redis_key(self, key: str) -> str:
         """The Redis key that holds ``key`` (for tools and benchmarks that read Redis directly)."""
         return self._prefix + key
 
-    # -- clients ----------------------------------------------------------------------------------
-
-    def _pool_options(self, retry: type[Any]) -> dict[str, Any]:
-        """Connection pool settings, the same for the sync pool and each event loop's async pool.
-
-        One immediate retry on a broken connection (a socket left over from a Redis that restarted), none
-        after a timeout: a Redis that hangs costs ``socket_timeout`` once, then the outage tracker decides
-        when to try again.
-        """
-        import redis  # noqa: PLC0415
-        from redis.backoff import NoBackoff  # noqa: PLC0415
-
-        return {
-            "max_connections": self.max_connections,
-            "timeout": _POOL_WAIT,
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.socket_timeout,
-            "retry": retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-        }
-
-    def _sync_client(self, module: Any) -> redis.Redis:
-        from redis.retry import Retry  # noqa: PLC0415
-
-        pool = module.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry))
-        client: redis.Redis = module.Redis.from_pool(pool)
-        return client
-
-    def _async_client(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            import redis.asyncio  # noqa: PLC0415
-            from redis.asyncio.retry import Retry  # noqa: PLC0415
-
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options(Retry))
-            client = self._async_clients[loop] = redis.asyncio.Redis.from_pool(pool)
-        return client
+    # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the sync connection pool and stop exporting metrics (async clients: :meth:`aclose`)."""
-        self._client.close()
+        self._connection.close()
         self._metrics.remove_collect_hook(self._export)
 
     async def aclose(self) -> None:
         """Close the running loop's async client, then everything :meth:`close` closes."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-        self.close()
-
-    # -- running commands ---------------------------------------------------------------------------
-
-    def _run(self, command: Any, *args: Any) -> Any:
-        """``command(client, *args)``; :data:`_DOWN` (and the outage bookkeeping) if Redis is unreachable.
-
-        Only a probe (a call made while Redis is marked down) can mark it up again, and only an outcome
-        from the tracker's current epoch changes its state (see :mod:`buttress._outage`).
-        """
-        outage = self._outage
-        epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
-            return _DOWN
-        client = self._client
-        try:
-            try:
-                reply = command(client, *args)
-            except self._noscript:  # Redis restarted (or SCRIPT FLUSH) since the scripts were loaded
-                for script in _SCRIPTS:
-                    client.script_load(script.source)
-                reply = command(client, *args)
-        except self._errors as exc:
-            with contextlib.suppress(Exception):  # a dead server's idle sockets would fail the next probes
-                client.connection_pool.disconnect(inuse_connections=False)
-            self._went_down(exc, epoch)
-            return _DOWN
-        if probe:
-            self._came_back(epoch)
-        return reply
-
-    async def _arun(self, command: Any, *args: Any) -> Any:
-        """:meth:`_run` on the running loop's async client."""
-        outage = self._outage
-        epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
-            return _DOWN
-        client = self._async_client()
-        try:
-            try:
-                reply = await command(client, *args)
-            except self._noscript:
-                for script in _SCRIPTS:
-                    await client.script_load(script.source)
-                reply = await command(client, *args)
-        except self._errors as exc:
-            with contextlib.suppress(Exception):
-                await client.connection_pool.disconnect(inuse_connections=False)
-            self._went_down(exc, epoch)
-            return _DOWN
-        if probe:
-            self._came_back(epoch)
-        return reply
-
-    def _drive(self, plan: Plan[_T]) -> _T:
-        """Run ``plan`` on the sync client; a Redis error reply is raised inside the plan, to handle there."""
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    reply = self._run(*step)
-                except self._response_error as exc:
-                    step = plan.throw(exc)
-                else:
-                    step = plan.send(reply)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
-
-    async def _adrive(self, plan: Plan[_T]) -> _T:
-        """:meth:`_drive` on the running loop's async client."""
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    reply = await self._arun(*step)
-                except self._response_error as exc:
-                    step = plan.throw(exc)
-                else:
-                    step = plan.send(reply)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
+        await self._connection.aclose()
+        self._metrics.remove_collect_hook(self._export)
 
     # -- encoding -------------------------------------------------------------------------------------
 
@@ -569,8 +319,8 @@ class RedisBackend:
         if not keys:
             return []
         rkeys = [self._prefix + key for key in keys]
-        replies = yield (_execute, "MGET", *rkeys)
-        if replies is _DOWN:
+        replies = yield (execute, "MGET", *rkeys)
+        if replies is UNAVAILABLE:
             return self.fallback.get_many(keys)
         entries: list[Entry | None] = []
         rejected: list[str] = []
@@ -580,32 +330,32 @@ class RedisBackend:
                 rejected.append(rkey)
             entries.append(entry)
         if rejected:
-            yield (_execute, "UNLINK", *rejected)
+            yield (execute, "UNLINK", *rejected)
         return entries
 
     def _set_plan(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> Plan[None]:
         if not items:
             return
         if len(items) == 1:
-            reply = yield (_execute, *self._set_args(items[0][0], items[0][1], ttl))
+            reply = yield (execute, *self._set_args(items[0][0], items[0][1], ttl))
         else:
-            reply = yield (_pipeline, [self._set_args(key, entry, ttl) for key, entry in items])
-        if reply is _DOWN:
+            reply = yield (pipeline, [self._set_args(key, entry, ttl) for key, entry in items])
+        if reply is UNAVAILABLE:
             self.fallback.set_many(items, ttl)
             self._missed.add(keys=[key for key, _ in items])
 
     def _delete_plan(self, keys: Sequence[str]) -> Plan[int]:
         if not keys:
             return 0
-        removed = yield (_execute, "UNLINK", *(self._prefix + key for key in keys))
-        if removed is _DOWN:
+        removed = yield (execute, "UNLINK", *(self._prefix + key for key in keys))
+        if removed is UNAVAILABLE:
             self._missed.add(keys=keys)
             return self.fallback.delete(keys)
         return int(removed)
 
     def _exists_plan(self, key: str) -> Plan[bool]:
-        count = yield (_execute, "EXISTS", self._prefix + key)
-        if count is _DOWN:
+        count = yield (execute, "EXISTS", self._prefix + key)
+        if count is UNAVAILABLE:
             return self.fallback.exists(key)
         return bool(count)
 
@@ -616,21 +366,21 @@ class RedisBackend:
             )
         ms = "" if ttl is None else _ms(ttl)
         try:
-            value = yield (_execute, "EVALSHA", _INCR.sha, 1, self._prefix + key, delta, ms)
+            value = yield (execute, "EVALSHA", _INCR.sha, 1, self._prefix + key, delta, ms)
         except self._response_error as exc:
             reason = "it would leave 64-bit range" if "RANGE" in str(exc) else "it does not hold an integer"
             raise ValidationError(
                 f"cannot increment key {key!r}: {reason}; delete it first or use another key", field="key"
             ) from exc
-        if value is _DOWN:
+        if value is UNAVAILABLE:
             self._missed.add(keys=(key,))
             return self.fallback.incr(key, delta, ttl)
         return int(value)
 
     def _expire_plan(self, key: str, ttl: float | None) -> Plan[bool]:
         ms = "" if ttl is None else _ms(ttl)
-        reply = yield (_execute, "EVALSHA", _EXPIRE.sha, 1, self._prefix + key, ms, self._tag_prefix)
-        if reply is _DOWN:
+        reply = yield (execute, "EVALSHA", _EXPIRE.sha, 1, self._prefix + key, ms, self._tag_prefix)
+        if reply is UNAVAILABLE:
             self._missed.add(keys=(key,))
             return self.fallback.expire(key, ttl)
         return bool(reply)
@@ -639,13 +389,13 @@ class RedisBackend:
         pattern = _GLOB.sub(r"\\\1", f"{self._prefix}{namespace}:") + "*"
         removed, cursor = 0, 0
         while True:
-            reply = yield (_execute, "SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
-            if reply is _DOWN:
+            reply = yield (execute, "SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
+            if reply is UNAVAILABLE:
                 break
             cursor, found = reply
             if found:
-                unlinked = yield (_execute, "UNLINK", *found)
-                if unlinked is _DOWN:
+                unlinked = yield (execute, "UNLINK", *found)
+                if unlinked is UNAVAILABLE:
                     break
                 removed += unlinked
             if cursor == 0:
@@ -658,18 +408,18 @@ class RedisBackend:
             return 0
         tag_keys = [self._tag_prefix + tag for tag in tags]
         escaped = [_escape_tag(tag) for tag in tags]
-        removed = yield (_execute, "EVALSHA", _INVALIDATE.sha, len(tag_keys), *tag_keys, *escaped)
-        if removed is _DOWN:
+        removed = yield (execute, "EVALSHA", _INVALIDATE.sha, len(tag_keys), *tag_keys, *escaped)
+        if removed is UNAVAILABLE:
             self._missed.add(tags=tags)
             return self.fallback.invalidate_tags(tags)
         return int(removed)
 
     def _acquire_plan(self, key: str, token: str, lease: float) -> Plan[bool]:
-        taken = yield (_execute, "SET", self._lock_prefix + key, token, "NX", "PX", max(_ms(lease), 1))
-        return True if taken is _DOWN else bool(taken)  # unreachable: compute locally rather than wait
+        taken = yield (execute, "SET", self._lock_prefix + key, token, "NX", "PX", max(_ms(lease), 1))
+        return True if taken is UNAVAILABLE else bool(taken)  # unreachable: compute locally rather than wait
 
     def _release_plan(self, key: str, token: str) -> Plan[None]:
-        yield (_execute, "EVALSHA", _RELEASE.sha, 1, self._lock_prefix + key, token)
+        yield (execute, "EVALSHA", _RELEASE.sha, 1, self._lock_prefix + key, token)
 
     # -- the sync API -----------------------------------------------------------------------------------
 
@@ -677,18 +427,18 @@ class RedisBackend:
         # Written out rather than planned: this is the hot path (one GET and a decode).
         rkey = self._prefix + key
         try:
-            data = self._run(_execute, "GET", rkey)
+            data = self._run(execute, "GET", rkey)
         except self._response_error as exc:  # WRONGTYPE: a key under the prefix that is not a string
             self._reject(key, exc)
             entry = None
         else:
             if data is None:
                 return None
-            if data is _DOWN:
+            if data is UNAVAILABLE:
                 return self.fallback.get(key)
             entry = self._decode(key, data)
         if entry is None:
-            self._run(_execute, "UNLINK", rkey)
+            self._run(execute, "UNLINK", rkey)
         return entry
 
     def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
@@ -729,18 +479,18 @@ class RedisBackend:
     async def aget(self, key: str) -> Entry | None:
         rkey = self._prefix + key
         try:
-            data = await self._arun(_execute, "GET", rkey)
+            data = await self._arun(execute, "GET", rkey)
         except self._response_error as exc:
             self._reject(key, exc)
             entry = None
         else:
             if data is None:
                 return None
-            if data is _DOWN:
+            if data is UNAVAILABLE:
                 return self.fallback.get(key)
             entry = self._decode(key, data)
         if entry is None:
-            await self._arun(_execute, "UNLINK", rkey)
+            await self._arun(execute, "UNLINK", rkey)
         return entry
 
     async def aget_many(self, keys: Sequence[str]) -> list[Entry | None]:
@@ -778,21 +528,16 @@ class RedisBackend:
 
     # -- outages ----------------------------------------------------------------------------------------
 
-    def _went_down(self, exc: BaseException, epoch: int) -> None:
-        if not self._outage.mark_down(exc, epoch):
-            return
+    def _went_down(self, error: str) -> None:
         dropped = self.fallback.clear_all()  # leftovers of an earlier outage are older than Redis's values
         logger.warning(
             "redis cache %s unreachable (%s); serving from the in-process memory cache until it returns",
             self._label,
-            self._outage.last_error,
+            error,
         )
-        self._emit("degraded", error=self._outage.last_error, dropped_local=dropped)
+        self._emit("degraded", error=error, dropped_local=dropped)
 
-    def _came_back(self, epoch: int) -> None:
-        outage = self._outage.mark_up(epoch)
-        if outage is None:
-            return  # another call noticed first
+    def _came_back(self, outage: float) -> None:
         dropped = self.fallback.clear_all()  # what was computed here may be stale to other processes
         logger.warning(
             "redis cache %s is back after %.1f s; dropped %d entries cached locally during the outage",
@@ -864,8 +609,8 @@ class RedisBackend:
             detail = self._label
         else:
             detail = (
-                f"{self._label} unreachable for {self._outage.outage_seconds():.0f} s "
-                f"({self._outage.last_error}); serving from memory"
+                f"{self._label} unreachable for {self._connection.outage_seconds():.0f} s "
+                f"({self._connection.last_error}); serving from memory"
             )
         return BackendInfo(
             name=self.name,
@@ -879,57 +624,20 @@ class RedisBackend:
 
     def check(self) -> CheckResult:
         """Pass while Redis answers; warn (never fail) while calls are served from memory."""
-        from buttress.observe.health import CheckResult  # noqa: PLC0415 - keep imports light
-
-        if self.available:
-            return CheckResult("pass", f"redis cache at {self._label}")
-        outage = self._outage.outage_seconds()
-        return CheckResult(
-            "warn",
-            f"redis cache {self._label} unreachable for {outage:.0f} s ({self._outage.last_error}); serving "
-            f"from the in-process memory cache ({len(self.fallback)} entries, not shared with other "
-            "processes) and reconnecting by itself",
-            observed_value=round(outage, 3),
-            observed_unit="s",
+        return self._connection.check(
+            name="redis cache",
+            consequence=f"serving from the in-process memory cache ({len(self.fallback)} entries, not shared "
+            "with other processes) and reconnecting by itself",
         )
 
 
-def _validate(
-    *,
-    url: object,
-    prefix: object,
-    serializer: object,
-    socket_timeout: object,
-    max_connections: object,
-    fallback: object,
-) -> None:
-    """ValidationErrors for the constructor's arguments (the URL shown with its password masked)."""
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValidationError(
-            f"url must be a redis://, rediss:// or unix:// URL, got {mask_url_password(str(url))!r}; "
-            "e.g. redis://127.0.0.1:6379/0",
-            field="url",
-        )
-    if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
-        raise ValidationError(
-            f"prefix must be a non-empty string without whitespace, got {prefix!r}; e.g. 'myservice:cache'",
-            field="prefix",
-        )
+def _validate(*, serializer: object, fallback: object) -> None:
+    """ValidationErrors for the arguments the Redis layer does not check (it checks url, prefix, timeouts)."""
     if serializer is not None and not isinstance(serializer, Serializer):
         raise ValidationError(
             f"serializer must be a Serializer (JsonSerializer(), MsgpackSerializer(), "
             f"SignedPickleSerializer(key)), got {type(serializer).__name__}",
             field="serializer",
-        )
-    if isinstance(socket_timeout, bool) or not isinstance(socket_timeout, int | float) or socket_timeout <= 0:
-        raise ValidationError(
-            f"socket_timeout must be a number of seconds > 0, got {socket_timeout!r}; e.g. 0.25",
-            field="socket_timeout",
-        )
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
-        raise ValidationError(
-            f"max_connections must be an integer >= 1, got {max_connections!r}; e.g. 50",
-            field="max_connections",
         )
     if fallback is not None and not isinstance(fallback, MemoryBackend):
         raise ValidationError(

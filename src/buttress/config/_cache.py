@@ -82,7 +82,7 @@ class CacheSettings(BaseModel):
         examples=[5],
     )
     socket_timeout: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0,
         description="Seconds a Redis call may take before the cache serves from memory instead.",
         examples=[0.1],

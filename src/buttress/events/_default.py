@@ -24,7 +24,7 @@ def create_event_bus(
     *,
     redis_url: str | None = None,
     queue_size: int = 1000,
-    channel_prefix: str = "buttress:events",
+    prefix: str = "buttress:events",
     clock: Clock = SYSTEM_CLOCK,
 ) -> EventBus:
     """Build an :class:`EventBus`: ``"memory"`` for one process, ``"redis"`` to fan out across processes."""
@@ -38,7 +38,7 @@ def create_event_bus(
                 "(or set BUTTRESS_REDIS_URL), or use transport='memory' for a single process",
                 field="redis_url",
             )
-        chosen = RedisTransport(redis_url, channel_prefix=channel_prefix, clock=clock)
+        chosen = RedisTransport(redis_url, prefix=prefix, clock=clock)
     else:
         raise ValidationError(f"transport must be 'memory' or 'redis', got {transport!r}", field="transport")
     return EventBus(chosen, clock=clock, queue_size=queue_size)
@@ -60,7 +60,7 @@ def get_event_bus() -> EventBus:
                 events.transport,
                 redis_url=settings.redis_url,
                 queue_size=events.queue_size,
-                channel_prefix=events.channel_prefix,
+                prefix=events.channel_prefix,
             )
         return _default
 

@@ -10,7 +10,8 @@ Failure policy: when Redis is unreachable the bus keeps delivering locally. The 
 ``outbox_size`` events (older ones are dropped and counted as ``dropped``); a batch lost in a failed round
 trip is counted as ``failed``. Both threads reconnect with capped exponential backoff on the injected
 clock, :meth:`RedisTransport.status` reports ``connected: False`` with ``last_error``, and delivery resumes
-by itself when Redis returns. Passwords in the URL are masked everywhere they are shown.
+by itself when Redis returns. Passwords in the URL are masked everywhere they are shown. The connections
+come from the Redis layer (:class:`buttress._redis.PubSubConnections`); this module creates no pool.
 """
 
 from __future__ import annotations
@@ -22,16 +23,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+from buttress._redis import DEFAULT_TIMEOUT, PubSubConnections, check_prefix, check_url, mask_text, mask_url
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.errors import MASK, ValidationError
+from buttress.errors import ValidationError
 from buttress.events._event import Event
-from buttress.events._wire import ENCODER, backoff_delay, mask_url, pack_publishes, parse_event, url_scheme
+from buttress.events._wire import ENCODER, backoff_delay, pack_publishes, parse_event
 
 __all__ = ["RedisTransport"]
 
@@ -43,72 +40,47 @@ _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
 class RedisTransport:
-    """Fan events out to every bus on the same Redis (and channel prefix), in any process.
+    """Fan events out to every bus on the same Redis (and ``prefix``), in any process.
 
-    ``outbox_size`` bounds the events waiting to be sent; ``batch_size`` the PUBLISH commands pipelined
-    per round trip. ``min_backoff``/``max_backoff`` shape reconnection (seconds, doubling, capped), waited
-    on ``clock``. ``poll_interval`` is how often idle threads look for :meth:`close` (it bounds how long
-    close takes, not delivery latency). One transport serves one bus.
+    Channels are ``<prefix>:<topic>``. ``outbox_size`` bounds the events waiting to be sent;
+    ``batch_size`` the PUBLISH commands pipelined per round trip. ``min_backoff``/``max_backoff`` shape
+    reconnection (seconds, doubling, capped), waited on ``clock``. ``socket_timeout`` bounds connecting
+    and each reply (the Redis layer's one default). ``poll_interval`` is how often idle threads look for
+    :meth:`close` (it bounds how long close takes, not delivery latency). One transport serves one bus.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        channel_prefix: str = "buttress:events",
+        prefix: str = "buttress:events",
         outbox_size: int = 10_000,
         batch_size: int = 500,
         clock: Clock = SYSTEM_CLOCK,
         min_backoff: float = 0.05,
         max_backoff: float = 5.0,
-        connect_timeout: float = 2.0,
+        socket_timeout: float = DEFAULT_TIMEOUT,
         poll_interval: float = 0.1,
     ) -> None:
-        if not isinstance(channel_prefix, str) or not channel_prefix.strip():
-            raise ValidationError(
-                "channel_prefix must be a non-empty string such as 'buttress:events', "
-                f"got {channel_prefix!r}",
-                field="channel_prefix",
-            )
+        check_prefix(prefix)
         if isinstance(outbox_size, bool) or not isinstance(outbox_size, int) or outbox_size < 1:
             raise ValidationError(
                 f"outbox_size must be a whole number >= 1 (events waiting for Redis), got {outbox_size!r}",
                 field="outbox_size",
             )
-        if url_scheme(url) not in ("redis", "rediss", "unix"):
-            shown = mask_url(url) if isinstance(url, str) else repr(url)
-            raise ValidationError(
-                "redis_url must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0, "
-                f"got {shown}",
-                field="redis_url",
-            )
+        check_url(url, "redis_url")
+        self._connections = PubSubConnections(url, timeout=socket_timeout, url_field="redis_url")
         self._url = url
-        self._password = urlsplit(url).password
         self.url = mask_url(url)
-        self.channel_prefix = channel_prefix
-        self._channel_base = channel_prefix + ":"
+        self.prefix = prefix
+        self._channel_base = prefix + ":"
         self._outbox_size = outbox_size
         self._batch_size = max(1, batch_size)
         self._clock = clock
         self._min_backoff = min_backoff
         self._max_backoff = max(min_backoff, max_backoff)
         self._poll_interval = poll_interval
-        self._connect_timeout = connect_timeout
-        options: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout,
-            "socket_timeout": max(5.0, connect_timeout),
-            "retry": Retry(NoBackoff(), 0),  # we reconnect ourselves, with backoff on our clock
-        }
-        try:
-            self._send_pool = redis.ConnectionPool.from_url(url, **options)
-            # RESP2 unless the URL asks otherwise: redis-py parses it about 1.5x faster than RESP3.
-            self._listen_pool = redis.ConnectionPool.from_url(url, **{"protocol": 2, **options})
-        except ValueError as exc:
-            raise ValidationError(
-                f"redis_url {self.url} is not a valid Redis URL ({self._mask(str(exc))}); "
-                "use a URL such as redis://localhost:6379/0",
-                field="redis_url",
-            ) from None
+        self._socket_timeout = socket_timeout
         self._outbox: deque[tuple[str, str]] = deque()
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
@@ -194,16 +166,15 @@ class RedisTransport:
             self._changed.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(self._connect_timeout + self._poll_interval + 1.0)
-        self._send_pool.disconnect()
-        self._listen_pool.disconnect()
+                thread.join(self._socket_timeout + self._poll_interval + 1.0)
+        self._connections.disconnect()
 
     def status(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "transport": "redis",
                 "url": self.url,
-                "channel_prefix": self.channel_prefix,
+                "prefix": self.prefix,
                 "connected": self._state["sender"] == _CONNECTED and self._state["listener"] == _CONNECTED,
                 "sender": self._state["sender"],
                 "listener": self._state["listener"],
@@ -298,7 +269,7 @@ class RedisTransport:
             self._drop_connection(connection)
 
     def _connect(self) -> Any:
-        connection: Any = self._send_pool.make_connection()
+        connection: Any = self._connections.sender()
         try:
             connection.send_command("PING")
             connection.read_response()
@@ -348,7 +319,7 @@ class RedisTransport:
         while not self._stopping:
             connection: Any = None
             try:
-                connection = self._listen_pool.make_connection()
+                connection = self._connections.listener()
                 connection.send_command("PSUBSCRIBE", pattern)
                 quiet_since = self._clock.monotonic()
                 while not self._stopping:
@@ -384,7 +355,7 @@ class RedisTransport:
         except (ValueError, KeyError, TypeError) as exc:
             with self._lock:
                 self._malformed += 1
-            logger.warning("ignored a malformed event message on %s: %s", self.channel_prefix, exc)
+            logger.warning("ignored a malformed event message on %s: %s", self.prefix, exc)
             return
         with self._lock:
             self._received += 1
@@ -407,9 +378,7 @@ class RedisTransport:
             self._clock.sleep(min(remaining, self._poll_interval))
 
     def _mask(self, text: str) -> str:
-        if self._password:
-            text = text.replace(self._password, MASK)
-        return text
+        return mask_text(text, self._url)
 
     def _set_connected(self, side: str) -> None:
         with self._lock:
@@ -438,4 +407,4 @@ class RedisTransport:
             )
 
     def __repr__(self) -> str:
-        return f"RedisTransport({self.url!r}, channel_prefix={self.channel_prefix!r})"
+        return f"RedisTransport({self.url!r}, prefix={self.prefix!r})"

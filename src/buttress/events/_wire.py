@@ -1,43 +1,15 @@
-"""The Redis transport's wire format and small pure helpers: JSON bodies, RESP packing, URLs, backoff."""
+"""The Redis transport's wire format and small pure helpers: JSON bodies, RESP packing, backoff."""
 
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from buttress.errors import MASK
+from buttress._redis import mask_url  # re-exported: the transport's URLs are masked by the Redis layer
 from buttress.events._event import Event
 
-__all__ = ["ENCODER", "backoff_delay", "mask_url", "pack_publishes", "parse_event", "url_scheme"]
+__all__ = ["ENCODER", "backoff_delay", "mask_url", "pack_publishes", "parse_event"]
 
 ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: json.dumps() rebuilds it
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"  # cannot tell where a password would be, so show none of it
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
-    query = parts.query
-    if "password=" in query:
-        pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def url_scheme(url: object) -> str | None:
-    if not isinstance(url, str):
-        return None
-    try:
-        return urlsplit(url).scheme
-    except ValueError:
-        return None
 
 
 def backoff_delay(failures: int, minimum: float, maximum: float) -> float:

@@ -84,18 +84,10 @@ def redis_check(
     A sync client with a connection pool, not an asyncio one: it survives the fresh event loop of
     each :meth:`HealthRegistry.run_sync`, and it does not retry, because a health check reports.
     """
-    import redis  # noqa: PLC0415 - imported on use, see module docstring
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
+    from buttress._redis import plain_client  # noqa: PLC0415 - redis-py is imported on use, see module docstring
 
     try:
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        client = plain_client(url, timeout)
     except ValueError as exc:
         raise ValidationError(f"redis_check needs a Redis URL: {exc}", field="url") from exc
 

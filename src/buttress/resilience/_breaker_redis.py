@@ -34,7 +34,7 @@ from buttress.resilience._breaker_state import (
     StoreView,
     Transition,
 )
-from buttress.resilience._redis_state import LUA_NOW, UNAVAILABLE, Script
+from buttress.resilience._redis_state import UNAVAILABLE, Script
 
 if TYPE_CHECKING:
     from buttress.resilience._redis_state import RedisState
@@ -44,231 +44,27 @@ __all__ = ["UNREACHABLE_RETRY_AFTER", "RedisStore"]
 UNREACHABLE_RETRY_AFTER: Final = 1.0
 """``retry_after`` of a call refused because Redis is unreachable under the ``closed`` policy."""
 
-_HEADER = """
-local K, W, L = KEYS[1], KEYS[2], KEYS[3]
-local cfg = {}
-for v in string.gmatch(CONFIG, '%S+') do cfg[#cfg + 1] = tonumber(v) end
-local CF, FR, SR, WT, WS, BU, MINC, OD0, ODMAX, PROBES, LEASE, TTL = unpack(cfg)
-local se = tonumber(redis.call('HGET', K, 's')) or 0
-local st = se % 8
-local ep = (se - st) / 8
-
-local function enter(target)
-  local source = st
-  ep = ep + 1
-  st = target
-  redis.call('HSET', K, 's', ep * 8 + target, 'hs', 0, 'c', CONFIG)
-  redis.call('DEL', L)
-  return source
-end
-
-local function open(duration, fr)
-  local source = enter(1)
-  redis.call('HSET', K, 'cf', 0, 'od', fmt(duration), 'ou', fmt(now + duration))
-  redis.call('PEXPIRE', K, TTL)
-  return {'opened', source, 1, fr, duration}
-end
-
-local function close(what)
-  local source = enter(0)
-  redis.call('DEL', W)
-  redis.call('HSET', K, 'cf', 0, 'od', fmt(OD0), 'ou', 0)
-  redis.call('PEXPIRE', K, TTL)
-  return {what, source, 0, '', -1}
-end
-"""
-
-
-def _header(keys: str = "KEYS[1], KEYS[2], KEYS[3]", config: str = "ARGV[2]") -> str:
-    """The shared Lua header: keys, the parsed config, the state, and the transition helpers."""
-    return _HEADER.replace("KEYS[1], KEYS[2], KEYS[3]", keys).replace("CONFIG", config)
-
-
-_WINDOW = """
-local function stats()
-  if WT == 0 then
-    local w = redis.call('HMGET', W, 'n', 'f', 's')
-    return math.min(tonumber(w[1]) or 0, WS), tonumber(w[2]) or 0, tonumber(w[3]) or 0
-  end
-  local w = redis.call('HMGET', W, 'h', 'c', 'f', 's')
-  local head, tick = tonumber(w[1]), math.floor(now / BU)
-  if not head or tick - head >= WS then return 0, 0, 0 end
-  local c, f, s = tonumber(w[2]) or 0, tonumber(w[3]) or 0, tonumber(w[4]) or 0
-  for t = head + 1, tick do
-    local slot = t % WS
-    local b = redis.call('HMGET', W, 'c' .. slot, 'f' .. slot, 's' .. slot)
-    c = c - (tonumber(b[1]) or 0)
-    f = f - (tonumber(b[2]) or 0)
-    s = s - (tonumber(b[3]) or 0)
-  end
-  return c, f, s
-end
-
-local function add(failed, slow, code)
-  if WT == 0 then
-    local i = redis.call('HINCRBY', W, 'n', 1) - 1
-    local slot = 'r' .. (i % WS)
-    local old = tonumber(redis.call('HGET', W, slot)) or 0
-    redis.call('HSET', W, slot, code)
-    local of = old % 2
-    local f = redis.call('HINCRBY', W, 'f', failed - of)
-    local s = redis.call('HINCRBY', W, 's', slow - (old - of) / 2)
-    redis.call('PEXPIRE', W, TTL)
-    return math.min(i + 1, WS), f, s
-  end
-  local tick = math.floor(now / BU)
-  local head = tonumber(redis.call('HGET', W, 'h'))
-  if not head or tick - head >= WS then
-    redis.call('DEL', W)
-    redis.call('HSET', W, 'h', tick)
-  elseif tick > head then
-    for t = head + 1, tick do
-      local slot = t % WS
-      local b = redis.call('HMGET', W, 'c' .. slot, 'f' .. slot, 's' .. slot)
-      if b[1] then
-        redis.call('HINCRBY', W, 'c', 0 - tonumber(b[1]))
-        redis.call('HINCRBY', W, 'f', 0 - tonumber(b[2]))
-        redis.call('HINCRBY', W, 's', 0 - tonumber(b[3]))
-        redis.call('HDEL', W, 'c' .. slot, 'f' .. slot, 's' .. slot)
-      end
-    end
-    redis.call('HSET', W, 'h', tick)
-  end
-  local slot = tick % WS
-  redis.call('HINCRBY', W, 'c' .. slot, 1)
-  redis.call('HINCRBY', W, 'f' .. slot, failed)
-  redis.call('HINCRBY', W, 's' .. slot, slow)
-  local c = redis.call('HINCRBY', W, 'c', 1)
-  local f = redis.call('HINCRBY', W, 'f', failed)
-  local s = redis.call('HINCRBY', W, 's', slow)
-  redis.call('PEXPIRE', W, TTL)
-  return c, f, s
-end
-"""
+# The scripts are src/buttress/_redis/lua/breaker_*.lua; they share the header (keys, the parsed config,
+# the state and the transition helpers) and the window fragment in lua/include/.
 
 # KEYS: hash, leases. ARGV: now (left out when Redis TIME is the clock). The CLOSED path returns before
 # anything else; the rest reads the config that the last transition stored in the hash (an argument costs
 # the common case a few percent). CLOSED -> epoch, DISABLED -> -1, else {0, epoch, lease, moved} for a
 # probe permit or {state, retry_after_us} for a refusal.
-_ACQUIRE = Script(
-    """
-local se0 = tonumber(redis.call('HGET', KEYS[1], 's')) or 0
-if se0 % 8 == 0 then return (se0 - se0 % 8) / 8 end
-if se0 % 8 == 4 then return -1 end
-"""
-    + LUA_NOW
-    + _header(keys="KEYS[1], nil, KEYS[2]", config="redis.call('HGET', KEYS[1], 'c')")
-    + """
-if st == 3 then return {3, tonumber(redis.call('HGET', K, 'od')) or OD0} end
-local moved = 0
-if st == 1 then
-  local ou = tonumber(redis.call('HGET', K, 'ou')) or 0
-  if now < ou then return {1, ou - now} end
-  enter(2)
-  moved = 1
-else
-  redis.call('ZREMRANGEBYSCORE', L, '-inf', fmt(now))
-  if redis.call('ZCARD', L) >= PROBES then
-    local first = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
-    return {2, tonumber(first[2]) - now}
-  end
-end
-local id = redis.call('HINCRBY', K, 'ln', 1)
-redis.call('ZADD', L, fmt(now + LEASE), id)
-redis.call('PEXPIRE', K, TTL)
-redis.call('PEXPIRE', L, TTL)
-return {0, ep, id, moved}
-"""
-)
+_ACQUIRE = Script.file("breaker_acquire")
 
-# ARGV: now, config, epoch, lease ('' for a CLOSED permit), outcome code. Returns 0 or a transition.
-_RECORD = Script(
-    LUA_NOW
-    + _header()
-    + _WINDOW
-    + """
-local lease, code = ARGV[4], tonumber(ARGV[5])
-if tonumber(ARGV[3]) ~= ep then return 0 end
-local failed = code % 2
-local slow = (code - failed) / 2
-if lease == '' then
-  if st ~= 0 then return 0 end
-  local calls, f, s = add(failed, slow, code)
-  local cf = 0
-  if failed == 1 then
-    cf = redis.call('HINCRBY', K, 'cf', 1)
-  elseif (tonumber(redis.call('HGET', K, 'cf')) or 0) > 0 then
-    redis.call('HSET', K, 'cf', 0)
-  end
-  local trip = failed == 1 and CF > 0 and cf >= CF
-  if not trip and calls >= MINC then
-    trip = (failed == 1 and FR > 0 and f / calls >= FR) or (slow == 1 and SR > 0 and s / calls >= SR)
-  end
-  if trip then
-    local fr = ''
-    if calls > 0 then fr = fmt(f / calls) end
-    return open(OD0, fr)
-  end
-  redis.call('PEXPIRE', K, TTL)
-  return 0
-end
-if st ~= 2 then return 0 end
-local expires = tonumber(redis.call('ZSCORE', L, lease))
-if not expires then return 0 end
-redis.call('ZREM', L, lease)
-if expires <= now then return 0 end
-if failed == 1 or (slow == 1 and SR > 0) then
-  return open(math.min((tonumber(redis.call('HGET', K, 'od')) or OD0) * 2, ODMAX), '')
-end
-if redis.call('HINCRBY', K, 'hs', 1) >= PROBES then return close('closed') end
-return 0
-"""
-)
+# KEYS: hash, window, leases. ARGV: now, config, epoch, lease ('' for a CLOSED permit), outcome code.
+# Returns 0 or a transition.
+_RECORD = Script.file("breaker_record")
 
 # KEYS: hash, leases. ARGV: now, config, epoch, lease.
-_RELEASE = Script(
-    LUA_NOW
-    + _header(keys="KEYS[1], nil, KEYS[2]")
-    + """
-if tonumber(ARGV[3]) == ep then redis.call('ZREM', L, ARGV[4]) end
-return 0
-"""
-)
+_RELEASE = Script.file("breaker_release")
 
 # ARGV: now, config, target state code (0 reset, 3 isolate, 4 disable). Returns 0 or a transition.
-_CONTROL = Script(
-    LUA_NOW
-    + _header()
-    + """
-local target = tonumber(ARGV[3])
-if target == 0 then return close('reset') end
-if st == target then return 0 end
-local source = enter(target)
-redis.call('PEXPIRE', K, TTL)
-local what = 'disabled'
-if target == 3 then what = 'forced_open' end
-return {what, source, target, '', -1}
-"""
-)
+_CONTROL = Script.file("breaker_control")
 
 # ARGV: now, config. Returns {state, calls, failures, slow, retry_after_us or -1, open_duration_us}.
-_SNAPSHOT = Script(
-    LUA_NOW
-    + _header()
-    + _WINDOW
-    + """
-local calls, f, s = stats()
-local retry = -1
-if st == 1 then
-  retry = math.max((tonumber(redis.call('HGET', K, 'ou')) or 0) - now, 0)
-elseif st == 2 then
-  local live = redis.call('ZRANGEBYSCORE', L, '(' .. fmt(now), '+inf', 'WITHSCORES')
-  retry = 0
-  if #live / 2 >= PROBES then retry = tonumber(live[2]) - now end
-end
-return {st, calls, f, s, retry, tonumber(redis.call('HGET', K, 'od')) or OD0}
-"""
-)
+_SNAPSHOT = Script.file("breaker_snapshot")
 
 _WHAT = {b"opened": "opened", b"closed": "closed", b"half_opened": "half_opened", b"reset": "reset"}
 _WHAT.update({b"forced_open": "forced_open", b"disabled": "disabled"})

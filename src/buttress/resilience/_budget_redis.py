@@ -13,74 +13,21 @@ import math
 from typing import Final, cast
 
 from buttress.resilience._budget import BUCKETS, Ring
-from buttress.resilience._redis_state import LUA_NOW, UNAVAILABLE, RedisState, Script
+from buttress.resilience._redis_state import UNAVAILABLE, RedisState, Script
 
 __all__ = ["RECORD", "SNAPSHOT", "SPEND", "RedisBudget"]
 
-_BUCKET = """
-local step = tonumber(ARGV[2])
-local buckets = tonumber(ARGV[3])
-local key = KEYS[1]
-local epoch = math.floor(now / step)
-local slot = epoch % buckets
-"""
+# The scripts are src/buttress/_redis/lua/budget_*.lua; they share lua/include/budget_bucket.lua (the
+# slot of ``now``) and budget_sum.lua (the window's totals).
 
-RECORD: Final = Script(
-    LUA_NOW
-    + _BUCKET
-    + """
-if tonumber(redis.call('HGET', key, 'e' .. slot)) == epoch then
-  redis.call('HINCRBY', key, 'c' .. slot, 1)
-else
-  redis.call('HSET', key, 'e' .. slot, fmt(epoch), 'c' .. slot, 1, 'r' .. slot, 0)
-end
-redis.call('PEXPIRE', key, ARGV[4])
-return 1
-"""
-)
+RECORD: Final = Script.file("budget_record")
 """Count one call in the current bucket. ARGV: now, step (µs), buckets, ttl (ms)."""
 
-_SUM = """
-local fields = {}
-for i = 0, buckets - 1 do
-  fields[#fields + 1] = 'e' .. i
-  fields[#fields + 1] = 'c' .. i
-  fields[#fields + 1] = 'r' .. i
-end
-local values = redis.call('HMGET', key, unpack(fields))
-local calls, retries = 0, 0
-for i = 0, buckets - 1 do
-  local e = tonumber(values[3 * i + 1])
-  if e and e > epoch - buckets and e <= epoch then
-    calls = calls + (tonumber(values[3 * i + 2]) or 0)
-    retries = retries + (tonumber(values[3 * i + 3]) or 0)
-  end
-end
-"""
-
-SPEND: Final = Script(
-    LUA_NOW
-    + _BUCKET
-    + _SUM
-    + """
-local ratio = tonumber(ARGV[5])
-local min_retries = tonumber(ARGV[6])
-if retries + 1 > ratio * calls + min_retries then
-  return {0, calls, retries}
-end
-if tonumber(values[3 * slot + 1]) == epoch then
-  redis.call('HINCRBY', key, 'r' .. slot, 1)
-else
-  redis.call('HSET', key, 'e' .. slot, fmt(epoch), 'c' .. slot, 0, 'r' .. slot, 1)
-end
-redis.call('PEXPIRE', key, ARGV[4])
-return {1, calls, retries + 1}
-"""
-)
+SPEND: Final = Script.file("budget_spend")
 """Take one retry if ``retries + 1 <= ratio * calls + min_retries``. ARGV: now, step, buckets, ttl,
 ratio, min_retries. Returns {allowed, calls, retries}."""
 
-SNAPSHOT: Final = Script(LUA_NOW + _BUCKET + _SUM + "return {calls, retries}\n")
+SNAPSHOT: Final = Script.file("budget_snapshot")
 """Read (calls, retries) in the window; writes nothing."""
 
 

@@ -54,7 +54,7 @@ def get_resilience_store() -> RedisState | None:
                 from buttress.resilience._redis_state import RedisState  # noqa: PLC0415
 
                 _store = RedisState(
-                    settings.redis_url, namespace=resilience.namespace, policy=resilience.redis_policy
+                    settings.redis_url, prefix=resilience.namespace, policy=resilience.redis_policy
                 )
             _store_built = True
         return _store

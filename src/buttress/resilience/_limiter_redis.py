@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress.resilience._decorate import check_name
-from buttress.resilience._redis_state import LUA_NOW, UNAVAILABLE, RedisState, Script
+from buttress.resilience._redis_state import UNAVAILABLE, RedisState, Script
 from buttress.resilience._tokens import round_tokens
 
 if TYPE_CHECKING:
@@ -26,60 +26,20 @@ if TYPE_CHECKING:
 
 __all__ = ["ACQUIRE", "PEEK", "REFUND", "RESET", "RedisBuckets"]
 
-ACQUIRE: Final = Script(
-    LUA_NOW
-    + """
-local interval = tonumber(ARGV[2])
-local span = tonumber(ARGV[3]) * interval
-local cost = tonumber(ARGV[4])
-local max_wait = tonumber(ARGV[5])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if not tat or tat < now then tat = now end
-local new = tat + cost * interval
-local wait = new - span - now
-if wait <= 1 then wait = 0 end
-if wait > max_wait + 1 then return {0, fmt(wait)} end
-redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
-return {1, fmt(wait), fmt(new)}
-"""
-)
+ACQUIRE: Final = Script.file("limiter_acquire")
 """ARGV: now, interval µs, burst, cost, max wait µs. Admits (reserving the slot) when the wait is at most
 the max wait: ``{1, wait µs, new TAT}``; else ``{0, wait µs}`` and nothing changes. A wait under 1 µs
 (below the clock's resolution; absorbs float rounding) counts as none. Keys live one second longer than
 the time until they are full again, so a key never expires just before a decision that still needs it."""
 
-PEEK: Final = Script(
-    LUA_NOW
-    + """
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local out = {}
-for i, key in ipairs(KEYS) do
-  local tat = tonumber(redis.call('GET', key)) or now
-  out[i] = fmt(burst - math.max(tat - now, 0) / interval)
-end
-return out
-"""
-)
+PEEK: Final = Script.file("limiter_peek")
 """ARGV: now, interval µs, burst. The tokens available now in each bucket of ``KEYS``; changes nothing."""
 
-REFUND: Final = Script(
-    LUA_NOW
-    + """
-local interval = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local expected = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if not tat or math.abs(tat - expected) >= interval / 2 then return 0 end
-local new = math.max(tat - cost * interval, now)
-redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
-return 1
-"""
-)
+REFUND: Final = Script.file("limiter_refund")
 """ARGV: now, interval µs, cost, the TAT the reservation set. Gives the reservation back only if no one
 reserved after it (the TAT is still the one it set), so a refund never moves a later waiter's slot."""
 
-RESET: Final = Script(LUA_NOW + "\nreturn redis.call('DEL', KEYS[1])\n")
+RESET: Final = Script.file("limiter_reset")
 """Forget a bucket (it is full again)."""
 
 

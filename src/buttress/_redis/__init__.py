@@ -1,0 +1,44 @@
+"""The Redis layer: the one place buttress connects to Redis (cache, resilience and events all use it).
+
+- URLs: :func:`check_url` (a ValidationError naming the field) and :func:`mask_url` (the password masked in
+  every message and repr).
+- Keys: every owner takes a ``prefix`` (:func:`check_prefix`); keys are ``<prefix>:<...>``.
+- :class:`RedisConnection`: a sync pool and one ``redis.asyncio`` client per event loop, with one timeout
+  default, one pool policy and one reconnect rule (:mod:`buttress._redis._client`); ``run``/``arun`` a
+  :class:`Script`, ``call``/``drive`` commands and plans, :data:`UNAVAILABLE` while Redis is down
+  (:class:`~buttress._outage.OutageTracker`), ``on_down``/``on_up`` for the owner's reporting, ``check()``.
+- :class:`PubSubConnections`: the event transport's dedicated sender and listener connections.
+- :class:`Script`: Lua kept as ``.lua`` files in ``lua/``, with ``--@include`` fragments (:data:`LUA_NOW`).
+
+Importing this package does not import redis-py; the first connection does, through the ``redis`` extra.
+"""
+
+from __future__ import annotations
+
+from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, POOL_WAIT, ping, plain_client
+from buttress._redis._connection import UNAVAILABLE, Plan, RedisConnection, execute, pipeline
+from buttress._redis._pubsub import PubSubConnections
+from buttress._redis._script import LUA_NOW, Script, script_names
+from buttress._redis._url import EXAMPLE_URL, check_prefix, check_url, mask_text, mask_url
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EXAMPLE_URL",
+    "LUA_NOW",
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "UNAVAILABLE",
+    "Plan",
+    "PubSubConnections",
+    "RedisConnection",
+    "Script",
+    "check_prefix",
+    "check_url",
+    "execute",
+    "mask_text",
+    "mask_url",
+    "ping",
+    "pipeline",
+    "plain_client",
+    "script_names",
+]

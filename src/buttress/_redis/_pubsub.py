@@ -1,0 +1,55 @@
+"""Dedicated pub/sub connections: one factory for a sender and one for a listener.
+
+Pub/sub needs connections of its own, outside any command pool: a subscribed connection can do nothing
+else, and a sender that packs its own PUBLISH batches owns its socket. redis-py never retries them
+(:data:`~buttress._redis._client.DEFAULT_TIMEOUT` bounds connecting and each reply); the owner's thread
+reconnects with backoff on its own clock. The listener speaks RESP2 unless the URL asks otherwise:
+redis-py parses it about 1.5x faster than RESP3, and every event on the prefix passes through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buttress._redis._client import DEFAULT_TIMEOUT, module
+from buttress._redis._url import check_url, invalid_url, mask_url
+
+__all__ = ["PubSubConnections"]
+
+
+class PubSubConnections:
+    """Makes the sender's and the listener's connections to the Redis at ``url``; never pools them."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT, url_field: str = "url") -> None:
+        check_url(url, url_field)
+        redis_module = module()
+        no_retry = module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "retry": no_retry,  # the owner reconnects, with backoff on its clock
+        }
+        try:
+            self._sender = redis_module.ConnectionPool.from_url(url, **options)
+            self._listener = redis_module.ConnectionPool.from_url(url, **{"protocol": 2, **options})
+        except ValueError as exc:
+            raise invalid_url(url, exc, url_field) from None
+        self.url = url
+        self.label = mask_url(url)
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"PubSubConnections({self.label!r})"
+
+    def sender(self) -> Any:
+        """A new, unconnected connection for PUBLISH batches (``redis.Connection``)."""
+        return self._sender.make_connection()
+
+    def listener(self) -> Any:
+        """A new, unconnected RESP2 connection to PSUBSCRIBE on (``redis.Connection``)."""
+        return self._listener.make_connection()
+
+    def disconnect(self) -> None:
+        """Close every connection made here."""
+        self._sender.disconnect()
+        self._listener.disconnect()

@@ -1,0 +1,87 @@
+"""Redis URLs and key prefixes: checked once, shown only with the password masked."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from buttress.errors import MASK, ValidationError
+
+__all__ = ["EXAMPLE_URL", "check_prefix", "check_url", "invalid_url", "mask_text", "mask_url"]
+
+EXAMPLE_URL = "redis://127.0.0.1:6379/0"
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"  # cannot tell where a password would be, so show none of it
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+    query = parts.query
+    if "password=" in query:
+        pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def mask_text(text: str, url: str) -> str:
+    """``text`` (an error message, say) with ``url``'s password replaced by the mask wherever it appears."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password, *(v for k, v in parse_qsl(parts.query) if k == "password")]
+    except ValueError:
+        return text
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def check_url(url: object, field: str = "url") -> str:
+    """``url`` if it is a Redis URL redis-py can parse, else a ValidationError naming ``field``."""
+    scheme = None
+    if isinstance(url, str):
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            scheme = None
+    if not isinstance(url, str) or scheme not in _SCHEMES:
+        shown = repr(mask_url(url)) if isinstance(url, str) else repr(url)
+        raise ValidationError(
+            f"{field} must be a redis://, rediss:// or unix:// URL, got {shown}; e.g. {EXAMPLE_URL}",
+            field=field,
+        )
+    try:
+        _ = urlsplit(url).port  # a port that is not a number raises here, not on the first call
+    except ValueError as exc:
+        raise invalid_url(url, exc, field) from None
+    return url
+
+
+def invalid_url(url: str, exc: Exception, field: str = "url") -> ValidationError:
+    """The error for a URL redis-py refused (``exc``), password masked in both URL and reason."""
+    return ValidationError(
+        f"{field} {mask_url(url)!r} is not a valid Redis URL ({mask_text(str(exc), url)}); "
+        f"e.g. {EXAMPLE_URL}",
+        field=field,
+    )
+
+
+def check_prefix(prefix: object, field: str = "prefix") -> str:
+    """``prefix`` if it can start Redis keys and channels: non-empty, no whitespace, no braces.
+
+    Braces would make a Redis Cluster hash tag out of part of the prefix; whitespace is a typo.
+    """
+    if not isinstance(prefix, str) or not prefix or any(c.isspace() or c in "{}" for c in prefix):
+        raise ValidationError(
+            f"{field} must be a non-empty string without whitespace or braces, got {prefix!r}; "
+            "e.g. 'myservice'",
+            field=field,
+        )
+    return prefix

@@ -1,0 +1,18 @@
+-- Circuit breaker: read the state. KEYS: state hash, window, leases. ARGV: now, config.
+-- Returns {state, calls, failures, slow, retry_after_us or -1, open_duration_us}.
+--@include now
+local K, W, L = KEYS[1], KEYS[2], KEYS[3]
+local CONFIG = ARGV[2]
+--@include breaker_header
+--@include breaker_window
+
+local calls, f, s = stats()
+local retry = -1
+if st == 1 then
+  retry = math.max((tonumber(redis.call('HGET', K, 'ou')) or 0) - now, 0)
+elseif st == 2 then
+  local live = redis.call('ZRANGEBYSCORE', L, '(' .. fmt(now), '+inf', 'WITHSCORES')
+  retry = 0
+  if #live / 2 >= PROBES then retry = tonumber(live[2]) - now end
+end
+return {st, calls, f, s, retry, tonumber(redis.call('HGET', K, 'od')) or OD0}
