@@ -15,6 +15,7 @@ before it.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import threading
 import uuid
@@ -333,3 +334,35 @@ def test_with_its_server_unreachable_a_transport_warns_and_the_bus_delivers_loca
         assert transport.status()["connected"] is False
     finally:
         bus.close()
+
+
+@pytest.mark.parametrize("payload", [{"when": datetime.date(2026, 1, 1)}, {"ids": {1, 2}}])
+def test_a_payload_that_cannot_travel_is_refused_on_every_transport(
+    subject: Subject, payload: Any, request: pytest.FixtureRequest
+) -> None:
+    """Redis refuses at publish what JSON cannot carry; memory takes anything, so code that works in one
+    process breaks when the bus moves to Redis. A gap, kept visible (strict: a fix turns this red)."""
+    if subject.kind == "memory":
+        reason = "the memory transport does not check that a payload could travel as JSON"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    bus = subject.bus()
+    with pytest.raises(ValidationError) as caught:
+        bus.publish("user.saved", payload)
+    assert caught.value.field == "payload"
+
+
+def test_local_and_remote_subscribers_see_the_same_payload(
+    subject: Subject, request: pytest.FixtureRequest
+) -> None:
+    """Over Redis the publisher's own subscribers get the payload as published, other buses its JSON
+    round trip: a tuple arrives as a list, an int key as a str. A gap, kept visible (strict)."""
+    if not subject.shared:
+        pytest.skip("memory buses share nothing")
+    reason = "Redis delivers the JSON round trip to other buses, the original to local subscribers"
+    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    a, b = subject.bus(), subject.bus()
+    at_a, at_b = subject.subscribe(a, "**"), subject.subscribe(b, "**")
+    a.publish("user.saved", {1: "int key", "pair": (1, 2)})
+    assert at_b.wait_count(1)
+    subject.flush(a)
+    assert dict(at_a.events[0].payload) == dict(at_b.events[0].payload)
