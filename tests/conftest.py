@@ -71,11 +71,12 @@ def database_url() -> str:
 
 @pytest.fixture
 def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[None]:
-    """An empty working directory, no BUTTRESS_* settings (test-service ones kept), fresh defaults."""
-    from buttress.cache import reset_cache
+    """An empty working directory, no BUTTRESS_* settings (test-service ones kept), fresh defaults.
+
+    One reset for every process-wide object (the default container closes what it built), plus settings.
+    """
     from buttress.config import reset_settings
     from buttress.container import reset_container
-    from buttress.observe.metrics import reset_metrics
 
     for name in list(os.environ):
         upper = name.upper()
@@ -84,9 +85,6 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iter
     monkeypatch.chdir(str(tmp_path))
     reset_settings()
     reset_container()
-    reset_metrics()
-    reset_cache()
     yield
-    reset_cache()
-    reset_settings()
     reset_container()
+    reset_settings()

@@ -72,7 +72,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.logging.format == "console"
     assert settings.events.transport == "memory"
     assert settings.events.queue_size == 1000
-    assert settings.events.channel_prefix == "buttress:events"
+    assert settings.events.prefix == "buttress:events"
     assert settings.security.secret_key is None
     assert settings.security.admin_token is None
 
@@ -116,8 +116,8 @@ def test_env_file_path_is_overridable_and_none_skips_it(tmp_path: Path) -> None:
 
 
 def test_whole_section_as_json() -> None:
-    settings = load_settings(environ={"BUTTRESS_EVENTS": '{"queue_size": 5, "channel_prefix": "x"}'})
-    assert settings.events == EventsSettings(queue_size=5, channel_prefix="x")
+    settings = load_settings(environ={"BUTTRESS_EVENTS": '{"queue_size": 5, "prefix": "x"}'})
+    assert settings.events == EventsSettings(queue_size=5, prefix="x")
 
 
 def test_empty_value_counts_as_unset() -> None:
@@ -274,8 +274,8 @@ def test_section_that_is_not_an_object() -> None:
     assert problem == ConfigProblem(
         "BUTTRESS_EVENTS",
         "5",
-        "a JSON object with the keys transport, queue_size, channel_prefix, or one variable per key",
-        '{"transport": "redis", "queue_size": 5000, "channel_prefix": "orders:events"}',
+        "a JSON object with the keys transport, queue_size, prefix, or one variable per key",
+        '{"transport": "redis", "queue_size": 5000, "prefix": "orders:events"}',
     )
 
 
@@ -385,7 +385,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("buttress_events__queue_size", "9")  # any case, and it beats .env
     monkeypatch.setenv("BUTTRESS_REDIS_URL", "redis://app:hunter2@cache:6379/0")
     monkeypatch.setenv("BUTTRESS_SECURITY__ADMIN_TOKEN", "tok-value")
-    monkeypatch.setenv("BUTTRESS_EVENTS", '{"channel_prefix": "orders"}')
+    monkeypatch.setenv("BUTTRESS_EVENTS", '{"prefix": "orders"}')
     monkeypatch.setenv("BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__TIMEOUT", "2.5")
     rows = _sources(load_settings())
     pipelines = rows.pop("BUTTRESS_RESILIENCE__PIPELINES")
@@ -406,7 +406,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_LOGGING__FORMAT": ("json", ".env"),
         "BUTTRESS_EVENTS__TRANSPORT": ("memory", "default"),
         "BUTTRESS_EVENTS__QUEUE_SIZE": (9, "env"),
-        "BUTTRESS_EVENTS__CHANNEL_PREFIX": ("orders", "env"),
+        "BUTTRESS_EVENTS__PREFIX": ("orders", "env"),
         "BUTTRESS_SECURITY__SECRET_KEY": (None, "default"),
         "BUTTRESS_SECURITY__ADMIN_TOKEN": (MASK, "env"),
         "BUTTRESS_SERVER__HOST": ("127.0.0.1", "default"),
@@ -425,7 +425,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
         "BUTTRESS_OBSERVE__PROFILER_ENABLED": (False, "default"),
         "BUTTRESS_RESILIENCE__STORE": ("memory", "default"),
         "BUTTRESS_RESILIENCE__REDIS_POLICY": ("local", "default"),
-        "BUTTRESS_RESILIENCE__NAMESPACE": ("buttress", "default"),
+        "BUTTRESS_RESILIENCE__PREFIX": ("buttress", "default"),
     }
 
 

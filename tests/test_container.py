@@ -653,3 +653,75 @@ def test_set_and_reset_container() -> None:
 def test_public_names_are_sorted() -> None:
     assert container_module.__all__ == sorted(container_module.__all__)
     assert {"Container", "Lifetime", "Scope", "get_container"} <= set(container_module.__all__)
+
+
+# -- replace() and reset(): what the set_* and reset_* functions stand on -------------------------------
+
+
+class Closable:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_replace_adopts_the_instance_and_hands_the_previous_one_back() -> None:
+    container = Container()
+    container.register(Closable)
+    built = container.resolve(Closable)
+    mine = Closable()
+    assert container.peek(Closable) is built
+    assert container.replace(Closable, mine) is built
+    assert container.resolve(Closable) is mine
+    assert container.replace(Closable, None) is mine
+    fresh = container.resolve(Closable)
+    assert fresh is not built
+    container.close()
+    assert (built.closed, mine.closed, fresh.closed) == (0, 0, 1)  # the handed-back ones are the caller's
+
+
+def test_reset_closes_an_adopted_or_built_instance_and_keeps_the_registration() -> None:
+    container = Container()
+    container.register(Closable)
+    built = container.resolve(Closable)
+    container.reset(Closable)
+    assert built.closed == 1
+    mine = Closable()
+    assert container.replace(Closable, mine) is None  # nothing built since the reset
+    container.reset(Closable)
+    assert mine.closed == 1
+    assert container.resolve(Closable) not in (built, mine)
+
+
+def test_reset_leaves_registered_instances_and_overrides_alone() -> None:
+    container = Container()
+    given = Closable()
+    container.register_instance(Closable, given)
+    container.reset(Closable)
+    assert given.closed == 0
+    assert container.resolve(Closable) is given
+    other = Closable()
+    with container.override(Closable, other):
+        container.reset(Closable)
+        assert container.resolve(Closable) is other
+    assert other.closed == 0
+
+
+def test_close_forgets_adopted_instances_and_closes_each_once() -> None:
+    container = Container()
+    container.register(Closable)
+    built = container.resolve(Closable)
+    assert container.replace(Closable, built) is built  # handed back, then adopted again
+    container.close()
+    assert built.closed == 1
+    assert container.peek(Closable) is None
+    assert container.resolve(Closable) is not built
+
+
+def test_peek_never_builds() -> None:
+    container = Container()
+    container.register(Closable)
+    assert container.peek(Closable) is None
+    assert container.peek(Engine) is None  # not even registered
+    assert container._singletons == {}

@@ -300,7 +300,7 @@ def test_the_default_bus_uses_redis_when_settings_say_so(
     from buttress.config import reset_settings
 
     monkeypatch.setenv("BUTTRESS_EVENTS__TRANSPORT", "redis")
-    monkeypatch.setenv("BUTTRESS_EVENTS__CHANNEL_PREFIX", prefix)
+    monkeypatch.setenv("BUTTRESS_EVENTS__PREFIX", prefix)
     monkeypatch.setenv("BUTTRESS_REDIS_URL", redis_url)
     reset_settings()
     reset_event_bus()

@@ -72,9 +72,10 @@ def health(
     ] = None,
 ) -> None:
     """Run the health checks: a table of ✓/⚠/✗, exit 1 when a critical check fails."""
-    from buttress.observe._health_cli import health_command  # noqa: PLC0415 - keeps `buttress config` fast
+    from buttress.composition import health_registry  # noqa: PLC0415 - keeps `buttress config` fast
+    from buttress.observe._health_cli import health_command  # noqa: PLC0415 - as above
 
-    code = health_command(json=as_json, group=group)
+    code = health_command(json=as_json, group=group, build=health_registry)
     if code:
         raise typer.Exit(code)
 

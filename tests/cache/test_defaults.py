@@ -20,7 +20,7 @@ def test_without_redis_the_cache_is_memory_and_says_why(caplog: pytest.LogCaptur
         cache = get_cache()
     assert get_cache() is cache
     assert isinstance(cache.backend, MemoryBackend)
-    assert cache.extensions["choice"] == BackendChoice("auto", "memory", "BUTTRESS_REDIS_URL is not set")
+    assert cache.backend_choice == BackendChoice("auto", "memory", "BUTTRESS_REDIS_URL is not set")
     assert "cache backend: memory (BUTTRESS_REDIS_URL is not set)" in caplog.text
     result = cache_health()
     assert result is not None
@@ -39,11 +39,11 @@ def test_settings_shape_the_memory_cache(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_auto_with_a_reachable_redis_is_tiered(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     monkeypatch.setenv("BUTTRESS_REDIS_URL", redis_url)
-    monkeypatch.setenv("BUTTRESS_CACHE__KEY_PREFIX", f"t{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("BUTTRESS_CACHE__PREFIX", f"t{uuid.uuid4().hex[:8]}")
     cache = get_cache()
     try:
         assert cache.backend.name == "tiered"
-        assert "answered at startup" in cache.extensions["choice"].reason
+        assert "answered at startup" in cache.backend_choice.reason
         cache.set("k", {"v": 1})
         assert cache.get("k") == {"v": 1}
         result = cache_health()

@@ -198,7 +198,7 @@ def test_instrument_exports_the_counts_as_prometheus_metrics(clock: FakeClock) -
     cache = Cache(MemoryBackend(max_entries=3, clock=clock), clock=clock, ttl=60, metrics=registry)
     telemetry = instrument(cache)
     assert instrument(cache.namespaced("other")) is telemetry  # once per cache and its siblings
-    assert cache.extensions["telemetry"] is telemetry
+    assert cache._shared.telemetry is telemetry  # kept in the typed slot the cache shares with siblings
     users = cache.namespaced("users")
     for key in range(5):
         users.get_or_set(str(key), lambda: "u")  # 5 misses, 5 sets, 2 evictions (3 entries at most)

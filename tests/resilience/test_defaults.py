@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from buttress.composition import health_registry
 from buttress.config import reset_settings
 from buttress.errors import ConfigError
-from buttress.observe.health import default_health_registry
 from buttress.resilience import get_breakers, get_pipeline, get_resilience_store, reset_resilience
 
 
@@ -94,7 +94,7 @@ def test_the_redis_store_is_shared_and_reported_in_health(
         monkeypatch,
         REDIS_URL=redis_url,
         RESILIENCE__STORE="redis",
-        RESILIENCE__NAMESPACE="test-defaults",
+        RESILIENCE__PREFIX="test-defaults",
         RESILIENCE__REDIS_POLICY="closed",
     )
     store = get_resilience_store()
@@ -106,7 +106,7 @@ def test_the_redis_store_is_shared_and_reported_in_health(
     breaker = get_breakers().get("api.example.com")
     assert not breaker.is_local
     assert get_breakers().get("api.example.com") is breaker
-    report = default_health_registry().run_sync()
+    report = health_registry().run_sync()
     check = report.to_dict()["checks"]["resilience_store"][0]
     assert check["status"] == "pass"
     reset_resilience()
@@ -114,5 +114,5 @@ def test_the_redis_store_is_shared_and_reported_in_health(
 
 
 def test_health_has_no_store_check_with_the_memory_store() -> None:
-    report = default_health_registry().run_sync()
+    report = health_registry().run_sync()
     assert "resilience_store" not in report.to_dict()["checks"]

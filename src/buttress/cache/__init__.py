@@ -23,6 +23,7 @@ from buttress.cache._cache import DEFAULT, Cache, Policy
 from buttress.cache._cached import CachedFunction
 from buttress.cache._defaults import BackendChoice, build_cache, cached, get_cache, reset_cache, set_cache
 from buttress.cache._memory import MemoryBackend
+from buttress.cache._provide import health_checks, register_services
 from buttress.cache._redis import RedisBackend
 from buttress.cache._report import CacheStatsReport, NamespaceReport, Recommendation
 from buttress.cache._serializers import (
@@ -65,7 +66,9 @@ __all__ = [
     "build_cache",
     "cached",
     "get_cache",
+    "health_checks",
     "make_serializer",
+    "register_services",
     "reset_cache",
     "set_cache",
 ]

@@ -30,8 +30,10 @@ from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
     from buttress.cache._cached import CachedFunction
+    from buttress.cache._defaults import BackendChoice
     from buttress.cache._report import CacheStatsReport
-    from buttress.cache._warm import WarmProgress, WarmResult
+    from buttress.cache._telemetry import CacheTelemetry
+    from buttress.cache._warm import WarmerRegistry, WarmProgress, WarmResult
     from buttress.events import EventBus
     from buttress.observe.health import CheckResult
     from buttress.observe.metrics import MetricsRegistry
@@ -188,7 +190,10 @@ class _Shared:
         self.threads: set[threading.Thread] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.siblings: dict[str, Cache] = {}
-        self.extensions: dict[str, Any] = {}
+        # The parts built on top of a cache, one typed slot each (set once, under their module's lock):
+        self.telemetry: CacheTelemetry | None = None  # _telemetry.instrument()
+        self.warmers: WarmerRegistry | None = None  # _warm: the @cache.warmer registry
+        self.choice: BackendChoice | None = None  # build_cache(): why this backend
 
 
 class Cache:
@@ -263,9 +268,9 @@ class Cache:
         return self._shared.recorder
 
     @property
-    def extensions(self) -> dict[str, Any]:
-        """Per-cache state of the parts built on top of it (warmers), shared by siblings."""
-        return self._shared.extensions
+    def backend_choice(self) -> BackendChoice | None:
+        """Which backend the settings asked for, which one runs and why (set by ``build_cache``)."""
+        return self._shared.choice
 
     @property
     def events(self) -> EventBus | None:

@@ -9,7 +9,6 @@ answers). The choice and its reason are logged once and shown by the ``cache`` h
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -20,14 +19,15 @@ from buttress.cache._cache import DEFAULT, Cache, _Default
 from buttress.cache._cached import CachedFunction, make_cached
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._serializers import make_serializer
+from buttress.container import get_container
 
 if TYPE_CHECKING:
     from buttress.cache._backend import CacheBackend
     from buttress.config import Settings
     from buttress.events import EventBus
-    from buttress.observe.health import CheckResult
+    from buttress.health_types import CheckResult
 
-__all__ = ["BackendChoice", "build_cache", "cached", "get_cache", "reset_cache", "set_cache"]
+__all__ = ["BackendChoice", "build_cache", "cache_health", "cached", "get_cache", "reset_cache", "set_cache"]
 
 _log = logging.getLogger("buttress.cache")
 
@@ -65,23 +65,28 @@ def choose_backend(settings: Settings) -> BackendChoice:
     )
 
 
-def build_cache(settings: Settings) -> Cache:
-    """A :class:`Cache` as ``settings.cache`` describes it; the choice is logged and kept in extensions."""
+def build_cache(settings: Settings, *, event_bus: Callable[[], EventBus] | None = None) -> Cache:
+    """A :class:`Cache` as ``settings.cache`` describes it; the choice is logged and kept on the cache.
+
+    ``event_bus`` returns the bus for the cache's events (called only for a Redis-backed cache; default:
+    :func:`~buttress.events.get_event_bus`). A bus built here only for tiered invalidations is owned by the
+    tiered backend, so closing the cache closes it.
+    """
     config = settings.cache
     choice = choose_backend(settings)
     memory = MemoryBackend(max_entries=config.max_entries, max_bytes=config.max_bytes)
     backend: CacheBackend = memory
-    bus = owned_bus = None
+    bus = None
     if choice.chosen in {"redis", "tiered"} and settings.redis_url is not None:
         from buttress.cache._redis import RedisBackend  # noqa: PLC0415 - only with Redis
-        from buttress.events import get_event_bus  # noqa: PLC0415
+        from buttress.events import get_event_bus  # noqa: PLC0415 - only with Redis: events load redis
 
         key = config.signing_key or settings.security.secret_key
         serializer = make_serializer(config.serializer, None if key is None else key.get_secret_value())
-        bus = get_event_bus()
+        bus = (event_bus or get_event_bus)()
         redis_backend = RedisBackend(
             settings.redis_url,
-            prefix=config.key_prefix,
+            prefix=config.prefix,
             serializer=serializer,
             socket_timeout=config.socket_timeout,
             fallback=memory if choice.chosen == "redis" else None,
@@ -89,12 +94,16 @@ def build_cache(settings: Settings) -> Cache:
         )
         backend = redis_backend
         if choice.chosen == "tiered":
-            from buttress.cache._tiered import TieredBackend  # noqa: PLC0415
+            from buttress.cache._tiered import TieredBackend  # noqa: PLC0415 - only with Redis
 
-            invalidations = _invalidation_bus(settings)
-            if invalidations is not bus:
-                owned_bus = invalidations
-            backend = TieredBackend(redis_backend, l1=memory, l1_ttl=config.l1_ttl, bus=invalidations)
+            invalidations = _invalidation_bus(settings, bus)
+            backend = TieredBackend(
+                redis_backend,
+                l1=memory,
+                l1_ttl=config.l1_ttl,
+                bus=invalidations,
+                owns_bus=invalidations is not bus,
+            )
     cache = Cache(
         backend,
         ttl=config.default_ttl,
@@ -102,63 +111,39 @@ def build_cache(settings: Settings) -> Cache:
         lock_wait=config.lock_wait,
         events=bus,
     )
-    cache.extensions["choice"] = choice
-    if owned_bus is not None:
-        cache.extensions["invalidation_bus"] = owned_bus  # closed by reset_cache()
+    cache._shared.choice = choice
     _log.info("cache backend: %s (%s)", choice.chosen, choice.reason)
     return cache
 
 
-def _invalidation_bus(settings: Settings) -> EventBus:
-    """The bus that carries L1 invalidations: the default bus if it crosses processes, else a Redis one."""
-    from buttress.events import RedisTransport, create_event_bus, get_event_bus  # noqa: PLC0415
+def _invalidation_bus(settings: Settings, bus: EventBus) -> EventBus:
+    """The bus that carries L1 invalidations: ``bus`` if it crosses processes, else a new Redis one."""
+    from buttress.events import RedisTransport, create_event_bus  # noqa: PLC0415 - only with Redis
 
-    bus = get_event_bus()
     if isinstance(bus.transport, RedisTransport):
         return bus
     return create_event_bus(
-        "redis", redis_url=settings.redis_url, prefix=f"{settings.cache.key_prefix}:invalidate"
+        "redis", redis_url=settings.redis_url, prefix=f"{settings.cache.prefix}:invalidate"
     )
 
 
-_lock = threading.Lock()
-_cache: Cache | None = None
-
-
 def get_cache() -> Cache:
-    """The process-wide cache, built from :func:`~buttress.config.get_settings` on first use."""
-    cache = _cache
-    if cache is None:
-        cache = _create()
-    return cache
-
-
-def _create() -> Cache:
-    global _cache  # noqa: PLW0603 - the process-wide default
-    from buttress.config import get_settings  # noqa: PLC0415
-
-    with _lock:
-        if _cache is None:
-            _cache = build_cache(get_settings())
-        return _cache
+    """The process-wide cache: the default container's :class:`Cache`, built from settings on first use."""
+    return get_container().resolve(Cache)
 
 
 def set_cache(cache: Cache | None) -> Cache | None:
-    """Replace the process-wide cache (tests, or a cache built by hand); returns the previous one."""
-    global _cache
-    with _lock:
-        previous, _cache = _cache, cache
-    return previous
+    """Make ``cache`` the process-wide one (``None``: back to the one built from settings).
+
+    The default container adopts ``cache`` (``reset_container()`` closes it); the previous one, if any,
+    is returned and is the caller's again.
+    """
+    return get_container().replace(Cache, cache)
 
 
 def reset_cache() -> None:
     """Close and forget the process-wide cache; the next :func:`get_cache` builds it from settings again."""
-    previous = set_cache(None)
-    if previous is not None:
-        previous.close()
-        owned_bus = previous.extensions.get("invalidation_bus")
-        if owned_bus is not None:
-            owned_bus.close()
+    get_container().reset(Cache)
 
 
 def cached(
@@ -176,12 +161,13 @@ def cached(
     )
 
 
-def cache_health() -> CheckResult | None:
-    """The ``cache`` health check: the backend chosen, why, and whether it serves normally."""
-    from buttress.observe.health import CheckResult  # noqa: PLC0415
+def cache_health(cache: Cache | None = None) -> CheckResult:
+    """The ``cache`` health check of ``cache`` (default: the process-wide one): the backend, why, and
+    whether it serves normally; warns while ``auto`` settled for memory because Redis did not answer."""
+    from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a probe runs
 
-    cache = get_cache()
-    choice: BackendChoice | None = cache.extensions.get("choice")
+    cache = get_cache() if cache is None else cache
+    choice = cache.backend_choice
     result = cache.check()
     if choice is None:
         return result

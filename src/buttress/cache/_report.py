@@ -249,14 +249,14 @@ def _backend(
         check = cache.check()  # the Redis backend's warning carries the outage's length in seconds
         if check.observed_unit == "s" and isinstance(check.observed_value, int | float):
             degraded = float(check.observed_value)
-    choice = cache.extensions.get("choice")
+    choice = cache.backend_choice
     report = BackendReport(
         name=info.name,
         available=info.available,
         detail=info.detail,
         entries=info.entries,
-        requested=getattr(choice, "requested", None),
-        reason=getattr(choice, "reason", None),
+        requested=None if choice is None else choice.requested,
+        reason=None if choice is None else choice.reason,
         degraded_seconds=degraded,
     )
     return report, info.sizes, info.evictions, info.expired_unread

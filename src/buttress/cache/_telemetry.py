@@ -121,18 +121,19 @@ _lock = threading.Lock()
 def instrument(cache: Cache) -> CacheTelemetry:
     """Export the metrics of ``cache`` (and its siblings) to ``cache.metrics`` or the process-wide registry.
 
-    Idempotent: the telemetry is kept in ``cache.extensions["telemetry"]`` and returned again.
+    Idempotent: the telemetry is kept in the cache's ``telemetry`` slot and returned again.
     """
-    telemetry: CacheTelemetry | None = cache.extensions.get("telemetry")
+    shared = cache._shared
+    telemetry = shared.telemetry
     if telemetry is not None:
         return telemetry
     with _lock:
-        telemetry = cache.extensions.get("telemetry")
+        telemetry = shared.telemetry
         if telemetry is None:
             registry = cache.metrics
             if registry is None:
                 from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
 
                 registry = get_metrics()
-            telemetry = cache.extensions["telemetry"] = CacheTelemetry(cache, registry)
+            telemetry = shared.telemetry = CacheTelemetry(cache, registry)
     return telemetry

@@ -51,7 +51,7 @@ class TieredBackend:
 
     ``l1`` defaults to ``MemoryBackend(clock=clock)``; ``l1_ttl`` is how long an L1 copy is served without
     asking L2 (the staleness bound when a broadcast is lost). The tiered backend owns both tiers (close
-    closes them) but not the bus.
+    closes them) but not the bus, unless ``owns_bus`` (a bus built only to carry its invalidations).
     """
 
     name: ClassVar[str] = "tiered"
@@ -67,6 +67,7 @@ class TieredBackend:
         l1_ttl: float = 5.0,
         bus: EventBus | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        owns_bus: bool = False,
     ) -> None:
         if not isinstance(l2, CacheBackend):
             raise ValidationError(
@@ -81,6 +82,7 @@ class TieredBackend:
         self.l1 = l1 if l1 is not None else MemoryBackend(clock=clock)
         self.l1_ttl = float(l1_ttl)
         self.bus = bus
+        self._owns_bus = owns_bus and bus is not None
         self._l1_get: Callable[[str], Entry | None] = self.l1.get
         self._monotonic = clock.monotonic
         self._time = clock.time
@@ -207,10 +209,12 @@ class TieredBackend:
         )
 
     def close(self) -> None:
-        """Stop listening for broadcasts and close both tiers (the bus is the caller's)."""
+        """Stop listening for broadcasts and close both tiers (and the bus, when it owns it)."""
         if self._stop():
             self.l2.close()
             self.l1.close()
+            if self._owns_bus and self.bus is not None:
+                self.bus.close()
 
     # -- async twins: L1 never blocks; only L2 is awaited -------------------------------------------------
 
@@ -281,6 +285,8 @@ class TieredBackend:
         if self._stop():
             await self.l2.aclose()
             await self.l1.aclose()
+            if self._owns_bus and self.bus is not None:
+                await self.bus.aclose()
 
     # -- the read path's helpers ----------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 ``@cache.warmer("popular")`` registers a function with no arguments: sync or ``async def``, or a generator
 (sync or async) whose every ``yield`` reports progress as ``done`` or ``(done, total)``; a plain function
-reports one item when it returns. The registry lives in ``cache.extensions["warmers"]``, shared by the
-cache's namespaced siblings.
+reports one item when it returns. The registry lives in the cache's ``warmers`` slot, shared by the cache's
+namespaced siblings.
 
 A run takes the warmers one after the other (warming is meant to spare the upstream, not hammer it); a
 failing warmer is logged and reported, and the next one still runs. One run at a time per cache: a second
@@ -106,7 +106,7 @@ class Warmer:
 
 
 @dataclass(eq=False)
-class _Registry:
+class WarmerRegistry:
     """The warmers of one cache (and its siblings), and whether a run is in progress."""
 
     cache: Cache
@@ -142,17 +142,18 @@ class _Registry:
             self.active = None
 
 
-_live: weakref.WeakSet[_Registry] = weakref.WeakSet()
+_live: weakref.WeakSet[WarmerRegistry] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-def _registry(cache: Cache) -> _Registry:
-    registry: _Registry | None = cache.extensions.get("warmers")
+def _registry(cache: Cache) -> WarmerRegistry:
+    shared = cache._shared
+    registry = shared.warmers
     if registry is None:
         with _live_lock:
-            registry = cache.extensions.get("warmers")
+            registry = shared.warmers
             if registry is None:
-                registry = cache.extensions["warmers"] = _Registry(cache)
+                registry = shared.warmers = WarmerRegistry(cache)
                 _live.add(registry)
     return registry
 
@@ -221,7 +222,7 @@ def _identity(fn: Callable[..., Any]) -> str:
 
 def warmers_of(cache: Cache) -> dict[str, Warmer]:
     """The warmers registered on ``cache`` (or a sibling), by name, in registration order."""
-    registry: _Registry | None = cache.extensions.get("warmers")
+    registry = cache._shared.warmers
     if registry is None:
         return {}
     with registry.lock:
@@ -242,7 +243,7 @@ class _Run:
     """Progress bookkeeping, events and the metric of one warmer's run."""
 
     def __init__(
-        self, registry: _Registry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+        self, registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
     ) -> None:
         self.cache = registry.cache
         self.warmer = warmer
@@ -436,7 +437,7 @@ def _run_coroutine(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _run_one(
-    registry: _Registry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+    registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
 ) -> WarmResult:
     with _Run(registry, warmer, progress) as run:
         result = warmer.fn()
@@ -449,7 +450,7 @@ def _run_one(
 
 
 async def _arun_one(
-    registry: _Registry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+    registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
 ) -> WarmResult:
     def call_sync(run: _Run) -> object:
         result = warmer.fn()
@@ -506,7 +507,7 @@ async def arun_warmers(
         registry.release()
 
 
-def _start(registry: _Registry, selected: list[Warmer]) -> threading.Thread:
+def _start(registry: WarmerRegistry, selected: list[Warmer]) -> threading.Thread:
     """Run the already-claimed ``selected`` warmers in a daemon thread."""
 
     def target() -> None:
@@ -554,7 +555,7 @@ class WarmStart:
 
 def _claim_plans(
     names: Sequence[str] | None, caches: Sequence[Cache] | None
-) -> list[tuple[_Registry, list[Warmer]]]:
+) -> list[tuple[WarmerRegistry, list[Warmer]]]:
     """The warmers to run per cache, every registry involved claimed; nothing claimed on an error."""
     registries = [_registry(cache) for cache in (warmer_caches() if caches is None else caches)]
     wanted = None if names is None else _check_names(names)
@@ -565,7 +566,7 @@ def _claim_plans(
             raise _unknown(unknown, known)
     plans = [(registry, _subset(registry, wanted)) for registry in registries]
     plans = [(registry, selected) for registry, selected in plans if selected]
-    claimed: list[_Registry] = []
+    claimed: list[WarmerRegistry] = []
     try:
         for registry, selected in plans:
             registry.claim(selected)
@@ -603,7 +604,7 @@ def run_all_warmers(
             registry.release()
 
 
-def _subset(registry: _Registry, wanted: list[str] | None) -> list[Warmer]:
+def _subset(registry: WarmerRegistry, wanted: list[str] | None) -> list[Warmer]:
     if wanted is None:
         return registry.select(None)
     return registry.select([name for name in wanted if name in registry.warmers])

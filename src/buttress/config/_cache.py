@@ -46,7 +46,7 @@ class CacheSettings(BaseModel):
         description="Optional bound on the estimated bytes of the memory backend (or the L1).",
         examples=[67_108_864],
     )
-    key_prefix: str = Field(
+    prefix: str = Field(
         default="buttress:cache",
         min_length=1,
         pattern=r"^[^\s{}]+$",

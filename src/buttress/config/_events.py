@@ -25,7 +25,7 @@ class EventsSettings(BaseModel):
         description="Events kept per subscriber; when full, its oldest event is dropped and counted.",
         examples=[5000],
     )
-    channel_prefix: str = Field(
+    prefix: str = Field(
         default="buttress:events",
         min_length=1,
         description="Prefix of the Redis channels, so several applications can share one Redis.",

@@ -265,7 +265,7 @@ class ResilienceSettings(BaseModel):
         ),
         examples=["closed"],
     )
-    namespace: str = Field(
+    prefix: str = Field(
         default="buttress",
         min_length=1,
         pattern=r"^[^\s{}]+$",

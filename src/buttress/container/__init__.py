@@ -8,9 +8,9 @@ Closing (scopes, :meth:`Container.close`) continues past a failing ``close()``; 
 failure is re-raised and every later one is attached to it as a note (``add_note``), so ``except
 ContainerError`` and friends keep working and nothing is hidden.
 
-The process-wide container (:func:`get_container`) starts with buttress's own services registered:
-``Settings``, ``Clock``, ``EventBus``, ``MetricsRegistry`` and ``HealthRegistry`` (see its docstring for
-who closes which).
+The process-wide container (:func:`get_container`) is where process-wide state lives: it starts with
+buttress's services registered by the composition root (:mod:`buttress.composition`), owns and closes
+what it builds, and :func:`reset_container` is the one reset for tests (see its docstring for the list).
 
 Layout: ``_core`` (Container: registrations, resolution, overrides), ``_scope`` (Scope, closing),
 ``_wiring`` (registrations and the plans read from factory signatures), ``_errors`` (messages),

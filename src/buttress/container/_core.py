@@ -58,6 +58,7 @@ class Container:
         self._overrides: dict[Any, _Registration] = {}
         self._override_stack: list[_Registration] = []
         self._override_singletons: dict[Any, Any] = {}
+        self._adopted: dict[Any, _Registration] = {}  # replace(): overrides the container closes
         self._affected: dict[Any, bool] = {}
         self._lock = threading.RLock()
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -91,13 +92,13 @@ class Container:
         """Register a ready singleton; the caller keeps ownership (the container never closes it)."""
         self._add(_Registration(service_type, lambda: instance, Lifetime.SINGLETON, instance))
 
-    def _register_borrowed(self, service_type: type[T], getter: Callable[[], T]) -> None:
+    def register_borrowed(self, service_type: type[T], getter: Callable[[], T]) -> None:
         """Resolve ``service_type`` by calling ``getter()`` every time; what it returns is never closed here.
 
-        For process-wide objects owned by a module-level getter (``get_event_bus()``, ``get_settings()``):
-        nothing is built before the first resolve (unlike :meth:`register_instance`), each resolve follows
-        the getter's own ``set_*``/``reset_*`` functions, and neither :meth:`close` nor a scope closes the
-        result (unlike :meth:`register`), so the getter's owner is the only one that closes it.
+        For objects owned by someone else (``get_settings()``, or the HTTP defaults handing out one
+        client per event loop): nothing is built before the first resolve (unlike
+        :meth:`register_instance`), each resolve follows the owner, and neither :meth:`close` nor a
+        scope closes the result (unlike :meth:`register`), so its owner is the only one that closes it.
         """
         self._add(_Registration(service_type, getter, Lifetime.TRANSIENT, _MISSING, owned=False))
 
@@ -129,6 +130,76 @@ class Container:
             yield instance
         finally:
             self._set_overrides([r for r in self._override_stack if r is not registration])
+
+    def peek(self, service_type: type[T]) -> T | None:
+        """What :meth:`resolve` would return now if nothing has to be built for it, else None.
+
+        Never builds: for ``set_*``-style functions that hand back the previous instance.
+        """
+        with self._lock:
+            found = self._peek(service_type)
+        return None if found is _MISSING else found
+
+    def _peek(self, service_type: Any) -> Any:
+        registration = self._overrides.get(service_type)
+        if registration is not None:
+            return registration.instance
+        if self._overrides and service_type in self._override_singletons:
+            return self._override_singletons[service_type]
+        return self._singletons.get(service_type, _MISSING)
+
+    def replace(self, service_type: type[T], instance: T | None) -> T | None:
+        """Resolve ``service_type`` to ``instance`` from now on (``None``: back to its registration).
+
+        The imperative twin of :meth:`override`, behind the ``set_*`` functions (``set_cache()``): the
+        container adopts ``instance`` (:meth:`close` and :meth:`reset` close it) and hands the previous
+        instance, if one was built or adopted, back to the caller, who owns it from then on.
+        """
+        with self._lock:
+            previous = self._peek(service_type)
+            self._forget(service_type, previous)
+            stack = self._without_adopted(service_type)
+            if instance is not None:
+                registration = _Registration(service_type, lambda: instance, Lifetime.SINGLETON, instance)
+                self._adopted[service_type] = registration
+                self._track(instance)
+                stack.append(registration)
+            self._set_overrides(stack)
+        return None if previous is _MISSING else previous
+
+    def reset(self, *service_types: type[Any]) -> None:
+        """Close and forget the instances of ``service_types`` that the container built or adopted.
+
+        The next resolve builds each from its registration again. Instances given to
+        :meth:`register_instance` or to an active :meth:`override` stay: they are the caller's.
+        """
+        closing: list[Any] = []
+        with self._lock:
+            for service_type in service_types:
+                current = self._peek(service_type)
+                if self._forget(service_type, current):
+                    closing.append(current)
+                if service_type in self._adopted:
+                    self._set_overrides(self._without_adopted(service_type))
+        _raise_first(_close_sync(closing))
+
+    def _forget(self, service_type: Any, instance: Any) -> bool:
+        """Drop a built ``instance`` from the caches and the closables; True when the container owned it."""
+        registration = self._registrations.get(service_type)
+        for cache in (self._singletons, self._override_singletons):
+            if cache.get(service_type, _MISSING) is instance and (
+                registration is None or registration.instance is not instance
+            ):
+                del cache[service_type]
+        for index, closable in enumerate(self._closables):
+            if closable is instance:
+                del self._closables[index]
+                return True
+        return False
+
+    def _without_adopted(self, service_type: Any) -> list[_Registration]:
+        adopted = self._adopted.pop(service_type, None)
+        return [r for r in self._override_stack if r is not adopted]
 
     def _set_overrides(self, stack: list[_Registration]) -> None:
         with self._lock:
@@ -358,7 +429,10 @@ class Container:
 
     def _take_closables(self) -> list[Any]:
         with self._lock:
-            closables, self._closables = self._closables, []
+            closables, self._closables = _unique(self._closables), []
+            if self._adopted:  # closed below: resolving must not hand them out again
+                adopted, self._adopted = set(self._adopted.values()), {}
+                self._set_overrides([r for r in self._override_stack if r not in adopted])
             self._singletons = {
                 t: r.instance for t, r in self._registrations.items() if r.instance is not _MISSING
             }
@@ -376,3 +450,14 @@ class Container:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _unique(objects: list[Any]) -> list[Any]:
+    """``objects`` without repeats (kept at first creation), so nothing is closed twice."""
+    seen: set[int] = set()
+    kept: list[Any] = []
+    for obj in objects:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            kept.append(obj)
+    return kept

@@ -29,6 +29,7 @@ from buttress.events._default import (
 )
 from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, TransportInfo
 from buttress.events._patterns import validate_topic
+from buttress.events._provide import health_checks, register_services
 from buttress.events._quiet import publish_quietly
 from buttress.events._redis import RedisTransport
 from buttress.events._subscription import Subscription
@@ -45,8 +46,10 @@ __all__ = [
     "TransportInfo",
     "create_event_bus",
     "get_event_bus",
+    "health_checks",
     "publish",
     "publish_quietly",
+    "register_services",
     "reset_event_bus",
     "set_event_bus",
     "subscribe",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.container import get_container
 from buttress.errors import ValidationError
 from buttress.events._bus import EventBus
 from buttress.events._event import EventHandler, EventTransport
@@ -14,9 +14,6 @@ from buttress.events._redis import RedisTransport
 from buttress.events._subscription import Subscription
 
 __all__ = ["create_event_bus", "get_event_bus", "publish", "reset_event_bus", "set_event_bus", "subscribe"]
-
-_default: EventBus | None = None
-_default_lock = threading.Lock()
 
 
 def create_event_bus(
@@ -45,39 +42,22 @@ def create_event_bus(
 
 
 def get_event_bus() -> EventBus:
-    """The process-wide bus, created on first use from ``buttress.config`` settings (``events.*``)."""
-    global _default  # noqa: PLW0603 - the process-wide default is deliberately module state
-    bus = _default
-    if bus is not None:
-        return bus
-    with _default_lock:
-        if _default is None:
-            from buttress.config import get_settings  # noqa: PLC0415 - lazy: importing events needs no config
-
-            settings = get_settings()
-            events = settings.events
-            _default = create_event_bus(
-                events.transport,
-                redis_url=settings.redis_url,
-                queue_size=events.queue_size,
-                prefix=events.channel_prefix,
-            )
-        return _default
+    """The process-wide bus: the default container's :class:`EventBus`, built from settings (``events.*``)."""
+    return get_container().resolve(EventBus)
 
 
 def set_event_bus(bus: EventBus | None) -> EventBus | None:
-    """Replace the process-wide bus (tests, apps that build their own); returns the previous one, unclosed."""
-    global _default
-    with _default_lock:
-        previous, _default = _default, bus
-    return previous
+    """Make ``bus`` the process-wide one (``None``: back to the one built from settings).
+
+    The default container adopts ``bus`` (:func:`reset_event_bus` and ``reset_container()`` close it);
+    the previous one, if any, is returned unclosed and is the caller's again.
+    """
+    return get_container().replace(EventBus, bus)
 
 
 def reset_event_bus() -> None:
     """Close the process-wide bus, if one was created; the next :func:`get_event_bus` builds a new one."""
-    previous = set_event_bus(None)
-    if previous is not None:
-        previous.close()
+    get_container().reset(EventBus)
 
 
 def publish(topic: str, payload: Mapping[str, Any] | None = None) -> None:

@@ -11,6 +11,7 @@ from buttress.http._core import attempts_of
 from buttress.http._defaults import get_async_http_client, get_http_client, get_http_policies, reset_http
 from buttress.http._download import Download
 from buttress.http._policies import HostPolicy, HostStats, HttpPolicies
+from buttress.http._provide import register_services
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
 
@@ -28,5 +29,6 @@ __all__ = [
     "get_http_client",
     "get_http_policies",
     "parse_retry_after",
+    "register_services",
     "reset_http",
 ]

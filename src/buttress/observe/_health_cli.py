@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json as _json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
@@ -72,22 +73,26 @@ def health_command(
     *,
     settings: ServiceUrls | None = None,
     registry: HealthRegistry | None = None,
+    build: Callable[..., HealthRegistry] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """Run the checks of ``group`` (all when ``None``), print them and return the process exit code.
 
-    Without ``registry`` the checks come from :func:`default_health_registry` on ``settings`` (by default
-    the process settings), and are closed afterwards.
+    Without ``registry`` the checks come from ``build(settings)`` (``buttress health`` passes the
+    composition root's, which adds every capability's checks; default: :func:`default_health_registry`)
+    on ``settings`` (by default the process settings), and are closed afterwards.
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     owned = registry is None
     try:
         if registry is None:
-            from buttress.observe.health import default_health_registry  # noqa: PLC0415 - keeps CLI start fast
+            if build is None:
+                from buttress.observe.health import default_health_registry  # noqa: PLC0415 - keeps CLI start fast
 
-            registry = default_health_registry(settings)
+                build = default_health_registry
+            registry = build(settings)
         try:
             report = registry.run_sync(group)
         finally:

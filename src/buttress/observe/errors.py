@@ -37,6 +37,7 @@ from pydantic import SecretBytes, SecretStr
 from buttress import errors as buttress_errors
 from buttress._redaction import is_sensitive_key, mask_url_password
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.container import get_container
 
 __all__ = [
     "ErrorAggregator",
@@ -431,14 +432,12 @@ def _positive_int(value: object, field: str, meaning: str) -> int:
     return value
 
 
-_DEFAULT_AGGREGATOR = ErrorAggregator()
-
-
 def get_error_aggregator() -> ErrorAggregator:
-    """The process-wide aggregator behind :func:`report_error` (and, later, the ops server)."""
-    return _DEFAULT_AGGREGATOR
+    """The process-wide aggregator behind :func:`report_error` and the ops server: the default
+    container's :class:`ErrorAggregator`."""
+    return get_container().resolve(ErrorAggregator)
 
 
 def report_error(exc: BaseException, /, **context: Any) -> str:
     """Record ``exc`` in the process-wide aggregator with ``context``; returns the group's fingerprint."""
-    return _DEFAULT_AGGREGATOR._record(exc, context, None, caller_depth=2)
+    return get_error_aggregator()._record(exc, context, None, caller_depth=2)

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -101,15 +102,15 @@ def default_health_registry(
     *,
     clock: Clock = SYSTEM_CLOCK,
     disk_path: str = ".",
+    checks: Iterable[HealthCheck] = (),
 ) -> HealthRegistry:
-    """The checks every buttress service wants, built from its settings.
+    """The checks every buttress service wants, built from its settings, plus ``checks``.
 
     Redis and the database are checked only when their URL is set, and are critical: a service
-    configured to use them depends on them. The ``cache`` check (with full settings) names the backend
-    chosen and warns while it serves from memory because Redis is unreachable; it is optional. Disk
-    (free space under ``disk_path``) and memory are optional: when a whole fleet runs low, marking every
-    replica unready would turn a warning into an outage. ``settings`` defaults to
-    :func:`buttress.config.get_settings`.
+    configured to use them depends on them. ``checks`` (the capabilities' own, gathered by the
+    composition root, :func:`buttress.composition.health_registry`) come next. Disk (free space under
+    ``disk_path``) and memory are optional: when a whole fleet runs low, marking every replica unready
+    would turn a warning into an outage. ``settings`` defaults to :func:`buttress.config.get_settings`.
     """
     if settings is None:
         from buttress.config import get_settings  # noqa: PLC0415 - config is optional for library users
@@ -121,34 +122,8 @@ def default_health_registry(
         registry.register(redis_check(settings.redis_url))
     if settings.database_url:
         registry.register(database_check(settings.database_url))
-    resilience = getattr(settings, "resilience", None)
-    if settings.redis_url and getattr(resilience, "store", None) == "redis":
-        registry.add(
-            "resilience_store",
-            _resilience_store_check,
-            critical=False,  # its outage policy keeps calls flowing; the warning says which policy
-            component_type="datastore",
-        )
-    if getattr(settings, "cache", None) is not None:
-        registry.add(
-            "cache",
-            _cache_check,
-            critical=False,  # an unreachable Redis only makes the cache serve from memory
-            component_type="datastore",
-        )
+    for check in checks:
+        registry.register(check)
     registry.register(disk_check(disk_path, critical=False))
     registry.register(memory_check(critical=False))
     return registry
-
-
-def _cache_check() -> CheckResult | None:
-    from buttress.cache._defaults import cache_health  # noqa: PLC0415 - the cache is built on first use
-
-    return cache_health()
-
-
-def _resilience_store_check() -> CheckResult | None:
-    from buttress.resilience._defaults import get_resilience_store  # noqa: PLC0415 - only when configured
-
-    store = get_resilience_store()
-    return None if store is None else store.check()

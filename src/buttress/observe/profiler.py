@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, cast, get_args, overload
 
 from buttress import errors as buttress_errors
+from buttress.container import get_container
 from buttress.observe._forwarding import make_switch
 
 __all__ = ["FunctionStats", "Profiler", "SortKey", "get_profiler", "profile_block", "profiled"]
@@ -338,12 +339,10 @@ def _check_name(name: object) -> str:
     return name
 
 
-_DEFAULT_PROFILER = Profiler()
-
-
 def get_profiler() -> Profiler:
-    """The process-wide profiler used by :func:`profiled` and :func:`profile_block` by default (stopped)."""
-    return _DEFAULT_PROFILER
+    """The process-wide profiler used by :func:`profiled` and :func:`profile_block` by default (stopped
+    until started): the default container's :class:`Profiler`."""
+    return get_container().resolve(Profiler)
 
 
 # --- the decorator -------------------------------------------------------------------------------------
@@ -373,7 +372,7 @@ def profiled(
     """
     if name is not None:
         _check_name(name)
-    target = get_profiler() if profiler is None else profiler
+    target = get_container().resolve(Profiler) if profiler is None else profiler  # get_profiler(), inlined
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         return _wrap(func, name or _qualified_name(func), target)
@@ -516,7 +515,7 @@ def profile_block(name: str, *, profiler: Profiler | None = None) -> AbstractCon
     Usable inside ``async def`` too; there its CPU time is the thread's over the whole block, so if the
     block awaits, other tasks' CPU is included (see the module notes). Exceptions propagate and are counted.
     """
-    target = _DEFAULT_PROFILER if profiler is None else profiler
+    target = get_profiler() if profiler is None else profiler
     if type(name) is not str or not name:  # the cheap test first; _check_name words the error
         _check_name(name)
     if not target._running:

@@ -23,6 +23,7 @@ from buttress.resilience._fallback import Fallback
 from buttress.resilience._hedge import Hedge
 from buttress.resilience._limiter import LimiterSnapshot, RateLimiter, live_limiters
 from buttress.resilience._pipeline import Pipeline
+from buttress.resilience._provide import health_checks, register_services
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, StorePolicy
 from buttress.resilience._retry import Retry, RetryStats, retry_stats
 from buttress.resilience._timeout import Timeout
@@ -56,8 +57,10 @@ __all__ = [
     "get_breakers",
     "get_pipeline",
     "get_resilience_store",
+    "health_checks",
     "live_breakers",
     "live_limiters",
+    "register_services",
     "reset_resilience",
     "retry_stats",
 ]

@@ -1,5 +1,8 @@
 """The process-wide resilience objects built from settings: the store, keyed breakers, named pipelines.
 
+They live in one :class:`ResilienceDefaults` owned by the default container; the ``get_*`` functions
+are thin wrappers over it.
+
 ``get_pipeline("spotify")`` builds the pipeline configured under
 ``BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__...`` (defaults for every knob left out) on first use and
 returns the same object afterwards, so every caller shares its breaker, limiter and budget. With
@@ -12,6 +15,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
+from buttress.container import get_container
 from buttress.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from buttress.resilience._redis_state import RedisState
 
 __all__ = [
+    "ResilienceDefaults",
     "build_breaker",
     "build_pipeline",
     "get_breakers",
@@ -30,68 +35,88 @@ __all__ = [
     "reset_resilience",
 ]
 
-_lock = threading.RLock()
-_store: RedisState | None = None
-_store_built = False
-_breakers: BreakerRegistry | None = None
-_pipelines: dict[str, Pipeline] = {}
 
+class ResilienceDefaults:
+    """The process-wide store, keyed breakers and named pipelines built from one ``Settings``.
 
-def _settings() -> Settings:
-    from buttress.config import get_settings  # noqa: PLC0415 - config is optional for library users
+    One per container (``get_container().resolve(ResilienceDefaults)``), each part built on first use
+    and then shared; :meth:`close` closes the Redis store (the container calls it).
+    """
 
-    return get_settings()
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._store: RedisState | None = None
+        self._store_built = False
+        self._breakers: BreakerRegistry | None = None
+        self._pipelines: dict[str, Pipeline] = {}
+
+    @property
+    def store(self) -> RedisState | None:
+        """The Redis store (``BUTTRESS_RESILIENCE__STORE=redis``), or None for memory."""
+        with self._lock:
+            if not self._store_built:
+                settings = self._settings
+                resilience = settings.resilience
+                if resilience.store == "redis" and settings.redis_url:
+                    from buttress.resilience._redis_state import RedisState  # noqa: PLC0415 - only with Redis
+
+                    self._store = RedisState(
+                        settings.redis_url, prefix=resilience.prefix, policy=resilience.redis_policy
+                    )
+                self._store_built = True
+            return self._store
+
+    @property
+    def breakers(self) -> BreakerRegistry:
+        """The keyed breaker registry over :attr:`store`."""
+        with self._lock:
+            if self._breakers is None:
+                from buttress.resilience._breaker_registry import BreakerRegistry  # noqa: PLC0415 - light import
+
+                store = self.store
+                self._breakers = BreakerRegistry(store=store if store is not None else "memory")
+            return self._breakers
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The pipeline configured under ``name``, built once; unconfigured names get the defaults."""
+        with self._lock:
+            pipeline = self._pipelines.get(name)
+            if pipeline is None:
+                from buttress.config import PipelineSettings  # noqa: PLC0415 - config is optional
+
+                configured = self._settings.resilience.pipelines.get(name.lower(), PipelineSettings())
+                pipeline = self._pipelines[name] = build_pipeline(name, configured, store=self.store)
+            return pipeline
+
+    def close(self) -> None:
+        """Close the Redis store, if one was built; breakers and pipelines hold nothing else."""
+        with self._lock:
+            store, self._store, self._store_built = self._store, None, False
+            self._breakers = None
+            self._pipelines.clear()
+        if store is not None:
+            store.close()
 
 
 def get_resilience_store() -> RedisState | None:
     """The Redis store from settings (``BUTTRESS_RESILIENCE__STORE=redis``), or None for memory."""
-    global _store, _store_built  # noqa: PLW0603 - the process-wide default is deliberately module state
-    with _lock:
-        if not _store_built:
-            settings = _settings()
-            resilience = settings.resilience
-            if resilience.store == "redis" and settings.redis_url:
-                from buttress.resilience._redis_state import RedisState  # noqa: PLC0415
-
-                _store = RedisState(
-                    settings.redis_url, prefix=resilience.namespace, policy=resilience.redis_policy
-                )
-            _store_built = True
-        return _store
+    return get_container().resolve(ResilienceDefaults).store
 
 
 def get_breakers() -> BreakerRegistry:
     """The process-wide keyed breaker registry (``get_breakers().get("api.example.com")``)."""
-    global _breakers  # noqa: PLW0603
-    with _lock:
-        if _breakers is None:
-            from buttress.resilience._breaker_registry import BreakerRegistry  # noqa: PLC0415
-
-            store = get_resilience_store()
-            _breakers = BreakerRegistry(store=store if store is not None else "memory")
-        return _breakers
+    return get_container().resolve(ResilienceDefaults).breakers
 
 
 def get_pipeline(name: str) -> Pipeline:
     """The named pipeline from settings, built once per process; unconfigured names get the defaults."""
-    with _lock:
-        pipeline = _pipelines.get(name)
-        if pipeline is None:
-            from buttress.config import PipelineSettings  # noqa: PLC0415
-
-            configured = _settings().resilience.pipelines.get(name.lower(), PipelineSettings())
-            pipeline = _pipelines[name] = build_pipeline(name, configured, store=get_resilience_store())
-        return pipeline
+    return get_container().resolve(ResilienceDefaults).pipeline(name)
 
 
 def reset_resilience() -> None:
-    """Forget the process-wide store, breakers and pipelines (tests; after changing settings)."""
-    global _store, _store_built, _breakers
-    with _lock:
-        store, _store, _store_built, _breakers = _store, None, False, None
-        _pipelines.clear()
-    if store is not None:
-        store.close()
+    """Close and forget the process-wide store, breakers and pipelines (tests; after changing settings)."""
+    get_container().reset(ResilienceDefaults)
 
 
 def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState | None = None) -> Pipeline:

@@ -21,10 +21,11 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.composition import health_registry
 from buttress.config import Settings
 from buttress.observe._health_core import rfc3339
 from buttress.observe.errors import ErrorAggregator
-from buttress.observe.health import HealthRegistry, default_health_registry
+from buttress.observe.health import HealthRegistry
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSample, SystemSampler, SystemThresholds
@@ -56,13 +57,14 @@ def default_sampler(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Syste
 
 
 def ops_health_registry(settings: Settings, sampler: SystemSampler, *, clock: Clock) -> HealthRegistry:
-    """:func:`default_health_registry` with its disk and memory checks replaced by the sampler's.
+    """The composition root's :func:`~buttress.composition.health_registry` (observe's checks and every
+    capability's own) with its disk and memory checks replaced by the sampler's.
 
     The sampler's ``system`` check covers memory, every configured disk, CPU and file descriptors with
     the configured thresholds, and reuses the latest sample instead of reading psutil per probe. Like
     the checks it replaces it is optional: a fleet-wide disk warning must not take every replica out.
     """
-    registry = default_health_registry(settings, clock=clock)
+    registry = health_registry(settings, clock=clock)
     for name in ("disk", "memory"):
         if name in registry:
             registry.remove(name)
