@@ -27,7 +27,7 @@ from buttress.events._default import (
     set_event_bus,
     subscribe,
 )
-from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
+from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, TransportInfo
 from buttress.events._patterns import validate_topic
 from buttress.events._provide import health_checks, register_services
 from buttress.events._quiet import publish_quietly
@@ -43,6 +43,7 @@ __all__ = [
     "MemoryTransport",
     "RedisTransport",
     "Subscription",
+    "TransportInfo",
     "create_event_bus",
     "get_event_bus",
     "health_checks",
