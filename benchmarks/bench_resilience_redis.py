@@ -74,7 +74,7 @@ def _namespace(client: redis.Redis) -> Iterator[str]:
 
 
 def _on_redis(state: RedisState, *limiters: RateLimiter) -> None:
-    """Every decision must have gone to Redis: a fallback to the local twin would flatter the figures."""
+    """Every decision must have gone to Redis: serving from the local fallback would flatter the figures."""
     if not state.available or state.policy_calls.value:
         raise RuntimeError(f"Redis was unavailable during the run ({state!r}); the figures would be local")
     for limiter in limiters:

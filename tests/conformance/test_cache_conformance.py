@@ -55,9 +55,9 @@ class Subject:
         if self.loop is None:
             method: Callable[..., Any] = getattr(self.backend, name)
             return method
-        twin = getattr(self.backend, "a" + name)
+        fallback = getattr(self.backend, "a" + name)
         loop = self.loop
-        return lambda *args: loop.run_until_complete(twin(*args))
+        return lambda *args: loop.run_until_complete(fallback(*args))
 
     def elapse(self, seconds: float, gone: str) -> None:
         """Let ``seconds`` pass: in Redis (until its key ``gone`` has expired), then on the FakeClock.

@@ -95,9 +95,9 @@ class Subject:
         if self.loop is None or name in ("keys", "info", "check", "known_state"):
             method: Callable[..., Any] = getattr(self.store, name)
             return method
-        twin = getattr(self.store, "a" + name)
+        fallback = getattr(self.store, "a" + name)
         loop = self.loop
-        return lambda *args: loop.run_until_complete(twin(*args))
+        return lambda *args: loop.run_until_complete(fallback(*args))
 
     def close(self) -> None:
         if self.state is not None:
@@ -160,10 +160,12 @@ def test_every_store_implements_its_protocol_with_matching_twins(cls: type) -> N
     assert cls.__name__ in (f"Memory{part.title()}Store", f"Redis{part.title()}Store")
     for name, member in inspect.getmembers(protocol, inspect.iscoroutinefunction):
         sync = getattr(cls, name[1:])
-        twin = getattr(cls, name)
-        assert inspect.iscoroutinefunction(twin), f"{cls.__name__}.{name} must be async"
-        assert list(inspect.signature(sync).parameters) == list(inspect.signature(twin).parameters), name
-        assert list(inspect.signature(member).parameters) == list(inspect.signature(twin).parameters), name
+        fallback = getattr(cls, name)
+        assert inspect.iscoroutinefunction(fallback), f"{cls.__name__}.{name} must be async"
+        assert list(inspect.signature(sync).parameters) == list(inspect.signature(fallback).parameters), name
+        assert list(inspect.signature(member).parameters) == list(inspect.signature(fallback).parameters), (
+            name
+        )
     for name in ("info", "check", "kind", "shared"):
         assert hasattr(cls, name), f"{cls.__name__} lacks {name}"
 
@@ -376,7 +378,7 @@ def test_redis_stores_serve_locally_while_redis_is_down(mode: str) -> None:
         breaker, limiter, budget = stores["breaker"], stores["limiter"], stores["budget"]
         permit = breaker.acquire().permit
         breaker.record(permit, FAILURE)
-        assert breaker.record(permit, FAILURE) is not None  # the twin trips
+        assert breaker.record(permit, FAILURE) is not None  # the fallback trips
         assert breaker.acquire().permit is None
         assert breaker.control(BreakerState.CLOSED)[0] is False  # a control says it did not reach Redis
         assert [limiter.take("k", 1, 0.0)[0] for _ in range(BURST + 1)][-1] < 0

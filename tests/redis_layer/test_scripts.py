@@ -74,8 +74,8 @@ async def test_noscript_reloads_on_the_async_client_and_in_plans(redis_url: str,
         assert int(await connection.arun(_ECHO_NOW, [], ["7"])) == 7
         redis_client.script_flush()
         # a plan yields a raw EVALSHA: the connection loads its registered scripts on NOSCRIPT
-        assert connection.call(execute, "EVALSHA", incr.sha, 1, key, 5, "") == 5
+        assert int(connection.call(execute, "EVALSHA", incr.sha, 1, key, 5, "")) == 5  # the stored decimal
         redis_client.script_flush()
-        assert await connection.acall(execute, "EVALSHA", incr.sha, 1, key, 1, "") == 6
+        assert int(await connection.acall(execute, "EVALSHA", incr.sha, 1, key, 1, "")) == 6
     finally:
         await connection.aclose()

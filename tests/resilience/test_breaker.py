@@ -478,13 +478,13 @@ def test_permits_survive_an_outage_and_redis_wins_when_it_returns(
         before = breaker.acquire()
         server.stop()
         breaker.record_failure(before, Boom("during the outage"), 0.1)  # cannot reach Redis: dropped
-        local = breaker.acquire()  # from the in-memory twin
+        local = breaker.acquire()  # from the in-memory fallback
         assert breaker.state is BreakerState.CLOSED
         server.start()
         clock.advance(1)  # past the store's reconnect backoff
         breaker.record_failure(local, Boom("recorded where it was issued"), 0.1)
         assert breaker.state is BreakerState.CLOSED  # Redis is back and its state is authoritative
-        assert breaker._store.twin.state is BreakerState.OPEN  # type: ignore[union-attr]
+        assert breaker._store.fallback.state is BreakerState.OPEN  # type: ignore[union-attr]
         breaker.release(local)
         asyncio.run(breaker.arelease(local))
         assert breaker.call(lambda: "via redis") == "via redis"

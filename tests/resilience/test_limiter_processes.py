@@ -37,7 +37,7 @@ ATTEMPTS = 2000
 def hammer(url: str, namespace: str, start: Any, results: Any) -> None:
     """One process: connect, wait for the others, then ``ATTEMPTS`` timed try_acquire calls."""
     # a generous socket timeout: on a busy machine a stalled reply must not switch this process to its
-    # local twin (the outage policy), which would enforce the limit per process instead of in total
+    # local fallback (the outage policy), which would enforce the limit per process instead of in total
     state = RedisState(
         url, prefix=namespace, socket_timeout=10.0, metrics=MetricsRegistry(), events=EventBus()
     )

@@ -165,13 +165,13 @@ async def test_policy_local_async_and_refund() -> None:
         await waiter
     assert (await bucket.asnapshot()).available == 0
     clock.advance(0.1)
-    assert await bucket.atry_acquire()  # the cancelled reservation went back to the twin
+    assert await bucket.atry_acquire()  # the cancelled reservation went back to the fallback
     await bucket.areset()
     assert (await bucket.asnapshot()).available == 1
     await store.aclose()
 
 
-def test_sync_refund_during_outage_goes_to_the_twin() -> None:
+def test_sync_refund_during_outage_goes_to_the_fallback() -> None:
     class Interrupted(Exception):
         pass
 

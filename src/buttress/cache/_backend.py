@@ -104,8 +104,10 @@ class CacheBackend(Protocol):
     def incr(self, key: str, delta: int, ttl: float | None) -> int:
         """Add ``delta`` to the integer under ``key`` (0 when absent) and return the result.
 
-        ``ttl`` applies only when the key is created. A key holding a non-integer raises
-        :class:`~buttress.errors.ValidationError`.
+        ``ttl`` applies only when the key is created. A key holding a non-integer, a ``delta`` that is not a
+        signed 64-bit integer (field ``delta``) and a result outside that range (field ``key``) raise
+        :class:`~buttress.errors.ValidationError`. An integer stored with tags or a ``fresh_until`` is exact
+        only within +-2**53 on Redis (Lua arithmetic), which raises past it.
         """
         ...
 
@@ -114,11 +116,13 @@ class CacheBackend(Protocol):
         ...
 
     def clear(self, namespace: str) -> int:
-        """Remove every key of ``namespace``; the number removed (best effort for remote stores)."""
+        """Remove every key of ``namespace``; the number of live entries removed (best effort for remote
+        stores). Here and in :meth:`delete` and :meth:`invalidate_tags`, an entry past its TTL that a
+        backend still holds is not counted."""
         ...
 
     def invalidate_tags(self, tags: Sequence[str]) -> int:
-        """Remove every entry carrying one of ``tags``; the number removed."""
+        """Remove every entry carrying one of ``tags``; the number of live entries removed."""
         ...
 
     def acquire_lock(self, key: str, token: str, lease: float) -> bool:

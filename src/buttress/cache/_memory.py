@@ -34,6 +34,7 @@ _FOREVER = float("inf")
 # A record is a list for speed: [entry, expires_at (monotonic), size in bytes, read since written].
 _ENTRY, _EXPIRES, _SIZE, _READ = 0, 1, 2, 3
 _SWEEP = 4  # expired records looked at from the LRU end on each write
+_INT64 = 2**63  # counters stay signed 64-bit integers, as Redis keeps them
 
 
 def estimate_size(key: str, value: Any) -> int:
@@ -156,9 +157,13 @@ class MemoryBackend:
 
     def delete(self, keys: Sequence[str]) -> int:
         with self._lock:
-            return sum(self._remove(key) for key in keys)
+            return self._remove_counting_live(keys)
 
     def incr(self, key: str, delta: int, ttl: float | None) -> int:
+        if not isinstance(delta, int) or isinstance(delta, bool) or not -_INT64 <= delta < _INT64:
+            raise ValidationError(
+                f"incr delta must be a 64-bit integer, got {delta!r}; e.g. 1", field="delta"
+            )
         with self._lock:
             record = self._data.get(key)
             if record is not None and record[_EXPIRES] <= self._now():
@@ -173,6 +178,12 @@ class MemoryBackend:
             if not isinstance(current, int) or isinstance(current, bool):
                 raise ValidationError(
                     f"cannot increment key {key!r}: it holds a {type(current).__name__}, not an integer; "
+                    "delete it first or use another key",
+                    field="key",
+                )
+            if not -_INT64 <= current + delta < _INT64:
+                raise ValidationError(
+                    f"cannot increment key {key!r}: it would leave 64-bit range; "
                     "delete it first or use another key",
                     field="key",
                 )
@@ -192,12 +203,12 @@ class MemoryBackend:
         prefix = f"{namespace}:"
         with self._lock:
             doomed = [key for key in self._data if key.startswith(prefix)]
-            return sum(self._remove(key) for key in doomed)
+            return self._remove_counting_live(doomed)
 
     def invalidate_tags(self, tags: Sequence[str]) -> int:
         with self._lock:
             doomed = {key for tag in tags for key in self._tags.get(tag, ())}
-            return sum(self._remove(key) for key in doomed)
+            return self._remove_counting_live(doomed)
 
     def clear_all(self) -> int:
         """Remove every entry (tiered uses it when a broadcast may have been missed)."""
@@ -225,6 +236,17 @@ class MemoryBackend:
         self._bytes -= record[_SIZE]
         self._untag(key, record[_ENTRY].tags)
         return True
+
+    def _remove_counting_live(self, keys: Iterable[str]) -> int:
+        """Remove ``keys``; the number that were live (an expired record still held is not counted, as
+        Redis, which has already dropped it, would not count it)."""
+        now = self._now()
+        removed = 0
+        for key in keys:
+            record = self._data.get(key)
+            if record is not None and self._remove(key) and record[_EXPIRES] > now:
+                removed += 1
+        return removed
 
     def _untag(self, key: str, tags: Iterable[str]) -> None:
         for tag in tags:

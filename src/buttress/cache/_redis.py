@@ -92,7 +92,8 @@ as long; 0 when the key does not exist."""
 
 _INCR = Script.file("cache_incr")
 """INCRBY, with the TTL applied only when it creates the key; on an envelope holding an integer, add to it
-and keep its freshness, tags and TTL (exact below 2**53)."""
+and keep its freshness, tags and TTL (exact below 2**53). A bare counter's result is returned as the stored
+decimal string: a Lua number is a double, so returning INCRBY's reply would round results past 2**53."""
 
 _RELEASE = Script.file("cache_release_lock")
 """Delete the lock only if this token still holds it."""

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         set_event_bus,
         subscribe,
     )
-    from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport
+    from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, TransportInfo
     from buttress.events._patterns import validate_topic
     from buttress.events._provide import health_checks, register_services
     from buttress.events._quiet import publish_quietly
@@ -48,7 +48,8 @@ __getattr__, __dir__ = lazy_exports(
             "buttress.events._default",
         ),
         **dict.fromkeys(
-            ["Event", "EventHandler", "EventTransport", "MemoryTransport"], "buttress.events._event"
+            ["Event", "EventHandler", "EventTransport", "MemoryTransport", "TransportInfo"],
+            "buttress.events._event",
         ),
         "validate_topic": "buttress.events._patterns",
         **dict.fromkeys(["health_checks", "register_services"], "buttress.events._provide"),
@@ -67,6 +68,7 @@ __all__ = [
     "MemoryTransport",
     "RedisTransport",
     "Subscription",
+    "TransportInfo",
     "create_event_bus",
     "get_event_bus",
     "health_checks",

@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["Event", "EventHandler", "EventTransport", "MemoryTransport", "make_event"]
+from buttress.health_types import CheckResult
+
+__all__ = ["Event", "EventHandler", "EventTransport", "MemoryTransport", "TransportInfo", "make_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +51,40 @@ EventHandler: TypeAlias = Callable[[Event], Awaitable[object]] | Callable[[Event
 (run as a task on the event loop that was running when it subscribed). Return values are ignored."""
 
 
+@dataclass(frozen=True, slots=True)
+class TransportInfo:
+    """What a transport reports about itself for health and logs (the cache's ``BackendInfo`` twin)."""
+
+    name: str
+    """``memory`` or ``redis``: the same as ``status()["transport"]``."""
+    available: bool
+    """False while it cannot reach its server and events are delivered in this process only."""
+    detail: str = ""
+    """Where it carries events (URL with the password masked, prefix), or why it is degraded."""
+
+
 @runtime_checkable
 class EventTransport(Protocol):
     """Carries events between processes. The bus always delivers to its own subscribers itself.
 
-    ``start`` is called once by the bus with the callback that hands remote events in for local
-    delivery; ``send`` is called on the publisher's thread for every published event and must not block
-    (queue it and return; raise :class:`~buttress.errors.ValidationError` only for an event that can
-    never be sent); ``status`` feeds health checks and the ops server.
+    The contract, checked for every transport by ``tests/conformance/test_event_transport_conformance.py``:
+
+    - ``start(deliver)`` is called once, by the bus that owns the transport (one transport serves one
+      bus), with the callback that hands events from other buses in for local delivery. ``deliver`` may
+      be called from any thread; the bus drops events whose ``origin`` is its own id, but a transport
+      should not hand them back (the bus already delivered them locally).
+    - ``send(event)`` is called on the publisher's thread for every published event and must not block:
+      queue it and return. It raises :class:`~buttress.errors.ValidationError` (field ``payload``) only
+      for an event that can never be sent. Events from one bus reach every other bus in publish order.
+    - ``close()`` is idempotent and stops background work; what is still queued may be dropped (counted)
+      since the bus flushes before closing. ``status()`` keeps answering after close.
+    - ``status()`` is a JSON-serialisable dict with at least ``transport`` (the name) and ``connected``
+      (bool); the bus's ``stats()`` and the ops server show it.
+    - ``info()`` and ``check()`` report for health like every backend (see ``ARCHITECTURE.md``).
+
+    Outage policy: events are notifications, not durable work. While the server is unreachable a transport
+    keeps the bus delivering locally, drops (and counts) what it cannot hold, reconnects by itself, and
+    ``check()`` warns, never fails.
     """
 
     def start(self, deliver: Callable[[Event], None]) -> None: ...
@@ -66,6 +94,14 @@ class EventTransport(Protocol):
     def close(self) -> None: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def info(self) -> TransportInfo:
+        """Name, availability and where it carries events."""
+        ...
+
+    def check(self) -> CheckResult:
+        """Pass while it carries events normally; warn (never fail) while it delivers locally only."""
+        ...
 
 
 class MemoryTransport:
@@ -87,6 +123,12 @@ class MemoryTransport:
 
     def status(self) -> dict[str, Any]:
         return {"transport": "memory", "connected": True}
+
+    def info(self) -> TransportInfo:
+        return TransportInfo("memory", available=True, detail="in-process: events stay in this process")
+
+    def check(self) -> CheckResult:
+        return CheckResult("pass", "memory event transport: events are delivered within this process")
 
     def __repr__(self) -> str:
         return "MemoryTransport()"

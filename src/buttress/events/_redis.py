@@ -27,8 +27,9 @@ from typing import Any
 from buttress._redis import DEFAULT_TIMEOUT, PubSubConnections, check_prefix, check_url, mask_text, mask_url
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
-from buttress.events._event import Event
+from buttress.events._event import Event, TransportInfo
 from buttress.events._wire import ENCODER, backoff_delay, pack_publishes, parse_event
+from buttress.health_types import CheckResult
 
 __all__ = ["RedisTransport"]
 
@@ -405,6 +406,32 @@ class RedisTransport:
                 error,
                 self._max_backoff,
             )
+
+    def info(self) -> TransportInfo:
+        """Available unless a thread has found Redis unreachable (connecting at start counts as up)."""
+        with self._lock:
+            down = _DISCONNECTED in self._state.values()
+            error = self._last_error
+        if not down:
+            return TransportInfo("redis", available=True, detail=f"{self.url} prefix {self.prefix!r}")
+        return TransportInfo(
+            "redis",
+            available=False,
+            detail=f"{self.url} unreachable ({error}); delivering in this process only",
+        )
+
+    def check(self) -> CheckResult:
+        """Pass while Redis carries events; warn (never fail) while the bus delivers in this process only."""
+        info = self.info()
+        if info.available:
+            return CheckResult("pass", f"redis event transport at {info.detail}")
+        with self._lock:
+            dropped, failed = self._dropped, self._failed
+        return CheckResult(
+            "warn",
+            f"redis event transport at {info.detail}; reconnecting by itself "
+            f"({dropped} events dropped, {failed} lost in failed sends so far)",
+        )
 
     def __repr__(self) -> str:
         return f"RedisTransport({self.url!r}, prefix={self.prefix!r})"

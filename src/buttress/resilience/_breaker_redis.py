@@ -112,7 +112,7 @@ def _transition(reply: Any) -> Transition | None:
 class RedisBreakerStore:
     """One breaker's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
-    A :class:`~buttress.resilience.BreakerStore`; ``twin`` (built from ``config`` when not given) is the
+    A :class:`~buttress.resilience.BreakerStore`; ``fallback`` (built from ``config`` when not given) is the
     in-memory state used under the ``local`` outage policy.
     """
 
@@ -120,12 +120,14 @@ class RedisBreakerStore:
     shared = True
 
     def __init__(
-        self, state: RedisState, name: str, config: BreakerConfig, twin: MemoryBreakerStore | None = None
+        self, state: RedisState, name: str, config: BreakerConfig, fallback: MemoryBreakerStore | None = None
     ) -> None:
         self.redis = state
         self.name = name
         self.config = config
-        self.twin = twin if twin is not None else MemoryBreakerStore(config, state.clock.monotonic)
+        self.fallback = (
+            fallback if fallback is not None else MemoryBreakerStore(config, state.clock.monotonic)
+        )
         key = self.key = state.key("breaker", name)
         self._keys = (key, key + ":w", key + ":l")
         self._keys2 = (key, key + ":l")
@@ -138,7 +140,7 @@ class RedisBreakerStore:
     def known_state(self) -> BreakerState:
         """The state the last script reported (no round trip; for the scrape-time gauge)."""
         if not self.redis.available and self.redis.policy == "local":
-            return self.twin.state
+            return self.fallback.state
         return self.last_state
 
     # -- replies -----------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ class RedisBreakerStore:
     def _unavailable(self) -> Admission:
         policy = self.redis.policy
         if policy == "local":
-            return self.twin.acquire()
+            return self.fallback.acquire()
         if policy == "open":
             return self._disabled_admission
         return Admission(
@@ -186,7 +188,7 @@ class RedisBreakerStore:
         if reply is UNAVAILABLE:
             policy = self.redis.policy
             if policy == "local":
-                return self.twin.view()
+                return self.fallback.view()
             state = BreakerState.DISABLED if policy == "open" else BreakerState.FORCED_OPEN
             return StoreView(state, 0, 0, 0, None, self.config.open_duration)
         code, calls, failures, slow, retry_us, open_us = reply
@@ -208,7 +210,7 @@ class RedisBreakerStore:
 
     def record(self, permit: Permit, code: int) -> Transition | None:
         if permit.owner is not self:
-            return self.twin.record(permit, code) if permit.owner is self.twin else None
+            return self.fallback.record(permit, code) if permit.owner is self.fallback else None
         state = self.redis
         args = (state.now_arg(), self._cfg, permit.epoch, permit.lease or "", code)
         return self._recorded(state.run(_RECORD, self._keys, args))
@@ -217,14 +219,14 @@ class RedisBreakerStore:
         if permit.lease is None:
             return
         if permit.owner is not self:
-            self.twin.release(permit)
+            self.fallback.release(permit)
             return
         state = self.redis
         state.run(_RELEASE, self._keys2, (state.now_arg(), self._cfg, permit.epoch, permit.lease))
 
     def control(self, target: BreakerState) -> tuple[bool, Transition | None]:
-        """Apply ``target`` in Redis and to the twin: (reached Redis, the transition Redis made)."""
-        self.twin.control(target)
+        """Apply ``target`` in Redis and to the fallback: (reached Redis, the transition Redis made)."""
+        self.fallback.control(target)
         state = self.redis
         args = (state.now_arg(), self._cfg, STATE_CODES.index(target))
         reply = state.run(_CONTROL, self._keys, args)
@@ -245,7 +247,7 @@ class RedisBreakerStore:
 
     async def arecord(self, permit: Permit, code: int) -> Transition | None:
         if permit.owner is not self:
-            return self.twin.record(permit, code) if permit.owner is self.twin else None
+            return self.fallback.record(permit, code) if permit.owner is self.fallback else None
         state = self.redis
         args = (state.now_arg(), self._cfg, permit.epoch, permit.lease or "", code)
         return self._recorded(await state.arun(_RECORD, self._keys, args))
@@ -254,13 +256,13 @@ class RedisBreakerStore:
         if permit.lease is None:
             return
         if permit.owner is not self:
-            self.twin.release(permit)
+            self.fallback.release(permit)
             return
         state = self.redis
         await state.arun(_RELEASE, self._keys2, (state.now_arg(), self._cfg, permit.epoch, permit.lease))
 
     async def acontrol(self, target: BreakerState) -> tuple[bool, Transition | None]:
-        self.twin.control(target)
+        self.fallback.control(target)
         state = self.redis
         args = (state.now_arg(), self._cfg, STATE_CODES.index(target))
         reply = await state.arun(_CONTROL, self._keys, args)

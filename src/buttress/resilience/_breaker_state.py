@@ -67,7 +67,7 @@ class Permit:
 
     A CLOSED permit is shared by every call of one closed period (no allocation per call); a probe permit
     names its lease. ``epoch`` counts state changes, so a report from an earlier period is recognised and
-    ignored. ``owner`` is the store that issued it (the Redis store or its in-memory twin).
+    ignored. ``owner`` is the store that issued it (the Redis store or its in-memory fallback).
     """
 
     __slots__ = ("epoch", "lease", "owner")
@@ -346,7 +346,7 @@ def rate(part: int, calls: int) -> float | None:
 
 
 class MemoryBreakerStore:
-    """One breaker's state in this process (also the Redis store's twin under the ``local`` policy).
+    """One breaker's state in this process (also the Redis store's fallback under the ``local`` policy).
 
     The reference :class:`~buttress.resilience.BreakerStore`: sync, no I/O, time from ``now`` (the
     clock's monotonic seconds). Its async twins call the sync methods.

@@ -150,7 +150,7 @@ class RetryBudget:
             if name is None:  # a budget decorates nothing, so it has no function to take a name from
                 raise unnamed_error("budget")
             self._store = RedisBudgetStore(
-                store, name, self.window, twin=MemoryBudgetStore(self.window, self._now)
+                store, name, self.window, fallback=MemoryBudgetStore(self.window, self._now)
             )
         else:
             self._store = _check_store(store, self.window)

@@ -38,39 +38,39 @@ SNAPSHOT: Final = Script.file("budget_snapshot")
 class RedisBudgetStore:
     """A budget's state in Redis, shared by every process that uses the same key prefix and ``name``.
 
-    A :class:`~buttress.resilience.BudgetStore`; the memory ``twin`` (built when not given) is used while
+    A :class:`~buttress.resilience.BudgetStore`; the memory ``fallback`` (built when not given) is used while
     Redis is down under policy local.
     """
 
-    __slots__ = ("_args", "_key", "_twin", "name", "state", "window")
+    __slots__ = ("_args", "_fallback", "_key", "name", "state", "window")
 
     kind: Final = "redis"
     shared: Final = True
 
     def __init__(
-        self, state: RedisState, name: str, window: float, *, twin: MemoryBudgetStore | None = None
+        self, state: RedisState, name: str, window: float, *, fallback: MemoryBudgetStore | None = None
     ) -> None:
-        if twin is None:
-            twin = MemoryBudgetStore(window, state.clock.monotonic)
+        if fallback is None:
+            fallback = MemoryBudgetStore(window, state.clock.monotonic)
         self.state = state
         self.name = name
         self.window = window
         self._key = [state.key("budget", name)]
         ttl_ms = math.ceil(window * 2000) + 1000
-        self._args = (twin.step_us, BUCKETS, ttl_ms)
-        self._twin = twin
+        self._args = (fallback.step_us, BUCKETS, ttl_ms)
+        self._fallback = fallback
 
     def _argv(self, *extra: float | int) -> list[str | int | float]:
         return [self.state.now_arg(), *self._args, *(repr(x) for x in extra)]
 
     def record(self) -> None:
         if self.state.run(RECORD, self._key, self._argv()) is UNAVAILABLE and self.state.policy == "local":
-            self._twin.record()
+            self._fallback.record()
 
     async def arecord(self) -> None:
         result = await self.state.arun(RECORD, self._key, self._argv())
         if result is UNAVAILABLE and self.state.policy == "local":
-            self._twin.record()
+            self._fallback.record()
 
     def try_spend(self, ratio: float, min_retries: int) -> tuple[bool, int, int]:
         result = self.state.run(SPEND, self._key, self._argv(ratio, min_retries))
@@ -84,13 +84,13 @@ class RedisBudgetStore:
         if result is UNAVAILABLE:
             policy = self.state.policy
             if policy == "local":
-                return self._twin.try_spend(ratio, min_retries)
+                return self._fallback.try_spend(ratio, min_retries)
             return policy == "open", 0, 0
         allowed, calls, retries = cast("list[int]", result)
         return bool(allowed), int(calls), int(retries)
 
     def counts(self) -> tuple[int, int, bool]:
-        """(calls, retries, degraded) in the window; while Redis is unreachable, the twin's and True."""
+        """(calls, retries, degraded) in the window; while Redis is unreachable, the fallback's and True."""
         return self._counts(self.state.run(SNAPSHOT, self._key, self._argv()))
 
     async def acounts(self) -> tuple[int, int, bool]:
@@ -98,7 +98,7 @@ class RedisBudgetStore:
 
     def _counts(self, result: object) -> tuple[int, int, bool]:
         if result is UNAVAILABLE:
-            calls, retries, _ = self._twin.counts()
+            calls, retries, _ = self._fallback.counts()
             return calls, retries, True
         calls, retries = cast("list[int]", result)
         return int(calls), int(retries), False

@@ -203,7 +203,7 @@ class RateLimiter:
             limit=self.rate.limit,
             burst=self.burst,
             max_keys=self.max_keys,
-            twin=self._memory(),
+            fallback=self._memory(),
         )
 
     def _check_store(self, store: object) -> LimiterStore:

@@ -6,7 +6,7 @@ Every process asks Redis, so N processes share one limit exactly; waiters reserv
 script that decides, which keeps them fair and spaced across processes without polling.
 
 While Redis is unreachable the limiter follows :attr:`RedisState.policy`: ``local`` decides with an
-in-memory twin (each process then enforces the full limit on its own), ``open`` admits every call and
+in-memory fallback (each process then enforces the full limit on its own), ``open`` admits every call and
 ``closed`` rejects every call with ``retry_after`` of one interval.
 """
 
@@ -49,7 +49,7 @@ class RedisLimiterStore:
     """GCRA buckets of one limiter in Redis, with the same methods and results as the memory store.
 
     A :class:`~buttress.resilience.LimiterStore`, shared by every process that uses the same key prefix and
-    ``name``; ``twin`` (built when not given) decides under the ``local`` outage policy.
+    ``name``; ``fallback`` (built when not given) decides under the ``local`` outage policy.
 
     ``take`` returns ``(wait, tat)``: ``wait >= 0`` admitted (the slot is reserved, sleep ``wait``), else
     rejected with ``retry_after = -wait``. ``tat`` identifies the reservation for :meth:`refund` (NaN
@@ -64,9 +64,9 @@ class RedisLimiterStore:
         "_max_keys",
         "_prefix",
         "_seen",
+        "fallback",
         "name",
         "state",
-        "twin",
     )
 
     kind: Final = "redis"
@@ -82,13 +82,13 @@ class RedisLimiterStore:
         limit: int,
         burst: int,
         max_keys: int,
-        twin: MemoryLimiterStore | None = None,
+        fallback: MemoryLimiterStore | None = None,
     ) -> None:
         self.state = state
         self.name = name
-        self.twin = (
-            twin
-            if twin is not None
+        self.fallback = (
+            fallback
+            if fallback is not None
             else MemoryLimiterStore(
                 interval=interval, burst=burst, max_keys=max_keys, now=state.clock.monotonic
             )
@@ -120,7 +120,7 @@ class RedisLimiterStore:
         if reply is UNAVAILABLE:
             policy = self.state.policy
             if policy == "local":
-                return self.twin.take(key, cost, max_wait)
+                return self.fallback.take(key, cost, max_wait)
             if policy == "open":
                 return 0.0, math.nan
             return -self._interval, math.nan
@@ -132,7 +132,7 @@ class RedisLimiterStore:
     def _peeked(self, reply: Any, keys: Sequence[str]) -> list[float]:
         if reply is UNAVAILABLE:
             if self.state.policy == "local":
-                return self.twin.available(keys)
+                return self.fallback.available(keys)
             return [float(self._burst)] * len(keys)  # open or closed: no state to show, report it full
         return [round_tokens(float(value)) for value in reply]
 
@@ -140,7 +140,7 @@ class RedisLimiterStore:
 
     @property
     def is_local(self) -> bool:
-        """True while Redis is unreachable and the in-memory twin decides."""
+        """True while Redis is unreachable and the in-memory fallback decides."""
         return not self.state.available and self.state.policy == "local"
 
     def take(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
@@ -159,13 +159,13 @@ class RedisLimiterStore:
         """Give back a reservation that will not be used, if it is still the last one."""
         args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
         if self.state.run(REFUND, (self._key(key),), args) is UNAVAILABLE:
-            self.twin.refund(key, cost, tat)
+            self.fallback.refund(key, cost, tat)
 
     async def arefund(self, key: str, cost: int, tat: float) -> None:
         """:meth:`refund` on the running loop's async client."""
         args = (self.state.now_arg(), self._interval_us, cost, repr(tat))
         if await self.state.arun(REFUND, (self._key(key),), args) is UNAVAILABLE:
-            self.twin.refund(key, cost, tat)
+            self.fallback.refund(key, cost, tat)
 
     def available(self, keys: Sequence[str]) -> list[float]:
         """Tokens available now in each of ``keys`` (one round trip for all)."""
@@ -180,14 +180,14 @@ class RedisLimiterStore:
         return self._peeked(await self.state.arun(PEEK, redis_keys, args), keys)
 
     def reset(self, key: str) -> None:
-        """Forget ``key``'s bucket in Redis and in the twin."""
+        """Forget ``key``'s bucket in Redis and in the fallback."""
         self.state.run(RESET, (self._key(key),), (self.state.now_arg(),))
-        self.twin.reset(key)
+        self.fallback.reset(key)
 
     async def areset(self, key: str) -> None:
         """:meth:`reset` on the running loop's async client."""
         await self.state.arun(RESET, (self._key(key),), (self.state.now_arg(),))
-        self.twin.reset(key)
+        self.fallback.reset(key)
 
     def keys(self) -> list[str]:
         """Keys this process used, in first-use order (at most ``max_keys``: the earliest are dropped)."""

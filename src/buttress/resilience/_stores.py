@@ -10,7 +10,7 @@ to the same answers. A new backend implements the Protocol and joins that suite 
 
 Outage policy (all three parts): they guard calls, they do not hold data that must not be lost, so a
 store whose server is unreachable never raises on the call path. It follows its
-:data:`~buttress.resilience.StorePolicy` (``local``: decide with an in-memory twin; ``open``: admit;
+:data:`~buttress.resilience.StorePolicy` (``local``: decide with an in-memory fallback; ``open``: admit;
 ``closed``: refuse), reports ``available=False`` in :meth:`info` and ``warn`` in :meth:`check`, and
 goes back to the server by itself once it answers again. Only an explicit control (``reset``,
 ``isolate``, ``disable``) reports that it could not reach the server (``control`` returns ``False``), so

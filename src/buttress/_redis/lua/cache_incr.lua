@@ -2,10 +2,13 @@
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(n) == 'number' then
+  -- Return the stored decimal, not n: a Lua number is a double and would round a result past 2^53.
+  local exact = redis.call('GET', KEYS[1])
   if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  return n
+  return exact
 end
 local value = redis.call('GET', KEYS[1])
+if string.match(value, '^%-?%d+$') then return redis.error_reply('RANGE') end  -- a bare counter overflowed
 local head, digits = string.match(value, '^(#[^\n]*\n)(%-?%d+)$')
 if not head then return redis.error_reply('NOTINT') end
 local limit = 9007199254740992
