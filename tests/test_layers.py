@@ -123,12 +123,6 @@ def test_make_lint_runs_the_contracts() -> None:
     assert "lint-imports" in lint_target
 
 
-# Modules being rewritten on other branches of issue 12; each leaves this list once its imports say why.
-REASONS_PENDING = {
-    "cli.py",
-}
-
-
 def function_level_imports_without_reason() -> dict[str, list[int]]:
     """File (under buttress/) -> lines of imports inside a function whose noqa gives no ``- <reason>``."""
     found: dict[str, list[int]] = {}
@@ -147,6 +141,4 @@ def function_level_imports_without_reason() -> dict[str, list[int]]:
 
 
 def test_every_function_level_import_states_its_reason() -> None:
-    missing = function_level_imports_without_reason()
-    assert {name: lines for name, lines in missing.items() if name not in REASONS_PENDING} == {}
-    assert set(missing) >= REASONS_PENDING, "a pending module is done: take it off REASONS_PENDING"
+    assert function_level_imports_without_reason() == {}

@@ -112,10 +112,10 @@ def serve(
     """Run the ops server: health probes, Prometheus metrics, stats, errors and admin endpoints."""
     # Imported here so `buttress config` and `buttress health` do not pay for FastAPI and uvicorn.
     require("uvicorn", "server", "buttress serve")
-    import uvicorn  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415 - the server extra, checked just above
 
-    from buttress.observe.logging import configure_logging_from_settings  # noqa: PLC0415
-    from buttress.server import create_app  # noqa: PLC0415
+    from buttress.observe.logging import configure_logging_from_settings  # noqa: PLC0415 - structlog, serve only
+    from buttress.server import create_app  # noqa: PLC0415 - FastAPI, serve only
 
     try:
         settings = load_settings(env_file=env_file)
@@ -173,7 +173,7 @@ def breakers(
     ] = None,
 ) -> None:
     """Show the circuit breakers of a running service (from its ops server)."""
-    from buttress.resilience.cli import breakers_command, default_ops_url  # noqa: PLC0415
+    from buttress.resilience.cli import breakers_command, default_ops_url  # noqa: PLC0415 - httpx, this command only
 
     code = breakers_command(url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate)
     raise typer.Exit(code)
@@ -221,8 +221,8 @@ def cache_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show the cache stats of a running service (from its ops server): hit rates, sizes, advice."""
-    from buttress._ops_client import default_ops_url  # noqa: PLC0415
-    from buttress.cache.cli import stats_command  # noqa: PLC0415
+    from buttress._ops_client import default_ops_url  # noqa: PLC0415 - httpx, this command only
+    from buttress.cache.cli import stats_command  # noqa: PLC0415 - loads the cache, this command only
 
     raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json))
 
