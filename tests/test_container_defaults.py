@@ -462,3 +462,37 @@ def _no_leftover_settings() -> Iterator[None]:
     yield
     reset_container()
     reset_settings()
+
+
+# -- on demand: one capability's registrations, when one of its types is first asked for ---------------
+
+
+def _modules_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('buttress.')))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return eval(result.stdout)  # noqa: S307 - our own probe's printed list
+
+
+def test_the_metrics_accessor_registers_observe_and_loads_no_other_capability() -> None:
+    loaded = _modules_after(
+        "from buttress.observe.metrics import get_metrics\nget_metrics().counter('buttress_probe_total', 'Probe.').inc()"
+    )
+    assert not {"buttress.cache", "buttress.http", "buttress.events", "buttress.config"} & set(loaded)
+    assert "buttress.composition" in loaded  # the default container did ask the composition root
+
+
+def test_a_capability_registers_once_and_only_its_own_services() -> None:
+    container = get_container()
+    get_metrics()
+    assert container.peek(Cache) is None  # observe's provider built nothing of the cache's
+    assert container.is_registered(Cache)  # asking registers the cache's services, still builds nothing
+    assert container.peek(Cache) is None
+
+
+def test_a_container_of_your_own_has_nothing_on_demand() -> None:
+    mine = Container()
+    with pytest.raises(Exception, match="MetricsRegistry"):
+        mine.resolve(MetricsRegistry)

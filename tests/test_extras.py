@@ -59,6 +59,15 @@ def test_the_memory_event_bus_loads_neither_redis_nor_structlog() -> None:
     assert not {"redis", "structlog"} & set(loaded)
 
 
+def test_resilience_without_settings_loads_neither_pydantic_nor_redis() -> None:
+    """Wanting Retry or a memory breaker costs no settings machinery: pydantic loads with settings only."""
+    loaded = _loaded_after(
+        "from buttress.resilience import CircuitBreaker, Retry\n"
+        "Retry(attempts=2, on=OSError)(lambda: None)()\nCircuitBreaker('b')(lambda: None)()"
+    )
+    assert not {"pydantic", "redis", "structlog"} & set(loaded)
+
+
 def test_resolving_a_name_loads_only_its_module() -> None:
     assert _loaded_after("import buttress; buttress.FakeClock; buttress.ValidationError") == []
     assert "pydantic" in _loaded_after("import buttress; buttress.Settings")

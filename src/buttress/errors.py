@@ -66,7 +66,7 @@ PROBLEM_TYPE_PREFIX = "urn:buttress:error:"
 MASK = "**********"
 
 
-def _is_pydantic_secret(value: Any) -> bool:
+def is_pydantic_secret(value: Any) -> bool:
     """Whether ``value`` is a pydantic ``SecretStr``/``SecretBytes``, without importing pydantic here.
 
     No secret object can exist before pydantic is imported, so errors (imported by everything) stay light.
@@ -77,7 +77,7 @@ def _is_pydantic_secret(value: Any) -> bool:
 
 def _public_value(value: Any) -> Any:
     """Make a context value safe to put in a response or a log: secrets masked, the rest JSON-friendly."""
-    if _is_pydantic_secret(value):
+    if is_pydantic_secret(value):
         return MASK
     if value is None or isinstance(value, bool | int | float | str):
         return value

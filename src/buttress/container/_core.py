@@ -61,6 +61,7 @@ class Container:
         self._adopted: dict[Any, _Registration] = {}  # replace(): overrides the container closes
         self._affected: dict[Any, bool] = {}
         self._lock = threading.RLock()
+        self._on_missing: Callable[[Container, Any], bool] | None = None
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -103,7 +104,25 @@ class Container:
         self._add(_Registration(service_type, getter, Lifetime.TRANSIENT, _MISSING, owned=False))
 
     def is_registered(self, service_type: type[Any]) -> bool:
-        return service_type in self._registrations or service_type in self._overrides
+        known = service_type in self._registrations or service_type in self._overrides
+        return known or self._demand(service_type) is not None
+
+    def register_on_demand(self, provider: Callable[[Container, Any], bool]) -> None:
+        """Ask ``provider(container, type)`` to register a type the first time it is missing.
+
+        It returns True when it knows the type (it registered it, or someone already has); the lookup is
+        then tried once more. The default container registers each capability's services this way, so
+        resolving one capability's type never imports the others.
+        """
+        self._on_missing = provider
+
+    def _demand(self, service_type: Any) -> _Registration | None:
+        """The registration of a type nobody registered, from the on-demand provider if it knows it."""
+        provider = self._on_missing
+        if provider is None:
+            return None
+        with self._lock:  # the lock a singleton's creation holds: one order, so no deadlock
+            return self._lookup(service_type) if provider(self, service_type) else None
 
     def _add(self, registration: _Registration) -> None:
         with self._lock:
@@ -185,6 +204,8 @@ class Container:
 
     def _forget(self, service_type: Any, instance: Any) -> bool:
         """Drop a built ``instance`` from the caches and the closables; True when the container owned it."""
+        if instance is _MISSING:
+            return False
         registration = self._registrations.get(service_type)
         for cache in (self._singletons, self._override_singletons):
             if cache.get(service_type, _MISSING) is instance and (
@@ -218,7 +239,9 @@ class Container:
             if scope is not None and scope._container is not self:
                 scope = self._current_scope()
             reg = self._lookup(service_type) if self._overrides else self._registrations.get(service_type)
-            instance = self._get(reg or _not_registered(service_type), scope, ())
+            instance = self._get(
+                reg or self._demand(service_type) or _not_registered(service_type), scope, ()
+            )
         return instance
 
     async def aresolve(self, service_type: type[T]) -> T:
@@ -246,7 +269,8 @@ class Container:
         return self._registrations.get(service_type)
 
     async def _aresolve(self, service_type: Any, scope: Scope | None) -> Any:
-        return await self._aget(self._lookup(service_type) or _not_registered(service_type), scope, ())
+        reg = self._lookup(service_type) or self._demand(service_type) or _not_registered(service_type)
+        return await self._aget(reg, scope, ())
 
     def _get(self, reg: _Registration, scope: Scope | None, chain: tuple[_Registration, ...]) -> Any:
         if reg.instance is not _MISSING:
@@ -324,6 +348,8 @@ class Container:
                     if self._overrides
                     else self._registrations.get(dependency_type)
                 )
+                if dependency is None and self._on_missing is not None:
+                    dependency = self._demand(dependency_type)
                 if dependency is not None:
                     value = self._get(dependency, scope, chain)
                 elif kind == _FALLBACK:
@@ -349,7 +375,7 @@ class Container:
             if kind == _CONTAINER:
                 value: Any = self
             else:
-                dependency = self._lookup(dependency_type)
+                dependency = self._lookup(dependency_type) or self._demand(dependency_type)
                 if dependency is not None:
                     value = await self._aget(dependency, scope, chain)
                 elif kind == _FALLBACK:

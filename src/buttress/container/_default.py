@@ -11,15 +11,16 @@ _DEFAULT_LOCK = threading.Lock()
 def get_container() -> Container:
     """The process-wide default container, created on first use (thread-safe) with buttress's services.
 
-    :func:`buttress.composition.register_defaults` registers them lazily (nothing is built before it
-    is resolved): ``Settings`` (borrowed from ``get_settings()``, never closed here), ``Clock``, and the
-    container's own singletons behind the short accessors: ``MetricsRegistry`` (``get_metrics()``),
-    ``ErrorAggregator``, ``Profiler``, ``EventBus`` (``get_event_bus()``), ``Cache`` (``get_cache()``),
-    ``ResilienceDefaults`` (``get_resilience_store()``, ``get_breakers()``, ``get_pipeline()``),
-    ``HttpDefaults`` with ``HttpClient``/``AsyncHttpClient`` (``get_http_client()``...) and
-    ``HealthRegistry``. The container owns what it builds: :meth:`Container.close` (and
-    :func:`reset_container`) closes it in reverse creation order. ``set_*`` functions adopt a
-    replacement (:meth:`Container.replace`); ``reset_*`` close one (:meth:`Container.reset`).
+    :class:`buttress.composition.OnDemand` registers them one capability at a time, the first time one
+    of its types is asked for (nothing is built before it is resolved): ``Settings`` (borrowed from
+    ``get_settings()``, never closed here), ``Clock``, and the container's own singletons behind the
+    short accessors: ``MetricsRegistry`` (``get_metrics()``), ``ErrorAggregator``, ``Profiler``,
+    ``EventBus`` (``get_event_bus()``), ``Cache`` (``get_cache()``), ``ResilienceDefaults``
+    (``get_resilience_store()``, ``get_breakers()``, ``get_pipeline()``), ``HttpDefaults`` with
+    ``HttpClient``/``AsyncHttpClient`` (``get_http_client()``...) and ``HealthRegistry``. The container
+    owns what it builds: :meth:`Container.close` (and :func:`reset_container`) closes it in reverse
+    creation order. ``set_*`` functions adopt a replacement (:meth:`Container.replace`); ``reset_*``
+    close one (:meth:`Container.reset`).
     """
     try:
         return _DEFAULT[0]  # the hot path: every get_metrics(), get_profiler() ... comes through here
@@ -58,7 +59,7 @@ def reset_container() -> None:
 
 
 def _register_defaults(container: Container) -> None:
-    """Hand the new container to the composition root, imported here so the package stays light."""
-    from buttress.composition import register_defaults  # noqa: PLC0415 - the composition root sits above every capability
+    """Let the composition root register a capability's services when one of its types is first asked for."""
+    from buttress.composition import OnDemand  # noqa: PLC0415 - the composition root sits above every capability
 
-    register_defaults(container)
+    container.register_on_demand(OnDemand())

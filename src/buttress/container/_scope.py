@@ -54,7 +54,8 @@ class Scope:
                 if container._overrides
                 else container._registrations.get(service_type)
             )
-            instance = container._get(reg or _not_registered(service_type), self, ())
+            reg = reg or container._demand(service_type) or _not_registered(service_type)
+            instance = container._get(reg, self, ())
         return instance
 
     async def aresolve(self, service_type: type[T]) -> T:

@@ -32,8 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from pydantic import SecretBytes, SecretStr
-
 from buttress import errors as buttress_errors
 from buttress._redaction import is_sensitive_key, mask_url_password
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -396,7 +394,7 @@ def _safe_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
 
 
 def _safe_value(value: Any, depth: int) -> Any:
-    if isinstance(value, SecretStr | SecretBytes):
+    if buttress_errors.is_pydantic_secret(value):
         return buttress_errors.MASK
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # JSON has no NaN or Infinity

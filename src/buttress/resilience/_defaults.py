@@ -15,7 +15,6 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
-from buttress.config import PipelineSettings, env_var_name
 from buttress.container import get_container
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.resilience._backoff import Backoff
@@ -30,7 +29,7 @@ from buttress.resilience._retry import Retry
 from buttress.resilience._timeout import Timeout
 
 if TYPE_CHECKING:
-    from buttress.config import BreakerSettings, Settings
+    from buttress.config import BreakerSettings, PipelineSettings, Settings
 
 __all__ = [
     "ResilienceDefaults",
@@ -86,6 +85,8 @@ class ResilienceDefaults:
         with self._lock:
             pipeline = self._pipelines.get(name)
             if pipeline is None:
+                from buttress.config import PipelineSettings  # noqa: PLC0415 - pydantic, only with settings
+
                 configured = self._settings.resilience.pipelines.get(name.lower(), PipelineSettings())
                 pipeline = self._pipelines[name] = build_pipeline(name, configured, store=self.store)
             return pipeline
@@ -178,6 +179,8 @@ def build_breaker(name: str, settings: BreakerSettings, **wiring: Any) -> Circui
 
 def _exception_types(name: str, paths: tuple[str, ...]) -> tuple[type[BaseException], ...]:
     """Import ``module.Class`` paths; a path that does not name an exception class is a ConfigError."""
+    from buttress.config import env_var_name  # noqa: PLC0415 - pydantic, only with settings
+
     variable = env_var_name(("resilience", "pipelines", name, "retry", "on"))
     found: list[type[BaseException]] = []
     for path in paths:
