@@ -478,7 +478,8 @@ def _modules_after(code: str) -> list[str]:
 
 def test_the_metrics_accessor_registers_observe_and_loads_no_other_capability() -> None:
     loaded = _modules_after(
-        "from buttress.observe.metrics import get_metrics\nget_metrics().counter('buttress_probe_total', 'Probe.').inc()"
+        "from buttress.observe.metrics import get_metrics\n"
+        "get_metrics().counter('buttress_probe_total', 'Probe.').inc()"
     )
     assert not {"buttress.cache", "buttress.http", "buttress.events", "buttress.config"} & set(loaded)
     assert "buttress.composition" in loaded  # the default container did ask the composition root
