@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from buttress._redis import mask_url
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 from buttress.events import (
@@ -26,7 +27,7 @@ from buttress.events import (
     get_event_bus,
     reset_event_bus,
 )
-from buttress.events._wire import backoff_delay, mask_url
+from buttress.events._wire import backoff_delay
 
 WAIT = 20.0  # upper bound for waits on conditions; tests never sleep
 UNREACHABLE = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens on port 1

@@ -30,16 +30,13 @@ def main() -> None:
 
 
 def _run_app() -> None:
-    from buttress._extras import MissingExtra, require  # noqa: PLC0415 - the help path needs neither
+    from buttress._extras import MissingExtra  # noqa: PLC0415 - the help path needs it not
 
-    try:
-        for module in ("typer", "rich"):
-            require(module, "cli", "the buttress command")
+    try:  # buttress.cli checks for typer and rich first thing, naming the extra that installs them
+        from buttress.cli import main as run  # noqa: PLC0415 - typer and rich load only here
     except MissingExtra as missing:
         sys.stderr.write(f"{missing}\n")
         raise SystemExit(1) from None
-    from buttress.cli import main as run  # noqa: PLC0415 - typer and rich load only here
-
     run()
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from buttress._extras import require
-from buttress._redaction import mask_url_password
-from buttress._redis import ping
+from buttress._redis import mask_url, ping
 from buttress.cache._cache import DEFAULT, Cache, _Default
 from buttress.cache._cached import CachedFunction, make_cached
 from buttress.cache._memory import MemoryBackend
@@ -56,11 +55,11 @@ def choose_backend(settings: Settings) -> BackendChoice:
     if url is None:
         return BackendChoice("auto", "memory", "BUTTRESS_REDIS_URL is not set")
     if ping(url, max(settings.cache.socket_timeout, 1.0)):
-        return BackendChoice("auto", "tiered", f"Redis at {mask_url_password(url)} answered at startup")
+        return BackendChoice("auto", "tiered", f"Redis at {mask_url(url)} answered at startup")
     return BackendChoice(
         "auto",
         "memory",
-        f"Redis at {mask_url_password(url)} did not answer at startup; set BUTTRESS_CACHE__BACKEND=tiered "
+        f"Redis at {mask_url(url)} did not answer at startup; set BUTTRESS_CACHE__BACKEND=tiered "
         "to wait for it instead",
         redis_unreachable=True,
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from buttress._redis import mask_url  # re-exported: the transport's URLs are masked by the Redis layer
 from buttress.events._event import Event
 
-__all__ = ["ENCODER", "backoff_delay", "mask_url", "pack_publishes", "parse_event"]
+__all__ = ["ENCODER", "backoff_delay", "pack_publishes", "parse_event"]
 
 ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once: json.dumps() rebuilds it
 

@@ -155,7 +155,7 @@ class RedisState:
     @property
     def available(self) -> bool:
         """False while Redis is considered unreachable (between a failure and a successful probe)."""
-        return self.connection.outage.down_since is None
+        return self.connection.available
 
     # -- reporting --------------------------------------------------------------------------------
 
