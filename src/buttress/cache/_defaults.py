@@ -20,12 +20,12 @@ from buttress.cache._cached import CachedFunction, make_cached
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._serializers import make_serializer
 from buttress.container import get_container
+from buttress.health_types import CheckResult
 
 if TYPE_CHECKING:
     from buttress.cache._backend import CacheBackend
     from buttress.config import Settings
     from buttress.events import EventBus
-    from buttress.health_types import CheckResult
 
 __all__ = ["BackendChoice", "build_cache", "cache_health", "cached", "get_cache", "reset_cache", "set_cache"]
 
@@ -165,8 +165,6 @@ def cached(
 def cache_health(cache: Cache | None = None) -> CheckResult:
     """The ``cache`` health check of ``cache`` (default: the process-wide one): the backend, why, and
     whether it serves normally; warns while ``auto`` settled for memory because Redis did not answer."""
-    from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a probe runs
-
     cache = get_cache() if cache is None else cache
     choice = cache.backend_choice
     result = cache.check()

@@ -17,14 +17,12 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from buttress._tally import count_value
 from buttress.errors import ValidationError
+from buttress.health_types import CheckResult
 from buttress.resilience._stores import StoreInfo
-
-if TYPE_CHECKING:
-    from buttress.health_types import CheckResult
 
 __all__ = [
     "FAILURE",
@@ -567,6 +565,4 @@ class MemoryBreakerStore:
         return StoreInfo("memory", shared=False, available=True, detail="this process only")
 
     def check(self) -> CheckResult:
-        from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a check runs
-
         return CheckResult("pass", f"breaker state in memory: {self.state.value}")

@@ -9,13 +9,11 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from buttress._tally import count_value
+from buttress.health_types import CheckResult
 from buttress.resilience._stores import StoreInfo
-
-if TYPE_CHECKING:
-    from buttress.health_types import CheckResult
 
 __all__ = ["BUCKETS", "MemoryBudgetStore", "allows"]
 
@@ -125,7 +123,5 @@ class MemoryBudgetStore:
         return StoreInfo("memory", shared=False, available=True, detail="this process only")
 
     def check(self) -> CheckResult:
-        from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a check runs
-
         calls, retries, _ = self.counts()
         return CheckResult("pass", f"retry budget in memory: {calls} calls, {retries} retries in the window")

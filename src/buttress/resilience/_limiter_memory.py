@@ -9,14 +9,12 @@ import heapq
 import math
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from buttress.health_types import CheckResult
 from buttress.resilience._decorate import check_name
 from buttress.resilience._stores import StoreInfo
 from buttress.resilience._tokens import round_tokens
-
-if TYPE_CHECKING:
-    from buttress.health_types import CheckResult
 
 __all__ = ["SLACK", "MemoryLimiterStore"]
 
@@ -142,8 +140,6 @@ class MemoryLimiterStore:
         return StoreInfo("memory", shared=False, available=True, detail="this process only")
 
     def check(self) -> CheckResult:
-        from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a check runs
-
         count = len(self._tats)
         return CheckResult(
             "pass", f"limiter buckets in memory: {count} of {self._max_keys} keys", count, "keys"

@@ -13,14 +13,12 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from buttress.errors import ValidationError
+from buttress.health_types import CheckResult
 from buttress.resilience._decorate import check_name
 from buttress.resilience._stores import StoreInfo
-
-if TYPE_CHECKING:
-    from buttress.health_types import CheckResult
 
 __all__ = ["UNNAMED", "Unnamed", "claim_derived", "derived_name", "unnamed_error"]
 
@@ -97,6 +95,4 @@ class Unnamed:
         return StoreInfo(self.kind, shared=True, available=True, detail="no name yet: pass name=")
 
     def check(self) -> CheckResult:
-        from buttress.health_types import CheckResult  # noqa: PLC0415 - only when a check runs
-
         return CheckResult("warn", str(unnamed_error(self._strategy)))
