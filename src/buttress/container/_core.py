@@ -104,6 +104,7 @@ class Container:
         self._add(_Registration(service_type, getter, Lifetime.TRANSIENT, _MISSING, owned=False))
 
     def is_registered(self, service_type: type[Any]) -> bool:
+        """Whether :meth:`resolve` knows ``service_type`` (asking the on-demand provider registers it)."""
         known = service_type in self._registrations or service_type in self._overrides
         return known or self._demand(service_type) is not None
 
