@@ -276,7 +276,8 @@ def test_default_fds_warn_is_80_percent_of_the_open_file_limit() -> None:
 def test_health_check_samples_on_the_spot_when_not_running() -> None:
     seen: list[SystemSample] = []
     sampler = SystemSampler(
-        thresholds=SystemThresholds(memory_warn=0, memory_fail=100), on_sample=seen.append
+        thresholds=SystemThresholds(memory_warn=0, memory_fail=100, cpu_warn=None, fds_warn=None),
+        on_sample=seen.append,
     )
     result = sampler.health_check()()
     assert result.status == "warn"
