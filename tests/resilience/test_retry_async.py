@@ -223,18 +223,116 @@ async def test_concurrent_first_attempts_are_each_cut_at_their_own_deadline() ->
             assert isinstance(result, DeadlineExceeded)
         else:
             assert result == f"ok{i}"
-    watchdog = retry._watchdog
-    assert watchdog is not None
-    assert all(entry.done for entry in watchdog.entries)
 
 
-async def test_finished_first_attempts_do_not_pile_up() -> None:
+class TimerLoop(asyncio.SelectorEventLoop):
+    """A real event loop that keeps every timer handle it arms (``asyncio.timeout`` arms one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        self.timers.append(handle)
+        return handle
+
+
+def run_in(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+async def answer_at_once() -> str:
+    return "ok"
+
+
+def test_a_first_attempt_that_never_suspends_arms_no_timer() -> None:
     retry = Retry(on=ConnectionError, deadline=30.0, metrics=MetricsRegistry(), events=EventBus())
-    fn = AsyncFlaky()
-    for _ in range(1000):
-        await retry.acall(fn)
-    assert retry._watchdog is not None
-    assert len(retry._watchdog.entries) == 1
+    loop = TimerLoop()
+
+    async def many() -> list[str]:
+        return [await retry.acall(answer_at_once) for _ in range(1000)]
+
+    assert run_in(loop, many()) == ["ok"] * 1000
+    assert loop.timers == []
+
+
+def test_an_attempt_that_suspends_arms_one_timer_and_leaves_none_behind() -> None:
+    retry = Retry(on=ConnectionError, deadline=30.0, metrics=MetricsRegistry(), events=EventBus())
+    loop = TimerLoop()
+    assert run_in(loop, retry.acall(AsyncFlaky())) == "ok"
+    assert len(loop.timers) == 1
+    assert loop.timers[0].cancelled()
+
+
+async def test_the_deadline_counts_the_first_steps_own_time() -> None:
+    clock = FakeClock()
+
+    async def slow_start() -> str:
+        clock.advance(29.95)  # 29.95 s of work before the first suspension
+        await asyncio.sleep(10)
+        return "never"  # pragma: no cover
+
+    retry = Retry(
+        on=ConnectionError, deadline=30.0, clock=clock, metrics=MetricsRegistry(), events=EventBus()
+    )
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as caught:
+        await retry.acall(slow_start)
+    assert time.monotonic() - start < 1.0  # cut 0.05 s after it suspended, not 30 s
+    assert isinstance(caught.value.__cause__, asyncio.CancelledError)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_an_attempt_that_suspends_gets_what_it_waited_for() -> None:
+    retry = Retry(on=ConnectionError, deadline=30.0, metrics=MetricsRegistry(), events=EventBus())
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def waits() -> str:
+        return await future + "!"
+
+    task = asyncio.create_task(retry.acall(waits))
+    await asyncio.sleep(0)
+    future.set_result("value")
+    assert await task == "value!"
+
+    failing: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def waits_for_an_error() -> str:
+        return await failing
+
+    task = asyncio.create_task(retry.acall(waits_for_an_error))
+    await asyncio.sleep(0)
+    failing.set_exception(ValueError("not retried"))
+    with pytest.raises(ValueError, match="not retried"):
+        await task
+
+
+async def test_an_awaitable_that_is_not_a_coroutine_is_cut_at_the_deadline_too() -> None:
+    retry = Retry(on=ConnectionError, deadline=0.02, metrics=MetricsRegistry(), events=EventBus())
+    loop = asyncio.get_running_loop()
+    assert await retry.acall(lambda: asyncio.sleep(0, "slept")) == "slept"
+    with pytest.raises(DeadlineExceeded):
+        await retry.acall(loop.create_future)  # a Future nobody completes
+
+
+async def test_closing_a_call_suspended_in_its_attempt_closes_the_attempt() -> None:
+    retry = Retry(on=ConnectionError, deadline=30.0, metrics=MetricsRegistry(), events=EventBus())
+    closed: list[bool] = []
+
+    async def holds() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            closed.append(True)
+
+    call = retry.acall(holds)
+    call.send(None)  # runs up to the first suspension, in this task
+    call.close()
+    assert closed == [True]
 
 
 def test_one_retry_serves_several_event_loops() -> None:
@@ -247,7 +345,6 @@ def test_one_retry_serves_several_event_loops() -> None:
 
     asyncio.run(once())
     asyncio.run(once())
-    assert len(retry._watchdogs) <= 2
 
 
 async def test_acall_records_calls_and_spends_the_budget(make: Callable[..., Retry]) -> None:
@@ -308,17 +405,3 @@ async def test_a_later_attempt_is_cut_after_an_earlier_one_finished() -> None:
     with pytest.raises(DeadlineExceeded):
         await retry.acall(AsyncFlaky(hang_on=(1,)))  # the timer fires for the first, re-arms for this one
     assert 0.1 - 0.01 <= time.monotonic() - start < 0.1 + 0.05
-
-
-def test_returning_to_an_event_loop_reuses_its_watchdog() -> None:
-    retry = Retry(on=ConnectionError, deadline=5.0, metrics=MetricsRegistry(), events=EventBus())
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(retry.acall(AsyncFlaky()))
-        first = retry._watchdog
-        asyncio.run(retry.acall(AsyncFlaky()))
-        assert retry._watchdog is not first
-        loop.run_until_complete(retry.acall(AsyncFlaky()))
-        assert retry._watchdog is first
-    finally:
-        loop.close()

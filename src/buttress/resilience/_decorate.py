@@ -9,13 +9,26 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from buttress.errors import ValidationError
 
-__all__ = ["Runner", "check_name", "wrap", "wrap_packed"]
+__all__ = ["Later", "Runner", "check_name", "wrap", "wrap_packed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 Runner = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 """``runner(fn, args, kwargs)``: a call already composed, taking the arguments packed."""
+
+
+class Later:
+    """An async runner's answer when the call is not over: await ``awaitable`` for its result.
+
+    An async runner returns the result itself when it got it without awaiting (no coroutine made), else
+    a Later; a private type, so no function's result can be mistaken for one.
+    """
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
 
 
 def wrap(
@@ -44,13 +57,26 @@ def wrap(
     return cast(Callable[P, R], wrapper)
 
 
-def wrap_packed(fn: Callable[P, R], run_sync: Runner, run_async: Runner) -> Callable[P, R]:
+def wrap_packed(
+    fn: Callable[P, R], run_sync: Runner, run_async: Runner, *, stepped: bool = False
+) -> Callable[P, R]:
     """:func:`wrap` for runners that take ``(fn, args, kwargs)``: no ``*args`` re-spreading, one frame less.
 
     The Pipeline composes its strategies once into such runners; every frame saved is about 0.25 us.
+    ``run_async`` returns an awaitable; when ``stepped``, the result itself or a :class:`Later` to await.
     """
     _check_function(fn)
     if inspect.iscoroutinefunction(fn):
+        if stepped:
+
+            @functools.wraps(fn)
+            async def stepped_wrapper(*args: Any, **kwargs: Any) -> Any:
+                result = run_async(fn, args, kwargs)
+                if type(result) is Later:
+                    return await result.awaitable
+                return result
+
+            return cast(Callable[P, R], stepped_wrapper)
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -32,11 +32,8 @@ import asyncio
 import math
 import random
 import reprlib
-import threading
 import time
-import weakref
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -45,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Protocol, Typ
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import DeadlineExceeded, RetryExhausted, ValidationError
 from buttress.resilience._backoff import Backoff
+from buttress.resilience._deadline import NOT_DONE, finish, first_step
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._telemetry import Telemetry
 
@@ -178,96 +176,6 @@ class _Run:
         self.previous = 0.0
 
 
-class _Cutoff:
-    """Cancels the task of one attempt still running at its deadline, as ``asyncio.timeout`` does.
-
-    ``disarm()`` after the attempt says whether the cancellation was ours (then the attempt's
-    CancelledError means "deadline", and the task's cancel count is restored) or someone else's.
-    """
-
-    __slots__ = ("cancelling", "done", "fired", "handle", "task", "when")
-
-    def __init__(self, task: asyncio.Task[Any], when: float) -> None:
-        self.task = task
-        self.cancelling = task.cancelling()
-        self.when = when
-        self.done = False
-        self.fired = False
-        self.handle: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def alone(cls, seconds: float) -> _Cutoff:
-        """A cutoff with its own timer (retries: their deadlines do not arrive in FIFO order)."""
-        task = _current_task()
-        loop = task.get_loop()
-        cutoff = cls(task, loop.time() + seconds)
-        cutoff.handle = loop.call_at(cutoff.when, cutoff.fire)
-        return cutoff
-
-    def fire(self) -> None:
-        if not self.done:
-            self.fired = True
-            self.task.cancel()
-
-    def disarm(self) -> bool:
-        """Stop watching; True when the deadline cancelled the attempt."""
-        self.done = True
-        if self.handle is not None:
-            self.handle.cancel()
-        return self.fired and self.task.uncancel() <= self.cancelling
-
-
-def _current_task() -> asyncio.Task[Any]:
-    task = asyncio.current_task()
-    if task is None:  # pragma: no cover - asyncio always runs coroutines in a task
-        raise RuntimeError("Retry.acall must run inside an asyncio task")
-    return task
-
-
-class _Watchdog:
-    """The deadlines of one Retry's first attempts on one event loop, with a single timer.
-
-    A first attempt's deadline is ``start + deadline`` with the same ``deadline`` for every call, so
-    deadlines arrive in start order: a FIFO holds them and one timer, armed for the oldest live entry,
-    replaces a timer per call (``asyncio.timeout`` costs about 5 us a call on this path). Finished
-    entries are dropped from the front as new ones arrive and when the timer fires. The loop is held
-    weakly, so a Retry outliving its loops does not keep them.
-    """
-
-    __slots__ = ("entries", "handle", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = weakref.ref(loop)
-        self.entries: deque[_Cutoff] = deque()
-        self.handle: asyncio.TimerHandle | None = None
-
-    def watch(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop, seconds: float) -> _Cutoff:
-        entries = self.entries
-        while entries and entries[0].done:
-            entries.popleft()
-        cutoff = _Cutoff(task, loop.time() + seconds)
-        entries.append(cutoff)
-        if self.handle is None:
-            self.handle = loop.call_at(cutoff.when, self.fire)
-        return cutoff
-
-    def fire(self) -> None:
-        self.handle = None
-        loop = asyncio.get_running_loop()
-        entries = self.entries
-        now = loop.time()
-        while entries:
-            first = entries[0]
-            if not first.done and first.when > now:
-                self.handle = loop.call_at(first.when, self.fire)
-                return
-            entries.popleft()
-            first.fire()
-
-
-_WATCHDOGS_LOCK: Final = threading.Lock()
-
-
 class Retry:
     """Retry a call on the failures named by ``on``; see the module docstring for the exact rules.
 
@@ -286,8 +194,6 @@ class Retry:
         "_t_retry",
         "_t_success",
         "_types",
-        "_watchdog",
-        "_watchdogs",
         "attempts",
         "backoff",
         "clock",
@@ -354,10 +260,6 @@ class Retry:
         self._rng = random.Random(seed)
         self.clock = clock
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
-        self._watchdog: _Watchdog | None = None
-        self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
-            weakref.WeakKeyDictionary()
-        )
         self.telemetry = Telemetry("retry", self.name, OUTCOMES, metrics=metrics, events=events)
         self._t_success = self.telemetry.tally("success")
         self._t_retry = self.telemetry.tally("retry")
@@ -393,14 +295,35 @@ class Retry:
             error: BaseException | None = exc
             result = None
         else:
-            check = self.retry_if_result
-            if check is None or not check(result):
-                self._t_success()
-                if _SINKS.get():
-                    self._record(1, [], start, "success")
+            if self.succeeded(result, start):
                 return result  # type: ignore[no-any-return]
             error = None
         return self._again(_Run(fn, start), args, kwargs, error, result)  # type: ignore[no-any-return]
+
+    def resume(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        start: float,
+        error: BaseException | None,
+        result: Any,
+    ) -> Any:
+        """Go on after a first attempt of ``fn`` made by the caller (a pipeline's fast path) that failed
+        with ``error``, or returned a ``result`` that :meth:`succeeded` refused, as :meth:`call` would."""
+        return self._again(_Run(fn, start), args, kwargs, error, result)
+
+    def succeeded(self, result: Any, start: float) -> bool:
+        """A first attempt (started at ``start``) returned ``result``: True, counted as a success, unless
+        ``retry_if_result`` asks for another attempt (False: nothing counted yet)."""
+        check = self.retry_if_result
+        if check is not None and check(result):
+            return False
+        self._t_success()
+        if _SINKS.get():
+            self._record(1, [], start, "success")
+        return True
 
     def _again(
         self,
@@ -437,38 +360,58 @@ class Retry:
         budget = self._budget
         if budget is not None:
             await budget.arecord_call()  # a memory budget answers without an await inside
-        cutoff = None if self.deadline is None else self._first_cutoff()
-        try:
-            result: Any = await fn(*args, **kwargs)
+        error: BaseException | None = None
+        expired = False
+        try:  # self._attempt inlined: one coroutine less on the success path
+            if self.deadline is None:
+                result: Any = await fn(*args, **kwargs)
+            else:
+                coro, pending, result = first_step(fn(*args, **kwargs))
+                if pending is not NOT_DONE:
+                    result, error, expired = await finish(coro, pending, self._left(start))
         except BaseException as exc:  # noqa: BLE001 - classified in _plan; signals are re-raised there
-            error: BaseException | None = exc
-            result = None
-        else:
-            error = None
-        expired = cutoff is not None and cutoff.disarm()
-        if error is None:
-            check = self.retry_if_result
-            if check is None or not check(result):
-                self._t_success()
-                if _SINKS.get():
-                    self._record(1, [], start, "success")
-                return result  # type: ignore[no-any-return]
+            result, error = None, exc
+        if error is None and self.succeeded(result, start):
+            return result  # type: ignore[no-any-return]
         return await self._aagain(  # type: ignore[no-any-return]
             _Run(fn, start), args, kwargs, error=error, result=result, expired=expired
         )
 
-    def _first_cutoff(self) -> _Cutoff:
-        """Watch a first attempt: its deadline is ``now + deadline``, so one FIFO per loop serves them all."""
-        task = _current_task()
-        loop = task.get_loop()
-        last = self._watchdog
-        if last is None or last.loop() is not loop:
-            with _WATCHDOGS_LOCK:
-                watchdog = self._watchdogs.get(loop)
-                if watchdog is None:
-                    watchdog = self._watchdogs[loop] = _Watchdog(loop)
-            self._watchdog = last = watchdog
-        return last.watch(task, loop, self.deadline)  # type: ignore[arg-type]
+    def aresume(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        start: float,
+        error: BaseException | None,
+        result: Any,
+        expired: bool = False,
+    ) -> Coroutine[Any, Any, Any]:
+        """Go on after a first attempt of ``fn`` made by the caller (a pipeline's fast path) that failed
+        with ``error``, or returned a ``result`` that :meth:`succeeded` refused, as :meth:`acall` would."""
+        return self._aagain(_Run(fn, start), args, kwargs, error=error, result=result, expired=expired)
+
+    async def _attempt(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], start: float
+    ) -> tuple[Any, BaseException | None, bool]:
+        """One attempt, cut at the deadline: ``(result, error, expired)``; ``expired``: the deadline ended it.
+
+        The deadline's ``asyncio.timeout`` is entered only if the attempt suspends (see ``_deadline``).
+        """
+        try:
+            if self.deadline is None:
+                return await fn(*args, **kwargs), None, False
+            coro, pending, result = first_step(fn(*args, **kwargs))
+            if pending is NOT_DONE:
+                return result, None, False
+            return await finish(coro, pending, self._left(start))
+        except BaseException as exc:  # noqa: BLE001 - classified in _plan; signals are re-raised there
+            return None, exc, False
+
+    def _left(self, start: float) -> float:
+        """Seconds left before the deadline of a call that started at ``start``."""
+        return self.deadline - (self._now() - start)  # type: ignore[operator]
 
     async def _aagain(
         self,
@@ -481,7 +424,6 @@ class Retry:
         expired: bool,
     ) -> Any:
         fn: Callable[..., Awaitable[Any]] = run.fn  # type: ignore[assignment]
-        deadline = self.deadline
         while True:
             if expired:
                 self._give_up(run, error, result, "deadline", in_flight=True)
@@ -491,14 +433,7 @@ class Retry:
             self._announce(run, error, delay)
             await self.clock.asleep(delay)
             run.attempt += 1
-            cutoff = None if deadline is None else _Cutoff.alone(deadline - (self._now() - run.start))
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - classified in _plan
-                error = exc
-            else:
-                error = None
-            expired = cutoff is not None and cutoff.disarm()
+            result, error, expired = await self._attempt(fn, args, kwargs, run.start)
             if error is None:
                 check = self.retry_if_result
                 if check is None or not check(result):
