@@ -17,6 +17,7 @@ from buttress.errors import RateLimited
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience._limiter import RateLimiter
+from buttress.resilience._limiter_redis import ACQUIRE
 from buttress.resilience._redis_state import RedisState, StorePolicy
 
 DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused at once
@@ -221,3 +222,19 @@ async def test_policy_closed_rejects_everything_for_one_interval() -> None:
     assert (await bucket.asnapshot()).available == 3
     assert clock.sleeps == []
     await store.aclose()
+
+
+def test_a_decision_answers_with_the_smallest_reply(
+    redis_url: str, namespace: str, client: redis.Redis
+) -> None:
+    """An admission without a wait (the common case) is one integer, which redis-py parses fastest; a wait
+    or a refusal is one string. None of them is an array."""
+    key = f"{namespace}:bucket"
+    interval_us, burst = "100000", "2"  # 10/s, burst 2
+    now = "1000000000000000"
+    admitted = client.evalsha(client.script_load(ACQUIRE.source), 1, key, now, interval_us, burst, 1, "0")
+    assert admitted == 1_000_000_000_100_000  # the bucket's new TAT, in whole microseconds
+    assert client.evalsha(ACQUIRE.sha, 1, key, now, interval_us, burst, 1, "0") == 1_000_000_000_200_000
+    assert client.evalsha(ACQUIRE.sha, 1, key, now, interval_us, burst, 1, "0") == b"-100000"  # retry after
+    waited = client.evalsha(ACQUIRE.sha, 1, key, now, interval_us, burst, 1, "200000")
+    assert waited == b"100000 1000000000300000"  # the wait and the reservation's TAT

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
+from buttress._redis._pool import async_pool
 from buttress._redis._script import Script
 from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -119,7 +120,8 @@ class RedisConnection:
         self.scripts = tuple(scripts)
         self._on_down = on_down
         self._on_up = on_up
-        self._server_time = isinstance(clock, SystemClock)
+        self.server_time = isinstance(clock, SystemClock)
+        """True when scripts read Redis ``TIME`` (:meth:`now_arg` is always empty)."""
         redis_module = module()
         exceptions = redis_module.exceptions
         self.errors: tuple[type[BaseException], ...] = (
@@ -154,7 +156,7 @@ class RedisConnection:
 
     def now_arg(self) -> str:
         """A script's ``now`` argument: empty (use Redis ``TIME``), or the injected clock in microseconds."""
-        return "" if self._server_time else str(round(self.clock.time() * 1_000_000))
+        return "" if self.server_time else str(round(self.clock.time() * 1_000_000))
 
     # -- clients ------------------------------------------------------------------------------------
 
@@ -168,8 +170,7 @@ class RedisConnection:
         client = self._async_clients.get(loop)
         if client is None:
             redis_asyncio = module("redis.asyncio")
-            options = pool_options(self.timeout, self.max_connections, is_async=True)
-            pool = redis_asyncio.BlockingConnectionPool.from_url(self.url, **options)
+            pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
             with self._lock:
                 client = self._async_clients.setdefault(loop, redis_asyncio.Redis.from_pool(pool))
         return client
@@ -248,29 +249,31 @@ class RedisConnection:
             self._came_back(epoch)
         return reply
 
-    def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int | float]) -> Any:
         """Run ``script`` with one ``EVALSHA`` (``SCRIPT LOAD`` and again on ``NOSCRIPT``)."""
         return self.call(self._evalsha, script, keys, args)
 
-    async def arun(self, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+    async def arun(
+        self, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int | float]
+    ) -> Any:
         """:meth:`run` on the running loop's async client."""
         return await self.acall(self._aevalsha, script, keys, args)
 
-    def _evalsha(self, client: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    # EVALSHA through execute_command: redis-py's evalsha() adds two frames and nothing else we use
+
+    def _evalsha(self, client: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return client.evalsha(script.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except self._noscript:
             client.script_load(script.source)
-            return client.evalsha(script.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
-    async def _aevalsha(
-        self, client: redis.asyncio.Redis, script: Script, keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
+    async def _aevalsha(self, client: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
+            return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except self._noscript:
             await client.script_load(script.source)
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
+            return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def drive(self, plan: Plan[_T]) -> _T:
         """Run ``plan`` on the sync client; a Redis error reply is thrown into the plan, to handle there."""

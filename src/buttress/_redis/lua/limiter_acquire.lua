@@ -1,5 +1,6 @@
 -- Rate limiter (GCRA): decide and reserve. KEYS: bucket. ARGV: now, interval us, burst, cost, max wait us.
--- Returns {1, wait us, new TAT} when admitted, else {0, wait us}.
+-- Admitted at once: the new TAT as an integer (floored: only a wait is ever refunded). Admitted after a wait:
+-- 'wait new' (the wait and the exact new TAT). Refused: '-wait'. The common answer is the cheapest to parse.
 --@include now
 
 local interval = tonumber(ARGV[2])
@@ -11,6 +12,7 @@ if not tat or tat < now then tat = now end
 local new = tat + cost * interval
 local wait = new - span - now
 if wait <= 1 then wait = 0 end
-if wait > max_wait + 1 then return {0, fmt(wait)} end
+if wait > max_wait + 1 then return fmt(-wait) end
 redis.call('SET', KEYS[1], fmt(new), 'PX', math.ceil((new - now) / 1000) + 1000)
-return {1, fmt(wait), fmt(new)}
+if wait == 0 then return math.floor(new) end
+return fmt(wait) .. ' ' .. fmt(new)
