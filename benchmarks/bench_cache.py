@@ -68,8 +68,10 @@ LOCKED: Final = "cachetools TTLCache + Lock"
 UNLOCKED: Final = "cachetools TTLCache, no lock"
 AIOCACHE: Final = "aiocache (SimpleMemoryCache)"
 CASHEWS: Final = "cashews (mem://)"
-RAW: Final = "redis-py GET, same key"
-ARAW: Final = "redis.asyncio GET, same key"
+RAW: Final = "redis-py GET, same key (ConnectionPool)"
+ARAW: Final = "redis.asyncio GET, same key (ConnectionPool)"
+RAW_BLOCKING: Final = "redis-py GET, same key (BlockingConnectionPool)"
+ARAW_BLOCKING: Final = "redis.asyncio GET, same key (BlockingConnectionPool)"
 BARE: Final = "reference: await of the undecorated function"
 UNREACHABLE: Final = (
     f"Redis at {mask_url_password(REDIS_URL)} was unreachable: the Redis and tiered rows were not measured."
@@ -297,27 +299,31 @@ def _prefix(client: redis.Redis) -> Iterator[str]:
 
 
 def _pool_options(backend: RedisBackend) -> dict[str, Any]:
-    """The pool settings of ``backend``'s own clients (blocking pool, its size and timeouts, no retry)."""
+    """The backend's own pool settings (size and timeouts), without retries."""
     return {
         "max_connections": backend.max_connections,
-        "timeout": 1.0,
         "socket_timeout": backend.socket_timeout,
         "socket_connect_timeout": backend.socket_timeout,
     }
 
 
-def _raw_client(backend: RedisBackend) -> redis.Redis:
-    """A redis-py client pooled as ``backend``'s is: the GET anchor differs from ours only above the pool."""
+def _raw_clients(backend: RedisBackend) -> tuple[redis.Redis, redis.Redis]:
+    """Two redis-py clients sized as ``backend``'s pool: a plain ``ConnectionPool`` (what the anchor
+    libraries use; it raises when every connection is busy) and a ``BlockingConnectionPool`` (waits 1 s)."""
     retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, retry=retry, **_pool_options(backend))
-    return redis.Redis.from_pool(pool)
+    options = _pool_options(backend)
+    plain = redis.ConnectionPool.from_url(REDIS_URL, retry=retry, **options)
+    blocking = redis.BlockingConnectionPool.from_url(REDIS_URL, retry=retry, timeout=1.0, **options)
+    return redis.Redis.from_pool(plain), redis.Redis.from_pool(blocking)
 
 
-def _araw_client(backend: RedisBackend) -> redis.asyncio.Redis:
-    """:func:`_raw_client` for this event loop."""
+def _araw_clients(backend: RedisBackend) -> tuple[redis.asyncio.Redis, redis.asyncio.Redis]:
+    """:func:`_raw_clients` for this event loop."""
     retry = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
-    pool = redis.asyncio.BlockingConnectionPool.from_url(REDIS_URL, retry=retry, **_pool_options(backend))
-    return redis.asyncio.Redis.from_pool(pool)
+    options = _pool_options(backend)
+    plain = redis.asyncio.ConnectionPool.from_url(REDIS_URL, retry=retry, **options)
+    blocking = redis.asyncio.BlockingConnectionPool.from_url(REDIS_URL, retry=retry, timeout=1.0, **options)
+    return redis.asyncio.Redis.from_pool(plain), redis.asyncio.Redis.from_pool(blocking)
 
 
 def _redis_rows(runner: asyncio.Runner, prefix: str) -> tuple[list[Row], list[Budget]]:
@@ -325,13 +331,20 @@ def _redis_rows(runner: asyncio.Runner, prefix: str) -> tuple[list[Row], list[Bu
     backend = RedisBackend(REDIS_URL, prefix=f"{prefix}:ours")
     cache = Cache(backend)
     key = backend.redis_key("default:k")
-    raw = _raw_client(backend)
+    raw, raw_blocking = _raw_clients(backend)
     stack = contextlib.AsyncExitStack()
     try:
         cache.set("k", VALUE)
-        if cache.get("k") != VALUE or raw.get(key) is None:
+        if cache.get("k") != VALUE or raw.get(key) is None or raw_blocking.get(key) is None:
             raise RuntimeError("the sync Redis row would not time hits")
-        sync = compare({"buttress": lambda: cache.get("k"), RAW: lambda: raw.get(key)}, rounds=REDIS_ROUNDS)
+        sync = compare(
+            {
+                "buttress": lambda: cache.get("k"),
+                RAW: lambda: raw.get(key),
+                RAW_BLOCKING: lambda: raw_blocking.get(key),
+            },
+            rounds=REDIS_ROUNDS,
+        )
         candidates = runner.run(_async_redis_candidates(stack, cache, backend, prefix))
         asynchronous = _acompare(runner, candidates, REDIS_ROUNDS)
         if not cache.info().available:
@@ -339,10 +352,15 @@ def _redis_rows(runner: asyncio.Runner, prefix: str) -> tuple[list[Row], list[Bu
     finally:
         runner.run(stack.aclose())
         raw.close()
+        raw_blocking.close()
         cache.close()
-    sync_budget = Budget(f"<= {REDIS_RATIO:.2f}x {RAW}", sync["buttress"] <= REDIS_RATIO * sync[RAW])
+    sync_budget = Budget(
+        f"<= {REDIS_RATIO:.2f}x a redis-py GET on either pool",
+        sync["buttress"] <= REDIS_RATIO * min(sync[RAW], sync[RAW_BLOCKING]),
+    )
     async_budget = Budget(
-        f"<= {REDIS_RATIO:.2f}x {ARAW}", asynchronous["buttress"] <= REDIS_RATIO * asynchronous[ARAW]
+        f"<= {REDIS_RATIO:.2f}x a redis.asyncio GET on either pool",
+        asynchronous["buttress"] <= REDIS_RATIO * min(asynchronous[ARAW], asynchronous[ARAW_BLOCKING]),
     )
     rows = [
         judged("Redis hit, sync: `Cache.get`", sync, sync_budget),
@@ -358,8 +376,9 @@ async def _async_redis_candidates(
     stack.push_async_callback(cache.aclose)
     parts = urlsplit(REDIS_URL)
     key = backend.redis_key("default:k")
-    raw = _araw_client(backend)
+    raw, raw_blocking = _araw_clients(backend)
     stack.push_async_callback(raw.aclose)
+    stack.push_async_callback(raw_blocking.aclose)
     aio = aiocache.RedisCache(
         endpoint=parts.hostname or "127.0.0.1",
         port=parts.port or 6379,
@@ -380,11 +399,12 @@ async def _async_redis_candidates(
     ):
         if value != VALUE:
             raise RuntimeError(f"{name} did not read the value back: {value!r}")
-    if await raw.get(key) is None:
+    if await raw.get(key) is None or await raw_blocking.get(key) is None:
         raise RuntimeError("redis.asyncio did not find the Cache's key")
     return {
         "buttress": lambda: cache.aget("k"),
         ARAW: lambda: raw.get(key),
+        ARAW_BLOCKING: lambda: raw_blocking.get(key),
         "aiocache RedisCache `.get`": lambda: aio.get("k"),
         "cashews (redis://) `.get`": lambda: cashews_cache.get(cashews_key),
     }
@@ -631,12 +651,16 @@ def _notes(rows: list[Row], budgets: list[Budget]) -> list[str]:
             f"Redis at {mask_url_password(REDIS_URL)} on loopback, keys under a fresh prefix deleted "
             "afterwards. buttress "
             "`Cache(RedisBackend(url, prefix=...)).get('k')` (one GET, the decode, freshness and stats); "
-            "the anchor GETs the very key buttress stored (`backend.redis_key(...)`, the same bytes) with "
-            "a redis-py client pooled as the backend's (`BlockingConnectionPool`, same size and socket "
-            "timeouts, no retry), so the ratio is buttress's cost over a bare round trip. Async: "
-            "`await Cache.aget('k')` against `redis.asyncio` GET of that key, aiocache `RedisCache.get` "
-            "(JSON) and cashews `setup('redis://...')` `.get` (pickle) of the same record under their own "
-            "keys."
+            "the anchors GET the very key buttress stored (`backend.redis_key(...)`, the same bytes) with "
+            "redis-py clients of the backend's pool size and socket timeouts, no retry, on both pool "
+            "kinds: a plain `ConnectionPool` (what aiocache, cashews and most code use; it raises when "
+            "every connection is busy) and a `BlockingConnectionPool` (waits up to 1 s for one, as "
+            "buttress's pools do). The budget holds against the faster of the two. buttress's sync pool "
+            "is redis-py's blocking pool; its async pool is a subclass that takes a free connection the "
+            "plain pool's way (redis.asyncio's blocking pool arms a Condition and an `asyncio.timeout` "
+            "per command). Async: `await Cache.aget('k')` against `redis.asyncio` GETs of that key, "
+            "aiocache `RedisCache.get` (JSON) and cashews `setup('redis://...')` `.get` (pickle) of the "
+            "same record under their own keys."
         ),
         (
             "Tiered: `Cache(TieredBackend(RedisBackend(url), bus=create_event_bus('redis', ...)))`; the "

@@ -49,6 +49,9 @@ REDIS_URL = os.environ.get("BUTTRESS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 BUDGET_RATIO = 1.15
 TITLE = "Resilience on Redis: one decision per call (sync and async)"
 GET = "redis-py GET round trip"
+BLOCKING_GET = "redis-py GET round trip, BlockingConnectionPool"
+POOL = {"max_connections": 50, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+"""The pool size and timeouts of buttress's own clients, for the limiter rows' raw GETs on both pool kinds."""
 
 
 def _redis_reachable() -> bool:
@@ -99,14 +102,19 @@ def _sync_rows(state: RedisState, client: redis.Redis, namespace: str) -> list[R
     def get() -> object:
         return client.get(get_key)
 
-    limited = compare(
-        {
-            "buttress": lambda: limiter.try_acquire("bench"),
-            GET: get,
-            "limits fixed window (Redis)": lambda: fixed.hit(item, "fixed"),
-            "limits moving window (Redis)": lambda: moving.hit(item, "moving"),
-        }
-    )
+    blocking = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(REDIS_URL, timeout=1.0, **POOL))
+    try:
+        limited = compare(
+            {
+                "buttress": lambda: limiter.try_acquire("bench"),
+                GET: get,
+                BLOCKING_GET: lambda: blocking.get(get_key),
+                "limits fixed window (Redis)": lambda: fixed.hit(item, "fixed"),
+                "limits moving window (Redis)": lambda: moving.hit(item, "moving"),
+            }
+        )
+    finally:
+        blocking.close()
     acquired = compare({"buttress": breaker.acquire, GET: get})
     broken = compare(
         {
@@ -155,9 +163,30 @@ def _async_rows(state: RedisState, namespace: str) -> list[Row]:
         while purgatory_clients:
             await purgatory_clients.pop().aclose()
 
+    raw_clients: list[redis.asyncio.Redis] = []
+
+    def raw_get(
+        pool: type[redis.asyncio.ConnectionPool], **options: float
+    ) -> Callable[[], Awaitable[AsyncFn]]:
+        async def setup() -> AsyncFn:  # a client of this loop, closed by raw_teardown
+            client = redis.asyncio.Redis.from_pool(pool.from_url(REDIS_URL, **POOL, **options))
+            raw_clients.append(client)
+            return lambda: client.get(get_key)
+
+        return setup
+
+    async def raw_teardown() -> None:
+        await teardown()
+        while raw_clients:
+            await raw_clients.pop().aclose()
+
     limited = compare_async(
-        {"buttress": ready(lambda: limiter.atry_acquire("bench")), f"redis.asyncio {GET}": ready(get)},
-        teardown=teardown,
+        {
+            "buttress": ready(lambda: limiter.atry_acquire("bench")),
+            f"redis.asyncio {GET}": raw_get(redis.asyncio.ConnectionPool),
+            f"redis.asyncio {BLOCKING_GET}": raw_get(redis.asyncio.BlockingConnectionPool, timeout=1.0),
+        },
+        teardown=raw_teardown,
     )
     broken = compare_async(
         {
@@ -209,6 +238,12 @@ def run() -> Table:
                 "`TIME`); the GET is the same pooled redis-py client (`state.client().get(key)`, or the "
                 "loop's `redis.asyncio` client) reading one short key, so the ratio is buttress's extra "
                 "cost over a bare round trip."
+            ),
+            (
+                "The limiter rows GET on both redis-py pool kinds, sized as buttress's clients (50 "
+                "connections, 0.5 s timeouts): a plain `ConnectionPool` (what limits and most code use; "
+                "the budget's floor) and a `BlockingConnectionPool` (waits up to 1 s for a free "
+                "connection, as buttress's pools do)."
             ),
             (
                 f"limiter: buttress `RateLimiter('{RATE}', burst={BURST:,}, store=RedisState(url))` "

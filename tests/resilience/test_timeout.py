@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -299,6 +300,33 @@ async def test_async_call_returns_in_time(observed: Observed) -> None:
     timeout = make(observed, BOUND)
     assert await timeout.acall(fetch, "a") == "A"
     assert observed.calls("timeout") == {"success": 1.0}
+
+
+def test_an_async_call_that_never_suspends_arms_no_timer(observed: Observed) -> None:
+    timeout = make(observed, BOUND)
+    timers: list[object] = []
+
+    class TimerLoop(asyncio.SelectorEventLoop):
+        def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
+            timers.append(callback)
+            return super().call_at(when, callback, *args, context=context)
+
+    async def answer() -> str:
+        return "now"
+
+    async def waits() -> str:
+        await asyncio.sleep(0)
+        return "later"
+
+    loop = TimerLoop()
+    try:
+        assert loop.run_until_complete(timeout.acall(answer)) == "now"
+        assert timers == []
+        assert loop.run_until_complete(timeout.acall(waits)) == "later"
+        assert len(timers) == 1  # the asyncio.timeout entered when it suspended
+    finally:
+        loop.close()
+    assert timeout.telemetry.counts() == {"success": 2, "failure": 0, "timeout": 0}
 
 
 async def test_async_deadline_cancels_the_awaited_coroutine(observed: Observed) -> None:

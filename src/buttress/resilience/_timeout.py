@@ -2,7 +2,8 @@
 
 Async calls are cancelled for real: :meth:`Timeout.acall` and ``async with timeout:`` use
 :func:`asyncio.timeout` (the event loop's clock), so the awaited coroutine sees ``CancelledError`` and can
-clean up, and the caller gets :class:`~buttress.errors.DeadlineExceeded`.
+clean up, and the caller gets :class:`~buttress.errors.DeadlineExceeded`. ``acall`` enters it only once the
+call suspends (a call that finishes without waiting cannot be interrupted, so it costs no timer).
 
 A sync call cannot be interrupted from outside in Python, so :meth:`Timeout.call` is the honest option: it
 runs the function in a worker thread and waits up to ``seconds``. At the deadline the caller gets
@@ -22,12 +23,14 @@ import math
 import os
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import DeadlineExceeded, ValidationError
+from buttress.resilience._deadline import NOT_DONE, finish, first_step
 from buttress.resilience._decorate import check_name, wrap
 from buttress.resilience._telemetry import Telemetry
 
@@ -224,21 +227,29 @@ class Timeout:
         return job.result  # type: ignore[no-any-return]
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Await ``fn(*args, **kwargs)``; cancel it and raise DeadlineExceeded after ``seconds``."""
-        scope = asyncio.timeout(self._seconds)
+        """Await ``fn(*args, **kwargs)``; cancel it and raise DeadlineExceeded after ``seconds``.
+
+        The ``asyncio.timeout`` is entered only if the call suspends (see ``_deadline``): one that finishes
+        in its first step cannot be cancelled by a timer anyway. The seconds count from the call's start.
+        """
+        start = time.monotonic()
         try:
-            async with scope:
-                result = await fn(*args, **kwargs)
-        except TimeoutError:
-            if scope.expired():
+            coro, pending, result = first_step(fn(*args, **kwargs))
+            error, expired = None, False
+            if pending is not NOT_DONE:
+                result, error, expired = await finish(
+                    coro, pending, self._seconds - (time.monotonic() - start)
+                )
+        except BaseException:  # raised in the first step, or the caller's own cancellation
+            self._failure()
+            raise
+        if error is not None:
+            if expired and isinstance(error, asyncio.CancelledError):  # the deadline's own cancellation
                 raise self._deadline(fn, "it was cancelled") from None
             self._failure()
-            raise
-        except BaseException:
-            self._failure()
-            raise
+            raise error
         self._success()
-        return result
+        return result  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> Self:
         """Bound the ``async with`` block by ``seconds`` (asyncio.timeout semantics, per task)."""
