@@ -1,13 +1,16 @@
-"""The async clients' pool: bounded and blocking like redis-py's BlockingConnectionPool, but a command that
-finds a free connection costs no more than on redis-py's plain pool (no Condition, no extra timer)."""
+"""The clients' pools: bounded and blocking like redis-py's BlockingConnectionPool, but a command that finds a
+free connection costs no more than on redis-py's plain pool (no Condition, no extra timer)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio
 
 from buttress._redis import UNAVAILABLE, RedisConnection, execute
@@ -115,3 +118,60 @@ async def test_many_tasks_share_a_small_pool_without_errors(redis_url: str) -> N
         assert connection.available
     finally:
         await connection.aclose()
+
+
+# -- the sync pool: redis-py's plain pool, bounded, waiting up to POOL_WAIT for a free connection -------------
+
+
+@pytest.mark.redis
+def test_the_sync_pool_stays_bounded_and_a_waiting_thread_gets_the_next_free_connection(redis_url: str) -> None:
+    connection = connect(redis_url, max_connections=2)
+    key = connection.key("list")
+    with ThreadPoolExecutor(4) as threads:
+        try:
+            held = [threads.submit(connection.call, execute, "BLPOP", key, "0.5") for _ in range(2)]
+            time.sleep(0.05)  # let both BLPOPs take a connection
+            waiting = threads.submit(connection.call, execute, "PING")
+            time.sleep(0.05)
+            assert not waiting.done()
+            pool = connection.client().connection_pool
+            assert len(pool._in_use_connections) == 2  # the bound itself is what is tested
+            pusher = redis.Redis.from_url(redis_url)
+            try:
+                pusher.rpush(key, "a")
+            finally:
+                pusher.close()
+            assert waiting.result(timeout=1.0) is True
+            assert [each.result(timeout=2.0) for each in held].count(None) == 1  # one popped "a", one timed out
+            assert connection.available
+        finally:
+            connection.close()
+
+
+@pytest.mark.redis
+def test_no_free_sync_connection_within_the_pool_wait_is_an_outage(redis_url: str) -> None:
+    connection = connect(redis_url, max_connections=1)
+    key = connection.key("list")
+    with ThreadPoolExecutor(1) as threads:
+        try:
+            held = threads.submit(connection.call, execute, "BLPOP", key, "1.5")
+            time.sleep(0.05)
+            assert connection.call(execute, "PING") is UNAVAILABLE  # waited POOL_WAIT (1 s), then gave up
+            assert "No connection available" in connection.last_error
+            held.result(timeout=3.0)
+        finally:
+            connection.close()
+
+
+@pytest.mark.redis
+def test_many_threads_share_a_small_sync_pool_without_errors(redis_url: str) -> None:
+    connection = connect(redis_url, max_connections=3)
+    try:
+        with ThreadPoolExecutor(12) as threads:
+            replies = list(threads.map(lambda _: connection.call(execute, "PING"), range(300)))
+        assert replies == [True] * 300
+        pool = connection.client().connection_pool
+        assert pool._created_connections <= 3
+        assert connection.available
+    finally:
+        connection.close()

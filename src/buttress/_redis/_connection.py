@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
-from buttress._redis._pool import async_pool
+from buttress._redis._pool import async_pool, sync_pool
 from buttress._redis._script import Script
 from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -133,9 +133,7 @@ class RedisConnection:
         self.response_error: type[Exception] = exceptions.ResponseError
         self._noscript: type[Exception] = exceptions.NoScriptError
         try:
-            pool = redis_module.BlockingConnectionPool.from_url(
-                url, **pool_options(self.timeout, max_connections)
-            )
+            pool = sync_pool(url, **pool_options(self.timeout, max_connections))
         except ValueError as exc:  # a malformed port, database or query option
             raise invalid_url(url, exc, url_field) from None
         self._client: redis.Redis = redis_module.Redis.from_pool(pool)

@@ -1,25 +1,33 @@
-"""The async clients' connection pool: redis-py's blocking pool, minus its cost when nothing has to wait.
+"""The clients' connection pools: redis-py's blocking pools, minus their cost when nothing has to wait.
 
-redis-py's ``redis.asyncio.BlockingConnectionPool`` takes an ``asyncio.Condition`` and arms an
-``asyncio.timeout`` for every command, even when a connection is free: about 20 % of a GET round trip on
-loopback. :func:`async_pool` builds a subclass that keeps its guarantees (at most ``max_connections``
-connections; a command that finds none free waits up to the pool timeout, then fails with
-"No connection available", which the connection counts as an outage) and takes a free connection the way
-the plain ``ConnectionPool`` does. Only a command that must wait goes through the Condition, and a release
-notifies it only when someone waits.
+A blocking pool is what the Redis layer's policy asks for: at most ``max_connections`` connections, and a
+command that finds none free waits up to the pool timeout, then fails with "No connection available",
+which the connection counts as an outage. redis-py's own pay for that wait on every command, even when a
+connection is free: ``redis.asyncio.BlockingConnectionPool`` takes an ``asyncio.Condition`` and arms an
+``asyncio.timeout`` (about 20 % of a GET round trip on loopback), the sync one goes through a
+``queue.LifoQueue`` and its two Conditions. The pools here keep those guarantees and take a free connection
+the way redis-py's plain ``ConnectionPool`` does; only a command that must wait goes through a Condition,
+and a release notifies one only when someone waits.
+
+- :func:`async_pool`: a ``redis.asyncio.BlockingConnectionPool`` whose free path is the plain pool's.
+- :func:`sync_pool`: a plain ``redis.ConnectionPool`` that, instead of raising "Too many connections",
+  waits for a release up to ``timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from buttress._redis._client import module
 
 if TYPE_CHECKING:
+    import redis
     import redis.asyncio
 
-__all__ = ["async_pool"]
+__all__ = ["async_pool", "sync_pool"]
 
 
 @functools.cache
@@ -60,3 +68,59 @@ def _pool_class() -> type[redis.asyncio.BlockingConnectionPool]:
 def async_pool(url: str, **options: Any) -> redis.asyncio.BlockingConnectionPool:
     """A pool for ``url`` with ``options`` (``pool_options(..., is_async=True)``), as described above."""
     return _pool_class().from_url(url, **options)
+
+
+@functools.cache
+def _sync_pool_class() -> type[redis.ConnectionPool]:
+    """The sync subclass, made on first use."""
+    plain = module("redis.connection").ConnectionPool
+    exceptions = module("redis.exceptions")
+    too_many, unavailable = exceptions.MaxConnectionsError, exceptions.ConnectionError
+
+    class WaitingConnectionPool(plain):  # type: ignore[misc, valid-type]
+        """``ConnectionPool`` that waits ``timeout`` seconds for a release when every connection is busy."""
+
+        def __init__(self, *args: Any, timeout: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)  # calls reset()
+            self.timeout = timeout
+
+        def reset(self) -> None:  # also in a forked child, whose copy of the Condition may be held
+            super().reset()
+            self._released = threading.Condition(threading.Lock())
+            self._waiters = 0
+
+        def _has_room(self) -> bool:
+            return bool(self._available_connections) or self._created_connections < self.max_connections
+
+        def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            deadline = None
+            while True:
+                try:
+                    return plain.get_connection(self)
+                except too_many:  # every connection is in use: wait for a release
+                    pass
+                if deadline is None:
+                    deadline = time.monotonic() + self.timeout
+                with self._released:
+                    self._waiters += 1
+                    try:
+                        while not self._has_room():
+                            left = deadline - time.monotonic()
+                            if left <= 0:
+                                raise unavailable("No connection available.")
+                            self._released.wait(left)
+                    finally:
+                        self._waiters -= 1
+
+        def release(self, connection: Any) -> None:
+            plain.release(self, connection)
+            if self._waiters:
+                with self._released:
+                    self._released.notify()
+
+    return WaitingConnectionPool
+
+
+def sync_pool(url: str, **options: Any) -> redis.ConnectionPool:
+    """A sync pool for ``url`` with ``options`` (``pool_options(...)``), as described above."""
+    return _sync_pool_class().from_url(url, **options)
