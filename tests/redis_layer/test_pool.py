@@ -120,11 +120,11 @@ async def test_many_tasks_share_a_small_pool_without_errors(redis_url: str) -> N
         await connection.aclose()
 
 
-# -- the sync pool: redis-py's plain pool, bounded, waiting up to POOL_WAIT for a free connection -------------
+# -- the sync pool: redis-py's plain pool, bounded, waiting up to POOL_WAIT for a free connection ---------
 
 
 @pytest.mark.redis
-def test_the_sync_pool_stays_bounded_and_a_waiting_thread_gets_the_next_free_connection(redis_url: str) -> None:
+def test_the_sync_pool_stays_bounded_and_a_waiting_thread_gets_a_free_connection(redis_url: str) -> None:
     connection = connect(redis_url, max_connections=2)
     key = connection.key("list")
     with ThreadPoolExecutor(4) as threads:
@@ -142,7 +142,9 @@ def test_the_sync_pool_stays_bounded_and_a_waiting_thread_gets_the_next_free_con
             finally:
                 pusher.close()
             assert waiting.result(timeout=1.0) is True
-            assert [each.result(timeout=2.0) for each in held].count(None) == 1  # one popped "a", one timed out
+            assert [each.result(timeout=2.0) for each in held].count(
+                None
+            ) == 1  # one popped "a", one timed out
             assert connection.available
         finally:
             connection.close()

@@ -136,8 +136,7 @@ class RedisLimiterStore:
         return (now, *self._constants, cost, encoded)
 
     def _decided(self, reply: Any, key: str, cost: int, max_wait: float) -> tuple[float, float]:
-        if type(reply) is int:  # admitted at once: the new TAT
-            return 0.0, float(reply)
+        """A reply other than an immediate admission: a wait, a refusal, or Redis unreachable."""
         if reply is UNAVAILABLE:
             policy = self.state.policy
             if policy == "local":
@@ -166,14 +165,18 @@ class RedisLimiterStore:
 
     def take(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
         """Decide (and reserve) ``cost`` tokens of ``key``, waiting at most ``max_wait`` seconds."""
-        redis_key = self._key(key)
+        redis_key = self._prefix + key if key in self._seen else self._key(key)
         reply = self._run(ACQUIRE, (redis_key,), self._take_args(cost, max_wait))
+        if type(reply) is int:  # admitted at once (the common answer): the new TAT
+            return 0.0, float(reply)
         return self._decided(reply, key, cost, max_wait)
 
     async def atake(self, key: str, cost: int, max_wait: float) -> tuple[float, float]:
         """:meth:`take` on the running loop's async client."""
-        redis_key = self._key(key)
+        redis_key = self._prefix + key if key in self._seen else self._key(key)
         reply = await self._arun(ACQUIRE, (redis_key,), self._take_args(cost, max_wait))
+        if type(reply) is int:
+            return 0.0, float(reply)
         return self._decided(reply, key, cost, max_wait)
 
     def refund(self, key: str, cost: int, tat: float) -> None:
