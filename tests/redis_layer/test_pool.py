@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -68,26 +69,37 @@ def test_a_free_connection_is_taken_as_cheaply_as_from_a_plain_pool(redis_url: s
     assert ours == theirs  # the blocking pool's wait arms one more timer per command
 
 
+async def ahold(connection: RedisConnection, count: int, seconds: str) -> list[asyncio.Task[Any]]:
+    """``count`` BLPOPs of up to ``seconds`` that hold as many connections, once they all hold one."""
+    pool = connection.async_client().connection_pool
+    key = connection.key("list")
+    held = [asyncio.create_task(connection.acall(execute, "BLPOP", key, seconds)) for _ in range(count)]
+    await asyncio.wait_for(settled(lambda: len(pool._in_use_connections) == count), 2.0)
+    return held
+
+
+async def settled(done: Callable[[], bool]) -> None:
+    """Let the other tasks run until ``done()``; the tests never wait for time to pass."""
+    while not done():
+        await asyncio.sleep(0)
+
+
 @pytest.mark.redis
 async def test_the_pool_stays_bounded_and_a_waiter_gets_the_next_free_connection(redis_url: str) -> None:
     connection = connect(redis_url, max_connections=2)
-    key = connection.key("list")
     try:
-        # two BLPOPs hold both connections until the pushes below; the third command must wait for one
-        held = [asyncio.create_task(connection.acall(execute, "BLPOP", key, "0.5")) for _ in range(2)]
-        await asyncio.sleep(0.05)
-        waiting = asyncio.create_task(connection.acall(execute, "PING"))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
+        held = await ahold(connection, 2, "0.5")
         pool = connection.async_client().connection_pool
-        assert len(pool._in_use_connections) == 2  # the bound itself is what is tested
+        waiting = asyncio.create_task(connection.acall(execute, "PING"))
+        await asyncio.wait_for(settled(lambda: pool._waiters == 1), 2.0)  # the bound itself is tested
+        assert len(pool._in_use_connections) == 2
         pusher = redis.asyncio.Redis.from_url(redis_url)
         try:
-            await pusher.rpush(key, "a")
+            await pusher.rpush(connection.key("list"), "a")  # one BLPOP returns: its connection is free
             assert await asyncio.wait_for(waiting, 1.0) is True
         finally:
             await pusher.aclose()
-        await asyncio.gather(*held)
+        assert [await each for each in held].count(None) == 1  # the other BLPOP timed out
         assert connection.available
     finally:
         await connection.aclose()
@@ -96,13 +108,11 @@ async def test_the_pool_stays_bounded_and_a_waiter_gets_the_next_free_connection
 @pytest.mark.redis
 async def test_no_free_connection_within_the_pool_wait_is_an_outage(redis_url: str) -> None:
     connection = connect(redis_url, max_connections=1)
-    key = connection.key("list")
     try:
-        held = asyncio.create_task(connection.acall(execute, "BLPOP", key, "1.5"))
-        await asyncio.sleep(0.05)
+        held = await ahold(connection, 1, "1.5")
         assert await connection.acall(execute, "PING") is UNAVAILABLE  # waited POOL_WAIT (1 s), then gave up
         assert "No connection available" in connection.last_error
-        await held
+        await asyncio.gather(*held)
     finally:
         await connection.aclose()
 
@@ -123,46 +133,55 @@ async def test_many_tasks_share_a_small_pool_without_errors(redis_url: str) -> N
 # -- the sync pool: redis-py's plain pool, bounded, waiting up to POOL_WAIT for a free connection ---------
 
 
+def until(done: Callable[[], bool], what: str) -> None:
+    """Wait (up to 2 s) for other threads to reach a state; the tests never wait for time to pass."""
+    deadline = time.monotonic() + 2.0
+    while not done():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.001)
+
+
+def hold(connection: RedisConnection, threads: ThreadPoolExecutor, count: int, seconds: str) -> list[Any]:
+    """``count`` BLPOPs of up to ``seconds`` that hold as many connections, once they all hold one."""
+    pool = connection.client().connection_pool
+    key = connection.key("list")
+    held = [threads.submit(connection.call, execute, "BLPOP", key, seconds) for _ in range(count)]
+    until(lambda: len(pool._in_use_connections) == count, "took the connections")
+    return held
+
+
 @pytest.mark.redis
 def test_the_sync_pool_stays_bounded_and_a_waiting_thread_gets_a_free_connection(redis_url: str) -> None:
     connection = connect(redis_url, max_connections=2)
-    key = connection.key("list")
-    with ThreadPoolExecutor(4) as threads:
-        try:
-            held = [threads.submit(connection.call, execute, "BLPOP", key, "0.5") for _ in range(2)]
-            time.sleep(0.05)  # let both BLPOPs take a connection
+    pool = connection.client().connection_pool
+    try:
+        with ThreadPoolExecutor(4) as threads:
+            held = hold(connection, threads, 2, "0.5")
             waiting = threads.submit(connection.call, execute, "PING")
-            time.sleep(0.05)
-            assert not waiting.done()
-            pool = connection.client().connection_pool
-            assert len(pool._in_use_connections) == 2  # the bound itself is what is tested
+            until(lambda: pool._waiters == 1, "waited")  # the bound itself is what is tested
+            assert len(pool._in_use_connections) == 2
             pusher = redis.Redis.from_url(redis_url)
             try:
-                pusher.rpush(key, "a")
+                pusher.rpush(connection.key("list"), "a")  # one BLPOP returns: its connection is free
             finally:
                 pusher.close()
             assert waiting.result(timeout=1.0) is True
-            assert [each.result(timeout=2.0) for each in held].count(
-                None
-            ) == 1  # one popped "a", one timed out
-            assert connection.available
-        finally:
-            connection.close()
+            assert [each.result(timeout=2.0) for each in held].count(None) == 1  # the other BLPOP timed out
+        assert connection.available
+    finally:
+        connection.close()
 
 
 @pytest.mark.redis
 def test_no_free_sync_connection_within_the_pool_wait_is_an_outage(redis_url: str) -> None:
     connection = connect(redis_url, max_connections=1)
-    key = connection.key("list")
-    with ThreadPoolExecutor(1) as threads:
-        try:
-            held = threads.submit(connection.call, execute, "BLPOP", key, "1.5")
-            time.sleep(0.05)
+    try:
+        with ThreadPoolExecutor(1) as threads:
+            hold(connection, threads, 1, "1.5")
             assert connection.call(execute, "PING") is UNAVAILABLE  # waited POOL_WAIT (1 s), then gave up
             assert "No connection available" in connection.last_error
-            held.result(timeout=3.0)
-        finally:
-            connection.close()
+    finally:
+        connection.close()
 
 
 @pytest.mark.redis
