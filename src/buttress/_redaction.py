@@ -145,20 +145,18 @@ masked too; the names here add the short ones that are credentials only inside a
 ``code``, ``sig``, ``auth``) and the signed-URL parameters of S3 and GCS.
 """
 
-# name=value where the name starts a word. The value runs to whitespace, '&', ';', '#', '<', '>' or a
-# quote, or is a quoted string ('...' or "...") as a repr writes it.
-_NAME_VALUE = re.compile(
-    r"(?<![\w.\-])(?P<name>[A-Za-z_][\w.\-]*)=(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\s&;#<>'\"]+)"
-)
-_QUERY_SEPARATORS = "?&;"
+# The value after "name=": a quoted string as a repr writes it, or a run up to whitespace, '&', ';',
+# '#', '<', '>' or a quote.
+_VALUE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|[^\s&;#<>'\"]+")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_QUERY_SEPARATORS = frozenset("?&;")
+_MAX_NAME = 64
 
 
-def _masked_pair(match: re.Match[str]) -> str:
-    name = match["name"]
-    in_query = match.start() > 0 and match.string[match.start() - 1] in _QUERY_SEPARATORS
-    if is_sensitive_key(name) or (in_query and name.lower() in CREDENTIAL_PARAMS):
-        return f"{name}={MASK}"
-    return match.group()
+def _is_credential(name: str, in_query: bool) -> bool:
+    if not name or not (name[0].isalpha() or name[0] == "_"):
+        return False
+    return is_sensitive_key(name) or (in_query and name.lower() in CREDENTIAL_PARAMS)
 
 
 def mask_credential_params(text: str) -> str:
@@ -168,9 +166,28 @@ def mask_credential_params(text: str) -> str:
     key is masked; elsewhere in free text only a sensitive key (``password=``, ``api_key=``, ``token=``)
     is, so ``key=user:1`` in a cache message stays readable.
     """
-    if "=" not in text:  # the common case costs one substring search
+    equals = text.find("=")
+    if equals < 0:  # the common case costs one substring search
         return text
-    return _NAME_VALUE.sub(_masked_pair, text)
+    pieces: list[str] = []
+    done = 0
+    while equals >= 0:
+        # Walk back over the name (no regex: a scan from every word start costs far more per line).
+        start = equals
+        while start > 0 and equals - start < _MAX_NAME and text[start - 1] in _NAME_CHARS:
+            start -= 1
+        in_query = start > 0 and text[start - 1] in _QUERY_SEPARATORS
+        value = _VALUE.match(text, equals + 1)
+        if value is not None and start >= done and _is_credential(text[start:equals], in_query):
+            pieces += (text[done : equals + 1], MASK)
+            done = value.end()
+            equals = text.find("=", done)
+        else:
+            equals = text.find("=", equals + 1)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 MIN_SECRET_LENGTH = 4

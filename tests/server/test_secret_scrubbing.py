@@ -20,6 +20,7 @@ from buttress.config import Settings
 from buttress.errors import MASK, ValidationError
 from buttress.http import HttpClient
 from buttress.observe.errors import ErrorAggregator
+from buttress.observe.health import HealthRegistry
 from buttress.observe.logging import configure_logging, configure_logging_from_settings, get_logger
 from buttress.server import create_app
 from buttress.testing import Upstream
@@ -237,3 +238,19 @@ async def test_a_path_parameter_cannot_forge_a_log_line(log_output: io.StringIO)
     assert not any(line.startswith("2026-01-01") for line in lines)
     [line] = [line for line in lines if "level set to INFO" in line]
     assert "logger app\\r\\n2026-01-01T00:00:00.000000Z [critical ] admin token rotated level set" in line
+
+
+async def test_health_outputs_are_scrubbed_for_their_anonymous_readers() -> None:
+    health = HealthRegistry()
+    create_app(secret_settings(), health=HealthRegistry())  # the secrets of the loaded settings
+
+    def cache() -> None:
+        raise ConnectionError(f"redis://:{REDIS_PASSWORD}@cache:6379 refused AUTH {REDIS_PASSWORD}")
+
+    health.add("cache", cache)
+    built = build(health=health)
+    async with client_for(built.app) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    assert f"ConnectionError: redis://:{MASK}@cache:6379 refused AUTH {MASK}" in response.text
+    assert_no_secret(response.text, "a health document")

@@ -188,6 +188,7 @@ def configure_logging(json: bool = False, level: str | int = "INFO", *, stream: 
     unknown ``level``.
     """
     number = _level_number(level)
+    get_secret_scrubber()  # built now (from the settings), not under the first line's caller
     output = sys.stderr if stream is None else stream
     renderer: Processor = (
         structlog.processors.JSONRenderer()
