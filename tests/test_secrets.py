@@ -27,6 +27,9 @@ class _Root(BaseModel):
     nested: _Nested = _Nested()
     items: list[str] = ["amqp://guest:list-pass@mq//"]
     plain: str = "not a secret"
+    api_token: str = "plain-api-token"  # a plain str, but its name says what it holds
+    headers: dict[str, str] = {"Authorization": "Bearer hdr-token-123", "Accept": "application/json"}
+    token_count: int = 12345
 
 
 def test_secret_values_are_collected_from_nested_models_mappings_and_sequences() -> None:
@@ -37,6 +40,9 @@ def test_secret_values_are_collected_from_nested_models_mappings_and_sequences()
         "map%40pass",
         "map@pass",  # percent-decoded: an error message may show either
         "list-pass",
+        "plain-api-token",
+        "Bearer hdr-token-123",
+        "hdr-token-123",
     }  # "abc" is shorter than MIN_SECRET_LENGTH, "not a secret" is no secret
 
 

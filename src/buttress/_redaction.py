@@ -207,38 +207,47 @@ def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def secret_values_of(settings: object) -> set[str]:
-    """Every secret value in ``settings``: ``SecretStr``/``SecretBytes`` fields and URL passwords.
+    """Every secret value in ``settings``: ``SecretStr``/``SecretBytes`` fields, plain strings under a
+    sensitive name (:func:`is_sensitive_key`: ``api_token``, ``Authorization``), and URL passwords.
 
     Walks nested pydantic models, mappings and sequences (without importing pydantic: foundation stays
-    light). A URL's password is collected as written and
-    percent-decoded, since an error message may show either. Values shorter than
+    light). A URL's password is collected as written and percent-decoded, since an error message may
+    show either; a ``Bearer <token>`` value gives its token too. Values shorter than
     :data:`MIN_SECRET_LENGTH` are left out.
     """
-    return {value for value in _secret_values(settings, depth=0) if len(value) >= MIN_SECRET_LENGTH}
+    return {value for value in _secret_values(settings, 0, False) if len(value) >= MIN_SECRET_LENGTH}
 
 
 _MAX_DEPTH = 8
 
 
-def _secret_values(value: object, depth: int) -> Iterator[str]:
+def _secret_values(value: object, depth: int, sensitive: bool) -> Iterator[str]:
     if depth > _MAX_DEPTH:
         return
     if is_pydantic_secret(value):
         secret = value.get_secret_value()  # type: ignore[attr-defined]
         text = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else str(secret)
-        yield text
-        yield from _url_passwords(text)
+        yield from _secret_text(text)
     elif isinstance(value, str):
-        yield from _url_passwords(value)
+        yield from _secret_text(value) if sensitive else _url_passwords(value)
     elif isinstance(getattr(type(value), "model_fields", None), Mapping):  # a pydantic model
         for name in type(value).model_fields:  # type: ignore[attr-defined]
-            yield from _secret_values(getattr(value, name, None), depth + 1)
+            yield from _secret_values(getattr(value, name, None), depth + 1, is_sensitive_key(name))
     elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _secret_values(item, depth + 1)
+        for key, item in value.items():
+            yield from _secret_values(item, depth + 1, isinstance(key, str) and is_sensitive_key(key))
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from _secret_values(item, depth + 1)
+            yield from _secret_values(item, depth + 1, sensitive)
+
+
+def _secret_text(text: str) -> Iterator[str]:
+    """A secret string, the credential of an ``<scheme> <credential>`` header value, its URL passwords."""
+    yield text
+    scheme, _, credential = text.partition(" ")
+    if credential and scheme.isalpha():
+        yield credential.strip()
+    yield from _url_passwords(text)
 
 
 def _url_passwords(text: str) -> Iterator[str]:
