@@ -215,13 +215,15 @@ def secret_values_of(settings: object) -> set[str]:
     show either; a ``Bearer <token>`` value gives its token too. Values shorter than
     :data:`MIN_SECRET_LENGTH` are left out.
     """
-    return {value for value in _secret_values(settings, 0, False) if len(value) >= MIN_SECRET_LENGTH}
+    return {
+        value for value in _secret_values(settings, 0, sensitive=False) if len(value) >= MIN_SECRET_LENGTH
+    }
 
 
 _MAX_DEPTH = 8
 
 
-def _secret_values(value: object, depth: int, sensitive: bool) -> Iterator[str]:
+def _secret_values(value: object, depth: int, *, sensitive: bool) -> Iterator[str]:
     if depth > _MAX_DEPTH:
         return
     if is_pydantic_secret(value):
@@ -232,13 +234,15 @@ def _secret_values(value: object, depth: int, sensitive: bool) -> Iterator[str]:
         yield from _secret_text(value) if sensitive else _url_passwords(value)
     elif isinstance(getattr(type(value), "model_fields", None), Mapping):  # a pydantic model
         for name in type(value).model_fields:  # type: ignore[attr-defined]
-            yield from _secret_values(getattr(value, name, None), depth + 1, is_sensitive_key(name))
+            yield from _secret_values(getattr(value, name, None), depth + 1, sensitive=is_sensitive_key(name))
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _secret_values(item, depth + 1, isinstance(key, str) and is_sensitive_key(key))
+            yield from _secret_values(
+                item, depth + 1, sensitive=isinstance(key, str) and is_sensitive_key(key)
+            )
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from _secret_values(item, depth + 1, sensitive)
+            yield from _secret_values(item, depth + 1, sensitive=sensitive)
 
 
 def _secret_text(text: str) -> Iterator[str]:
