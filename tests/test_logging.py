@@ -448,15 +448,20 @@ def _connect_with(host: str) -> None:
 
 
 def test_uvicorns_color_message_is_dropped() -> None:
-    """uvicorn adds ``color_message`` (the same text with ANSI colours) to its records' extra."""
+    """uvicorn adds ``color_message`` (the same text with ANSI colours) to its records' extra.
+
+    A logger of the test's own: an earlier test that ran uvicorn with its default log config has made
+    ``uvicorn.*`` stop propagating to the root (tests/server/test_secret_scrubbing.py runs a real one).
+    """
+    uvicorn_like = logging.getLogger("tests.logging.uvicorn_like")
     stream = _configured(json=True)
-    logging.getLogger("uvicorn.error").info(
+    uvicorn_like.info(
         "Started server process [%d]",
         42,
         extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
     )
     console = _configured(json=False)
-    logging.getLogger("uvicorn.error").info("Finished", extra={"color_message": "\x1b[1mFinished\x1b[0m"})
+    uvicorn_like.info("Finished", extra={"color_message": "\x1b[1mFinished\x1b[0m"})
     [line] = _json_lines(stream)
     assert line["event"] == "Started server process [42]"
     assert "color_message" not in line
