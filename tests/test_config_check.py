@@ -39,7 +39,7 @@ def _by_variable(error: ConfigError) -> dict[str, ConfigProblem]:
     return {problem.variable: problem for problem in error.problems}
 
 
-# --- every problem under its own variable, all at once ------------------------------------------------------
+# --- every problem under its own variable, all at once
 
 
 def test_a_bad_nested_value_is_named_and_hides_none_of_the_others() -> None:
@@ -72,9 +72,10 @@ def test_a_whole_section_that_does_not_parse_is_reported_beside_the_others() -> 
 def test_a_problem_from_the_env_file_names_its_line(tmp_path: Path) -> None:
     env_file = tmp_path / "app.env"
     env_file.write_text(
-        "# settings\nBUTTRESS_APP__NAME=orders\n\nBUTTRESS_OBSERVE__DISK_PATHS=/\nexport BUTTRESS_EVENTS__QUEUE_SIZE=0\n"
+        "# settings\nBUTTRESS_APP__NAME=orders\n\n"
+        "BUTTRESS_OBSERVE__DISK_PATHS=/\nexport BUTTRESS_EVENTS__QUEUE_SIZE=0\n"
     )
-    error = _problems({}, env_file)
+    error = _problems({}, Path("app.env"))  # named as given: the working directory is tmp_path
     assert [(p.variable, p.source) for p in error.problems] == [
         ("BUTTRESS_EVENTS__QUEUE_SIZE", "app.env line 5"),
         ("BUTTRESS_OBSERVE__DISK_PATHS", "app.env line 4"),
@@ -104,7 +105,7 @@ def test_a_value_given_inside_a_json_section_says_where() -> None:
         (
             {"BUTTRESS_OBSERVE__MEMORY_WARN_PERCENT": "90", "BUTTRESS_OBSERVE__MEMORY_FAIL_PERCENT": "50"},
             "BUTTRESS_OBSERVE__MEMORY_FAIL_PERCENT",
-            "must not be below BUTTRESS_OBSERVE__MEMORY_WARN_PERCENT (90)",
+            "must not be below memory_warn_percent (90)",
         ),
         (
             {
@@ -132,7 +133,7 @@ def test_a_rule_between_two_knobs_names_the_knob_to_change(
     assert message in problem.expected
 
 
-# --- unknown BUTTRESS_* variables -----------------------------------------------------------------------------
+# --- unknown BUTTRESS_* variables
 
 
 @pytest.mark.parametrize(
@@ -164,14 +165,16 @@ def test_an_unknown_variable_far_from_any_setting_says_where_the_list_is() -> No
         "lists them)"
     )
     (knob,) = _problems({"BUTTRESS_RESILIENCE__PIPELINES__X__BREAKER__ZZZ": "1"}).problems
-    assert knob.expected.startswith("not a buttress setting; the names here are ENABLED, CONSECUTIVE_FAILURES")
+    assert knob.expected.startswith(
+        "not a buttress setting; the names here are ENABLED, CONSECUTIVE_FAILURES"
+    )
 
 
 def test_an_unknown_variable_in_the_env_file_names_its_line(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BUTTRESS_APP__NAME=orders\nBUTTRESS_REDIS_ULR=redis://u:pw@h:6379/0\n")
-    (problem,) = _problems({}, tmp_path / ".env").problems
+    (problem,) = _problems({}, Path(".env")).problems
     assert (problem.variable, problem.value, problem.source) == ("BUTTRESS_REDIS_ULR", MASK, ".env line 2")
-    assert "pw@" not in str(_problems({}, tmp_path / ".env"))
+    assert "pw@" not in str(_problems({}, Path(".env")))
 
 
 def test_an_unknown_key_inside_a_json_section_is_named_too() -> None:
@@ -217,7 +220,7 @@ def test_an_empty_unknown_variable_counts_as_unset() -> None:
     assert load_settings(env_file=None, environ={"BUTTRESS_REDIS_ULR": ""}).redis_url is None
 
 
-# --- checks that used to fail only later ----------------------------------------------------------------------
+# --- checks that used to fail only later
 
 
 def test_pickle_without_a_signing_key_is_a_problem() -> None:
@@ -236,9 +239,7 @@ def test_pickle_without_a_signing_key_is_a_problem() -> None:
     "key", ["BUTTRESS_CACHE__SIGNING_KEY", "BUTTRESS_SECURITY__SECRET_KEY"], ids=["signing", "secret"]
 )
 def test_pickle_with_a_key_is_valid(key: str) -> None:
-    settings = load_settings(
-        env_file=None, environ={"BUTTRESS_CACHE__SERIALIZER": "pickle", key: "k" * 32}
-    )
+    settings = load_settings(env_file=None, environ={"BUTTRESS_CACHE__SERIALIZER": "pickle", key: "k" * 32})
     assert settings.cache.serializer == "pickle"
 
 
@@ -294,7 +295,7 @@ def test_database_url_schemes_buttress_can_use(url: str) -> None:
     assert load_settings(env_file=None, environ={"BUTTRESS_DATABASE_URL": url}).database_url == url
 
 
-# --- the count ------------------------------------------------------------------------------------------------
+# --- the count
 
 
 def test_the_count_is_of_variables_set(tmp_path: Path) -> None:
@@ -317,7 +318,7 @@ def test_the_count_is_of_variables_set(tmp_path: Path) -> None:
     )
 
 
-# --- .env.example is safe to copy -----------------------------------------------------------------------------
+# --- .env.example is safe to copy
 
 
 def test_env_example_copied_to_env_is_valid_and_healthy(tmp_path: Path) -> None:
@@ -335,7 +336,9 @@ def test_env_example_copied_to_env_is_valid_and_healthy(tmp_path: Path) -> None:
     finally:
         registry.close()
         reset_container()
-    failed = {name: result for name, result in report.to_dict()["checks"].items() if result[0]["status"] == "fail"}
+    failed = {
+        name: result for name, result in report.to_dict()["checks"].items() if result[0]["status"] == "fail"
+    }
     assert failed == {}
     assert settings.server.expose_details is False  # nothing unsafe is switched on by a copy
     assert settings.server.host == "127.0.0.1"
