@@ -133,6 +133,17 @@ def test_a_rule_between_two_knobs_names_the_knob_to_change(
     assert message in problem.expected
 
 
+def test_a_host_claimed_twice_names_the_second_claim() -> None:
+    environ = {
+        "BUTTRESS_HTTP__POLICIES__A__HOSTS": "x.com",
+        "BUTTRESS_HTTP__POLICIES__B__HOSTS": "y.com,x.com",
+    }
+    (problem,) = _problems(environ).problems
+    assert problem == ConfigProblem(
+        "BUTTRESS_HTTP__POLICIES__B__HOSTS", "x.com", "host 'x.com' is claimed by both 'a' and 'b'"
+    )
+
+
 # --- unknown BUTTRESS_* variables
 
 
