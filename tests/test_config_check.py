@@ -5,28 +5,20 @@ right count of variables set. Secrets are never shown."""
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
-from buttress.config import check_settings, load_settings, render_check, reset_settings
+from buttress.config import Settings, check_settings, load_settings, render_check
+from buttress.config._problems import problems_from_validation_error
 from buttress.errors import MASK, ConfigError, ConfigProblem
 
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.upper().startswith("BUTTRESS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    reset_settings()
-    yield
-    reset_settings()
+pytestmark = pytest.mark.usefixtures("isolated_settings")  # no BUTTRESS_* or .env of the developer's
 
 
 def _problems(environ: dict[str, str], env_file: Path | None = None, *, check: bool = False) -> ConfigError:
@@ -198,6 +190,32 @@ def test_an_unknown_key_inside_a_json_section_is_named_too() -> None:
     )
 
 
+def test_an_unknown_key_inside_a_mapping_given_as_json_is_named_too() -> None:
+    (problem,) = _problems({"BUTTRESS_RESILIENCE__PIPELINES": '{"x": {"retri": {"attempts": 2}}}'}).problems
+    assert problem == ConfigProblem(
+        "BUTTRESS_RESILIENCE__PIPELINES__X__RETRI",
+        MASK,
+        "not a buttress setting; did you mean BUTTRESS_RESILIENCE__PIPELINES__X__RETRY?",
+        source="in BUTTRESS_RESILIENCE__PIPELINES",
+    )
+
+
+def test_an_unknown_key_does_not_hide_the_other_problems_of_its_section() -> None:
+    error = _problems({"BUTTRESS_CACHE__BAKCEND": "redis", "BUTTRESS_CACHE__SERIALIZER": "pickle"})
+    assert [p.variable for p in error.problems] == ["BUTTRESS_CACHE__SERIALIZER", "BUTTRESS_CACHE__BAKCEND"]
+
+
+def test_an_unknown_key_passed_in_code_is_named_with_a_suggestion() -> None:
+    with pytest.raises(PydanticValidationError) as caught:
+        Settings(_env_file=None, server={"jwt_isuer": "https://auth"})  # type: ignore[arg-type]
+    (problem,) = problems_from_validation_error(caught.value, Settings)
+    assert problem == ConfigProblem(
+        "BUTTRESS_SERVER__JWT_ISUER",
+        MASK,
+        "not a buttress setting; did you mean BUTTRESS_SERVER__JWT_ISSUER?",
+    )
+
+
 def test_unknown_variables_are_listed_with_every_other_problem() -> None:
     error = _problems(
         {
@@ -338,15 +356,12 @@ def test_env_example_copied_to_env_is_valid_and_healthy(tmp_path: Path) -> None:
     assert render_check(settings, env_file=tmp_path / ".env", environ={}).startswith("OK: ")
 
     from buttress.composition import health_registry
-    from buttress.container import reset_container
 
-    reset_container()
     registry = health_registry(settings, disk_path=str(tmp_path))
     try:
         report = registry.run_sync()
     finally:
         registry.close()
-        reset_container()
     failed = {
         name: result for name, result in report.to_dict()["checks"].items() if result[0]["status"] == "fail"
     }
