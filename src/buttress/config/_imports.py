@@ -11,8 +11,12 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Annotated
 
-__all__ = ["exception_import_problem", "importing_names", "names_are_imported"]
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+__all__ = ["ExceptionPath", "exception_import_problem", "importing_names"]
 
 _IMPORTING: ContextVar[bool] = ContextVar("buttress_config_importing", default=False)
 
@@ -27,8 +31,18 @@ def importing_names() -> Iterator[None]:
         _IMPORTING.reset(token)
 
 
-def names_are_imported() -> bool:
-    return _IMPORTING.get()
+def _exception_path(path: str) -> str:
+    module, _, name = path.rpartition(".")
+    if not module or not name.isidentifier():
+        raise ValueError(f"{path!r} is not an import path such as builtins.ConnectionError")
+    problem = exception_import_problem(path) if _IMPORTING.get() else None
+    if problem is not None:
+        raise PydanticCustomError("exception_import", "{problem}", {"problem": problem})
+    return path
+
+
+ExceptionPath = Annotated[str, AfterValidator(_exception_path)]
+"""``module.Class`` of an exception: its form is always checked, its import within :func:`importing_names`."""
 
 
 def exception_import_problem(path: str) -> str | None:

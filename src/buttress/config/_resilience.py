@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,9 +22,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from buttress.config._imports import exception_import_problem, names_are_imported
+from buttress.config._imports import ExceptionPath
 from buttress.errors import ValidationError
 from buttress.rate import Rate
 
@@ -55,19 +53,6 @@ def _parse_rate(value: object) -> Rate:
     except ValidationError as exc:  # pydantic reports ValueErrors, with the parser's explanation
         raise ValueError(exc.message) from None
 
-
-def _exception_path(path: str) -> str:
-    module, _, name = path.rpartition(".")
-    if not module or not name.isidentifier():
-        raise ValueError(f"{path!r} is not an import path such as builtins.ConnectionError")
-    problem = exception_import_problem(path) if names_are_imported() else None
-    if problem is not None:
-        raise PydanticCustomError("exception_import", "{problem}", {"problem": problem})
-    return path
-
-
-ExceptionPath = Annotated[str, AfterValidator(_exception_path)]
-"""``module.Class`` of an exception; imported only by ``buttress config --check`` (see ``_imports``)."""
 
 RateSetting = Annotated[
     Rate,
