@@ -17,7 +17,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-from buttress._console import cli_console
 from buttress._extras import MissingExtra, require
 
 # First, so a core install says "pip install 'buttress[cli]'" instead of "No module named 'typer'".
@@ -29,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from buttress._console import cli_console
 from buttress.config import (
     describe_settings,
     load_settings,

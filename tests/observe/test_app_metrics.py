@@ -57,7 +57,7 @@ def test_a_prefixed_declaration_is_the_registrys_metric() -> None:
     assert isinstance(orders, Counter)
     assert registry.get("shop_orders_total") is orders
     assert registry.prefixed("shop").counter("shop_orders_total", "Orders placed.") is orders
-    assert registry.counter("shop_orders_total", "Orders placed.", prefix="shop") is orders
+    assert registry.declare_under("shop", Counter, "shop_orders_total", "Orders placed.", ()) is orders
     assert registry.prefixed("shop").prefix == "shop"
     assert "shop_orders_total" in registry.snapshot()
 

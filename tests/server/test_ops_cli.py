@@ -4,80 +4,29 @@ under /ops with install(), and an app without them."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from buttress.cli import app as cli_app
 from buttress.config import reset_settings
-from buttress.observe.errors import ErrorAggregator
-from buttress.observe.health import HealthRegistry
-from buttress.observe.metrics import MetricsRegistry
-from buttress.observe.system import SystemSampler
 from buttress.resilience import CircuitBreaker
-from buttress.server import install
-from tests._ports import free_port
 
-from .conftest import make_settings
-from .test_live_server import STARTUP_SECONDS, serving
+from .conftest import install_isolated, make_settings
+from .test_live_server import buttress_serve, serving
 
 LONG_HOST = "checkout-payments-authorisation-gateway.eu-west-1.internal.example-corporation.com"
 LONG_NAME = f"http:{LONG_HOST}"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@contextmanager
-def buttress_serve(tmp_path: Path) -> Iterator[int]:
-    """`buttress serve` on a spare loopback port, as a subprocess; yields the port once it answers."""
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("BUTTRESS_")}
-    script = Path(sys.executable).parent / "buttress"
-    process = subprocess.Popen(
-        [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "buttress serve did not answer in time"
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=STARTUP_SECONDS)
-
-
 def _installed_app() -> FastAPI:
     """A user's app with the ops routes under /ops (install's default), on registries of its own."""
     app = FastAPI()
-    install(
-        app,
-        make_settings(),
-        health=HealthRegistry(),
-        metrics=MetricsRegistry(),
-        errors=ErrorAggregator(),
-        sampler=SystemSampler(3600.0),
-    )
+    install_isolated(app)
     return app
 
 
@@ -87,7 +36,8 @@ def _cli(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str, 
 
 
 def test_the_default_url_reaches_buttress_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with buttress_serve(tmp_path) as port:
+    with buttress_serve(tmp_path) as served:
+        port = served.port
         monkeypatch.setenv("BUTTRESS_SERVER__PORT", str(port))  # the default URL comes from the settings
         reset_settings()
         code, out, _ = _cli("breakers")
@@ -129,14 +79,7 @@ def test_a_server_without_ops_routes_is_named_with_both_places_tried() -> None:
 def test_reset_goes_to_the_discovered_mount(monkeypatch: pytest.MonkeyPatch) -> None:
     token = "ops-cli-admin-token-0123456789abcdef"
     app = FastAPI()
-    install(
-        app,
-        make_settings(security={"admin_token": token}),
-        health=HealthRegistry(),
-        metrics=MetricsRegistry(),
-        errors=ErrorAggregator(),
-        sampler=SystemSampler(3600.0),
-    )
+    install_isolated(app, make_settings(security={"admin_token": token}))
     breaker = CircuitBreaker("reset-through-ops.example.com")
     breaker.isolate()
     monkeypatch.setenv("BUTTRESS_SECURITY__ADMIN_TOKEN", token)

@@ -220,7 +220,39 @@ def check_labels(labels: Sequence[str], name: str) -> tuple[str, ...]:
 # --- the registry -----------------------------------------------------------------------------------------
 
 
-class MetricsRegistry:
+class _Declarations:
+    """``counter``, ``gauge`` and ``histogram``, written once for the registry and its prefixed views."""
+
+    __slots__ = ()
+
+    def _declare(
+        self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
+    ) -> FamilyT:
+        raise NotImplementedError
+
+    def counter(self, name: str, description: str, *, labels: Sequence[str] = ()) -> Counter:
+        """Declare (or get again) a counter; ``name`` ends in ``_total``."""
+        return self._declare(Counter, name, description, labels)
+
+    def gauge(
+        self, name: str, description: str, *, labels: Sequence[str] = (), multiprocess_mode: str = "liveall"
+    ) -> Gauge:
+        """Declare (or get again) a gauge; ``multiprocess_mode`` matters only in multiprocess mode."""
+        return self._declare(Gauge, name, description, labels, multiprocess_mode=multiprocess_mode)
+
+    def histogram(
+        self,
+        name: str,
+        description: str,
+        *,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> Histogram:
+        """Declare (or get again) a histogram; ``buckets`` are the Prometheus upper bounds."""
+        return self._declare(Histogram, name, description, labels, buckets=buckets)
+
+
+class MetricsRegistry(_Declarations):
     """Every metric of a process, exported through one :class:`prometheus_client.CollectorRegistry`.
 
     ``clock`` drives the histograms' sliding windows (and :func:`timed`); tests pass a FakeClock.
@@ -278,48 +310,25 @@ class MetricsRegistry:
         The metrics are this registry's, exported by ``render_prometheus`` (the ops server's ``/metrics``)
         and ``snapshot`` with buttress's, under the same rules (kinds, suffixes, labels, series cap).
         """
-        return PrefixedMetrics(self, check_prefix(prefix))
-
-    def counter(
-        self, name: str, description: str, *, labels: Sequence[str] = (), prefix: str = PREFIX
-    ) -> Counter:
-        """Declare (or get again) a counter; ``name`` starts with ``prefix`` and ends in ``_total``."""
-        return self._declare(Counter, name, description, labels, prefix)
-
-    def gauge(
-        self,
-        name: str,
-        description: str,
-        *,
-        labels: Sequence[str] = (),
-        multiprocess_mode: str = "liveall",
-        prefix: str = PREFIX,
-    ) -> Gauge:
-        """Declare (or get again) a gauge; ``multiprocess_mode`` matters only in multiprocess mode."""
-        return self._declare(Gauge, name, description, labels, prefix, multiprocess_mode=multiprocess_mode)
-
-    def histogram(
-        self,
-        name: str,
-        description: str,
-        *,
-        labels: Sequence[str] = (),
-        buckets: Sequence[float] = DEFAULT_BUCKETS,
-        prefix: str = PREFIX,
-    ) -> Histogram:
-        """Declare (or get again) a histogram; ``buckets`` are the Prometheus upper bounds."""
-        return self._declare(Histogram, name, description, labels, prefix, buckets=buckets)
+        return PrefixedMetrics(self, prefix)
 
     def _declare(
+        self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
+    ) -> FamilyT:
+        return self.declare_under(PREFIX, cls, name, description, labels, **options)
+
+    def declare_under(
         self,
+        prefix: str,
         cls: type[FamilyT],
         name: str,
         description: str,
         labels: Sequence[str],
-        prefix: str,
         **options: Any,
     ) -> FamilyT:
-        check_name(name, cls.kind, check_prefix(prefix))
+        """Declare (or get again) a metric of kind ``cls`` whose name starts ``<prefix>_``; what
+        ``counter``, ``gauge`` and ``histogram`` here and on :class:`PrefixedMetrics` come down to."""
+        check_name(name, cls.kind, PREFIX if prefix == PREFIX else check_prefix(prefix))
         labelnames = check_labels(labels, name)
         if not isinstance(description, str) or not description.strip():
             raise ValidationError(
@@ -382,7 +391,7 @@ class MetricsRegistry:
         return {family.name: family.snapshot() for family in list(self._families.values())}
 
 
-class PrefixedMetrics:
+class PrefixedMetrics(_Declarations):
     """A :class:`MetricsRegistry` seen by an application: it declares names under the application's prefix.
 
     Made by :meth:`MetricsRegistry.prefixed`; what it declares lives in that registry.
@@ -397,28 +406,10 @@ class PrefixedMetrics:
     def __repr__(self) -> str:
         return f"PrefixedMetrics(prefix={self.prefix!r}, registry={self.registry!r})"
 
-    def counter(self, name: str, description: str, *, labels: Sequence[str] = ()) -> Counter:
-        """Declare (or get again) a counter named ``<prefix>_..._total``."""
-        return self.registry.counter(name, description, labels=labels, prefix=self.prefix)
-
-    def gauge(
-        self, name: str, description: str, *, labels: Sequence[str] = (), multiprocess_mode: str = "liveall"
-    ) -> Gauge:
-        """Declare (or get again) a gauge named ``<prefix>_...``."""
-        return self.registry.gauge(
-            name, description, labels=labels, multiprocess_mode=multiprocess_mode, prefix=self.prefix
-        )
-
-    def histogram(
-        self,
-        name: str,
-        description: str,
-        *,
-        labels: Sequence[str] = (),
-        buckets: Sequence[float] = DEFAULT_BUCKETS,
-    ) -> Histogram:
-        """Declare (or get again) a histogram named ``<prefix>_...``."""
-        return self.registry.histogram(name, description, labels=labels, buckets=buckets, prefix=self.prefix)
+    def _declare(
+        self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
+    ) -> FamilyT:
+        return self.registry.declare_under(self.prefix, cls, name, description, labels, **options)
 
 
 # --- timed ------------------------------------------------------------------------------------------------
