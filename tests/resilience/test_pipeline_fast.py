@@ -228,3 +228,14 @@ async def test_redis_stores_take_the_ordinary_path(redis_url: str) -> None:
             assert calls.count == 2
     finally:
         await state.aclose()
+
+
+def test_a_wait_for_a_token_counts_toward_the_retry_deadline() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter("1/s", burst=1, clock=clock)
+    retry = Retry(on=ConnectionError, deadline=1.5, backoff=Backoff.constant(0.6), clock=clock)
+    pipeline = Pipeline("wait", retry=retry, limiter=limiter, clock=clock)
+    assert pipeline.call(lambda: "first") == "first"
+    with pytest.raises(DeadlineExceeded) as caught:  # 1 s waited for the token + 0.6 s backoff > 1.5 s
+        pipeline.call(Calls(ConnectionError("down")).sync)
+    assert caught.value.context["attempts"] == 1

@@ -77,7 +77,6 @@ def runner(  # noqa: PLR0917 - the strategies and the attempt the retry repeats
     retry_now, same_clock = _clocks(retry, now)
 
     def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        start = retry_now()
         permit = None
         try:
             if breaker is not None:
@@ -86,8 +85,10 @@ def runner(  # noqa: PLR0917 - the strategies and the attempt the retry repeats
         except BaseException as exc:  # noqa: BLE001 - refused: nothing was called; the retry judges it
             if permit is not None:
                 breaker.release(permit)  # type: ignore[union-attr]
-            return retry.resume(attempt, (fn, args, kwargs), {}, start=start, error=exc, result=None)
-        begun = start if same_clock and not waited else now()  # the breaker times the call, not the wait
+            return retry.resume(attempt, (fn, args, kwargs), {}, start=retry_now(), error=exc, result=None)
+        # one clock read serves both: the breaker times the call, the retry's deadline counts the wait too
+        begun = now()
+        start = (begun if same_clock else retry_now()) - waited
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - recorded, then the retry judges it
@@ -169,20 +170,21 @@ def stepper(  # noqa: PLR0917 - the strategies and the paths to fall back on
         return await afinish(run, result, error, expired=expired)
 
     def step(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: PLR0911 - one return per way out, flat on purpose
-        start = retry_now()
-        begun = start if same_clock else now()
         permit = None
         if breaker is not None:
             try:
                 permit = breaker.acquire_fast()
             except BaseException as exc:  # noqa: BLE001 - refused (CircuitOpen): the retry judges it
-                return Later(afinish(_Attempt(fn, args, kwargs, start, begun, None), None, exc))
+                start = retry_now()
+                return Later(afinish(_Attempt(fn, args, kwargs, start, start, None), None, exc))
             if permit is None:  # the store needs I/O
                 return Later(ordinary(fn, args, kwargs))
         if limiter is not None and not limiter.acquire_fast(limiter_key):  # I/O or a wait
             if permit is not None:
                 breaker.release(permit)  # type: ignore[union-attr]
             return Later(ordinary(fn, args, kwargs))
+        begun = now()  # after the decisions, which never wait here: one clock read serves the retry too
+        start = begun if same_clock else retry_now()
         try:
             coro, pending, result = first_step(fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - recorded and judged in afinish
