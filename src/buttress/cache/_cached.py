@@ -39,7 +39,10 @@ class CachedFunction(Protocol[P, R]):
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool: ...
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
-        """The backend key the given arguments use (``namespace:key``)."""
+        """The key the given arguments use, as ``cache.get``/``cache.delete`` take it (no namespace).
+
+        With ``namespace=``, it is a key of ``cache.namespaced(namespace)``.
+        """
         ...
 
 
@@ -80,7 +83,7 @@ def make_cached(
                 prefix = target.namespace + ":" + key_prefix
                 make = _async_call if is_async else _sync_call
                 call = make(target, policy, prefix, build, fn)
-                current = binding[0] = _Binding(cache, target, prefix, call)
+                current = binding[0] = _Binding(cache, target, call)
             return current
 
         wrapper: Callable[..., Any]
@@ -96,21 +99,18 @@ def make_cached(
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 return bind().call(*args, **kwargs)
 
-        def locate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, str]:
-            bound = bind()
+        def relative(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             # invalidate() takes a call's arguments without self; the builder expects a slot for it
-            return bound.target, bound.prefix + build((None, *args) if method else args, kwargs)
+            return key_prefix + build((None, *args) if method else args, kwargs)
 
         def invalidate(*args: Any, **kwargs: Any) -> bool:
-            cache, full = locate(args, kwargs)
-            return cache.backend.delete([full]) > 0
+            return bind().target.delete(relative(args, kwargs)) > 0
 
         async def ainvalidate(*args: Any, **kwargs: Any) -> bool:
-            cache, full = locate(args, kwargs)
-            return await cache.backend.adelete([full]) > 0
+            return await bind().target.adelete(relative(args, kwargs)) > 0
 
         def cache_key(*args: Any, **kwargs: Any) -> str:
-            return locate(args, kwargs)[1]
+            return relative(args, kwargs)
 
         functools.update_wrapper(wrapper, fn)
         decorated: Any = wrapper
@@ -125,12 +125,11 @@ def make_cached(
 class _Binding:
     """The cache a decorated function resolved to, and the call built for it."""
 
-    __slots__ = ("cache", "call", "prefix", "target")
+    __slots__ = ("cache", "call", "target")
 
-    def __init__(self, cache: Cache, target: Cache, prefix: str, call: Callable[..., Any]) -> None:
+    def __init__(self, cache: Cache, target: Cache, call: Callable[..., Any]) -> None:
         self.cache = cache
         self.target = target
-        self.prefix = prefix
         self.call = call
 
 
