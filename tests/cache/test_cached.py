@@ -273,3 +273,18 @@ def test_cache_key_is_the_key_cache_get_and_delete_take(cache: Cache) -> None:
     charts = cache.namespaced("charts")
     assert charts.get(chart.cache_key("SE")) == ["SE"]  # with namespace=: that namespace's cache
     assert charts.delete(chart.cache_key("SE")) == 1
+
+
+def test_a_self_referencing_argument_is_a_validation_error_not_a_recursion_error(cache: Cache) -> None:
+    @cache.cached()
+    def size(items: list[object]) -> int:
+        return len(items)
+
+    looped: list[object] = [1]
+    looped.append(looped)
+    with pytest.raises(ValidationError) as raised:
+        size(looped)
+    assert raised.value.field == "key"
+    assert "refers to itself" in str(raised.value)
+    with pytest.raises(ValidationError):
+        size.cache_key(looped)

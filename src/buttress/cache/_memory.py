@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from buttress.cache._backend import BackendInfo, Entry, namespace_of
+from buttress.cache._roundtrip import value_checker
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
+    from buttress.cache._serializers import Serializer
     from buttress.observe.health import CheckResult
 
 __all__ = ["MemoryBackend", "estimate_size"]
@@ -55,6 +57,11 @@ class MemoryBackend:
     ``max_entries`` bounds the number of keys; ``max_bytes`` (optional) bounds the estimated size of the
     values (``sizer(key, value)``, :func:`estimate_size` by default, measured only when set). Writing past
     either bound evicts least-recently-used keys; a single value larger than ``max_bytes`` is not stored.
+
+    Values are kept as the objects given. With ``serializer`` (a serializer or its name: ``"json"``,
+    ``"msgpack"``, ``"pickle"``), ``set`` refuses what that serializer would not return unchanged, as a
+    Redis backend using it would (:mod:`buttress.cache._roundtrip`), so code tested on memory behaves the
+    same on Redis. ``get_cache()`` passes the configured serializer.
     """
 
     name: ClassVar[str] = "memory"
@@ -66,6 +73,7 @@ class MemoryBackend:
         max_bytes: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         sizer: Callable[[str, Any], int] = estimate_size,
+        serializer: Serializer | str | None = None,
     ) -> None:
         if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
             raise ValidationError(
@@ -82,6 +90,9 @@ class MemoryBackend:
             )
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.serializer = serializer if serializer is None or isinstance(serializer, str) else serializer.name
+        """The name of the serializer whose round-trip rule ``set`` applies; None keeps any object."""
+        self._check = value_checker(self.serializer)
         self.clock = clock
         self._sizer = sizer
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
@@ -139,6 +150,8 @@ class MemoryBackend:
     # -- writes -------------------------------------------------------------------------------------
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        if self._check is not None:
+            self._check(entry.value)
         expires = _FOREVER if ttl is None else self._now() + ttl
         size = self._sizer(key, entry.value) if self.max_bytes is not None else 0
         with self._lock:
