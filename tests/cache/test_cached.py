@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
-from buttress.cache import Cache, cached, set_cache
+from buttress.cache import Cache, cached, get_cache, set_cache
 from buttress.cache._keys import encode_arguments
 from buttress.clock import FakeClock
+from buttress.container import get_container, reset_container
 from buttress.errors import ValidationError
 
 
@@ -235,6 +236,33 @@ def test_module_level_cached_follows_set_cache(clock: FakeClock) -> None:
         ident(1)
         assert calls == [1, 1]
         assert first.exists(ident.cache_key(1))
+    finally:
+        set_cache(previous)
+
+
+def test_module_level_cached_follows_overrides_and_container_resets(clock: FakeClock) -> None:
+    """It keeps what get_cache() answered, and asks again after any container change."""
+    first, overridden = Cache(clock=clock), Cache(clock=clock)
+    calls: list[int] = []
+
+    @cached(ttl=30)
+    def ident(n: int) -> int:
+        calls.append(n)
+        return n
+
+    previous = set_cache(first)
+    try:
+        ident(1)
+        with get_container().override(Cache, overridden):
+            ident(1)  # the override's cache: a miss
+            ident(1)
+        ident(1)  # back to first: a hit
+        assert calls == [1, 1]
+        assert (first.exists(ident.cache_key(1)), overridden.exists(ident.cache_key(1))) == (True, True)
+        reset_container()  # closes first; get_cache() builds a new one from settings
+        ident(1)
+        assert calls == [1, 1, 1]
+        assert get_cache().exists(ident.cache_key(1))
     finally:
         set_cache(previous)
 

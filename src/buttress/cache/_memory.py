@@ -153,16 +153,26 @@ class MemoryBackend:
         if self._check is not None:
             self._check(entry.value)
         expires = _FOREVER if ttl is None else self._now() + ttl
-        size = self._sizer(key, entry.value) if self.max_bytes is not None else 0
-        with self._lock:
-            self._remove(key)
-            if self.max_bytes is not None and size > self.max_bytes:
+        max_bytes = self.max_bytes
+        size = 0 if max_bytes is None else self._sizer(key, entry.value)
+        data = self._data
+        with self._lock:  # _remove() and the _make_room() test written out: every set comes here
+            old = data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[_SIZE]
+                if old[_ENTRY].tags:
+                    self._untag(key, old[_ENTRY].tags)
+            if max_bytes is not None and size > max_bytes:
                 return  # larger than the whole cache: storing it would evict everything for nothing
-            self._data[key] = [entry, expires, size, False]
-            self._bytes += size
-            for tag in entry.tags:
-                self._tags[tag].add(key)
-            self._make_room()
+            data[key] = [entry, expires, size, False]
+            if entry.tags:
+                for tag in entry.tags:
+                    self._tags[tag].add(key)
+            if max_bytes is not None:
+                self._bytes += size
+                self._make_room()
+            elif len(data) >= self.max_entries:
+                self._make_room()
 
     def set_many(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> None:
         for key, entry in items:
