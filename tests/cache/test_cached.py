@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from buttress.cache import Cache, cached, get_cache, set_cache
+from buttress.cache import Cache, MemoryBackend, cached, get_cache, set_cache
 from buttress.cache._keys import encode_arguments
 from buttress.clock import FakeClock
 from buttress.container import get_container, reset_container
@@ -316,3 +316,16 @@ def test_a_self_referencing_argument_is_a_validation_error_not_a_recursion_error
     assert "refers to itself" in str(raised.value)
     with pytest.raises(ValidationError):
         size.cache_key(looped)
+
+
+def test_a_result_the_serializer_would_change_is_refused_not_cached_altered(clock: FakeClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock, serializer="json"), clock=clock)
+
+    @cache.cached()
+    def bounds(name: str) -> tuple[int, int]:
+        return (0, len(name))
+
+    with pytest.raises(ValidationError, match="a tuple comes back as a list") as raised:
+        bounds("leo")
+    assert raised.value.field == "value"
+    assert not cache.exists(bounds.cache_key("leo"))
