@@ -198,7 +198,7 @@ def _memory_rows(runner: asyncio.Runner) -> tuple[list[Row], list[Budget]]:
         return afn
 
     ours = cache.cached(ttl=TTL)(sync_fn("buttress"))
-    module = cached(ttl=TTL)(sync_fn(MODULE))
+    module = cached(ttl=TTL, namespace="module")(sync_fn(MODULE))  # its own keys: the same fn name
     locked = cachetools.cached(cachetools.TTLCache(maxsize=MAXSIZE, ttl=TTL), lock=threading.Lock())(
         sync_fn(LOCKED)
     )
@@ -648,9 +648,9 @@ def _notes(rows: list[Row], budgets: list[Budget]) -> list[str]:
             "first call (checked)."
         ),
         (
-            "Module-level `@cached` hit: `buttress.cache.cached(ttl=3600)` with that same Cache made the "
-            "process-wide one (`set_cache`), measured in the same rounds as the `cache.cached` row; its "
-            "budget is cachetools' default `@cached` (no lock), as the issue set it. It keeps what "
+            "Module-level `@cached` hit: `buttress.cache.cached(ttl=3600, namespace='module')` with that "
+            "same Cache made the process-wide one (`set_cache`), in the same rounds as the `cache.cached` "
+            "row; its budget is cachetools' default `@cached` (no lock), as the issue set it. It keeps what "
             "`get_cache()` answered and asks again only after a container change, so a hit costs what a "
             "`cache.cached` hit costs plus one integer comparison."
         ),
