@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from buttress.cache import Cache, MemoryBackend, cached, get_cache, set_cache
+from buttress.cache import Cache, CachedFunction, MemoryBackend, cached, get_cache, set_cache
 from buttress.cache._keys import encode_arguments
 from buttress.clock import FakeClock
 from buttress.container import get_container, reset_container
@@ -219,8 +219,8 @@ async def test_async_on_a_non_memory_backend_uses_aget(clock: FakeClock) -> None
     assert cache.stats_recorder.namespace("default").hits.value == 1
 
 
-def test_module_level_cached_follows_set_cache(clock: FakeClock) -> None:
-    first, second = Cache(clock=clock), Cache(clock=clock)
+def _module_level_ident() -> tuple[CachedFunction[[int], int], list[int]]:
+    """A function under the module-level ``@cached``, and the log of its calls."""
     calls: list[int] = []
 
     @cached(ttl=30)
@@ -228,40 +228,29 @@ def test_module_level_cached_follows_set_cache(clock: FakeClock) -> None:
         calls.append(n)
         return n
 
-    previous = set_cache(first)
-    try:
-        ident(1)
-        ident(1)
-        set_cache(second)
-        ident(1)
-        assert calls == [1, 1]
-        assert first.exists(ident.cache_key(1))
-    finally:
-        set_cache(previous)
+    return ident, calls
 
 
-def test_module_level_cached_follows_overrides_and_container_resets(clock: FakeClock) -> None:
+def test_module_level_cached_follows_set_cache_overrides_and_container_resets(clock: FakeClock) -> None:
     """It keeps what get_cache() answered, and asks again after any container change."""
-    first, overridden = Cache(clock=clock), Cache(clock=clock)
-    calls: list[int] = []
-
-    @cached(ttl=30)
-    def ident(n: int) -> int:
-        calls.append(n)
-        return n
-
+    first, second, overridden = Cache(clock=clock), Cache(clock=clock), Cache(clock=clock)
+    ident, calls = _module_level_ident()
     previous = set_cache(first)
     try:
         ident(1)
+        ident(1)
+        assert calls == [1]
+        set_cache(second)
+        ident(1)  # second's: a miss
         with get_container().override(Cache, overridden):
             ident(1)  # the override's cache: a miss
             ident(1)
-        ident(1)  # back to first: a hit
-        assert calls == [1, 1]
-        assert (first.exists(ident.cache_key(1)), overridden.exists(ident.cache_key(1))) == (True, True)
-        reset_container()  # closes first; get_cache() builds a new one from settings
-        ident(1)
+        ident(1)  # back to second: a hit
         assert calls == [1, 1, 1]
+        assert all(cache.exists(ident.cache_key(1)) for cache in (first, second, overridden))
+        reset_container()  # closes second; get_cache() builds a new one from settings
+        ident(1)
+        assert calls == [1, 1, 1, 1]
         assert get_cache().exists(ident.cache_key(1))
     finally:
         set_cache(previous)

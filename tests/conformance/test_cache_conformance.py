@@ -35,6 +35,7 @@ from tests.cache._tiered_child import redis_bus
 
 SHORT = 0.1  # seconds: a TTL Redis really waits out
 POLL = 5.0  # upper bound for a Redis key to expire
+SIGNING_KEY = "conformance-signing-key-0123456789"  # for the signed pickle serializer
 
 
 def redis_backend_class() -> Any:
@@ -98,26 +99,38 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["sync", "async"])
-def subject(kind: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
+def _subject(
+    kind: str, mode: str, request: pytest.FixtureRequest, serializer: str | None
+) -> Iterator[Subject]:
+    """A backend of ``kind`` called ``mode``; with ``serializer``, every backend stores with it (the memory
+    backend applies its round-trip rule), else each its default."""
     clock = FakeClock()
     closers: list[Callable[[], None]] = []
     backend: CacheBackend
     redis_backend: CacheBackend | None = None
     if kind == "memory":
-        backend = MemoryBackend(clock=clock)
+        backend = MemoryBackend(clock=clock, serializer=serializer)
     else:
         url = request.getfixturevalue("redis_url")
-        backend = redis_backend = redis_backend_class()(url, prefix=f"buttress-test:{uuid.uuid4().hex}")
+        backend = redis_backend = redis_backend_class()(
+            url,
+            prefix=f"buttress-test:{uuid.uuid4().hex}",
+            serializer=None if serializer is None else make_serializer(serializer, SIGNING_KEY),
+        )
         if kind == "tiered":
             bus = redis_bus(url, f"buttress-test:{uuid.uuid4().hex}")
             closers.append(bus.close)
             backend = TieredBackend(redis_backend, bus=bus, clock=clock)
-    subject = Subject(kind, str(request.param), backend, clock, redis_backend)
+    subject = Subject(kind, mode, backend, clock, redis_backend)
     yield subject
     subject.close()
     for close in closers:
         close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def subject(kind: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _subject(kind, str(request.param), request, None)
 
 
 @pytest.fixture
@@ -336,8 +349,6 @@ def test_info_and_check(subject: Subject, ns: str) -> None:
 
 # -- values round-trip alike, or are refused at set alike (per serializer, on every backend) -------------
 
-SIGNING_KEY = "conformance-signing-key-0123456789"
-
 
 class Level(enum.IntEnum):
     LOW = 1
@@ -424,28 +435,7 @@ def serializer(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=["sync", "async"])
 def typed(kind: str, serializer: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
     """A backend of ``kind`` storing with ``serializer`` (the memory backend applies its round-trip rule)."""
-    clock = FakeClock()
-    closers: list[Callable[[], None]] = []
-    backend: CacheBackend
-    redis_backend: CacheBackend | None = None
-    if kind == "memory":
-        backend = MemoryBackend(clock=clock, serializer=serializer)
-    else:
-        url = request.getfixturevalue("redis_url")
-        backend = redis_backend = redis_backend_class()(
-            url,
-            prefix=f"buttress-test:{uuid.uuid4().hex}",
-            serializer=make_serializer(serializer, SIGNING_KEY),
-        )
-        if kind == "tiered":
-            bus = redis_bus(url, f"buttress-test:{uuid.uuid4().hex}")
-            closers.append(bus.close)
-            backend = TieredBackend(redis_backend, bus=bus, clock=clock)
-    subject = Subject(kind, str(request.param), backend, clock, redis_backend)
-    yield subject
-    subject.close()
-    for close in closers:
-        close()
+    yield from _subject(kind, str(request.param), request, serializer)
 
 
 def test_values_a_serializer_keeps_come_back_unchanged_everywhere(
