@@ -29,6 +29,7 @@ __all__ = ["RULES", "check_value", "value_checker"]
 _SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
 _MSGPACK_SCALARS: Final[frozenset[type]] = _SCALARS | {bytes}
 _MSGPACK_PLAIN: Final[frozenset[type]] = _MSGPACK_SCALARS - {int}  # ints are range-checked
+_STR: Final[frozenset[type]] = frozenset({str})
 _MSGPACK_INT: Final = (-(2**63), 2**64)
 RULES: Final = ("json", "msgpack", "pickle")
 _OTHER_SERIALIZERS: Final = {"json": "msgpack or pickle", "msgpack": "pickle"}
@@ -75,11 +76,15 @@ def _walk(rule: str, value: Any, path: str) -> None:
             raise _refuse(rule, path, f"{value} is outside 64-bit range", "store it as a str")
         return
     if kind is list:
+        if plain.issuperset(map(type, value)):  # a C loop: the usual list of scalars costs no Python step
+            return
         for index, item in enumerate(value):
             if type(item) not in plain:
                 _walk(rule, item, f"{path}[{index}]")
         return
     if kind is dict:
+        if _STR.issuperset(map(type, value)) and plain.issuperset(map(type, value.values())):
+            return
         for key, item in value.items():
             if type(key) is not str:
                 if rule == "json":
