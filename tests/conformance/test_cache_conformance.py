@@ -405,6 +405,7 @@ REFUSED: dict[str, list[Any]] = {
         Point(1, 2),
         dt.date(2024, 1, 2),
         {(1, 2): "tuple key"},
+        {2**64: "a key past 64 bits"},
     ],
     "pickle": [threading.Lock(), {"callback": lambda: None}],
 }

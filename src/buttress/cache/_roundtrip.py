@@ -74,32 +74,32 @@ def _walk(rule: str, value: Any, path: str) -> None:
     if kind in scalars:
         if kind is int and rule == "msgpack" and not _MSGPACK_INT[0] <= value < _MSGPACK_INT[1]:
             raise _refuse(rule, path, f"{value} is outside 64-bit range", "store it as a str")
-        return
-    if kind is list:
-        if plain.issuperset(map(type, value)):  # a C loop: the usual list of scalars costs no Python step
-            return
-        for index, item in enumerate(value):
-            if type(item) not in plain:
-                _walk(rule, item, f"{path}[{index}]")
-        return
-    if kind is dict:
-        if _STR.issuperset(map(type, value)) and plain.issuperset(map(type, value.values())):
-            return
-        for key, item in value.items():
-            if type(key) is not str:
-                if rule == "json":
-                    raise _refuse(
-                        rule,
-                        f"the key {key!r} in {path}",
-                        f"JSON object keys are strings, so {key!r} would come back as {str(key)!r}",
-                        "use str keys",
-                    )
-                if type(key) not in scalars:
-                    raise _leaf_problem(rule, f"the key {key!r} in {path}", key)
-            if type(item) not in plain:
-                _walk(rule, item, f"{path}[{key!r}]")
-        return
-    raise _leaf_problem(rule, path, value)
+    elif kind is list:
+        if not plain.issuperset(map(type, value)):  # a C loop: a list of scalars costs no Python step
+            for index, item in enumerate(value):
+                if type(item) not in plain:
+                    _walk(rule, item, f"{path}[{index}]")
+    elif kind is dict:
+        if not (_STR.issuperset(map(type, value)) and plain.issuperset(map(type, value.values()))):
+            _walk_dict(rule, value, path, plain)
+    else:
+        raise _leaf_problem(rule, path, value)
+
+
+def _walk_dict(rule: str, value: dict[Any, Any], path: str, plain: frozenset[type]) -> None:
+    for key, item in value.items():
+        if type(key) is not str:
+            where = f"the key {key!r} in {path}"
+            if rule == "json":
+                raise _refuse(
+                    rule,
+                    where,
+                    f"JSON object keys are strings, so {key!r} would come back as {str(key)!r}",
+                    "use str keys",
+                )
+            _walk(rule, key, where)  # msgpack keeps scalar keys; a tuple key is refused like a tuple
+        if type(item) not in plain:
+            _walk(rule, item, f"{path}[{key!r}]")
 
 
 def check_value(rule: str, value: Any) -> None:
