@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from buttress.cache._backend import BackendInfo, Entry, namespace_of
-from buttress.cache._roundtrip import value_checker
+from buttress.cache._roundtrip import RULES, value_checker
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 
@@ -37,6 +37,19 @@ _FOREVER = float("inf")
 _ENTRY, _EXPIRES, _SIZE, _READ = 0, 1, 2, 3
 _SWEEP = 4  # expired records looked at from the LRU end on each write
 _INT64 = 2**63  # counters stay signed 64-bit integers, as Redis keeps them
+
+
+def _serializer_name(serializer: object) -> str | None:
+    if serializer is None or serializer in RULES:
+        return serializer
+    name = getattr(serializer, "name", None)
+    if isinstance(name, str) and callable(getattr(serializer, "dumps", None)):
+        return name  # a custom serializer's name has no rule here: it answers for its own round trip
+    raise ValidationError(
+        f"serializer must be None (keep any object), one of {', '.join(RULES)}, or a Serializer, got "
+        f"{serializer!r}; e.g. serializer='json' to refuse what Redis with JSON would change",
+        field="serializer",
+    )
 
 
 def estimate_size(key: str, value: Any) -> int:
@@ -90,7 +103,7 @@ class MemoryBackend:
             )
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.serializer = serializer if serializer is None or isinstance(serializer, str) else serializer.name
+        self.serializer = _serializer_name(serializer)
         """The name of the serializer whose round-trip rule ``set`` applies; None keeps any object."""
         self._check = value_checker(self.serializer)
         self.clock = clock
