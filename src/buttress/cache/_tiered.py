@@ -527,11 +527,12 @@ class TieredBackend:
         if self._degraded or self._closed:
             return  # L2's recovery clears L1 (the probe is on its way)
         dropped = self._drop_all()
-        logger.info(
-            "tiered cache: invalidation channel subscribed again; cleared %d L1 entries (broadcasts sent "
-            "while it reconnected were lost)",
-            dropped,
-        )
+        if dropped:
+            logger.info(
+                "tiered cache: invalidation channel subscribed again; cleared %d L1 entries (broadcasts "
+                "sent while it reconnected were lost)",
+                dropped,
+            )
         self._cleared("resubscribed", dropped)
 
     def _cleared(self, reason: str, entries: int) -> None:
