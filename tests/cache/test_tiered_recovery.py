@@ -90,3 +90,15 @@ def test_every_resubscription_clears_l1_as_broadcasts_sent_meanwhile_were_lost(s
         tiered.close()
         writer.backend.close()
         bus.close()
+
+
+def test_no_probe_thread_runs_on_a_clock_whose_sleeps_return_at_once(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)  # never started: Redis is down from the first call
+    clock = FakeClock()  # auto_advance: a probe loop would move time forward by itself
+    tiered = TieredBackend(RedisBackend(server.url, clock=clock), clock=clock)
+    before = clock.monotonic()
+    assert tiered.get("ns:k") is None
+    assert tiered.degraded
+    assert tiered._prober is None
+    assert clock.monotonic() == before
+    tiered.close()

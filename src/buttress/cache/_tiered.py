@@ -18,7 +18,8 @@ entries were stored with (not just ``l1_ttl``), and writes land in L1 with their
 available again, L1 is cleared: broadcasts sent during the outage went through the same unreachable Redis.
 A process whose reads all hit L1 makes no L2 call, so while L2 is down a background thread probes it
 (``l2.probe()``, one PING per L2 reconnect interval): L1 is cleared within one probe interval of Redis
-returning, whether or not the process reads. L1 is also cleared each time the bus's Redis transport
+returning, whether or not the process reads. The probe waits on the injected clock (in tests, a
+``FakeClock(auto_advance=False)`` drives it; with one whose sleeps return at once, no probe runs). L1 is also cleared each time the bus's Redis transport
 (re)subscribes, since broadcasts published while it was reconnecting are lost. Each clear is published as
 ``cache.l1.cleared`` (``{"reason": "recovered" | "resubscribed" | "dropped", "entries": n, "source": id}``).
 """
@@ -495,6 +496,8 @@ class TieredBackend:
         probe = self._probe
         if probe is None or self._prober is not None or self._closed:
             return
+        if getattr(self._clock, "auto_advance", False):
+            return  # a FakeClock whose sleeps return at once: a probe loop would race time forward
         self._prober = threading.Thread(
             target=self._probe_until_back, args=(probe,), name="buttress-cache-tiered-probe", daemon=True
         )
