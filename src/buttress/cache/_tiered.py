@@ -19,9 +19,10 @@ available again, L1 is cleared: broadcasts sent during the outage went through t
 A process whose reads all hit L1 makes no L2 call, so while L2 is down a background thread probes it
 (``l2.probe()``, one PING per L2 reconnect interval): L1 is cleared within one probe interval of Redis
 returning, whether or not the process reads. The probe waits on the injected clock (in tests, a
-``FakeClock(auto_advance=False)`` drives it; with one whose sleeps return at once, no probe runs). L1 is also cleared each time the bus's Redis transport
-(re)subscribes, since broadcasts published while it was reconnecting are lost. Each clear is published as
-``cache.l1.cleared`` (``{"reason": "recovered" | "resubscribed" | "dropped", "entries": n, "source": id}``).
+``FakeClock(auto_advance=False)`` drives it; with one whose sleeps return at once, no probe runs).
+L1 is also cleared each time the bus's Redis transport (re)subscribes, since broadcasts published while
+it was reconnecting are lost. Each clear is published as ``cache.l1.cleared`` (``{"reason":
+"recovered" | "resubscribed" | "dropped", "entries": n, "source": id}``).
 """
 
 from __future__ import annotations
