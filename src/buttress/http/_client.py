@@ -23,6 +23,7 @@ from buttress.http._download import Download, adownload_to, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
+from buttress.http._validate import EXAMPLE_URL, build_error
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -50,6 +51,17 @@ def _user_agent(settings: HttpSettings) -> str:
         return f"buttress/{version('buttress')}"
     except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
         return "buttress"
+
+
+def _check_key(key: object) -> str:
+    """An Idempotency-Key: printable ASCII on one line, as it travels in a header."""
+    if not (isinstance(key, str) and key and key.isascii() and key.isprintable()):
+        raise ValidationError(
+            f"idempotency_key must be non-empty printable ASCII text (it is sent as a header), got {key!r}; "
+            "e.g. idempotency_key=str(uuid.uuid4())",
+            field="idempotency_key",
+        )
+    return key
 
 
 class _Base:
@@ -90,37 +102,30 @@ class _Base:
         """The httpx request, with the per-request options as extensions the transport reads."""
         extensions: dict[str, Any] = {}
         if deadline is not DEFAULT:
-            if deadline is not None and (
-                isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
-            ):
-                raise ValidationError(
-                    f"deadline must be seconds > 0 or None for no deadline, got {deadline!r}; "
-                    "e.g. deadline=5.0",
-                    field="deadline",
-                )
-            extensions[DEADLINE] = deadline
+            extensions[DEADLINE] = deadline  # checked by the transport, with every other option
         if retry is not None:
             extensions[RETRY] = retry
         if stream:
             extensions[STREAM] = True
         if idempotency_key is not None:
-            headers = {**(headers or {}), self._idempotency_header: idempotency_key}
+            headers = {**(headers or {}), self._idempotency_header: _check_key(idempotency_key)}
         try:
             return client.build_request(
                 method, url, params=params, headers=headers, content=content, data=data, files=files,
                 json=json, timeout=timeout, extensions=extensions,
             )  # fmt: skip
         except httpx.InvalidURL as error:
-            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+            raise ValidationError(
+                f"{url!r} is not a valid URL: {error}; {EXAMPLE_URL}", field="url"
+            ) from error
+        except (TypeError, ValueError, AttributeError) as error:  # what httpx raises for a bad argument
+            raise build_error(
+                error, method=method, url=url, headers=headers, params=params, content=content, data=data,
+                files=files, json=json,
+            ) from error  # fmt: skip
 
     def _failed(self, request: httpx.Request, error: httpx.HTTPError) -> Exception:
         """The buttress error for an httpx failure, with the request's facts in its context."""
-        if isinstance(error, httpx.UnsupportedProtocol):
-            return ValidationError(
-                f"cannot send {request.method} {public_url(request.url)}: {error}; "
-                "use an http:// or https:// URL",
-                field="url",
-            )
         attempts = attempts_of(error) or 1
         context = {
             "host": authority(request.url),

@@ -14,8 +14,9 @@ import httpx
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BulkheadFull, ButtressError, CircuitOpen, DeadlineExceeded, RateLimited
-from buttress.http._policies import HostPolicy, HttpPolicies, authority
+from buttress.http._policies import HostPolicy, HttpPolicies
 from buttress.http._retry_after import parse_retry_after
+from buttress.http._validate import check_request
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -104,11 +105,14 @@ class Core:
         self.now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         self.idempotency_header = policies.idempotency_header
         self.rng = random.Random()
+        self.header_names: set[bytes] = set()  # header names this transport has checked already
 
     # -- before the first attempt ---------------------------------------------------------------------
 
     def policy(self, request: httpx.Request) -> HostPolicy:
-        return self.policies.for_host(authority(request.url))
+        """The host's policy, once the request is known to be no caller's mistake (else ValidationError)."""
+        check_request(request, self.header_names)
+        return self.policies.for_url(request.url)
 
     def cutoff(self, policy: HostPolicy, request: httpx.Request) -> float:
         """When the request's deadline passes (monotonic time), or infinity without one."""
