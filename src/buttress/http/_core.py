@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import httpx
 
@@ -109,9 +109,15 @@ class Core:
 
     # -- before the first attempt ---------------------------------------------------------------------
 
+    def check(self, request: httpx.Request) -> dict[str, float]:
+        """The timeouts the caller set, once the request is known to be no mistake (else ValidationError).
+
+        The first thing a transport does with a request: no policy has run yet.
+        """
+        return check_request(request, self.header_names)
+
     def policy(self, request: httpx.Request) -> HostPolicy:
-        """The host's policy, once the request is known to be no caller's mistake (else ValidationError)."""
-        check_request(request, self.header_names)
+        """The host's policy (a host new to the table is checked first)."""
         return self.policies.for_url(request.url)
 
     def cutoff(self, policy: HostPolicy, request: httpx.Request) -> float:
@@ -132,7 +138,7 @@ class Core:
         left = cutoff - self.now()
         return configured if configured < left else max(left, 0.0)
 
-    def timeouts(self, policy: HostPolicy, asked: dict[str, Any], remaining: float) -> dict[str, float]:
+    def timeouts(self, policy: HostPolicy, asked: dict[str, float], remaining: float) -> dict[str, float]:
         """httpx's four timeouts for one attempt: the policy's, the caller's or the time left, the least."""
         if not asked and remaining >= policy.longest_timeout:
             return policy.timeouts  # the common case: nothing tighter than the policy (httpx only reads it)

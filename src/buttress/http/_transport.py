@@ -26,7 +26,7 @@ answers (status, Retry-After), need the request's method and body, and must clos
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -68,10 +68,10 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = self._core
+        asked = core.check(request)  # a caller's mistake is a ValidationError here, before any policy
         policy = core.policy(request)
         cutoff = core.cutoff(policy, request)
         may_retry = core.may_retry(policy, request)
-        asked = dict(request.extensions.get("timeout") or {})
         budget = policy.budget
         if may_retry and budget is not None:
             budget.record_call()
@@ -123,7 +123,7 @@ class ResilientTransport(httpx.BaseTransport):
         return permit
 
     def _attempt(
-        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, Any], cutoff: float
+        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, float], cutoff: float
     ) -> httpx.Response:
         core = self._core
         now = core.now
@@ -194,10 +194,10 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         core = self._core
+        asked = core.check(request)  # a caller's mistake is a ValidationError here, before any policy
         policy = core.policy(request)
         cutoff = core.cutoff(policy, request)
         may_retry = core.may_retry(policy, request)
-        asked = dict(request.extensions.get("timeout") or {})
         budget = policy.budget
         if may_retry and budget is not None:
             await budget.arecord_call()
@@ -254,7 +254,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         return permit
 
     async def _attempt(
-        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, Any], cutoff: float
+        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, float], cutoff: float
     ) -> httpx.Response:
         core = self._core
         now = core.now

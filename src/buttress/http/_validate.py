@@ -33,11 +33,12 @@ _MAX_GOOD_NAMES: Final = 1024
 EXAMPLE_URL: Final = "e.g. 'https://api.example.com/v1/items'"
 
 
-def check_request(request: httpx.Request, good_names: set[bytes]) -> None:
+def check_request(request: httpx.Request, good_names: set[bytes]) -> dict[str, float]:
     """Refuse a request a server could not take, or that asks for impossible timeouts or options.
 
-    ``good_names`` holds the header names already checked (the same few on every request), so each is
-    checked once; the caller owns it (one per transport).
+    Returns the timeouts the request asks for (the phases it sets). ``good_names`` holds the header names
+    already checked (the same few on every request), so each is checked once; the caller owns it (one per
+    transport).
     """
     method = request.method
     if method not in _METHODS and not (isinstance(method, str) and _TOKEN.fullmatch(method)):
@@ -61,11 +62,13 @@ def check_request(request: httpx.Request, good_names: set[bytes]) -> None:
                 field="headers",
             )
     extensions = request.extensions
+    asked: dict[str, float] = {}
     timeouts = extensions.get("timeout")
     if timeouts:
         for phase, seconds in timeouts.items():
             if seconds is not None:
                 _check_seconds(seconds, "timeout", f"{phase} timeout", "e.g. timeout=10.0, or None for none")
+                asked[phase] = seconds
     if "buttress.deadline" in extensions:
         deadline = extensions["buttress.deadline"]
         if deadline is not None and not (_is_number(deadline) and deadline > 0):  # NaN is not > 0
@@ -79,6 +82,7 @@ def check_request(request: httpx.Request, good_names: set[bytes]) -> None:
             f"retry must be True, False or None (the method decides), got {retry!r}; e.g. retry=True",
             field="retry",
         )
+    return asked
 
 
 def check_host(url: httpx.URL) -> None:
