@@ -454,6 +454,15 @@ def test_metrics_count_outcomes_waits_and_available_tokens() -> None:
     assert 'buttress_resilience_limiter_available_tokens{key="m:b"} 2.0' in text
 
 
+def test_the_default_keys_tokens_are_labelled_by_the_name_alone() -> None:
+    registry = MetricsRegistry()
+    limiter = RateLimiter("10/s", burst=3, name="http:api.example.com", clock=FakeClock(), metrics=registry)
+    limiter.try_acquire()
+    limiter.try_acquire("other")
+    tokens = _series(registry, AVAILABLE_METRIC)
+    assert tokens == {(("key", "http:api.example.com"),): 2.0, (("key", "http:api.example.com:other"),): 2.0}
+
+
 def test_available_tokens_exported_for_a_bounded_number_of_keys() -> None:
     registry = MetricsRegistry()
     limiter = RateLimiter("10/s", clock=FakeClock(), metrics=registry, events=EventBus(), name="many")

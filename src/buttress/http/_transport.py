@@ -111,7 +111,9 @@ class ResilientTransport(httpx.BaseTransport):
         try:
             limiter = policy.limiter
             if limiter is not None:
-                waited = limiter.acquire(policy.host, timeout=core.wait_limit(policy.limiter_wait, cutoff))
+                waited = limiter.acquire(
+                    timeout=core.wait_limit(policy.limiter_wait, cutoff)
+                )  # one key: the host's
                 if waited:
                     policy.telemetry.count_limiter_wait(waited)
             if policy.bulkhead is not None:
@@ -240,9 +242,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         try:
             limiter = policy.limiter
             if limiter is not None:
-                waited = await limiter.aacquire(
-                    policy.host, timeout=core.wait_limit(policy.limiter_wait, cutoff)
-                )
+                waited = await limiter.aacquire(timeout=core.wait_limit(policy.limiter_wait, cutoff))
                 if waited:
                     policy.telemetry.count_limiter_wait(waited)
             if policy.bulkhead is not None:
