@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -228,6 +228,32 @@ def test_the_transport_refuses_mistakes_in_a_plain_httpx_client(
     breaker = policies.for_host(upstream.host()).breaker
     assert breaker is not None
     assert breaker.snapshot().failures == 0
+
+
+class BodyBroke(Exception):
+    pass
+
+
+def _broken_body() -> Iterator[bytes]:
+    yield b"part"
+    raise BodyBroke
+
+
+async def _abroken_body() -> AsyncIterator[bytes]:
+    yield b"part"
+    raise BodyBroke
+
+
+def test_a_request_body_that_raises_is_not_the_hosts_failure(caller: Caller, upstream: Upstream) -> None:
+    """The caller's generator broke, not the host: its error comes back as is; the breaker hears nothing."""
+    body = _broken_body if isinstance(caller.client, HttpClient) else _abroken_body
+    for _ in range(BAD_CALLS):
+        with pytest.raises(BodyBroke):
+            caller.send("POST", upstream.url(), content=body())
+    breaker = caller.policies.for_host(upstream.host()).breaker
+    assert breaker is not None
+    assert (breaker.snapshot().state, breaker.snapshot().failures) == ("closed", 0)
+    assert caller.send("GET", upstream.url()).status_code == 200
 
 
 @pytest.fixture
