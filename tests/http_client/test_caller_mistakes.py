@@ -311,3 +311,13 @@ def test_a_legal_dns_name_is_a_host(make_policies: MakePolicies, host: str) -> N
     with HttpClient(policies=policies) as client, pytest.raises(UpstreamError) as caught:
         client.get(f"http://{host}:65535/")  # not refused: it is looked up, and does not exist
     assert caught.value.context["error"] == "ConnectError"
+
+
+@pytest.mark.parametrize("client", [HttpClient, AsyncHttpClient])
+@pytest.mark.parametrize("headers", [{"X-A": "a\r\nb"}, {"X A": "a"}, {"X-A": "é"}, {"X-A": 1}, "X-A: 1"])
+def test_a_client_with_headers_it_could_never_send_is_refused_at_once(
+    client: type[HttpClient | AsyncHttpClient], headers: Any
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        client(headers=headers, settings=HttpSettings())
+    assert caught.value.field == "headers"

@@ -23,7 +23,7 @@ from buttress.http._download import Download, adownload_to, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
-from buttress.http._validate import EXAMPLE_URL, build_error
+from buttress.http._validate import EXAMPLE_URL, build_error, check_headers
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -80,6 +80,15 @@ class _Base:
             self.settings.raise_for_status if raise_for_status is None else raise_for_status
         )
         self._idempotency_header = self.settings.idempotency_header
+
+    def _client_headers(self, headers: Mapping[str, str] | None) -> httpx.Headers:
+        """The headers every request carries, refused at once when one could never be sent."""
+        try:
+            built = httpx.Headers({"User-Agent": _user_agent(self.settings), **(headers or {})})
+        except (TypeError, ValueError, AttributeError) as error:
+            raise build_error(error, headers=headers) from error
+        check_headers(built.raw, set())
+        return built
 
     def _build(
         self,
@@ -197,7 +206,7 @@ class HttpClient(_Base):
         self.transport = ResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.Client(
             base_url=base_url,
-            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
             follow_redirects=follow_redirects,
@@ -374,7 +383,7 @@ class AsyncHttpClient(_Base):
         self.transport = AsyncResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.AsyncClient(
             base_url=base_url,
-            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
             follow_redirects=follow_redirects,

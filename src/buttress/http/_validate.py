@@ -21,7 +21,7 @@ import httpx
 
 from buttress.errors import ValidationError
 
-__all__ = ["EXAMPLE_URL", "build_error", "check_host", "check_request"]
+__all__ = ["EXAMPLE_URL", "build_error", "check_headers", "check_host", "check_request"]
 
 _SCHEMES: Final = frozenset({"http", "https"})
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -52,15 +52,7 @@ def check_request(request: httpx.Request, good_names: set[bytes]) -> dict[str, f
             "is not an absolute http:// or https:// URL",
             f"{EXAMPLE_URL}, or a path with the client's base_url set",
         )
-    for name, value in request.headers.raw:
-        if name not in good_names:
-            _check_header_name(name, good_names)
-        if 10 in value or 13 in value or 0 in value:  # LF, CR, NUL: a forged header line, or a cut one
-            raise ValidationError(
-                f"headers: the value of {name.decode('latin-1')!r} holds a line break or NUL byte, which "
-                "would end the header early (header injection); remove CR, LF and NUL from header values",
-                field="headers",
-            )
+    check_headers(request.headers.raw, good_names)
     extensions = request.extensions
     asked: dict[str, float] = {}
     timeouts = extensions.get("timeout")
@@ -83,6 +75,19 @@ def check_request(request: httpx.Request, good_names: set[bytes]) -> dict[str, f
             field="retry",
         )
     return asked
+
+
+def check_headers(headers: list[tuple[bytes, bytes]], good_names: set[bytes]) -> None:
+    """Refuse a header name that is no token, or a value with CR, LF or NUL; ``good_names`` passed before."""
+    for name, value in headers:
+        if name not in good_names:
+            _check_header_name(name, good_names)
+        if 10 in value or 13 in value or 0 in value:  # LF, CR, NUL: a forged header line, or a cut one
+            raise ValidationError(
+                f"headers: the value of {name.decode('latin-1')!r} holds a line break or NUL byte, which "
+                "would end the header early (header injection); remove CR, LF and NUL from header values",
+                field="headers",
+            )
 
 
 def check_host(url: httpx.URL) -> None:
