@@ -321,3 +321,11 @@ def test_a_client_with_headers_it_could_never_send_is_refused_at_once(
     with pytest.raises(ValidationError) as caught:
         client(headers=headers, settings=HttpSettings())
     assert caught.value.field == "headers"
+
+
+@pytest.mark.parametrize("url", ["http://user:hunter2@a..b/x?token=hunter2", "http://[::1?token=hunter2"])
+def test_a_refused_url_is_shown_without_its_secrets(make_policies: MakePolicies, url: str) -> None:
+    with HttpClient(policies=make_policies()) as client, pytest.raises(ValidationError) as caught:
+        client.get(url)
+    assert caught.value.field == "url"
+    assert "hunter2" not in str(caught.value)

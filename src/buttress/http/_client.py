@@ -23,7 +23,7 @@ from buttress.http._download import Download, adownload_to, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
-from buttress.http._validate import EXAMPLE_URL, build_error, check_headers
+from buttress.http._validate import EXAMPLE_URL, build_error, check_headers, shown_url
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -125,7 +125,7 @@ class _Base:
             )  # fmt: skip
         except httpx.InvalidURL as error:
             raise ValidationError(
-                f"{url!r} is not a valid URL: {error}; {EXAMPLE_URL}", field="url"
+                f"url {shown_url(url)!r} is not a valid URL: {error}; {EXAMPLE_URL}", field="url"
             ) from error
         except (TypeError, ValueError, AttributeError) as error:  # what httpx raises for a bad argument
             raise build_error(

@@ -21,7 +21,7 @@ import httpx
 
 from buttress.errors import ValidationError
 
-__all__ = ["EXAMPLE_URL", "build_error", "check_headers", "check_host", "check_request"]
+__all__ = ["EXAMPLE_URL", "build_error", "check_headers", "check_host", "check_request", "shown_url"]
 
 _SCHEMES: Final = frozenset({"http", "https"})
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -30,6 +30,7 @@ _BYTES_TOKEN: Final = re.compile(_TOKEN.pattern.encode())
 _LABEL: Final = re.compile(rb"[A-Za-z0-9_-]{1,63}")  # one DNS label (underscores occur in real names)
 _MAX_NAME: Final = 253  # a DNS name's length, without the root's trailing dot
 _MAX_GOOD_NAMES: Final = 1024
+_USERINFO: Final = re.compile(r"//[^/]*@")
 EXAMPLE_URL: Final = "e.g. 'https://api.example.com/v1/items'"
 
 
@@ -46,12 +47,10 @@ def check_request(request: httpx.Request, good_names: set[bytes]) -> dict[str, f
             f"method must be an HTTP method name (letters, no spaces), got {method!r}; e.g. 'GET' or 'POST'",
             field="method",
         )
-    if request.url.scheme not in _SCHEMES:
-        raise _url_error(
-            request.url,
-            "is not an absolute http:// or https:// URL",
-            f"{EXAMPLE_URL}, or a path with the client's base_url set",
-        )
+    url = request.url
+    if url.scheme not in _SCHEMES:
+        problem = f"has scheme {url.scheme!r}: only http and https" if url.scheme else "is not absolute"
+        raise _url_error(url, problem, f"{EXAMPLE_URL}, or a path with the client's base_url set")
     check_headers(request.headers.raw, good_names)
     extensions = request.extensions
     asked: dict[str, float] = {}
@@ -151,9 +150,14 @@ def _check_header_name(name: bytes, good_names: set[bytes]) -> None:
         good_names.add(name)
 
 
+def shown_url(url: object) -> str:
+    """``url`` without credentials, query or fragment: safe to put in an error."""
+    text = str(url).split("?", 1)[0].split("#", 1)[0]
+    return _USERINFO.sub("//", text, count=1)
+
+
 def _url_error(url: httpx.URL, problem: str, fix: str) -> ValidationError:
-    shown = f"{url.scheme}://{url.host}{url.path}" if url.scheme else str(url.copy_with(query=None))
-    return ValidationError(f"url {shown!r} {problem}; {fix}", field="url")
+    return ValidationError(f"url {shown_url(url)!r} {problem}; {fix}", field="url")
 
 
 def _probe_method(value: object) -> str | None:
