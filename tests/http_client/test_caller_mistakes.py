@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -254,13 +253,6 @@ def test_a_request_body_that_raises_is_not_the_hosts_failure(caller: Caller, ups
     assert breaker is not None
     assert (breaker.snapshot().state, breaker.snapshot().failures) == ("closed", 0)
     assert caller.send("GET", upstream.url()).status_code == 200
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[RedisState]:
-    state = RedisState(redis_url, prefix=f"test-mistakes-{uuid.uuid4().hex[:8]}")
-    yield state
-    state.close()
 
 
 def test_mistakes_never_reach_the_shared_breaker(upstream: Upstream, store: RedisState) -> None:
