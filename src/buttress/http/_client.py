@@ -19,7 +19,7 @@ import httpx
 from buttress.clock import Clock
 from buttress.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, ValidationError
 from buttress.http._core import DEADLINE, RETRY, STREAM, attempts_of, limits, public_url, resolve_policies
-from buttress.http._download import Download, adownload_to, download_to
+from buttress.http._download import Download, adownload_to, check_download, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
@@ -355,10 +355,9 @@ class HttpClient(_Base):
         deadline: float | _Default | None = DEFAULT,
     ) -> Download:
         """Stream ``url`` into ``dest``: all of it, or nothing (see :mod:`buttress.http._download`)."""
+        path = check_download(dest, max_bytes, chunk_size)  # before anything is sent
         with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
-            return download_to(
-                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
-            )
+            return download_to(response, path, max_bytes=max_bytes, progress=progress, chunk_size=chunk_size)
 
 
 class AsyncHttpClient(_Base):
@@ -532,7 +531,8 @@ class AsyncHttpClient(_Base):
         deadline: float | _Default | None = DEFAULT,
     ) -> Download:
         """Stream ``url`` into ``dest``: all of it, or nothing; file writes run off the event loop."""
+        path = check_download(dest, max_bytes, chunk_size)  # before anything is sent
         async with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
             return await adownload_to(
-                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
+                response, path, max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
             )
