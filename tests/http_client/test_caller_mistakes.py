@@ -321,3 +321,13 @@ def test_a_refused_url_is_shown_without_its_secrets(make_policies: MakePolicies,
         client.get(url)
     assert caught.value.field == "url"
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("client", [HttpClient, AsyncHttpClient])
+@pytest.mark.parametrize("base_url", [None, 5, "http://[::1"])
+def test_a_base_url_that_is_no_url_is_refused_at_once(
+    client: type[HttpClient | AsyncHttpClient], base_url: Any
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        client(base_url=base_url, settings=HttpSettings())
+    assert caught.value.field == "base_url"

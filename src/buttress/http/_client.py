@@ -53,6 +53,17 @@ def _user_agent(settings: HttpSettings) -> str:
         return "buttress"
 
 
+def _base_url(base_url: object) -> httpx.URL:
+    """The client's base URL, refused at once when it is not one."""
+    try:
+        return httpx.URL(base_url)  # type: ignore[arg-type]  # anything else is refused just below
+    except (TypeError, httpx.InvalidURL) as error:
+        raise ValidationError(
+            f"base_url {shown_url(base_url)!r} is not a URL ({error}); e.g. base_url='https://api.example.com/v1'",
+            field="base_url",
+        ) from None
+
+
 def _check_key(key: object) -> str:
     """An Idempotency-Key: printable ASCII on one line, as it travels in a header."""
     if not (isinstance(key, str) and key and key.isascii() and key.isprintable()):
@@ -205,7 +216,7 @@ class HttpClient(_Base):
             transport = httpx.HTTPTransport(limits=limits(self.settings), verify=verify)
         self.transport = ResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.Client(
-            base_url=base_url,
+            base_url=_base_url(base_url),
             headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
@@ -381,7 +392,7 @@ class AsyncHttpClient(_Base):
             transport = httpx.AsyncHTTPTransport(limits=limits(self.settings), verify=verify)
         self.transport = AsyncResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.AsyncClient(
-            base_url=base_url,
+            base_url=_base_url(base_url),
             headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
