@@ -3,20 +3,21 @@
 Sync (:func:`runner`): the first attempt is made here, in one frame with the breaker and the limiter, and
 handed to the Retry (``resume``) only if it failed or its result asks for another attempt.
 
-Async (:func:`stepper`):
-An ``async def`` costs a coroutine per layer, and the retry deadline's ``asyncio.timeout`` about 1.2 us a
-call. When every strategy answers without I/O (memory stores) and the function finishes in its first step
+Async (:func:`stepper`): an ``async def`` costs a coroutine per layer, and the retry deadline's
+``asyncio.timeout`` about 1.2 us a call. When every strategy answers without I/O (memory stores) and the function finishes in its first step
 (an answer from memory, a cache hit), none of that is needed: :func:`stepper` returns a function that takes
 the breaker's permit and the limiter's token with their ``*_fast`` methods, runs the function's coroutine up
 to its first suspension (``_deadline.first_step``), records the outcome and returns the result, all in plain
 calls. Everything else goes on as an awaitable, wrapped in :class:`~buttress.resilience._decorate.Later`:
 
-- a strategy that needs I/O or a wait: the pipeline's ordinary async path, from the start (nothing held);
-- the function suspended: the rest is awaited under the retry deadline, then recorded (``_afinish``);
+- a strategy that needs I/O or a wait: the pipeline's ordinary async path, from the start (a permit already
+  taken is given back first, with the breaker's async ``arelease``);
+- the function suspended: the rest is awaited under the retry deadline, then recorded (``afinish``);
 - it raised, or the retry wants another attempt: recorded, then handed to the Retry (``aresume``).
 
 So the order of the strategies, the deadline (counted from the call's start) and every count are exactly
-the ordinary path's. Both serve pipelines of a retry (without a budget) with a breaker, a limiter or both.
+the ordinary path's. Both serve pipelines made of a retry (without a budget) and, optionally, a breaker and
+a limiter; any other strategy in the pipeline means the ordinary paths.
 """
 
 from __future__ import annotations
@@ -156,6 +157,14 @@ def stepper(  # noqa: PLR0917 - the strategies and the paths to fall back on
             attempt, call, {}, start=run.start, error=error, result=result, expired=expired
         )
 
+    async def areleased(
+        permit: Permit, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The limiter must wait or ask Redis: give the permit back (the store's async way), then take the
+        ordinary path from the start."""
+        await breaker.arelease(permit)  # type: ignore[union-attr]
+        return await ordinary(fn, args, kwargs)
+
     async def arest(run: _Attempt, coro: Any, pending: Any) -> Any:
         """The function suspended: await the rest of it under the retry deadline, then finish."""
         expired = False
@@ -181,7 +190,7 @@ def stepper(  # noqa: PLR0917 - the strategies and the paths to fall back on
                 return Later(ordinary(fn, args, kwargs))
         if limiter is not None and not limiter.acquire_fast(limiter_key):  # I/O or a wait
             if permit is not None:
-                breaker.release(permit)  # type: ignore[union-attr]
+                return Later(areleased(permit, fn, args, kwargs))
             return Later(ordinary(fn, args, kwargs))
         begun = now()  # after the decisions, which never wait here: one clock read serves the retry too
         start = begun if same_clock else retry_now()
