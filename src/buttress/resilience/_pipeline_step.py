@@ -4,11 +4,12 @@ Sync (:func:`runner`): the first attempt is made here, in one frame with the bre
 handed to the Retry (``resume``) only if it failed or its result asks for another attempt.
 
 Async (:func:`stepper`): an ``async def`` costs a coroutine per layer, and the retry deadline's
-``asyncio.timeout`` about 1.2 us a call. When every strategy answers without I/O (memory stores) and the function finishes in its first step
-(an answer from memory, a cache hit), none of that is needed: :func:`stepper` returns a function that takes
-the breaker's permit and the limiter's token with their ``*_fast`` methods, runs the function's coroutine up
-to its first suspension (``_deadline.first_step``), records the outcome and returns the result, all in plain
-calls. Everything else goes on as an awaitable, wrapped in :class:`~buttress.resilience._decorate.Later`:
+``asyncio.timeout`` about 1.2 us a call. When every strategy answers without I/O (memory stores) and the
+function finishes in its first step (an answer from memory, a cache hit), none of that is needed:
+:func:`stepper` returns a function that takes the breaker's permit and the limiter's token with their
+``*_fast`` methods, runs the function's coroutine up to its first suspension (``_deadline.first_step``),
+records the outcome and returns the result, all in plain calls. Everything else goes on as an awaitable,
+wrapped in :class:`~buttress.resilience._decorate.Later`:
 
 - a strategy that needs I/O or a wait: the pipeline's ordinary async path, from the start (a permit already
   taken is given back first, with the breaker's async ``arelease``);
