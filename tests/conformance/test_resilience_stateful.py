@@ -123,6 +123,15 @@ class BreakerLockstep(_Lockstep):
         self.memory = MemoryBreakerStore(config, self.clock.monotonic)
         self.redis = RedisBreakerStore(self.state, "breaker", config)
         self.permits: list[tuple[Any, Any]] = []
+        self.probes = config.half_open_probes
+        self.trials: dict[int, int] = {}  # half-open period (epoch) -> trial calls admitted, not released
+        self.unreported: set[int] = set()  # ids of probe permits neither reported nor released
+
+    def _report(self, mine: Any, *, released: bool) -> None:
+        if id(mine) in self.unreported:
+            self.unreported.discard(id(mine))
+            if released:  # the call did not happen: its trial is given back
+                self.trials[mine.epoch] -= 1
 
     @rule()
     def acquire(self) -> None:
@@ -130,6 +139,15 @@ class BreakerLockstep(_Lockstep):
         _same_admission(mine, theirs)
         if mine.permit is not None:
             self.permits.append((mine.permit, theirs.permit))
+            if mine.permit.lease is not None:
+                self.trials[mine.permit.epoch] = self.trials.get(mine.permit.epoch, 0) + 1
+                self.unreported.add(id(mine.permit))
+
+    @rule(times=st.integers(2, 4))
+    def acquire_several(self, times: int) -> None:
+        """Calls in flight at once (several probes of one half-open period)."""
+        for _ in range(times):
+            self.acquire()
 
     @rule(code=CODES)
     def call(self, code: int) -> None:
@@ -137,6 +155,7 @@ class BreakerLockstep(_Lockstep):
         self.acquire()
         if self.permits:
             mine, theirs = self.permits[-1]
+            self._report(mine, released=False)
             _same_transition(self.memory.record(mine, code), self.redis.record(theirs, code))
 
     @rule(data=st.data(), code=CODES)
@@ -145,6 +164,7 @@ class BreakerLockstep(_Lockstep):
         if not self.permits:
             return
         mine, theirs = data.draw(st.sampled_from(self.permits))
+        self._report(mine, released=False)
         _same_transition(self.memory.record(mine, code), self.redis.record(theirs, code))
 
     @rule(data=st.data())
@@ -152,8 +172,15 @@ class BreakerLockstep(_Lockstep):
         if not self.permits:
             return
         mine, theirs = data.draw(st.sampled_from(self.permits))
+        self._report(mine, released=True)
         self.memory.release(mine)
         self.redis.release(theirs)
+
+    @invariant()
+    def trial_calls_per_half_open_period_are_bounded(self) -> None:
+        """``half_open_probes`` bounds every trial call of a period, finished or in flight."""
+        if hasattr(self, "trials"):
+            assert all(count <= self.probes for count in self.trials.values()), self.trials
 
     @rule(goal=st.sampled_from([BreakerState.CLOSED, BreakerState.FORCED_OPEN, BreakerState.DISABLED]))
     def control(self, goal: BreakerState) -> None:

@@ -103,3 +103,97 @@ def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_u
                 process.kill()
                 process.join()
         state.close()
+
+
+PROBES = 3
+PROBERS = 4
+START = 1_000_000.0
+
+
+def prober(url: str, namespace: str, go: Any, results: Any) -> None:
+    """Race the others through one half-open period: every trial call INCRements a counter in Redis."""
+    import redis
+
+    from buttress.clock import FakeClock
+
+    metrics = MetricsRegistry()
+    clock = FakeClock(start_monotonic=START + 10, start_time=START + 10)  # past the open period
+    state = RedisState(url, prefix=namespace, clock=clock, metrics=metrics)
+    breaker = CircuitBreaker(
+        "probed",
+        consecutive_failures=1,
+        open_duration=1,
+        half_open_probes=PROBES,
+        store=state,
+        metrics=metrics,
+    )
+    upstream = redis.Redis.from_url(url)
+    trials = 0
+    try:
+        results.put("ready")
+        go.wait(TIMEOUT)
+        for _ in range(200):
+            try:
+                permit = breaker.acquire()
+            except CircuitOpen:
+                continue
+            if permit.lease is None:
+                break  # closed again: calls are no longer trials
+            trials += 1
+            upstream.incr(f"{namespace}:upstream-calls")  # the trial call reaching the upstream
+            breaker.record_success(permit, 0.001)
+        results.put(trials)
+    finally:
+        upstream.close()
+        state.close()
+
+
+def test_processes_racing_a_half_open_period_make_at_most_half_open_probes_trial_calls(
+    redis_url: str,
+) -> None:
+    import redis
+
+    from buttress.clock import FakeClock
+
+    namespace = f"probes-{uuid.uuid4().hex}"
+    clock = FakeClock(start_monotonic=START, start_time=START)
+    metrics = MetricsRegistry()
+    state = RedisState(redis_url, prefix=namespace, clock=clock, metrics=metrics)
+    tripper = CircuitBreaker(
+        "probed",
+        consecutive_failures=1,
+        open_duration=1,
+        half_open_probes=PROBES,
+        store=state,
+        metrics=metrics,
+    )
+    with contextlib.suppress(Down):
+        tripper.call(_down)
+    assert tripper.state is BreakerState.OPEN
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    processes = [
+        context.Process(target=prober, args=(redis_url, namespace, go, results), daemon=True)
+        for _ in range(PROBERS)
+    ]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for process in processes:
+            process.start()
+        assert [results.get(timeout=TIMEOUT) for _ in processes] == ["ready"] * PROBERS
+        go.set()
+        trials = [results.get(timeout=TIMEOUT) for _ in processes]
+        assert sum(trials) == PROBES
+        assert int(client.get(f"{namespace}:upstream-calls") or 0) == PROBES
+        clock.advance(10)
+        assert tripper.state is BreakerState.CLOSED
+        for process in processes:
+            process.join(timeout=TIMEOUT)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+        client.close()
+        state.close()

@@ -168,7 +168,11 @@ class RedisBreakerStore:
             )
             return Admission(Permit(epoch, lease, self), BreakerState.HALF_OPEN, 0.0, transition)
         state = self.last_state = STATE_CODES[reply[0]]
-        return Admission(None, state, reply[1] / 1_000_000, None)
+        retry_after = reply[1] / 1_000_000
+        if len(reply) > 2:  # an expired probe lease reopened it: a failed probe
+            reopened = Transition("opened", BreakerState.HALF_OPEN, state, None, retry_after)
+            return Admission(None, state, retry_after, reopened)
+        return Admission(None, state, retry_after, None)
 
     def _unavailable(self) -> Admission:
         policy = self.redis.policy

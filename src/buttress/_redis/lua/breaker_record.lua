@@ -32,12 +32,9 @@ if lease == '' then
   return 0
 end
 if st ~= 2 then return 0 end
-local expires = tonumber(redis.call('ZSCORE', L, lease))
-if not expires then return 0 end
-redis.call('ZREM', L, lease)
-if expires <= now then return 0 end
-if failed == 1 or (slow == 1 and SR > 0) then
-  return open(math.min((tonumber(redis.call('HGET', K, 'od')) or OD0) * 2, ODMAX), '')
-end
+local first = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
+if first[2] and tonumber(first[2]) <= now then return reopen() end
+if redis.call('ZREM', L, lease) == 0 then return 0 end
+if failed == 1 or (slow == 1 and SR > 0) then return reopen() end
 if redis.call('HINCRBY', K, 'hs', 1) >= PROBES then return close('closed') end
 return 0

@@ -11,8 +11,10 @@ local retry = -1
 if st == 1 then
   retry = math.max((tonumber(redis.call('HGET', K, 'ou')) or 0) - now, 0)
 elseif st == 2 then
-  local live = redis.call('ZRANGEBYSCORE', L, '(' .. fmt(now), '+inf', 'WITHSCORES')
   retry = 0
-  if #live / 2 >= PROBES then retry = tonumber(live[2]) - now end
+  if redis.call('ZCARD', L) + (tonumber(redis.call('HGET', K, 'hs')) or 0) >= PROBES then
+    local first = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
+    retry = math.max(tonumber(first[2]) - now, 0)
+  end
 end
 return {st, calls, f, s, retry, tonumber(redis.call('HGET', K, 'od')) or OD0}

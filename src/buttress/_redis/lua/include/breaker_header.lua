@@ -22,6 +22,10 @@ local function open(duration, fr)
   return {'opened', source, 1, fr, duration}
 end
 
+local function reopen()
+  return open(math.min((tonumber(redis.call('HGET', K, 'od')) or OD0) * 2, ODMAX), '')
+end
+
 local function close(what)
   local source = enter(0)
   redis.call('DEL', W)
