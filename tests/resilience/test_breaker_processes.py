@@ -91,7 +91,9 @@ def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_u
         with pytest.raises(CircuitOpen):
             observer.acquire()
         snap = observer.snapshot()
-        assert (snap.calls, snap.failures, snap.store) == (6, 3, "redis")
+        # worker 0's success was written with its first failure; 1 and 2 batched theirs, which the trip
+        # (the end of that CLOSED period) dropped: a batch reaches Redis within sync_interval, or never
+        assert (snap.calls, snap.failures, snap.store) == (4, 3, "redis")
         for queue in commands:
             queue.put("stop")
         for process in processes:
