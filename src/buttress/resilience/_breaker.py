@@ -498,16 +498,33 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
+        now = self._now
         mem = self._mem
         if mem is not None:
             permit = mem.fast
             if permit is None:
                 permit = self.acquire()
-        elif self._red is not None:
-            return self._call_shared(self._red, fn, *args, **kwargs)
+        elif (red := self._red) is not None:  # Redis: in CLOSED its copy admits, a success is counted here
+            permit = red.fast
+            start = now()
+            if permit is None or start >= red.due:
+                permit = self._admit(red.acquire())
+                start = now()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                self.record_failure(permit, exc, now() - start)
+                raise
+            duration = now() - start
+            if permit is red.closed and duration < self._slow and (counter := red.successes) is not None:
+                self._success()
+                if next(counter) >= BATCH_MAX:
+                    red.stale()  # the next call writes the batch
+                return result
+            self.record_success(permit, duration)
+            return result
         else:
             permit = self.acquire()
-        now = self._now
         start = now()
         try:
             result = fn(*args, **kwargs)
@@ -515,31 +532,6 @@ class CircuitBreaker:
             self.record_failure(permit, exc, now() - start)
             raise
         self.record_success(permit, now() - start)
-        return result
-
-    def _call_shared(
-        self, red: RedisBreakerStore, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """:meth:`call` on a Redis store: in CLOSED, its copy admits and a success is counted, no I/O."""
-        now = self._now
-        permit = red.fast
-        start = now()
-        if permit is None or start >= red.due:
-            permit = self._admit(red.acquire())
-            start = now()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            self.record_failure(permit, exc, now() - start)
-            raise
-        duration = now() - start
-        successes = red.successes
-        if permit is red.closed and duration < self._slow and successes is not None:
-            self._success()
-            if next(successes) >= BATCH_MAX:
-                red.stale()  # the next call writes the batch
-            return result
-        self.record_success(permit, duration)
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -569,8 +561,15 @@ class CircuitBreaker:
             await self.arecord_failure(permit, exc, now() - start)
             raise
         duration = now() - start
-        if red is not None and permit is red.closed and duration < self._slow:
-            self.record_success(permit, duration)  # counted in this process: no I/O
+        if (
+            red is not None
+            and permit is red.closed
+            and duration < self._slow
+            and (counter := red.successes) is not None
+        ):  # a CLOSED success on Redis: counted here, no I/O
+            self._success()
+            if next(counter) >= BATCH_MAX:
+                red.stale()
             return result
         await self.arecord_success(permit, duration)
         return result
