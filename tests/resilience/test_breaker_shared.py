@@ -63,7 +63,9 @@ def test_a_closed_success_makes_no_round_trip(server: RedisServer) -> None:
     )
     client = redis.Redis.from_url(server.url)
     try:
-        breaker.call(lambda: "ok")  # the first call reads the state (and loads the script)
+        breaker.call(lambda: "ok")  # the first call reads the state and starts the subscriber
+        assert state.breaker_feed().subscriber.subscribed.wait(10)
+        breaker.call(lambda: "ok")  # read again: the subscription may have begun after the first read
         before = _evalshas(client)
         for _ in range(1000):
             assert breaker.call(lambda: "ok") == "ok"
@@ -92,6 +94,8 @@ async def test_a_closed_async_success_makes_no_round_trip(server: RedisServer) -
         return "ok"
 
     try:
+        await breaker.acall(ok)
+        assert state.breaker_feed().subscriber.subscribed.wait(10)
         await breaker.acall(ok)
         before = _evalshas(client)
         for _ in range(200):
@@ -169,6 +173,8 @@ def test_a_lost_push_is_corrected_by_the_next_read_within_sync_interval(redis_ur
     deaf = CircuitBreaker("shared", store=there, **options)  # type: ignore[arg-type]
     try:
         deaf.call(lambda: "ok")
+        assert there.breaker_feed().subscriber.subscribed.wait(10)
+        deaf.call(lambda: "ok")  # the copy is fresh, and no longer marked stale by the subscription
         there.breaker_feed().close()  # its subscription is gone: the trip below is never pushed to it
         with contextlib.suppress(Down):
             tripper.call(_down)

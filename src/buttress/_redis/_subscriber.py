@@ -130,8 +130,8 @@ class Subscriber:
                 except Exception:  # noqa: BLE001 - one bad message must not stop the listener
                     _log.exception("handling a message on %r failed", reply[2])
             elif kind == b"psubscribe":
-                self.subscribed.set()
                 self._gap()  # anything published before the subscription took is lost
+                self.subscribed.set()
 
     def _gap(self) -> None:
         try:
