@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -96,7 +97,7 @@ def test_config_check_ok() -> None:
     result = runner.invoke(app, ["config", "--check"], env={"BUTTRESS_APP__NAME": "orders"})
     assert result.exit_code == 0
     assert result.stdout == (
-        "OK: configuration is valid (1 set in the environment, 0 in .env, the rest defaults).\n"
+        "OK: configuration is valid (1 set in the environment, 0 in .env; the rest defaults).\n"
     )
     assert result.stderr == ""
 
@@ -151,6 +152,7 @@ def test_config_check_json(tmp_path: Path) -> None:
                 "value": "x",
                 "expected": "Input should be a valid integer, unable to parse string as an integer",
                 "example": "5000",
+                "source": None,
             }
         ],
     }
@@ -166,7 +168,7 @@ def test_config_check_reads_the_env_file(tmp_path: Path) -> None:
 def test_example_writes_the_default_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "--example"])
     assert result.exit_code == 0
-    assert result.stdout == "Wrote .env.example (81 variables).\n"
+    assert result.stdout == "Wrote .env.example (81 variables, commented out).\n"
     assert (tmp_path / ".env.example").read_text(encoding="utf-8") == render_env_example()
     assert [p.name for p in tmp_path.iterdir()] == [".env.example"]  # no partial file left over
 
@@ -177,7 +179,7 @@ def test_example_writes_a_given_path_and_replaces_it(tmp_path: Path) -> None:
     target.write_text("stale")
     result = runner.invoke(app, ["config", "--example", str(target)])
     assert result.exit_code == 0
-    assert result.stdout == f"Wrote {target} (81 variables).\n"
+    assert result.stdout == f"Wrote {target} (81 variables, commented out).\n"
     assert target.read_text(encoding="utf-8") == render_env_example()
 
 
@@ -244,3 +246,83 @@ def test_installed_script_checks_the_configuration(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert bad.stderr.startswith("Invalid configuration (1 problem):\n  BUTTRESS_EVENTS__TRANSPORT='kafka'")
     assert "Traceback" not in bad.stderr
+
+
+def test_check_lists_every_problem_by_the_variable_written_with_its_env_file_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BUTTRESS_APP__NAME=orders\nBUTTRESS_CACHE__BAKCEND=tiered\n")
+    environ = {
+        "BUTTRESS_OBSERVE__DISK_PATHS": "/",
+        "BUTTRESS_EVENTS__QUEUE_SIZE": "0",
+        "BUTTRESS_REDIS_ULR": "redis://u:hunter2@h:6379/0",
+        "BUTTRESS_SERVER__JWT_ISUER": "https://auth",
+        "BUTTRESS_SECURITY__ADMIN_TOKNE": "tok-value",
+        "BUTTRESS_CACHE__SERIALIZER": "pickle",
+        "BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__RETRY__ON": '["nosuchmodule.Flaky"]',
+    }
+    result = runner.invoke(app, ["config", "--check"], env=environ)
+    assert result.exit_code == 1
+    retry_example = '["builtins.ConnectionError", "httpx.TransportError"]'
+    assert result.stderr.splitlines() == [
+        "Invalid configuration (8 problems):",
+        (
+            "  BUTTRESS_EVENTS__QUEUE_SIZE='0': Input should be greater than or equal to 1 "
+            "(example: BUTTRESS_EVENTS__QUEUE_SIZE=5000)"
+        ),
+        (
+            "  BUTTRESS_OBSERVE__DISK_PATHS='/': a JSON list (Expecting value: line 1 column 1 (char 0)) "
+            '(example: BUTTRESS_OBSERVE__DISK_PATHS=["/", "/var/lib/app"])'
+        ),
+        (
+            "  BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__RETRY__ON='nosuchmodule.Flaky': an exception class "
+            "that imports here (module.Class): No module named 'nosuchmodule' "
+            f"(example: BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__RETRY__ON={retry_example})"
+        ),
+        (
+            "  BUTTRESS_CACHE__SERIALIZER='pickle': the pickle serializer needs a signing key of at least "
+            "16 bytes: set BUTTRESS_CACHE__SIGNING_KEY (or BUTTRESS_SECURITY__SECRET_KEY) or use "
+            "BUTTRESS_CACHE__SERIALIZER=json or msgpack"
+        ),
+        f"  BUTTRESS_REDIS_ULR='{MASK}': not a buttress setting; did you mean BUTTRESS_REDIS_URL?",
+        (
+            f"  BUTTRESS_SERVER__JWT_ISUER='{MASK}': not a buttress setting; "
+            "did you mean BUTTRESS_SERVER__JWT_ISSUER?"
+        ),
+        (
+            f"  BUTTRESS_SECURITY__ADMIN_TOKNE='{MASK}': not a buttress setting; "
+            "did you mean BUTTRESS_SECURITY__ADMIN_TOKEN?"
+        ),
+        (
+            f"  BUTTRESS_CACHE__BAKCEND='{MASK}' (.env line 2): not a buttress setting; "
+            "did you mean BUTTRESS_CACHE__BACKEND?"
+        ),
+    ]
+    assert "hunter2" not in result.output
+    assert "tok-value" not in result.output
+
+
+def test_the_table_refuses_an_unknown_variable_too() -> None:
+    result = runner.invoke(app, ["config"], env={"BUTTRESS_REDIS_ULR": "redis://h"})
+    assert result.exit_code == 1
+    assert "did you mean BUTTRESS_REDIS_URL?" in result.stderr
+
+
+def test_check_counts_every_variable_set(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BUTTRESS_APP__NAME=orders\nBUTTRESS_EVENTS__QUEUE_SIZE=5\n")
+    knobs = ("RETRY__ATTEMPTS", "BREAKER__CONSECUTIVE_FAILURES", "LIMITER__BURST", "BULKHEAD__MAX_CONCURRENT")
+    environ = {f"BUTTRESS_RESILIENCE__PIPELINES__{name}__{knob}": "3" for name in "ABC" for knob in knobs}
+    result = runner.invoke(app, ["config", "--check"], env=environ)
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout
+        == "OK: configuration is valid (12 set in the environment, 2 in .env; the rest defaults).\n"
+    )
+
+
+def test_a_copy_of_env_example_checks_ok_and_is_healthy(tmp_path: Path) -> None:
+    shutil.copy(Path(__file__).parent.parent / ".env.example", tmp_path / ".env")
+    check = runner.invoke(app, ["config", "--check"])
+    assert check.exit_code == 0, check.output
+    assert check.stdout.startswith("OK: configuration is valid (0 set in the environment, 0 in .env")
+    health = runner.invoke(app, ["health", "--json"])
+    assert health.exit_code == 0, health.output
+    assert json.loads(health.stdout)["status"] in {"pass", "warn"}

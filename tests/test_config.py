@@ -486,8 +486,9 @@ def test_every_leaf_has_a_description_and_an_example() -> None:
 
 
 def test_examples_are_valid_values(tmp_path: Path) -> None:
-    """The examples load as they are written in .env.example (so the docs never show a bad value)."""
-    settings = load_settings(env_file=ROOT / ".env.example")
+    """The examples load as .env.example writes them, uncommented (so the docs never show a bad value)."""
+    (tmp_path / "uncommented.env").write_text(_uncommented(render_env_example()), encoding="utf-8")
+    settings = load_settings(env_file=tmp_path / "uncommented.env")
     for field in setting_fields():
         value: object = settings
         for name in field.path:
@@ -500,6 +501,13 @@ def test_examples_are_valid_values(tmp_path: Path) -> None:
         if isinstance(value, Rate):  # stored parsed, written back as the text it was read from
             value = value.to_text()
         assert value == expected, field.variable
+
+
+def _uncommented(example: str) -> str:
+    """.env.example with every variable's line switched on, as a user who uncomments them all gets it."""
+    return "\n".join(
+        line.removeprefix("# ") if line.startswith("# BUTTRESS_") else line for line in example.splitlines()
+    )
 
 
 def _only(dumped: dict[str, object], example: dict[str, object]) -> dict[str, object]:
@@ -528,7 +536,8 @@ def test_readme_table_is_in_sync() -> None:
 
 
 def test_env_example_never_holds_a_secret_value() -> None:
-    values = dotenv_values(stream=io.StringIO(render_env_example()))
+    assert dotenv_values(stream=io.StringIO(render_env_example())) == {}  # a copy to .env sets nothing
+    values = dotenv_values(stream=io.StringIO(_uncommented(render_env_example())))
     secrets = [field.variable for field in setting_fields() if field.secret]
     assert secrets == [
         "BUTTRESS_SECURITY__SECRET_KEY",
@@ -547,9 +556,9 @@ def test_env_example_documents_each_variable() -> None:
         "# Where the service runs, reported in logs and health output.\n"
         "# One of: development, test, staging, production.\n"
         "# Default: development\n"
-        "BUTTRESS_APP__ENVIRONMENT=production\n"
+        "# BUTTRESS_APP__ENVIRONMENT=production\n"
     ) in text
-    assert "# Default: unset\nBUTTRESS_REDIS_URL=redis://127.0.0.1:6379/0\n" in text
+    assert "# Default: unset\n# BUTTRESS_REDIS_URL=redis://127.0.0.1:6379/0\n" in text
 
 
 class _Nested(BaseModel):

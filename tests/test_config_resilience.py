@@ -41,7 +41,7 @@ def test_a_bad_knob_is_reported_under_its_own_variable_with_an_example() -> None
 def test_an_unknown_knob_lists_the_names_that_exist() -> None:
     variable = "BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__BREAKER__OPEN_SECONDS"
     problems = _problems({variable: "10"})
-    assert "the names here are enabled, consecutive_failures" in problems[variable]
+    assert "the names here are ENABLED, CONSECUTIVE_FAILURES" in problems[variable]
 
 
 def test_a_rate_that_does_not_parse_is_explained() -> None:

@@ -153,6 +153,7 @@ def test_the_public_names_are_curated() -> None:
         "SettingValue",
         "Settings",
         "Source",
+        "check_settings",
         "describe_settings",
         "env_var_name",
         "get_settings",

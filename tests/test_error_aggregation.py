@@ -484,13 +484,13 @@ def test_a_group_created_by_another_thread_while_formatting_is_counted_not_dupli
     error = raised(ValueError("race"))
     format_traceback = aggregator._traceback
 
-    def slow_format(exc: BaseException) -> str:
+    def slow_format(exc: BaseException, secrets: tuple[str, ...]) -> str:
         # Another thread reports the same failure while this one formats the traceback, outside the lock.
         monkeypatch.setattr(aggregator, "_traceback", format_traceback)
         worker = threading.Thread(target=aggregator.record, args=(error,))
         worker.start()
         worker.join()
-        return format_traceback(exc)
+        return format_traceback(exc, secrets)
 
     monkeypatch.setattr(aggregator, "_traceback", slow_format)
     aggregator.record(error)

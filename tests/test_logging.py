@@ -397,3 +397,72 @@ def test_sensitive_keys(key: str) -> None:
 )
 def test_keys_that_are_not_secrets(key: str) -> None:
     assert not is_sensitive_key(key)
+
+
+# --- free text: credentials in key=value and query strings, control characters, foreign fields -------------
+
+
+def test_credentials_in_free_text_and_query_strings_are_masked() -> None:
+    stream = _configured(json=False)
+    logging.getLogger("lib").info(
+        "GET /v1/items?page=2&access_token=tok1&KEY=tok2&sig=tok3&code=tok4 then password=tok5 api_key='tok6'"
+    )
+    get_logger("x").info("retry https://h/cb?client_secret=tok7#frag", cache_key="user:1 key=k1")
+    text = stream.getvalue()
+    assert not any(f"tok{n}" in text for n in range(1, 8))
+    assert f"?page=2&access_token={MASK}&KEY={MASK}&sig={MASK}&code={MASK}" in text
+    assert f"password={MASK} api_key={MASK}" in text
+    assert f"client_secret={MASK}#frag" in text
+    assert "key=k1" in text  # a bare key= in free text is not a credential; in a query string it is
+
+
+@pytest.mark.parametrize("json_format", [False, True])
+def test_control_characters_in_values_cannot_forge_a_line(json_format: bool) -> None:
+    stream = _configured(json=json_format)
+    forged = "x\r\n2026-01-01T00:00:00Z [critical ] admin logged in\x1b[31m"
+    logging.getLogger("lib").warning("logger %s changed", forged, extra={"who": forged})
+    get_logger("x").warning(forged, name=forged, nested={"a": [forged]})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert "\x1b" not in stream.getvalue()
+    assert "\\r\\n2026-01-01" in lines[0] or "\\\\r\\\\n2026-01-01" in lines[0]
+    assert "\\x1b[31m" in lines[1] or "\\\\x1b[31m" in lines[1]
+
+
+def test_tracebacks_keep_their_lines_but_not_other_control_characters() -> None:
+    stream = _configured(json=False)
+    try:
+        _connect_with("bad\rhost\x07")
+    except ConnectionError:
+        get_logger("x").exception("failed")
+    text = stream.getvalue()
+    assert "Traceback (most recent call last):" in text
+    assert "\r" not in text
+    assert "\x07" not in text
+    assert "bad\\rhost\\x07" in text
+
+
+def _connect_with(host: str) -> None:
+    raise ConnectionError(f"cannot reach {host}")
+
+
+def test_uvicorns_color_message_is_dropped() -> None:
+    """uvicorn adds ``color_message`` (the same text with ANSI colours) to its records' extra.
+
+    A logger of the test's own: an earlier test that ran uvicorn with its default log config has made
+    ``uvicorn.*`` stop propagating to the root (tests/server/test_secret_scrubbing.py runs a real one).
+    """
+    uvicorn_like = logging.getLogger("tests.logging.uvicorn_like")
+    stream = _configured(json=True)
+    uvicorn_like.info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    console = _configured(json=False)
+    uvicorn_like.info("Finished", extra={"color_message": "\x1b[1mFinished\x1b[0m"})
+    [line] = _json_lines(stream)
+    assert line["event"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert "color_message" not in console.getvalue()

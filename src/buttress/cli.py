@@ -29,11 +29,13 @@ from rich.table import Table
 from rich.text import Text
 
 from buttress.config import (
+    check_settings,
     describe_settings,
     load_settings,
     render_check,
     render_config_table,
     render_env_example,
+    setting_fields,
 )
 from buttress.errors import ConfigError
 
@@ -268,13 +270,12 @@ def _write_env_example(path: Path) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         _exit_with_error(f"cannot write {path}: {exc.strerror or exc}")
-    variables = sum(1 for line in text.splitlines() if line.startswith("BUTTRESS_"))
-    _stdout().print(Text(f"Wrote {path} ({variables} variables)."))
+    _stdout().print(Text(f"Wrote {path} ({len(setting_fields())} variables, commented out)."))
 
 
 def _check(env_file: Path, *, as_json: bool) -> None:
     try:
-        settings = load_settings(env_file=env_file)
+        settings = check_settings(env_file=env_file)  # load_settings plus the checks that import code
     except ConfigError as error:
         if as_json:
             typer.echo(render_check(error, as_json=True))

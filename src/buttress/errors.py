@@ -157,10 +157,14 @@ class ConfigProblem:
     value: str | None
     expected: str
     example: str | None = None
+    source: str | None = None
+    """Where the value was set when that is not the variable itself in the environment: ``.env line 3``,
+    ``in BUTTRESS_APP`` (a section given as JSON)."""
 
     def describe(self) -> str:
         shown = "<missing>" if self.value is None else repr(self.value)
-        line = f"{self.variable}={shown}: {self.expected}"
+        where = "" if self.source is None else f" ({self.source})"
+        line = f"{self.variable}={shown}{where}: {self.expected}"
         if self.example is not None:
             line += f" (example: {self.variable}={self.example})"
         return line

@@ -5,14 +5,17 @@ Values come from, highest priority first: keyword arguments to ``Settings(...)``
 section may also be given as JSON (``BUTTRESS_EVENTS='{"queue_size": 10}'``). Empty values count as unset.
 
 :func:`load_settings` turns pydantic's errors into one :class:`~buttress.errors.ConfigError` that names every
-bad variable at once; :func:`describe_settings` tells where each effective value came from. The field
+bad variable at once (as written, with its .env line), unknown BUTTRESS_* variables included;
+:func:`check_settings` adds the checks that import code (``buttress config --check``);
+:func:`describe_settings` tells where each effective value came from. The field
 descriptions and examples feed ``.env.example``, the README table and the error messages, so they are
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,
 ``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``), each a plain pydantic model that imports
 no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL), ``_sources`` and
-``_load`` (reading), ``_problems`` (errors as variables) and ``_render`` (what people see).
+``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no setting),
+``_imports`` (the checks that import code) and ``_render`` (what people see).
 """
 
 from buttress._redaction import mask_url_password
@@ -28,7 +31,7 @@ from buttress.config._http import (
     HttpSettings,
     HttpTimeoutSettings,
 )
-from buttress.config._load import get_settings, load_settings, reset_settings
+from buttress.config._load import check_settings, get_settings, load_settings, reset_settings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
 from buttress.config._render import (
@@ -77,6 +80,7 @@ __all__ = [
     "SettingValue",
     "Settings",
     "Source",
+    "check_settings",
     "describe_settings",
     "env_var_name",
     "get_settings",

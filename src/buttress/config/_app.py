@@ -12,7 +12,7 @@ __all__ = ["AppSettings"]
 class AppSettings(BaseModel):
     """Who this service is; shown in logs, metrics and the ops server."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(
         default="buttress",

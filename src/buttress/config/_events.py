@@ -12,7 +12,7 @@ __all__ = ["EventsSettings"]
 class EventsSettings(BaseModel):
     """The event bus: in-process, or shared by every process through Redis."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     transport: Literal["memory", "redis"] = Field(
         default="memory",

@@ -16,8 +16,10 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import NoDecode
 
+from buttress.config._fields import env_var_name
 from buttress.config._resilience import BreakerSettings, LimiterSettings
 
 __all__ = [
@@ -259,7 +261,13 @@ class HttpSettings(BaseModel):
         for name, policy in self.policies.items():
             for pattern in policy.hosts:
                 if pattern in claimed:
-                    raise ValueError(f"host {pattern!r} is claimed by both {claimed[pattern]!r} and {name!r}")
+                    message = f"host {pattern!r} is claimed by both {claimed[pattern]!r} and {name!r}"
+                    variable = env_var_name(("http", "policies", name, "hosts"))  # the second claim
+                    raise PydanticCustomError(
+                        "host_claimed_twice",
+                        "{message}",
+                        {"message": message, "problems": [(variable, pattern, message)]},
+                    )
                 claimed[pattern] = name
         return self
 

@@ -2,6 +2,8 @@
 
 :func:`load_settings` turns pydantic's errors into one :class:`~buttress.errors.ConfigError` listing
 every problem at once, each with the variable, its (masked) value, what was expected and an example.
+Unknown BUTTRESS_* variables are problems too, at every load (start-up included): a misspelt variable
+would otherwise leave its setting at the default silently (a JWT issuer check off, say).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Final
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import SettingsError
 
+from buttress.config._imports import importing_names
 from buttress.config._problems import problem_from_settings_error, problems_from_validation_error
 from buttress.config._settings import Settings
 from buttress.config._sources import EnvFile, RawSources, environ_override
+from buttress.config._unknown import unknown_variable_problems
 from buttress.errors import ConfigError
 
-__all__ = ["INVALID_MESSAGE", "get_settings", "load_settings", "reset_settings"]
+__all__ = ["INVALID_MESSAGE", "check_settings", "get_settings", "load_settings", "reset_settings"]
 
 INVALID_MESSAGE: Final = "Invalid buttress configuration"
 
@@ -26,18 +30,34 @@ INVALID_MESSAGE: Final = "Invalid buttress configuration"
 def load_settings(*, env_file: EnvFile = ".env", environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``environ`` (default ``os.environ``) and ``env_file`` (``None``: no file).
 
-    Raises :class:`ConfigError` listing every invalid variable, with its (masked) value, what was
-    expected and an example.
+    Raises :class:`ConfigError` listing every problem at once: each invalid variable with its (masked)
+    value, what was expected and an example, and each BUTTRESS_* variable that names no setting (a
+    misspelling would otherwise be ignored) with the setting it probably meant.
     """
+    raw = RawSources.read(env_file, environ)
+    unknown = unknown_variable_problems(Settings, raw)
     with environ_override(environ):
         try:
-            return Settings(_env_file=env_file)
+            settings = Settings(_env_file=env_file)
         except PydanticValidationError as exc:
-            problems = problems_from_validation_error(exc, Settings)
-            raise ConfigError(INVALID_MESSAGE, problems=problems) from exc
-        except SettingsError as exc:
-            problem = problem_from_settings_error(exc, Settings, RawSources.read(env_file, environ))
-            raise ConfigError(INVALID_MESSAGE, problems=[problem]) from exc
+            problems = problems_from_validation_error(exc, Settings, raw)
+            raise ConfigError(INVALID_MESSAGE, problems=[*problems, *unknown]) from exc
+        except SettingsError as exc:  # a source failed in a way the tolerant sources do not cover
+            problem = problem_from_settings_error(exc, Settings, raw)
+            raise ConfigError(INVALID_MESSAGE, problems=[problem, *unknown]) from exc
+    if unknown:
+        raise ConfigError(INVALID_MESSAGE, problems=unknown)
+    return settings
+
+
+def check_settings(*, env_file: EnvFile = ".env", environ: Mapping[str, str] | None = None) -> Settings:
+    """:func:`load_settings` plus the checks that import code (``buttress config --check``).
+
+    Exception classes named in the settings (a pipeline's ``RETRY__ON``) are imported, so a name that
+    would fail when its pipeline is first built fails here, with the other problems.
+    """
+    with importing_names():
+        return load_settings(env_file=env_file, environ=environ)
 
 
 class _SettingsCache:

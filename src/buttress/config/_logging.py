@@ -12,7 +12,7 @@ __all__ = ["LoggingSettings"]
 class LoggingSettings(BaseModel):
     """How :func:`buttress.observe.logging.configure_logging_from_settings` sets up logs."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO",

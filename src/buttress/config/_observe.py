@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = ["ObserveSettings"]
 
@@ -10,7 +10,7 @@ __all__ = ["ObserveSettings"]
 class ObserveSettings(BaseModel):
     """System sampling, its health thresholds and the profiler, as the ops server runs them."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sampler_interval: float = Field(
         default=15.0,
@@ -58,12 +58,14 @@ class ObserveSettings(BaseModel):
         examples=[True],
     )
 
-    @model_validator(mode="after")
-    def _fail_not_below_warn(self) -> ObserveSettings:
-        for what in ("memory", "disk"):
-            warn, fail = getattr(self, f"{what}_warn_percent"), getattr(self, f"{what}_fail_percent")
-            if fail < warn:
-                raise ValueError(
-                    f"{what}_fail_percent ({fail:g}) must not be below {what}_warn_percent ({warn:g})"
-                )
-        return self
+    @field_validator("memory_fail_percent", "disk_fail_percent")
+    @classmethod
+    def _fail_not_below_warn(cls, fail: float, info: ValidationInfo) -> float:
+        # A field validator, so the problem is reported under the variable to change.
+        what = (info.field_name or "").removesuffix("_fail_percent")
+        warn = info.data.get(f"{what}_warn_percent")
+        if warn is not None and fail < warn:
+            raise ValueError(
+                f"{what}_fail_percent ({fail:g}) must not be below {what}_warn_percent ({warn:g})"
+            )
+        return fail

@@ -1,22 +1,34 @@
 """Turn pydantic's errors into ConfigProblems that speak in environment variables.
 
-A rule that spans sections (see :mod:`buttress.config._rules`) names its variable and value in the error's
-context; every other error is traced back from its location to the nearest variable.
+A rule that spans sections (see :mod:`buttress.config._rules`) names its variables and values in the
+error's context; every other error is traced back from its location to the nearest variable, then to the
+variable the user wrote (its spelling, its .env line, or the JSON section it sits in). An unknown key is
+reported with a "did you mean" (:mod:`buttress.config._unknown`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 
 from buttress._redaction import mask_url_password
-from buttress.config._fields import SettingField, env_var_name, fields_under, known_paths
-from buttress.config._sources import RawSources
+from buttress.config._fields import (
+    ENV_PREFIX,
+    NESTED_DELIMITER,
+    SettingField,
+    env_var_name,
+    fields_under,
+    known_paths,
+)
+from buttress.config._sources import RawSources, Undecodable
+from buttress.config._unknown import unknown_path_problem
 from buttress.errors import MASK, ConfigProblem
 
 __all__ = ["problem_from_settings_error", "problems_from_validation_error", "shown_value"]
@@ -58,10 +70,10 @@ def _inside_mapping_leaf(
     not under the whole ``BUTTRESS_RESILIENCE__PIPELINES`` mapping.
     """
     args = get_args(field.info.annotation)
-    if get_origin(field.info.annotation) is not dict or len(args) != 2 or len(rest) < 2:
+    names = [part for part in rest if isinstance(part, str)]  # list indexes name no variable
+    if get_origin(field.info.annotation) is not dict or len(args) != 2 or len(names) < 2:
         return None
     model: Any = args[1]
-    names = [str(part) for part in rest]
     example = ""
     for name in names[1:]:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -76,36 +88,71 @@ def _inside_mapping_leaf(
 
 
 def problems_from_validation_error(
-    exc: PydanticValidationError, settings_cls: type[BaseModel]
+    exc: PydanticValidationError, settings_cls: type[BaseModel], raw: RawSources | None = None
 ) -> list[ConfigProblem]:
+    """One problem per error, each under the variable the user wrote (``raw``: what was read, and where)."""
+    raw = raw if raw is not None else RawSources({}, {})
     known = known_paths(settings_cls)
     problems: list[ConfigProblem] = []
     for error in exc.errors(include_url=False):
-        context = error.get("ctx") or {}
-        if "variable" in context:  # a cross-field rule names its variable and value itself
-            problems.append(ConfigProblem(str(context["variable"]), str(context["value"]), error["msg"]))
-            continue
-        path = _settings_path(error["loc"], known)
-        children = fields_under(settings_cls, path)
-        value = (
-            None
-            if error["type"] == "missing"
-            else shown_value(error["input"], secret=any(f.secret for f in children))
-        )
-        if len(children) == 1 and children[0].path == path:  # a leaf
-            inner = _inside_mapping_leaf(children[0], error["loc"][len(path) :], error["msg"])
-            if inner is not None:
-                variable, example, expected = inner
-                problems.append(ConfigProblem(variable, value, expected, example))
-                continue
-            problems.append(ConfigProblem(children[0].variable, value, error["msg"], children[0].example))
-            continue
-        expected = error["msg"]
+        problems += [_placed(problem, raw) for problem in _problems_of(error, settings_cls, known, raw)]
+    return problems
+
+
+def _problems_of(
+    error: ErrorDetails, settings_cls: type[BaseModel], known: set[tuple[str, ...]], raw: RawSources
+) -> list[ConfigProblem]:
+    context = error.get("ctx") or {}
+    if "problems" in context:  # the section rules name each variable and value themselves
+        return [ConfigProblem(variable, value, message) for variable, value, message in context["problems"]]
+    if error["type"] == "extra_forbidden":
+        parts = tuple(str(part) for part in error["loc"])
+        if raw.sets_at_or_below(env_var_name(parts)):
+            return []  # a variable the user set: reported, with a suggestion, by unknown_variable_problems
+        unknown = unknown_path_problem(settings_cls, parts, env_var_name(parts), None)
+        return [unknown or ConfigProblem(env_var_name(parts), MASK, error["msg"])]
+    path = _settings_path(error["loc"], known)
+    children = fields_under(settings_cls, path)
+    value = (
+        None
+        if error["type"] == "missing"
+        else shown_value(error["input"], secret=any(f.secret for f in children))
+    )
+    if len(children) == 1 and children[0].path == path:  # a leaf
+        inner = _inside_mapping_leaf(children[0], error["loc"][len(path) :], error["msg"])
+        variable, example, expected = inner or (children[0].variable, children[0].example, error["msg"])
+    else:
+        variable, example, expected = env_var_name(path), _section_example(path, children), error["msg"]
         if error["type"] in _SECTION_SHAPE_ERRORS:
             keys = ", ".join(field.path[len(path)] for field in children)
             expected = f"a JSON object with the keys {keys}, or one variable per key"
-        problems.append(ConfigProblem(env_var_name(path), value, expected, _section_example(path, children)))
-    return problems
+    if isinstance(error["input"], Undecodable):
+        expected = _not_json(error["type"], error["input"].reason, children, expected)
+    return [ConfigProblem(variable, value, expected, example)]
+
+
+def _not_json(kind: str, reason: str, children: list[SettingField], expected: str) -> str:
+    """What a value that had to be JSON, and did not parse, should have been."""
+    if kind in {"list_type", "tuple_type", "set_type"}:
+        return f"a JSON list ({reason})"
+    if kind in _SECTION_SHAPE_ERRORS and len(children) > 1:
+        return f"a JSON object ({reason}), or one variable per key such as {children[0].variable}"
+    if kind in _SECTION_SHAPE_ERRORS:
+        return f"a JSON object ({reason})"
+    return f"JSON ({reason}): {expected}"
+
+
+def _placed(problem: ConfigProblem, raw: RawSources) -> ConfigProblem:
+    """The problem under the variable as written, with where it was set: a .env line, a JSON section."""
+    parts = tuple(problem.variable.removeprefix(ENV_PREFIX).split(NESTED_DELIMITER))
+    setter = raw.setter(parts)
+    if setter is None:
+        return problem
+    where = raw.where(setter)
+    if setter == problem.variable:
+        return replace(problem, variable=raw.as_written(setter), source=where)
+    inside = f"in {raw.as_written(setter)}"
+    return replace(problem, source=inside if where is None else f"{inside}, {where}")
 
 
 def problem_from_settings_error(

@@ -19,10 +19,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
+from buttress.config._imports import ExceptionPath
 from buttress.errors import ValidationError
 from buttress.rate import Rate
 
@@ -93,9 +94,8 @@ class RetrySettings(BaseModel):
         description="Randomisation of each delay, so clients do not retry in step.",
         examples=["equal"],
     )
-    on: tuple[str, ...] = Field(
+    on: tuple[ExceptionPath, ...] = Field(
         default=DEFAULT_RETRY_ON,
-        min_length=1,
         description="Exceptions that are retried, as import paths (module.Class).",
         examples=[["builtins.ConnectionError", "httpx.TransportError"]],
     )
@@ -109,20 +109,20 @@ class RetrySettings(BaseModel):
 
     @field_validator("on")
     @classmethod
-    def _import_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for path in value:
-            module, _, name = path.rpartition(".")
-            if not module or not name.isidentifier():
-                raise ValueError(f"{path!r} is not an import path such as builtins.ConnectionError")
-        return value
+    def _at_least_one(cls, on: tuple[str, ...]) -> tuple[str, ...]:
+        # Not min_length: that also reports "0 items" when an item is invalid, a second problem for one.
+        if not on:
+            raise ValueError("at least one exception class, such as builtins.ConnectionError")
+        return on
 
-    @model_validator(mode="after")
-    def _delays_in_order(self) -> RetrySettings:
-        if self.max_delay < self.initial_delay:
-            raise ValueError(
-                f"max_delay ({self.max_delay:g}) must not be below initial_delay ({self.initial_delay:g})"
-            )
-        return self
+    @field_validator("max_delay")
+    @classmethod
+    def _delays_in_order(cls, max_delay: float, info: ValidationInfo) -> float:
+        # A field validator, so the problem is reported under the knob to change.
+        initial_delay = info.data.get("initial_delay")
+        if initial_delay is not None and max_delay < initial_delay:
+            raise ValueError(f"max_delay ({max_delay:g}) must not be below initial_delay ({initial_delay:g})")
+        return max_delay
 
 
 class BreakerSettings(BaseModel):
@@ -187,14 +187,16 @@ class BreakerSettings(BaseModel):
         examples=[3],
     )
 
-    @model_validator(mode="after")
-    def _max_not_below_open(self) -> BreakerSettings:
-        if self.open_duration_max < self.open_duration:
+    @field_validator("open_duration_max")
+    @classmethod
+    def _max_not_below_open(cls, open_duration_max: float, info: ValidationInfo) -> float:
+        open_duration = info.data.get("open_duration")
+        if open_duration is not None and open_duration_max < open_duration:
             raise ValueError(
-                f"open_duration_max ({self.open_duration_max:g}) must not be below "
-                f"open_duration ({self.open_duration:g})"
+                f"open_duration_max ({open_duration_max:g}) must not be below "
+                f"open_duration ({open_duration:g})"
             )
-        return self
+        return open_duration_max
 
 
 class LimiterSettings(BaseModel):
@@ -254,7 +256,7 @@ class PipelineSettings(BaseModel):
 class ResilienceSettings(BaseModel):
     """Where breakers, limiters and retry budgets keep state, and the named pipelines."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     store: Literal["memory", "redis"] = Field(
         default="memory",

@@ -4,6 +4,10 @@ A backend kept in Redis (or, later, in the database) cannot work without its URL
 the setting at ``path`` holds one of ``values``, the root setting ``url`` must be set. A broken row
 becomes one problem that names the setting, the URL variable with an example, and the way back.
 Adding a backend that needs a server is adding a row here; the validator picks its section up.
+
+The validator also checks what would otherwise fail only once the cache is built: the pickle serializer
+needs a signing key (``cache.signing_key``, else ``security.secret_key``). Every rule a section breaks is
+reported, each under its own variable.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from buttress.config._fields import env_var_name
 
-__all__ = ["URL_RULES", "NeedsUrl", "check_url_rules", "sections_with_rules"]
+__all__ = ["URL_RULES", "NeedsUrl", "check_section_rules", "sections_with_rules"]
 
 _SERVERS: Final = {"redis_url": "a Redis server", "database_url": "a database"}
 
@@ -64,19 +68,38 @@ URL_RULES: Final = (
 )
 
 
+_PICKLE_KEY_BYTES: Final = 16  # what the signed pickle serializer insists on
+
+
 def sections_with_rules() -> tuple[str, ...]:
     """The root fields (sections) some rule reads, in table order."""
-    return tuple(dict.fromkeys(rule.path[0] for rule in URL_RULES))
+    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache"]))
 
 
-def check_url_rules(
+def check_section_rules(
     section: str, model: BaseModel, validated: Mapping[str, Any], root: type[BaseModel]
 ) -> None:
-    """Raise the first rule of ``section`` that ``model`` breaks, as an error naming its variable.
+    """Raise every rule ``model`` (the section called ``section``) breaks, as one error naming each variable.
 
-    ``validated`` holds the root fields validated so far (URLs come before sections). A URL missing from
-    it failed its own validation and is reported on its own, so no rule fires on it.
+    ``validated`` holds the root fields validated so far (URLs and ``security`` come before the sections
+    that read them). A field missing from it failed its own validation and is reported on its own, so no
+    rule fires on it. The error's context carries ``problems``: (variable, value, message) triples.
     """
+    problems = [*_url_problems(section, model, validated, root)]
+    if section == "cache":
+        problems += _pickle_problems(model, validated)
+    if problems:
+        raise PydanticCustomError(
+            "section_rules",
+            "{message}",
+            {"message": "; ".join(message for _, _, message in problems), "problems": problems},
+        )
+
+
+def _url_problems(
+    section: str, model: BaseModel, validated: Mapping[str, Any], root: type[BaseModel]
+) -> list[tuple[str, str, str]]:
+    problems = []
     for rule in URL_RULES:
         if rule.path[0] != section or rule.url not in validated or validated[rule.url] is not None:
             continue
@@ -84,17 +107,32 @@ def check_url_rules(
         if chosen not in rule.values:
             continue
         examples = root.model_fields[rule.url].examples or ["..."]
-        raise PydanticCustomError(
-            "url_required",
-            "{subject} needs {server}: set {url_variable} (for example {example}) "
-            "or use {variable}={fallback}",
-            {
-                "variable": rule.variable,  # read by problems_from_validation_error
-                "value": chosen,
-                "subject": rule.subject.format(value=chosen),
-                "server": rule.server,
-                "url_variable": rule.url_variable,
-                "example": examples[0],
-                "fallback": rule.fallback,
-            },
+        message = (
+            f"{rule.subject.format(value=chosen)} needs {rule.server}: set {rule.url_variable} "
+            f"(for example {examples[0]}) or use {rule.variable}={rule.fallback}"
         )
+        problems.append((rule.variable, str(chosen), message))
+    return problems
+
+
+def _pickle_problems(cache: BaseModel, validated: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Pickled values are signed; without a key the cache would refuse to start once Redis answers."""
+    if getattr(cache, "serializer", None) != "pickle" or getattr(cache, "signing_key", None) is not None:
+        return []
+    if "security" not in validated:  # its own problem is reported
+        return []
+    secret = validated["security"].secret_key
+    if secret is not None and len(secret.get_secret_value().encode()) >= _PICKLE_KEY_BYTES:
+        return []
+    variable = env_var_name(("cache", "serializer"))
+    return [
+        (
+            variable,
+            "pickle",
+            (
+                f"the pickle serializer needs a signing key of at least {_PICKLE_KEY_BYTES} bytes: set "
+                f"{env_var_name(('cache', 'signing_key'))} (or {env_var_name(('security', 'secret_key'))}) "
+                f"or use {variable}=json or msgpack"
+            ),
+        )
+    ]

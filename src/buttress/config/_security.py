@@ -12,7 +12,7 @@ __all__ = ["SecuritySettings"]
 class SecuritySettings(BaseModel):
     """Secrets; always ``SecretStr`` so they never reach a log line, a repr or the CLI."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     secret_key: SecretStr | None = Field(
         default=None,

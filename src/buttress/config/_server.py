@@ -22,7 +22,7 @@ class ServerSettings(BaseModel):
     configured they do not exist at all.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = Field(
         default="127.0.0.1",

@@ -12,7 +12,12 @@ from typing import Final
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
@@ -23,15 +28,27 @@ from buttress.config._http import HttpSettings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
 from buttress.config._resilience import ResilienceSettings
-from buttress.config._rules import check_url_rules, sections_with_rules
+from buttress.config._rules import check_section_rules, sections_with_rules
 from buttress.config._security import SecuritySettings
 from buttress.config._server import ServerSettings
-from buttress.config._sources import environment_source
+from buttress.config._sources import environment_source, tolerant_dotenv_source
+from buttress.config._unknown import WithoutUnknownKeys
 
 __all__ = ["Settings", "setting_fields"]
 
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
-_SQLALCHEMY_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
+_SQLALCHEMY_URL: Final = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?)://")
+# What the data layer can open with the drivers buttress ships (psycopg 3, sqlite3, aiosqlite); a bare
+# postgresql:// or postgres:// gets psycopg 3.
+DATABASE_SCHEMES: Final = (
+    "postgresql",
+    "postgres",
+    "postgresql+psycopg",
+    "postgresql+psycopg_async",
+    "sqlite",
+    "sqlite+pysqlite",
+    "sqlite+aiosqlite",
+)
 
 
 class Settings(BaseSettings):
@@ -43,7 +60,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         env_ignore_empty=True,
-        extra="ignore",  # BUTTRESS_TEST_* and BUTTRESS_REQUIRE_SERVICES belong to the test suite
+        extra="ignore",  # unknown BUTTRESS_* variables are found by load_settings, with a "did you mean"
         frozen=True,
     )
 
@@ -80,19 +97,28 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        if value is not None and not _SQLALCHEMY_URL.match(value):
+        if value is None:
+            return value
+        match = _SQLALCHEMY_URL.match(value)
+        if match is None:
             raise PydanticCustomError(
                 "database_url_format",
                 "a SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db or sqlite:///path/to/file.db",
+            )
+        if match.group(1).lower() not in DATABASE_SCHEMES:
+            raise PydanticCustomError(
+                "database_url_scheme",
+                "a PostgreSQL or SQLite URL; the schemes buttress can use are {schemes}",
+                {"schemes": ", ".join(f"{scheme}://" for scheme in DATABASE_SCHEMES)},
             )
         return value
 
     @field_validator(*sections_with_rules())
     @classmethod
-    def _backend_needs_its_url(cls, section: BaseModel, info: ValidationInfo) -> BaseModel:
+    def _section_rules(cls, section: BaseModel, info: ValidationInfo) -> BaseModel:
         # A field validator rather than a model validator: it still runs when other fields are invalid,
         # so a broken rule is reported together with their problems.
-        check_url_rules(info.field_name or "", section, info.data, cls)
+        check_section_rules(info.field_name or "", section, info.data, cls)
         return section
 
     @classmethod
@@ -104,7 +130,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        env_settings = environment_source(settings_cls, env_settings)
+        # Both keep a value that is not valid JSON as text, so it fails at its own variable (see _sources),
+        # and leave out the keys that name no setting, reported by load_settings (see _unknown).
+        env_settings = WithoutUnknownKeys(settings_cls, environment_source(settings_cls))
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv_settings = WithoutUnknownKeys(
+                settings_cls, tolerant_dotenv_source(settings_cls, dotenv_settings)
+            )
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
 

@@ -430,7 +430,7 @@ def required_settings_check(
 
     ``required`` and ``optional`` map an environment variable name to its value (``None``, ``""`` or an
     empty :class:`SecretStr` count as not set); ``purposes`` names what each variable enables, e.g.
-    ``{"BUTTRESS_SPOTIFY_API_KEY": "Spotify features"}``. A missing required variable fails the check, a
+    ``{"SPOTIFY_API_KEY": "Spotify features"}``. A missing required variable fails the check, a
     missing optional one warns. The mappings are read on every run, so a live mapping is fine.
     """
     optional = optional if optional is not None else {}

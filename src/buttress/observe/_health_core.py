@@ -31,6 +31,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult, HealthStatus, describe_exception
 from buttress.health_types import clip as _clip
+from buttress.observe.secrets import scrub
 
 __all__ = [
     "HEALTH_CONTENT_TYPE",
@@ -464,7 +465,7 @@ class HealthRegistry:
         return CheckOutcome(
             check=check,
             status=result.status,
-            output=_clip(result.output),
+            output=_clip(scrub(result.output)),  # health documents are read anonymously
             observed_value=_json_value(result.observed_value),
             observed_unit=result.observed_unit if result.observed_unit is not None else check.observed_unit,
             time=self._clock.time(),

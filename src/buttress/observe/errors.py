@@ -10,9 +10,10 @@ Exceptions reported through :meth:`ErrorAggregator.record` (or :func:`report_err
 
 Each group keeps its count, first and last seen (wall time from the injected clock), the first occurrence's
 traceback (text, tail-bounded) and raw message, and the latest context with secret-looking keys masked
-(any key containing password, passwd, secret, token, api_key, apikey, authorization or cookie).
-Nothing holds on to an exception or its frames. Credentials in URLs (``scheme://user:password@host``) are
-masked in messages and tracebacks alike.
+(the key rules of :mod:`buttress.observe.logging`). Nothing holds on to an exception or its frames.
+Before anything is kept, messages, tracebacks and context text are scrubbed (:mod:`buttress.observe.secrets`):
+every secret value of the loaded settings, credentials in URLs (``scheme://user:password@host``) and
+credential ``name=value`` pairs (``?api_key=...``, ``password=...``) are masked, so no group holds a secret.
 
 Memory is bounded by ``max_groups``. When a new group arrives and the table is full, the group with the
 lowest count goes, and among equals the least recently seen: the newcomer always gets in (a new recurring
@@ -33,9 +34,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 from buttress import errors as buttress_errors
-from buttress._redaction import is_sensitive_key, mask_url_password
+from buttress._redaction import is_sensitive_key, mask_url_password, scrub_text
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.container import get_container
+from buttress.observe.secrets import SecretScrubber, get_secret_scrubber
 
 __all__ = [
     "ErrorAggregator",
@@ -193,7 +195,11 @@ class ErrorAggregator:
         *,
         max_traceback_chars: int = DEFAULT_MAX_TRACEBACK_CHARS,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
+        """``scrubber`` defaults to the process-wide one (``get_secret_scrubber()``), looked up on each
+        record, so secrets registered later are masked too."""
+        self._scrubber = scrubber
         self._max_groups = _positive_int(
             max_groups, "max_groups", "how many distinct groups to keep, e.g. 100"
         )
@@ -235,26 +241,28 @@ class ErrorAggregator:
         self, exc: BaseException, context: Mapping[str, Any] | None, origin: str | None, *, caller_depth: int
     ) -> str:
         _check_arguments(exc, context, origin)
-        raw = mask_credentials(_message_of(exc))
+        # The one choke point of error groups: everything kept below is scrubbed with these secrets.
+        secrets = (self._scrubber or get_secret_scrubber()).values
+        raw = scrub_text(_message_of(exc), secrets)
         key = _Key(
             type=_type_name(type(exc)),
             origin=origin or _origin_of(exc, caller_depth + 1),
             message=normalise_message(raw, max_chars=self._max_message_chars),
         )
-        safe_context = _safe_context(_merged_context(exc, context))
+        safe_context = _safe_context(_merged_context(exc, context), secrets)
         now = self._clock.time()
         with self._lock:
             group = self._count_existing(key, now, safe_context)
         if group is None:
             # A new group: format the traceback (it reads source files) outside the lock.
-            group = _Group(key, _truncate(raw, self._max_message_chars), self._traceback(exc), now)
+            group = _Group(key, _truncate(raw, self._max_message_chars), self._traceback(exc, secrets), now)
             with self._lock:
                 if self._count_existing(key, now, safe_context) is None:
                     self._insert(group, now, safe_context)
         return group.fingerprint
 
-    def _traceback(self, exc: BaseException) -> str:
-        return _bounded_traceback(exc, self._max_traceback_chars)
+    def _traceback(self, exc: BaseException, secrets: tuple[str, ...]) -> str:
+        return _bounded_traceback(exc, self._max_traceback_chars, secrets)
 
     def _count_existing(self, key: _Key, now: float, context: dict[str, Any]) -> _Group | None:
         group = self._groups.get(key)
@@ -361,13 +369,13 @@ def _origin_of(exc: BaseException, caller_depth: int) -> str:
     return f"{frame.f_globals.get('__name__', '?')}:{frame.f_lineno}"
 
 
-def _bounded_traceback(exc: BaseException, max_chars: int) -> str:
+def _bounded_traceback(exc: BaseException, max_chars: int, secrets: tuple[str, ...] = ()) -> str:
     """The formatted traceback (with chained causes); the tail is kept, where the innermost frames are."""
     try:
         text = "".join(traceback.format_exception(exc))
     except Exception:  # noqa: BLE001 - reporting an error must not fail on a broken exception
         text = f"{_type_name(type(exc))}: {_message_of(exc)}\n"
-    text = mask_credentials(text)
+    text = scrub_text(text, secrets)
     if len(text) <= max_chars:
         return text
     cut = len(text) - max_chars
@@ -380,20 +388,21 @@ def _merged_context(exc: BaseException, context: Mapping[str, Any] | None) -> di
     return {**own, **(context or {})}
 
 
-def _safe_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-ready copy, secret-looking keys masked, bounded in size and depth."""
-    return _safe_mapping(context, depth=0)
+def _safe_context(context: Mapping[str, Any], secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON-ready copy, secret-looking keys masked, text scrubbed, bounded in size and depth."""
+    return _safe_mapping(context, 0, secrets)
 
 
-def _safe_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+def _safe_mapping(mapping: Mapping[Any, Any], depth: int, secrets: tuple[str, ...]) -> dict[str, Any]:
     safe: dict[str, Any] = {}
     for key, value in itertools.islice(mapping.items(), _MAX_CONTEXT_ITEMS):
         name = str(key)
-        safe[name] = buttress_errors.MASK if is_sensitive_key(name) else _safe_value(value, depth + 1)
+        masked = is_sensitive_key(name)
+        safe[name] = buttress_errors.MASK if masked else _safe_value(value, depth + 1, secrets)
     return safe
 
 
-def _safe_value(value: Any, depth: int) -> Any:
+def _safe_value(value: Any, depth: int, secrets: tuple[str, ...]) -> Any:
     if buttress_errors.is_pydantic_secret(value):
         return buttress_errors.MASK
     if isinstance(value, float) and not math.isfinite(value):
@@ -403,12 +412,13 @@ def _safe_value(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         text = value
     elif depth < _MAX_CONTEXT_DEPTH and isinstance(value, Mapping):
-        return _safe_mapping(value, depth)
+        return _safe_mapping(value, depth, secrets)
     elif depth < _MAX_CONTEXT_DEPTH and isinstance(value, list | tuple | set | frozenset):
-        return [_safe_value(item, depth + 1) for item in itertools.islice(value, _MAX_CONTEXT_ITEMS)]
+        items = itertools.islice(value, _MAX_CONTEXT_ITEMS)
+        return [_safe_value(item, depth + 1, secrets) for item in items]
     else:
         text = _text_of(value)
-    return _truncate(mask_credentials(text), _MAX_CONTEXT_TEXT)
+    return _truncate(scrub_text(text, secrets), _MAX_CONTEXT_TEXT)
 
 
 def _text_of(value: object) -> str:

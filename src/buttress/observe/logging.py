@@ -16,10 +16,22 @@ nested dicts, lists and tuples:
   ``token_type``, ``password_length``, ``secret_name``, ``access_key_id``): see
   :data:`DESCRIPTIVE_LAST_WORDS`. ``session_id`` is not masked: correlating by it is its point.
 * ``(name, value)`` pairs -- headers as httpx lists them -- are masked like ``{name: value}``.
+* Every secret value of the loaded settings (admin token, JWT key, secret key, signing key, URL
+  passwords: :mod:`buttress.observe.secrets`) is masked wherever it appears in any string, free text
+  and rendered tracebacks included.
 * Passwords inside URLs in any string are masked: ``redis://u:pw@h`` -> ``redis://u:**********@h``.
-* Other objects are rendered with ``repr`` (as the renderers would), then URL passwords are masked.
+* Credentials written as ``name=value`` in any string are masked: in a query string (after ``?``, ``&``
+  or ``;``) the names of :data:`~buttress._redaction.CREDENTIAL_PARAMS` (``token``, ``access_token``,
+  ``api_key``, ``key``, ``password``, ``secret``, ``signature``, ``sig``, ``auth``, ``code``...,
+  any case) and every sensitive key; in other free text the sensitive keys (``password=``, ``token=``).
+  So uvicorn's access log and httpx's request log show ``?api_key=**********``.
+* Other objects are rendered with ``repr`` (as the renderers would), then scrubbed as above.
+* Control characters in values (CR, LF, ESC, ...) are written as escapes (``\\r\\n``), so a value --
+  a path parameter, a header -- cannot forge a log line; a rendered traceback keeps its line breaks.
+* uvicorn's ``color_message`` extra (the line again, with ANSI colours) is dropped.
 
-Free text is not parsed beyond URLs: ``log.info(f"password={pw}")`` leaks; pass ``password=pw`` instead.
+A secret the process does not know (a third party's key in free text without ``name=``) still leaks:
+pass it as ``api_key=key`` so its key masks it.
 """
 
 from __future__ import annotations
@@ -42,10 +54,12 @@ from buttress._redaction import (
     MASK,
     SENSITIVE_ENDINGS,
     SENSITIVE_WORDS,
+    escape_control_characters,
     is_sensitive_key,
-    mask_url_password,
+    scrub_text,
 )
 from buttress.errors import ValidationError
+from buttress.observe.secrets import get_secret_scrubber, register_secrets
 
 if TYPE_CHECKING:
     from buttress.config import Settings
@@ -58,51 +72,80 @@ __all__ = [
     "bind_context",
     "configure_logging",
     "configure_logging_from_settings",
+    "drop_foreign_noise",
     "get_logger",
     "is_sensitive_key",
     "redact_secrets",
 ]
 
 _PROCESSOR_META_KEYS = frozenset({"_record", "_from_structlog"})
+_MULTILINE_KEYS = frozenset({"exception", "stack"})  # rendered tracebacks: several lines by design
 
 
-def _redact(value: Any) -> Any:
+def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return mask_url_password(value)
+        return _clean(value, secrets)
     if isinstance(value, dict):
-        return {key: _redact_item(key, item) for key, item in value.items()}
+        return {key: _redact_item(key, item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return _redact_sequence(value)
+        return _redact_sequence(value, secrets)
     if isinstance(value, SecretStr | SecretBytes):
         return MASK
-    return mask_url_password(repr(value))
+    return _clean(repr(value), secrets)
 
 
-def _redact_sequence(values: list[Any] | tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
+def _clean(text: str, secrets: tuple[str, ...], *, keep_newlines: bool = False) -> str:
+    return escape_control_characters(scrub_text(text, secrets), keep_newlines=keep_newlines)
+
+
+def _redact_sequence(
+    values: list[Any] | tuple[Any, ...], secrets: tuple[str, ...]
+) -> list[Any] | tuple[Any, ...]:
     if isinstance(values, list):
-        return [_redact(item) for item in values]
+        return [_redact(item, secrets) for item in values]
     if len(values) == 2 and isinstance(values[0], str) and is_sensitive_key(values[0]):
         return (values[0], _masked(values[1]))  # a (header, value) pair
-    return tuple(_redact(item) for item in values)
+    return tuple(_redact(item, secrets) for item in values)
 
 
 def _masked(value: Any) -> Any:
     return None if value is None else MASK
 
 
-def _redact_item(key: object, value: Any) -> Any:
+def _redact_item(key: object, value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(key, str) and is_sensitive_key(key):
         return _masked(value)
-    return _redact(value)
+    return _redact(value, secrets)
 
 
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: mask secrets anywhere in the event (see the module docstring for the rules)."""
+    """structlog processor: mask secrets and escape control characters anywhere in the event.
+
+    The rules are in the module docstring. This is the one choke point of every log line, structlog's
+    and stdlib's alike.
+    """
+    secrets = get_secret_scrubber().values
     for key, value in event_dict.items():
-        if key not in _PROCESSOR_META_KEYS:
-            event_dict[key] = _redact_item(key, value)
+        if key in _PROCESSOR_META_KEYS:
+            continue
+        if key in _MULTILINE_KEYS and isinstance(value, str):
+            event_dict[key] = _clean(value, secrets, keep_newlines=True)
+        else:
+            event_dict[key] = _redact_item(key, value, secrets)
+    return event_dict
+
+
+def drop_foreign_noise(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor for stdlib records: drop the extras that repeat the line.
+
+    uvicorn puts ``color_message`` (the message with ANSI colours) in its records' extra, and a record
+    another handler formatted first carries ``message`` (the event again).
+    """
+    event_dict.pop("color_message", None)
+    if "message" in event_dict and event_dict["message"] == event_dict.get("event"):
+        del event_dict["message"]
     return event_dict
 
 
@@ -145,6 +188,7 @@ def configure_logging(json: bool = False, level: str | int = "INFO", *, stream: 
     unknown ``level``.
     """
     number = _level_number(level)
+    get_secret_scrubber()  # built now (from the settings), not under the first line's caller
     output = sys.stderr if stream is None else stream
     renderer: Processor = (
         structlog.processors.JSONRenderer()
@@ -156,6 +200,7 @@ def configure_logging(json: bool = False, level: str | int = "INFO", *, stream: 
         foreign_pre_chain=[
             *_common_processors(),
             structlog.stdlib.ExtraAdder(),
+            drop_foreign_noise,
             structlog.processors.format_exc_info,
             redact_secrets,
         ],
@@ -189,7 +234,11 @@ def configure_logging(json: bool = False, level: str | int = "INFO", *, stream: 
 
 
 def configure_logging_from_settings(settings: Settings, *, stream: TextIO | None = None) -> None:
-    """:func:`configure_logging` with ``settings.logging`` (``BUTTRESS_LOGGING__LEVEL`` and ``__FORMAT``)."""
+    """:func:`configure_logging` with ``settings.logging`` (``BUTTRESS_LOGGING__LEVEL`` and ``__FORMAT``).
+
+    The secret values of ``settings`` are scrubbed from every line from then on.
+    """
+    register_secrets(settings)
     configure_logging(json=settings.logging.format == "json", level=settings.logging.level, stream=stream)
 
 

@@ -29,6 +29,7 @@ from buttress.observe.errors import ErrorAggregator, get_error_aggregator
 from buttress.observe.health import HealthRegistry
 from buttress.observe.metrics import MetricsRegistry, get_metrics
 from buttress.observe.profiler import Profiler, get_profiler
+from buttress.observe.secrets import register_secrets
 from buttress.observe.system import SystemSampler
 from buttress.server._auth import AdminAuth
 from buttress.server._middleware import OpsMiddleware
@@ -117,8 +118,10 @@ def install(
     """Add buttress to ``app``: lifespan, middleware, ops routes under ``prefix``, problem responses.
 
     Call it before the app starts serving. The app's own lifespan keeps running (buttress's starts
-    first and stops last). ``handle_errors`` adds a problem+json handler for ``ButtressError`` unless the
-    app has one; unhandled exceptions become 500 problems unless the app handles ``Exception`` itself.
+    first and stops last). The secret values of ``settings`` are scrubbed from every log line, error
+    group and problem document of the process from then on. ``handle_errors`` adds a problem+json
+    handler for ``ButtressError`` unless the app has one; unhandled exceptions become 500 problems
+    unless the app handles ``Exception`` itself.
     Everything left as ``None`` comes from ``settings`` (default :func:`buttress.config.get_settings`) or
     the process-wide registries. Returns the :class:`Ops` state, also at ``app.state.buttress``.
     """
@@ -126,6 +129,7 @@ def install(
         raise ConflictError("buttress is already installed on this app; call install() once per app")
     _check_prefix(prefix)
     settings = settings if settings is not None else get_settings()
+    register_secrets(settings)  # logs, error groups and problems mask them from now on
     sampler = sampler if sampler is not None else default_sampler(settings, clock=clock)
     owns_health = health is None
     ops = Ops(

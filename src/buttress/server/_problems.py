@@ -8,6 +8,10 @@ Three sources of problems, one document shape (:class:`Problem`):
   message and type, never its value (which could be a secret someone pasted in the wrong field);
 - anything else is a 500 with a fresh ``error_id``. The exception goes to the log (with that id) and to
   error aggregation; the body names neither its type nor its message unless ``expose_details`` is on.
+
+Every document leaves through :func:`_response`, the one choke point that scrubs its text: the secret
+values of the loaded settings, URL passwords and credential ``name=value`` pairs are masked wherever
+they appear (:mod:`buttress.observe.secrets`), in development details too.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from buttress.errors import PROBLEM_TYPE_PREFIX, ButtressError
-from buttress.observe.errors import mask_credentials
+from buttress.observe.secrets import SecretScrubber, get_secret_scrubber
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -121,11 +125,23 @@ def _response(
     problem: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
 ) -> ProblemResponse:
     body = {key: value for key, value in problem.items() if value is not None}
-    return ProblemResponse(jsonable_encoder(body), status_code=status, headers=headers)
+    scrubbed = _scrubbed(jsonable_encoder(body), get_secret_scrubber())
+    return ProblemResponse(scrubbed, status_code=status, headers=headers)
+
+
+def _scrubbed(value: Any, scrubber: SecretScrubber) -> Any:
+    """Every string of a JSON-ready document scrubbed (keys are the document's own names)."""
+    if isinstance(value, str):
+        return scrubber.scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, scrubber) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, scrubber) for item in value]
+    return value
 
 
 def _traceback_text(exc: BaseException) -> str:
-    text = mask_credentials("".join(traceback.format_exception(exc)))
+    text = "".join(traceback.format_exception(exc))
     return text if len(text) <= _MAX_TRACEBACK_CHARS else "…" + text[-_MAX_TRACEBACK_CHARS:]
 
 
@@ -206,6 +222,6 @@ def unhandled_problem(
         "error_id": error_id,
     }
     if expose_details:
-        problem["exception"] = mask_credentials(f"{type(exc).__name__}: {exc}")
+        problem["exception"] = f"{type(exc).__name__}: {exc}"
         problem["traceback"] = _traceback_text(exc)
     return _response(problem, 500)

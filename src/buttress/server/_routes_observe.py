@@ -1,8 +1,10 @@
 """Read-only ops endpoints: metrics, stats, errors, system, profiler, config, loggers and info.
 
 They only read snapshots the observe modules already keep, so they are cheap and safe to scrape. The
-one thing that can be sensitive, the tracebacks and context of aggregated errors, is shown only in
-development (``expose_details``) or to a caller with valid admin credentials.
+one thing that can be sensitive, the details of aggregated errors (messages, tracebacks, context), is
+shown only in development (``expose_details``) or to a caller with valid admin credentials; anonymous
+readers get each group's type, origin, counts and times. Both views are scrubbed of secrets when the
+errors are recorded (:mod:`buttress.observe.secrets`).
 """
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the endpoint annotations, which
@@ -34,6 +36,8 @@ from buttress.server._problems import problem_responses
 __all__ = ["LEVELS", "logger_level", "observe_router"]
 
 LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"]
+
+_NO_DETAILS = {"message": "", "sample_message": "", "traceback": ""}
 
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="Keep only the first N entries.")]
 
@@ -95,14 +99,16 @@ def observe_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRoute
     ) -> Any:
         """Unexpected errors grouped by type, origin and normalised message, most frequent first.
 
-        Tracebacks and context are included in development or with admin credentials; otherwise the
-        error id in the response and the log line leads to them.
+        Messages, tracebacks and context are included in development or with admin credentials;
+        anonymous readers get type, origin, counts and times only (the details are empty), since an
+        exception message can carry anything. The error id in the response and the log line leads to
+        them.
         """
         snapshot = ops.errors.snapshot(limit)
         details = ops.expose_details or identity is not None
         if not details:
             for group in snapshot["groups"]:
-                group["traceback"] = ""
+                group.update(_NO_DETAILS)
                 group["context"] = {}
         return {**snapshot, "details": details}
 
