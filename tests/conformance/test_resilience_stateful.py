@@ -4,9 +4,11 @@ One state machine per part (breaker, limiter, budget). Each step applies one ope
 FakeClock both stores read, and requires the same answer from both: the memory store is the reference
 model and the Redis store's Lua must mirror it step by step. The breaker's machine runs two Redis stores on
 separate connections beside the model (two processes sharing one breaker, each with its pushed copy), and
-checks that no half-open period admits more than ``half_open_probes`` trial calls. The clock starts at the same value for
-monotonic and wall time (RedisState passes wall time into Lua through ``now_arg``), small enough that
-float seconds stay exact to the microsecond, and moves in steps that are exact in both representations.
+checks that no half-open period admits more than ``half_open_probes`` trial calls.
+
+The clock starts at the same value for monotonic and wall time (RedisState passes wall time into Lua through
+``now_arg``), small enough that float seconds stay exact to the microsecond, and moves in steps that are exact
+in both representations.
 """
 
 from __future__ import annotations
