@@ -57,6 +57,19 @@ def _collect(results: Any, count: int) -> dict[int, tuple[str, Any]]:
     return got
 
 
+def _joined(processes: list[Any]) -> None:
+    for process in processes:
+        process.join(timeout=TIMEOUT)
+        assert process.exitcode == 0
+
+
+def _kill_survivors(processes: list[Any]) -> None:
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_url: str) -> None:
     namespace = f"procs-{uuid.uuid4().hex}"
     context = multiprocessing.get_context("spawn")
@@ -96,20 +109,26 @@ def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_u
         assert (snap.calls, snap.failures, snap.store) == (4, 3, "redis")
         for queue in commands:
             queue.put("stop")
-        for process in processes:
-            process.join(timeout=TIMEOUT)
-            assert process.exitcode == 0
+        _joined(processes)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
+        _kill_survivors(processes)
         state.close()
 
 
 PROBES = 3
 PROBERS = 4
 START = 1_000_000.0
+
+
+def _probed(state: RedisState, metrics: MetricsRegistry) -> CircuitBreaker:
+    return CircuitBreaker(
+        "probed",
+        consecutive_failures=1,
+        open_duration=1,
+        half_open_probes=PROBES,
+        store=state,
+        metrics=metrics,
+    )
 
 
 def prober(url: str, namespace: str, go: Any, results: Any) -> None:
@@ -121,14 +140,7 @@ def prober(url: str, namespace: str, go: Any, results: Any) -> None:
     metrics = MetricsRegistry()
     clock = FakeClock(start_monotonic=START + 10, start_time=START + 10)  # past the open period
     state = RedisState(url, prefix=namespace, clock=clock, metrics=metrics)
-    breaker = CircuitBreaker(
-        "probed",
-        consecutive_failures=1,
-        open_duration=1,
-        half_open_probes=PROBES,
-        store=state,
-        metrics=metrics,
-    )
+    breaker = _probed(state, metrics)
     upstream = redis.Redis.from_url(url)
     trials = 0
     try:
@@ -161,14 +173,7 @@ def test_processes_racing_a_half_open_period_make_at_most_half_open_probes_trial
     clock = FakeClock(start_monotonic=START, start_time=START)
     metrics = MetricsRegistry()
     state = RedisState(redis_url, prefix=namespace, clock=clock, metrics=metrics)
-    tripper = CircuitBreaker(
-        "probed",
-        consecutive_failures=1,
-        open_duration=1,
-        half_open_probes=PROBES,
-        store=state,
-        metrics=metrics,
-    )
+    tripper = _probed(state, metrics)
     with contextlib.suppress(Down):
         tripper.call(_down)
     assert tripper.state is BreakerState.OPEN
@@ -189,13 +194,8 @@ def test_processes_racing_a_half_open_period_make_at_most_half_open_probes_trial
         assert int(client.get(f"{namespace}:upstream-calls") or 0) == PROBES
         clock.advance(10)
         assert tripper.state is BreakerState.CLOSED
-        for process in processes:
-            process.join(timeout=TIMEOUT)
-            assert process.exitcode == 0
+        _joined(processes)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
+        _kill_survivors(processes)
         client.close()
         state.close()

@@ -500,39 +500,40 @@ class CircuitBreaker:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
         now = self._now
         mem = self._mem
+        red = None
         if mem is not None:
             permit = mem.fast
             if permit is None:
                 permit = self.acquire()
+            start = now()
         elif (red := self._red) is not None:  # Redis: in CLOSED its copy admits, a success is counted here
             permit = red.fast
             start = now()
             if permit is None or start >= red.due:
                 permit = self._admit(red.acquire())
                 start = now()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                self.record_failure(permit, exc, now() - start)
-                raise
-            duration = now() - start
-            if permit is red.closed and duration < self._slow and (counter := red.successes) is not None:
-                self._success()
-                if next(counter) >= BATCH_MAX:
-                    red.stale()  # the next call writes the batch
-                return result
-            self.record_success(permit, duration)
-            return result
         else:
             permit = self.acquire()
-        start = now()
+            start = now()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self.record_failure(permit, exc, now() - start)
             raise
-        self.record_success(permit, now() - start)
+        duration = now() - start
+        if red is None or not self._counted(red, permit, duration):
+            self.record_success(permit, duration)
         return result
+
+    def _counted(self, red: RedisBreakerStore, permit: Permit, duration: float) -> bool:
+        """Count a plain CLOSED success on a Redis store here (written in a batch with the next script)."""
+        counter = red.successes
+        if permit is not red.closed or duration >= self._slow or counter is None:
+            return False
+        self._success()
+        if next(counter) >= BATCH_MAX:
+            red.stale()  # the next call writes the batch
+        return True
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (a cancelled call releases its permit)."""
@@ -561,17 +562,8 @@ class CircuitBreaker:
             await self.arecord_failure(permit, exc, now() - start)
             raise
         duration = now() - start
-        if (
-            red is not None
-            and permit is red.closed
-            and duration < self._slow
-            and (counter := red.successes) is not None
-        ):  # a CLOSED success on Redis: counted here, no I/O
-            self._success()
-            if next(counter) >= BATCH_MAX:
-                red.stale()
-            return result
-        await self.arecord_success(permit, duration)
+        if red is None or not self._counted(red, permit, duration):
+            await self.arecord_success(permit, duration)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:

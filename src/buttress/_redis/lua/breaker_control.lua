@@ -19,7 +19,4 @@ local function control()
 end
 
 flush(ARGV[4])
-local t = control()
-if t == 0 then return {ep * 8 + st} end
-table.insert(t, 1, ep * 8 + st)
-return t
+return answer(control())

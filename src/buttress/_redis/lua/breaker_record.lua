@@ -43,7 +43,4 @@ local function record()
 end
 
 flush(ARGV[6])
-local t = record()
-if t == 0 then return {ep * 8 + st} end
-table.insert(t, 1, ep * 8 + st)
-return t
+return answer(record())

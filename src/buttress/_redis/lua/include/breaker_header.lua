@@ -35,3 +35,10 @@ local function close(what)
   redis.call('PEXPIRE', K, TTL)
   return {what, source, 0, '', -1}
 end
+
+-- A record or control reply: the state after the script (epoch * 8 + state), then its transition if any.
+local function answer(t)
+  if t == 0 then return {ep * 8 + st} end
+  table.insert(t, 1, ep * 8 + st)
+  return t
+end
