@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -140,6 +141,41 @@ def test_the_ops_server_answered_mid_run(report: DemoReport) -> None:
     assert report.ops.health_status_code == 200
     assert report.ops.health_status in {"pass", "warn"}
     assert report.ops.http_metric_samples > 0  # the batch's own buttress_http_* series, live
+
+
+def test_hosts_are_named_by_domain_not_by_port(report: DemoReport) -> None:
+    hosts = {spec.name: spec.host for spec in DOMAINS}
+    assert hosts == {name: f"{name}.demo.test" for name in NAMES}
+    # What /breakers listed halfway (every request starts at once: 50 in flight), beside the breakers other
+    # tests of this process left behind; the demo's own upstreams go by name, their ports in log lines below.
+    assert {f"http:{host}" for host in hosts.values()} <= set(report.ops.breakers)
+
+
+def test_the_breaker_log_line_names_the_dead_host(
+    clean_settings: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="buttress.resilience"):
+        run_demo(requests=25, seed=3, progress=False)
+    transitions = [
+        record.getMessage() for record in caplog.records if "circuit breaker" in record.getMessage()
+    ]
+    assert "circuit breaker 'http:dead.demo.test': closed -> open" in transitions
+    assert not any("127.0.0.1" in line for line in transitions)
+
+
+def test_a_health_warning_is_explained_in_one_line(report: DemoReport) -> None:
+    busy = replace(report.ops, health_status="warn", health_warnings=("system: cpu 100.0% >= cpu_warn=90%",))
+    output = io.StringIO()
+    Console(file=output, width=400).print(render_report(replace(report, ops=busy)))
+    lines = [line for line in output.getvalue().splitlines() if "cpu 100.0% >= cpu_warn=90%" in line]
+    assert len(lines) == 1
+    assert "optional check" in lines[0]
+    assert "still answers 200" in lines[0]
+    assert "the batch, its five upstreams and this server share this machine's CPU" in lines[0]
+    calm = replace(report.ops, health_status="pass", health_warnings=())
+    output = io.StringIO()
+    Console(file=output, width=400).print(render_report(replace(report, ops=calm)))
+    assert "optional check" not in output.getvalue()
 
 
 def test_same_seed_same_batch_and_baseline_fates(report: DemoReport) -> None:

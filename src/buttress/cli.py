@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from buttress._console import cli_console
 from buttress.config import (
     check_settings,
     describe_settings,
@@ -52,12 +53,13 @@ app = typer.Typer(
 
 
 def _stdout() -> Console:
-    # Made per call, not at import, so COLUMNS and redirected streams (tests, pipes) are honoured.
-    return Console(highlight=False, soft_wrap=True)
+    # Made per call, not at import, so redirected streams (tests, pipes) are honoured: a terminal's width
+    # on a terminal, every value whole in a pipe.
+    return cli_console()
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return cli_console(stderr=True)
 
 
 def _exit_with_problems(error: ConfigError) -> NoReturn:
@@ -158,9 +160,15 @@ def demo(
 
 OpsUrl = Annotated[
     str | None,
-    typer.Option("--url", help="The ops server's base URL.", show_default="http://<server.host>:<port>/ops"),
+    typer.Option(
+        "--url",
+        help="The ops server: the address of `buttress serve`, or of an app with the routes under /ops "
+        "(either is found from the app's root).",
+        show_default="http://<server.host>:<server.port>",
+    ),
 ]
-"""``--url`` of the commands that ask a running service's ops server."""
+"""``--url`` of the commands that ask a running service's ops server (the root or the mount: the
+client tries ``<url>`` and ``<url>/ops``, see :mod:`buttress._ops_client`)."""
 
 
 @app.command("breakers")
@@ -177,7 +185,9 @@ def breakers(
     """Show the circuit breakers of a running service (from its ops server)."""
     from buttress.resilience.cli import breakers_command, default_ops_url  # noqa: PLC0415 - httpx, this command only
 
-    code = breakers_command(url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate)
+    code = breakers_command(
+        url=url or default_ops_url(), as_json=as_json, reset=reset, isolate=isolate, console=_stdout()
+    )
     raise typer.Exit(code)
 
 
@@ -226,7 +236,7 @@ def cache_stats(
     from buttress._ops_client import default_ops_url  # noqa: PLC0415 - httpx, this command only
     from buttress.cache.cli import stats_command  # noqa: PLC0415 - loads the cache, this command only
 
-    raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json))
+    raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json, console=_stdout()))
 
 
 @app.command("config")

@@ -156,3 +156,16 @@ def test_invalid_process_settings_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_pa
         config.reset_settings()
     assert err.getvalue().startswith("buttress health: ")
     assert "BUTTRESS_REDIS_URL" in err.getvalue()
+
+
+def test_piped_output_keeps_long_names_and_messages_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "payments-gateway.eu-west-1.internal.example-corporation.com-reachable"
+    message = "connection refused by 10.20.30.40:8443 after 3 attempts; the gateway's TLS certificate expired"
+    registry = HealthRegistry()
+    registry.add(name, lambda: CheckResult("fail", message))
+    out = io.StringIO()  # not a terminal: what a pipe or a file gets
+    assert health_command(registry=registry, out=out) == 1
+    text = out.getvalue()
+    assert "…" not in text
+    assert any(name in line and message in line for line in text.splitlines())

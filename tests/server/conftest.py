@@ -17,7 +17,7 @@ from buttress.observe.health import HealthRegistry
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSampler
-from buttress.server import Ops, create_app
+from buttress.server import Ops, create_app, install
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 JWT_KEY = "test-jwt-key-0123456789abcdef-0123456789abcdef"  # 46 bytes: long enough for HS256 and HS384
@@ -78,6 +78,18 @@ def build(
     )
     ops = app.state.buttress
     return Built(app, ops, ops.health, metrics, errors, profiler, clock)
+
+
+def install_isolated(app: FastAPI, settings: Settings | None = None) -> Ops:
+    """install() into ``app`` (routes under /ops) on registries of its own, a sampler that waits an hour."""
+    return install(
+        app,
+        settings if settings is not None else make_settings(),
+        health=HealthRegistry(),
+        metrics=MetricsRegistry(),
+        errors=ErrorAggregator(),
+        sampler=SystemSampler(3600.0),
+    )
 
 
 def client_for(app: FastAPI, **kwargs: Any) -> httpx.AsyncClient:

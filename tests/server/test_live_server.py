@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,10 @@ from fastapi import FastAPI, Request
 from typer.testing import CliRunner
 
 from buttress.cli import app as cli_app
-from buttress.observe.errors import ErrorAggregator
-from buttress.observe.health import HealthRegistry
-from buttress.observe.metrics import MetricsRegistry
-from buttress.observe.system import SystemSampler
-from buttress.server import PROBLEM_CONTENT_TYPE, install
+from buttress.server import PROBLEM_CONTENT_TYPE
 from tests._ports import free_port
 
-from .conftest import ADMIN_TOKEN, bearer, build, make_settings
+from .conftest import ADMIN_TOKEN, bearer, build, install_isolated
 
 STARTUP_SECONDS = 20.0
 
@@ -95,14 +92,7 @@ def test_install_keeps_the_users_lifespan_state_under_uvicorn() -> None:
     def greet(request: Request) -> str:
         return str(request.state.greeting)
 
-    install(
-        app,
-        make_settings(),
-        health=HealthRegistry(),
-        metrics=MetricsRegistry(),
-        errors=ErrorAggregator(),
-        sampler=SystemSampler(3600.0),
-    )
+    install_isolated(app)
     with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/greet").json() == "hello from the user's lifespan"
         assert client.get("/ops/health/ready").status_code == 200
@@ -112,39 +102,58 @@ def test_install_keeps_the_users_lifespan_state_under_uvicorn() -> None:
 # --- buttress serve --------------------------------------------------------------------------------------
 
 
-def test_buttress_serve_runs_the_ops_server(tmp_path: Path) -> None:
+@dataclass
+class Served:
+    """A `buttress serve` subprocess: its port, and its stderr once it has exited."""
+
+    port: int
+    process: subprocess.Popen[str]
+    stderr: str = ""
+
+
+@contextmanager
+def buttress_serve(cwd: Path, **variables: str) -> Iterator[Served]:
+    """`buttress serve` on a spare loopback port, with no BUTTRESS_* variable but ``variables``; yields once
+    it answers, then stops it with SIGTERM (as a process manager does)."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("BUTTRESS_")}
-    environ["BUTTRESS_SECURITY__ADMIN_TOKEN"] = ADMIN_TOKEN
     script = Path(sys.executable).parent / "buttress"
     process = subprocess.Popen(
         [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,
-        env=environ,
+        cwd=cwd,
+        env={**environ, **variables},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    served = Served(port, process)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
-        response = None
-        while response is None:
+        while True:
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "buttress serve did not answer in time"
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+                httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+                break
             except httpx.TransportError:
                 time.sleep(0.05)
-        assert response.status_code == 200
-        assert response.json()["status"] == "pass"
-        admin = httpx.post(f"http://127.0.0.1:{port}/profiler/start", headers=bearer(ADMIN_TOKEN), timeout=5)
-        assert admin.status_code == 200
+        yield served
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=STARTUP_SECONDS)
+        served.stderr = process.communicate(timeout=STARTUP_SECONDS)[1]
+
+
+def test_buttress_serve_runs_the_ops_server(tmp_path: Path) -> None:
+    with buttress_serve(tmp_path, BUTTRESS_SECURITY__ADMIN_TOKEN=ADMIN_TOKEN) as served:
+        base = f"http://127.0.0.1:{served.port}"
+        response = httpx.get(f"{base}/health/live", timeout=5)
+        assert response.status_code == 200
+        assert response.json()["status"] == "pass"
+        admin = httpx.post(f"{base}/profiler/start", headers=bearer(ADMIN_TOKEN), timeout=5)
+        assert admin.status_code == 200
     # uvicorn shuts down gracefully, then re-raises the signal it caught, as a process manager expects
-    assert process.returncode in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in stderr
+    assert served.process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in served.stderr
 
 
 def test_buttress_serve_refuses_an_invalid_configuration() -> None:

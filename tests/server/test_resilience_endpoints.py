@@ -131,7 +131,7 @@ def test_buttress_breakers_explains_an_unreachable_server() -> None:
     console, out = _console()
     assert breakers_command(url="http://127.0.0.1:9/ops", console=console) == 1
     assert "cannot reach the ops server" in out.getvalue()
-    assert default_ops_url() == "http://127.0.0.1:8765/ops"
+    assert default_ops_url() == "http://127.0.0.1:8765"  # buttress serve: the routes at its root
 
 
 def test_buttress_breakers_reports_an_error_status() -> None:

@@ -3,7 +3,8 @@
 ``warm`` runs the warmers in this process, so it first imports the modules that register them
 (``--module``/``-m``, repeatable; the working directory is importable, as with ``python -m``), then runs
 every warmer (or the ones named) with a progress bar, and exits 1 if one failed. ``stats`` asks a running
-service's ops server (``GET /cache/stats``): the counters live in the service's processes, not here.
+service's ops server (``GET /cache/stats``, wherever the routes are mounted): the counters live in the
+service's processes, not here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from buttress._ops_client import get_ops_json
+from buttress._console import FOLD, cli_console
+from buttress._ops_client import OpsClient
 from buttress.cache._warm import WarmProgress, WarmResult, run_all_warmers, warmer_caches
 from buttress.errors import ButtressError
 
@@ -80,8 +82,8 @@ def warm_command(
     err_console: Console | None = None,
 ) -> int:
     """Import ``modules``, run the warmers (all, or ``names``) with a progress bar; the exit code."""
-    console = console or Console()
-    err_console = err_console or Console(stderr=True)
+    console = console or cli_console()
+    err_console = err_console or cli_console(stderr=True)
     if not _import_modules(modules, err_console):
         return 1
     if not warmer_caches():
@@ -114,15 +116,15 @@ def _results_table(results: Sequence[WarmResult]) -> Table:
     )
     table = Table(title=title, title_justify="left")
     for column in ("warmer", "outcome", "items", "seconds", "error"):
-        table.add_column(column, justify="right" if column in ("items", "seconds") else "left")
+        table.add_column(column, justify="right" if column in ("items", "seconds") else "left", overflow=FOLD)
     for result in results:
         style = "green" if result.outcome == "ok" else "red"
         table.add_row(
-            result.name,
+            Text(result.name),
             f"[{style}]{result.outcome}[/]",
             str(result.items),
             f"{result.seconds:.2f}",
-            result.error or "",
+            Text(result.error or ""),
         )
     return table
 
@@ -135,10 +137,9 @@ def stats_command(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """Print the cache stats of the ops server at ``url``; the exit code."""
-    console = console or Console()
-    base = url.rstrip("/")
-    with httpx.Client(timeout=10.0, transport=transport) as client:
-        document: dict[str, Any] | None = get_ops_json(client, base, "/cache/stats", console)
+    console = console or cli_console()
+    with OpsClient(url, console, transport=transport) as ops:
+        document: dict[str, Any] | None = ops.get_json("/cache/stats")
     if document is None:
         return 1
     if as_json:
@@ -176,11 +177,11 @@ def render_stats(document: dict[str, Any]) -> Group:
         "expired unread",
     )
     for column in (*columns, "get p50 ms", "get p99 ms"):
-        table.add_column(column, justify="left" if column == "namespace" else "right")
+        table.add_column(column, justify="left" if column == "namespace" else "right", overflow=FOLD)
     for row in document.get("namespaces", []):
         rate = row.get("hit_rate")
         table.add_row(
-            str(row.get("namespace")),
+            Text(str(row.get("namespace"))),
             "-" if rate is None else f"{rate:.1%}",
             str(row.get("hits", 0)),
             str(row.get("misses", 0)),

@@ -2,8 +2,8 @@
 
 The demo serves the real ops app (``buttress.server.create_app``) on a free loopback port, so while the
 batch runs ``/metrics`` shows the ``buttress_http_*`` series and ``/breakers`` the hosts' breakers. The
-probe fetches ``/health`` and ``/metrics`` once, halfway through, to show (and let tests check) that it
-answered while the batch was running.
+probe fetches ``/health``, ``/metrics`` and ``/breakers`` once, halfway through, to show (and let tests
+check) that it answered while the batch was running, and what any health warning said.
 """
 
 from __future__ import annotations
@@ -82,6 +82,10 @@ class OpsProbe:
     """The health document's ``status``: ``pass``, ``warn`` or ``fail``."""
     http_metric_samples: int
     """``buttress_http_*`` samples in ``GET /metrics``: the batch's own series, live."""
+    health_warnings: tuple[str, ...] = ()
+    """``<check>: <output>`` of each check that did not pass, e.g. ``system: cpu 100.0% >= cpu_warn=90%``."""
+    breakers: tuple[str, ...] = ()
+    """The breaker names ``GET /breakers`` listed (``http:flaky.demo.test``, ...)."""
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,13 +93,32 @@ class OpsProbe:
 
 
 async def probe(url: str) -> OpsProbe:
-    """Fetch ``/health`` and ``/metrics`` from the ops server at ``url`` with a plain client."""
+    """Fetch ``/health``, ``/metrics`` and ``/breakers`` from the ops server at ``url``, plain httpx."""
     try:
         async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
             health = await client.get("/health")
             metrics = await client.get("/metrics")
+            breakers = await client.get("/breakers")
     except httpx.HTTPError as error:
         return OpsProbe(url, None, None, 0, error=f"{type(error).__name__}: {error}")
-    status = health.json().get("status") if health.headers.get("content-type", "").endswith("json") else None
+    document = health.json() if health.headers.get("content-type", "").endswith("json") else {}
     samples = sum(1 for line in metrics.text.splitlines() if line.startswith(HTTP_SERIES))
-    return OpsProbe(url, health.status_code, status, samples)
+    names = tuple(str(row.get("name")) for row in breakers.json()) if breakers.is_success else ()
+    return OpsProbe(
+        url,
+        health.status_code,
+        document.get("status"),
+        samples,
+        health_warnings=_warnings(document),
+        breakers=names,
+    )
+
+
+def _warnings(document: dict[str, Any]) -> tuple[str, ...]:
+    """``<check>: <output>`` of every check in a health+json document that did not pass."""
+    return tuple(
+        f"{name}: {result.get('output') or result.get('status')}"
+        for name, results in document.get("checks", {}).items()
+        for result in results
+        if result.get("status") != "pass"
+    )

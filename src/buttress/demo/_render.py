@@ -6,9 +6,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from buttress.demo._hosts import host_name
 from buttress.demo._report import CachedPassReport, DemoReport, PassStats
 
-__all__ = ["render_report"]
+__all__ = ["explain_warning", "render_report"]
 
 _TOP_FAILURES = 2
 
@@ -131,7 +132,7 @@ def render_report(report: DemoReport) -> RenderableType:
     """Everything ``buttress demo`` prints at the end."""
     header = Text()
     for name, behaviour in report.domains.items():
-        header.append(f"  {name}: {behaviour}\n")
+        header.append(f"  {name} ({host_name(name)}): {behaviour}\n")
     for line in report.policies:
         header.append(f"policies {line}\n")
     summary = Text()
@@ -146,5 +147,18 @@ def render_report(report: DemoReport) -> RenderableType:
         else ops.error
     )
     footer = Text(f"ops server {ops.url}, asked halfway: {seen}")
+    for warning in ops.health_warnings:
+        footer.append(f"\n  {explain_warning(warning)}", style="yellow")
     tables = (outcome_table(report), policy_table(report), latency_table(report), cache_table(report.cached))
     return Group(Text("upstreams:"), header, *tables, summary, footer)
+
+
+def explain_warning(warning: str) -> str:
+    """One line saying what a health warning of the demo's ops server means (``<check>: <output>``)."""
+    meaning = (
+        f"health warning, {warning}: an optional check past its threshold, so /health still answers 200 "
+        "(only a failed critical check answers 503)"
+    )
+    if warning.startswith("system: cpu"):
+        meaning += "; the batch, its five upstreams and this server share this machine's CPU and keep it busy"
+    return meaning

@@ -25,6 +25,7 @@ from buttress._own_loop import run_on_own_loop
 from buttress.config import HttpSettings
 from buttress.demo._batch import CachedFetcher, Progress, baseline_sender, run_pass
 from buttress.demo._display import live_table, progress_table
+from buttress.demo._hosts import NamedHosts
 from buttress.demo._ops import OpsProbe, OpsServer, probe
 from buttress.demo._report import (
     CachedPassReport,
@@ -81,7 +82,7 @@ def run_demo(
                 console.print(f"ops server: {ops.url}  (try /metrics, /health, /breakers)", highlight=False)
             live = console if progress and console is not None and console.is_terminal else None
             batch = _Batch(upstream, plan(requests, seed), live)
-            settings = demo_settings(upstream)
+            settings = demo_settings()
             ours, probed, theirs, cached = _run_in_thread(batch.all_passes(settings, ops.url))
     finally:
         upstream.stop()
@@ -108,8 +109,9 @@ class _Batch:
         self.planned = planned
         self.console = console
         self.names = [spec.name for spec in DOMAINS]
-        self.hosts = {name: upstream.host(name) for name in self.names}
+        self.hosts = {spec.name: spec.host for spec in DOMAINS}
         self.base_urls = {name: f"http://{host}" for name, host in self.hosts.items()}
+        self.addresses = {spec.host: ("127.0.0.1", upstream.port(spec.name)) for spec in DOMAINS}
         self.counts = Counter(request.domain for request in planned)
         self.fetcher = CachedFetcher()
 
@@ -133,7 +135,9 @@ class _Batch:
         def render() -> Table:
             return progress_table("buttress: per-host policies", progress, self.counts, hosts())
 
-        async with AsyncHttpClient(policies=policies, raise_for_status=True) as client:
+        async with AsyncHttpClient(
+            policies=policies, raise_for_status=True, transport=self.transport(policies.settings)
+        ) as client:
             halfway = asyncio.create_task(_probe_when(ops_url, progress, len(self.planned) // 2))
             async with live_table(self.console, render):
                 wall = await run_pass(
@@ -158,7 +162,7 @@ class _Batch:
             return progress_table("baseline: plain httpx", progress, self.counts, None)
 
         async with (
-            httpx.AsyncClient(timeout=BASELINE_TIMEOUT) as plain,
+            httpx.AsyncClient(timeout=BASELINE_TIMEOUT, transport=self.transport()) as plain,
             live_table(self.console, render),
         ):
             wall = await run_pass(
@@ -178,7 +182,9 @@ class _Batch:
             return progress_table("buttress + cache: the same batch again", progress, self.counts, None)
 
         async with (
-            AsyncHttpClient(policies=policies, raise_for_status=True) as client,
+            AsyncHttpClient(
+                policies=policies, raise_for_status=True, transport=self.transport(policies.settings)
+            ) as client,
             live_table(self.console, render),
         ):
             wall = await run_pass(
@@ -192,6 +198,17 @@ class _Batch:
             upstream_calls=sum(self._calls().values()) - calls_before,
             uncached_wall_seconds=uncached.wall_seconds,
         )
+
+    def transport(self, settings: HttpSettings | None = None) -> NamedHosts:
+        """A connection pool that knows the demo's hosts, sized by ``settings`` as a buttress client's."""
+        if settings is None:
+            return NamedHosts(self.addresses, httpx.AsyncHTTPTransport())
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive,
+            keepalive_expiry=settings.keepalive_expiry,
+        )
+        return NamedHosts(self.addresses, httpx.AsyncHTTPTransport(limits=limits))
 
     def _calls(self) -> dict[str, int]:
         return {name: self.upstream.calls(name) for name in self.names}

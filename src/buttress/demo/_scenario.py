@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from buttress.config import HttpSettings
+from buttress.demo._hosts import host_name
 from buttress.testing import Fault, Latency, Upstream
 
 __all__ = [
@@ -52,6 +53,11 @@ class DomainSpec:
     fault: Fault
     behaviour: str
 
+    @property
+    def host(self) -> str:
+        """The host name the clients call it by (``flaky.demo.test``), in breakers, metrics and logs."""
+        return host_name(self.name)
+
 
 DOMAINS: Final = (
     DomainSpec("healthy", Fault(latency=Latency.uniform(0.005, 0.020)), "5-20 ms, always 200"),
@@ -89,7 +95,7 @@ def plan(requests: int, seed: int) -> list[Planned]:
     return [Planned(name, f"/items/{index}") for index, name in enumerate(names)]
 
 
-def demo_settings(upstream: Upstream) -> HttpSettings:
+def demo_settings() -> HttpSettings:
     """``HttpSettings()`` defaults but for three knobs: first retry delay, breaker trip, limited's limiter."""
     return HttpSettings.model_validate(
         {
@@ -99,7 +105,7 @@ def demo_settings(upstream: Upstream) -> HttpSettings:
             },
             "policies": {
                 "limited": {
-                    "hosts": [upstream.host("limited")],
+                    "hosts": [host_name("limited")],
                     "limiter": {"rate": LIMITED_RATE, "burst": LIMITED_BURST},
                 }
             },

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from buttress._console import FOLD, cli_console
 from buttress.errors import ButtressError
 from buttress.observe._health_checks import human_bytes
 
@@ -53,8 +53,8 @@ def format_health_table(report: HealthReport) -> Table:
         title.append(f" ({report.group})")
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("", no_wrap=True, width=1)
-    table.add_column("check", no_wrap=True)
-    table.add_column("message", overflow="fold")
+    table.add_column("check", overflow=FOLD)
+    table.add_column("message", overflow=FOLD)
     table.add_column("duration", justify="right", no_wrap=True)
     for outcome in report.checks:
         mark, style = _SYMBOLS[outcome.status]
@@ -104,5 +104,5 @@ def health_command(
     if json:
         out.write(_json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
-        Console(file=out, highlight=False, soft_wrap=False).print(format_health_table(report))
+        cli_console(file=out).print(format_health_table(report))
     return 1 if report.status == "fail" else 0

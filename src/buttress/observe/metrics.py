@@ -12,10 +12,17 @@ Counters, gauges and histograms live in a :class:`MetricsRegistry` that wraps a
     @timed(latency, host="api.example.com")
     async def call() -> None: ...
 
+An application's own metrics go in the same registry (so ``/metrics`` serves them beside buttress's) under
+its own prefix, through :meth:`MetricsRegistry.prefixed`::
+
+    shop = get_metrics().prefixed("shop")
+    orders = shop.counter("shop_orders_total", "Orders placed.", labels=("status",))
+
 Rules, enforced when a metric is declared:
 
-- Names are ``buttress_<component>_<what>_<unit>`` (``^buttress_[a-z0-9]+(_[a-z0-9]+)+$``); counters end
-  in ``_total``; other kinds may not end in a suffix Prometheus reserves (``_total``, ``_count``, ...).
+- Names are ``buttress_<component>_<what>_<unit>`` (``^buttress_[a-z0-9]+(_[a-z0-9]+)+$``), or
+  ``<prefix>_<component>_<what>_<unit>`` through ``prefixed(prefix)``; counters end in ``_total``; other
+  kinds may not end in a suffix Prometheus reserves (``_total``, ``_count``, ...).
 - Declaring a metric again with the same kind, label names (in any order) and buckets returns the
   existing object, so a component can be built many times; anything else raises :class:`ConflictError`.
 - Label values are capped per metric (``max_series``, 1000 by default). Past the cap, new label sets are
@@ -45,6 +52,7 @@ aggregates every process's files with ``MultiProcessCollector``. What that mode 
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -52,7 +60,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as _multiprocess
@@ -87,6 +95,7 @@ __all__ = [
     "DEFAULT_BUCKETS",
     "OVERFLOW_LABEL_VALUE",
     "OVERFLOW_METRIC",
+    "PREFIX",
     "Counter",
     "CounterChild",
     "Gauge",
@@ -94,6 +103,7 @@ __all__ = [
     "Histogram",
     "HistogramChild",
     "MetricsRegistry",
+    "PrefixedMetrics",
     "QuantileSketch",
     "SlidingWindowSketch",
     "Timed",
@@ -110,7 +120,10 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 FamilyT = TypeVar("FamilyT", bound=Family[Any])
 
-_NAME = re.compile(r"buttress_[a-z0-9]+(_[a-z0-9]+)+")
+PREFIX: Final = "buttress"
+"""The prefix of buttress's own metrics; an application declares its own through ``prefixed``."""
+
+_PREFIX = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 _LABEL = re.compile(r"[a-z][a-z0-9_]*")
 _RESERVED_LABELS = frozenset({"le", "quantile", "pid"})
 _RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_created", "_info")
@@ -124,23 +137,51 @@ _EXAMPLES = {
 # --- declaration checks -----------------------------------------------------------------------------------
 
 
-def _suggest(name: str, kind: str) -> str:
+def check_prefix(prefix: object) -> str:
+    """``prefix`` if it can start metric names: a lowercase word, or words joined by single underscores."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValidationError(
+            f"metric prefix {prefix!r} must be lowercase letters and digits starting with a letter, words "
+            "joined by single underscores, without a trailing one; e.g. 'shop' (names then look like "
+            "'shop_orders_total')",
+            field="prefix",
+        )
+    return prefix
+
+
+@functools.lru_cache(maxsize=64)
+def _name_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{prefix}_[a-z0-9]+(_[a-z0-9]+)+")
+
+
+def _suggest(name: str, kind: str, prefix: str) -> str:
     """A valid name close to a bad one, for the error message; the kind's example when none is close."""
     words = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if not words.startswith("buttress_"):
-        words = "buttress_" + words
+    if not words.startswith(f"{prefix}_"):
+        words = f"{prefix}_{words}"
     if kind == "counter" and not words.endswith("_total"):
         words += "_total"
-    if _NAME.fullmatch(words) and (kind == "counter" or not words.endswith(_RESERVED_SUFFIXES)):
+    reserved = kind != "counter" and words.endswith(_RESERVED_SUFFIXES)
+    if _name_pattern(prefix).fullmatch(words) and not reserved:
         return words
-    return _EXAMPLES[kind]
+    return _EXAMPLES[kind].replace(PREFIX, prefix, 1)
 
 
-def check_name(name: object, kind: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+def _application_hint(name: str) -> str:
+    """How to declare ``name`` if it looks like an application's metric under a prefix of its own."""
+    first = name.split("_", 1)[0]
+    if first == PREFIX or not _PREFIX.fullmatch(first) or not _name_pattern(first).fullmatch(name):
+        return ""
+    return f"; for your application's own metrics declare them through get_metrics().prefixed({first!r})"
+
+
+def check_name(name: object, kind: str, prefix: str = PREFIX) -> str:
+    if not isinstance(name, str) or not _name_pattern(prefix).fullmatch(name):
+        hint = _application_hint(name) if isinstance(name, str) and prefix == PREFIX else ""
         raise ValidationError(
-            f"{kind} name {name!r} must look like buttress_<component>_<what>_<unit>: lowercase words of "
-            f"letters and digits joined by single underscores, e.g. {_suggest(str(name), kind)!r}",
+            f"{kind} name {name!r} must look like {prefix}_<component>_<what>_<unit>: lowercase words of "
+            f"letters and digits joined by single underscores, e.g. {_suggest(str(name), kind, prefix)!r}"
+            + hint,
             field="name",
         )
     if kind == "counter" and not name.endswith("_total"):
@@ -150,7 +191,8 @@ def check_name(name: object, kind: str) -> str:
     if kind != "counter" and name.endswith(_RESERVED_SUFFIXES):
         raise ValidationError(
             f"{kind} name {name!r} must not end in {name[name.rindex('_') :]!r}, which Prometheus uses for "
-            f"counters and histogram series; end it with the unit, e.g. {_EXAMPLES[kind]!r}",
+            f"counters and histogram series; end it with the unit, e.g. "
+            f"{_EXAMPLES[kind].replace(PREFIX, prefix, 1)!r}",
             field="name",
         )
     return name
@@ -178,7 +220,39 @@ def check_labels(labels: Sequence[str], name: str) -> tuple[str, ...]:
 # --- the registry -----------------------------------------------------------------------------------------
 
 
-class MetricsRegistry:
+class _Declarations:
+    """``counter``, ``gauge`` and ``histogram``, written once for the registry and its prefixed views."""
+
+    __slots__ = ()
+
+    def _declare(
+        self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
+    ) -> FamilyT:
+        raise NotImplementedError
+
+    def counter(self, name: str, description: str, *, labels: Sequence[str] = ()) -> Counter:
+        """Declare (or get again) a counter; ``name`` ends in ``_total``."""
+        return self._declare(Counter, name, description, labels)
+
+    def gauge(
+        self, name: str, description: str, *, labels: Sequence[str] = (), multiprocess_mode: str = "liveall"
+    ) -> Gauge:
+        """Declare (or get again) a gauge; ``multiprocess_mode`` matters only in multiprocess mode."""
+        return self._declare(Gauge, name, description, labels, multiprocess_mode=multiprocess_mode)
+
+    def histogram(
+        self,
+        name: str,
+        description: str,
+        *,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> Histogram:
+        """Declare (or get again) a histogram; ``buckets`` are the Prometheus upper bounds."""
+        return self._declare(Histogram, name, description, labels, buckets=buckets)
+
+
+class MetricsRegistry(_Declarations):
     """Every metric of a process, exported through one :class:`prometheus_client.CollectorRegistry`.
 
     ``clock`` drives the histograms' sliding windows (and :func:`timed`); tests pass a FakeClock.
@@ -230,31 +304,31 @@ class MetricsRegistry:
             relative_accuracy=self.relative_accuracy,
         )
 
-    def counter(self, name: str, description: str, *, labels: Sequence[str] = ()) -> Counter:
-        """Declare (or get again) a counter; ``name`` ends in ``_total``."""
-        return self._declare(Counter, name, description, labels)
+    def prefixed(self, prefix: str) -> PrefixedMetrics:
+        """This registry, declaring an application's metrics: names start ``<prefix>_``, not ``buttress_``.
 
-    def gauge(
-        self, name: str, description: str, *, labels: Sequence[str] = (), multiprocess_mode: str = "liveall"
-    ) -> Gauge:
-        """Declare (or get again) a gauge; ``multiprocess_mode`` matters only in multiprocess mode."""
-        return self._declare(Gauge, name, description, labels, multiprocess_mode=multiprocess_mode)
-
-    def histogram(
-        self,
-        name: str,
-        description: str,
-        *,
-        labels: Sequence[str] = (),
-        buckets: Sequence[float] = DEFAULT_BUCKETS,
-    ) -> Histogram:
-        """Declare (or get again) a histogram; ``buckets`` are the Prometheus upper bounds."""
-        return self._declare(Histogram, name, description, labels, buckets=buckets)
+        The metrics are this registry's, exported by ``render_prometheus`` (the ops server's ``/metrics``)
+        and ``snapshot`` with buttress's, under the same rules (kinds, suffixes, labels, series cap).
+        """
+        return PrefixedMetrics(self, prefix)
 
     def _declare(
         self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
     ) -> FamilyT:
-        check_name(name, cls.kind)
+        return self.declare_under(PREFIX, cls, name, description, labels, **options)
+
+    def declare_under(
+        self,
+        prefix: str,
+        cls: type[FamilyT],
+        name: str,
+        description: str,
+        labels: Sequence[str],
+        **options: Any,
+    ) -> FamilyT:
+        """Declare (or get again) a metric of kind ``cls`` whose name starts ``<prefix>_``; what
+        ``counter``, ``gauge`` and ``histogram`` here and on :class:`PrefixedMetrics` come down to."""
+        check_name(name, cls.kind, PREFIX if prefix == PREFIX else check_prefix(prefix))
         labelnames = check_labels(labels, name)
         if not isinstance(description, str) or not description.strip():
             raise ValidationError(
@@ -315,6 +389,27 @@ class MetricsRegistry:
         """Every metric as JSON-ready data: values per label set; histograms with count, sum and window."""
         self.collect()
         return {family.name: family.snapshot() for family in list(self._families.values())}
+
+
+class PrefixedMetrics(_Declarations):
+    """A :class:`MetricsRegistry` seen by an application: it declares names under the application's prefix.
+
+    Made by :meth:`MetricsRegistry.prefixed`; what it declares lives in that registry.
+    """
+
+    __slots__ = ("prefix", "registry")
+
+    def __init__(self, registry: MetricsRegistry, prefix: str) -> None:
+        self.registry = registry
+        self.prefix = check_prefix(prefix)
+
+    def __repr__(self) -> str:
+        return f"PrefixedMetrics(prefix={self.prefix!r}, registry={self.registry!r})"
+
+    def _declare(
+        self, cls: type[FamilyT], name: str, description: str, labels: Sequence[str], **options: Any
+    ) -> FamilyT:
+        return self.registry.declare_under(self.prefix, cls, name, description, labels, **options)
 
 
 # --- timed ------------------------------------------------------------------------------------------------

@@ -73,7 +73,11 @@ def ops_health_registry(settings: Settings, sampler: SystemSampler, *, clock: Cl
 
 @dataclass(eq=False)
 class Ops:
-    """Everything the ops endpoints and the middleware need; one per app (``app.state.buttress``)."""
+    """Everything the ops endpoints and the middleware need; one per app (``app.state.buttress``).
+
+    ``health`` is the registry the health endpoints run on each probe: add an application's own checks
+    to it (``ops.health.add(name, fn)`` or ``@ops.health.check(name)``), before or after startup.
+    """
 
     settings: Settings
     health: HealthRegistry
