@@ -562,8 +562,14 @@ class CircuitBreaker:
             await self.arecord_failure(permit, exc, now() - start)
             raise
         duration = now() - start
-        if red is None or not self._counted(red, permit, duration):
-            await self.arecord_success(permit, duration)
+        if red is not None and permit is red.closed and duration < self._slow:
+            counter = red.successes  # a CLOSED success on Redis: counted here, no I/O (as _counted)
+            if counter is not None:
+                self._success()
+                if next(counter) >= BATCH_MAX:
+                    red.stale()
+                return result
+        await self.arecord_success(permit, duration)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
