@@ -81,7 +81,7 @@ def test_every_accessor_returns_the_default_containers_instance() -> None:
     defaults = container.resolve(ResilienceDefaults)
     assert get_resilience_store() is defaults.store is None  # memory, by default
     assert get_breakers() is defaults.breakers
-    assert get_pipeline("payments") is defaults.pipeline("payments")
+    assert get_pipeline("payments", defaults=True) is defaults.pipeline("payments", defaults=True)
     assert get_http_client() is container.resolve(HttpClient)
     assert get_http_client().policies is get_http_policies()
     health = container.resolve(HealthRegistry)

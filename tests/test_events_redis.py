@@ -494,6 +494,9 @@ def test_the_transport_recovers_by_itself_when_redis_returns(
         b.subscribe("svc.*", remote)
         assert transport_of(a).wait_connected(WAIT)
         assert transport_of(b).wait_connected(WAIT)
+        resubscribed: list[int] = []
+        transport_of(a).on_subscribed(lambda: resubscribed.append(1))
+        transport_of(a).on_subscribed(lambda: resubscribed.append(2))()  # removed at once: never runs
         a.publish("svc.up", {"n": 1})
         assert remote.wait_count(1)
 
@@ -508,6 +511,7 @@ def test_the_transport_recovers_by_itself_when_redis_returns(
 
         proxy.start()  # ... and comes back on the same address
         assert transport_of(a).wait_connected(WAIT)
+        assert resubscribed == [1]  # run before wait_connected returns: what was published meanwhile is lost
         a.publish("svc.recovered", {"n": 3})
         assert remote.wait_for(lambda events: any(e.payload["n"] == 3 for e in events))
         assert a.flush(WAIT)

@@ -23,3 +23,11 @@ def test_readme_example_runs(block: str) -> None:
 
 def test_readme_has_examples() -> None:
     assert len(BLOCKS) >= 2
+
+
+@pytest.mark.usefixtures("isolated_settings")
+def test_the_transport_example_shows_a_retried_503_become_a_200(capsys: pytest.CaptureFixture[str]) -> None:
+    """The transport example claims a retry: its seeded upstream answers 503, then 200."""
+    (block,) = [b for b in BLOCKS if "ResilientTransport(settings=settings)" in b]
+    test_readme_example_runs(block)
+    assert capsys.readouterr().out == "200 after 2 attempts\n"

@@ -98,6 +98,12 @@ class OutageTracker:
         self._retry_at = now + self._delay
         return False
 
+    def retry_in(self) -> float:
+        """Seconds until a call may probe the store again (0 while it is reachable, or when one is due)."""
+        if self.down_since is None:
+            return 0.0
+        return max(0.0, self._retry_at - self._now())
+
     def mark_down(self, exc: BaseException, epoch: int) -> bool:
         """Record a failed call that started in ``epoch``; True when it starts an outage.
 

@@ -52,6 +52,27 @@ class Arrivals:
         return [dict(event.payload) for event in self.events[:count]]
 
 
+class Cleared:
+    """Waits for ``cache.l1.cleared`` from one tiered backend (its ``source``), with the reason."""
+
+    def __init__(self, bus: EventBus, tiered: Any) -> None:
+        self.reasons: list[str] = []
+        self._source = tiered.source
+        self._changed = threading.Condition()
+        bus.subscribe("cache.l1.cleared", self._record)
+
+    def _record(self, event: Event) -> None:
+        if event.payload.get("source") == self._source:
+            with self._changed:
+                self.reasons.append(str(event.payload["reason"]))
+                self._changed.notify_all()
+
+    def wait(self, reason: str, timeout: float = WAIT) -> None:
+        with self._changed:
+            seen = self._changed.wait_for(lambda: reason in self.reasons, timeout)
+        assert seen, f"L1 was not cleared for {reason!r} within {timeout}s (seen: {self.reasons})"
+
+
 @dataclass(frozen=True)
 class Shared:
     """What both processes share: the Redis URL, the cache key prefix and the bus channel prefix."""

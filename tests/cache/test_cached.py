@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
-from buttress.cache import Cache, cached, set_cache
+from buttress.cache import Cache, CachedFunction, MemoryBackend, cached, get_cache, set_cache
 from buttress.cache._keys import encode_arguments
 from buttress.clock import FakeClock
+from buttress.container import get_container, reset_container
 from buttress.errors import ValidationError
 
 
@@ -51,7 +52,7 @@ def test_keys_are_stable_text(cache: Cache) -> None:
     def fn(a: object, b: object = None) -> None:
         return None
 
-    assert fn.cache_key(42) == f"default:{__name__}.test_keys_are_stable_text.<locals>.fn:42"
+    assert fn.cache_key(42) == f"{__name__}.test_keys_are_stable_text.<locals>.fn:42"
     assert fn.cache_key("a", b=[1, {"x": 2}]).endswith(":('a',){'b':[1,{'x':2}]}")
     assert encode_arguments(("x" * 200,), {}).startswith("#")  # long keys are hashed
 
@@ -96,7 +97,7 @@ def test_template_keys_and_invalidate(cache: Cache) -> None:
     assert artist("abc") == "ABC"
     assert artist(artist_id="abc") == "ABC"  # same key, bound by name, default applied
     assert calls == ["abc"]
-    assert artist.cache_key("abc") == "default:artist:abc:US"
+    assert artist.cache_key("abc") == "artist:abc:US"
     assert cache.get("artist:abc:US") == "ABC"
     assert artist.invalidate("abc")
     assert not artist.invalidate("abc")
@@ -164,7 +165,7 @@ def test_namespace_tags_ttl_and_unless(cache: Cache, clock: FakeClock) -> None:
     track("none")
     track("none")
     assert calls == ["a", "none", "none"]  # the empty result was not cached
-    assert track.cache_key("a").startswith("tracks:")
+    assert cache.namespaced("tracks").exists(track.cache_key("a"))
     assert cache.namespaced("tracks").clear() == 1
     track("a")
     clock.advance(5)
@@ -218,8 +219,8 @@ async def test_async_on_a_non_memory_backend_uses_aget(clock: FakeClock) -> None
     assert cache.stats_recorder.namespace("default").hits.value == 1
 
 
-def test_module_level_cached_follows_set_cache(clock: FakeClock) -> None:
-    first, second = Cache(clock=clock), Cache(clock=clock)
+def _module_level_ident() -> tuple[CachedFunction[[int], int], list[int]]:
+    """A function under the module-level ``@cached``, and the log of its calls."""
     calls: list[int] = []
 
     @cached(ttl=30)
@@ -227,14 +228,30 @@ def test_module_level_cached_follows_set_cache(clock: FakeClock) -> None:
         calls.append(n)
         return n
 
+    return ident, calls
+
+
+def test_module_level_cached_follows_set_cache_overrides_and_container_resets(clock: FakeClock) -> None:
+    """It keeps what get_cache() answered, and asks again after any container change."""
+    first, second, overridden = Cache(clock=clock), Cache(clock=clock), Cache(clock=clock)
+    ident, calls = _module_level_ident()
     previous = set_cache(first)
     try:
         ident(1)
         ident(1)
+        assert calls == [1]
         set_cache(second)
+        ident(1)  # second's: a miss
+        with get_container().override(Cache, overridden):
+            ident(1)  # the override's cache: a miss
+            ident(1)
+        ident(1)  # back to second: a hit
+        assert calls == [1, 1, 1]
+        assert all(cache.exists(ident.cache_key(1)) for cache in (first, second, overridden))
+        reset_container()  # closes second; get_cache() builds a new one from settings
         ident(1)
-        assert calls == [1, 1]
-        assert first.exists(ident.cache_key(1).split(":", 1)[1])
+        assert calls == [1, 1, 1, 1]
+        assert get_cache().exists(ident.cache_key(1))
     finally:
         set_cache(previous)
 
@@ -253,3 +270,51 @@ async def test_module_level_cached_async(clock: FakeClock) -> None:
         assert cache.stats_recorder.namespace("m").hits.value == 1
     finally:
         set_cache(previous)
+
+
+def test_cache_key_is_the_key_cache_get_and_delete_take(cache: Cache) -> None:
+    @cache.cached(key="horoscope:{sign}")
+    def horoscope(sign: str) -> str:
+        return f"stars for {sign}"
+
+    @cache.cached(namespace="charts")
+    def chart(country: str) -> list[str]:
+        return [country]
+
+    horoscope("leo")
+    chart("SE")
+    key = horoscope.cache_key("leo")
+    assert key == "horoscope:leo"
+    assert cache.get(key) == "stars for leo"
+    assert cache.delete(key) == 1
+    charts = cache.namespaced("charts")
+    assert charts.get(chart.cache_key("SE")) == ["SE"]  # with namespace=: that namespace's cache
+    assert charts.delete(chart.cache_key("SE")) == 1
+
+
+def test_a_self_referencing_argument_is_a_validation_error_not_a_recursion_error(cache: Cache) -> None:
+    @cache.cached()
+    def size(items: list[object]) -> int:
+        return len(items)
+
+    looped: list[object] = [1]
+    looped.append(looped)
+    with pytest.raises(ValidationError) as raised:
+        size(looped)
+    assert raised.value.field == "key"
+    assert "refers to itself" in str(raised.value)
+    with pytest.raises(ValidationError):
+        size.cache_key(looped)
+
+
+def test_a_result_the_serializer_would_change_is_refused_not_cached_altered(clock: FakeClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock, serializer="json"), clock=clock)
+
+    @cache.cached()
+    def bounds(name: str) -> tuple[int, int]:
+        return (0, len(name))
+
+    with pytest.raises(ValidationError, match="a tuple comes back as a list") as raised:
+        bounds("leo")
+    assert raised.value.field == "value"
+    assert not cache.exists(bounds.cache_key("leo"))

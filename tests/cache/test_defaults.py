@@ -10,6 +10,7 @@ import pytest
 from buttress.cache import BackendChoice, Cache, MemoryBackend, get_cache, reset_cache, set_cache
 from buttress.cache._defaults import cache_health, choose_backend
 from buttress.config import load_settings
+from buttress.errors import ValidationError
 from tests._ports import free_port
 
 pytestmark = pytest.mark.usefixtures("isolated_settings")
@@ -35,6 +36,21 @@ def test_settings_shape_the_memory_cache(monkeypatch: pytest.MonkeyPatch) -> Non
     assert cache.ttl == 30
     assert isinstance(cache.backend, MemoryBackend)
     assert cache.backend.max_entries == 5
+
+
+def test_the_memory_cache_applies_the_json_rule_by_default() -> None:
+    cache = get_cache()  # what Redis would return as {'1': 'a'} is refused here too
+    with pytest.raises(ValidationError, match="JSON object keys are strings"):
+        cache.set("k", {1: "a"})
+
+
+def test_the_memory_cache_applies_the_configured_serializers_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUTTRESS_CACHE__SERIALIZER", "msgpack")
+    cache = get_cache()
+    cache.set("k", {1: "a"})
+    assert cache.get("k") == {1: "a"}
+    with pytest.raises(ValidationError, match="tuple comes back as a list"):
+        cache.set("k", (1, 2))
 
 
 def test_auto_with_a_reachable_redis_is_tiered(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:

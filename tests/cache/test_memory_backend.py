@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from buttress.cache import Entry, MemoryBackend
+from buttress.cache import Entry, JsonSerializer, MemoryBackend
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
 
@@ -114,3 +114,13 @@ def test_health_check_passes_with_a_count() -> None:
     result = backend.check()
     assert result.status == "pass"
     assert result.observed_value == 1
+
+
+def test_a_serializer_rule_is_checked_when_the_backend_is_built() -> None:
+    assert MemoryBackend(serializer="msgpack").serializer == "msgpack"
+    assert MemoryBackend(serializer=JsonSerializer()).serializer == "json"
+    assert MemoryBackend().serializer is None
+    for wrong in ("yaml", 42):
+        with pytest.raises(ValidationError) as raised:
+            MemoryBackend(serializer=wrong)  # type: ignore[arg-type]
+        assert raised.value.field == "serializer"

@@ -22,7 +22,7 @@ from buttress.errors import ValidationError
 from buttress.events import EventBus
 from buttress.observe.health import CheckResult
 from tests._redis_server import RedisServer
-from tests.cache._tiered_child import Arrivals, redis_bus
+from tests.cache._tiered_child import Arrivals, Cleared, redis_bus
 
 
 class Switchable(MemoryBackend):
@@ -451,14 +451,17 @@ def test_a_backend_built_during_an_outage_starts_degraded(l2: Switchable, clock:
 
 
 @pytest.mark.redis
-async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Path) -> None:
     try:
         from buttress.cache._redis import RedisBackend
     except ImportError as exc:
         pytest.skip(f"RedisBackend is not available yet (src/buttress/cache/_redis.py: {exc})")
+    clock = FakeClock(auto_advance=False)  # the background probe waits on it: time moves only here
+    bus = EventBus()
     with RedisServer(tmp_path) as server:
         l2 = RedisBackend(server.url, prefix="t", clock=clock, reconnect_min=1.0, reconnect_max=1.0)
-        tiered = TieredBackend(l2, l1_ttl=5.0, clock=clock)
+        tiered = TieredBackend(l2, l1_ttl=5.0, clock=clock, bus=bus)
+        cleared = Cleared(bus, tiered)
         tiered.set("ns:forever", Entry("F"), None)
         tiered.set("ns:eight", Entry("E"), 8)
         l2.set("ns:read", Entry("R"), 600)
@@ -468,6 +471,7 @@ async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Pa
         tiered.set("ns:during", Entry("D"), 60)  # Redis refuses: the outage starts here
         assert not l2.info().available
         assert tiered.degraded
+        clock.wait_for_sleepers(1)  # the probe thread waits for the reconnect interval
         clock.advance(6.0)  # past l1_ttl; RedisBackend's own fallback holds none of the first three
         got = [await tiered.aget(k) for k in ("ns:forever", "ns:eight", "ns:read", "ns:during")]
         assert [e.value if e else None for e in got] == ["F", "E", "R", "D"]
@@ -476,9 +480,10 @@ async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Pa
         assert tiered.check().status == "warn"
 
         server.start()  # empty: a restarted Redis without persistence
-        assert value(tiered.get("ns:forever")) == "F"  # an L1 hit does not touch Redis, so no recovery yet
-        clock.advance(1.0)  # RedisBackend's reconnect backoff since its last failed probe (ns:eight's read)
-        assert tiered.get("ns:probe") is None  # this call reaches Redis
+        assert value(tiered.get("ns:forever")) == "F"  # an L1 hit does not touch Redis
+        clock.wait_for_sleepers(1)
+        clock.advance(1.0)  # one reconnect interval: the probe thread finds Redis back
+        cleared.wait("recovered")
         assert l2.info().available
         assert not degraded(tiered)
         assert len(tiered.l1) == 0
@@ -486,6 +491,7 @@ async def test_a_real_redis_outage_l1_serves_and_recovery_clears_it(tmp_path: Pa
         tiered.set("ns:after", Entry("A"), 60)
         assert value(l2.get("ns:after")) == "A"
         await tiered.aclose()
+    bus.close()
 
 
 # -- reporting, validation, lifecycle --------------------------------------------------------------------

@@ -1,14 +1,23 @@
 """One suite for the cache backends: memory, Redis and tiered (L1 memory + Redis) must store alike.
 
 Every test runs six ways: three backends, each through its sync methods and through its async twins (run
-on an event loop owned by the fixture, so the Redis clients live on one loop). The memory backend runs on
-a FakeClock; Redis TTLs cannot be faked, so the Redis-based backends use TTLs of 100 ms and a bounded poll
-for the key to go. Each test gets fresh namespaces and a fresh Redis key prefix (never a FLUSHDB).
+on an event loop owned by the fixture, so the Redis clients live on one loop); the value round-trip
+tests run each of those per serializer (json, msgpack, signed pickle; memory applies the rule). The
+memory backend runs on a FakeClock; Redis TTLs cannot be faked, so the Redis-based backends use TTLs of
+100 ms and a bounded poll for the key to go. Each test gets fresh namespaces and a fresh Redis key
+prefix (never a FLUSHDB).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +27,7 @@ import pytest
 
 from buttress.cache._backend import NEVER, CacheBackend, Entry
 from buttress.cache._memory import MemoryBackend
+from buttress.cache._serializers import make_serializer
 from buttress.cache._tiered import TieredBackend
 from buttress.clock import FakeClock
 from buttress.errors import ValidationError
@@ -25,6 +35,7 @@ from tests.cache._tiered_child import redis_bus
 
 SHORT = 0.1  # seconds: a TTL Redis really waits out
 POLL = 5.0  # upper bound for a Redis key to expire
+SIGNING_KEY = "conformance-signing-key-0123456789"  # for the signed pickle serializer
 
 
 def redis_backend_class() -> Any:
@@ -88,26 +99,38 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["sync", "async"])
-def subject(kind: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
+def _subject(
+    kind: str, mode: str, request: pytest.FixtureRequest, serializer: str | None
+) -> Iterator[Subject]:
+    """A backend of ``kind`` called ``mode``; with ``serializer``, every backend stores with it (the memory
+    backend applies its round-trip rule), else each its default."""
     clock = FakeClock()
     closers: list[Callable[[], None]] = []
     backend: CacheBackend
     redis_backend: CacheBackend | None = None
     if kind == "memory":
-        backend = MemoryBackend(clock=clock)
+        backend = MemoryBackend(clock=clock, serializer=serializer)
     else:
         url = request.getfixturevalue("redis_url")
-        backend = redis_backend = redis_backend_class()(url, prefix=f"buttress-test:{uuid.uuid4().hex}")
+        backend = redis_backend = redis_backend_class()(
+            url,
+            prefix=f"buttress-test:{uuid.uuid4().hex}",
+            serializer=None if serializer is None else make_serializer(serializer, SIGNING_KEY),
+        )
         if kind == "tiered":
             bus = redis_bus(url, f"buttress-test:{uuid.uuid4().hex}")
             closers.append(bus.close)
             backend = TieredBackend(redis_backend, bus=bus, clock=clock)
-    subject = Subject(kind, str(request.param), backend, clock, redis_backend)
+    subject = Subject(kind, mode, backend, clock, redis_backend)
     yield subject
     subject.close()
     for close in closers:
         close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def subject(kind: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _subject(kind, str(request.param), request, None)
 
 
 @pytest.fixture
@@ -322,3 +345,136 @@ def test_info_and_check(subject: Subject, ns: str) -> None:
         assert info.entries == 1
         assert info.sizes == {ns: 1}
     assert subject.backend.check().status == "pass"
+
+
+# -- values round-trip alike, or are refused at set alike (per serializer, on every backend) -------------
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+
+NAN, INF = float("nan"), float("inf")
+KEPT: dict[str, list[Any]] = {
+    "json": ["s", "", 7, 2**70, -0.5, True, None, NAN, INF, [1, "a", None], {"a": [1, {"b": NAN}]}, {"": []}],
+    "msgpack": ["s", 2**63, -(2**63), NAN, b"\x00raw", {1: "a"}, {b"k": [1, 2]}, {None: 0, True: 1}, [b"x"]],
+    "pickle": [
+        (1, 2),
+        {1: "a"},
+        {1, 2},
+        frozenset({"x"}),
+        b"x",
+        2**70,
+        dt.date(2024, 1, 2),
+        Level.LOW,
+        Point(1, 2),
+        decimal.Decimal("1.10"),
+        collections.OrderedDict(a=1),
+        {"t": (1, [2, (3,)])},
+    ],
+}
+"""Values each serializer returns unchanged (equal and of the same types, all the way down)."""
+REFUSED: dict[str, list[Any]] = {
+    "json": [
+        {1: "a"},
+        (1, 2),
+        {"a": [1, (2, 3)]},
+        {1, 2},
+        frozenset(),
+        b"x",
+        {True: 1},
+        {None: 1},
+        Level.LOW,
+        collections.OrderedDict(a=1),
+        Point(1, 2),
+        dt.date(2024, 1, 2),
+        decimal.Decimal(1),
+    ],
+    "msgpack": [
+        (1, 2),
+        {"a": (1,)},
+        {1, 2},
+        2**64,
+        Level.LOW,
+        Point(1, 2),
+        dt.date(2024, 1, 2),
+        {(1, 2): "tuple key"},
+        {2**64: "a key past 64 bits"},
+    ],
+    "pickle": [threading.Lock(), {"callback": lambda: None}],
+}
+"""Values each serializer would change or cannot carry: ``set`` raises ValidationError on every backend."""
+
+
+def same(got: Any, expected: Any) -> bool:
+    """Equal and of exactly the same types at every level (NaN equals NaN)."""
+    if type(got) is not type(expected):
+        return False
+    if isinstance(expected, float) and math.isnan(expected):
+        return math.isnan(got)
+    if isinstance(expected, list | tuple):
+        return len(got) == len(expected) and all(same(a, b) for a, b in zip(got, expected, strict=True))
+    if isinstance(expected, dict):
+        return list(got) == list(expected) and all(
+            same(got_key, key) and same(got[key], value)
+            for got_key, (key, value) in zip(got, expected.items(), strict=True)
+        )
+    return bool(got == expected)
+
+
+@pytest.fixture(params=["json", "msgpack", "pickle"])
+def serializer(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["sync", "async"])
+def typed(kind: str, serializer: str, request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """A backend of ``kind`` storing with ``serializer`` (the memory backend applies its round-trip rule)."""
+    yield from _subject(kind, str(request.param), request, serializer)
+
+
+def test_values_a_serializer_keeps_come_back_unchanged_everywhere(
+    typed: Subject, serializer: str, ns: str
+) -> None:
+    cases = KEPT[serializer]
+    keys = [f"{ns}:{i}" for i in range(len(cases))]
+    for key, value in zip(keys, cases, strict=True):
+        typed.set(key, Entry(value), 60)
+    readers = [("this backend", typed.get)]
+    if typed.redis is not None:  # another process reads Redis itself, not this process's L1
+        readers.append(("Redis, as another process reads it", typed.redis.get))
+    for where, get in readers:
+        for key, value in zip(keys, cases, strict=True):
+            got = get(key).value
+            assert same(got, value), f"{serializer} on {typed.kind} ({where}): set {value!r}, got {got!r}"
+    assert all(same(e.value, v) for e, v in zip(typed.get_many(keys), cases, strict=True))
+
+
+def test_values_a_serializer_would_change_are_refused_at_set_everywhere(
+    typed: Subject, serializer: str, ns: str
+) -> None:
+    for i, value in enumerate(REFUSED[serializer]):
+        key = f"{ns}:{i}"
+        with pytest.raises(ValidationError) as raised:
+            typed.set(key, Entry(value), 60)
+        assert raised.value.field == "value"
+        with pytest.raises(ValidationError):
+            typed.set_many([(f"{ns}:ok", Entry("fine")), (key, Entry(value))], 60)
+        assert typed.get(key) is None, f"{value!r} was refused but stored on {typed.kind}"
+
+
+def test_a_refusal_names_where_in_the_value_and_the_fix(typed: Subject, serializer: str, ns: str) -> None:
+    if serializer == "pickle":
+        pytest.skip("pickle keeps tuples and int keys")
+    with pytest.raises(ValidationError) as raised:
+        typed.set(f"{ns}:k", Entry({"albums": [{"tracks": ("a", "b")}]}), 60)
+    message = str(raised.value)
+    assert "value['albums'][0]['tracks']" in message
+    assert "comes back as a list" in message
+    assert "store a list" in message

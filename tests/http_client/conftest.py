@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from buttress.clock import FakeClock
 from buttress.config import HttpSettings
 from buttress.http import HttpPolicies
+from buttress.resilience import RedisState
 from tests.resilience._observed import Observed
 
 MakePolicies = Callable[..., HttpPolicies]
@@ -42,3 +44,11 @@ def make_policies(clock: FakeClock, observed: Observed) -> MakePolicies:
         )
 
     return make
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[RedisState]:
+    """A Redis store of its own for host state (as every process of a service would share)."""
+    state = RedisState(redis_url, prefix=f"test-http-{uuid.uuid4().hex[:8]}")
+    yield state
+    state.close()

@@ -190,3 +190,17 @@ def test_a_given_inner_transport_is_used(upstream: Upstream, make_policies: Make
     inner = httpx.HTTPTransport(retries=0)
     with HttpClient(policies=make_policies(), transport=inner) as client:
         assert client.get(upstream.url()).status_code == 200
+
+
+def test_the_limiter_metrics_name_the_host_once(
+    upstream: Upstream, make_policies: MakePolicies, observed: Observed
+) -> None:
+    policies = make_policies({"default": {"limiter": {"rate": "100/s", "burst": 5}}})
+    with HttpClient(policies=policies) as client:
+        client.get(upstream.url())
+    text = observed.registry.render_prometheus().decode()
+    host = upstream.host()
+    assert f'buttress_resilience_limiter_available_tokens{{key="http:{host}"}} 4.0' in text
+    admitted = f'buttress_resilience_calls_total{{key="http:{host}",outcome="admitted",strategy="limiter"}}'
+    assert admitted in text
+    assert f"{host}:{host}" not in text

@@ -121,7 +121,29 @@ def test_bad_arguments_name_the_field(upstream: Upstream, client: HttpClient, tm
     with pytest.raises(ValidationError) as caught:
         client.download(url, tmp_path / "x", chunk_size=0)
     assert caught.value.field == "chunk_size"
+    with pytest.raises(ValidationError) as caught:
+        client.download(url, None)  # type: ignore[arg-type]
+    assert caught.value.field == "dest"
     assert list(tmp_path.iterdir()) == []
+    assert upstream.calls() == 0  # refused before the request was sent
+
+
+def test_bad_async_download_arguments_send_nothing(
+    upstream: Upstream, make_policies: MakePolicies, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with AsyncHttpClient(policies=make_policies()) as client:
+            for dest, options, field in (
+                (tmp_path / "nowhere" / "x.bin", {}, "dest"),
+                (tmp_path / "x", {"max_bytes": -1}, "max_bytes"),
+                (tmp_path / "x", {"chunk_size": 0}, "chunk_size"),
+            ):
+                with pytest.raises(ValidationError) as caught:
+                    await client.download(upstream.url(path="/bytes/10"), dest, **options)
+                assert caught.value.field == field
+
+    asyncio.run(main())
+    assert upstream.calls() == 0
 
 
 def test_async_download_caps_and_cleans_up_too(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,13 +15,6 @@ from buttress.testing import Fault, Upstream
 SETTINGS = HttpSettings.model_validate(
     {"default": {"retry": {"attempts": 2, "initial_delay": 0.01}, "breaker": {"consecutive_failures": 3}}}
 )
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[RedisState]:
-    state = RedisState(redis_url, prefix=f"test-http-{uuid.uuid4().hex[:8]}")
-    yield state
-    state.close()
 
 
 def test_a_breaker_tripped_by_one_client_refuses_the_other(upstream: Upstream, store: RedisState) -> None:

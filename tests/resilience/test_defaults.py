@@ -8,7 +8,7 @@ import pytest
 
 from buttress.composition import health_registry
 from buttress.config import reset_settings
-from buttress.errors import ConfigError
+from buttress.errors import ConfigError, ValidationError
 from buttress.resilience import get_breakers, get_pipeline, get_resilience_store, reset_resilience
 
 
@@ -26,15 +26,45 @@ def _configure(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
     reset_resilience()
 
 
-def test_an_unconfigured_name_gets_the_safe_defaults() -> None:
-    pipeline = get_pipeline("anything")
+def test_an_unconfigured_name_is_refused_with_the_configured_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match=r"configured: none\)\. .*defaults=True") as caught:
+        get_pipeline("anything")
+    assert caught.value.field == "name"
+    _configure(
+        monkeypatch,
+        RESILIENCE__PIPELINES__SPOTIFY__RETRY__ATTEMPTS="5",
+        RESILIENCE__PIPELINES__PAYMENTS__TIMEOUT="2",
+    )
+    with pytest.raises(ValidationError) as caught:
+        get_pipeline("spotfy")
+    message = str(caught.value)
+    assert "no pipeline named 'spotfy' is configured (configured: 'payments', 'spotify')" in message
+    assert "did you mean 'spotify'?" in message
+    assert "BUTTRESS_RESILIENCE__PIPELINES__SPOTFY__" in message
+    assert "get_pipeline('spotfy', defaults=True)" in message
+    assert get_pipeline("Spotify") is get_pipeline("Spotify")  # names match the settings case-insensitively
+    assert get_pipeline("spotify").retry.attempts == 5  # type: ignore[union-attr]
+    get_pipeline("spotfy", defaults=True)
+    with pytest.raises(ValidationError):
+        get_pipeline("spotfy")  # asking once with defaults=True does not configure the name
+    for bad in ("", "two words", None):
+        with pytest.raises(ValidationError) as caught:
+            get_pipeline(bad)  # type: ignore[arg-type]
+        assert caught.value.field == "name"
+    with pytest.raises(ValidationError) as caught:
+        get_pipeline("other", defaults="yes")  # type: ignore[arg-type]
+    assert caught.value.field == "defaults"
+
+
+def test_an_unconfigured_name_gets_the_safe_defaults_on_request() -> None:
+    pipeline = get_pipeline("anything", defaults=True)
     assert pipeline.retry is not None
     assert (pipeline.retry.attempts, pipeline.retry.deadline) == (3, 30.0)
     assert pipeline.retry.budget is not None
     assert pipeline.breaker is not None
     assert pipeline.breaker.is_local
     assert (pipeline.limiter, pipeline.bulkhead, pipeline.timeout) == (None, None, None)
-    assert get_pipeline("anything") is pipeline
+    assert get_pipeline("anything", defaults=True) is pipeline
     assert get_resilience_store() is None
 
 
@@ -100,7 +130,7 @@ def test_the_redis_store_is_shared_and_reported_in_health(
     store = get_resilience_store()
     assert store is not None
     assert store.policy == "closed"
-    pipeline = get_pipeline("shared")
+    pipeline = get_pipeline("shared", defaults=True)
     assert pipeline.breaker is not None
     assert not pipeline.breaker.is_local
     breaker = get_breakers().get("api.example.com")

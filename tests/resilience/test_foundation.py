@@ -99,7 +99,9 @@ def test_a_failing_collect_hook_does_not_hide_the_other_metrics(caplog: pytest.L
 
 def test_names_and_policies_are_validated() -> None:
     assert check_name("api.example.com") == "api.example.com"
-    for bad in ("", "a b", 3, "x" * 201):
+    host_key = "http:" + ".".join(["a" * 63] * 3 + ["b" * 61]) + ".:65535"  # a 253-character DNS name
+    assert check_name(host_key) == host_key
+    for bad in ("", "a b", 3, "x" * 301):
         with pytest.raises(ValidationError, match=r"e\.g\. 'api\.example\.com'"):
             check_name(bad, "key")
     assert check_policy("closed") == "closed"

@@ -119,11 +119,11 @@ def test_timeout_must_be_finite_and_not_negative(timeout: object) -> None:
     assert info.value.field == "timeout"
 
 
-@pytest.mark.parametrize("key", ["", "two words", "x" * 201, 42, None])
+@pytest.mark.parametrize("key", ["", "two words", "x" * 301, 42, None])
 def test_keys_are_validated(key: object) -> None:
     limiter = make()
     with pytest.raises(
-        ValidationError, match="key must be a non-empty string of at most 200 characters"
+        ValidationError, match="key must be a non-empty string of at most 300 characters"
     ) as info:
         limiter.try_acquire(key)  # type: ignore[arg-type]
     assert info.value.field == "key"
@@ -452,6 +452,15 @@ def test_metrics_count_outcomes_waits_and_available_tokens() -> None:
     assert _series(registry, AVAILABLE_METRIC)[(("key", "m:b"),)] == 2
     text = registry.render_prometheus().decode()
     assert 'buttress_resilience_limiter_available_tokens{key="m:b"} 2.0' in text
+
+
+def test_the_default_keys_tokens_are_labelled_by_the_name_alone() -> None:
+    registry = MetricsRegistry()
+    limiter = RateLimiter("10/s", burst=3, name="http:api.example.com", clock=FakeClock(), metrics=registry)
+    limiter.try_acquire()
+    limiter.try_acquire("other")
+    tokens = _series(registry, AVAILABLE_METRIC)
+    assert tokens == {(("key", "http:api.example.com"),): 2.0, (("key", "http:api.example.com:other"),): 2.0}
 
 
 def test_available_tokens_exported_for_a_bounded_number_of_keys() -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast
 
 from buttress.cache._cache import DEFAULT, Cache, Policy, _Default, check_namespace, make_policy
 from buttress.cache._keys import KeyBuilder, build_key_builder, is_method
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._stats import SAMPLE_MASK
+from buttress.container import CHANGES, Changes
 from buttress.errors import ValidationError
 
 __all__ = ["CachedFunction", "make_cached"]
@@ -39,7 +40,10 @@ class CachedFunction(Protocol[P, R]):
     async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool: ...
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
-        """The backend key the given arguments use (``namespace:key``)."""
+        """The key the given arguments use, as ``cache.get``/``cache.delete`` take it (no namespace).
+
+        With ``namespace=``, it is a key of ``cache.namespaced(namespace)``.
+        """
         ...
 
 
@@ -57,7 +61,8 @@ def make_cached(
     """The ``@cached`` decorator over the cache ``cache_of()`` returns.
 
     With ``fixed=True`` (``Cache.cached``) the cache is resolved once, at decoration; otherwise (the
-    module-level ``cached``) on every call, so :func:`~buttress.cache.set_cache` takes effect at once.
+    module-level ``cached``) again after any container change (``set_cache``, ``reset_cache``,
+    ``reset_container``, an override), so a new process-wide cache takes effect at the next call.
     """
     if namespace is not None:
         check_namespace(namespace)
@@ -69,48 +74,35 @@ def make_cached(
         method = is_method(fn)
         key_prefix, build = build_key_builder(fn, key, skip_self=method)
         is_async = inspect.iscoroutinefunction(fn)
-        binding: list[_Binding | None] = [None]
 
-        def bind() -> _Binding:
+        def bind() -> _Bound:
             cache = cache_of()
-            current = binding[0]
-            if current is None or current.cache is not cache:
-                target = cache.namespaced(namespace) if namespace is not None else cache
-                policy = target.policy(ttl, tags, stale_ttl, unless)
-                prefix = target.namespace + ":" + key_prefix
-                make = _async_call if is_async else _sync_call
-                call = make(target, policy, prefix, build, fn)
-                current = binding[0] = _Binding(cache, target, prefix, call)
-            return current
+            target = cache.namespaced(namespace) if namespace is not None else cache
+            return target, target.policy(ttl, tags, stale_ttl, unless), target.namespace + ":" + key_prefix
 
-        wrapper: Callable[..., Any]
-        if fixed:
-            wrapper = bind().call
-        elif is_async:
-
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await bind().call(*args, **kwargs)
-
-        else:
-
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return bind().call(*args, **kwargs)
-
-        def locate(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, str]:
+        changes: Changes = CHANGES
+        if fixed:  # resolved once, here; the call never looks again
             bound = bind()
+            changes = _UNCHANGING
+
+            def bind() -> _Bound:
+                return bound
+
+        make = _async_call if is_async else _sync_call
+        wrapper = make(bind, changes, build, fn)
+
+        def relative(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             # invalidate() takes a call's arguments without self; the builder expects a slot for it
-            return bound.target, bound.prefix + build((None, *args) if method else args, kwargs)
+            return key_prefix + build((None, *args) if method else args, kwargs)
 
         def invalidate(*args: Any, **kwargs: Any) -> bool:
-            cache, full = locate(args, kwargs)
-            return cache.backend.delete([full]) > 0
+            return bind()[0].delete(relative(args, kwargs)) > 0
 
         async def ainvalidate(*args: Any, **kwargs: Any) -> bool:
-            cache, full = locate(args, kwargs)
-            return await cache.backend.adelete([full]) > 0
+            return await bind()[0].adelete(relative(args, kwargs)) > 0
 
         def cache_key(*args: Any, **kwargs: Any) -> str:
-            return locate(args, kwargs)[1]
+            return relative(args, kwargs)
 
         functools.update_wrapper(wrapper, fn)
         decorated: Any = wrapper
@@ -122,30 +114,60 @@ def make_cached(
     return decorate
 
 
-class _Binding:
-    """The cache a decorated function resolved to, and the call built for it."""
+_Bound = tuple[Cache, Policy, str]
+"""What a decorated function resolved to: the cache of its namespace, its policy and its key prefix."""
 
-    __slots__ = ("cache", "call", "prefix", "target")
-
-    def __init__(self, cache: Cache, target: Cache, prefix: str, call: Callable[..., Any]) -> None:
-        self.cache = cache
-        self.target = target
-        self.prefix = prefix
-        self.call = call
+_UNCHANGING: Final = Changes()
+"""The change count of a cache fixed at decoration (``Cache.cached``): never bumped."""
 
 
-# The two calls below are the hot path of every cached function: everything they touch is a closure
-# variable bound once, and a hit is the key, one backend read, a freshness check and two counters.
+def _parts(bind: Callable[[], _Bound], changes: Changes) -> tuple[Any, ...]:
+    """Everything a call touches, resolved now; the change count read first comes last."""
+    seen = changes.value  # read before resolving: a change after this is seen by the next call
+    cache, policy, prefix = bind()
+    counters = cache.stats_recorder.namespace(cache.namespace)
+    backend = cache.backend
+    local_get = backend.get if isinstance(backend, MemoryBackend) else None  # never blocks: no await
+    return (
+        prefix,
+        policy,
+        backend.get,
+        backend.aget,
+        local_get,
+        counters.lookups.add,
+        cache.hit,
+        cache.wall,
+        cache.fetch,
+        cache.afetch,
+        cache.resolve,
+        cache.aresolve,
+        seen,
+    )
+
+
+# The two calls below are the hot path of every cached function. Everything they touch is a closure
+# variable; a hit is the change check, the key, one backend read, a freshness check and two counters.
+# The module-level @cached resolves get_cache() again only when a container changed (buttress.container
+# CHANGES): no lookup per call. A rebind stores the new parts one by one, the count last, so a call
+# racing a cache swap may still use the old cache for that call, as it could have just before the swap.
 
 
 def _sync_call(
-    cache: Cache, policy: Policy, prefix: str, build: KeyBuilder, fn: Callable[..., Any]
+    bind: Callable[[], _Bound], changes: Changes, build: KeyBuilder, fn: Callable[..., Any]
 ) -> Callable[..., Any]:
-    backend_get = cache.backend.get
-    lookups, hits, wall = cache.stats_recorder.namespace(cache.namespace).lookups.add, cache.hit, cache.wall
-    fetch, resolve = cache.fetch, cache.resolve
+    (prefix, policy, backend_get, _, _, lookups, hits, wall, fetch, _, resolve, _, seen) = _parts(
+        bind, changes
+    )
+
+    def rebind() -> None:
+        nonlocal prefix, policy, backend_get, lookups, hits, wall, fetch, resolve, seen
+        (prefix, policy, backend_get, _, _, lookups, hits, wall, fetch, _, resolve, _, seen) = _parts(
+            bind, changes
+        )
 
     def cached_call(*args: Any, **kwargs: Any) -> Any:
+        if changes.value != seen:
+            rebind()
         full = prefix + build(args, kwargs)
         entry = backend_get(full) if lookups() & SAMPLE_MASK else fetch(full)
         if entry is not None and entry.fresh_until > wall():
@@ -157,28 +179,26 @@ def _sync_call(
 
 
 def _async_call(
-    cache: Cache, policy: Policy, prefix: str, build: KeyBuilder, fn: Callable[..., Any]
+    bind: Callable[[], _Bound], changes: Changes, build: KeyBuilder, fn: Callable[..., Any]
 ) -> Callable[..., Awaitable[Any]]:
-    backend = cache.backend
-    lookups, hits, wall = cache.stats_recorder.namespace(cache.namespace).lookups.add, cache.hit, cache.wall
-    afetch, aresolve = cache.afetch, cache.aresolve
-    if isinstance(backend, MemoryBackend):  # its reads never block: skip the coroutine of aget
-        local_get = backend.get
+    (prefix, policy, _, aget, local_get, lookups, hits, wall, _, afetch, _, aresolve, seen) = _parts(
+        bind, changes
+    )
 
-        async def cached_local(*args: Any, **kwargs: Any) -> Any:
-            full = prefix + build(args, kwargs)
-            entry = local_get(full) if lookups() & SAMPLE_MASK else await afetch(full)
-            if entry is not None and entry.fresh_until > wall():
-                hits()
-                return entry.value
-            return await aresolve(full, entry, fn, args, kwargs, policy)
-
-        return cached_local
-    backend_aget = backend.aget
+    def rebind() -> None:
+        nonlocal prefix, policy, aget, local_get, lookups, hits, wall, afetch, aresolve, seen
+        (prefix, policy, _, aget, local_get, lookups, hits, wall, _, afetch, _, aresolve, seen) = _parts(
+            bind, changes
+        )
 
     async def cached_call(*args: Any, **kwargs: Any) -> Any:
+        if changes.value != seen:
+            rebind()
         full = prefix + build(args, kwargs)
-        entry = await backend_aget(full) if lookups() & SAMPLE_MASK else await afetch(full)
+        if lookups() & SAMPLE_MASK:
+            entry = local_get(full) if local_get is not None else await aget(full)
+        else:
+            entry = await afetch(full)
         if entry is not None and entry.fresh_until > wall():
             hits()
             return entry.value

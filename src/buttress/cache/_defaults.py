@@ -74,10 +74,17 @@ def build_cache(settings: Settings, *, event_bus: Callable[[], EventBus] | None 
     """
     config = settings.cache
     choice = choose_backend(settings)
-    memory = MemoryBackend(max_entries=config.max_entries, max_bytes=config.max_bytes)
+    shared = choice.chosen in {"redis", "tiered"} and settings.redis_url is not None
+    memory = MemoryBackend(
+        max_entries=config.max_entries,
+        max_bytes=config.max_bytes,
+        # alone, it refuses what the configured serializer would change, as Redis will (as L1 or
+        # fallback it need not: the Redis backend's serializer checks every value first)
+        serializer=None if shared else config.serializer,
+    )
     backend: CacheBackend = memory
     bus = None
-    if choice.chosen in {"redis", "tiered"} and settings.redis_url is not None:
+    if shared and settings.redis_url is not None:
         require("redis", "redis", f"the {choice.chosen} cache backend")
         from buttress.cache._redis import RedisBackend  # noqa: PLC0415 - only with Redis
         from buttress.events import get_event_bus  # noqa: PLC0415 - only with Redis: events load redis

@@ -87,14 +87,21 @@ def encode_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
             text = single(args[0])
             if len(text) <= _MAX_PLAIN_KEY:
                 return text
-    for arg in args:
-        if type(arg) not in _PLAIN:
-            text = _canonical(args)
-            break
-    else:
-        text = repr(args)
-    if kwargs:
-        text += _canonical(dict(kwargs))
+    try:
+        for arg in args:
+            if type(arg) not in _PLAIN:
+                text = _canonical(args)
+                break
+        else:
+            text = repr(args)
+        if kwargs:
+            text += _canonical(dict(kwargs))
+    except RecursionError:
+        raise ValidationError(
+            "an argument refers to itself (or nests deeper than Python's recursion limit), so it has no "
+            "cache key; pass key= as a template such as 'report:{report_id}' or a callable returning a str",
+            field="key",
+        ) from None
     if len(text) > _MAX_PLAIN_KEY:
         text = "#" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     return text

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgpack
 
 from buttress.cache._backend import BackendInfo, Entry, namespace_of
+from buttress.cache._roundtrip import RULES, value_checker
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
+    from buttress.cache._serializers import Serializer
     from buttress.observe.health import CheckResult
 
 __all__ = ["MemoryBackend", "estimate_size"]
@@ -35,6 +37,19 @@ _FOREVER = float("inf")
 _ENTRY, _EXPIRES, _SIZE, _READ = 0, 1, 2, 3
 _SWEEP = 4  # expired records looked at from the LRU end on each write
 _INT64 = 2**63  # counters stay signed 64-bit integers, as Redis keeps them
+
+
+def _serializer_name(serializer: object) -> str | None:
+    if serializer is None or serializer in RULES:
+        return serializer
+    name = getattr(serializer, "name", None)
+    if isinstance(name, str) and callable(getattr(serializer, "dumps", None)):
+        return name  # a custom serializer's name has no rule here: it answers for its own round trip
+    raise ValidationError(
+        f"serializer must be None (keep any object), one of {', '.join(RULES)}, or a Serializer, got "
+        f"{serializer!r}; e.g. serializer='json' to refuse what Redis with JSON would change",
+        field="serializer",
+    )
 
 
 def estimate_size(key: str, value: Any) -> int:
@@ -55,6 +70,11 @@ class MemoryBackend:
     ``max_entries`` bounds the number of keys; ``max_bytes`` (optional) bounds the estimated size of the
     values (``sizer(key, value)``, :func:`estimate_size` by default, measured only when set). Writing past
     either bound evicts least-recently-used keys; a single value larger than ``max_bytes`` is not stored.
+
+    Values are kept as the objects given. With ``serializer`` (a serializer or its name: ``"json"``,
+    ``"msgpack"``, ``"pickle"``), ``set`` refuses what that serializer would not return unchanged, as a
+    Redis backend using it would (:mod:`buttress.cache._roundtrip`), so code tested on memory behaves the
+    same on Redis. ``get_cache()`` passes the configured serializer.
     """
 
     name: ClassVar[str] = "memory"
@@ -66,6 +86,7 @@ class MemoryBackend:
         max_bytes: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         sizer: Callable[[str, Any], int] = estimate_size,
+        serializer: Serializer | str | None = None,
     ) -> None:
         if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
             raise ValidationError(
@@ -82,6 +103,9 @@ class MemoryBackend:
             )
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.serializer = _serializer_name(serializer)
+        """The name of the serializer whose round-trip rule ``set`` applies; None keeps any object."""
+        self._check = value_checker(self.serializer)
         self.clock = clock
         self._sizer = sizer
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
@@ -139,17 +163,29 @@ class MemoryBackend:
     # -- writes -------------------------------------------------------------------------------------
 
     def set(self, key: str, entry: Entry, ttl: float | None) -> None:
+        if self._check is not None:
+            self._check(entry.value)
         expires = _FOREVER if ttl is None else self._now() + ttl
-        size = self._sizer(key, entry.value) if self.max_bytes is not None else 0
-        with self._lock:
-            self._remove(key)
-            if self.max_bytes is not None and size > self.max_bytes:
+        max_bytes = self.max_bytes
+        size = 0 if max_bytes is None else self._sizer(key, entry.value)
+        data = self._data
+        with self._lock:  # _remove() and the _make_room() test written out: every set comes here
+            old = data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[_SIZE]
+                if old[_ENTRY].tags:
+                    self._untag(key, old[_ENTRY].tags)
+            if max_bytes is not None and size > max_bytes:
                 return  # larger than the whole cache: storing it would evict everything for nothing
-            self._data[key] = [entry, expires, size, False]
-            self._bytes += size
-            for tag in entry.tags:
-                self._tags[tag].add(key)
-            self._make_room()
+            data[key] = [entry, expires, size, False]
+            if entry.tags:
+                for tag in entry.tags:
+                    self._tags[tag].add(key)
+            if max_bytes is not None:
+                self._bytes += size
+                self._make_room()
+            elif len(data) >= self.max_entries:
+                self._make_room()
 
     def set_many(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> None:
         for key, entry in items:

@@ -528,6 +528,18 @@ class RedisBackend:
 
     # -- outages ----------------------------------------------------------------------------------------
 
+    def probe(self) -> float:
+        """While Redis is marked down, PING it if a probe is due (the outage rule decides); the seconds
+        until the next probe is due, or 0.0 once Redis is available.
+
+        For owners that must notice a recovery without calling the backend (a tiered cache whose reads
+        all hit L1): they call this from a thread of their own while the backend is down.
+        """
+        if self.available:
+            return 0.0
+        self._run(execute, "PING")
+        return self._connection.outage.retry_in()
+
     def _went_down(self, error: str) -> None:
         dropped = self.fallback.clear_all()  # leftovers of an earlier outage are older than Redis's values
         logger.warning(

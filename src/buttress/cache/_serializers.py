@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgpack
 
+from buttress.cache._roundtrip import check_value
 from buttress.errors import ButtressError, ValidationError
 
 __all__ = [
@@ -56,13 +57,15 @@ class Serializer(Protocol):
 
 
 class JsonSerializer:
-    """UTF-8 JSON. Tuples come back as lists; a value JSON cannot carry is a ValidationError at ``set``."""
+    """UTF-8 JSON. A value JSON would not return unchanged (a tuple, an int key, a set: see
+    :mod:`buttress.cache._roundtrip`) is a ValidationError at ``set``."""
 
     name: ClassVar[str] = "json"
     _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
     _decode = json.JSONDecoder().decode
 
     def dumps(self, value: Any) -> bytes:
+        check_value("json", value)
         try:
             return self._encode(value).encode()
         except (TypeError, ValueError) as exc:
@@ -81,11 +84,16 @@ class JsonSerializer:
 
 
 class MsgpackSerializer:
-    """msgpack: smaller and faster than JSON, and carries bytes. Tuples come back as lists."""
+    """msgpack: smaller and faster than JSON, and carries bytes and non-str keys.
+
+    A value it would not return unchanged (a tuple, a set: see :mod:`buttress.cache._roundtrip`) is a
+    ValidationError at ``set``.
+    """
 
     name: ClassVar[str] = "msgpack"
 
     def dumps(self, value: Any) -> bytes:
+        check_value("msgpack", value)
         try:
             data: bytes = msgpack.packb(value, use_bin_type=True)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -124,7 +132,11 @@ class SignedPickleSerializer:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
     def dumps(self, value: Any) -> bytes:
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
+            check_value("pickle", value)  # raises the ValidationError that names the problem
+            raise
         return self._sign(payload) + payload
 
     def loads(self, data: bytes) -> Any:

@@ -16,6 +16,13 @@ its generations are unchanged since it started reading L2.
 When L2 reports ``available == False`` after a call, L1 keeps serving what it holds for the full TTL the
 entries were stored with (not just ``l1_ttl``), and writes land in L1 with their full TTL. When L2 reports
 available again, L1 is cleared: broadcasts sent during the outage went through the same unreachable Redis.
+A process whose reads all hit L1 makes no L2 call, so while L2 is down a background thread probes it
+(``l2.probe()``, one PING per L2 reconnect interval): L1 is cleared within one probe interval of Redis
+returning, whether or not the process reads. The probe waits on the injected clock (in tests, a
+``FakeClock(auto_advance=False)`` drives it; with one whose sleeps return at once, no probe runs).
+L1 is also cleared each time the bus's Redis transport (re)subscribes, since broadcasts published while
+it was reconnecting are lost. Each clear is published as ``cache.l1.cleared`` (``{"reason":
+"recovered" | "resubscribed" | "dropped", "entries": n, "source": id}``).
 """
 
 from __future__ import annotations
@@ -29,20 +36,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from buttress.cache._backend import NEVER, BackendInfo, CacheBackend, Entry
 from buttress.cache._memory import MemoryBackend
-from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
-from buttress.events import Event, EventBus, EventBusClosed, Subscription
+from buttress.events import Event, EventBus, EventBusClosed, Subscription, publish_quietly
 
 if TYPE_CHECKING:
     from buttress.observe.health import CheckResult
 
-__all__ = ["INVALIDATE_TOPIC", "TieredBackend"]
+__all__ = ["INVALIDATE_TOPIC", "L1_CLEARED_TOPIC", "TieredBackend"]
 
 logger = logging.getLogger("buttress.cache")
 
 INVALIDATE_TOPIC = "cache.invalidate"
+L1_CLEARED_TOPIC = "cache.l1.cleared"
 _STRIPES = 1024  # generation counters, one per hash stripe of the key space (a power of two)
 _MASK = _STRIPES - 1
+_MIN_PROBE_WAIT = 0.01  # seconds; the probe thread never spins, whatever L2 says
 _Snapshot = tuple[int, list[int]]  # (epoch, stripe generations of the keys read)
 
 
@@ -96,11 +105,22 @@ class TieredBackend:
         """Sent with every broadcast, so this backend recognises (and skips) its own."""
         self._dropped_seen = 0
         self._closed = False
+        self._clock = clock
+        self._probe: Callable[[], float] | None = getattr(l2, "probe", None)
+        self._prober: threading.Thread | None = None
+        self._wake = threading.Event()  # set by close, so a probe thread on the system clock stops at once
         self._subscription: Subscription | None = (
             bus.subscribe(INVALIDATE_TOPIC, self._on_invalidate, queue_size=self.queue_size)
             if bus is not None
             else None
         )
+        on_subscribed = getattr(bus.transport, "on_subscribed", None) if bus is not None else None
+        self._unhook: Callable[[], None] | None = (
+            on_subscribed(self._resubscribed) if callable(on_subscribed) else None
+        )
+        if self._degraded:
+            with self._lock:
+                self._start_probe()
 
     def __repr__(self) -> str:
         return f"TieredBackend(l1={self.l1!r}, l1_ttl={self.l1_ttl:g}, l2={self.l2!r})"
@@ -418,6 +438,7 @@ class TieredBackend:
             logger.warning(
                 "tiered cache: invalidations were dropped (queue full); cleared %d L1 entries", dropped
             )
+            self._cleared("dropped", dropped)
             return
         keys, namespace, tags = payload.get("keys"), payload.get("namespace"), payload.get("tags")
         if isinstance(keys, list):
@@ -446,6 +467,7 @@ class TieredBackend:
                 count = self.l1.clear_all()
             else:
                 count = self._extend()
+                self._start_probe()
         if available:
             logger.info(
                 "tiered cache: L2 %s is back; cleared %d L1 entries (invalidations sent during the outage "
@@ -453,6 +475,7 @@ class TieredBackend:
                 self.l2.name,
                 count,
             )
+            self._cleared("recovered", count)
         else:
             logger.warning(
                 "tiered cache: L2 %s is unavailable; L1 serves its %d entries until their full TTL",
@@ -469,10 +492,67 @@ class TieredBackend:
                 kept += 1
         return kept
 
+    def _start_probe(self) -> None:
+        """Start the probe thread if L2 can be probed and none runs (caller holds the lock)."""
+        probe = self._probe
+        if probe is None or self._prober is not None or self._closed:
+            return
+        if getattr(self._clock, "auto_advance", False):
+            return  # a FakeClock whose sleeps return at once: a probe loop would race time forward
+        self._prober = threading.Thread(
+            target=self._probe_until_back, args=(probe,), name="buttress-cache-tiered-probe", daemon=True
+        )
+        self._prober.start()
+
+    def _probe_until_back(self, probe: Callable[[], float]) -> None:
+        """While L2 is down: probe it when its reconnect interval says so, until it is back or we close."""
+        while True:
+            with self._lock:
+                if self._closed or not self._degraded:
+                    self._prober = None
+                    return
+            try:
+                wait = probe()
+            except Exception:  # the thread must outlive any surprise; the next interval tries again
+                logger.exception("tiered cache: probing L2 %s failed", self.l2.name)
+                wait = self.l1_ttl
+            self._watch_l2()
+            if self._degraded:
+                self._pause(max(wait, _MIN_PROBE_WAIT))
+
+    def _pause(self, seconds: float) -> None:
+        if isinstance(self._clock, SystemClock):
+            self._wake.wait(seconds)
+        else:
+            self._clock.sleep(seconds)  # a FakeClock(auto_advance=False) parks the probe until advanced
+
+    def _resubscribed(self) -> None:
+        """The bus's transport subscribed again: broadcasts sent while it reconnected are lost."""
+        if self._degraded or self._closed:
+            return  # L2's recovery clears L1 (the probe is on its way)
+        dropped = self._drop_all()
+        if dropped:
+            logger.info(
+                "tiered cache: invalidation channel subscribed again; cleared %d L1 entries (broadcasts "
+                "sent while it reconnected were lost)",
+                dropped,
+            )
+        self._cleared("resubscribed", dropped)
+
+    def _cleared(self, reason: str, entries: int) -> None:
+        if self.bus is not None:
+            publish_quietly(
+                self.bus, L1_CLEARED_TOPIC, {"reason": reason, "entries": entries, "source": self.source}
+            )
+
     def _stop(self) -> bool:
-        if self._closed:
-            return False
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+        self._wake.set()
+        if self._unhook is not None:
+            self._unhook()
         if self._subscription is not None:
             self._subscription.unsubscribe()
         return True

@@ -6,7 +6,7 @@ A named pipeline is configured entirely from the environment, one variable per k
     BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__LIMITER__RATE=60/minute
 
 and fetched in code with ``buttress.resilience.get_pipeline("spotify")``. Knobs left out keep the defaults
-below, which are also what an unconfigured name gets.
+below, which are also what ``get_pipeline(name, defaults=True)`` gives a name that is not configured.
 """
 
 from __future__ import annotations

@@ -19,9 +19,18 @@ Layout: ``_core`` (Container: registrations, resolution, overrides), ``_scope`` 
 
 import inspect  # noqa: F401 - kept as an attribute: tests patch buttress.container.inspect.signature
 
-from buttress.container._core import Container
+from buttress.container._core import CHANGES, Changes, Container
 from buttress.container._default import get_container, reset_container, set_container
 from buttress.container._scope import Scope
 from buttress.container._wiring import Lifetime
 
-__all__ = ["Container", "Lifetime", "Scope", "get_container", "reset_container", "set_container"]
+__all__ = [
+    "CHANGES",
+    "Changes",
+    "Container",
+    "Lifetime",
+    "Scope",
+    "get_container",
+    "reset_container",
+    "set_container",
+]

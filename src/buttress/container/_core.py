@@ -37,6 +37,31 @@ from buttress.container._wiring import (
 from buttress.container._wiring import _plan as _build_plan
 
 T = TypeVar("T")
+
+
+class Changes:
+    """A process-wide count of changes to what containers resolve, for callers that keep a resolved
+    instance (the module-level ``@cached`` keeps ``get_cache()``'s answer) instead of resolving per call.
+
+    Bumped after every registration, override, replacement, reset and close of any container, and after
+    the default container is set or reset. Read :attr:`value` before resolving and resolve again once it
+    differs: reading it is the whole per-call cost.
+    """
+
+    __slots__ = ("_lock", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+CHANGES = Changes()
+"""What :class:`Changes` describes, for every container of this process."""
+
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``name.get()`` on an imported name
 # as an attribute load plus a call (no LOAD_METHOD), which costs the hot path a bound-method object.
 _SCOPE = _scope._SCOPE
@@ -133,6 +158,7 @@ class Container:
             if registration.instance is not _MISSING:
                 self._singletons[service_type] = registration.instance
             self._affected = {}
+        CHANGES.bump()
 
     @contextmanager
     def override(self, service_type: type[T], instance: T) -> Iterator[T]:
@@ -201,6 +227,7 @@ class Container:
                     closing.append(current)
                 if service_type in self._adopted:
                     self._set_overrides(self._without_adopted(service_type))
+        CHANGES.bump()
         _raise_first(_close_sync(closing))
 
     def _forget(self, service_type: Any, instance: Any) -> bool:
@@ -229,6 +256,7 @@ class Container:
             self._overrides = {r.service_type: r for r in stack}
             self._override_singletons = {}
             self._affected = {}
+        CHANGES.bump()
 
     # -- resolution -------------------------------------------------------------------------------------
 
@@ -464,6 +492,7 @@ class Container:
                 t: r.instance for t, r in self._registrations.items() if r.instance is not _MISSING
             }
             self._override_singletons = {}
+        CHANGES.bump()
         return closables
 
     def __enter__(self) -> Self:

@@ -2,7 +2,7 @@
 
 import threading
 
-from buttress.container._core import Container
+from buttress.container._core import CHANGES, Container
 
 _DEFAULT: list[Container] = []  # zero or one: the process-wide default container
 _DEFAULT_LOCK = threading.Lock()
@@ -43,6 +43,7 @@ def set_container(container: Container) -> None:
     """Replace the default container (tests, or an application that builds its own; no defaults added:
     call :func:`buttress.composition.register_defaults` on it for buttress's services)."""
     _DEFAULT[:] = [container]
+    CHANGES.bump()
 
 
 def reset_container() -> None:
@@ -54,6 +55,7 @@ def reset_container() -> None:
     """
     with _DEFAULT_LOCK:
         containers, _DEFAULT[:] = list(_DEFAULT), []
+    CHANGES.bump()
     for container in containers:
         container.close()
 

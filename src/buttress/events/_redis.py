@@ -102,6 +102,7 @@ class RedisTransport:
         self._malformed = 0
         self._origin: str | None = None
         self._echo_suffix: bytes | None = None
+        self._subscribed_hooks: tuple[Callable[[], object], ...] = ()
 
     # -- EventTransport ------------------------------------------------------------------------------
 
@@ -206,6 +207,30 @@ class RedisTransport:
         if self._stopping or state == _DISCONNECTED:
             return True
         return state == _CONNECTED and not self._outbox and self._inflight == 0
+
+    def on_subscribed(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` on the listener thread each time Redis confirms its (re)subscription.
+
+        Pub/sub keeps nothing: events published while the listener was reconnecting are lost, so a
+        subscriber holding state derived from them (a tiered cache's L1) resets it here. It runs before
+        :meth:`wait_connected` returns. Returns the function that removes ``callback``.
+        """
+        with self._lock:
+            self._subscribed_hooks = (*self._subscribed_hooks, callback)
+
+        def remove() -> None:
+            with self._lock:
+                self._subscribed_hooks = tuple(h for h in self._subscribed_hooks if h is not callback)
+
+        return remove
+
+    def _subscribed(self) -> None:
+        for hook in self._subscribed_hooks:
+            try:
+                hook()
+            except Exception:  # one failing hook must not stop the listener
+                logger.exception("an on_subscribed hook of the Redis event transport failed")
+        self._set_connected("listener")
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Block until both threads are connected (the listener's PSUBSCRIBE confirmed by Redis)."""
@@ -335,7 +360,7 @@ class RedisTransport:
                         self._handle(reply[3])
                     elif kind == b"psubscribe":
                         failures = 0
-                        self._set_connected("listener")
+                        self._subscribed()
                     quiet_since = self._clock.monotonic()
             except Exception as exc:  # noqa: BLE001 - any failure means "not connected now"
                 failures += 1

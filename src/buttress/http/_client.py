@@ -19,10 +19,11 @@ import httpx
 from buttress.clock import Clock
 from buttress.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, ValidationError
 from buttress.http._core import DEADLINE, RETRY, STREAM, attempts_of, limits, public_url, resolve_policies
-from buttress.http._download import Download, adownload_to, download_to
+from buttress.http._download import Download, adownload_to, check_download, download_to
 from buttress.http._policies import HostStats, HttpPolicies, authority
 from buttress.http._retry_after import parse_retry_after
 from buttress.http._transport import AsyncResilientTransport, ResilientTransport
+from buttress.http._validate import EXAMPLE_URL, build_error, check_headers, shown_url
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -52,6 +53,28 @@ def _user_agent(settings: HttpSettings) -> str:
         return "buttress"
 
 
+def _base_url(base_url: object) -> httpx.URL:
+    """The client's base URL, refused at once when it is not one."""
+    try:
+        return httpx.URL(base_url)  # type: ignore[arg-type]  # anything else is refused just below
+    except (TypeError, httpx.InvalidURL) as error:
+        raise ValidationError(
+            f"base_url {shown_url(base_url)!r} is not a URL ({error}); e.g. base_url='https://api.example.com/v1'",
+            field="base_url",
+        ) from None
+
+
+def _check_key(key: object) -> str:
+    """An Idempotency-Key: printable ASCII on one line, as it travels in a header."""
+    if not (isinstance(key, str) and key and key.isascii() and key.isprintable()):
+        raise ValidationError(
+            f"idempotency_key must be non-empty printable ASCII text (it is sent as a header), got {key!r}; "
+            "e.g. idempotency_key=str(uuid.uuid4())",
+            field="idempotency_key",
+        )
+    return key
+
+
 class _Base:
     """Construction and the request/response handling both clients share."""
 
@@ -68,6 +91,15 @@ class _Base:
             self.settings.raise_for_status if raise_for_status is None else raise_for_status
         )
         self._idempotency_header = self.settings.idempotency_header
+
+    def _client_headers(self, headers: Mapping[str, str] | None) -> httpx.Headers:
+        """The headers every request carries, refused at once when one could never be sent."""
+        try:
+            built = httpx.Headers({"User-Agent": _user_agent(self.settings), **(headers or {})})
+        except (TypeError, ValueError, AttributeError) as error:
+            raise build_error(error, headers=headers) from error
+        check_headers(built.raw, set())
+        return built
 
     def _build(
         self,
@@ -90,37 +122,30 @@ class _Base:
         """The httpx request, with the per-request options as extensions the transport reads."""
         extensions: dict[str, Any] = {}
         if deadline is not DEFAULT:
-            if deadline is not None and (
-                isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
-            ):
-                raise ValidationError(
-                    f"deadline must be seconds > 0 or None for no deadline, got {deadline!r}; "
-                    "e.g. deadline=5.0",
-                    field="deadline",
-                )
-            extensions[DEADLINE] = deadline
+            extensions[DEADLINE] = deadline  # checked by the transport, with every other option
         if retry is not None:
             extensions[RETRY] = retry
         if stream:
             extensions[STREAM] = True
         if idempotency_key is not None:
-            headers = {**(headers or {}), self._idempotency_header: idempotency_key}
+            headers = {**(headers or {}), self._idempotency_header: _check_key(idempotency_key)}
         try:
             return client.build_request(
                 method, url, params=params, headers=headers, content=content, data=data, files=files,
                 json=json, timeout=timeout, extensions=extensions,
             )  # fmt: skip
         except httpx.InvalidURL as error:
-            raise ValidationError(f"{url!r} is not a valid URL: {error}", field="url") from error
+            raise ValidationError(
+                f"url {shown_url(url)!r} is not a valid URL: {error}; {EXAMPLE_URL}", field="url"
+            ) from error
+        except (TypeError, ValueError, AttributeError) as error:  # what httpx raises for a bad argument
+            raise build_error(
+                error, method=method, url=url, headers=headers, params=params, content=content, data=data,
+                files=files, json=json,
+            ) from error  # fmt: skip
 
     def _failed(self, request: httpx.Request, error: httpx.HTTPError) -> Exception:
         """The buttress error for an httpx failure, with the request's facts in its context."""
-        if isinstance(error, httpx.UnsupportedProtocol):
-            return ValidationError(
-                f"cannot send {request.method} {public_url(request.url)}: {error}; "
-                "use an http:// or https:// URL",
-                field="url",
-            )
         attempts = attempts_of(error) or 1
         context = {
             "host": authority(request.url),
@@ -191,8 +216,8 @@ class HttpClient(_Base):
             transport = httpx.HTTPTransport(limits=limits(self.settings), verify=verify)
         self.transport = ResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.Client(
-            base_url=base_url,
-            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            base_url=_base_url(base_url),
+            headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
             follow_redirects=follow_redirects,
@@ -341,10 +366,9 @@ class HttpClient(_Base):
         deadline: float | _Default | None = DEFAULT,
     ) -> Download:
         """Stream ``url`` into ``dest``: all of it, or nothing (see :mod:`buttress.http._download`)."""
+        path = check_download(dest, max_bytes, chunk_size)  # before anything is sent
         with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
-            return download_to(
-                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
-            )
+            return download_to(response, path, max_bytes=max_bytes, progress=progress, chunk_size=chunk_size)
 
 
 class AsyncHttpClient(_Base):
@@ -368,8 +392,8 @@ class AsyncHttpClient(_Base):
             transport = httpx.AsyncHTTPTransport(limits=limits(self.settings), verify=verify)
         self.transport = AsyncResilientTransport(transport, policies=self.policies, clock=clock)
         self.httpx = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"User-Agent": _user_agent(self.settings), **(headers or {})},
+            base_url=_base_url(base_url),
+            headers=self._client_headers(headers),
             transport=self.transport,
             timeout=httpx.Timeout(None),
             follow_redirects=follow_redirects,
@@ -518,7 +542,8 @@ class AsyncHttpClient(_Base):
         deadline: float | _Default | None = DEFAULT,
     ) -> Download:
         """Stream ``url`` into ``dest``: all of it, or nothing; file writes run off the event loop."""
+        path = check_download(dest, max_bytes, chunk_size)  # before anything is sent
         async with self.stream("GET", url, params=params, headers=headers, deadline=deadline) as response:
             return await adownload_to(
-                response, Path(dest), max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
+                response, path, max_bytes=max_bytes, progress=progress, chunk_size=chunk_size
             )

@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import httpx
 
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BulkheadFull, ButtressError, CircuitOpen, DeadlineExceeded, RateLimited
-from buttress.http._policies import HostPolicy, HttpPolicies, authority
+from buttress.http._policies import HostPolicy, HttpPolicies
 from buttress.http._retry_after import parse_retry_after
+from buttress.http._validate import check_request
 
 if TYPE_CHECKING:
     from buttress.config import HttpSettings
@@ -104,11 +105,20 @@ class Core:
         self.now = time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
         self.idempotency_header = policies.idempotency_header
         self.rng = random.Random()
+        self.header_names: set[bytes] = set()  # header names this transport has checked already
 
     # -- before the first attempt ---------------------------------------------------------------------
 
+    def check(self, request: httpx.Request) -> dict[str, float]:
+        """The timeouts the caller set, once the request is known to be no mistake (else ValidationError).
+
+        The first thing a transport does with a request: no policy has run yet.
+        """
+        return check_request(request, self.header_names)
+
     def policy(self, request: httpx.Request) -> HostPolicy:
-        return self.policies.for_host(authority(request.url))
+        """The host's policy (a host new to the table is checked first)."""
+        return self.policies.for_url(request.url)
 
     def cutoff(self, policy: HostPolicy, request: httpx.Request) -> float:
         """When the request's deadline passes (monotonic time), or infinity without one."""
@@ -128,7 +138,7 @@ class Core:
         left = cutoff - self.now()
         return configured if configured < left else max(left, 0.0)
 
-    def timeouts(self, policy: HostPolicy, asked: dict[str, Any], remaining: float) -> dict[str, float]:
+    def timeouts(self, policy: HostPolicy, asked: dict[str, float], remaining: float) -> dict[str, float]:
         """httpx's four timeouts for one attempt: the policy's, the caller's or the time left, the least."""
         if not asked and remaining >= policy.longest_timeout:
             return policy.timeouts  # the common case: nothing tighter than the policy (httpx only reads it)

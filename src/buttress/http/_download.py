@@ -24,7 +24,7 @@ from buttress.errors import DownloadTooLarge, ValidationError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Download", "adownload_to", "download_to"]
+__all__ = ["Download", "adownload_to", "check_download", "download_to"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,19 @@ class Download:
     size: int
     elapsed: float
     content_type: str | None
+
+
+def check_download(dest: object, max_bytes: int | None, chunk_size: int) -> Path:
+    """``dest`` as a Path, once the arguments are known good: checked before the request is sent."""
+    try:
+        path = Path(dest)  # type: ignore[arg-type]  # anything else is refused just below
+    except TypeError:
+        raise ValidationError(
+            f"dest must be a file path (str or Path), got {type(dest).__name__}; e.g. 'downloads/file.bin'",
+            field="dest",
+        ) from None
+    _check(path, max_bytes, chunk_size)
+    return path
 
 
 def _check(dest: Path, max_bytes: int | None, chunk_size: int) -> None:
@@ -109,8 +122,7 @@ def download_to(
     progress: Callable[[int, int | None], object] | None,
     chunk_size: int,
 ) -> Download:
-    """Write a streamed response's body to ``dest`` (see the module docs)."""
-    _check(dest, max_bytes, chunk_size)
+    """Write a streamed response's body to ``dest`` (see the module docs); check_download came first."""
     started = time.monotonic()
     total = _declared(response, max_bytes)
     handle, part = _partial(dest)
@@ -138,7 +150,6 @@ async def adownload_to(
     chunk_size: int,
 ) -> Download:
     """:func:`download_to` for async responses; the file work runs in a worker thread."""
-    _check(dest, max_bytes, chunk_size)
     started = time.monotonic()
     total = _declared(response, max_bytes)
     # Created here, not in a worker thread: a task cancelled while a thread creates the file would never learn

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.http._telemetry import HostTelemetry
+from buttress.http._validate import check_host
 
 if TYPE_CHECKING:
     import httpx
@@ -272,6 +273,15 @@ class HttpPolicies:
                     events=self.events,
                 )
                 self._hosts[host] = policy
+        return policy
+
+    def for_url(self, url: httpx.URL) -> HostPolicy:
+        """The live policy of ``url``'s host; a host new to the table is checked first (ValidationError)."""
+        host = authority(url)
+        policy = self._hosts.get(host)
+        if policy is None:
+            check_host(url)  # once per host: the table only holds hosts that passed
+            policy = self.for_host(host)
         return policy
 
     def hosts(self) -> list[str]:

@@ -13,7 +13,10 @@ timeout cut to the time left before the deadline. The answer is judged:
 - the wait is the backoff delay, or the server's ``Retry-After`` (seconds or HTTP-date) when longer. A
   Retry-After above ``retry.max_retry_after``, a wait that would end past the deadline, or an exhausted
   retry budget ends the retries: the last answer is returned (or the last error raised) at once;
-- the breaker counts statuses in ``breaker_statuses`` and transport errors as failures.
+- the breaker counts statuses in ``breaker_statuses`` and transport errors as failures; nothing else
+  does: a request body that raises (a generator of the caller's) gives its permit back unrecorded, and a
+  caller's mistake (a bad URL, host, port, method, header or option) is a ``ValidationError`` raised before
+  the breaker is even asked, so the request is neither sent nor recorded.
 
 Retried answers are read and closed, so their connections go back to the pool. When a later attempt is
 refused locally (the breaker opened meanwhile), the previous answer is returned rather than the refusal:
@@ -26,7 +29,7 @@ answers (status, Retry-After), need the request's method and body, and must clos
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -68,10 +71,10 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = self._core
+        asked = core.check(request)  # a caller's mistake is a ValidationError here, before any policy
         policy = core.policy(request)
         cutoff = core.cutoff(policy, request)
         may_retry = core.may_retry(policy, request)
-        asked = dict(request.extensions.get("timeout") or {})
         budget = policy.budget
         if may_retry and budget is not None:
             budget.record_call()
@@ -111,7 +114,7 @@ class ResilientTransport(httpx.BaseTransport):
         try:
             limiter = policy.limiter
             if limiter is not None:
-                waited = limiter.acquire(policy.host, timeout=core.wait_limit(policy.limiter_wait, cutoff))
+                waited = limiter.acquire(timeout=core.wait_limit(policy.limiter_wait, cutoff))
                 if waited:
                     policy.telemetry.count_limiter_wait(waited)
             if policy.bulkhead is not None:
@@ -123,7 +126,7 @@ class ResilientTransport(httpx.BaseTransport):
         return permit
 
     def _attempt(
-        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, Any], cutoff: float
+        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, float], cutoff: float
     ) -> httpx.Response:
         core = self._core
         now = core.now
@@ -136,7 +139,7 @@ class ResilientTransport(httpx.BaseTransport):
         request.extensions["timeout"] = core.timeouts(policy, asked, cutoff - start)
         try:
             response = self._inner.handle_request(request)
-        except Exception as error:
+        except httpx.TransportError as error:  # the host's failure; anything else is not
             if bulkhead is not None:
                 bulkhead.release()
             duration = now() - start
@@ -194,10 +197,10 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         core = self._core
+        asked = core.check(request)  # a caller's mistake is a ValidationError here, before any policy
         policy = core.policy(request)
         cutoff = core.cutoff(policy, request)
         may_retry = core.may_retry(policy, request)
-        asked = dict(request.extensions.get("timeout") or {})
         budget = policy.budget
         if may_retry and budget is not None:
             await budget.arecord_call()
@@ -240,9 +243,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         try:
             limiter = policy.limiter
             if limiter is not None:
-                waited = await limiter.aacquire(
-                    policy.host, timeout=core.wait_limit(policy.limiter_wait, cutoff)
-                )
+                waited = await limiter.aacquire(timeout=core.wait_limit(policy.limiter_wait, cutoff))
                 if waited:
                     policy.telemetry.count_limiter_wait(waited)
             if policy.bulkhead is not None:
@@ -254,7 +255,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         return permit
 
     async def _attempt(
-        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, Any], cutoff: float
+        self, policy: HostPolicy, request: httpx.Request, asked: dict[str, float], cutoff: float
     ) -> httpx.Response:
         core = self._core
         now = core.now
@@ -267,7 +268,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         request.extensions["timeout"] = core.timeouts(policy, asked, cutoff - start)
         try:
             response = await self._inner.handle_async_request(request)
-        except Exception as error:
+        except httpx.TransportError as error:  # the host's failure; anything else is not
             if bulkhead is not None:
                 bulkhead.release()
             duration = now() - start

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from buttress.errors import ValidationError
 
-__all__ = ["Runner", "check_name", "wrap", "wrap_packed"]
+__all__ = ["MAX_NAME", "Runner", "check_name", "wrap", "wrap_packed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,11 +74,15 @@ def _check_function(fn: object) -> None:
         )
 
 
+MAX_NAME: Final = 300
+"""The longest strategy name or key: room for a host's, ``http:`` + a 253-character DNS name + ``:65535``."""
+
+
 def check_name(value: object, field: str = "name") -> str:
     """A strategy name or key: a non-empty string without whitespace (it becomes a label and a Redis key)."""
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value) or len(value) > 200:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value) or len(value) > MAX_NAME:
         raise ValidationError(
-            f"{field} must be a non-empty string of at most 200 characters without whitespace, "
+            f"{field} must be a non-empty string of at most {MAX_NAME} characters without whitespace, "
             f"got {value!r}; e.g. 'api.example.com'",
             field=field,
         )

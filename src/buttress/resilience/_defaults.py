@@ -6,22 +6,27 @@ are thin wrappers over it.
 ``get_pipeline("spotify")`` builds the pipeline configured under
 ``BUTTRESS_RESILIENCE__PIPELINES__SPOTIFY__...`` (defaults for every knob left out) on first use and
 returns the same object afterwards, so every caller shares its breaker, limiter and budget. With
-``BUTTRESS_RESILIENCE__STORE=redis`` their state lives in Redis and every process shares it too.
+``BUTTRESS_RESILIENCE__STORE=redis`` their state lives in Redis and every process shares it too. A name
+that is not configured is refused (a misspelt name would otherwise get a pipeline of its own, with its
+own breaker, and nobody would notice); ``get_pipeline(name, defaults=True)`` asks for the defaults on
+purpose.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from buttress.container import get_container
-from buttress.errors import ConfigError, ConfigProblem
+from buttress.errors import ConfigError, ConfigProblem, ValidationError
 from buttress.resilience._backoff import Backoff
 from buttress.resilience._breaker import CircuitBreaker
 from buttress.resilience._breaker_registry import BreakerRegistry
 from buttress.resilience._budget import RetryBudget
 from buttress.resilience._bulkhead import Bulkhead
+from buttress.resilience._decorate import check_name
 from buttress.resilience._limiter import RateLimiter
 from buttress.resilience._pipeline import Pipeline
 from buttress.resilience._redis_state import RedisState
@@ -80,14 +85,18 @@ class ResilienceDefaults:
                 self._breakers = BreakerRegistry(store=store if store is not None else "memory")
             return self._breakers
 
-    def pipeline(self, name: str) -> Pipeline:
-        """The pipeline configured under ``name``, built once; unconfigured names get the defaults."""
+    def pipeline(self, name: str, *, defaults: bool = False) -> Pipeline:
+        """The pipeline configured under ``name``, built once; see :func:`get_pipeline`."""
+        configured = self._settings.resilience.pipelines.get(check_name(name).lower())
+        if configured is None and defaults is not True:
+            raise _unknown_pipeline(name, sorted(self._settings.resilience.pipelines), defaults)
         with self._lock:
             pipeline = self._pipelines.get(name)
             if pipeline is None:
-                from buttress.config import PipelineSettings  # noqa: PLC0415 - pydantic, only with settings
+                if configured is None:
+                    from buttress.config import PipelineSettings  # noqa: PLC0415 - pydantic, only with settings
 
-                configured = self._settings.resilience.pipelines.get(name.lower(), PipelineSettings())
+                    configured = PipelineSettings()
                 pipeline = self._pipelines[name] = build_pipeline(name, configured, store=self.store)
             return pipeline
 
@@ -111,14 +120,34 @@ def get_breakers() -> BreakerRegistry:
     return get_container().resolve(ResilienceDefaults).breakers
 
 
-def get_pipeline(name: str) -> Pipeline:
-    """The named pipeline from settings, built once per process; unconfigured names get the defaults."""
-    return get_container().resolve(ResilienceDefaults).pipeline(name)
+def get_pipeline(name: str, *, defaults: bool = False) -> Pipeline:
+    """The named pipeline from settings, built once per process and shared by every caller.
+
+    A name with no ``BUTTRESS_RESILIENCE__PIPELINES__<NAME>__...`` setting is a ValidationError listing the
+    configured names, so a misspelt name fails at once; ``defaults=True`` gives such a name the default
+    policies (retry, breaker and budget) on purpose.
+    """
+    return get_container().resolve(ResilienceDefaults).pipeline(name, defaults=defaults)
 
 
 def reset_resilience() -> None:
     """Close and forget the process-wide store, breakers and pipelines (tests; after changing settings)."""
     get_container().reset(ResilienceDefaults)
+
+
+def _unknown_pipeline(name: str, known: list[str], defaults: object) -> ValidationError:
+    if defaults is not False:
+        return ValidationError(f"defaults must be True or False, got {defaults!r}", field="defaults")
+    close = difflib.get_close_matches(name.lower(), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    listed = ", ".join(repr(k) for k in known) if known else "none"
+    variable = f"BUTTRESS_RESILIENCE__PIPELINES__{name.upper()}__RETRY__ATTEMPTS=3"
+    return ValidationError(
+        f"no pipeline named {name!r} is configured (configured: {listed}){hint} Configure it in the "
+        f"environment (e.g. {variable}), or ask for the default policies on purpose: "
+        f"get_pipeline({name!r}, defaults=True)",
+        field="name",
+    )
 
 
 def build_pipeline(name: str, settings: PipelineSettings, *, store: RedisState | None = None) -> Pipeline:

@@ -450,6 +450,9 @@ class RateLimiter:
     def _export(self, registry: MetricsRegistry) -> None:
         """Set the available-tokens gauge of up to :data:`EXPORTED_KEYS` keys (the first ones seen).
 
+        The series of key ``k`` is labelled ``name:k``; the ``"default"`` key's is labelled ``name`` alone, as
+        the limiter's other series are (a decorated function's, or an HTTP host's: ``http:api.example.com``).
+
         On Redis this is one round trip per scrape for all of them (while Redis is down, none).
         """
         exported = self._exported
@@ -461,7 +464,7 @@ class RateLimiter:
         gauge = registry.gauge(AVAILABLE_METRIC, "Tokens a rate limiter's bucket holds now.", labels=("key",))
         values = self._store.available(exported)
         for key, value in zip(exported, values, strict=True):
-            gauge.labels(key=f"{self.name}:{key}").set(value)
+            gauge.labels(key=self.name if key == "default" else f"{self.name}:{key}").set(value)
 
 
 _TIMEOUT_FIX: Final = "e.g. timeout=5.0, or 0 not to wait"

@@ -17,7 +17,7 @@ from typing import Any, Final, NoReturn
 
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult
-from buttress.resilience._decorate import check_name
+from buttress.resilience._decorate import MAX_NAME, check_name
 from buttress.resilience._stores import StoreInfo
 
 __all__ = ["UNNAMED", "Unnamed", "claim_derived", "derived_name", "unnamed_error"]
@@ -52,9 +52,9 @@ def derived_name(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", None) or "__main__"
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     name = f"{module}.{qualname}"
-    if len(name) > 200:
+    if len(name) > MAX_NAME:
         raise ValidationError(
-            f"the derived name {name[:60]!r}... is longer than 200 characters; pass name= explicitly",
+            f"the derived name {name[:60]!r}... is longer than {MAX_NAME} characters; pass name= explicitly",
             field="name",
         )
     return check_name(name)
