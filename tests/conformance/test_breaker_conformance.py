@@ -7,6 +7,7 @@ same steps give the same states, counts and retry_after values in both stores.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from buttress.clock import FakeClock
 from buttress.errors import BulkheadFull, CircuitOpen, RateLimited
 from buttress.events import Event, EventBus
 from buttress.observe.metrics import MetricsRegistry
-from buttress.resilience._breaker import BreakerState, CircuitBreaker
+from buttress.resilience._breaker import BreakerState, CircuitBreaker, Permit
 from buttress.resilience._redis_state import RedisState
 
 
@@ -339,12 +340,109 @@ def test_exactly_n_concurrent_probes_from_threads(harness: Harness) -> None:
     assert refused(breaker).retry_after == pytest.approx(15)
     assert breaker.snapshot().retry_after == pytest.approx(15)
     breaker.record_success(permits[0], 0.01)  # type: ignore[arg-type]
-    assert breaker.snapshot().retry_after == 0.0  # a slot is free
+    assert refused(breaker).retry_after == pytest.approx(15)  # a finished probe frees no slot
+    assert breaker.snapshot().retry_after == pytest.approx(15)
     breaker.record_success(permits[1], 0.01)  # type: ignore[arg-type]
     assert breaker.state is BreakerState.HALF_OPEN  # 2 of the 3 successes needed
     breaker.record_success(permits[2], 0.01)  # type: ignore[arg-type]
     assert breaker.state is BreakerState.CLOSED
     assert harness.topics() == ["opened", "half_opened", "closed"]
+
+
+def test_half_open_probes_bounds_the_trial_calls_of_a_period_not_those_in_flight(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, half_open_probes=3, probe_lease=20)
+    fail(breaker)
+    harness.clock.advance(1)
+    first, second, third = breaker.acquire(), breaker.acquire(), breaker.acquire()
+    breaker.record_success(first, 0.1)
+    refused(breaker)  # 3 trial calls were admitted in this period: no 4th, even with one finished
+    breaker.record_success(second, 0.1)
+    refused(breaker)
+    breaker.record_success(third, 0.1)
+    assert breaker.state is BreakerState.CLOSED
+    succeed(breaker)
+
+
+def test_a_released_probe_gives_its_trial_back(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, half_open_probes=2, probe_lease=20)
+    fail(breaker)
+    harness.clock.advance(1)
+    first, second = breaker.acquire(), breaker.acquire()
+    breaker.release(first)  # the call never happened: its trial is not spent
+    third = breaker.acquire()
+    refused(breaker)
+    breaker.record_success(second, 0.1)
+    breaker.record_success(third, 0.1)
+    assert breaker.state is BreakerState.CLOSED
+
+
+def _race_trials(breaker: CircuitBreaker, workers: int, attempts: int) -> list[Permit]:
+    """Threads acquire and report until one gets a CLOSED permit; returns the probe permits admitted."""
+    barrier = threading.Barrier(workers)
+    trials: list[Permit] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        read, write = os.pipe()  # the "upstream call": a real system call, which lets other threads run
+        try:
+            barrier.wait()
+            for _ in range(attempts):
+                try:
+                    permit = breaker.acquire()
+                except CircuitOpen:
+                    continue
+                if permit.lease is None:
+                    return  # closed again: no longer a trial call
+                with lock:
+                    trials.append(permit)
+                os.write(write, b"x")
+                os.read(read, 1)
+                breaker.record_success(permit, 0.01)
+        finally:
+            os.close(read)
+            os.close(write)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return trials
+
+
+def test_racing_threads_make_at_most_half_open_probes_trial_calls(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, half_open_probes=3, probe_lease=20)
+    for _ in range(5):  # five half-open periods, each raced by 8 threads
+        fail(breaker)
+        assert breaker.state is BreakerState.OPEN
+        harness.clock.advance(1)
+        trials = _race_trials(breaker, workers=8, attempts=60)
+        assert len(trials) == 3
+        assert breaker.state is BreakerState.CLOSED
+
+
+async def test_racing_tasks_make_at_most_half_open_probes_trial_calls(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, half_open_probes=3, probe_lease=20)
+    fail(breaker)
+    harness.clock.advance(1)
+    trials: list[Permit] = []
+
+    async def work() -> None:
+        for _ in range(60):
+            try:
+                permit = await breaker.aacquire()
+            except CircuitOpen:
+                await asyncio.sleep(0)
+                continue
+            if permit.lease is None:
+                return
+            trials.append(permit)
+            await asyncio.sleep(0)  # the upstream call: others run meanwhile
+            await breaker.arecord_success(permit, 0.01)
+
+    await asyncio.gather(*(work() for _ in range(8)))
+    assert len(trials) == 3
+    assert (await breaker.asnapshot()).state == "closed"
 
 
 def test_one_failed_probe_reopens_even_after_successes(harness: Harness) -> None:
@@ -359,8 +457,8 @@ def test_one_failed_probe_reopens_even_after_successes(harness: Harness) -> None
     assert breaker.snapshot().open_duration == pytest.approx(2)
 
 
-def test_a_probe_that_never_reports_expires_and_the_breaker_recovers(harness: Harness) -> None:
-    breaker = harness.make(consecutive_failures=1, open_duration=1, probe_lease=10)
+def test_a_probe_that_never_reports_reopens_the_breaker_when_its_lease_expires(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, open_duration_max=8, probe_lease=10)
     fail(breaker)
     harness.clock.advance(1)
     lost = breaker.acquire()  # a process that died mid-probe: the permit is never reported
@@ -368,13 +466,33 @@ def test_a_probe_that_never_reports_expires_and_the_breaker_recovers(harness: Ha
     harness.clock.advance(9.999)
     refused(breaker)
     harness.clock.advance(0.001)
-    probe = breaker.acquire()
+    error = refused(breaker)  # the lease ran out: a probe that never answered is a failed probe
+    assert "is open" in str(error)
+    assert error.retry_after == pytest.approx(2)  # open again, for twice as long
+    assert breaker.state is BreakerState.OPEN
     breaker.record_success(lost, 0.1)  # a late report for the expired lease changes nothing
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.state is BreakerState.OPEN
+    harness.clock.advance(2)
+    probe = breaker.acquire()  # a new half-open period, with its own trial calls
     breaker.record_failure(lost, Boom("late"), 0.1)
     assert breaker.state is BreakerState.HALF_OPEN
     breaker.record_success(probe, 0.1)
     assert breaker.state is BreakerState.CLOSED
+    assert harness.topics() == ["opened", "half_opened", "opened", "half_opened", "closed"]
+
+
+def test_an_expired_lease_reopens_on_a_report_too(harness: Harness) -> None:
+    breaker = harness.make(consecutive_failures=1, open_duration=1, half_open_probes=2, probe_lease=10)
+    fail(breaker)
+    harness.clock.advance(1)
+    lost = breaker.acquire()
+    harness.clock.advance(5)
+    late = breaker.acquire()
+    harness.clock.advance(5)  # `lost` expired; `late` has 5 s to go
+    breaker.record_success(late, 0.1)  # the breaker decides first: a probe never answered
+    assert breaker.state is BreakerState.OPEN
+    assert breaker.snapshot().open_duration == pytest.approx(2)
+    del lost
 
 
 def test_release_frees_a_probe_slot_and_records_nothing(harness: Harness) -> None:

@@ -258,17 +258,21 @@ def test_breaker_release_frees_a_probe_lease_and_records_nothing(breaker: Subjec
     assert breaker.view().state is BreakerState.HALF_OPEN
 
 
-def test_breaker_expired_lease_frees_its_slot_and_its_report_is_ignored(breaker: Subject) -> None:
+def test_breaker_expired_lease_is_a_failed_probe_and_its_report_is_ignored(breaker: Subject) -> None:
     permit = breaker.acquire().permit
     breaker.record(permit, FAILURE)
     breaker.record(permit, FAILURE)
     breaker.clock.advance(10.0)
     late = breaker.acquire().permit
-    breaker.clock.advance(5.0)  # the lease expires
-    fresh = breaker.acquire().permit
-    assert fresh is not None
+    breaker.clock.advance(5.0)  # the lease expires: the probe never answered
+    reopened = breaker.acquire()
+    assert reopened.permit is None
+    assert reopened.state is BreakerState.OPEN
+    assert reopened.transition is not None
+    assert (reopened.transition.what, reopened.transition.source) == ("opened", BreakerState.HALF_OPEN)
+    assert reopened.retry_after == pytest.approx(20.0)  # twice the open duration
     assert breaker.record(late, FAILURE) is None
-    assert breaker.view().state is BreakerState.HALF_OPEN
+    assert breaker.view().state is BreakerState.OPEN
 
 
 def test_breaker_controls_reach_every_state(breaker: Subject) -> None:

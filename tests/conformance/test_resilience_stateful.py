@@ -2,9 +2,13 @@
 
 One state machine per part (breaker, limiter, budget). Each step applies one operation, or moves the one
 FakeClock both stores read, and requires the same answer from both: the memory store is the reference
-model and the Redis store's Lua must mirror it step by step. The clock starts at the same value for
-monotonic and wall time (RedisState passes wall time into Lua through ``now_arg``), small enough that
-float seconds stay exact to the microsecond, and moves in steps that are exact in both representations.
+model and the Redis store's Lua must mirror it step by step. The breaker's machine runs two Redis stores on
+separate connections beside the model (two processes sharing one breaker, each with its pushed copy), and
+checks that no half-open period admits more than ``half_open_probes`` trial calls.
+
+The clock starts at the same value for monotonic and wall time (RedisState passes wall time into Lua through
+``now_arg``), small enough that float seconds stay exact to the microsecond, and moves in steps that are exact
+in both representations.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ CONFIGS = [
 
 
 CODES = st.sampled_from([SUCCESS, FAILURE, FAILURE, SLOW, SLOW_FAILURE])
+SIDES = st.sampled_from([0, 1])
+"""Which of the two Redis stores (two processes' connections to one breaker) a step acts through."""
 
 
 def _same_transition(mine: Transition | None, theirs: Transition | None) -> None:
@@ -118,55 +124,108 @@ def _same_admission(mine: Admission, theirs: Admission) -> None:
 
 
 class BreakerLockstep(_Lockstep):
+    """The memory model against two Redis stores on separate connections (two "processes").
+
+    Each step acts through one of them; before it, both feeds settle (every transition published so far
+    has reached both copies) and after it the invariant views through the side that acted, which writes
+    its batch, so Redis sees the outcomes in the order the model does. Both must give the model's answers:
+    the push keeps each copy exact, whichever process made the transition.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.state2 = RedisState(url, prefix=self.state.prefix, clock=self.clock, metrics=MetricsRegistry())
+
     @initialize(config=st.sampled_from(CONFIGS))
     def build(self, config: BreakerConfig) -> None:
         self.memory = MemoryBreakerStore(config, self.clock.monotonic)
-        self.redis = RedisBreakerStore(self.state, "breaker", config)
-        self.permits: list[tuple[Any, Any]] = []
+        self.sides = (
+            RedisBreakerStore(self.state, "breaker", config),
+            RedisBreakerStore(self.state2, "breaker", config),
+        )
+        self.permits: list[tuple[Any, Any, int]] = []
+        self.probes = config.half_open_probes
+        self.trials: dict[int, int] = {}  # half-open period (epoch) -> trial calls admitted, not released
+        self.unreported: set[int] = set()  # ids of probe permits neither reported nor released
 
-    @rule()
-    def acquire(self) -> None:
-        mine, theirs = self.memory.acquire(), self.redis.acquire()
+    def _side(self, side: int) -> RedisBreakerStore:
+        for state in (self.state, self.state2):
+            assert state.breaker_feed().settle(), "a published transition did not arrive"
+        self.acted = side
+        return self.sides[side]
+
+    def _report(self, mine: Any, *, released: bool) -> None:
+        if id(mine) in self.unreported:
+            self.unreported.discard(id(mine))
+            if released:  # the call did not happen: its trial is given back
+                self.trials[mine.epoch] -= 1
+
+    @rule(side=SIDES)
+    def acquire(self, side: int) -> None:
+        mine, theirs = self.memory.acquire(), self._side(side).acquire()
         _same_admission(mine, theirs)
         if mine.permit is not None:
-            self.permits.append((mine.permit, theirs.permit))
+            self.permits.append((mine.permit, theirs.permit, side))
+            if mine.permit.lease is not None:
+                self.trials[mine.permit.epoch] = self.trials.get(mine.permit.epoch, 0) + 1
+                self.unreported.add(id(mine.permit))
 
-    @rule(code=CODES)
-    def call(self, code: int) -> None:
+    @rule(times=st.integers(2, 4), side=SIDES)
+    def acquire_several(self, times: int, side: int) -> None:
+        """Calls in flight at once (several probes of one half-open period)."""
+        for _ in range(times):
+            self.acquire(side)
+
+    @rule(code=CODES, side=SIDES)
+    def call(self, code: int, side: int) -> None:
         """A whole call: acquire, then report its outcome (what drives the breaker through its states)."""
-        self.acquire()
+        self.acquire(side)
         if self.permits:
-            mine, theirs = self.permits[-1]
-            _same_transition(self.memory.record(mine, code), self.redis.record(theirs, code))
+            mine, theirs, side = self.permits[-1]
+            self._report(mine, released=False)
+            _same_transition(self.memory.record(mine, code), self._side(side).record(theirs, code))
 
     @rule(data=st.data(), code=CODES)
     def record(self, data: st.DataObject, code: int) -> None:
         """A late report, for any permit handed out so far (stale epochs and expired leases included)."""
         if not self.permits:
             return
-        mine, theirs = data.draw(st.sampled_from(self.permits))
-        _same_transition(self.memory.record(mine, code), self.redis.record(theirs, code))
+        mine, theirs, side = data.draw(st.sampled_from(self.permits))
+        self._report(mine, released=False)
+        _same_transition(self.memory.record(mine, code), self._side(side).record(theirs, code))
 
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         if not self.permits:
             return
-        mine, theirs = data.draw(st.sampled_from(self.permits))
+        mine, theirs, side = data.draw(st.sampled_from(self.permits))
+        self._report(mine, released=True)
         self.memory.release(mine)
-        self.redis.release(theirs)
+        self._side(side).release(theirs)
 
-    @rule(goal=st.sampled_from([BreakerState.CLOSED, BreakerState.FORCED_OPEN, BreakerState.DISABLED]))
-    def control(self, goal: BreakerState) -> None:
-        mine, theirs = self.memory.control(goal), self.redis.control(goal)
+    @rule(
+        goal=st.sampled_from([BreakerState.CLOSED, BreakerState.FORCED_OPEN, BreakerState.DISABLED]),
+        side=SIDES,
+    )
+    def control(self, goal: BreakerState, side: int) -> None:
+        mine, theirs = self.memory.control(goal), self._side(side).control(goal)
         assert mine[0]
         assert theirs[0]
         _same_transition(mine[1], theirs[1])
 
     @invariant()
+    def trial_calls_per_half_open_period_are_bounded(self) -> None:
+        """``half_open_probes`` bounds every trial call of a period, finished or in flight."""
+        if hasattr(self, "trials"):
+            assert all(count <= self.probes for count in self.trials.values()), self.trials
+
+    @invariant()
     def same_view(self) -> None:
+        """Through the side that acted last (its view writes its batch; the other side has none, and its
+        copy is left to the pushes: viewing it would re-read it)."""
         if not hasattr(self, "memory"):
             return
-        mine, theirs = self.memory.view(), self.redis.view()
+        mine, theirs = self.memory.view(), self.sides[getattr(self, "acted", 0)].view()
         assert (mine.state, mine.calls, mine.failures, mine.slow_calls) == (
             theirs.state,
             theirs.calls,
@@ -175,6 +234,10 @@ class BreakerLockstep(_Lockstep):
         ), (mine, theirs)
         assert close(mine.retry_after, theirs.retry_after), (mine, theirs)
         assert close(mine.open_duration, theirs.open_duration), (mine, theirs)
+
+    def teardown(self) -> None:
+        self.state2.close()
+        super().teardown()
 
 
 def test_breaker_stores_agree(redis_url: str) -> None:

@@ -57,6 +57,19 @@ def _collect(results: Any, count: int) -> dict[int, tuple[str, Any]]:
     return got
 
 
+def _joined(processes: list[Any]) -> None:
+    for process in processes:
+        process.join(timeout=TIMEOUT)
+        assert process.exitcode == 0
+
+
+def _kill_survivors(processes: list[Any]) -> None:
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_url: str) -> None:
     namespace = f"procs-{uuid.uuid4().hex}"
     context = multiprocessing.get_context("spawn")
@@ -91,15 +104,98 @@ def test_one_process_trips_the_shared_breaker_and_the_others_see_it_open(redis_u
         with pytest.raises(CircuitOpen):
             observer.acquire()
         snap = observer.snapshot()
-        assert (snap.calls, snap.failures, snap.store) == (6, 3, "redis")
+        # worker 0's success was written with its first failure; 1 and 2 batched theirs, which the trip
+        # (the end of that CLOSED period) dropped: a batch reaches Redis within sync_interval, or never
+        assert (snap.calls, snap.failures, snap.store) == (4, 3, "redis")
         for queue in commands:
             queue.put("stop")
-        for process in processes:
-            process.join(timeout=TIMEOUT)
-            assert process.exitcode == 0
+        _joined(processes)
     finally:
+        _kill_survivors(processes)
+        state.close()
+
+
+PROBES = 3
+PROBERS = 4
+START = 1_000_000.0
+
+
+def _probed(state: RedisState, metrics: MetricsRegistry) -> CircuitBreaker:
+    return CircuitBreaker(
+        "probed",
+        consecutive_failures=1,
+        open_duration=1,
+        half_open_probes=PROBES,
+        store=state,
+        metrics=metrics,
+    )
+
+
+def prober(url: str, namespace: str, go: Any, results: Any) -> None:
+    """Race the others through one half-open period: every trial call INCRements a counter in Redis."""
+    import redis
+
+    from buttress.clock import FakeClock
+
+    metrics = MetricsRegistry()
+    clock = FakeClock(start_monotonic=START + 10, start_time=START + 10)  # past the open period
+    state = RedisState(url, prefix=namespace, clock=clock, metrics=metrics)
+    breaker = _probed(state, metrics)
+    upstream = redis.Redis.from_url(url)
+    trials = 0
+    try:
+        results.put("ready")
+        go.wait(TIMEOUT)
+        for _ in range(200):
+            try:
+                permit = breaker.acquire()
+            except CircuitOpen:
+                continue
+            if permit.lease is None:
+                break  # closed again: calls are no longer trials
+            trials += 1
+            upstream.incr(f"{namespace}:upstream-calls")  # the trial call reaching the upstream
+            breaker.record_success(permit, 0.001)
+        results.put(trials)
+    finally:
+        upstream.close()
+        state.close()
+
+
+def test_processes_racing_a_half_open_period_make_at_most_half_open_probes_trial_calls(
+    redis_url: str,
+) -> None:
+    import redis
+
+    from buttress.clock import FakeClock
+
+    namespace = f"probes-{uuid.uuid4().hex}"
+    clock = FakeClock(start_monotonic=START, start_time=START)
+    metrics = MetricsRegistry()
+    state = RedisState(redis_url, prefix=namespace, clock=clock, metrics=metrics)
+    tripper = _probed(state, metrics)
+    with contextlib.suppress(Down):
+        tripper.call(_down)
+    assert tripper.state is BreakerState.OPEN
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    processes = [
+        context.Process(target=prober, args=(redis_url, namespace, go, results), daemon=True)
+        for _ in range(PROBERS)
+    ]
+    client = redis.Redis.from_url(redis_url)
+    try:
         for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
+            process.start()
+        assert [results.get(timeout=TIMEOUT) for _ in processes] == ["ready"] * PROBERS
+        go.set()
+        trials = [results.get(timeout=TIMEOUT) for _ in processes]
+        assert sum(trials) == PROBES
+        assert int(client.get(f"{namespace}:upstream-calls") or 0) == PROBES
+        clock.advance(10)
+        assert tripper.state is BreakerState.CLOSED
+        _joined(processes)
+    finally:
+        _kill_survivors(processes)
+        client.close()
         state.close()

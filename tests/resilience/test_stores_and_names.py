@@ -170,7 +170,7 @@ def test_argument_errors_are_value_errors(build: Callable[[], object]) -> None:
     assert isinstance(caught.value, ValidationError)
 
 
-def test_fast_paths_answer_for_a_memory_store_and_defer_to_the_async_methods_otherwise(
+def test_fast_paths_answer_without_io_when_they_can_and_defer_to_the_async_methods_otherwise(
     state: RedisState,
 ) -> None:
     clock = FakeClock()
@@ -182,8 +182,13 @@ def test_fast_paths_answer_for_a_memory_store_and_defer_to_the_async_methods_oth
     with pytest.raises(CircuitOpen):
         memory.acquire_fast()  # refused without I/O, like acquire()
     shared = CircuitBreaker("s", store=state, metrics=MetricsRegistry())
-    assert shared.acquire_fast() is None  # the caller awaits aacquire()
-    assert not shared.record_success_fast(shared.acquire(), 0.01)
+    assert shared.acquire_fast() is None  # no copy of the shared state yet: the caller awaits aacquire()
+    closed = shared.acquire()  # one round trip: this process's copy is fresh for sync_interval
+    assert shared.acquire_fast() is closed
+    assert shared.record_success_fast(closed, 0.01)  # counted here, written with the next script
+    assert not shared.record_success_fast(closed, 120.0)  # a slow call is written at once
+    shared.store.stale()  # type: ignore[attr-defined]
+    assert shared.acquire_fast() is None
     limiter = RateLimiter("1/s", burst=1, clock=clock, metrics=MetricsRegistry())
     assert limiter.acquire_fast()
     assert not limiter.acquire_fast()  # a wait is needed: nothing taken, nothing counted

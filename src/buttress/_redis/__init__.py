@@ -7,7 +7,8 @@
   default, one pool policy and one reconnect rule (:mod:`buttress._redis._client`); ``run``/``arun`` a
   :class:`Script`, ``call``/``drive`` commands and plans, :data:`UNAVAILABLE` while Redis is down
   (:class:`~buttress._outage.OutageTracker`), ``on_down``/``on_up`` for the owner's reporting, ``check()``.
-- :class:`PubSubConnections`: the event transport's dedicated sender and listener connections.
+- :class:`PubSubConnections`: dedicated sender and listener connections (the event transport's, and
+  :class:`Subscriber`'s: a listener thread on one pattern that reports gaps, for state pushed to processes).
 - :class:`Script`: Lua kept as ``.lua`` files in ``lua/``, with ``--@include`` fragments (:data:`LUA_NOW`).
 
 Importing this package does not import redis-py; the first connection does, through the ``redis`` extra.
@@ -19,6 +20,7 @@ from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, POOL_WAIT, ping,
 from buttress._redis._connection import UNAVAILABLE, Plan, RedisConnection, execute, pipeline
 from buttress._redis._pubsub import PubSubConnections
 from buttress._redis._script import LUA_NOW, Script, script_names
+from buttress._redis._subscriber import Subscriber, glob_escape
 from buttress._redis._url import EXAMPLE_URL, check_prefix, check_url, mask_text, mask_url
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "PubSubConnections",
     "RedisConnection",
     "Script",
+    "Subscriber",
     "check_prefix",
     "check_url",
     "execute",
+    "glob_escape",
     "mask_text",
     "mask_url",
     "ping",

@@ -181,7 +181,10 @@ class BreakerSettings(BaseModel):
         examples=[600.0],
     )
     half_open_probes: int = Field(
-        default=1, ge=1, description="Trial calls admitted at once while half-open.", examples=[3]
+        default=1,
+        ge=1,
+        description="Trial calls per half-open period, finished or not; that many successes close it.",
+        examples=[3],
     )
 
     @field_validator("open_duration_max")

@@ -17,9 +17,11 @@ not an ``Exception`` (cancellation, ``KeyboardInterrupt``): the call did not fin
 
 ``store`` is any :class:`~buttress.resilience.BreakerStore` built for this breaker's config, or a
 shorthand: ``"memory"`` (this process) or a :class:`~buttress.resilience.RedisState` (every process
-shares the state, one Lua script per operation; while Redis is unreachable the store's policy applies:
-``local`` uses this process's own state, ``open`` admits everything, ``closed`` refuses everything). A
-breaker with a shared store needs a ``name`` or takes its decorated function's ``module.qualname``.
+shares the state: a CLOSED success makes no round trip, every transition is pushed to every process, and
+failures, probes and transitions are one Lua script each; while Redis is unreachable the store's policy
+applies: ``local`` uses this process's own state, ``open`` admits everything, ``closed`` refuses
+everything). A breaker with a shared store needs a ``name`` or takes its decorated function's
+``module.qualname``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 from buttress._tally import Tally
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import BackendUnavailable, BulkheadFull, CircuitOpen, RateLimited, ValidationError
-from buttress.resilience._breaker_redis import RedisBreakerStore
+from buttress.resilience._breaker_redis import BATCH_MAX, RedisBreakerStore
 from buttress.resilience._breaker_state import (
     FAILURE,
     SLOW,
@@ -217,19 +219,22 @@ class CircuitBreaker:
         # _mem is the memory store when that is the store: the hot paths read it directly, no await
         self._store: BreakerStore
         self._mem: MemoryBreakerStore | None = None
+        self._red: RedisBreakerStore | None = None  # a Redis store: its copy answers CLOSED calls
         self._state: RedisState | None = None
         if isinstance(store, str) and store == "memory":
             self._store = self._mem = MemoryBreakerStore(self.config, self._now)
         elif isinstance(store, RedisState):
             self._state = store
             if name is not None:
-                self._store = self._redis_store(store, name)
+                self._store = self._red = self._redis_store(store, name)
             else:  # named when it decorates a function (adopt_name); refuses every call until then
                 self._store = cast(BreakerStore, Unnamed("breaker", BreakerState.CLOSED))
         else:
             self._store = _check_store(store, self.config)
             if isinstance(store, MemoryBreakerStore):
                 self._mem = store
+            elif isinstance(store, RedisBreakerStore):
+                self._red = store
             if name is None:
                 name = getattr(store, "name", None)
                 if name is None and store.shared:
@@ -284,10 +289,11 @@ class CircuitBreaker:
         self.name = self.telemetry.key = name
         self._unnamed = False
         if self._state is not None:
-            self._store = self._redis_store(self._state, name)
+            self._store = self._red = self._redis_store(self._state, name)
 
     def _redis_store(self, state: RedisState, name: str) -> RedisBreakerStore:
-        return RedisBreakerStore(state, name, self.config, MemoryBreakerStore(self.config, self._now))
+        fallback = MemoryBreakerStore(self.config, self._now)
+        return RedisBreakerStore(state, name, self.config, fallback, self._now)
 
     # -- low-level protocol ----------------------------------------------------------------------------
 
@@ -301,13 +307,17 @@ class CircuitBreaker:
         return self._admit(self._store.acquire())
 
     def acquire_fast(self) -> Permit | None:
-        """:meth:`acquire` when the store answers without I/O (memory), else None: await :meth:`aacquire`.
+        """:meth:`acquire` when the store answers without I/O (memory, or a Redis store's fresh copy in
+        CLOSED), else None: await :meth:`aacquire`.
 
         For async hot paths (pipelines, the HTTP transport): no coroutine is made when none is needed, and
         the caller never asks which store is behind the breaker. Raises CircuitOpen like ``acquire``.
         """
         mem = self._mem
         if mem is None:
+            red = self._red  # a Redis store's copy, while it is fresh
+            if red is not None and (permit := red.fast) is not None and self._now() < red.due:
+                return permit
             return None
         permit = mem.fast
         if permit is not None:
@@ -317,7 +327,9 @@ class CircuitBreaker:
     def record_success_fast(self, permit: Permit, duration: float) -> bool:
         """:meth:`record_success` if that needs no I/O (True), else False: await :meth:`arecord_success`."""
         if self._mem is None:
-            return False
+            red = self._red  # a plain CLOSED success on Redis is counted here, written in a batch
+            if red is None or permit is not red.closed or duration >= self._slow:
+                return False
         self.record_success(permit, duration)
         return True
 
@@ -486,19 +498,42 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
-        mem = self._mem
-        permit = mem.fast if mem is not None else None
-        if permit is None:
-            permit = self.acquire()
         now = self._now
-        start = now()
+        mem = self._mem
+        red = None
+        if mem is not None:
+            permit = mem.fast
+            if permit is None:
+                permit = self.acquire()
+            start = now()
+        elif (red := self._red) is not None:  # Redis: in CLOSED its copy admits, a success is counted here
+            permit = red.fast
+            start = now()
+            if permit is None or start >= red.due:
+                permit = self._admit(red.acquire())
+                start = now()
+        else:
+            permit = self.acquire()
+            start = now()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self.record_failure(permit, exc, now() - start)
             raise
-        self.record_success(permit, now() - start)
+        duration = now() - start
+        if red is None or not self._counted(red, permit, duration):
+            self.record_success(permit, duration)
         return result
+
+    def _counted(self, red: RedisBreakerStore, permit: Permit, duration: float) -> bool:
+        """Count a plain CLOSED success on a Redis store here (written in a batch with the next script)."""
+        counter = red.successes
+        if permit is not red.closed or duration >= self._slow or counter is None:
+            return False
+        self._success()
+        if next(counter) >= BATCH_MAX:
+            red.stale()  # the next call writes the batch
+        return True
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (a cancelled call releases its permit)."""
@@ -513,14 +548,28 @@ class CircuitBreaker:
                 raise
             self.record_success(permit, now() - start)
             return result
-        permit = await self.aacquire()
+        red = self._red
+        fast = red.fast if red is not None else None
         start = now()
+        if fast is None or start >= red.due:  # type: ignore[union-attr]
+            permit = await self.aacquire()
+            start = now()
+        else:
+            permit = fast
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             await self.arecord_failure(permit, exc, now() - start)
             raise
-        await self.arecord_success(permit, now() - start)
+        duration = now() - start
+        if red is not None and permit is red.closed and duration < self._slow:
+            counter = red.successes  # a CLOSED success on Redis: counted here, no I/O (as _counted)
+            if counter is not None:
+                self._success()
+                if next(counter) >= BATCH_MAX:
+                    red.stale()
+                return result
+        await self.arecord_success(permit, duration)
         return result
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -536,7 +585,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        """The current state (one round trip for the Redis store)."""
+        """The current state (one round trip for the Redis store, which also writes its batch)."""
         if self._mem is not None:
             return self._mem.state
         return self._store.view().state

@@ -354,8 +354,10 @@ class MemoryBreakerStore:
     period (a sentinel otherwise), ``ring`` the count window (None for a time window) and ``streak`` the
     consecutive failures: the breaker reads them to record a plain success without a call or a lock.
 
-    A report for a permit of another epoch, or for a probe lease that expired, is ignored: the state it
-    described is gone (its outcome still shows in the breaker's tallies).
+    A report for a permit of another epoch is ignored: the state it described is gone (its outcome still
+    shows in the breaker's tallies). HALF_OPEN admits at most ``half_open_probes`` trial calls in one
+    period, finished or not (a released permit gives its trial back); a probe lease that expires before
+    its probe reports is a failed probe, and the next step of the period reopens the breaker.
     """
 
     kind = "memory"
@@ -435,22 +437,24 @@ class MemoryBreakerStore:
             if state is BreakerState.FORCED_OPEN:
                 return Admission(None, state, self._open_duration, None)
             now = self._now()
-            transition = None
-            leases = self._leases
-            if state is BreakerState.OPEN:
-                if now < self._open_until:
-                    return Admission(None, state, self._open_until - now, None)
-                source = self._enter(BreakerState.HALF_OPEN)
-                transition = Transition("half_opened", source, BreakerState.HALF_OPEN, None, None)
-            else:
-                for lease, expires in list(leases.items()):
-                    if expires <= now:
-                        del leases[lease]
-                if len(leases) >= self.config.half_open_probes:
-                    return Admission(None, BreakerState.HALF_OPEN, min(leases.values()) - now, None)
-            lease = next(self._lease_ids)
-            leases[lease] = now + self.config.probe_lease
-            return Admission(Permit(self.epoch, lease, self), BreakerState.HALF_OPEN, 0.0, transition)
+            if state is BreakerState.HALF_OPEN:
+                return self._probe(now)
+            if now < self._open_until:
+                return Admission(None, state, self._open_until - now, None)
+            source = self._enter(BreakerState.HALF_OPEN)
+            return self._probe(now, Transition("half_opened", source, BreakerState.HALF_OPEN, None, None))
+
+    def _probe(self, now: float, transition: Transition | None = None) -> Admission:
+        """HALF_OPEN: a probe permit while the period has trial calls left (call with the lock held)."""
+        leases = self._leases
+        if self._lease_expired(now):
+            reopened = self._reopen(now)
+            return Admission(None, BreakerState.OPEN, self._open_duration, reopened)
+        if len(leases) + self._probe_successes >= self.config.half_open_probes:
+            return Admission(None, BreakerState.HALF_OPEN, min(leases.values()) - now, None)
+        lease = next(self._lease_ids)
+        leases[lease] = now + self.config.probe_lease
+        return Admission(Permit(self.epoch, lease, self), BreakerState.HALF_OPEN, 0.0, transition)
 
     # -- record ----------------------------------------------------------------------------------------
 
@@ -495,16 +499,24 @@ class MemoryBreakerStore:
             return None
         return self._open(now, config.open_duration, rate(failures, calls))
 
+    def _lease_expired(self, now: float) -> bool:
+        """A probe held its lease past ``probe_lease`` without reporting (call with the lock held)."""
+        return any(expires <= now for expires in self._leases.values())
+
+    def _reopen(self, now: float) -> Transition:
+        """A probe failed (or never answered): OPEN again for twice as long, up to the cap."""
+        return self._open(now, min(self._open_duration * 2, self.config.open_duration_max), None)
+
     def _record_probe(self, permit: Permit, code: int) -> Transition | None:
         if self.state is not BreakerState.HALF_OPEN or permit.epoch != self.epoch:
             return None
-        expires = self._leases.pop(permit.lease, None)  # type: ignore[arg-type]
         now = self._now()
-        if expires is None or expires <= now:
-            return None  # a late report for an expired lease: its slot went to another probe
+        if self._lease_expired(now):  # this probe's or another's: the period ends as a failed probe
+            return self._reopen(now)
+        if self._leases.pop(permit.lease, None) is None:  # type: ignore[arg-type]
+            return None  # released, or reported twice
         if code & FAILURE or (code & SLOW and self._slow_rule):
-            duration = min(self._open_duration * 2, self.config.open_duration_max)
-            return self._open(now, duration, None)
+            return self._reopen(now)
         self._probe_successes += 1
         if self._probe_successes >= self.config.half_open_probes:
             return self._close("closed")
@@ -540,8 +552,10 @@ class MemoryBreakerStore:
             if state is BreakerState.OPEN:
                 retry_after = max(self._open_until - now, 0.0)
             elif state is BreakerState.HALF_OPEN:
-                live = [expires for expires in self._leases.values() if expires > now]
-                retry_after = min(live) - now if len(live) >= self.config.half_open_probes else 0.0
+                leases = self._leases
+                retry_after = 0.0
+                if len(leases) + self._probe_successes >= self.config.half_open_probes:
+                    retry_after = max(min(leases.values()) - now, 0.0)
             return StoreView(state, calls, failures, slow, retry_after, self._open_duration)
 
     # -- async twins (no I/O: the sync methods) and reporting -----------------------------------------

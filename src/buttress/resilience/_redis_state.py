@@ -14,13 +14,21 @@ follows its policy:
 - ``closed``: fail closed, reject every call.
 
 While Redis is down, one call probes it again after a backoff (0.5 s doubling to 30 s); calls in between
-never touch the network. The state shows in the gauge ``buttress_resilience_store_degraded``, the counter
+never touch the network.
+
+Breakers keep a copy of their shared state in each process (see ``_breaker_redis.py``): every transition
+is pushed to every process through one subscriber thread per RedisState (``_breaker_feed.py``), and each
+process re-reads the state at least every ``sync_interval`` seconds while it makes calls, so a lost
+message cannot keep it wrong for longer.
+
+The outage state shows in the gauge ``buttress_resilience_store_degraded``, the counter
 ``buttress_resilience_store_policy_calls_total`` and a health warning (:meth:`RedisState.check`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
@@ -28,6 +36,7 @@ from buttress._redis import DEFAULT_TIMEOUT, LUA_NOW, UNAVAILABLE, RedisConnecti
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.events import publish_quietly
+from buttress.resilience._breaker_feed import BreakerFeed
 
 if TYPE_CHECKING:
     import redis
@@ -65,13 +74,25 @@ def check_policy(value: object, field: str = "policy") -> StorePolicy:
     return value  # type: ignore[return-value]
 
 
+def _check_interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise ValidationError(
+            "sync_interval must be a number of seconds in (0, 60] (how often a process re-reads each "
+            f"shared breaker it uses and writes its batched successes), got {value!r}; e.g. 0.25",
+            field="sync_interval",
+        )
+    return float(value)
+
+
 class RedisState:
     """A connection to the Redis that holds shared resilience state, with its outage policy.
 
     ``url`` is a ``redis://`` URL; ``prefix`` starts every key (``<prefix>:<kind>:<name>``) so several
     services can share one Redis. ``socket_timeout`` bounds how long a call can stall on a Redis that
-    hangs (the Redis layer's one default, :data:`buttress._redis.DEFAULT_TIMEOUT`). The same object serves
-    sync callers (a pooled client) and async callers (one ``redis.asyncio`` client per event loop).
+    hangs (the Redis layer's one default, :data:`buttress._redis.DEFAULT_TIMEOUT`). ``sync_interval``
+    is the longest a process serves a shared breaker from its own copy without re-reading Redis (and
+    holds its batched successes); transitions reach it sooner, pushed. The same object serves sync
+    callers (a pooled client) and async callers (one ``redis.asyncio`` client per event loop).
     """
 
     def __init__(
@@ -84,10 +105,12 @@ class RedisState:
         socket_timeout: float = DEFAULT_TIMEOUT,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
+        sync_interval: float = 0.25,
         metrics: MetricsRegistry | None = None,
         events: EventBus | None = None,
     ) -> None:
         self.policy: StorePolicy = check_policy(policy)
+        self.sync_interval = _check_interval(sync_interval)
         self.connection = RedisConnection(
             url,
             prefix=prefix,
@@ -113,6 +136,8 @@ class RedisState:
         self._metrics: MetricsRegistry = metrics
         metrics.add_collect_hook(self._export)
         self._exported_policy_calls = 0
+        self._feed: BreakerFeed | None = None
+        self._feed_lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = "available" if self.available else "degraded"
@@ -142,15 +167,32 @@ class RedisState:
         """:meth:`run` for async callers, on the running loop's async client."""
         return await self.connection.arun(script, keys, args)
 
+    def breaker_feed(self) -> BreakerFeed:
+        """The subscription that pushes breaker transitions to this process (made on first use)."""
+        feed = self._feed
+        if feed is None:
+            with self._feed_lock:
+                feed = self._feed
+                if feed is None:
+                    feed = self._feed = BreakerFeed(self.connection)
+        return feed
+
     def close(self) -> None:
-        """Close the sync connection pool (async clients close with :meth:`aclose`)."""
+        """Close the sync connection pool and the breaker feed (async clients close with :meth:`aclose`)."""
+        self._close_feed()
         self.connection.close()
         self._metrics.remove_collect_hook(self._export)
 
     async def aclose(self) -> None:
-        """Close the running loop's async client and the sync pool."""
+        """Close the running loop's async client, the sync pool and the breaker feed."""
+        self._close_feed()
         await self.connection.aclose()
         self._metrics.remove_collect_hook(self._export)
+
+    def _close_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            feed.close()
 
     @property
     def available(self) -> bool:
