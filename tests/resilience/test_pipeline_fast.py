@@ -219,6 +219,7 @@ async def test_redis_stores_take_the_ordinary_path(redis_url: str) -> None:
         for breaker, limiter in (
             (CircuitBreaker("r", store=state), RateLimiter("100/s", burst=10)),
             (CircuitBreaker("m"), RateLimiter("100/s", burst=10, name="r", store=state)),
+            (None, RateLimiter("100/s", burst=10, name="alone", store=state)),
         ):
             pipeline = Pipeline(
                 "r", retry=Retry(on=ConnectionError, backoff=NO_WAIT), breaker=breaker, limiter=limiter
@@ -239,3 +240,24 @@ def test_a_wait_for_a_token_counts_toward_the_retry_deadline() -> None:
     with pytest.raises(DeadlineExceeded) as caught:  # 1 s waited for the token + 0.6 s backoff > 1.5 s
         pipeline.call(Calls(ConnectionError("down")).sync)
     assert caught.value.context["attempts"] == 1
+
+
+async def test_a_slow_call_under_a_redis_breakers_fast_permit_is_recorded_through_redis(
+    redis_url: str,
+) -> None:
+    clock = FakeClock()
+    state = RedisState(redis_url, prefix=f"t{uuid.uuid4().hex}", clock=clock, metrics=MetricsRegistry())
+    breaker = CircuitBreaker("slow", store=state, slow_call_duration=1.0, clock=clock)
+    pipeline = Pipeline("slow", retry=Retry(on=ConnectionError, clock=clock), breaker=breaker, clock=clock)
+
+    async def slow() -> str:
+        clock.advance(2.0)
+        return "done"
+
+    try:
+        assert await pipeline.acall(Calls().asynchronous) == "ok"  # loads this process's copy of the state
+        for _ in range(3):
+            assert await pipeline.acall(slow) == "done"  # a fast permit, but a slow call is written at once
+        assert breaker.telemetry.counts()["slow"] == 3
+    finally:
+        await state.aclose()

@@ -147,7 +147,7 @@ def stepper(  # noqa: PLR0917 - the strategies and the paths to fall back on
         if breaker is not None and permit is not None:
             duration = now() - run.begun
             if error is None:
-                if not breaker.record_success_fast(permit, duration):  # pragma: no cover - as in step
+                if not breaker.record_success_fast(permit, duration):
                     await breaker.arecord_success(permit, duration)
             else:
                 await arecord_failure(breaker, permit, error, duration)
@@ -201,8 +201,8 @@ def stepper(  # noqa: PLR0917 - the strategies and the paths to fall back on
             return Later(afinish(_Attempt(fn, args, kwargs, start, begun, permit), None, exc))
         if pending is not NOT_DONE:
             return Later(arest(_Attempt(fn, args, kwargs, start, begun, permit), coro, pending))
-        # today a permit handed out without I/O is recorded without I/O too: the Later is for other stores
-        if permit is not None and not breaker.record_success_fast(permit, now() - begun):  # type: ignore[union-attr]  # pragma: no cover
+        # a permit handed out without I/O may still need I/O to record (a slow call on a Redis breaker)
+        if permit is not None and not breaker.record_success_fast(permit, now() - begun):  # type: ignore[union-attr]
             return Later(afinish(_Attempt(fn, args, kwargs, start, begun, permit), result, None))
         if retry.succeeded(result, start):
             return result
