@@ -261,3 +261,16 @@ async def test_a_slow_call_under_a_redis_breakers_fast_permit_is_recorded_throug
         assert breaker.telemetry.counts()["slow"] == 3
     finally:
         await state.aclose()
+
+
+async def test_an_awaitable_that_is_not_a_coroutine_takes_the_fast_path_too() -> None:
+    pipeline, breaker, _ = build()
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    done.set_result("ready")
+    assert await pipeline.acall(lambda: done) == "ready"
+    pending: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    call = asyncio.create_task(pipeline.acall(lambda: pending))
+    await asyncio.sleep(0)
+    pending.set_result("later")
+    assert await call == "later"
+    assert breaker.telemetry.counts()["success"] == 2
