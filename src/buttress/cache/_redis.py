@@ -289,10 +289,10 @@ class RedisBackend:
                 entry.value = self._loads(payload)
             entry.fresh_until = float(fresh) if fresh else NEVER
             entry.tags = _decode_tags(tags) if tags else ()
-            return entry
         except Exception as exc:  # noqa: BLE001 - any undecodable value is a miss, never the caller's error
             self._reject(key, exc)
             return None
+        return entry
 
     def _reject(self, key: str, exc: Exception) -> None:
         """Count and log a value that is not one this backend wrote; the caller deletes it."""
