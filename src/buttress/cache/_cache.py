@@ -246,6 +246,7 @@ class Cache:
         self._sets = stats.sets.add
         self._hits = self.hit = stats.hits.add
         self._get = shared.backend.get
+        self._set = shared.backend.set
         self._aget = shared.backend.aget
         self._wall = self.wall = shared.wall
         self._perf = shared.perf
@@ -406,7 +407,7 @@ class Cache:
             entry.fresh_until = self._wall() + life
             life += policy.stale_ttl
         if self._sets() & SAMPLE_MASK:
-            self.backend.set(full, entry, life)
+            self._set(full, entry, life)
         else:
             self._timed_set(full, entry, life)
 

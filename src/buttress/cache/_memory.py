@@ -167,25 +167,34 @@ class MemoryBackend:
             self._check(entry.value)
         expires = _FOREVER if ttl is None else self._now() + ttl
         max_bytes = self.max_bytes
-        size = 0 if max_bytes is None else self._sizer(key, entry.value)
         data = self._data
-        with self._lock:  # _remove() and the _make_room() test written out: every set comes here
+        if max_bytes is None:  # no byte bound: sizes are 0, so the byte count has nothing to do
+            with self._lock:  # _remove() and the _make_room() test written out: every set comes here
+                old = data.pop(key, None)
+                if old is not None and old[_ENTRY].tags:
+                    self._untag(key, old[_ENTRY].tags)
+                data[key] = [entry, expires, 0, False]
+                if entry.tags:
+                    for tag in entry.tags:
+                        self._tags[tag].add(key)
+                if len(data) >= self.max_entries:
+                    self._make_room()
+            return
+        size = self._sizer(key, entry.value)
+        with self._lock:
             old = data.pop(key, None)
             if old is not None:
                 self._bytes -= old[_SIZE]
                 if old[_ENTRY].tags:
                     self._untag(key, old[_ENTRY].tags)
-            if max_bytes is not None and size > max_bytes:
+            if size > max_bytes:
                 return  # larger than the whole cache: storing it would evict everything for nothing
             data[key] = [entry, expires, size, False]
             if entry.tags:
                 for tag in entry.tags:
                     self._tags[tag].add(key)
-            if max_bytes is not None:
-                self._bytes += size
-                self._make_room()
-            elif len(data) >= self.max_entries:
-                self._make_room()
+            self._bytes += size
+            self._make_room()
 
     def set_many(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> None:
         for key, entry in items:
