@@ -134,6 +134,7 @@ def test_the_public_names_are_curated() -> None:
         "BreakerSettings",
         "BulkheadSettings",
         "CacheSettings",
+        "DbSettings",
         "EventsSettings",
         "HttpBulkheadSettings",
         "HttpHostPolicySettings",

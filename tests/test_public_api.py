@@ -123,3 +123,14 @@ def test_resilience_all_is_the_curated_list() -> None:
     assert resilience.__all__ == RESILIENCE
     for name in resilience.__all__:
         assert getattr(resilience, name) is not None
+
+
+DB = ["DEFAULT_URL", "Database", "Isolation", "is_retryable", "translate"]
+
+
+def test_db_all_is_the_curated_list() -> None:
+    from buttress import db
+
+    assert db.__all__ == DB
+    for name in db.__all__:
+        assert getattr(db, name) is not None

@@ -12,15 +12,16 @@ descriptions and examples feed ``.env.example``, the README table and the error 
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,
-``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``), each a plain pydantic model that imports
-no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL), ``_sources`` and
-``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no setting),
-``_imports`` (the checks that import code) and ``_render`` (what people see).
+``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``), each a plain pydantic model
+that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL),
+``_sources`` and ``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no
+setting), ``_imports`` (the checks that import code) and ``_render`` (what people see).
 """
 
 from buttress._redaction import mask_url_password
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
+from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField, env_var_name
 from buttress.config._http import (
@@ -61,6 +62,7 @@ __all__ = [
     "BreakerSettings",
     "BulkheadSettings",
     "CacheSettings",
+    "DbSettings",
     "EventsSettings",
     "HttpBulkheadSettings",
     "HttpHostPolicySettings",

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
+from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    db: DbSettings = Field(default_factory=DbSettings)
 
     @field_validator("redis_url")
     @classmethod

@@ -1,0 +1,127 @@
+"""Build the sync and async engines of one database URL, with the per-connection settings applied.
+
+PostgreSQL runs on psycopg 3 (``postgresql+psycopg`` and ``postgresql+psycopg_async``) with the statement
+timeout sent as a connect option, so it holds from the first statement of every connection. SQLite runs
+on sqlite3 and aiosqlite; on every new connection a ``connect`` event turns on WAL, the busy timeout and
+foreign keys, and takes over transaction control from the driver (the SQLAlchemy recipe): the driver
+would otherwise start a transaction only at the first write, so a read-then-write unit would read outside
+it. Both get ``pool_pre_ping`` and the pool sizes of :class:`~buttress.config.DbSettings` (a SQLite
+``:memory:`` database keeps SQLAlchemy's own single-connection pool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from buttress._redaction import mask_url_password
+from buttress.config import DbSettings
+from buttress.errors import ValidationError
+
+__all__ = ["DEFAULT_URL", "Urls", "build_async_engine", "build_engine", "resolve_urls"]
+
+DEFAULT_URL: Final = "sqlite:///buttress.db"
+"""The embedded default when ``BUTTRESS_DATABASE_URL`` is unset: ``buttress.db`` in the working directory."""
+
+# drivername as written -> (backend, sync driver, async driver)
+_DRIVERS: Final = {
+    "postgresql": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
+    "postgres": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
+    "postgresql+psycopg": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
+    "postgresql+psycopg_async": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
+    "sqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
+    "sqlite+pysqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
+    "sqlite+aiosqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Urls:
+    """One database as the two engines open it; ``backend`` is ``postgresql`` or ``sqlite``."""
+
+    backend: str
+    sync: URL
+    asynchronous: URL
+
+    @property
+    def masked(self) -> str:
+        """The sync URL with its password masked, safe for logs and errors."""
+        return mask_url_password(self.sync.render_as_string(hide_password=False))
+
+
+def resolve_urls(url: str | URL) -> Urls:
+    """Both driver URLs of ``url``; a URL buttress cannot open is a ValidationError naming ``url``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValidationError(
+            f"url is not a SQLAlchemy URL: {mask_url_password(str(url))!r}; "
+            "e.g. postgresql+psycopg://app@127.0.0.1:5432/app or sqlite:///app.db",
+            field="url",
+        ) from None
+    drivers = _DRIVERS.get(parsed.drivername.lower())
+    if drivers is None:
+        raise ValidationError(
+            f"url must be a PostgreSQL or SQLite URL, got the scheme {parsed.drivername!r}; "
+            f"the schemes buttress can open are {', '.join(s + '://' for s in _DRIVERS)}",
+            field="url",
+        )
+    backend, sync_driver, async_driver = drivers
+    return Urls(backend, parsed.set(drivername=sync_driver), parsed.set(drivername=async_driver))
+
+
+def _in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
+
+
+def _engine_args(urls: Urls, settings: DbSettings) -> dict[str, Any]:
+    args: dict[str, Any] = {"pool_pre_ping": True}
+    if urls.backend == "postgresql" and settings.statement_timeout is not None:
+        millis = max(1, round(settings.statement_timeout * 1000))
+        args["connect_args"] = {"options": f"-c statement_timeout={millis}"}
+    if urls.backend == "postgresql" or not _in_memory(urls.sync):
+        args.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+        )
+    return args
+
+
+def _sqlite_events(engine: Engine, settings: DbSettings) -> None:
+    busy_millis = round(settings.busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN, below, not the driver's
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_millis}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def build_engine(urls: Urls, settings: DbSettings) -> Engine:
+    """The sync engine (psycopg 3 or sqlite3)."""
+    engine = create_engine(urls.sync, **_engine_args(urls, settings))
+    if urls.backend == "sqlite":
+        _sqlite_events(engine, settings)
+    return engine
+
+
+def build_async_engine(urls: Urls, settings: DbSettings) -> AsyncEngine:
+    """The async engine (psycopg 3 async or aiosqlite)."""
+    engine = create_async_engine(urls.asynchronous, **_engine_args(urls, settings))
+    if urls.backend == "sqlite":
+        _sqlite_events(engine.sync_engine, settings)
+    return engine
