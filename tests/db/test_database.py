@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from buttress.config import DbSettings, Settings
+from buttress.config import DbSettings, Settings, reset_settings
 from buttress.db import DEFAULT_URL, Database
 from buttress.errors import BackendUnavailable, ConflictError, DeadlineExceeded, ValidationError
 from tests._ports import free_port
@@ -45,27 +45,30 @@ def test_sqlite_connections_have_wal_busy_timeout_and_foreign_keys(subject: Subj
         subject.execute(f"INSERT INTO {child} (id, parent_id) VALUES (1, 42)")
 
 
-def test_statement_timeout_is_deadline_exceeded(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if kind != "postgresql":
-        pytest.skip("statement_timeout is PostgreSQL's")
-    db = open_database(kind, tmp_path, request, statement_timeout=0.1)
+def run_then_close(db: Database, sql: str) -> None:
+    """Run ``sql`` through ``db.asession()`` on a fresh event loop, then close the pools on that loop."""
+
+    async def run() -> None:
+        try:
+            async with db.asession() as session:
+                await session.execute(text(sql))
+        finally:
+            await db.aclose()
+
+    asyncio.run(run())
+
+
+def test_statement_timeout_is_deadline_exceeded(database_url: str) -> None:
+    """PostgreSQL only: SQLite has no statement timeout."""
+    db = Database(database_url, settings=DbSettings(statement_timeout=0.1))
     try:
         with pytest.raises(DeadlineExceeded) as caught, db.session() as session:
             session.execute(text("SELECT pg_sleep(2)"))
         assert caught.value.error_code == "statement_timeout"
         assert caught.value.context["sqlstate"] == "57014"
 
-        async def asleep() -> None:
-            try:
-                async with db.asession() as session:
-                    await session.execute(text("SELECT pg_sleep(2)"))
-            finally:
-                await db.aclose()
-
         with pytest.raises(DeadlineExceeded):
-            asyncio.run(asleep())
+            run_then_close(db, "SELECT pg_sleep(2)")
         assert db.info()["statement_timeout"] == 0.1
     finally:
         db.close()
@@ -100,15 +103,8 @@ def test_an_unreachable_postgresql_is_backend_unavailable_without_the_password()
             db.transaction(lambda session: session.execute(text("SELECT 1")))
         assert retried.value.context["attempts"] == 2
 
-        async def aselect() -> None:
-            try:
-                async with db.asession() as session:
-                    await session.execute(text("SELECT 1"))
-            finally:
-                await db.aclose()
-
         with pytest.raises(BackendUnavailable) as asynchronous:
-            asyncio.run(aselect())
+            run_then_close(db, "SELECT 1")
         for error in (plain.value, retried.value, asynchronous.value):
             assert error.backend == "postgresql"
             shown = f"{error} {error!r} {error.to_problem()} {error.context}"
@@ -207,12 +203,9 @@ def test_eight_threads_incrementing_one_row_lose_nothing(
         db.close()
 
 
-def test_a_terminated_connection_is_retried(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if kind != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
-    db = open_database(kind, tmp_path, request)
+def test_a_terminated_connection_is_retried(database_url: str) -> None:
+    """PostgreSQL only: another session kills the unit's backend; the unit runs again on a new connection."""
+    db = Database(database_url)
     other = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
     calls: list[Any] = []
 
@@ -270,3 +263,18 @@ def test_caller_mistakes_name_the_field() -> None:
     with pytest.raises(ValidationError) as bad_isolation:
         Database("sqlite://").transaction(lambda s: None, isolation="SNAPSHOT")  # type: ignore[arg-type]
     assert bad_isolation.value.field == "isolation"
+
+
+def test_without_a_url_the_process_settings_decide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("BUTTRESS_DB__POOL_SIZE", "3")
+    reset_settings()
+    try:
+        db = Database()
+        assert db.engine.url.database == str(tmp_path / "env.db")
+        assert db.settings.pool_size == 3
+        db.check()
+        db.close()
+        assert (tmp_path / "env.db").exists()
+    finally:
+        reset_settings()

@@ -29,6 +29,7 @@ from buttress.resilience import Backoff, Retry
 __all__ = ["Database", "Isolation"]
 
 T = TypeVar("T")
+E = TypeVar("E", Engine, AsyncEngine)
 Isolation = Literal["SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"]
 _ISOLATIONS: Final = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED")
 _BACKOFF: Final = Backoff.exponential(0.005, max_delay=0.5)
@@ -38,8 +39,10 @@ class Database:
     """A PostgreSQL or SQLite database: ``engine``, ``async_engine``, sessions and retried transactions.
 
     ``url`` defaults to ``BUTTRESS_DATABASE_URL`` and, when that is unset, to the SQLite file
-    ``buttress.db`` in the working directory. ``retry`` replaces the transaction retry built from
-    ``settings.transaction_attempts`` (its ``on`` is replaced by the database's own classification).
+    ``buttress.db`` in the working directory; without a ``url``, ``settings`` default to the process's
+    ``db`` section, with one to :class:`~buttress.config.DbSettings`'s defaults. ``retry`` gives the
+    attempts, deadline, backoff and clock of the transaction retry (default: ``transaction_attempts``
+    attempts); what is retried is always the database's own classification (:func:`is_retryable`).
     Engines open connections lazily; :meth:`close`/:meth:`aclose` dispose of the pools.
     """
 
@@ -51,7 +54,9 @@ class Database:
         retry: Retry | None = None,
     ) -> None:
         if url is None:
-            url = get_settings().database_url or DEFAULT_URL
+            process = get_settings()
+            url = process.database_url or DEFAULT_URL
+            settings = process.db if settings is None else settings
         if settings is not None and not isinstance(settings, DbSettings):
             raise ValidationError(
                 f"settings must be a DbSettings, got {type(settings).__name__}; "
@@ -112,24 +117,10 @@ class Database:
     # -- sessions -----------------------------------------------------------------------------------
 
     def _engine_for(self, isolation: Isolation | None) -> Engine:
-        if isolation is None:
-            return self.engine
-        _check_isolation(isolation)
-        engine = self._isolated.get(isolation)
-        if engine is None:
-            engine = self._isolated[isolation] = self.engine.execution_options(isolation_level=isolation)
-        return engine
+        return _isolated(self.engine, self._isolated, isolation)
 
     def _aengine_for(self, isolation: Isolation | None) -> AsyncEngine:
-        if isolation is None:
-            return self.async_engine
-        _check_isolation(isolation)
-        engine = self._aisolated.get(isolation)
-        if engine is None:
-            engine = self._aisolated[isolation] = self.async_engine.execution_options(
-                isolation_level=isolation
-            )
-        return engine
+        return _isolated(self.async_engine, self._aisolated, isolation)
 
     @contextmanager
     def session(self, *, isolation: Isolation | None = None) -> Iterator[Session]:
@@ -199,6 +190,17 @@ class Database:
         """Dispose of both pools."""
         await self.async_engine.dispose()
         self.engine.dispose()
+
+
+def _isolated(engine: E, cache: dict[str, E], isolation: Isolation | None) -> E:
+    """``engine`` itself, or its copy at ``isolation`` (sharing its pool), made once per level."""
+    if isolation is None:
+        return engine
+    _check_isolation(isolation)
+    copy = cache.get(isolation)
+    if copy is None:
+        copy = cache[isolation] = engine.execution_options(isolation_level=isolation)
+    return copy
 
 
 def _check_isolation(isolation: object) -> None:
