@@ -1,14 +1,15 @@
 """A throwaway PostgreSQL 15 primary with a hot standby streaming from it, for the read-replica tests.
 
-Two clusters on spare loopback ports in one temporary directory owned by the ``postgres`` OS user (the server refuses
-to run as root, so under root every server binary runs through ``runuser -u postgres --``). The tests read and steer
-replication through it: :meth:`PgCluster.current_lsn`, :meth:`PgCluster.wait_replayed`,
-:meth:`PgCluster.pause_replay`, :meth:`PgCluster.kill_standby` (a real SIGKILL of the standby's postmaster) and
-:meth:`PgCluster.restart_standby`. :meth:`PgCluster.stop` stops both servers and removes the directory.
+Two clusters on spare loopback ports in one temporary directory owned by the ``postgres`` OS user (the server
+refuses to run as root, so under root every server binary runs through ``runuser -u postgres --``). The tests
+read and steer replication through it: :meth:`PgCluster.current_lsn`, :meth:`PgCluster.wait_replayed`,
+:meth:`PgCluster.pause_replay`, :meth:`PgCluster.kill_standby` (a real SIGKILL of the standby's postmaster)
+and :meth:`PgCluster.restart_standby`. :meth:`PgCluster.stop` stops both servers and removes the directory.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -110,14 +111,16 @@ class PgCluster:
         self.standby_dir = self.root / "standby"
         self.primary_port = free_port()
         self.standby_port = free_port()
-        while self.standby_port == self.primary_port:  # pragma: no cover - the OS handing out the same port twice
+        while (
+            self.standby_port == self.primary_port
+        ):  # pragma: no cover - the OS handing out the same port twice
             self.standby_port = free_port()
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, PG_USER, PG_USER)
         self.root.chmod(0o700)
 
-    # -- addresses ------------------------------------------------------------------------------------------------
+    # -- addresses -------------------------------------------------------------------------------------------
 
     @property
     def primary_url(self) -> str:
@@ -127,11 +130,13 @@ class PgCluster:
     def standby_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.standby_port}/postgres"
 
-    # -- lifecycle ------------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """initdb the primary, start it, clone the standby with ``pg_basebackup -R`` and start it."""
-        self._run("initdb", "-D", str(self.primary_dir), "-U", PG_USER, "--auth=trust", "--no-sync", "-E", "UTF8")
+        self._run(
+            "initdb", "-D", str(self.primary_dir), "-U", PG_USER, "--auth=trust", "--no-sync", "-E", "UTF8"
+        )
         with (self.primary_dir / "postgresql.conf").open("a") as conf:
             conf.write(_PRIMARY_CONF.format(port=self.primary_port))
         (self.primary_dir / "pg_hba.conf").write_text(_HBA)
@@ -154,7 +159,9 @@ class PgCluster:
             "--no-sync",
         )
         with (self.standby_dir / "postgresql.conf").open("a") as conf:
-            conf.write(f"\nport = {self.standby_port}\n")  # the copy carries the primary's port: the later line wins
+            conf.write(
+                f"\nport = {self.standby_port}\n"
+            )  # the copy carries the primary's port: the later line wins
         self.restart_standby()
 
     def restart_standby(self) -> None:
@@ -164,8 +171,8 @@ class PgCluster:
     def kill_standby(self) -> None:
         """SIGKILL the standby's postmaster, as a crash would, and wait until its processes are gone.
 
-        The orphaned backends notice the postmaster's death and exit on their own; waiting for them keeps a later
-        :meth:`restart_standby` from finding its shared memory still in use.
+        The orphaned backends notice the postmaster's death and exit on their own; waiting for them keeps a
+        later :meth:`restart_standby` from finding its shared memory still in use.
         """
         pid = self._postmaster_pid(self.standby_dir)
         if pid is None:
@@ -173,9 +180,9 @@ class PgCluster:
         children = _children(pid)
         os.kill(pid, signal.SIGKILL)
         for process in (pid, *children):
-            _wait_until(lambda p=process: _process_gone(p), 30, f"standby process {process} exiting")
-        # A container whose init never reaps leaves the dead postmaster a zombie, and PostgreSQL takes a zombie's
-        # pid in the lock file for a live postmaster: the file of a postmaster that is gone is stale, remove it.
+            _wait_until(functools.partial(_process_gone, process), 30, f"standby process {process} exiting")
+        # A container whose init never reaps leaves the dead postmaster a zombie, and PostgreSQL takes a
+        # zombie's pid in the lock file for a live postmaster: the file of a dead postmaster is stale.
         (self.standby_dir / "postmaster.pid").unlink(missing_ok=True)
 
     def standby_running(self) -> bool:
@@ -212,14 +219,14 @@ class PgCluster:
     ) -> None:
         self.stop()
 
-    # -- replication ----------------------------------------------------------------------------------------------
+    # -- replication -----------------------------------------------------------------------------------------
 
     def primary_query(self, sql: str, *params: object) -> object:
-        """Run one statement on the primary (autocommit) and return the first column of the first row, if any."""
+        """One statement on the primary (autocommit): the first column of the first row, if any."""
         return self._query(self.primary_url, sql, params)
 
     def standby_query(self, sql: str, *params: object) -> object:
-        """Run one statement on the standby (autocommit) and return the first column of the first row, if any."""
+        """One statement on the standby (autocommit): the first column of the first row, if any."""
         return self._query(self.standby_url, sql, params)
 
     def current_lsn(self) -> str:
@@ -241,7 +248,7 @@ class PgCluster:
         return bool(self.standby_query("SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn", lsn))
 
     def wait_replayed(self, lsn: str | None = None, seconds: float = 15.0) -> str:
-        """Wait until the standby has replayed ``lsn`` (default: the primary's current LSN); return that LSN."""
+        """Wait until the standby has replayed ``lsn`` (default: the primary's current LSN); return it."""
         target = lsn if lsn is not None else self.current_lsn()
         _wait_until(lambda: self.replayed(target), seconds, f"the standby replaying {target}")
         return target
@@ -254,6 +261,10 @@ class PgCluster:
         """``pg_wal_replay_pause()`` on the standby: WAL still arrives, nothing new becomes visible."""
         self.standby_query("SELECT pg_wal_replay_pause()")
 
+    def wait_paused(self, seconds: float = 15.0) -> None:
+        """Wait until replay has stopped (``'paused'``): a requested pause takes hold at the next record."""
+        _wait_until(lambda: self.replay_pause_state() == "paused", seconds, "the standby pausing replay")
+
     def resume_replay(self) -> None:
         """``pg_wal_replay_resume()`` on the standby."""
         self.standby_query("SELECT pg_wal_replay_resume()")
@@ -262,12 +273,12 @@ class PgCluster:
         """``pg_get_wal_replay_pause_state()``: ``'not paused'``, ``'pause requested'`` or ``'paused'``."""
         return str(self.standby_query("SELECT pg_get_wal_replay_pause_state()"))
 
-    # -- internals ------------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
 
     @staticmethod
     def _query(url: str, sql: str, params: tuple[object, ...]) -> object:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            cursor = conn.execute(sql.encode(), params or None)  # type: ignore[arg-type]
+            cursor = conn.execute(sql.encode(), params or None)
             if cursor.description is None:
                 return None
             row = cursor.fetchone()
@@ -279,7 +290,12 @@ class PgCluster:
 
     def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            self._command(binary, *args), cwd=self.root, capture_output=True, text=True, timeout=120, check=False
+            self._command(binary, *args),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if check and result.returncode != 0:
             raise PgClusterError(f"{binary} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")

@@ -11,7 +11,7 @@ from tests.conftest import services_required
 
 
 def need_pg_binaries() -> None:
-    """Skip when the PostgreSQL 15 server binaries are missing; fail instead under BUTTRESS_REQUIRE_SERVICES=1."""
+    """Skip when the PostgreSQL 15 server binaries are missing; under BUTTRESS_REQUIRE_SERVICES=1, fail."""
     reason = missing_reason()
     if reason is None:
         return
