@@ -1,104 +1,35 @@
-"""One suite for the two databases: SQLite (a file in tmp_path) and PostgreSQL, each sync and async.
-
-A :class:`Subject` runs SQL through ``db.session()`` or ``db.asession()`` (on an event loop owned by the
-fixture, so the async pool lives on one loop). Each test names its tables with a fresh suffix and drops
-them afterwards, so PostgreSQL needs no cleanup between runs.
-"""
+"""Fixtures for the data-layer tests: a throwaway primary with a hot standby, built once per module."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import CursorResult, Result, text
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from buttress.config import DbSettings
-from buttress.db import Database
-
-T = TypeVar("T")
-KINDS = ["sqlite", "postgresql"]
-MODES = ["sync", "async"]
+from tests._pg_cluster import PgCluster, missing_reason
+from tests.conftest import services_required
 
 
-def open_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **options: Any) -> Database:
-    """A Database of ``kind`` with the ``db`` settings ``options``."""
-    url = f"sqlite:///{tmp_path / 'test.db'}" if kind == "sqlite" else request.getfixturevalue("database_url")
-    return Database(url, settings=DbSettings(**options))
+def need_pg_binaries() -> None:
+    """Skip when the PostgreSQL 15 server binaries are missing; under BUTTRESS_REQUIRE_SERVICES=1, fail."""
+    reason = missing_reason()
+    if reason is None:
+        return
+    if services_required():
+        pytest.fail(reason + " and BUTTRESS_REQUIRE_SERVICES=1 turns the skip into a failure", pytrace=False)
+    pytest.skip(reason)
 
 
-def rows_of(result: Result[Any]) -> list[tuple[Any, ...]]:
-    """The rows a statement returned; none for DDL and DML."""
-    cursor = cast("CursorResult[Any]", result)
-    return [tuple(row) for row in cursor] if cursor.returns_rows else []
+@pytest.fixture(scope="module")
+def pg_cluster_module() -> Iterator[PgCluster]:
+    """A PostgreSQL 15 primary and a streaming hot standby, started once per module and always removed."""
+    need_pg_binaries()
+    with PgCluster() as cluster:
+        yield cluster
 
 
-class Subject:
-    """A database under test, driven sync or async through the same names."""
-
-    def __init__(self, kind: str, mode: str, db: Database, loop: asyncio.AbstractEventLoop) -> None:
-        self.kind = kind
-        self.mode = mode
-        self.db = db
-        self.loop = loop
-        self.suffix = uuid.uuid4().hex[:8]
-        self.tables: list[str] = []
-
-    def table(self, name: str) -> str:
-        """A table name unique to this test, dropped at teardown."""
-        full = f"{name}_{self.suffix}"
-        self.tables.append(full)
-        return full
-
-    def execute(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction; the rows it returned (none for DDL/DML)."""
-        if self.mode == "sync":
-            with self.db.session() as session:
-                return rows_of(session.execute(text(sql), params))
-
-        async def run() -> list[tuple[Any, ...]]:
-            async with self.db.asession() as session:
-                return rows_of(await session.execute(text(sql), params))
-
-        return self.run(run())
-
-    def transaction(
-        self,
-        unit: Callable[[Session], T],
-        aunit: Callable[[AsyncSession], Coroutine[Any, Any, T]],
-        **options: Any,
-    ) -> T:
-        """``db.transaction(unit)`` or ``db.atransaction(aunit)``, by mode."""
-        if self.mode == "sync":
-            return self.db.transaction(unit, **options)
-        return self.run(self.db.atransaction(aunit, **options))
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        for table in reversed(self.tables):
-            with self.db.session() as session:
-                session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        self.loop.run_until_complete(self.db.aclose())
-        self.loop.close()
-
-
-@pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
-def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    kind, mode = request.param
-    made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
-    try:
-        yield made
-    finally:
-        made.close()
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def pg_cluster(pg_cluster_module: PgCluster) -> PgCluster:
+    """The module's cluster, streaming again: replay resumed and the standby restarted if a test killed it."""
+    pg_cluster_module.reset()
+    return pg_cluster_module

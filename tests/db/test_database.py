@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,24 @@ from buttress.config import DbSettings, Settings, reset_settings
 from buttress.db import DEFAULT_URL, Database
 from buttress.errors import BackendUnavailable, ConflictError, DeadlineExceeded, ValidationError
 from tests._ports import free_port
-from tests.db.conftest import Subject, open_database
+from tests.db._subject import KINDS, MODES, Subject, open_database
 
 PASSWORD = "s3cret-Pa55word"
+
+
+@pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    kind, mode = request.param
+    made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_both_engines_connect(subject: Subject) -> None:
