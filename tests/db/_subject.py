@@ -1,4 +1,4 @@
-"""The conformance subject of the database tests: SQLite (a file in tmp_path) and PostgreSQL, each sync and async.
+"""The subject of the database tests: SQLite (a file in tmp_path) and PostgreSQL, each sync and async.
 
 A :class:`Subject` runs SQL through ``db.session()`` or ``db.asession()`` (on an event loop owned by the
 fixture, so the async pool lives on one loop). Each test names its tables with a fresh suffix and drops
