@@ -22,14 +22,24 @@ from tests.db._subject import KINDS, MODES, Subject, open_database
 PASSWORD = "s3cret-Pa55word"
 
 
-@pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
-def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    kind, mode = request.param
+def _subject(request: pytest.FixtureRequest, tmp_path: Path, kind: str, mode: str) -> Iterator[Subject]:
     made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
     try:
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    """Each database, sync and async."""
+    yield from _subject(request, tmp_path, *request.param)
+
+
+@pytest.fixture(params=MODES)
+def sqlite_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    """SQLite alone, sync and async: what only SQLite has."""
+    yield from _subject(request, tmp_path, "sqlite", request.param)
 
 
 @pytest.fixture(params=KINDS)
@@ -46,9 +56,8 @@ def test_both_engines_connect(subject: Subject) -> None:
         subject.run(subject.db.acheck())
 
 
-def test_sqlite_connections_have_wal_busy_timeout_and_foreign_keys(subject: Subject) -> None:
-    if subject.kind != "sqlite":
-        pytest.skip("SQLite pragmas")
+def test_sqlite_connections_have_wal_busy_timeout_and_foreign_keys(sqlite_subject: Subject) -> None:
+    subject = sqlite_subject
     assert subject.execute("PRAGMA journal_mode") == [("wal",)]
     assert subject.execute("PRAGMA foreign_keys") == [(1,)]
     assert subject.execute("PRAGMA busy_timeout") == [(5000,)]
