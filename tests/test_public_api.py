@@ -125,7 +125,15 @@ def test_resilience_all_is_the_curated_list() -> None:
         assert getattr(resilience, name) is not None
 
 
-DB = ["DEFAULT_URL", "Database", "Isolation", "is_retryable", "translate"]
+DB = [
+    "DEFAULT_URL",
+    "Database",
+    "Isolation",
+    "health_checks",
+    "is_retryable",
+    "register_services",
+    "translate",
+]
 
 
 def test_db_all_is_the_curated_list() -> None:

@@ -16,6 +16,7 @@ import annotations``: the health registry factory's annotations must be real cla
 container's wiring.
 """
 
+import importlib.util
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,22 @@ def _http(container: Container) -> None:
     http.register_services(container)
 
 
+def _db_installed() -> bool:
+    """Whether the ``[db]`` extra's SQLAlchemy is importable (looked up without importing it)."""
+    try:
+        return importlib.util.find_spec("sqlalchemy") is not None
+    except ImportError:  # a meta path finder that refuses it outright
+        return False
+
+
+def _db(container: Container) -> None:
+    if not _db_installed():
+        return  # without the [db] extra nobody can hold a Database: nothing to register
+    from buttress import db  # noqa: PLC0415 - SQLAlchemy, only once the database is asked for or registered
+
+    db.register_services(container)
+
+
 _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.config": _settings,
     "buttress.clock": _clock,
@@ -88,6 +105,7 @@ _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.cache": _cache,
     "buttress.resilience": _resilience,
     "buttress.http": _http,
+    "buttress.db": _db,
 }
 """Which provider registers the types defined under each package (the health registry aside)."""
 
@@ -155,7 +173,9 @@ def health_registry(
 ) -> "HealthRegistry":
     """Observe's default checks for ``settings`` plus every capability's own, in one registry.
 
-    In order: ``redis`` and ``database`` (when configured, critical), then ``resilience_store`` (Redis
+    In order: ``redis`` and ``database`` (when their URL is set, critical; the database check probes the
+    container's :class:`~buttress.db.Database`, and without the ``[db]`` extra observe's own check says
+    which extra to install), then ``resilience_store`` (Redis
     store), ``cache`` and ``events`` (Redis transport), all optional, then ``disk`` and ``memory``. The
     capabilities' checks resolve what they probe from ``container`` (default: the default container)
     when they run, so building the registry builds nothing else. ``settings`` defaults to
@@ -167,9 +187,10 @@ def health_registry(
 
     settings = get_settings() if settings is None else settings
     container = get_container() if container is None else container
-    checks = [
-        check
-        for capability in (resilience, cache, events)
-        for check in capability.health_checks(container, settings)
-    ]
+    capabilities: list[Any] = [resilience, cache, events]
+    if settings.database_url and _db_installed():
+        from buttress import db  # noqa: PLC0415 - SQLAlchemy, only for a service configured with a database
+
+        capabilities.insert(0, db)
+    checks = [check for capability in capabilities for check in capability.health_checks(container, settings)]
     return default_health_registry(settings, clock=clock, disk_path=disk_path, checks=checks)

@@ -17,10 +17,10 @@ def get_container() -> Container:
     short accessors: ``MetricsRegistry`` (``get_metrics()``), ``ErrorAggregator``, ``Profiler``,
     ``EventBus`` (``get_event_bus()``), ``Cache`` (``get_cache()``), ``ResilienceDefaults``
     (``get_resilience_store()``, ``get_breakers()``, ``get_pipeline()``), ``HttpDefaults`` with
-    ``HttpClient``/``AsyncHttpClient`` (``get_http_client()``...) and ``HealthRegistry``. The container
-    owns what it builds: :meth:`Container.close` (and :func:`reset_container`) closes it in reverse
-    creation order. ``set_*`` functions adopt a replacement (:meth:`Container.replace`); ``reset_*``
-    close one (:meth:`Container.reset`).
+    ``HttpClient``/``AsyncHttpClient`` (``get_http_client()``...), ``Database`` (with the ``[db]``
+    extra) and ``HealthRegistry``. The container owns what it builds: :meth:`Container.close` (and
+    :func:`reset_container`) closes it in reverse creation order. ``set_*`` functions adopt a
+    replacement (:meth:`Container.replace`); ``reset_*`` close one (:meth:`Container.reset`).
     """
     try:
         return _DEFAULT[0]  # the hot path: every get_metrics(), get_profiler() ... comes through here

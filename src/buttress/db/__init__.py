@@ -12,5 +12,14 @@ serialization failures, deadlocks and lost connections. Database errors arrive a
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
+from buttress.db._provide import health_checks, register_services
 
-__all__ = ["DEFAULT_URL", "Database", "Isolation", "is_retryable", "translate"]
+__all__ = [
+    "DEFAULT_URL",
+    "Database",
+    "Isolation",
+    "health_checks",
+    "is_retryable",
+    "register_services",
+    "translate",
+]

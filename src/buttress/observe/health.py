@@ -108,7 +108,8 @@ def default_health_registry(
 
     Redis and the database are checked only when their URL is set, and are critical: a service
     configured to use them depends on them. ``checks`` (the capabilities' own, gathered by the
-    composition root, :func:`buttress.composition.health_registry`) come next. Disk (free space under
+    composition root, :func:`buttress.composition.health_registry`) come next; one named ``redis`` or
+    ``database`` takes the place of the built-in check of that name. Disk (free space under
     ``disk_path``) and memory are optional: when a whole fleet runs low, marking every replica unready
     would turn a warning into an outage. ``settings`` defaults to :func:`buttress.config.get_settings`.
     """
@@ -118,9 +119,11 @@ def default_health_registry(
         settings = get_settings()
     app = getattr(settings, "app", None)
     registry = HealthRegistry(clock=clock, service_id=getattr(app, "name", None))
-    if settings.redis_url:
+    checks = list(checks)
+    given = {check.name for check in checks}
+    if settings.redis_url and "redis" not in given:
         registry.register(redis_check(settings.redis_url))
-    if settings.database_url:
+    if settings.database_url and "database" not in given:
         registry.register(database_check(settings.database_url))
     for check in checks:
         registry.register(check)

@@ -1,0 +1,53 @@
+"""What the data layer offers the composition root: its container registration and its health check.
+
+No ``from __future__ import annotations``: the factories are defined after their types are imported, so
+the container's wiring reads real classes from their annotations.
+"""
+
+from typing import TYPE_CHECKING
+
+from buttress.container import Container
+
+if TYPE_CHECKING:
+    from buttress.config import Settings
+    from buttress.observe.health import HealthCheck
+
+__all__ = ["health_checks", "register_services"]
+
+
+def register_services(container: Container) -> None:
+    """Register the process-wide :class:`Database` (a singleton built from ``Settings`` on first resolve).
+
+    The container closes it: :meth:`Container.close` disposes of the sync pool, :meth:`Container.aclose`
+    of both pools.
+    """
+    from buttress.config import Settings  # noqa: PLC0415 - config is optional for library users
+    from buttress.db._database import Database  # noqa: PLC0415 - registering must not import SQLAlchemy early
+
+    def default_database(settings: Settings) -> Database:
+        return Database.from_settings(settings)
+
+    container.register(Database, default_database)
+
+
+def health_checks(container: Container, settings: "Settings") -> "list[HealthCheck]":
+    """The ``database`` check (critical), only when ``BUTTRESS_DATABASE_URL`` is set.
+
+    It runs :meth:`Database.check` on the container's database, so it probes the pool the service uses;
+    a failure reads ``BackendUnavailable: ...`` with the password masked. Without a URL the database is
+    the embedded SQLite file, which nothing outside the process can take away: no check (probing it
+    would create the file).
+    """
+    if not settings.database_url:
+        return []
+    from buttress.db._database import Database  # noqa: PLC0415 - built on the first probe, not before
+    from buttress.observe.health import HealthCheck  # noqa: PLC0415 - only the composition root calls this
+
+    return [
+        HealthCheck(
+            name="database",
+            fn=lambda: container.resolve(Database).check(),
+            critical=True,
+            component_type="datastore",
+        )
+    ]

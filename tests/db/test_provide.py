@@ -1,0 +1,129 @@
+"""The default container's Database and the composed health registry's database check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from buttress.composition import health_registry, register_defaults
+from buttress.container import Container, get_container, reset_container
+from buttress.db import Database
+from tests._ports import free_port
+
+pytestmark = pytest.mark.usefixtures("isolated_settings")
+
+PASSWORD = "pr0vide-s3cret"
+
+
+def _database_check(monkeypatch: pytest.MonkeyPatch, url: str) -> dict[str, Any]:
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", url)
+    registry = health_registry()
+    try:
+        assert next(check for check in registry if check.name == "database").critical
+        checks: dict[str, Any] = registry.run_sync().to_dict()["checks"]
+        assert [name for name in checks if name.startswith("database")] == ["database"]
+        return dict(checks["database"][0])
+    finally:
+        registry.close()
+
+
+def test_the_default_container_builds_one_database_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", f"sqlite:///{tmp_path}/app.db")
+    db = get_container().resolve(Database)
+    assert get_container().resolve(Database) is db
+    assert db.backend == "sqlite"
+    assert db.info()["url"].endswith("app.db")
+    other = Container()
+    register_defaults(other)
+    assert other.resolve(Database) is not db
+    assert other.resolve(Database) is other.resolve(Database)
+    other.close()
+
+
+def test_reset_closes_the_database_and_the_next_resolve_builds_another() -> None:
+    db = get_container().resolve(Database)  # no URL: the SQLite file in the (temporary) working directory
+    with db.session() as session:
+        assert session.execute(text("SELECT 1")).scalar() == 1
+    pool = db.engine.pool
+    assert pool.checkedin() == 1
+    reset_container()
+    assert pool.checkedin() == 0
+    assert db.engine.pool is not pool  # disposed: SQLAlchemy swapped in a fresh, empty pool
+    assert get_container().resolve(Database) is not db
+
+
+def test_the_database_check_passes_on_a_sqlite_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert _database_check(monkeypatch, f"sqlite:///{tmp_path}/health.db")["status"] == "pass"
+    assert (tmp_path / "health.db").exists()
+
+
+def test_the_database_check_fails_on_a_closed_postgresql_port_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check = _database_check(monkeypatch, f"postgresql://app:{PASSWORD}@127.0.0.1:{free_port()}/app")
+    assert check["status"] == "fail"
+    assert check["output"].startswith("BackendUnavailable: ")
+    assert PASSWORD not in str(check)
+
+
+def test_no_database_check_without_a_database_url() -> None:
+    registry = health_registry()
+    try:
+        assert "database" not in [check.name for check in registry]
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import buttress",
+        "import buttress.composition",
+        "from buttress.cache import get_cache\nget_cache()",
+    ],
+)
+def test_nothing_imports_sqlalchemy_until_the_database_is_asked_for(code: str) -> None:
+    probe = f"{code}\nimport sys\nprint('sqlalchemy' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_without_the_db_extra_the_defaults_register_and_health_names_the_extra() -> None:
+    probe = """
+import importlib.abc, sys
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] == "sqlalchemy":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Refuse())
+from buttress._extras import MissingExtra
+from buttress.composition import health_registry, register_defaults
+from buttress.config import load_settings
+from buttress.container import Container
+
+container = Container()
+register_defaults(container)
+settings = load_settings(env_file=None, environ={"BUTTRESS_DATABASE_URL": "sqlite:///never.db"})
+try:
+    health_registry(settings, container)
+except MissingExtra as error:
+    print(error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'buttress[db]'" in result.stdout
