@@ -53,9 +53,10 @@ from buttress.config._resilience import (
 )
 from buttress.config._security import SecuritySettings
 from buttress.config._server import ServerSettings
-from buttress.config._settings import Settings, setting_fields
+from buttress.config._settings import DATABASE_SCHEMES, Settings, setting_fields
 
 __all__ = [
+    "DATABASE_SCHEMES",
     "ENV_PREFIX",
     "NESTED_DELIMITER",
     "AppSettings",

@@ -35,7 +35,7 @@ from buttress.config._server import ServerSettings
 from buttress.config._sources import environment_source, tolerant_dotenv_source
 from buttress.config._unknown import WithoutUnknownKeys
 
-__all__ = ["Settings", "setting_fields"]
+__all__ = ["DATABASE_SCHEMES", "Settings", "setting_fields"]
 
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 _SQLALCHEMY_URL: Final = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?)://")

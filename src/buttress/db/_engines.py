@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from buttress._redaction import mask_url_password
-from buttress.config import DbSettings
+from buttress.config import DATABASE_SCHEMES, DbSettings
 from buttress.errors import ValidationError
 
 __all__ = ["DEFAULT_URL", "Urls", "build_async_engine", "build_engine", "resolve_urls"]
@@ -27,15 +27,14 @@ __all__ = ["DEFAULT_URL", "Urls", "build_async_engine", "build_engine", "resolve
 DEFAULT_URL: Final = "sqlite:///buttress.db"
 """The embedded default when ``BUTTRESS_DATABASE_URL`` is unset: ``buttress.db`` in the working directory."""
 
-# drivername as written -> (backend, sync driver, async driver)
-_DRIVERS: Final = {
+_BACKEND_DRIVERS: Final = {
     "postgresql": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
-    "postgres": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
-    "postgresql+psycopg": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
-    "postgresql+psycopg_async": ("postgresql", "postgresql+psycopg", "postgresql+psycopg_async"),
     "sqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
-    "sqlite+pysqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
-    "sqlite+aiosqlite": ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"),
+}
+# drivername as written -> (backend, sync driver, async driver): every scheme the settings accept
+_DRIVERS: Final = {
+    scheme: _BACKEND_DRIVERS["sqlite" if scheme.startswith("sqlite") else "postgresql"]
+    for scheme in DATABASE_SCHEMES
 }
 
 
