@@ -128,6 +128,7 @@ def test_a_rate_that_is_not_text_is_explained() -> None:
 
 def test_the_public_names_are_curated() -> None:
     assert buttress.config.__all__ == [
+        "DATABASE_SCHEMES",
         "ENV_PREFIX",
         "NESTED_DELIMITER",
         "AppSettings",
