@@ -127,8 +127,10 @@ def test_resilience_all_is_the_curated_list() -> None:
 
 DB = [
     "DEFAULT_URL",
+    "VERSION_TABLE",
     "Database",
     "Isolation",
+    "MigrationStatus",
     "health_checks",
     "is_retryable",
     "register_services",

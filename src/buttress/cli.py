@@ -239,6 +239,40 @@ def cache_stats(
     raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json, console=_stdout()))
 
 
+db_app = typer.Typer(
+    help="The database: buttress's own tables (migrations).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Revision to reach (default: the newest).")
+    ] = "head",
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL for review; run nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Create or update buttress's own tables on BUTTRESS_DATABASE_URL (or the embedded buttress.db)."""
+    from buttress.db.cli import upgrade_command  # noqa: PLC0415 - SQLAlchemy and alembic, this command only
+
+    raise typer.Exit(upgrade_command(revision=revision, sql=sql, as_json=as_json, console=_stdout()))
+
+
+@db_app.command("status")
+def db_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Say which of buttress's revisions the database is at; exit 2 when an upgrade is pending."""
+    from buttress.db.cli import status_command  # noqa: PLC0415 - SQLAlchemy and alembic, this command only
+
+    raise typer.Exit(status_command(as_json=as_json, console=_stdout()))
+
+
 @app.command("config")
 def config_command(
     *,

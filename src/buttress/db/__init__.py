@@ -12,12 +12,15 @@ serialization failures, deadlocks and lost connections. Database errors arrive a
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
+from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
 from buttress.db._provide import health_checks, register_services
 
 __all__ = [
     "DEFAULT_URL",
+    "VERSION_TABLE",
     "Database",
     "Isolation",
+    "MigrationStatus",
     "health_checks",
     "is_retryable",
     "register_services",

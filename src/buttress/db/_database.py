@@ -11,9 +11,10 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Final, Literal, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from sqlalchemy import URL, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,9 @@ from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, 
 from buttress.db._errors import is_retryable, translate
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
+
+if TYPE_CHECKING:
+    from buttress.db._migration_status import MigrationStatus
 
 __all__ = ["Database", "Isolation"]
 
@@ -179,6 +183,34 @@ class Database:
             raise self._translate(exc.last_error or exc, exc.attempts) from exc
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+
+    # -- buttress's own schema ---------------------------------------------------------------------
+
+    def upgrade(self, revision: str = "head", *, locations: Sequence[str | Path] = ()) -> MigrationStatus:
+        """Create or update buttress's own tables (alembic, under a lock); see :mod:`buttress.db._migrate`."""
+        from buttress.db._migrate import upgrade  # noqa: PLC0415 - alembic loads only when migrating
+
+        return upgrade(self, revision, locations=locations)
+
+    async def aupgrade(
+        self, revision: str = "head", *, locations: Sequence[str | Path] = ()
+    ) -> MigrationStatus:
+        """Async :meth:`upgrade`."""
+        from buttress.db._migrate import aupgrade  # noqa: PLC0415 - alembic loads only when migrating
+
+        return await aupgrade(self, revision, locations=locations)
+
+    def migration_status(self, *, locations: Sequence[str | Path] = ()) -> MigrationStatus:
+        """The revision this database is at, buttress's head, and what an upgrade would run."""
+        from buttress.db._migrate import migration_status  # noqa: PLC0415 - alembic loads only when migrating
+
+        return migration_status(self, locations=locations)
+
+    def upgrade_sql(self, revision: str = "head", *, locations: Sequence[str | Path] = ()) -> str:
+        """The SQL an upgrade from nothing to ``revision`` runs here, for a DBA to review; nothing is run."""
+        from buttress.db._migrate import render_upgrade_sql  # noqa: PLC0415 - alembic loads only when migrating
+
+        return render_upgrade_sql(self.backend, revision, locations=locations)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

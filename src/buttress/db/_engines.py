@@ -22,7 +22,11 @@ from buttress._redaction import mask_url_password
 from buttress.config import DATABASE_SCHEMES, DbSettings
 from buttress.errors import ValidationError
 
-__all__ = ["DEFAULT_URL", "Urls", "build_async_engine", "build_engine", "resolve_urls"]
+__all__ = ["DEFAULT_URL", "SQLITE_BEGIN", "Urls", "build_async_engine", "build_engine", "resolve_urls"]
+
+SQLITE_BEGIN: Final = "buttress_sqlite_begin"
+"""An execution option naming the statement that opens a SQLite transaction: ``BEGIN IMMEDIATE`` takes
+the write lock at once, so two writers queue at the start instead of failing at their first write."""
 
 DEFAULT_URL: Final = "sqlite:///buttress.db"
 """The embedded default when ``BUTTRESS_DATABASE_URL`` is unset: ``buttress.db`` in the working directory."""
@@ -107,7 +111,7 @@ def _sqlite_events(engine: Engine, settings: DbSettings) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN, "BEGIN"))
 
 
 def build_engine(urls: Urls, settings: DbSettings) -> Engine:

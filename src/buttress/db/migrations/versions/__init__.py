@@ -1,0 +1,1 @@
+"""buttress's revisions, oldest first; each chains from the one before (``down_revision``)."""
