@@ -110,9 +110,21 @@ _PROVIDERS: dict[str, Callable[[Container], None]] = {
 """Which provider registers the types defined under each package (the health registry aside)."""
 
 
+_FOREIGN: dict[tuple[str, str], str] = {
+    ("sqlalchemy.orm.session", "Session"): "buttress.db",
+    ("sqlalchemy.ext.asyncio.session", "AsyncSession"): "buttress.db",
+}
+"""Types from other libraries a capability registers (the scoped sessions): their provider's package."""
+
+
 def _provider_of(service_type: Any) -> tuple[str, Callable[[Container], None]] | None:
     module = getattr(service_type, "__module__", None)
-    if not isinstance(module, str) or not module.startswith("buttress."):
+    if not isinstance(module, str):
+        return None
+    foreign = _FOREIGN.get((module, getattr(service_type, "__qualname__", "")))
+    if foreign is not None:
+        return foreign, _PROVIDERS[foreign]
+    if not module.startswith("buttress."):
         return None
     if (
         module == "buttress.observe._health_core"

@@ -303,3 +303,21 @@ def test_without_a_url_the_process_settings_decide(monkeypatch: pytest.MonkeyPat
         assert (tmp_path / "env.db").exists()
     finally:
         reset_settings()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_sync_close_also_closes_the_async_pools_connections(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = open_database(kind, tmp_path, request)
+
+    async def use() -> None:
+        async with db.asession() as session:
+            await session.execute(text("SELECT 1"))
+
+    asyncio.run(use())  # the loop that opened the connection is gone by now
+    pool = db.async_engine.sync_engine.pool
+    assert pool.checkedin() == 1
+    db.close()
+    assert pool.checkedin() == 0
+    assert db.engine.pool.checkedin() == 0

@@ -127,3 +127,58 @@ except MissingExtra as error:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'buttress[db]'" in result.stdout
+
+
+def test_a_scope_has_one_session_and_rolls_back_what_it_did_not_commit(tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    container = get_container()
+    db = container.resolve(Database)
+    with db.session() as session:
+        session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+    with container.scope() as scope:
+        first = scope.resolve(Session)
+        assert container.resolve(Session) is first  # one session per scope, found through the context
+        first.execute(text("INSERT INTO notes (body) VALUES ('kept')"))
+        first.commit()
+        first.execute(text("INSERT INTO notes (body) VALUES ('dropped')"))
+    with container.scope() as scope:
+        second = scope.resolve(Session)
+        assert second is not first
+        assert second.bind is db.engine
+        assert second.execute(text("SELECT body FROM notes")).scalars().all() == ["kept"]
+    assert db.engine.pool.checkedout() == 0  # the scopes returned their connections
+
+
+def test_an_async_scope_has_one_async_session_closed_with_it() -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    container = get_container()
+
+    async def run() -> list[str]:
+        db = await container.aresolve(Database)
+        async with db.asession() as session:
+            await session.execute(text("CREATE TABLE marks (id INTEGER PRIMARY KEY, label TEXT)"))
+        async with container.scope() as scope:
+            session = await scope.aresolve(AsyncSession)
+            assert await container.aresolve(AsyncSession) is session
+            await session.execute(text("INSERT INTO marks (label) VALUES ('a')"))
+            await session.commit()
+            await session.execute(text("INSERT INTO marks (label) VALUES ('b')"))
+        async with db.asession() as session:
+            labels = list((await session.execute(text("SELECT label FROM marks"))).scalars())
+        await container.aclose()
+        return labels
+
+    assert asyncio.run(run()) == ["a"]
+
+
+def test_a_session_outside_a_scope_is_refused_with_the_fix() -> None:
+    from sqlalchemy.orm import Session
+
+    from buttress.errors import ScopeRequired
+
+    with pytest.raises(ScopeRequired, match="scope"):
+        get_container().resolve(Session)

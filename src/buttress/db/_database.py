@@ -11,6 +11,7 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -215,8 +216,23 @@ class Database:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Dispose of the sync pool (the async pool needs :meth:`aclose`)."""
+        """Dispose of both pools; prefer :meth:`aclose` in async code.
+
+        The async pool's connections are closed on a short-lived event loop when no loop runs in this
+        thread (both drivers can close a connection from a loop other than the one that opened it);
+        called from inside a running loop, the pool is only detached and its connections closed when
+        they are collected.
+        """
         self.engine.dispose()
+        if getattr(self.async_engine.sync_engine.pool, "checkedin", lambda: 1)() == 0:
+            self.async_engine.sync_engine.dispose(close=False)
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.async_engine.dispose())
+        else:
+            self.async_engine.sync_engine.dispose(close=False)
 
     async def aclose(self) -> None:
         """Dispose of both pools."""

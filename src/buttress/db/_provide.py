@@ -6,7 +6,7 @@ the container's wiring reads real classes from their annotations.
 
 from typing import TYPE_CHECKING
 
-from buttress.container import Container
+from buttress.container import Container, Lifetime
 
 if TYPE_CHECKING:
     from buttress.config import Settings
@@ -16,18 +16,32 @@ __all__ = ["health_checks", "register_services"]
 
 
 def register_services(container: Container) -> None:
-    """Register the process-wide :class:`Database` (a singleton built from ``Settings`` on first resolve).
+    """Register the process-wide :class:`Database` and one session per scope.
 
-    The container closes it: :meth:`Container.close` disposes of the sync pool, :meth:`Container.aclose`
-    of both pools.
+    ``Database`` is a singleton built from ``Settings`` on first resolve; the container closes it
+    (:meth:`Container.close` disposes of the sync pool, :meth:`Container.aclose` of both). ``Session`` and
+    ``AsyncSession`` are SCOPED: every resolve inside one ``container.scope()`` (a request, a job) gets the
+    same session on the database's engine, and the scope's exit closes it, rolling back whatever the code
+    did not commit. Committing stays explicit (``session.commit()``), as SQLAlchemy has it.
     """
+    from sqlalchemy.ext.asyncio import AsyncSession  # noqa: PLC0415 - registering must not import SQLAlchemy early
+    from sqlalchemy.orm import Session  # noqa: PLC0415 - registering must not import SQLAlchemy early
+
     from buttress.config import Settings  # noqa: PLC0415 - config is optional for library users
     from buttress.db._database import Database  # noqa: PLC0415 - registering must not import SQLAlchemy early
 
     def default_database(settings: Settings) -> Database:
         return Database.from_settings(settings)
 
+    def scope_session(db: Database) -> Session:
+        return Session(db.engine, expire_on_commit=False)
+
+    def scope_async_session(db: Database) -> AsyncSession:
+        return AsyncSession(db.async_engine, expire_on_commit=False)
+
     container.register(Database, default_database)
+    container.register(Session, scope_session, Lifetime.SCOPED)
+    container.register(AsyncSession, scope_async_session, Lifetime.SCOPED)
 
 
 def health_checks(container: Container, settings: "Settings") -> "list[HealthCheck]":
