@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Generator
 
 import pytest
 
-from buttress.container import Container, Lifetime, Scope
+from buttress.container import Container, Lifetime, Scope, current_scope
 from buttress.errors import ContainerError, ScopeRequired
 
 
@@ -402,3 +402,19 @@ async def test_scope_entered_either_way_becomes_current(enter: str) -> None:
     run = run_sync if enter == "sync" else run_async
     one, two = await run()
     assert one is two
+
+
+def test_current_scope_is_the_innermost_scope_entered_in_this_context() -> None:
+    container = Container()
+    assert current_scope() is None
+    with container.scope() as outer:
+        assert current_scope() is outer
+        with Container().scope() as inner:
+            assert current_scope() is inner
+        assert current_scope() is outer
+
+        async def elsewhere() -> object:
+            return current_scope()
+
+        assert asyncio.run(elsewhere()) is outer  # a copied context carries it
+    assert current_scope() is None

@@ -21,7 +21,7 @@ import inspect  # noqa: F401 - kept as an attribute: tests patch buttress.contai
 
 from buttress.container._core import CHANGES, Changes, Container
 from buttress.container._default import get_container, reset_container, set_container
-from buttress.container._scope import Scope
+from buttress.container._scope import Scope, current_scope
 from buttress.container._wiring import Lifetime
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Container",
     "Lifetime",
     "Scope",
+    "current_scope",
     "get_container",
     "reset_container",
     "set_container",

@@ -21,6 +21,15 @@ _SCOPE: ContextVar[Scope | None] = ContextVar("buttress_scope", default=None)
 _HELD: ContextVar[frozenset[int]] = ContextVar("buttress_container_locks", default=frozenset())
 
 
+def current_scope() -> Scope | None:
+    """The innermost scope entered in this context (of any container), or None outside every scope.
+
+    It names the current unit of work (a request, a job) for code that keeps per-unit state without
+    resolving anything, such as the database's N+1 detector and its read-your-writes position.
+    """
+    return _SCOPE.get()
+
+
 class Scope:
     """One unit of work (a request, a job): SCOPED instances live here and close when it exits.
 

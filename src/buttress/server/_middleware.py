@@ -8,6 +8,9 @@ that Starlette's router leaves in the scope, never by the raw path: otherwise ev
 ``/wp-admin.php`` would mint a new series. Requests no route matched share ``route="<unmatched>"``, and
 unknown methods share ``method="OTHER"``.
 
+Each request runs in its own container scope (``container.scope()`` of the default container), so SCOPED
+services such as the database session are one per request and closed once the response is sent.
+
 An exception that no handler turned into a response becomes a 500 problem here, with an ``error_id`` that
 is logged with the traceback and the request id, and the exception goes to error aggregation. When the
 application has its own handler for ``Exception`` or 500, the exception is left to it.
@@ -25,6 +28,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from buttress.container import get_container
 from buttress.observe.errors import ErrorAggregator
 from buttress.observe.metrics import MetricsRegistry
 from buttress.server._problems import new_error_id, unhandled_problem
@@ -145,12 +149,14 @@ class OpsMiddleware:
         # structlog's bind/reset rather than bind_context(): the same effect at a fifth of the cost.
         tokens = bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            if started or self._app_handles_errors():
-                raise
-            response = self._unhandled(scope, exc, request_id)
-            await response(scope, receive, send_with_id)
+            async with get_container().scope():  # the request's scope: its sessions, closed after it
+                try:
+                    await self.app(scope, receive, send_with_id)
+                except Exception as exc:
+                    if started or self._app_handles_errors():
+                        raise
+                    response = self._unhandled(scope, exc, request_id)
+                    await response(scope, receive, send_with_id)
         finally:
             reset_contextvars(**tokens)
             self._record(scope, entry_root_path, status, start)
