@@ -132,9 +132,8 @@ class IndexAdvice:
         else:
             evidence = f"UNVERIFIED: {self.reason}"
         seconds = f"{self.total_seconds:.3f}s total" if self.total_seconds else "time not given"
-        return (
-            f"{self.ddl};\n  -- {evidence}; {len(self.statements)} statement(s), {self.calls} call(s), {seconds}"
-        )
+        usage = f"{len(self.statements)} statement(s), {self.calls} call(s), {seconds}"
+        return f"{self.ddl};\n  -- {evidence}; {usage}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +202,9 @@ def candidates(use: ScanUse) -> list[tuple[str, ...]]:
     return out
 
 
-def covered(columns: Sequence[str], equality: Iterable[str], existing: Iterable[Sequence[str | None]]) -> bool:
+def covered(
+    columns: Sequence[str], equality: Iterable[str], existing: Iterable[Sequence[str | None]]
+) -> bool:
     """Whether an existing index leads with ``columns``: its leading equality columns in any order, the
     rest in order (an index on ``(a, b)`` serves ``a = 1 AND b = 2`` as well as ``b = 2 AND a = 1``)."""
     equal = set(equality)
@@ -213,7 +214,11 @@ def covered(columns: Sequence[str], equality: Iterable[str], existing: Iterable[
         head += 1
     for index in existing:
         lead = list(index[:size])
-        if len(lead) == size and set(lead[:head]) == set(columns[:head]) and lead[head:] == list(columns[head:]):
+        if (
+            len(lead) == size
+            and set(lead[:head]) == set(columns[:head])
+            and lead[head:] == list(columns[head:])
+        ):
             return True
     return False
 

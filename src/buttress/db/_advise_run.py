@@ -188,18 +188,28 @@ def _postgres(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
             known.extend(c for c in fresh if c not in known)
     if not run.hypopg:
         for use, cands in picks.values():
-            run.add(sample, use, cands[0], verified=False, reason=_unverified_reason("postgresql"),
-                    cost_before=before, cost_after=None, ratio=None)
+            run.add(
+                sample,
+                use,
+                cands[0],
+                verified=False,
+                reason=_unverified_reason("postgresql"),
+                cost_before=before,
+                cost_after=None,
+                ratio=None,
+            )
         return
     costs: dict[TableKey, list[tuple[float, tuple[str, ...]]]] = {}
     for key, (use, cands) in picks.items():
         for columns in cands:
             cost = yield from _hypothetical(explain, [(use, columns)])
             costs.setdefault(key, []).append((cost, columns))
-    yield from _choose(run, sample, picks, costs, before, explain)
+    yield from _choose(run, sample, picks=picks, costs=costs, before=before, explain=explain)
 
 
-def _hypothetical(explain: Step, indexes: Sequence[tuple[ScanUse, tuple[str, ...]]]) -> Generator[Step, Rows, float]:
+def _hypothetical(
+    explain: Step, indexes: Sequence[tuple[ScanUse, tuple[str, ...]]]
+) -> Generator[Step, Rows, float]:
     """The statement's total cost with ``indexes`` as hypothetical indexes, reset straight after."""
     for use, columns in indexes:
         target = ".".join(quote_ident(part) for part in (use.schema, use.table) if part)
@@ -213,6 +223,7 @@ def _hypothetical(explain: Step, indexes: Sequence[tuple[ScanUse, tuple[str, ...
 def _choose(
     run: _Advisor,
     sample: Sample,
+    *,
     picks: Mapping[TableKey, tuple[ScanUse, list[tuple[str, ...]]]],
     costs: Mapping[TableKey, list[tuple[float, tuple[str, ...]]]],
     before: float,
@@ -223,7 +234,9 @@ def _choose(
     best: dict[TableKey, tuple[float, tuple[str, ...]]] = {}
     for key, results in costs.items():
         cheapest = min(cost for cost, _columns in results)
-        near = [(len(columns), cost, columns) for cost, columns in results if cost <= cheapest * _CLOSE_ENOUGH]
+        near = [
+            (len(columns), cost, columns) for cost, columns in results if cost <= cheapest * _CLOSE_ENOUGH
+        ]
         _width, cost, columns = min(near, key=lambda item: (item[0], item[1]))
         best[key] = (cost, columns)
     limit = before * (1 - run.min_saving)
@@ -232,15 +245,29 @@ def _choose(
         helping = {key: found for key, found in best.items() if found[0] < before}
         if len(helping) < 2:
             return
-        together = yield from _hypothetical(explain, [(picks[key][0], found[1]) for key, found in helping.items()])
+        together = yield from _hypothetical(
+            explain, [(picks[key][0], found[1]) for key, found in helping.items()]
+        )
         if together > limit:
             return
         passing = {key: (together, found[1]) for key, found in helping.items()}
     for key, (cost, columns) in passing.items():
         alone = len(passing) == 1 or best[key][0] <= limit
-        reason = "verified with hypopg" if alone else "verified with hypopg, together with the other tables' advice"
-        run.add(sample, picks[key][0], columns, verified=True, reason=reason,
-                cost_before=before, cost_after=cost, ratio=cost / before if before else 0.0)
+        reason = (
+            "verified with hypopg"
+            if alone
+            else "verified with hypopg, together with the other tables' advice"
+        )
+        run.add(
+            sample,
+            picks[key][0],
+            columns,
+            verified=True,
+            reason=reason,
+            cost_before=before,
+            cost_after=cost,
+            ratio=cost / before if before else 0.0,
+        )
 
 
 def _sqlite(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
@@ -254,7 +281,9 @@ def _sqlite(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
         info = yield Step(f"PRAGMA table_info({quote_ident(table)})")
         if not info:
             continue  # a CTE or a subquery's name, not a table
-        use = sqlite_uses(sample.sql, ref, table, [str(row[1]) for row in info], automatic, sorts)
+        use = sqlite_uses(
+            sample.sql, ref, table, columns=[str(row[1]) for row in info], automatic=automatic, sorts=sorts
+        )
         existing: list[list[str | None]] = []
         for index in (yield Step(f"PRAGMA index_list({quote_ident(table)})")):
             if not index[4]:  # a partial index serves only some rows
@@ -262,8 +291,16 @@ def _sqlite(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
                 existing.append([None if col[2] is None else str(col[2]) for col in sorted(cols)])
         fresh = [c for c in candidates(use) if not covered(c, [*use.equality, *use.joins], existing)]
         if fresh:
-            run.add(sample, use, fresh[0], verified=False, reason=_unverified_reason("sqlite"),
-                    cost_before=None, cost_after=None, ratio=None)
+            run.add(
+                sample,
+                use,
+                fresh[0],
+                verified=False,
+                reason=_unverified_reason("sqlite"),
+                cost_before=None,
+                cost_after=None,
+                ratio=None,
+            )
 
 
 def advise_plan(backend: str, samples: Sequence[Sample], min_saving: float) -> Plan:

@@ -1,4 +1,4 @@
-"""What an ``EXPLAIN (FORMAT JSON, VERBOSE)`` plan says a table is searched by: the raw material of index advice.
+"""What an ``EXPLAIN (FORMAT JSON, VERBOSE)`` plan says a table is searched by: what index advice reads.
 
 :func:`scan_uses` walks a PostgreSQL plan and returns one :class:`ScanUse` per sequential scan of a table
 (parallel or not): the columns its ``Filter`` compares for equality (``=``, ``= ANY (...)`` from ``IN``
@@ -133,46 +133,49 @@ def _split_comparison(conjunct: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _classify(use: ScanUse, conjunct: str, aliases: Mapping[str, ScanUse]) -> None:
-    """File one conjunct of a condition under the columns of the scans it names."""
+def _comparison(conjunct: str) -> tuple[tuple[str | None, str], str, tuple[str | None, str] | None] | None:
+    """``(column, operator, other column or None)`` for ``column op constant`` or ``column = column``."""
     upper = conjunct.upper()
     if upper.endswith(" IS NULL"):
         found = column_of(conjunct[: -len(" IS NULL")])
-        if found is not None and found[0] in (None, use.alias):
-            use.add(use.equality, found[1])
-        return
+        return None if found is None else (found, "=", None)
     if " OR " in upper or "SUBPLAN" in upper:
-        return
-    comparison = _split_comparison(conjunct)
-    if comparison is None:
-        return
-    left, op, right = comparison
-    if right.upper().startswith("ANY ") or right.upper().startswith("ANY("):
-        right_column = None
-        if op != "=":
-            return
-    else:
-        right_column = column_of(right)
+        return None
+    split = _split_comparison(conjunct)
+    if split is None:
+        return None
+    left, op, right = split
+    any_of = right.upper().startswith(("ANY ", "ANY("))
+    if any_of and op != "=":
+        return None
+    right_column = None if any_of else column_of(right)
     left_column = column_of(left)
     if left_column is None and right_column is not None:
-        left_column, right_column, op = right_column, None, _FLIP.get(op, op)
-    if left_column is None:
+        return right_column, _FLIP.get(op, op), None
+    return None if left_column is None else (left_column, op, right_column)
+
+
+def _classify(use: ScanUse, conjunct: str, aliases: Mapping[str, ScanUse]) -> None:
+    """File one conjunct of a scan's filter under the columns of the scans it names."""
+    found = _comparison(conjunct)
+    if found is None:
         return
-    if right_column is not None:  # column = column: the join key, on each side that is a scanned table
+    column, op, other = found
+    if other is not None:  # column = column: the join key, on each side that is a scanned table
         if op in _EQUALITY:
-            for alias, name in (left_column, right_column):
+            for alias, name in (column, other):
                 if alias is None or alias == use.alias:  # compared row by row at this scan: equality here
                     use.add(use.equality, name)
                     use.add(use.joins, name)
                 elif alias in aliases:
                     aliases[alias].add(aliases[alias].joins, name)
         return
-    if left_column[0] not in (None, use.alias):
+    if column[0] not in (None, use.alias):
         return  # another table's column against a constant: that table's own scan files it
     if op in _EQUALITY:
-        use.add(use.equality, left_column[1])
+        use.add(use.equality, column[1])
     elif op in _RANGE:
-        use.add(use.ranges, left_column[1])
+        use.add(use.ranges, column[1])
 
 
 def _nodes(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:

@@ -32,8 +32,36 @@ _TOKEN: Final = re.compile(
 _SCAN: Final = re.compile(r"^SCAN (?:TABLE )?(\S+)(?: AS (\S+))?")
 _AUTOMATIC: Final = re.compile(r"^SEARCH (?:TABLE )?(\S+)(?: AS (\S+))? USING AUTOMATIC .*?INDEX \((.*)\)")
 _KEYWORDS: Final = frozenset(
-    "WHERE JOIN INNER LEFT RIGHT FULL CROSS OUTER ON USING GROUP ORDER LIMIT NATURAL UNION EXCEPT "
-    "INTERSECT WINDOW HAVING SET VALUES RETURNING AS INDEXED NOT OFFSET SELECT FROM".split()
+    [
+        "WHERE",
+        "JOIN",
+        "INNER",
+        "LEFT",
+        "RIGHT",
+        "FULL",
+        "CROSS",
+        "OUTER",
+        "ON",
+        "USING",
+        "GROUP",
+        "ORDER",
+        "LIMIT",
+        "NATURAL",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "WINDOW",
+        "HAVING",
+        "SET",
+        "VALUES",
+        "RETURNING",
+        "AS",
+        "INDEXED",
+        "NOT",
+        "OFFSET",
+        "SELECT",
+        "FROM",
+    ]
 )
 _OPEN_CONDITION: Final = frozenset({"WHERE", "ON"})
 _CLOSE_CONDITION: Final = frozenset(
@@ -44,7 +72,7 @@ _RANGE: Final = frozenset({"<", "<=", ">", ">=", "BETWEEN"})
 
 
 def _unquote(name: str) -> str:
-    if name[:1] in "\"`[":
+    if name[:1] in '"`[':
         return name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
     return name
 
@@ -99,7 +127,9 @@ def scanned(details: Iterable[str]) -> tuple[list[tuple[str, list[str]]], bool]:
         automatic = _AUTOMATIC.match(detail)
         if automatic is not None:
             ref = automatic.group(2) or automatic.group(1)
-            columns = [part.split("=")[0].strip() for part in automatic.group(3).split(" AND ") if "=" in part]
+            columns = [
+                part.split("=")[0].strip() for part in automatic.group(3).split(" AND ") if "=" in part
+            ]
             found.append((ref, columns))
             continue
         scan = _SCAN.match(detail)
@@ -177,7 +207,7 @@ def _order_by(use: ScanUse, toks: Sequence[tuple[str, str]], columns: Mapping[st
 
 
 def sqlite_uses(
-    sql: str, ref: str, table: str, columns: Sequence[str], automatic: Sequence[str], sorts: bool
+    sql: str, ref: str, table: str, *, columns: Sequence[str], automatic: Sequence[str], sorts: bool
 ) -> ScanUse:
     """How ``sql`` searches ``table`` (scanned as ``ref``), from its tokens and the plan's hints."""
     by_lower = {column.lower(): column for column in columns}
