@@ -127,8 +127,12 @@ def test_resilience_all_is_the_curated_list() -> None:
 
 DB = [
     "DEFAULT_URL",
+    "AdviceReport",
     "Database",
+    "IndexAdvice",
     "Isolation",
+    "Sample",
+    "Skipped",
     "health_checks",
     "is_retryable",
     "register_services",

@@ -4,6 +4,7 @@ with hypopg on PostgreSQL), none once they exist, none for a tiny table, unverif
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import time
 import uuid
@@ -488,3 +489,23 @@ def test_the_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert blocks
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), {"__name__": "__doc_example__"})  # noqa: S102
+
+
+def test_parallel_scans_under_gather_merge_give_sort_keys() -> None:
+    """ankane/dexter#14's plan shape: a Parallel Seq Scan under Gather (Merge)."""
+    scan = {
+        "Node Type": "Seq Scan",
+        "Parallel Aware": True,
+        "Schema": "public",
+        "Relation Name": "t",
+        "Alias": "t",
+        "Filter": "(t.updated_at >= (CURRENT_DATE - 1))",
+    }
+    sort = {"Node Type": "Sort", "Sort Key": ["t.updated_at DESC"], "Plans": [scan]}
+    plan = {"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Gather Merge", "Plans": [sort]}]}}
+    [use] = scan_uses(plan)
+    assert use.ranges == ["updated_at", "seen_at"] and use.sort == ["updated_at"]
+
+
+def test_advise_and_aadvise_take_the_same_parameters() -> None:
+    assert inspect.signature(Database.advise).parameters == inspect.signature(Database.aadvise).parameters

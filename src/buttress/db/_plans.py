@@ -117,8 +117,8 @@ def column_of(operand: str) -> tuple[str | None, str] | None:
             break
         text = strip_parens(text[: cast.start()])
     match = _COLUMN.match(text)
-    if match is None or text.upper() in {"NULL", "TRUE", "FALSE"}:
-        return None
+    if match is None or (match.group(1) is None and text.isupper()):
+        return None  # NULL, TRUE, CURRENT_DATE...: PostgreSQL prints keywords upper-case, names lower
     alias, column = match.group(1), match.group(2)
     return (_unquote(alias) if alias else None, _unquote(column))
 
