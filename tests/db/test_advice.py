@@ -499,7 +499,7 @@ def test_parallel_scans_under_gather_merge_give_sort_keys() -> None:
         "Schema": "public",
         "Relation Name": "t",
         "Alias": "t",
-        "Filter": "(t.updated_at >= (CURRENT_DATE - 1))",
+        "Filter": "((t.updated_at >= (CURRENT_DATE - 1)) AND (t.seen_at < CURRENT_DATE))",
     }
     sort = {"Node Type": "Sort", "Sort Key": ["t.updated_at DESC"], "Plans": [scan]}
     plan = {"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Gather Merge", "Plans": [sort]}]}}
