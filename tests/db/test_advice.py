@@ -208,14 +208,17 @@ def test_ten_seeded_missing_indexes_are_found(world: World, advisor: Advisor) ->
         if world.kind == "postgresql":
             assert report.hypopg is True
             assert advice.verified, advice.text
-            assert advice.cost_before is not None and advice.cost_after is not None
-            assert advice.ratio is not None and advice.ratio <= 0.5
+            assert advice.cost_before is not None
+            assert advice.cost_after is not None
+            assert advice.ratio is not None
+            assert advice.ratio <= 0.5
             assert advice.cost_after <= advice.cost_before / 2
             assert advice.ddl.startswith(
                 f"CREATE INDEX CONCURRENTLY {advice.name} ON public.{world.events} ("
             )
         else:
-            assert not advice.verified and advice.ratio is None
+            assert not advice.verified
+            assert advice.ratio is None
             assert advice.reason.startswith("unverified")
             assert "UNVERIFIED" in advice.text
             assert advice.ddl.startswith(f"CREATE INDEX {advice.name} ON {world.events} (")
@@ -262,15 +265,19 @@ def test_advice_never_holds_parameter_values(world: World, advisor: Advisor) -> 
         Sample(f"SELECT id FROM {world.events} WHERE email = :e", {"e": SECRET_EMAIL}),
         Sample(f"SELECT id FROM {world.events} WHERE email = '{SECRET_EMAIL}'"),
         Sample(
-            f"SELECT e.id FROM {world.parents} p JOIN {world.events} e ON e.parent_id = p.id WHERE p.code = %(c)s",
+            f"SELECT e.id FROM {world.parents} p JOIN {world.events} e ON e.parent_id = p.id"
+            " WHERE p.code = %(c)s",
             {"c": SECRET_CODE},
         ),
         Sample(f"SELECT * FROM missing_{world.events} WHERE email = :e", {"e": SECRET_EMAIL}),
     ]
     report = advisor.advise(samples)
-    assert len(report.indexes) == 2 and len(report.skipped) == 1
+    assert len(report.indexes) == 2
+    assert len(report.skipped) == 1
     rendered = repr(report) + report.text
-    assert SECRET_EMAIL not in rendered and SECRET_CODE not in rendered and "9931" not in rendered
+    assert SECRET_EMAIL not in rendered
+    assert SECRET_CODE not in rendered
+    assert "9931" not in rendered
     email = next(a for a in report.indexes if a.columns == ("email",))
     assert email.statements == (f"SELECT id FROM {world.events} WHERE email = ?",)
     assert email.calls == 2  # the literal and the parameterised spelling are one statement
@@ -319,7 +326,9 @@ def test_a_tiny_table_gets_no_index(database_url: str, mode: str) -> None:
         advisor.execute(f"INSERT INTO {table} SELECT n, n % 5, 'x' FROM generate_series(1, 20) n")
         advisor.execute(f"ANALYZE {table}")
         report = advisor.advise([Sample(f"SELECT * FROM {table} WHERE k = :k", {"k": 3})])
-        assert report.hypopg and report.indexes == () and report.skipped == ()
+        assert report.hypopg
+        assert report.indexes == ()
+        assert report.skipped == ()
     finally:
         advisor.execute(f"DROP TABLE IF EXISTS {table}")
         advisor.close()
@@ -355,11 +364,16 @@ def test_without_hypopg_advice_says_it_is_unverified(no_hypopg_url: str, mode: s
         assert report.hypopg is False
         [advice] = report.indexes
         assert advice.columns == ("customer_id", "placed_at")
-        assert not advice.verified and advice.cost_after is None and advice.ratio is None
-        assert advice.cost_before is not None and advice.cost_before > 0
-        assert "unverified" in advice.reason and "hypopg" in advice.reason
+        assert not advice.verified
+        assert advice.cost_after is None
+        assert advice.ratio is None
+        assert advice.cost_before is not None
+        assert advice.cost_before > 0
+        assert "unverified" in advice.reason
+        assert "hypopg" in advice.reason
         assert advice.ddl == (
-            "CREATE INDEX CONCURRENTLY ix_orders_customer_id_placed_at ON public.orders (customer_id, placed_at)"
+            "CREATE INDEX CONCURRENTLY ix_orders_customer_id_placed_at"
+            " ON public.orders (customer_id, placed_at)"
         )
     finally:
         advisor.close()
@@ -383,8 +397,10 @@ def test_several_tables_helped_together_are_advised_together(database_url: str) 
         report = advisor.advise([sample])
         assert sorted(advice.table for advice in report.indexes) == sorted([a, b])
         for advice in report.indexes:
-            assert advice.verified and advice.columns == ("tag",)
-            assert advice.ratio is not None and advice.ratio <= 0.5
+            assert advice.verified
+            assert advice.columns == ("tag",)
+            assert advice.ratio is not None
+            assert advice.ratio <= 0.5
             assert "together" in advice.reason
     finally:
         for table in (a, b):
@@ -422,9 +438,8 @@ def test_the_async_twin_validates_the_same_way(tmp_path: Path) -> None:
 
 def test_index_names_are_safe_deterministic_and_short() -> None:
     long_name = index_name("t" * 50, ["a_rather_long_column_name", "another_long_column_name"])
-    assert len(long_name) <= 63 and long_name == index_name(
-        "t" * 50, ["a_rather_long_column_name", "another_long_column_name"]
-    )
+    assert len(long_name) <= 63
+    assert long_name == index_name("t" * 50, ["a_rather_long_column_name", "another_long_column_name"])
     assert re.fullmatch(r"[a-z0-9_]+", long_name)
     assert index_name("Orders", ["Email"]) != index_name("orders", ["email"])
     assert index_ddl("postgresql", "app", "Orders", ["Email", "id"]) == (
@@ -452,24 +467,27 @@ def test_plan_conditions_are_read_through_casts_any_and_nested_ands() -> None:
                         "Schema": "public",
                         "Relation Name": "customers",
                         "Alias": "c",
-                        "Filter": "(((c.email)::text = 'a@b'::text) AND (c.tier = ANY ('{1,2}'::integer[])) AND (c.gone IS NULL))",
+                        "Filter": "(((c.email)::text = 'a@b'::text) AND (c.tier = ANY ('{1,2}'::integer[]))"
+                        " AND (c.gone IS NULL))",
                     },
                     {
                         "Node Type": "Seq Scan",
                         "Schema": "public",
                         "Relation Name": "orders",
                         "Alias": "o",
-                        "Filter": "((o.placed_at >= '2024-01-01'::date) AND (lower(o.note) = 'x'::text) AND ((o.a = 1) OR (o.b = 2)))",
+                        "Filter": "((o.placed_at >= '2024-01-01'::date) AND (lower(o.note) = 'x'::text)"
+                        " AND ((o.a = 1) OR (o.b = 2)))",
                     },
                 ],
             }
         }
     ]
     uses = {use.alias: use for use in scan_uses(plan)}
-    assert uses["c"].equality == ["email", "tier", "gone"] and uses["c"].joins == ["id"]
-    assert (
-        uses["o"].ranges == ["placed_at"] and uses["o"].equality == [] and uses["o"].joins == ["customer_id"]
-    )
+    assert uses["c"].equality == ["email", "tier", "gone"]
+    assert uses["c"].joins == ["id"]
+    assert uses["o"].ranges == ["placed_at"]
+    assert uses["o"].equality == []
+    assert uses["o"].joins == ["customer_id"]
     assert conjuncts("((a = 1) AND ((b = 'x AND y') AND (c < 3)))") == ["a = 1", "b = 'x AND y'", "c < 3"]
 
 
@@ -477,7 +495,8 @@ def test_sqlite_automatic_indexes_are_read_as_join_keys() -> None:
     found, sorts = scanned(
         ["SCAN t", "SEARCH u USING AUTOMATIC COVERING INDEX (t_id=? AND z=?)", "USE TEMP B-TREE FOR ORDER BY"]
     )
-    assert found == [("t", []), ("u", ["t_id", "z"])] and sorts
+    assert found == [("t", []), ("u", ["t_id", "z"])]
+    assert sorts
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "db-advice.md"
@@ -504,7 +523,8 @@ def test_parallel_scans_under_gather_merge_give_sort_keys() -> None:
     sort = {"Node Type": "Sort", "Sort Key": ["t.updated_at DESC"], "Plans": [scan]}
     plan = {"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Gather Merge", "Plans": [sort]}]}}
     [use] = scan_uses(plan)
-    assert use.ranges == ["updated_at", "seen_at"] and use.sort == ["updated_at"]
+    assert use.ranges == ["updated_at", "seen_at"]
+    assert use.sort == ["updated_at"]
 
 
 def test_advise_and_aadvise_take_the_same_parameters() -> None:
