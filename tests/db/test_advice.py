@@ -529,3 +529,10 @@ def test_parallel_scans_under_gather_merge_give_sort_keys() -> None:
 
 def test_advise_and_aadvise_take_the_same_parameters() -> None:
     assert inspect.signature(Database.advise).parameters == inspect.signature(Database.aadvise).parameters
+
+
+def test_no_samples_no_advice(world: World, advisor: Advisor) -> None:
+    report = advisor.advise([])
+    assert report.indexes == ()
+    assert report.skipped == ()
+    assert report.backend == world.kind

@@ -149,6 +149,21 @@ class _Advisor:
             )
         self.found[ddl] = advice
 
+    def unverified(
+        self, sample: Sample, use: ScanUse, columns: tuple[str, ...], *, cost_before: float | None
+    ) -> None:
+        """Advise the most specific candidate as it is, saying why it was not checked."""
+        self.add(
+            sample,
+            use,
+            columns,
+            verified=False,
+            reason=_unverified_reason(self.backend),
+            cost_before=cost_before,
+            cost_after=None,
+            ratio=None,
+        )
+
     def report(self, seconds: float) -> AdviceReport:
         ranked = sorted(
             self.found.values(),
@@ -188,16 +203,7 @@ def _postgres(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
             known.extend(c for c in fresh if c not in known)
     if not run.hypopg:
         for use, cands in picks.values():
-            run.add(
-                sample,
-                use,
-                cands[0],
-                verified=False,
-                reason=_unverified_reason("postgresql"),
-                cost_before=before,
-                cost_after=None,
-                ratio=None,
-            )
+            run.unverified(sample, use, cands[0], cost_before=before)
         return
     costs: dict[TableKey, list[tuple[float, tuple[str, ...]]]] = {}
     for key, (use, cands) in picks.items():
@@ -291,16 +297,7 @@ def _sqlite(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
                 existing.append([None if col[2] is None else str(col[2]) for col in sorted(cols)])
         fresh = [c for c in candidates(use) if not covered(c, [*use.equality, *use.joins], existing)]
         if fresh:
-            run.add(
-                sample,
-                use,
-                fresh[0],
-                verified=False,
-                reason=_unverified_reason("sqlite"),
-                cost_before=None,
-                cost_after=None,
-                ratio=None,
-            )
+            run.unverified(sample, use, fresh[0], cost_before=None)
 
 
 def advise_plan(backend: str, samples: Sequence[Sample], min_saving: float) -> Plan:
@@ -332,42 +329,44 @@ def _rows(result: Any) -> Rows:
     return [tuple(row) for row in result] if result.returns_rows else []
 
 
-def run_plan(connection: Connection, plan: Plan) -> AdviceReport:
-    """Drive ``plan`` on ``connection``; a failed step is thrown back into the plan."""
+def _send(connection: Connection | AsyncConnection, step: Step) -> Any:
+    """The result of one step (sync), or the awaitable of it (async)."""
+    if step.bound:
+        return connection.execute(text(step.sql), step.params)
+    return connection.exec_driver_sql(step.sql, step.params)
+
+
+def _advance(plan: Plan, outcome: Rows | DBAPIError | None) -> Step | AdviceReport:
+    """The plan's next step after ``outcome`` (rows, or a failure thrown into it), or its report."""
     try:
-        step = next(plan)
-        while True:
-            try:
-                if step.bound:
-                    rows = _rows(connection.execute(text(step.sql), step.params))
-                else:
-                    rows = _rows(connection.exec_driver_sql(step.sql, step.params))
-            except DBAPIError as exc:
-                step = plan.throw(exc)
-                continue
-            step = plan.send(rows)
+        return plan.throw(outcome) if isinstance(outcome, DBAPIError) else plan.send(outcome)  # type: ignore[arg-type]
     except StopIteration as stop:
         report: AdviceReport = stop.value
         return report
+
+
+def run_plan(connection: Connection, plan: Plan) -> AdviceReport:
+    """Drive ``plan`` on ``connection``; a failed step is thrown back into the plan."""
+    step = _advance(plan, None)
+    while isinstance(step, Step):
+        try:
+            outcome: Rows | DBAPIError = _rows(_send(connection, step))
+        except DBAPIError as exc:
+            outcome = exc
+        step = _advance(plan, outcome)
+    return step
 
 
 async def arun_plan(connection: AsyncConnection, plan: Plan) -> AdviceReport:
     """Async :func:`run_plan`."""
-    try:
-        step = next(plan)
-        while True:
-            try:
-                if step.bound:
-                    rows = _rows(await connection.execute(text(step.sql), step.params))
-                else:
-                    rows = _rows(await connection.exec_driver_sql(step.sql, step.params))
-            except DBAPIError as exc:
-                step = plan.throw(exc)
-                continue
-            step = plan.send(rows)
-    except StopIteration as stop:
-        report: AdviceReport = stop.value
-        return report
+    step = _advance(plan, None)
+    while isinstance(step, Step):
+        try:
+            outcome: Rows | DBAPIError = _rows(await _send(connection, step))
+        except DBAPIError as exc:
+            outcome = exc
+        step = _advance(plan, outcome)
+    return step
 
 
 def samples_of(samples: Iterable[Sample | str], min_saving: float) -> list[Sample]:
