@@ -536,3 +536,23 @@ def test_no_samples_no_advice(world: World, advisor: Advisor) -> None:
     assert report.indexes == ()
     assert report.skipped == ()
     assert report.backend == world.kind
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_candidate_hypopg_refuses_is_passed_over(database_url: str, mode: str) -> None:
+    """xid has ``=`` but no B-tree operator class: hypopg refuses it, and the other column is advised."""
+    advisor = Advisor(database_url, mode)
+    table = f"adv_xid_{uuid.uuid4().hex[:8]}"
+    try:
+        advisor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, x xid, k int)")
+        advisor.execute(
+            f"INSERT INTO {table} SELECT n, (n % 7)::text::xid, n % 3000 FROM generate_series(1, 20000) n"
+        )
+        advisor.execute(f"ANALYZE {table}")
+        report = advisor.advise([Sample(f"SELECT * FROM {table} WHERE x = '3'::xid AND k = :k", {"k": 5})])
+        assert report.skipped == ()
+        assert [advice.columns for advice in report.indexes] == [("k",)]
+        assert report.indexes[0].verified
+    finally:
+        advisor.execute(f"DROP TABLE IF EXISTS {table}")
+        advisor.close()

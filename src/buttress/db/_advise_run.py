@@ -14,6 +14,7 @@ pool.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
@@ -216,13 +217,21 @@ def _postgres(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
 def _hypothetical(
     explain: Step, indexes: Sequence[tuple[ScanUse, tuple[str, ...]]]
 ) -> Generator[Step, Rows, float]:
-    """The statement's total cost with ``indexes`` as hypothetical indexes, reset straight after."""
-    for use, columns in indexes:
-        target = ".".join(quote_ident(part) for part in (use.schema, use.table) if part)
-        ddl = f"CREATE INDEX ON {target} ({', '.join(quote_ident(c) for c in columns)})"
-        yield Step("SELECT indexrelid FROM hypopg_create_index(%(ddl)s)", {"ddl": ddl})
+    """The statement's total cost with ``indexes`` as hypothetical indexes, reset straight after;
+    infinite when hypopg refuses one (a column type with no B-tree operator class, say)."""
+    yield Step("SAVEPOINT buttress_candidate")
+    try:
+        for use, columns in indexes:
+            target = ".".join(quote_ident(part) for part in (use.schema, use.table) if part)
+            ddl = f"CREATE INDEX ON {target} ({', '.join(quote_ident(c) for c in columns)})"
+            yield Step("SELECT indexrelid FROM hypopg_create_index(%(ddl)s)", {"ddl": ddl})
+    except DBAPIError:
+        yield Step("ROLLBACK TO SAVEPOINT buttress_candidate")
+        yield Step("SELECT hypopg_reset()")
+        return math.inf
     rows = yield explain
     yield Step("SELECT hypopg_reset()")
+    yield Step("RELEASE SAVEPOINT buttress_candidate")
     return _total_cost(rows)
 
 
