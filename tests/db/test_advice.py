@@ -20,6 +20,7 @@ from sqlalchemy import make_url, text
 from buttress.config import DbSettings
 from buttress.db import AdviceReport, Database, IndexAdvice, Sample
 from buttress.db._advice import index_ddl, index_name, normalise
+from buttress.db._advise_run import _step, _unplannable
 from buttress.db._plans import conjuncts, scan_uses
 from buttress.db._sqlite_plans import scanned
 from buttress.errors import ValidationError
@@ -556,3 +557,12 @@ def test_a_candidate_hypopg_refuses_is_passed_over(database_url: str, mode: str)
     finally:
         advisor.execute(f"DROP TABLE IF EXISTS {table}")
         advisor.close()
+
+
+def test_casts_are_not_parameter_markers_and_quoted_percents_stay() -> None:
+    assert _unplannable(Sample("SELECT * FROM t WHERE (a)::text = 'x'"), "postgresql") is None
+    assert _unplannable(Sample("SELECT * FROM t WHERE a = $1"), "postgresql") is not None
+    assert _unplannable(Sample("SELECT * FROM t WHERE a = ?"), "sqlite") is not None
+    assert _unplannable(Sample("SELECT * FROM t WHERE a ? 'key'"), "postgresql") is None  # jsonb's ?
+    step = _step("", Sample("SELECT * FROM t WHERE a LIKE '%s%' AND b = %s AND c = %(c)s", (1, 2)), "sqlite")
+    assert step.sql == "SELECT * FROM t WHERE a LIKE '%s%' AND b = ? AND c = :c"

@@ -49,6 +49,7 @@ __all__ = ["Step", "aadvise", "advise", "advise_plan", "arun_plan", "run_plan", 
 Rows = list[tuple[Any, ...]]
 TableKey = tuple[str | None, str]
 _PLANNABLE: Final = frozenset({"SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "VALUES", "TABLE"})
+_PSYCOPG_MARKER: Final = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|%\((\w+)\)s|%s""")
 _CLOSE_ENOUGH: Final = 1.05  # a narrower index within 5% of the cheapest plan wins: it costs less to keep
 _PG_INDEXES: Final = """
 SELECT c.relkind, array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE k.ord IS NOT NULL)
@@ -97,13 +98,21 @@ def _step(prefix: str, sample: Sample, backend: str) -> Step:
         return Step(prefix + sql)
     if isinstance(params, Mapping):
         if backend == "sqlite":  # sqlite3 takes :name itself; %(name)s is psycopg's spelling of it
-            return Step(prefix + re.sub(r"%\((\w+)\)s", r":\1", sql), dict(params))
+            return Step(prefix + _PSYCOPG_MARKER.sub(_sqlite_marker, sql), dict(params))
         if "%(" not in sql:
             return Step(prefix + sql, dict(params), bound=True)
         return Step(prefix + sql, dict(params))
     if backend == "sqlite":
-        sql = sql.replace("%s", "?")
+        sql = _PSYCOPG_MARKER.sub(_sqlite_marker, sql)
     return Step(prefix + sql, tuple(params))
+
+
+def _sqlite_marker(match: re.Match[str]) -> str:
+    """psycopg's ``%(name)s`` and ``%s`` as sqlite3's ``:name`` and ``?``; quoted text left alone."""
+    token = match.group(0)
+    if token[0] in "'\"":
+        return token
+    return f":{match.group(1)}" if match.group(1) else "?"
 
 
 def _why(error: DBAPIError) -> str:
