@@ -113,6 +113,17 @@ class Advisor:
         self.db = Database(url, settings=DbSettings(**options))
         self.mode = mode
         self.loop = asyncio.new_event_loop()
+        self.tables: list[str] = []
+
+    def table(self, name: str, columns: str, rows: str) -> str:
+        """A fresh table ``name_<suffix> (columns)`` filled by ``INSERT ... {rows}`` and ANALYZEd;
+        dropped by :meth:`close`."""
+        table = f"{name}_{uuid.uuid4().hex[:8]}"
+        self.tables.append(table)
+        self.execute(f"CREATE TABLE {table} ({columns})")
+        self.execute(f"INSERT INTO {table} {rows}")
+        self.execute(f"ANALYZE {table}")
+        return table
 
     def advise(self, samples: Any, **options: Any) -> AdviceReport:
         if self.mode == "sync":
@@ -132,6 +143,8 @@ class Advisor:
         return self.loop.run_until_complete(run())
 
     def close(self) -> None:
+        for table in self.tables:
+            self.execute(f"DROP TABLE IF EXISTS {table}")
         self.loop.run_until_complete(self.db.aclose())
         self.loop.close()
 
@@ -139,6 +152,16 @@ class Advisor:
 @pytest.fixture(params=MODES)
 def advisor(request: pytest.FixtureRequest, world: World) -> Iterator[Advisor]:
     made = Advisor(world.url, str(request.param), pool_size=1, max_overflow=0)  # one connection: see leaks
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(params=MODES)
+def pg_advisor(request: pytest.FixtureRequest, database_url: str) -> Iterator[Advisor]:
+    """PostgreSQL alone (hypopg is PostgreSQL's), sync and async, for tests with tables of their own."""
+    made = Advisor(database_url, str(request.param))
     try:
         yield made
     finally:
@@ -318,21 +341,14 @@ def test_min_saving_is_the_bar_a_verified_index_must_clear(world: World, advisor
         assert [a.verified for a in strict.indexes] == [False]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_tiny_table_gets_no_index(database_url: str, mode: str) -> None:
-    advisor = Advisor(database_url, mode)
-    table = f"adv_tiny_{uuid.uuid4().hex[:8]}"
-    try:
-        advisor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, k int, label text)")
-        advisor.execute(f"INSERT INTO {table} SELECT n, n % 5, 'x' FROM generate_series(1, 20) n")
-        advisor.execute(f"ANALYZE {table}")
-        report = advisor.advise([Sample(f"SELECT * FROM {table} WHERE k = :k", {"k": 3})])
-        assert report.hypopg
-        assert report.indexes == ()
-        assert report.skipped == ()
-    finally:
-        advisor.execute(f"DROP TABLE IF EXISTS {table}")
-        advisor.close()
+def test_a_tiny_table_gets_no_index(pg_advisor: Advisor) -> None:
+    table = pg_advisor.table(
+        "adv_tiny", "id int PRIMARY KEY, k int", "SELECT n, n % 5 FROM generate_series(1, 20) n"
+    )
+    report = pg_advisor.advise([Sample(f"SELECT * FROM {table} WHERE k = :k", {"k": 3})])
+    assert report.hypopg
+    assert report.indexes == ()
+    assert report.skipped == ()
 
 
 @pytest.fixture
@@ -353,14 +369,14 @@ def no_hypopg_url(database_url: str) -> Iterator[str]:
 def test_without_hypopg_advice_says_it_is_unverified(no_hypopg_url: str, mode: str) -> None:
     advisor = Advisor(no_hypopg_url, mode)
     try:
-        advisor.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, placed_at timestamp)")
-        advisor.execute(
-            "INSERT INTO orders SELECT n, n % 2000, timestamp '2024-01-01' + n * interval '1 minute'"
-            " FROM generate_series(1, 20000) n"
+        orders = advisor.table(
+            "orders",
+            "id int PRIMARY KEY, customer_id int, placed_at timestamp",
+            "SELECT n, n % 2000, timestamp '2024-01-01' + n * interval '1 minute'"
+            " FROM generate_series(1, 20000) n",
         )
-        advisor.execute("ANALYZE orders")
         report = advisor.advise(
-            [Sample("SELECT * FROM orders WHERE customer_id = %(c)s ORDER BY placed_at LIMIT 5", {"c": 7})]
+            [Sample(f"SELECT * FROM {orders} WHERE customer_id = %(c)s ORDER BY placed_at LIMIT 5", {"c": 7})]
         )
         assert report.hypopg is False
         [advice] = report.indexes
@@ -373,40 +389,31 @@ def test_without_hypopg_advice_says_it_is_unverified(no_hypopg_url: str, mode: s
         assert "unverified" in advice.reason
         assert "hypopg" in advice.reason
         assert advice.ddl == (
-            "CREATE INDEX CONCURRENTLY ix_orders_customer_id_placed_at"
-            " ON public.orders (customer_id, placed_at)"
+            f"CREATE INDEX CONCURRENTLY ix_{orders}_customer_id_placed_at"
+            f" ON public.{orders} (customer_id, placed_at)"
         )
     finally:
         advisor.close()
 
 
-def test_several_tables_helped_together_are_advised_together(database_url: str) -> None:
+def test_several_tables_helped_together_are_advised_together(pg_advisor: Advisor) -> None:
     """ankane/dexter#24: two missing indexes that each save too little alone but enough together."""
-    advisor = Advisor(database_url, "sync")
-    a, b = (f"adv_pair_{name}_{uuid.uuid4().hex[:8]}" for name in "ab")
-    try:
-        for table in (a, b):
-            advisor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, tag int, note text)")
-            advisor.execute(
-                f"INSERT INTO {table} SELECT n, n % 4000, repeat('y', 40) FROM generate_series(1, 20000) n"
-            )
-            advisor.execute(f"ANALYZE {table}")
-        sample = Sample(
-            f"SELECT (SELECT count(*) FROM {a} WHERE tag = :t) + (SELECT count(*) FROM {b} WHERE tag = :t)",
-            {"t": 9},
-        )
-        report = advisor.advise([sample])
-        assert sorted(advice.table for advice in report.indexes) == sorted([a, b])
-        for advice in report.indexes:
-            assert advice.verified
-            assert advice.columns == ("tag",)
-            assert advice.ratio is not None
-            assert advice.ratio <= 0.5
-            assert "together" in advice.reason
-    finally:
-        for table in (a, b):
-            advisor.execute(f"DROP TABLE IF EXISTS {table}")
-        advisor.close()
+    fill = "SELECT n, n % 4000, repeat('y', 40) FROM generate_series(1, 20000) n"
+    a, b = (
+        pg_advisor.table(f"adv_pair_{name}", "id int PRIMARY KEY, tag int, note text", fill) for name in "ab"
+    )
+    sample = Sample(
+        f"SELECT (SELECT count(*) FROM {a} WHERE tag = :t) + (SELECT count(*) FROM {b} WHERE tag = :t)",
+        {"t": 9},
+    )
+    report = pg_advisor.advise([sample])
+    assert sorted(advice.table for advice in report.indexes) == sorted([a, b])
+    for advice in report.indexes:
+        assert advice.verified
+        assert advice.columns == ("tag",)
+        assert advice.ratio is not None
+        assert advice.ratio <= 0.5
+        assert "together" in advice.reason
 
 
 @pytest.mark.parametrize(
@@ -539,24 +546,17 @@ def test_no_samples_no_advice(world: World, advisor: Advisor) -> None:
     assert report.backend == world.kind
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_candidate_hypopg_refuses_is_passed_over(database_url: str, mode: str) -> None:
+def test_a_candidate_hypopg_refuses_is_passed_over(pg_advisor: Advisor) -> None:
     """xid has ``=`` but no B-tree operator class: hypopg refuses it, and the other column is advised."""
-    advisor = Advisor(database_url, mode)
-    table = f"adv_xid_{uuid.uuid4().hex[:8]}"
-    try:
-        advisor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, x xid, k int)")
-        advisor.execute(
-            f"INSERT INTO {table} SELECT n, (n % 7)::text::xid, n % 3000 FROM generate_series(1, 20000) n"
-        )
-        advisor.execute(f"ANALYZE {table}")
-        report = advisor.advise([Sample(f"SELECT * FROM {table} WHERE x = '3'::xid AND k = :k", {"k": 5})])
-        assert report.skipped == ()
-        assert [advice.columns for advice in report.indexes] == [("k",)]
-        assert report.indexes[0].verified
-    finally:
-        advisor.execute(f"DROP TABLE IF EXISTS {table}")
-        advisor.close()
+    table = pg_advisor.table(
+        "adv_xid",
+        "id int PRIMARY KEY, x xid, k int",
+        "SELECT n, (n % 7)::text::xid, n % 3000 FROM generate_series(1, 20000) n",
+    )
+    report = pg_advisor.advise([Sample(f"SELECT * FROM {table} WHERE x = '3'::xid AND k = :k", {"k": 5})])
+    assert report.skipped == ()
+    assert [advice.columns for advice in report.indexes] == [("k",)]
+    assert report.indexes[0].verified
 
 
 def test_casts_are_not_parameter_markers_and_quoted_percents_stay() -> None:
