@@ -23,7 +23,8 @@ from buttress.db._advice import index_ddl, index_name, normalise
 from buttress.db._advise_run import _step, _unplannable
 from buttress.db._plans import conjuncts, scan_uses
 from buttress.db._sqlite_plans import scanned
-from buttress.errors import ValidationError
+from buttress.errors import BackendUnavailable, ValidationError
+from tests._ports import free_port
 from tests.db._subject import KINDS, MODES, rows_of
 
 ROWS = 30_000
@@ -566,3 +567,14 @@ def test_casts_are_not_parameter_markers_and_quoted_percents_stay() -> None:
     assert _unplannable(Sample("SELECT * FROM t WHERE a ? 'key'"), "postgresql") is None  # jsonb's ?
     step = _step("", Sample("SELECT * FROM t WHERE a LIKE '%s%' AND b = %s AND c = %(c)s", (1, 2)), "sqlite")
     assert step.sql == "SELECT * FROM t WHERE a LIKE '%s%' AND b = ? AND c = :c"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unreachable_database_is_backend_unavailable(mode: str) -> None:
+    advisor = Advisor(f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app", mode, pool_timeout=1)
+    try:
+        with pytest.raises(BackendUnavailable) as raised:
+            advisor.advise([Sample("SELECT * FROM orders WHERE id = :id", {"id": 1})])
+        assert "s3cret" not in str(raised.value)
+    finally:
+        advisor.close()
