@@ -578,3 +578,21 @@ def test_an_unreachable_database_is_backend_unavailable(mode: str) -> None:
         assert "s3cret" not in str(raised.value)
     finally:
         advisor.close()
+
+
+def test_an_index_that_leaves_a_filter_gets_a_wider_one(world: World, advisor: Advisor) -> None:
+    """An index on ``region`` alone still filters ``kind``: PostgreSQL verifies ``(region, kind)``; SQLite,
+    which searches by the index and shows no filter in its plan, advises nothing."""
+    sample = Sample(f"SELECT id FROM {world.events} WHERE region = :r AND kind = :k", {"r": 7, "k": 3})
+    try:
+        advisor.execute(f"CREATE INDEX narrow_{world.events} ON {world.events} (region)")
+        advisor.execute(f"ANALYZE {world.events}")
+        report = advisor.advise([sample])
+        if world.kind == "postgresql":
+            [advice] = report.indexes
+            assert set(advice.columns) == {"region", "kind"}
+            assert advice.verified
+        else:
+            assert report.indexes == ()
+    finally:
+        advisor.execute(f"DROP INDEX IF EXISTS narrow_{world.events}")

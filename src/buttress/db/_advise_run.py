@@ -201,6 +201,8 @@ def _postgres(run: _Advisor, sample: Sample) -> Generator[Step, Rows, None]:
     before = _total_cost(rows)
     picks: dict[TableKey, tuple[ScanUse, list[tuple[str, ...]]]] = {}
     for use in scan_uses(rows[0][0]):
+        if use.indexed and not run.hypopg:
+            continue  # a wider index for a scan that has one: worth saying only when the planner agrees
         key = (use.schema, use.table)
         index_rows = yield Step(_PG_INDEXES, {"schema": use.schema, "table": use.table})
         if not index_rows or index_rows[0][0] not in ("r", "m"):

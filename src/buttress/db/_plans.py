@@ -1,14 +1,15 @@
 """What an ``EXPLAIN (FORMAT JSON, VERBOSE)`` plan says a table is searched by: what index advice reads.
 
 :func:`scan_uses` walks a PostgreSQL plan and returns one :class:`ScanUse` per sequential scan of a table
-(parallel or not): the columns its ``Filter`` compares for equality (``=``, ``= ANY (...)`` from ``IN``
-lists, ``IS NULL``) and by range (``<``, ``<=``, ``>``, ``>=``; ``BETWEEN`` arrives as two of them), the
-columns joined on (``Hash Cond``, ``Merge Cond``, ``Join Filter``, and a filter naming another table's
-column, as a nested loop over a sequential scan has), and the sort keys when a ``Limit`` sits over a
-``Sort`` of that scan. Casts (``(t.email)::text``) are looked through; a column inside a function call
-(``lower(t.email)``) is not, since only an expression index would serve it. VERBOSE makes the planner
-qualify every column with its table's unique alias, which is how a condition is tied to its table. Only
-names leave this module, never the constants a plan shows.
+(parallel or not), and per index scan that still filters the rows its index returns: the columns its
+conditions compare for equality (``=``, ``= ANY (...)`` from ``IN`` lists, ``IS NULL``) and by range
+(``<``, ``<=``, ``>``, ``>=``; ``BETWEEN`` arrives as two of them), the columns joined on (``Hash Cond``,
+``Merge Cond``, ``Join Filter``, and a filter naming another table's column, as a nested loop over a
+sequential scan has), and the sort keys when a ``Limit`` sits over a ``Sort`` of that scan. Casts
+(``(t.email)::text``) are looked through; a column inside a function call (``lower(t.email)``) is not,
+since only an expression index would serve it. VERBOSE makes the planner qualify every column with its
+table's unique alias, which is how a condition is tied to its table. Only names leave this module, never
+the constants a plan shows.
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ _FLIP: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
 _OPERATORS: Final = ("<=", ">=", "<>", "!=", "=", "<", ">")
 _SORT_SUFFIX: Final = re.compile(r"\s+(?:DESC|ASC|NULLS FIRST|NULLS LAST|USING \S+)$", re.IGNORECASE)
 _PASS_THROUGH: Final = frozenset({"Gather", "Gather Merge", "Result", "Materialize", "Memoize"})
+_INDEXED_SCANS: Final = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
 _SYSTEM_SCHEMAS: Final = frozenset({"pg_catalog", "information_schema", "pg_toast"})
 
 
 @dataclass
 class ScanUse:
-    """One scan of ``schema.table`` as ``alias`` and the columns the statement searches it by."""
+    """One scan of ``schema.table`` as ``alias`` and the columns the statement searches it by; ``indexed``
+    when the scan already uses an index but filters what it returns."""
 
     schema: str | None
     table: str
     alias: str
+    indexed: bool = False
     equality: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     joins: list[str] = field(default_factory=list)
@@ -207,20 +211,30 @@ def _sort_columns(keys: list[str], alias: str) -> list[str]:
     return columns
 
 
+def _scanned(node: Mapping[str, Any]) -> bool:
+    """A sequential scan, or an index scan that still filters rows the index handed it."""
+    kind = node.get("Node Type")
+    if node.get("Schema") in _SYSTEM_SCHEMAS or "Relation Name" not in node:
+        return False
+    return kind == "Seq Scan" or (kind in _INDEXED_SCANS and bool(node.get("Filter")))
+
+
 def scan_uses(explain: Any) -> list[ScanUse]:
-    """The sequential scans of user tables in an ``EXPLAIN (FORMAT JSON, VERBOSE)`` result."""
+    """The scans of user tables worth an index in an ``EXPLAIN (FORMAT JSON, VERBOSE)`` result: every
+    sequential scan, and index scans with a ``Filter`` (``indexed``: a wider index might serve them)."""
     root = explain[0]["Plan"] if isinstance(explain, list) else explain["Plan"]
     nodes = list(_nodes(root))
     uses: dict[str, ScanUse] = {}
     for node in nodes:
-        if node.get("Node Type") == "Seq Scan" and node.get("Schema") not in _SYSTEM_SCHEMAS:
+        if _scanned(node):
             alias = str(node.get("Alias") or node["Relation Name"])
-            uses[alias] = ScanUse(node.get("Schema"), str(node["Relation Name"]), alias)
+            indexed = node.get("Node Type") != "Seq Scan"
+            uses[alias] = ScanUse(node.get("Schema"), str(node["Relation Name"]), alias, indexed=indexed)
     for node in nodes:
-        if node.get("Node Type") == "Seq Scan" and node.get("Filter"):
-            use = uses.get(str(node.get("Alias") or node.get("Relation Name")))
-            if use is not None:
-                for conjunct in conjuncts(str(node["Filter"])):
+        use = uses.get(str(node.get("Alias") or node.get("Relation Name"))) if _scanned(node) else None
+        if use is not None:
+            for key in ("Index Cond", "Recheck Cond", "Filter"):
+                for conjunct in conjuncts(str(node[key])) if node.get(key) else ():
                     _classify(use, conjunct, uses)
         for key in ("Hash Cond", "Merge Cond", "Join Filter"):
             if node.get(key):
