@@ -25,6 +25,7 @@ from buttress.db._plans import conjuncts, scan_uses
 from buttress.db._sqlite_plans import scanned
 from buttress.errors import BackendUnavailable, ValidationError
 from tests._ports import free_port
+from tests.conftest import services_required
 from tests.db._subject import KINDS, MODES, rows_of
 
 ROWS = 30_000
@@ -86,6 +87,17 @@ def _seed(db: Database, events: str, parents: str) -> None:
         session.execute(text(f"ANALYZE {parents}"))
 
 
+def need_hypopg(url: str) -> None:
+    """Skip without hypopg in the test db; under BUTTRESS_REQUIRE_SERVICES=1, fail (.ci/run adds it)."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone() is not None:
+            return
+    reason = "the hypopg extension is not in the test database (CREATE EXTENSION hypopg; .ci/run does it)"
+    if services_required():
+        pytest.fail(reason + " and BUTTRESS_REQUIRE_SERVICES=1 turns the skip into a failure", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module", params=KINDS)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The seeded tables on each database, built once per module and dropped afterwards."""
@@ -94,6 +106,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         url = f"sqlite:///{tmp_path_factory.mktemp('advice') / 'advice.db'}"
     else:
         url = request.getfixturevalue("database_url")
+        need_hypopg(url)
     suffix = uuid.uuid4().hex[:8]
     made = World(kind, url, f"adv_events_{suffix}", f"adv_parents_{suffix}")
     db = Database(url, settings=DbSettings())
@@ -162,6 +175,7 @@ def advisor(request: pytest.FixtureRequest, world: World) -> Iterator[Advisor]:
 @pytest.fixture(params=MODES)
 def pg_advisor(request: pytest.FixtureRequest, database_url: str) -> Iterator[Advisor]:
     """PostgreSQL alone (hypopg is PostgreSQL's), sync and async, for tests with tables of their own."""
+    need_hypopg(database_url)
     made = Advisor(database_url, str(request.param))
     try:
         yield made
