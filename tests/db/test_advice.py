@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 
 from buttress.config import DbSettings
 from buttress.db import AdviceReport, Database, IndexAdvice, Sample
@@ -610,3 +610,24 @@ def test_an_index_that_leaves_a_filter_gets_a_wider_one(world: World, advisor: A
             assert report.indexes == ()
     finally:
         advisor.execute(f"DROP INDEX IF EXISTS narrow_{world.events}")
+
+
+def test_the_advisors_statements_are_marked_internal(world: World, advisor: Advisor) -> None:
+    """Query tracking can tell the advisor's EXPLAINs from the application's by ``buttress_internal``."""
+    engine = advisor.db.engine if advisor.mode == "sync" else advisor.db.async_engine.sync_engine
+    seen: list[bool] = []
+
+    def record(conn: Any, _cursor: Any, _sql: str, _params: Any, _context: Any, _many: bool) -> None:
+        seen.append(bool(conn.get_execution_options().get("buttress_internal")))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        advisor.advise([Sample(f"SELECT * FROM {world.events} WHERE account_id = :a", {"a": 3})])
+        advised = len(seen)
+        assert advisor.execute("SELECT 1") == [(1,)]  # the application's own statements are not marked
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert advised > 3
+    assert all(seen[:advised])
+    assert not any(seen[advised:])
+    assert len(seen) > advised

@@ -44,11 +44,14 @@ from buttress.errors import ValidationError
 if TYPE_CHECKING:
     from buttress.db._database import Database
 
-__all__ = ["Step", "aadvise", "advise", "advise_plan", "arun_plan", "run_plan", "samples_of"]
+__all__ = ["INTERNAL", "Step", "aadvise", "advise", "advise_plan", "arun_plan", "run_plan", "samples_of"]
 
 Rows = list[tuple[Any, ...]]
 TableKey = tuple[str | None, str]
 _PLANNABLE: Final = frozenset({"SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "VALUES", "TABLE"})
+INTERNAL: Final = {"buttress_internal": True}
+"""The execution option on the advisor's connection: its EXPLAINs are buttress's, not the application's,
+so query tracking can leave them out."""
 _PSYCOPG_MARKER: Final = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|%\((\w+)\)s|%s""")
 _CLOSE_ENOUGH: Final = 1.05  # a narrower index within 5% of the cheapest plan wins: it costs less to keep
 _PG_INDEXES: Final = """
@@ -416,6 +419,7 @@ def advise(db: Database, samples: Iterable[Sample | str], min_saving: float) -> 
     checked = samples_of(samples, min_saving)
     try:
         with db.engine.connect() as connection:
+            connection.execution_options(**INTERNAL)
             try:
                 report = run_plan(connection, advise_plan(db.backend, checked, min_saving))
             except BaseException:
@@ -432,6 +436,7 @@ async def aadvise(db: Database, samples: Iterable[Sample | str], min_saving: flo
     checked = samples_of(samples, min_saving)
     try:
         async with db.async_engine.connect() as connection:
+            await connection.execution_options(**INTERNAL)
             try:
                 report = await arun_plan(connection, advise_plan(db.backend, checked, min_saving))
             except BaseException:
