@@ -128,9 +128,13 @@ def test_resilience_all_is_the_curated_list() -> None:
 DB = [
     "DEFAULT_URL",
     "VERSION_TABLE",
+    "AdviceReport",
     "Database",
+    "IndexAdvice",
     "Isolation",
     "MigrationStatus",
+    "Sample",
+    "Skipped",
     "health_checks",
     "is_retryable",
     "register_services",

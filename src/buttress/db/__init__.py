@@ -9,6 +9,7 @@ serialization failures, deadlocks and lost connections. Database errors arrive a
 ``BackendUnavailable`` (unreachable), with passwords masked.
 """
 
+from buttress.db._advice import AdviceReport, IndexAdvice, Sample, Skipped
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
@@ -18,9 +19,13 @@ from buttress.db._provide import health_checks, register_services
 __all__ = [
     "DEFAULT_URL",
     "VERSION_TABLE",
+    "AdviceReport",
     "Database",
+    "IndexAdvice",
     "Isolation",
     "MigrationStatus",
+    "Sample",
+    "Skipped",
     "health_checks",
     "is_retryable",
     "register_services",

@@ -12,7 +12,7 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from buttress.config import DbSettings, Settings, get_settings
+from buttress.db._advice import AdviceReport, Sample
+from buttress.db._advise_run import aadvise, advise
 from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, resolve_urls
 from buttress.db._errors import is_retryable, translate
 from buttress.errors import RetryExhausted, ValidationError
@@ -212,6 +214,21 @@ class Database:
         from buttress.db._migrate import render_upgrade_sql  # noqa: PLC0415 - alembic loads only when migrating
 
         return render_upgrade_sql(self.backend, revision, locations=locations)
+
+    # -- index advice (logic in _advice.py, _plans.py, _sqlite_plans.py, _advise_run.py) ---------------
+
+    def advise(self, samples: Iterable[Sample | str], *, min_saving: float = 0.5) -> AdviceReport:
+        """Indexes that would speed up ``samples``, verified with hypopg on PostgreSQL when it is there.
+
+        Plans each statement (never runs it, never ANALYZE) in one read-only transaction; an index is
+        advised only if the planner's cost drops by at least ``min_saving``. Without hypopg, and on
+        SQLite, the advice says it is unverified. See docs/db-advice.md.
+        """
+        return advise(self, samples, min_saving)
+
+    async def aadvise(self, samples: Iterable[Sample | str], *, min_saving: float = 0.5) -> AdviceReport:
+        """Async :meth:`advise`."""
+        return await aadvise(self, samples, min_saving)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
