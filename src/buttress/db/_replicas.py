@@ -111,17 +111,17 @@ class ReplicaRouter:
 
             metrics = get_metrics()
         self.set = ReplicaSet(settings, clock=self.clock, metrics=metrics)
-        self._reads = metrics.counter(
+        self.reads_metric = metrics.counter(
             "buttress_db_replica_reads_total",
             "Read sessions routed, by server: a replica's name from settings, or primary.",
             labels=("replica",),
         )
-        self._failovers = metrics.counter(
+        self.failovers_metric = metrics.counter(
             "buttress_db_replica_failovers_total",
             "Reads that left a replica which failed under them and ran on another server.",
             labels=("replica",),
         )
-        self._lag = metrics.gauge(
+        self.lag_metric = metrics.gauge(
             "buttress_db_replica_lag_seconds",
             "Seconds a replica trails the primary, measured from WAL positions at each check.",
             labels=("replica",),
@@ -231,7 +231,7 @@ class ReplicaRouter:
 
     def _count(self, target: Target | None) -> Target:
         target = target or Target(None)
-        self._reads.labels(replica=target.name).inc()
+        self.reads_metric.labels(replica=target.name).inc()
         return target
 
     def bind_for(self, target: Target, isolation: str | None, asynchronous: bool) -> Any:
@@ -276,7 +276,7 @@ class ReplicaRouter:
             return
         self.set.failed(replica, target.permit, error, target.started)
         if failover:
-            self._failovers.labels(replica=replica.name).inc()
+            self.failovers_metric.labels(replica=replica.name).inc()
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -323,7 +323,7 @@ class ReplicaRouter:
     def _export_lag(self) -> None:
         for replica in self.set.replicas:
             if replica.lag is not None:
-                self._lag.labels(replica=replica.name).set(replica.lag)
+                self.lag_metric.labels(replica=replica.name).set(replica.lag)
 
     def status(self) -> list[dict[str, Any]]:
         """Per replica: name, masked URL, healthy, lag in seconds and bytes, breaker state, replayed LSN."""

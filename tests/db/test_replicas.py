@@ -1,0 +1,424 @@
+"""Read replicas (PostgreSQL only) against a real primary and hot standby: routing, read-your-writes by WAL
+position, lag, a standby killed mid-statement, metrics; and on SQLite, the refusal and the plain fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from buttress.cache import Cache, RedisBackend
+from buttress.clock import FakeClock
+from buttress.config import DbSettings
+from buttress.db import Database, consistent
+from buttress.errors import ValidationError
+from buttress.observe.metrics import MetricsRegistry
+from tests._pg_cluster import PgCluster
+
+PASSWORD = "s3cret-Pa55word"
+ROOT = Path(__file__).resolve().parents[2]
+IN_RECOVERY = text("SELECT pg_is_in_recovery()")
+
+
+def _reads(replicated: Replicated, name: str) -> float:
+    return float(replicated.db.replicas.reads_metric.labels(replica=name).value)
+
+
+def _failovers(replicated: Replicated, name: str) -> float:
+    return float(replicated.db.replicas.failovers_metric.labels(replica=name).value)
+
+
+class Replicated:
+    """A Database on the cluster's primary with its standby as ``replica1``, a table of its own."""
+
+    def __init__(self, cluster: PgCluster, **options: Any) -> None:
+        self.cluster = cluster
+        self.clock = FakeClock()
+        self.metrics = MetricsRegistry()
+        cache = options.pop("cache", None) or Cache()
+        settings = DbSettings(replicas=[cluster.standby_url], **options)
+        self.db = Database(cluster.primary_url, settings=settings, clock=self.clock, cache=cache, metrics=self.metrics)
+        self.table = f"pairs_{uuid.uuid4().hex[:8]}"
+        with self.db.session() as session:
+            session.execute(text(f"CREATE TABLE {self.table} (id int PRIMARY KEY, value int NOT NULL)"))
+        cluster.wait_replayed()
+
+    def close(self) -> None:
+        with self.db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {self.table}"))
+        asyncio.run(self.db.aclose())
+
+
+@pytest.fixture
+def replicated(pg_cluster: PgCluster) -> Iterator[Replicated]:
+    made = Replicated(pg_cluster)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+# -- SQLite and settings ----------------------------------------------------------------------------------
+
+
+def test_replicas_on_sqlite_are_refused_naming_the_field(tmp_path: Path) -> None:
+    settings = DbSettings(replicas=[f"postgresql://app:{PASSWORD}@127.0.0.1:5432/app"])
+    with pytest.raises(ValidationError, match="PostgreSQL only") as caught:
+        Database(f"sqlite:///{tmp_path / 'a.db'}", settings=settings)
+    assert caught.value.field == "replicas"
+    assert PASSWORD not in str(caught.value)
+
+
+def test_replica_urls_must_be_postgresql_and_their_passwords_never_show() -> None:
+    with pytest.raises(Exception, match="PostgreSQL only") as caught:
+        DbSettings(replicas=[f"mysql://app:{PASSWORD}@db/app"])
+    assert PASSWORD not in str(caught.value)
+    settings = DbSettings(replicas=[f"postgresql://app:{PASSWORD}@10.0.0.2:5432/app"])
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in str(settings)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_read_only_sessions_without_replicas_read_the_one_database(
+    mode: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Both backends: ``read_only=True`` with no replicas is a plain read of the database itself."""
+    for url in (f"sqlite:///{tmp_path / 'r.db'}", request.getfixturevalue("database_url")):
+        db = Database(url, settings=DbSettings(), metrics=MetricsRegistry())
+        table = f"plain_{uuid.uuid4().hex[:8]}"
+        try:
+            with db.session(key="user:1") as session:
+                session.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY)"))
+                session.execute(text(f"INSERT INTO {table} VALUES (1)"))
+            if mode == "sync":
+                with consistent(), db.session(read_only=True, key="user:1") as session:
+                    count = session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            else:
+
+                async def read() -> Any:
+                    try:
+                        async with db.asession(read_only=True, key="user:1") as session:
+                            return (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
+                    finally:
+                        await db.async_engine.dispose()
+
+                count = asyncio.run(read())
+            assert count == 1
+            assert db.replicas.status() == []
+        finally:
+            with db.session() as session:
+                session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+            db.close()
+
+
+def test_a_key_must_be_a_non_empty_string(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'k.db'}", settings=DbSettings())
+    with pytest.raises(ValidationError, match="key must be") as caught, db.session(key=" "):
+        pass
+    assert caught.value.field == "key"
+    db.close()
+
+
+# -- routing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_reads_without_a_recent_write_go_to_the_replica_and_writes_to_the_primary(
+    replicated: Replicated, mode: str
+) -> None:
+    db = replicated.db
+    if mode == "sync":
+        with db.session(read_only=True) as session:
+            reader = session.execute(IN_RECOVERY).scalar()
+        with db.session() as session:
+            writer = session.execute(IN_RECOVERY).scalar()
+    else:
+
+        async def run() -> tuple[Any, Any]:
+            async with db.asession(read_only=True) as session:
+                read = (await session.execute(IN_RECOVERY)).scalar()
+            async with db.asession() as session:
+                written = (await session.execute(IN_RECOVERY)).scalar()
+            return read, written
+
+        reader, writer = asyncio.run(run())
+    assert reader is True  # a hot standby
+    assert writer is False
+    assert _reads(replicated, "replica1") == 1
+    assert _reads(replicated, "primary") == 0
+    [status] = db.replicas.status()
+    assert status["name"] == "replica1"
+    assert status["healthy"] is True
+    assert status["breaker"] == "closed"
+    assert status["lag_seconds"] == 0.0
+    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", status["replayed_lsn"])
+
+
+def _pairs(replicated: Replicated, pairs: int, seed: int) -> tuple[int, int]:
+    """``pairs`` write-then-read pairs, replay paused and resumed at random; (stale reads, pauses)."""
+    cluster, db, table = replicated.cluster, replicated.db, replicated.table
+    rng = random.Random(seed)
+    stale = pauses = 0
+    paused = False
+    for i in range(pairs):
+        if rng.random() < 0.02:  # a random moment: flip replay
+            if paused:
+                cluster.resume_replay()
+            else:
+                cluster.pause_replay()
+                pauses += 1
+            paused = not paused
+        row = i % 50
+        key = f"user:{row}" if i % 2 else None
+        with consistent():
+            with db.session(key=key) as session:
+                session.execute(
+                    text(f"INSERT INTO {table} VALUES (:id, :v) ON CONFLICT (id) DO UPDATE SET value = :v"),
+                    {"id": row, "v": i},
+                )
+            if key is not None:  # the key alone carries the position: read outside the writer's scope
+                with consistent():
+                    read = _read_value(db, table, row, key)
+            else:
+                read = _read_value(db, table, row, None)
+        stale += read != i
+    cluster.resume_replay()
+    return stale, pauses
+
+
+def _read_value(db: Database, table: str, row: int, key: str | None) -> int:
+    with db.session(read_only=True, key=key) as session:
+        return int(session.execute(text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row}).scalar_one())
+
+
+@pytest.mark.postgres
+def test_10000_write_then_read_pairs_with_replay_paused_at_random_read_nothing_stale(
+    replicated: Replicated,
+) -> None:
+    stale, pauses = _pairs(replicated, 10_000, seed=14)
+
+    assert stale == 0
+    assert pauses >= 20
+    replica, primary = _reads(replicated, "replica1"), _reads(replicated, "primary")
+    assert replica + primary == 10_000
+    assert replica > 1_000  # the replica served the reads it could
+    assert primary > 100  # and the primary those it could not
+
+
+@pytest.mark.postgres
+def test_async_write_then_read_pairs_with_replay_paused_at_random_read_nothing_stale(
+    replicated: Replicated,
+) -> None:
+    cluster, db, table = replicated.cluster, replicated.db, replicated.table
+    rng = random.Random(15)
+
+    async def run() -> tuple[int, int]:
+        stale = pauses = 0
+        paused = False
+        for i in range(2_000):
+            if rng.random() < 0.03:
+                await asyncio.to_thread(cluster.resume_replay if paused else cluster.pause_replay)
+                pauses += not paused
+                paused = not paused
+            row, key = i % 20, (f"user:{i % 20}" if i % 2 else None)
+            with consistent():
+                async with db.asession(key=key) as session:
+                    await session.execute(
+                        text(f"INSERT INTO {table} VALUES (:id, :v) ON CONFLICT (id) DO UPDATE SET value = :v"),
+                        {"id": row, "v": i},
+                    )
+                async with db.asession(read_only=True, key=key) as session:
+                    found = (
+                        await session.execute(text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row})
+                    ).scalar_one()
+            stale += found != i
+        await asyncio.to_thread(cluster.resume_replay)
+        return stale, pauses
+
+    stale, pauses = asyncio.run(run())
+    assert stale == 0
+    assert pauses >= 5
+    assert _reads(replicated, "replica1") > 200
+    assert _reads(replicated, "primary") > 20
+
+
+@pytest.mark.postgres
+def test_db_transaction_with_a_key_records_its_write_for_readers_of_the_key(replicated: Replicated) -> None:
+    cluster, db, table = replicated.cluster, replicated.db, replicated.table
+    cluster.pause_replay()
+    db.transaction(lambda s: s.execute(text(f"INSERT INTO {table} VALUES (1, 7)")), key="order:1")
+    cluster.wait_paused()
+
+    assert _read_value(db, table, 1, "order:1") == 7
+    with db.session(read_only=True) as session:  # no key, no scope: the replica, as it stands
+        assert session.execute(IN_RECOVERY).scalar() is True
+    assert _reads(replicated, "primary") == 1
+
+
+# -- lag --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_replica_lagging_past_max_lag_is_left_until_it_catches_up(replicated: Replicated) -> None:
+    cluster, db, clock, table = replicated.cluster, replicated.db, replicated.clock, replicated.table
+    db.replicas.check()
+    cluster.pause_replay()
+    with db.session() as session:  # a write nobody waits for: only lag can keep readers off the replica
+        session.execute(text(f"INSERT INTO {table} VALUES (1, 1)"))
+    cluster.wait_received(cluster.current_lsn())
+    cluster.wait_paused()
+
+    clock.advance(1.0)
+    [status] = db.replicas.check()
+    assert status["lag_seconds"] <= db.settings.max_lag
+    assert status["bytes_behind"] > 0
+    with db.session(read_only=True) as session:
+        assert session.execute(IN_RECOVERY).scalar() is True  # behind, but within max_lag
+
+    clock.advance(db.settings.max_lag + 1)
+    with db.session(read_only=True) as session:  # the periodic check runs on this read and sees the lag
+        assert session.execute(IN_RECOVERY).scalar() is False
+    [status] = db.replicas.status()
+    assert status["lag_seconds"] > db.settings.max_lag
+    assert status["healthy"] is False
+    assert db.replicas.lag_metric.labels(replica="replica1").value > db.settings.max_lag
+    assert "buttress_db_replica_lag_seconds" in replicated.metrics.render_prometheus().decode()
+
+    cluster.resume_replay()
+    cluster.wait_replayed()
+    clock.advance(db.settings.replica_check_interval)
+    with db.session(read_only=True) as session:
+        assert session.execute(IN_RECOVERY).scalar() is True
+    assert db.replicas.status()[0]["lag_seconds"] == 0.0
+
+
+@pytest.mark.postgres
+def test_lag_reads_zero_on_an_idle_primary(replicated: Replicated) -> None:
+    """pg_last_xact_replay_timestamp() would grow while idle; the WAL-position lag does not."""
+    db, clock = replicated.db, replicated.clock
+    replicated.cluster.wait_replayed()
+    db.replicas.check()
+    clock.advance(600)
+    [status] = db.replicas.check()
+    assert status["lag_seconds"] == 0.0
+    assert status["healthy"] is True
+
+
+# -- failure ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_standby_killed_mid_statement_loses_no_read_and_opens_the_breaker(
+    replicated: Replicated, mode: str
+) -> None:
+    cluster, db, clock = replicated.cluster, replicated.db, replicated.clock
+    slow = text("SELECT pg_is_in_recovery(), 1 FROM pg_sleep(1.5)")
+    results: list[Any] = []
+    started = threading.Event()
+
+    def read_slowly() -> None:
+        if mode == "sync":
+            with db.session(read_only=True) as session:
+                started.set()
+                results.append(tuple(session.execute(slow).one()))
+            return
+
+        async def run() -> Any:
+            async with db.asession(read_only=True) as session:
+                started.set()
+                return tuple((await session.execute(slow)).one())
+
+        results.append(asyncio.run(run()))
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    assert started.wait(10)
+    cluster.wait_standby_statement("pg_sleep(1.5)")  # the slow statement runs on the standby
+    cluster.kill_standby()
+    reader.join(30)
+
+    assert results == [(False, 1)]  # finished on the primary
+    assert _failovers(replicated, "replica1") == 1
+
+    failed = 0
+    for _ in range(200):  # more reads while the standby is down: none fails
+        try:
+            with db.session(read_only=True) as session:
+                session.execute(text("SELECT 1")).scalar_one()
+        except Exception:
+            failed += 1
+    assert failed == 0
+    [status] = db.replicas.status()
+    assert status["breaker"] == "open"
+    assert status["healthy"] is False
+    assert status["url"] == cluster.standby_url.replace("postgresql://", "postgresql+psycopg://")
+
+    cluster.restart_standby()
+    cluster.wait_replayed()
+    clock.advance(db.settings.replica_cooldown + db.settings.replica_check_interval)
+    with db.session(read_only=True) as session:  # the cool-down over, a probe finds it back
+        assert session.execute(IN_RECOVERY).scalar() is True
+    assert db.replicas.status()[0]["breaker"] == "closed"
+
+
+# -- a key shared between processes ----------------------------------------------------------------------
+
+_READER = """
+import sys
+from sqlalchemy import text
+from buttress.cache import Cache, RedisBackend
+from buttress.config import DbSettings
+from buttress.db import Database
+primary, standby, redis_url, namespace, table = sys.argv[1:6]
+cache = Cache(RedisBackend(redis_url), namespace=namespace)
+db = Database(primary, settings=DbSettings(replicas=[standby]), cache=cache)
+for key in ("user:42", "user:7"):
+    with db.session(read_only=True, key=key) as session:
+        row = session.execute(text(f"SELECT pg_is_in_recovery(), count(*) FROM {table}")).one()
+    print(key, row[0], row[1])
+db.close()
+"""
+
+
+@pytest.mark.postgres
+def test_a_key_written_in_one_process_is_honoured_by_another_through_redis(
+    pg_cluster: PgCluster, redis_url: str
+) -> None:
+    namespace = f"rep{uuid.uuid4().hex[:8]}"
+    cache = Cache(RedisBackend(redis_url), namespace=namespace)
+    replicated = Replicated(pg_cluster, cache=cache)
+    try:
+        pg_cluster.pause_replay()
+        with replicated.db.session(key="user:42") as session:
+            session.execute(text(f"INSERT INTO {replicated.table} VALUES (42, 1)"))
+        pg_cluster.wait_paused()
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        args = [pg_cluster.primary_url, pg_cluster.standby_url, redis_url, namespace, replicated.table]
+        out = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_READER), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=True,
+        ).stdout.split("\n")
+        assert out[0] == "user:42 False 1"  # the writer's key: the primary, which has the row
+        assert out[1] == "user:7 True 0"  # another key: the replica, paused before the row
+    finally:
+        pg_cluster.resume_replay()
+        replicated.close()
+        cache.clear()
