@@ -26,6 +26,7 @@ from buttress.db import Database, consistent
 from buttress.errors import ValidationError
 from buttress.observe.metrics import MetricsRegistry
 from tests._pg_cluster import PgCluster
+from tests.db._subject import KINDS, MODES, Subject, open_database
 
 PASSWORD = "s3cret-Pa55word"
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,9 @@ class Replicated:
         self.metrics = MetricsRegistry()
         cache = options.pop("cache", None) or Cache()
         settings = DbSettings(replicas=[cluster.standby_url], **options)
-        self.db = Database(cluster.primary_url, settings=settings, clock=self.clock, cache=cache, metrics=self.metrics)
+        self.db = Database(
+            cluster.primary_url, settings=settings, clock=self.clock, cache=cache, metrics=self.metrics
+        )
         self.table = f"pairs_{uuid.uuid4().hex[:8]}"
         with self.db.session() as session:
             session.execute(text(f"CREATE TABLE {self.table} (id int PRIMARY KEY, value int NOT NULL)"))
@@ -90,37 +93,32 @@ def test_replica_urls_must_be_postgresql_and_their_passwords_never_show() -> Non
     assert PASSWORD not in str(settings)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mode", MODES)
 def test_read_only_sessions_without_replicas_read_the_one_database(
-    mode: str, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, mode: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Both backends: ``read_only=True`` with no replicas is a plain read of the database itself."""
-    for url in (f"sqlite:///{tmp_path / 'r.db'}", request.getfixturevalue("database_url")):
-        db = Database(url, settings=DbSettings(), metrics=MetricsRegistry())
-        table = f"plain_{uuid.uuid4().hex[:8]}"
-        try:
-            with db.session(key="user:1") as session:
-                session.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY)"))
-                session.execute(text(f"INSERT INTO {table} VALUES (1)"))
-            if mode == "sync":
-                with consistent(), db.session(read_only=True, key="user:1") as session:
-                    count = session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
-            else:
+    """Both backends: ``read_only=True`` and ``key`` with no replicas use the database itself."""
+    db = open_database(kind, tmp_path, request)
+    subject = Subject(kind, mode, db, asyncio.new_event_loop())
+    table = subject.table("plain")
+    try:
+        subject.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+        db.transaction(lambda s: s.execute(text(f"INSERT INTO {table} VALUES (1)")), key="user:1")
+        if mode == "sync":
+            with consistent(), db.session(read_only=True, key="user:1") as session:
+                count = session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+        else:
 
-                async def read() -> Any:
-                    try:
-                        async with db.asession(read_only=True, key="user:1") as session:
-                            return (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
-                    finally:
-                        await db.async_engine.dispose()
+            async def read() -> Any:
+                async with db.asession(read_only=True, key="user:1") as session:
+                    return (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
 
-                count = asyncio.run(read())
-            assert count == 1
-            assert db.replicas.status() == []
-        finally:
-            with db.session() as session:
-                session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-            db.close()
+            count = subject.run(read())
+        assert count == 1
+        assert db.replicas.status() == []
+    finally:
+        subject.close()
 
 
 def test_a_key_must_be_a_non_empty_string(tmp_path: Path) -> None:
@@ -167,41 +165,76 @@ def test_reads_without_a_recent_write_go_to_the_replica_and_writes_to_the_primar
     assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", status["replayed_lsn"])
 
 
+WORKERS = 8
+UPSERT = "INSERT INTO {table} VALUES (:id, :v) ON CONFLICT (id) DO UPDATE SET value = :v"
+
+
+class Flipper:
+    """Pauses and resumes replay at random moments: when the pairs done reach random thresholds."""
+
+    def __init__(self, cluster: PgCluster, pairs: int, seed: int, flips: int) -> None:
+        self.cluster = cluster
+        self.thresholds = sorted(random.Random(seed).sample(range(1, pairs), flips))
+        self.done = 0
+        self.pauses = 0
+        self.paused = False
+        self.condition = threading.Condition()
+
+    def count(self) -> None:
+        with self.condition:
+            self.done += 1
+            self.condition.notify_all()
+
+    def flip_at(self, threshold: int) -> None:
+        with self.condition:
+            self.condition.wait_for(lambda: self.done >= threshold, timeout=300)
+        if self.paused:
+            self.cluster.resume_replay()
+        else:
+            self.cluster.pause_replay()
+            self.pauses += 1
+        self.paused = not self.paused
+
+    def run(self) -> None:
+        for threshold in self.thresholds:
+            self.flip_at(threshold)
+        self.cluster.resume_replay()
+
+
 def _pairs(replicated: Replicated, pairs: int, seed: int) -> tuple[int, int]:
-    """``pairs`` write-then-read pairs, replay paused and resumed at random; (stale reads, pauses)."""
-    cluster, db, table = replicated.cluster, replicated.db, replicated.table
-    rng = random.Random(seed)
-    stale = pauses = 0
-    paused = False
-    for i in range(pairs):
-        if rng.random() < 0.02:  # a random moment: flip replay
-            if paused:
-                cluster.resume_replay()
-            else:
-                cluster.pause_replay()
-                pauses += 1
-            paused = not paused
-        row = i % 50
-        key = f"user:{row}" if i % 2 else None
-        with consistent():
-            with db.session(key=key) as session:
-                session.execute(
-                    text(f"INSERT INTO {table} VALUES (:id, :v) ON CONFLICT (id) DO UPDATE SET value = :v"),
-                    {"id": row, "v": i},
-                )
-            if key is not None:  # the key alone carries the position: read outside the writer's scope
-                with consistent():
-                    read = _read_value(db, table, row, key)
-            else:
-                read = _read_value(db, table, row, None)
-        stale += read != i
-    cluster.resume_replay()
-    return stale, pauses
+    """``pairs`` write-then-read pairs by WORKERS threads, replay flipped at random; (stale, pauses)."""
+    db, table = replicated.db, replicated.table
+    flipper = Flipper(replicated.cluster, pairs, seed, flips=pairs // 200)
+    stale = [0] * WORKERS
+
+    def work(worker: int) -> None:
+        for i in range(worker, pairs, WORKERS):
+            row = worker * 10 + i % 10
+            key = f"user:{row}" if i % 2 else None
+            with consistent():
+                with db.session(key=key) as session:
+                    session.execute(text(UPSERT.format(table=table)), {"id": row, "v": i})
+                if key is not None:  # the key alone carries the position: read in a scope of its own
+                    with consistent():
+                        read = _read_value(db, table, row, key)
+                else:
+                    read = _read_value(db, table, row, None)
+            stale[worker] += read != i
+            flipper.count()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    flipper.run()
+    for thread in threads:
+        thread.join(300)
+    return sum(stale), flipper.pauses
 
 
 def _read_value(db: Database, table: str, row: int, key: str | None) -> int:
     with db.session(read_only=True, key=key) as session:
-        return int(session.execute(text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row}).scalar_one())
+        found = session.execute(text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row})
+        return int(found.scalar_one())
 
 
 @pytest.mark.postgres
@@ -222,35 +255,33 @@ def test_10000_write_then_read_pairs_with_replay_paused_at_random_read_nothing_s
 def test_async_write_then_read_pairs_with_replay_paused_at_random_read_nothing_stale(
     replicated: Replicated,
 ) -> None:
-    cluster, db, table = replicated.cluster, replicated.db, replicated.table
-    rng = random.Random(15)
+    db, table, pairs = replicated.db, replicated.table, 2_000
+    flipper = Flipper(replicated.cluster, pairs, seed=15, flips=pairs // 100)
 
-    async def run() -> tuple[int, int]:
-        stale = pauses = 0
-        paused = False
-        for i in range(2_000):
-            if rng.random() < 0.03:
-                await asyncio.to_thread(cluster.resume_replay if paused else cluster.pause_replay)
-                pauses += not paused
-                paused = not paused
-            row, key = i % 20, (f"user:{i % 20}" if i % 2 else None)
+    async def work(worker: int) -> int:
+        stale = 0
+        for i in range(worker, pairs, WORKERS):
+            row, key = worker * 10 + i % 10, (f"user:{i % 10}" if i % 2 else None)
             with consistent():
                 async with db.asession(key=key) as session:
-                    await session.execute(
-                        text(f"INSERT INTO {table} VALUES (:id, :v) ON CONFLICT (id) DO UPDATE SET value = :v"),
-                        {"id": row, "v": i},
-                    )
+                    await session.execute(text(UPSERT.format(table=table)), {"id": row, "v": i})
                 async with db.asession(read_only=True, key=key) as session:
-                    found = (
-                        await session.execute(text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row})
-                    ).scalar_one()
-            stale += found != i
-        await asyncio.to_thread(cluster.resume_replay)
-        return stale, pauses
+                    found = await session.execute(
+                        text(f"SELECT value FROM {table} WHERE id = :id"), {"id": row}
+                    )
+                    stale += found.scalar_one() != i
+            flipper.count()
+        return stale
 
-    stale, pauses = asyncio.run(run())
-    assert stale == 0
-    assert pauses >= 5
+    async def run() -> int:
+        flips = asyncio.create_task(asyncio.to_thread(flipper.run))
+        stale = sum(await asyncio.gather(*(work(w) for w in range(WORKERS))))
+        await flips
+        await db.aclose()
+        return stale
+
+    assert asyncio.run(run()) == 0
+    assert flipper.pauses >= 5
     assert _reads(replicated, "replica1") > 200
     assert _reads(replicated, "primary") > 20
 
@@ -422,3 +453,14 @@ def test_a_key_written_in_one_process_is_honoured_by_another_through_redis(
         pg_cluster.resume_replay()
         replicated.close()
         cache.clear()
+
+
+# -- docs -------------------------------------------------------------------------------------------------
+
+
+def test_the_docs_python_examples_run_without_a_cluster() -> None:
+    doc = (ROOT / "docs" / "db-replicas.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/db-replicas.md", "exec"), {})  # noqa: S102 - the docs' own examples

@@ -80,7 +80,7 @@ class DbSettings(BaseModel):
     replica_check_interval: float = Field(
         default=1.0,
         gt=0,
-        description="Seconds a replica's measured lag and replayed WAL position are reused before re-checking.",
+        description="Seconds a replica's measured lag and WAL position are reused between checks.",
         examples=[0.5],
     )
     replica_failures: int = Field(

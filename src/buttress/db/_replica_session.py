@@ -68,7 +68,7 @@ class ReadRoute:
             self.target = await_(self.router.aroute(self.need, self.left))
         else:
             self.target = self.router.route(self.need, self.left)
-        session.bind = self.router.bind_for(self.target, self.isolation, self.asynchronous)
+        session.bind = self.router.bind_for(self.target, self.isolation, asynchronous=self.asynchronous)
         return True
 
     def finish(self, session: Session) -> None:

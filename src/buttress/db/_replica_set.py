@@ -30,6 +30,7 @@ from buttress.clock import Clock
 from buttress.db._engines import Urls, build_async_engine, build_engine, resolve_urls
 from buttress.db._errors import sqlstate_of
 from buttress.db._replica_lsn import REPLAY_LSN, format_lsn
+from buttress.errors import CircuitOpen
 from buttress.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class Replica:
         self.checked_at = now
         self.error = None
 
-    def engine_for(self, isolation: str | None, asynchronous: bool) -> Any:
+    def engine_for(self, isolation: str | None, *, asynchronous: bool) -> Any:
         base: Any = self.async_engine if asynchronous else self.engine
         if isolation is None:
             return base
@@ -108,9 +109,7 @@ def _forget_on_connect(engine: Engine, replica: Replica) -> None:
 class ReplicaSet:
     """The replicas of ``settings.replicas``, named ``replica1``, ``replica2``... in the metrics."""
 
-    def __init__(
-        self, settings: DbSettings, *, clock: Clock, metrics: MetricsRegistry | None
-    ) -> None:
+    def __init__(self, settings: DbSettings, *, clock: Clock, metrics: MetricsRegistry | None) -> None:
         self.settings = settings
         self.clock = clock
         self.samples: deque[tuple[float, int]] = deque(maxlen=_SAMPLES)
@@ -129,7 +128,9 @@ class ReplicaSet:
                 clock=clock,
                 metrics=metrics,
             )
-            replica = Replica(name, urls, build_engine(urls, settings), build_async_engine(urls, settings), breaker)
+            replica = Replica(
+                name, urls, build_engine(urls, settings), build_async_engine(urls, settings), breaker
+            )
             _forget_on_connect(replica.engine, replica)
             _forget_on_connect(replica.async_engine.sync_engine, replica)
             self.replicas.append(replica)
@@ -178,14 +179,14 @@ class ReplicaSet:
         """Read ``replica``'s replayed position through its breaker (sync)."""
         try:
             permit = replica.breaker.acquire()
-        except Exception:  # CircuitOpen: leave it alone until the cool-down ends
+        except CircuitOpen:  # leave it alone until the cool-down ends
             return
         start = self.clock.monotonic()
         try:
             with replica.engine.connect() as connection:
                 generation = replica.generation  # after a new connection's own forget()
                 value = connection.execute(REPLAY_LSN).scalar()
-        except Exception as exc:
+        except DBAPIError as exc:
             self.failed(replica, permit, exc, start)
             return
         replica.breaker.record_success(permit, self.clock.monotonic() - start)
@@ -195,14 +196,14 @@ class ReplicaSet:
         """Async :meth:`check_one`."""
         try:
             permit = replica.breaker.acquire()
-        except Exception:
+        except CircuitOpen:
             return
         start = self.clock.monotonic()
         try:
             async with replica.async_engine.connect() as connection:
                 generation = replica.generation
                 value = (await connection.execute(REPLAY_LSN)).scalar()
-        except Exception as exc:
+        except DBAPIError as exc:
             self.failed(replica, permit, exc, start)
             return
         replica.breaker.record_success(permit, self.clock.monotonic() - start)

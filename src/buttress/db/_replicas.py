@@ -234,17 +234,17 @@ class ReplicaRouter:
         self.reads_metric.labels(replica=target.name).inc()
         return target
 
-    def bind_for(self, target: Target, isolation: str | None, asynchronous: bool) -> Any:
+    def bind_for(self, target: Target, isolation: str | None, *, asynchronous: bool) -> Any:
         """The engine (sync, or the async engine's sync core) a session on ``target`` binds to."""
-        engine = self._engine(target, isolation, asynchronous)
+        engine = self._engine(target, isolation, asynchronous=asynchronous)
         return engine.sync_engine if asynchronous else engine
 
-    def _engine(self, target: Target, isolation: str | None, asynchronous: bool) -> Any:
+    def _engine(self, target: Target, isolation: str | None, *, asynchronous: bool) -> Any:
         if target.replica is not None:
-            return target.replica.engine_for(isolation, asynchronous)
-        return self._primary_read(isolation, asynchronous)
+            return target.replica.engine_for(isolation, asynchronous=asynchronous)
+        return self._primary_read(isolation, asynchronous=asynchronous)
 
-    def _primary_read(self, isolation: str | None, asynchronous: bool) -> Any:
+    def _primary_read(self, isolation: str | None, *, asynchronous: bool) -> Any:
         """The primary's engine for reads: READ ONLY transactions on PostgreSQL, like a standby's."""
         copy = self._primary_reads.get((asynchronous, isolation))
         if copy is None:
@@ -339,7 +339,9 @@ class ReplicaRouter:
         try:
             need = self.need(key) if self.enabled else 0
             target = self.route(need, set())
-            session = ReadSession(bind=self.bind_for(target, isolation, False), expire_on_commit=False)
+            session = ReadSession(
+                bind=self.bind_for(target, isolation, asynchronous=False), expire_on_commit=False
+            )
             route = ReadRoute(self, target, need, isolation, asynchronous=False)
             session.info[ROUTE] = route
             with session:
@@ -361,7 +363,9 @@ class ReplicaRouter:
             need = await self.aneed(key) if self.enabled else 0
             target = await self.aroute(need, set())
             session = AsyncSession(
-                bind=self._engine(target, isolation, True), expire_on_commit=False, sync_session_class=ReadSession
+                bind=self._engine(target, isolation, asynchronous=True),
+                expire_on_commit=False,
+                sync_session_class=ReadSession,
             )
             route = ReadRoute(self, target, need, isolation, asynchronous=True)
             session.sync_session.info[ROUTE] = route
