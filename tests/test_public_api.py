@@ -127,8 +127,11 @@ def test_resilience_all_is_the_curated_list() -> None:
 
 DB = [
     "DEFAULT_URL",
+    "Consistency",
     "Database",
     "Isolation",
+    "ReplicaRouter",
+    "consistent",
     "health_checks",
     "is_retryable",
     "register_services",

@@ -238,6 +238,7 @@ def _read_value(db: Database, table: str, row: int, key: str | None) -> int:
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(300)  # 10,000 pairs take 80 s on a busy two-core machine
 def test_10000_write_then_read_pairs_with_replay_paused_at_random_read_nothing_stale(
     replicated: Replicated,
 ) -> None:
@@ -255,8 +256,8 @@ def test_10000_write_then_read_pairs_with_replay_paused_at_random_read_nothing_s
 def test_async_write_then_read_pairs_with_replay_paused_at_random_read_nothing_stale(
     replicated: Replicated,
 ) -> None:
-    db, table, pairs = replicated.db, replicated.table, 2_000
-    flipper = Flipper(replicated.cluster, pairs, seed=15, flips=pairs // 100)
+    db, table, pairs = replicated.db, replicated.table, 1_000
+    flipper = Flipper(replicated.cluster, pairs, seed=15, flips=pairs // 50)
 
     async def work(worker: int) -> int:
         stale = 0
@@ -282,8 +283,8 @@ def test_async_write_then_read_pairs_with_replay_paused_at_random_read_nothing_s
 
     assert asyncio.run(run()) == 0
     assert flipper.pauses >= 5
-    assert _reads(replicated, "replica1") > 200
-    assert _reads(replicated, "primary") > 20
+    assert _reads(replicated, "replica1") > 100
+    assert _reads(replicated, "primary") > 10
 
 
 @pytest.mark.postgres

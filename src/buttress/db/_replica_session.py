@@ -34,7 +34,7 @@ ROUTE: Final = "buttress.replica_route"
 class ReadSession(Session):
     """A Session whose statements fail over to another server when the replica under them dies."""
 
-    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
         route: ReadRoute | None = self.info.get(ROUTE)
         while True:
             try:

@@ -21,7 +21,7 @@ for failover. Metrics (label ``replica``: ``replica1``... or ``primary``, never 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -422,7 +422,7 @@ class ReplicaRouter:
 
     def aunit(
         self, engine: AsyncEngine, fn: Callable[[AsyncSession], Awaitable[T]], key: str | None
-    ) -> Callable[[], Awaitable[T]]:
+    ) -> Callable[[], Coroutine[Any, Any, T]]:
         """Async :meth:`unit`."""
 
         async def attempt() -> T:
