@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, text
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 from buttress.cache import Cache, RedisBackend
 from buttress.clock import FakeClock
@@ -300,6 +301,42 @@ def test_db_transaction_with_a_key_records_its_write_for_readers_of_the_key(repl
     assert _reads(replicated, "primary") == 1
 
 
+class _Base(DeclarativeBase):
+    pass
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_orm_objects_still_pending_at_commit_count_as_the_write(replicated: Replicated, mode: str) -> None:
+    """``session.add`` without a flush: the write happens at commit, and the scope still waits for it."""
+    model = type(
+        f"Pair{uuid.uuid4().hex[:6]}",
+        (_Base,),
+        {
+            "__tablename__": replicated.table,
+            "id": mapped_column(Integer, primary_key=True),
+            "value": mapped_column(Integer),
+        },
+    )
+    cluster, db, table = replicated.cluster, replicated.db, replicated.table
+    cluster.pause_replay()
+    cluster.wait_paused()
+    with consistent():
+        if mode == "sync":
+            with db.session() as session:
+                session.add(model(id=5, value=9))
+        else:
+
+            async def write() -> None:
+                async with db.asession() as session:
+                    session.add(model(id=5, value=9))
+                await db.async_engine.dispose()
+
+            asyncio.run(write())
+        assert _read_value(db, table, 5, None) == 9
+    assert _reads(replicated, "primary") == 1
+
+
 # -- lag --------------------------------------------------------------------------------------------------
 
 
@@ -411,7 +448,8 @@ def test_a_standby_killed_mid_statement_loses_no_read_and_opens_the_breaker(
 
 _READER = """
 import sys
-from sqlalchemy import text
+from sqlalchemy import Integer, text
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 from buttress.cache import Cache, RedisBackend
 from buttress.config import DbSettings
 from buttress.db import Database

@@ -77,6 +77,7 @@ class ReadRoute:
             session.commit()
         except DBAPIError as exc:
             if not self._ended_on_replica(exc):
+                self.router.settle(self.target, exc)
                 raise
             return
         self.router.done(self.target)
@@ -87,6 +88,7 @@ class ReadRoute:
             await session.commit()
         except DBAPIError as exc:
             if not self._ended_on_replica(exc):
+                self.router.settle(self.target, exc)
                 raise
             return
         self.router.done(self.target)

@@ -336,6 +336,8 @@ class ReplicaRouter:
         """A read-only session on the server :meth:`route` picks, failing over as the module says."""
         db = self._db
         db._engine_for(isolation)  # type: ignore[arg-type] # validates isolation before anything is sent
+        if key is not None:
+            check_key(key)
         try:
             need = self.need(key) if self.enabled else 0
             target = self.route(need, set())
@@ -359,6 +361,8 @@ class ReplicaRouter:
         """Async :meth:`read_session`."""
         db = self._db
         db._aengine_for(isolation)  # type: ignore[arg-type]
+        if key is not None:
+            check_key(key)
         try:
             need = await self.aneed(key) if self.enabled else 0
             target = await self.aroute(need, set())
@@ -385,6 +389,7 @@ class ReplicaRouter:
         with Session(engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+                session.flush()  # ORM changes still pending are part of the write: before the question
                 wrote = bool(session.execute(WROTE).scalar())
             if wrote:
                 try:
@@ -401,6 +406,7 @@ class ReplicaRouter:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             async with session.begin():
                 yield session
+                await session.flush()
                 wrote = bool((await session.execute(WROTE)).scalar())
             if wrote:
                 try:
