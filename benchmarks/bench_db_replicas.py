@@ -46,7 +46,9 @@ def run() -> Table:
             cache=Cache(),
             metrics=metrics,
         )
-        standby = create_engine(cluster.standby_url.replace("postgresql://", "postgresql+psycopg://"))
+        standby = create_engine(  # pre-ping, as every buttress engine does
+            cluster.standby_url.replace("postgresql://", "postgresql+psycopg://"), pool_pre_ping=True
+        )
         table = f"bench_{uuid.uuid4().hex[:8]}"  # a fresh identifier of ours, never input
         with db.session() as session:
             session.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY, value int)"))

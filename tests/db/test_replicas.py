@@ -22,9 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 from buttress.cache import Cache, RedisBackend
 from buttress.clock import FakeClock
-from buttress.config import DbSettings
+from buttress.config import DbSettings, load_settings
 from buttress.db import Database, consistent
-from buttress.errors import ValidationError
+from buttress.errors import ConfigError, ValidationError
 from buttress.observe.metrics import MetricsRegistry
 from tests._pg_cluster import PgCluster
 from tests.db._subject import KINDS, MODES, Subject, open_database
@@ -451,7 +451,7 @@ import sys
 from sqlalchemy import Integer, text
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from buttress.cache import Cache, RedisBackend
-from buttress.config import DbSettings
+from buttress.config import DbSettings, load_settings
 from buttress.db import Database
 primary, standby, redis_url, namespace, table = sys.argv[1:6]
 cache = Cache(RedisBackend(redis_url), namespace=namespace)
@@ -503,3 +503,23 @@ def test_the_docs_python_examples_run_without_a_cluster() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/db-replicas.md", "exec"), {})  # noqa: S102 - the docs' own examples
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///app.db"])
+def test_settings_with_replicas_and_no_postgresql_primary_are_one_problem_naming_the_fix(
+    url: str | None,
+) -> None:
+    environ = {"BUTTRESS_DB__REPLICAS": f'["postgresql://app:{PASSWORD}@10.0.0.2:5432/app"]'}
+    if url is not None:
+        environ["BUTTRESS_DATABASE_URL"] = url
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, environ=environ)
+    (problem,) = caught.value.problems
+    assert problem.variable == "BUTTRESS_DB__REPLICAS"
+    assert "PostgreSQL only" in problem.expected
+    assert "BUTTRESS_DATABASE_URL" in problem.expected
+    assert PASSWORD not in str(caught.value)
+    environ["BUTTRESS_DATABASE_URL"] = "postgresql+psycopg://app@10.0.0.1:5432/app"
+    assert load_settings(env_file=None, environ=environ).db.replicas == [
+        f"postgresql://app:{PASSWORD}@10.0.0.2:5432/app"
+    ]
