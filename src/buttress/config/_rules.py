@@ -160,7 +160,8 @@ def _replica_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple
             (
                 f"read replicas are PostgreSQL only and {url_variable} is "
                 f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
-                f"set {url_variable} to the PostgreSQL primary (for example postgresql+psycopg://app@10.0.0.1:5432/app) "
+                f"set {url_variable} to the PostgreSQL primary "
+                "(for example postgresql+psycopg://app@10.0.0.1:5432/app) "
                 f"or leave {variable} empty"
             ),
         )
