@@ -76,9 +76,7 @@ class ReadRoute:
         try:
             session.commit()
         except DBAPIError as exc:
-            if not self._ended_on_replica(exc):
-                self.router.settle(self.target, exc)
-                raise
+            self._commit_failed(exc)
             return
         self.router.done(self.target)
 
@@ -87,17 +85,16 @@ class ReadRoute:
         try:
             await session.commit()
         except DBAPIError as exc:
-            if not self._ended_on_replica(exc):
-                self.router.settle(self.target, exc)
-                raise
+            self._commit_failed(exc)
             return
         self.router.done(self.target)
 
-    def _ended_on_replica(self, error: DBAPIError) -> bool:
+    def _commit_failed(self, error: DBAPIError) -> None:
+        """Swallow ``error`` when the replica went away after the reads were done; raise it otherwise."""
         if self.target.replica is None or not replica_trouble(error):
-            return False
+            self.router.settle(self.target, error)
+            raise error
         self.router.leave(self.target, error, failover=False)
-        return True
 
     def abandon(self, error: BaseException) -> None:
         """The block raised ``error``: the breaker hears of it (a failure only if the replica died)."""
