@@ -301,6 +301,40 @@ def test_db_transaction_with_a_key_records_its_write_for_readers_of_the_key(repl
     assert _reads(replicated, "primary") == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_read_only_sessions_keep_their_isolation_level_and_refuse_writes_on_the_primary_too(
+    replicated: Replicated, mode: str
+) -> None:
+    db, table = replicated.db, replicated.table
+    level = text("SELECT current_setting('transaction_isolation'), pg_is_in_recovery()")
+    replicated.cluster.pause_replay()
+    with consistent():  # a pending write sends the read to the primary, which must refuse writes as well
+        with db.session() as session:
+            session.execute(text(f"INSERT INTO {table} VALUES (1, 1)"))
+        if mode == "sync":
+            with db.session(read_only=True, isolation="REPEATABLE READ") as session:
+                found = tuple(session.execute(level).one())
+            with (
+                pytest.raises(Exception, match="read-only transaction"),
+                db.session(read_only=True) as session,
+            ):
+                session.execute(text(f"INSERT INTO {table} VALUES (2, 2)"))
+        else:
+
+            async def run() -> tuple[Any, ...]:
+                async with db.asession(read_only=True, isolation="REPEATABLE READ") as session:
+                    row = tuple((await session.execute(level)).one())
+                with pytest.raises(Exception, match="read-only transaction"):
+                    async with db.asession(read_only=True) as session:
+                        await session.execute(text(f"INSERT INTO {table} VALUES (2, 2)"))
+                await db.async_engine.dispose()
+                return row
+
+            found = asyncio.run(run())
+    assert found == ("repeatable read", False)
+
+
 class _Base(DeclarativeBase):
     pass
 
