@@ -371,6 +371,26 @@ def test_orm_objects_still_pending_at_commit_count_as_the_write(replicated: Repl
     assert _reads(replicated, "primary") == 1
 
 
+@pytest.mark.postgres
+def test_a_replica_password_never_reaches_status_metrics_or_repr(pg_cluster: PgCluster) -> None:
+    url = pg_cluster.standby_url.replace("postgres@", f"postgres:{PASSWORD}@")  # trust auth ignores it
+    metrics = MetricsRegistry()
+    db = Database(pg_cluster.primary_url, settings=DbSettings(replicas=[url]), cache=Cache(), metrics=metrics)
+    try:
+        with db.session(read_only=True) as session:
+            assert session.execute(IN_RECOVERY).scalar() is True
+        shown = [
+            str(db.replicas.check()),
+            repr(db.replicas),
+            repr(db.settings),
+            metrics.render_prometheus().decode(),
+        ]
+        assert all(PASSWORD not in part for part in shown)
+        assert 'replica="replica1"' in shown[3]
+    finally:
+        db.close()
+
+
 # -- lag --------------------------------------------------------------------------------------------------
 
 
