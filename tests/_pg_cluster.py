@@ -273,6 +273,14 @@ class PgCluster:
         """``pg_get_wal_replay_pause_state()``: ``'not paused'``, ``'pause requested'`` or ``'paused'``."""
         return str(self.standby_query("SELECT pg_get_wal_replay_pause_state()"))
 
+    def wait_standby_statement(self, fragment: str, seconds: float = 15.0) -> None:
+        """Wait until a statement containing ``fragment`` is running on the standby (another session's)."""
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+            "AND position(%s in query) > 0"
+        )
+        _wait_until(lambda: bool(self.standby_query(sql, fragment)), seconds, f"{fragment!r} on the standby")
+
     # -- internals -------------------------------------------------------------------------------------------
 
     @staticmethod

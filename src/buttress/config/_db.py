@@ -1,4 +1,5 @@
-"""The ``db`` section of the settings: pool sizes and the timeouts the data layer sets on every connection.
+"""The ``db`` section of the settings: pool sizes, the timeouts the data layer sets on every connection, and
+the read replicas (PostgreSQL only) with the lag and failure bounds that decide when reads leave one.
 
 The URL itself is ``BUTTRESS_DATABASE_URL`` (the root of the tree); unset, :mod:`buttress.db` opens the
 embedded SQLite file ``buttress.db`` in the working directory.
@@ -6,7 +7,13 @@ embedded SQLite file ``buttress.db`` in the working directory.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from buttress._redaction import mask_url_password
 
 __all__ = ["DbSettings"]
 
@@ -14,7 +21,8 @@ __all__ = ["DbSettings"]
 class DbSettings(BaseModel):
     """How :class:`buttress.db.Database` sizes its pools and bounds its statements."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a rejected replica URL may carry a password
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     pool_size: int = Field(
         default=5,
@@ -52,3 +60,55 @@ class DbSettings(BaseModel):
         description="Attempts of db.transaction on serialization failures, deadlocks and lost connections.",
         examples=[5],
     )
+
+    # -- read replicas (PostgreSQL only) ---------------------------------------------------------------
+
+    replicas: list[str] = Field(
+        default_factory=list,
+        description=(
+            "PostgreSQL only: URLs of hot standbys serving db.session(read_only=True); "
+            "empty: every read goes to the primary."
+        ),
+        examples=[["postgresql+psycopg://app@10.0.0.2:5432/app"]],
+    )
+    max_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a replica may trail the primary before reads leave it until it catches up.",
+        examples=[2],
+    )
+    replica_check_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds a replica's measured lag and WAL position are reused between checks.",
+        examples=[0.5],
+    )
+    replica_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive connection failures that open a replica's circuit breaker.",
+        examples=[5],
+    )
+    replica_cooldown: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a replica's open breaker keeps reads away before one probe tries it again.",
+        examples=[30],
+    )
+
+    @field_validator("replicas")
+    @classmethod
+    def _check_replicas(cls, value: list[str]) -> list[str]:
+        for url in value:
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if not scheme.startswith("postgresql"):
+                raise PydanticCustomError(
+                    "replica_url_scheme",
+                    "PostgreSQL URLs such as postgresql+psycopg://app@10.0.0.2:5432/app "
+                    "(replicas are PostgreSQL only)",
+                )
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, [mask_url_password(url) for url in value] if name == "replicas" else value

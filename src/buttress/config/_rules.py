@@ -6,12 +6,14 @@ becomes one problem that names the setting, the URL variable with an example, an
 Adding a backend that needs a server is adding a row here; the validator picks its section up.
 
 The validator also checks what would otherwise fail only once the cache is built: the pickle serializer
-needs a signing key (``cache.signing_key``, else ``security.secret_key``). Every rule a section breaks is
-reported, each under its own variable.
+needs a signing key (``cache.signing_key``, else ``security.secret_key``); and what would fail once the
+database is opened: read replicas (``db.replicas``) need a PostgreSQL ``database_url``. Every rule a
+section breaks is reported, each under its own variable.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,6 +21,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic_core import PydanticCustomError
 
+from buttress._redaction import mask_url_password
 from buttress.config._fields import env_var_name
 
 __all__ = ["URL_RULES", "NeedsUrl", "check_section_rules", "sections_with_rules"]
@@ -73,7 +76,7 @@ _PICKLE_KEY_BYTES: Final = 16  # what the signed pickle serializer insists on
 
 def sections_with_rules() -> tuple[str, ...]:
     """The root fields (sections) some rule reads, in table order."""
-    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache"]))
+    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache", "db"]))
 
 
 def check_section_rules(
@@ -88,6 +91,8 @@ def check_section_rules(
     problems = [*_url_problems(section, model, validated, root)]
     if section == "cache":
         problems += _pickle_problems(model, validated)
+    if section == "db":
+        problems += _replica_problems(model, validated)
     if problems:
         raise PydanticCustomError(
             "section_rules",
@@ -133,6 +138,31 @@ def _pickle_problems(cache: BaseModel, validated: Mapping[str, Any]) -> list[tup
                 f"the pickle serializer needs a signing key of at least {_PICKLE_KEY_BYTES} bytes: set "
                 f"{env_var_name(('cache', 'signing_key'))} (or {env_var_name(('security', 'secret_key'))}) "
                 f"or use {variable}=json or msgpack"
+            ),
+        )
+    ]
+
+
+def _replica_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Read replicas are PostgreSQL hot standbys: the primary (``database_url``) must be PostgreSQL too."""
+    replicas = getattr(db, "replicas", None)
+    if not replicas or "database_url" not in validated:  # none, or the URL's own problem is reported
+        return []
+    url = validated["database_url"]
+    if url is not None and url.lower().startswith("postgresql"):
+        return []
+    variable = env_var_name(("db", "replicas"))
+    url_variable = env_var_name(("database_url",))
+    return [
+        (
+            variable,
+            mask_url_password(json.dumps(replicas)),
+            (
+                f"read replicas are PostgreSQL only and {url_variable} is "
+                f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
+                f"set {url_variable} to the PostgreSQL primary "
+                "(for example postgresql+psycopg://app@10.0.0.1:5432/app) "
+                f"or leave {variable} empty"
             ),
         )
     ]

@@ -7,6 +7,9 @@ keys on every connection. ``db.session()``/``db.asession()`` give a session in o
 serialization failures, deadlocks and lost connections. Database errors arrive as buttress errors:
 ``ConflictError`` (unique violation, naming the constraint), ``DeadlineExceeded`` (statement timeout),
 ``BackendUnavailable`` (unreachable), with passwords masked.
+
+Read replicas (PostgreSQL only): ``db.session(read_only=True)`` reads from a healthy replica that has
+replayed the writes of the current :func:`consistent` scope or of a ``key``; see ``docs/db-replicas.md``.
 """
 
 from buttress.db._advice import AdviceReport, IndexAdvice, Sample, Skipped
@@ -15,17 +18,22 @@ from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
 from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
 from buttress.db._provide import health_checks, register_services
+from buttress.db._replica_lsn import Consistency, consistent
+from buttress.db._replicas import ReplicaRouter
 
 __all__ = [
     "DEFAULT_URL",
     "VERSION_TABLE",
     "AdviceReport",
+    "Consistency",
     "Database",
     "IndexAdvice",
     "Isolation",
     "MigrationStatus",
+    "ReplicaRouter",
     "Sample",
     "Skipped",
+    "consistent",
     "health_checks",
     "is_retryable",
     "register_services",

@@ -11,7 +11,6 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -25,13 +24,17 @@ from sqlalchemy.orm import Session
 from buttress.config import DbSettings, Settings, get_settings
 from buttress.db._advice import AdviceReport, Sample
 from buttress.db._advise_run import aadvise, advise
-from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, resolve_urls
+from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, close_engines, resolve_urls
 from buttress.db._errors import is_retryable, translate
+from buttress.db._replicas import ReplicaRouter
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
 
 if TYPE_CHECKING:
+    from buttress.cache import Cache
+    from buttress.clock import Clock
     from buttress.db._migration_status import MigrationStatus
+    from buttress.observe.metrics import MetricsRegistry
 
 __all__ = ["Database", "Isolation"]
 
@@ -51,6 +54,10 @@ class Database:
     attempts, deadline, backoff and clock of the transaction retry (default: ``transaction_attempts``
     attempts); what is retried is always the database's own classification (:func:`is_retryable`).
     Engines open connections lazily; :meth:`close`/:meth:`aclose` dispose of the pools.
+
+    ``db.replicas`` routes ``session(read_only=True)`` to the read replicas of ``settings.replicas``
+    (PostgreSQL only); ``clock`` (lag, breaker cool-down), ``cache`` (positions of ``key``) and ``metrics``
+    are its, defaulting to the system clock and the process's cache and registry.
     """
 
     def __init__(
@@ -59,6 +66,9 @@ class Database:
         *,
         settings: DbSettings | None = None,
         retry: Retry | None = None,
+        clock: Clock | None = None,
+        cache: Cache | None = None,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         if url is None:
             process = get_settings()
@@ -86,6 +96,8 @@ class Database:
         )
         self._isolated: dict[str, Engine] = {}
         self._aisolated: dict[str, AsyncEngine] = {}
+        # -- read replicas (PostgreSQL only; _replicas.py) --
+        self.replicas = ReplicaRouter(self, clock=clock, cache=cache, metrics=metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
@@ -130,11 +142,27 @@ class Database:
         return _isolated(self.async_engine, self._aisolated, isolation)
 
     @contextmanager
-    def session(self, *, isolation: Isolation | None = None) -> Iterator[Session]:
+    def session(
+        self, *, isolation: Isolation | None = None, read_only: bool = False, key: str | None = None
+    ) -> Iterator[Session]:
         """A session in one transaction: committed when the block ends, rolled back if it raises.
 
         Not retried. Database errors leave the block as buttress errors (see the module docstring).
+        ``read_only=True`` lets a replica serve it; ``key`` ties its reads and writes to the other
+        sessions of that key (read-your-writes, see ``docs/db-replicas.md``).
         """
+        # -- read replicas --
+        if read_only:
+            with self.replicas.read_session(isolation, key) as session:
+                yield session
+            return
+        if self.replicas.recording(key):
+            try:
+                with self.replicas.write_session(self._engine_for(isolation), key) as session:
+                    yield session
+            except DBAPIError as exc:
+                raise self._translate(exc) from exc
+            return
         try:
             with Session(self._engine_for(isolation), expire_on_commit=False) as session, session.begin():
                 yield session
@@ -142,8 +170,22 @@ class Database:
             raise self._translate(exc) from exc
 
     @asynccontextmanager
-    async def asession(self, *, isolation: Isolation | None = None) -> AsyncIterator[AsyncSession]:
+    async def asession(
+        self, *, isolation: Isolation | None = None, read_only: bool = False, key: str | None = None
+    ) -> AsyncIterator[AsyncSession]:
         """Async :meth:`session`."""
+        # -- read replicas --
+        if read_only:
+            async with self.replicas.aread_session(isolation, key) as session:
+                yield session
+            return
+        if self.replicas.recording(key):
+            try:
+                async with self.replicas.awrite_session(self._aengine_for(isolation), key) as session:
+                    yield session
+            except DBAPIError as exc:
+                raise self._translate(exc) from exc
+            return
         try:
             async with (
                 AsyncSession(self._aengine_for(isolation), expire_on_commit=False) as session,
@@ -155,13 +197,21 @@ class Database:
 
     # -- retried transactions -----------------------------------------------------------------------
 
-    def transaction(self, fn: Callable[[Session], T], *, isolation: Isolation | None = None) -> T:
-        """Call ``fn(session)`` in a transaction and commit; run it all again on a retryable failure."""
+    def transaction(
+        self, fn: Callable[[Session], T], *, isolation: Isolation | None = None, key: str | None = None
+    ) -> T:
+        """Call ``fn(session)`` in a transaction and commit; run it all again on a retryable failure.
+
+        ``key``: a write under it is seen by later ``read_only`` sessions of the same key.
+        """
         engine = self._engine_for(isolation)
 
         def attempt() -> T:
             with Session(engine, expire_on_commit=False) as session, session.begin():
                 return fn(session)
+
+        if self.replicas.recording(key):  # -- read replicas --
+            attempt = self.replicas.unit(engine, fn, key)
 
         try:
             return self.retry.call(attempt)
@@ -171,7 +221,11 @@ class Database:
             raise self._translate(exc) from exc
 
     async def atransaction(
-        self, fn: Callable[[AsyncSession], Awaitable[T]], *, isolation: Isolation | None = None
+        self,
+        fn: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        isolation: Isolation | None = None,
+        key: str | None = None,
     ) -> T:
         """Async :meth:`transaction`: awaits ``fn(session)``."""
         engine = self._aengine_for(isolation)
@@ -179,6 +233,9 @@ class Database:
         async def attempt() -> T:
             async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
                 return await fn(session)
+
+        if self.replicas.recording(key):  # -- read replicas --
+            attempt = self.replicas.aunit(engine, fn, key)
 
         try:
             return await self.retry.acall(attempt)
@@ -233,28 +290,15 @@ class Database:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Dispose of both pools; prefer :meth:`aclose` in async code.
-
-        The async pool's connections are closed on a short-lived event loop when no loop runs in this
-        thread (both drivers can close a connection from a loop other than the one that opened it);
-        called from inside a running loop, the pool is only detached and its connections closed when
-        they are collected.
-        """
-        self.engine.dispose()
-        if getattr(self.async_engine.sync_engine.pool, "checkedin", lambda: 1)() == 0:
-            self.async_engine.sync_engine.dispose(close=False)
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self.async_engine.dispose())
-        else:
-            self.async_engine.sync_engine.dispose(close=False)
+        """Dispose of every pool, the replicas' too (see ``close_engines``); prefer :meth:`aclose` in async code."""
+        close_engines(self.engine, self.async_engine)
+        self.replicas.close()
 
     async def aclose(self) -> None:
-        """Dispose of both pools."""
+        """Dispose of every pool."""
         await self.async_engine.dispose()
         self.engine.dispose()
+        await self.replicas.aclose()
 
 
 def _isolated(engine: E, cache: dict[str, E], isolation: Isolation | None) -> E:

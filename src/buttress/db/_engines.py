@@ -11,6 +11,7 @@ it. Both get ``pool_pre_ping`` and the pool sizes of :class:`~buttress.config.Db
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,7 +23,15 @@ from buttress._redaction import mask_url_password
 from buttress.config import DATABASE_SCHEMES, DbSettings
 from buttress.errors import ValidationError
 
-__all__ = ["DEFAULT_URL", "SQLITE_BEGIN", "Urls", "build_async_engine", "build_engine", "resolve_urls"]
+__all__ = [
+    "DEFAULT_URL",
+    "SQLITE_BEGIN",
+    "Urls",
+    "build_async_engine",
+    "build_engine",
+    "close_engines",
+    "resolve_urls",
+]
 
 SQLITE_BEGIN: Final = "buttress_sqlite_begin"
 """An execution option naming the statement that opens a SQLite transaction: ``BEGIN IMMEDIATE`` takes
@@ -128,3 +137,23 @@ def build_async_engine(urls: Urls, settings: DbSettings) -> AsyncEngine:
     if urls.backend == "sqlite":
         _sqlite_events(engine.sync_engine, settings)
     return engine
+
+
+def close_engines(engine: Engine, async_engine: AsyncEngine) -> None:
+    """Dispose of a sync and an async pool from sync code.
+
+    The async pool's connections are closed on a short-lived event loop when no loop runs in this
+    thread (both drivers can close a connection from a loop other than the one that opened it); from
+    inside a running loop the pool is only detached, its connections closed when they are collected.
+    """
+    engine.dispose()
+    pool = async_engine.sync_engine.pool
+    if getattr(pool, "checkedin", None) is None or pool.checkedin() == 0:  # type: ignore[attr-defined]
+        async_engine.sync_engine.dispose(close=False)
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(async_engine.dispose())
+    else:
+        async_engine.sync_engine.dispose(close=False)
