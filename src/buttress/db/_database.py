@@ -290,7 +290,7 @@ class Database:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Dispose of every pool, the replicas' too (see ``close_engines``); prefer :meth:`aclose` in async code."""
+        """Dispose of every pool, the replicas' too; prefer :meth:`aclose` in async code."""
         close_engines(self.engine, self.async_engine)
         self.replicas.close()
 
