@@ -302,6 +302,29 @@ def test_db_transaction_with_a_key_records_its_write_for_readers_of_the_key(repl
 
 
 @pytest.mark.postgres
+def test_a_container_scope_is_a_consistency_scope_with_nothing_to_open(replicated: Replicated) -> None:
+    """A request (the ops middleware's scope) or a job reads its own writes; the next one starts afresh."""
+    from buttress.container import Container
+    from buttress.db import consistent
+
+    cluster, db, table = replicated.cluster, replicated.db, replicated.table
+    container = Container()
+    cluster.pause_replay()
+    with container.scope():
+        with db.session() as session:
+            session.execute(text(f"INSERT INTO {table} VALUES (1, 7)"))
+        cluster.wait_paused()
+        with db.session(read_only=True) as session:  # the write is not replayed: the primary serves it
+            assert session.execute(text(f"SELECT value FROM {table} WHERE id = 1")).scalar() == 7
+        with consistent() as inner, db.session(read_only=True) as session:  # joins the unit's scope
+            assert inner.positions  # the position of the write above
+            assert session.execute(IN_RECOVERY).scalar() is False
+    with container.scope(), db.session(read_only=True) as session:  # a new unit: the replica as it stands
+        assert session.execute(IN_RECOVERY).scalar() is True
+    assert _reads(replicated, "primary") == 2
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_read_only_sessions_keep_their_isolation_level_and_refuse_writes_on_the_primary_too(
     replicated: Replicated, mode: str

@@ -38,7 +38,17 @@ class Scope:
     are closed with it too; nested scopes are independent.
     """
 
-    __slots__ = ("_alock", "_closables", "_closed", "_container", "_instances", "_lock", "_parent", "_token")
+    __slots__ = (
+        "__weakref__",  # per-unit state elsewhere (the database's) is keyed weakly by the scope
+        "_alock",
+        "_closables",
+        "_closed",
+        "_container",
+        "_instances",
+        "_lock",
+        "_parent",
+        "_token",
+    )
 
     def __init__(self, container: Container) -> None:
         self._container = container

@@ -24,9 +24,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import text
 
+from buttress.container import Scope
+from buttress.container import current_scope as current_unit
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ UNKNOWN_WRITE: Final = 1 << 62
 reads of its scope or key go to the primary (until the key's TTL; a scope ends with its block)."""
 
 _SCOPE: ContextVar[Consistency | None] = ContextVar("buttress_db_consistency", default=None)
+_BY_UNIT: WeakKeyDictionary[Scope, Consistency] = WeakKeyDictionary()
 
 
 def format_lsn(lsn: int | None) -> str | None:
@@ -85,17 +89,31 @@ class Consistency:
 
 
 def current_scope() -> Consistency | None:
-    """The innermost open :func:`consistent` scope, or None."""
-    return _SCOPE.get()
+    """The innermost open :func:`consistent` scope; else the current container scope's; else None.
+
+    A container scope (a request under the ops middleware, a job) is a consistency scope of its own,
+    with nothing to open: its position lives as long as the scope object does.
+    """
+    scope = _SCOPE.get()
+    if scope is not None:
+        return scope
+    unit = current_unit()
+    if unit is None:
+        return None
+    found = _BY_UNIT.get(unit)
+    if found is None:
+        found = _BY_UNIT.setdefault(unit, Consistency())
+    return found
 
 
 @contextmanager
 def consistent() -> Iterator[Consistency]:
     """A read-your-writes scope: reads in it see every write committed in it, on every database.
 
-    Nested, it is the enclosing scope (a job that opens one inside a request shares the request's).
+    Nested, it is the enclosing scope (a job that opens one inside a request shares the request's), and
+    inside a container scope it is that scope's.
     """
-    scope = _SCOPE.get()
+    scope = current_scope()
     if scope is not None:
         yield scope
         return
