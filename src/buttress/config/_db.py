@@ -6,7 +6,9 @@ embedded SQLite file ``buttress.db`` in the working directory.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from buttress.config._fields import SECRET_EXAMPLE
 
 __all__ = ["DbSettings"]
 
@@ -52,3 +54,16 @@ class DbSettings(BaseModel):
         description="Attempts of db.transaction on serialization failures, deadlocks and lost connections.",
         examples=[5],
     )
+    cursor_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key that signs keyset page cursors; defaults to security.secret_key, and in "
+        "development and test to a per-process random key.",
+        examples=[SECRET_EXAMPLE],
+    )
+
+    @field_validator("cursor_key")
+    @classmethod
+    def _cursor_key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < 16:
+            raise ValueError("at least 16 bytes; use a long random secret")
+        return key

@@ -6,20 +6,25 @@ keys on every connection. ``db.session()``/``db.asession()`` give a session in o
 ``db.transaction(fn)``/``await db.atransaction(fn)`` run ``fn(session)`` as a unit retried on
 serialization failures, deadlocks and lost connections. Database errors arrive as buttress errors:
 ``ConflictError`` (unique violation, naming the constraint), ``DeadlineExceeded`` (statement timeout),
-``BackendUnavailable`` (unreachable), with passwords masked.
+``BackendUnavailable`` (unreachable), with passwords masked. ``paginate``/``apaginate`` (and
+``db.paginate``) read keyset pages with signed cursors into a :class:`Page` a FastAPI route can return.
 """
 
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
+from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._provide import health_checks, register_services
 
 __all__ = [
     "DEFAULT_URL",
     "Database",
     "Isolation",
+    "Page",
+    "apaginate",
     "health_checks",
     "is_retryable",
+    "paginate",
     "register_services",
     "translate",
 ]
