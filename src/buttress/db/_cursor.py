@@ -165,9 +165,10 @@ def _unsigned(text: object, *, field: str, key: bytes) -> bytes:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _invalid(field, "it is not URL-safe base64") from exc
+    if len(raw) <= _MAC_BYTES:
+        raise _invalid(field, "it is too short to hold a signature and a position")
     mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
-    expected = hmac.new(key, payload, hashlib.sha256).digest()
-    if len(mac) < _MAC_BYTES or not hmac.compare_digest(mac, expected):
+    if not hmac.compare_digest(mac, hmac.new(key, payload, hashlib.sha256).digest()):
         raise _invalid(
             field,
             "its signature does not match (it was altered, or signed with another key)",

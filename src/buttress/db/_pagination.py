@@ -312,7 +312,8 @@ def _check_statement(stmt: object) -> Select[Any]:
         ("_limit_clause", "limit"),
         ("_offset_clause", "offset"),
     ):
-        if getattr(stmt, attribute, None):
+        present = getattr(stmt, attribute, None)
+        if present is not None and (not isinstance(present, tuple) or present):
             raise ValidationError(
                 f"stmt already has {what}(); the page sets the order and the limit itself: drop "
                 f".{what}(...) from the statement and pass the ordering as order_by=[...]",
