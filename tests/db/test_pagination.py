@@ -274,6 +274,38 @@ def test_items_are_orm_objects_for_one_entity_and_dicts_otherwise(subject: Subje
     assert by_code.items == [{"code": "c8", "big": "C8"}, {"code": "c7", "big": "C7"}]
 
 
+def test_joins_and_fresh_aliases_are_tied_by_every_primary_key(subject: Subject) -> None:
+    """A one-to-many outer join repeats the parent's key: the child's (NULL for a childless parent) breaks
+    the tie. A new anonymous alias on every request shares the cached shape without sharing its columns."""
+    parents = make_table(subject, "parents", Column("name", String(8)))
+    children = make_table(subject, "children", Column("parent_id", Integer), Column("tag", String(8)))
+    insert_rows(subject, parents, [{"id": n, "name": "same" if n < 4 else None} for n in range(1, 6)])
+    insert_rows(subject, children, [{"id": n, "parent_id": 1 + n % 3, "tag": f"t{n}"} for n in range(1, 8)])
+    joined = parents.outerjoin(children, children.c.parent_id == parents.c.id)
+    stmt = select(parents.c.id.label("parent"), children.c.id.label("child")).select_from(joined)
+    reference = subject.execute(
+        f"SELECT p.id, c.id FROM {parents.name} p LEFT JOIN {children.name} c ON c.parent_id = p.id "
+        "ORDER BY p.name DESC NULLS FIRST, p.id, c.id NULLS LAST"
+    )
+    current = page(subject, stmt, order_by=[parents.c.name.desc()], limit=2)
+    walked = [(item["parent"], item["child"]) for item in current.items]
+    while current.next is not None:
+        current = page(subject, stmt, order_by=[parents.c.name.desc()], after=current.next, limit=2)
+        walked += [(item["parent"], item["child"]) for item in current.items]
+    assert walked == reference
+
+    def aliased_page(after: str | None) -> Page[Any]:
+        alias = parents.alias()
+        return page(subject, select(alias), order_by=[alias.c.name], after=after, limit=2)
+
+    current = aliased_page(None)
+    seen = ids(current)
+    while current.next is not None:
+        current = aliased_page(current.next)
+        seen += ids(current)
+    assert seen == [1, 2, 3, 4, 5]
+
+
 def test_the_free_functions_page_a_session_of_your_own(subject: Subject) -> None:
     table = make_table(subject, "free", Column("k", Integer))
     insert_rows(subject, table, [{"id": n, "k": n % 2} for n in range(1, 6)])

@@ -29,12 +29,14 @@ declare ``response_model=Page[ItemOut]`` (``ItemOut`` with ``from_attributes=Tru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Select, and_, false, or_
+from sqlalchemy import ColumnElement, Select, Table, and_, false, or_
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,9 +60,12 @@ from buttress.errors import ValidationError
 __all__ = ["MAX_LIMIT", "Page", "apaginate", "paginate"]
 
 T = TypeVar("T")
+_Parsed = tuple[ColumnElement[Any], bool, bool]
+"""An order_by item taken apart: the expression, descending, NULLs last."""
 MAX_LIMIT: Final = 1000
 """The largest ``limit``: a page is meant to be read by a person or a client loop, not to be a dump."""
 _KEY_LABEL: Final = "_buttress_page_key_"
+_SHAPE_CACHE_SIZE: Final = 512
 _NULLS_LARGE: Final = {"postgresql": True, "sqlite": False}
 """Whether the dialect sorts NULL after every value when ascending (its default, without NULLS ...)."""
 _DESC: Final = (operators.desc_op,)
@@ -165,9 +170,11 @@ class _Plan:
         kept = list(rows[: self.limit])
         if self.backward:
             kept.reverse()
-        items = [
-            row[0] if self.entity else dict(zip(row._fields[: self.width], row, strict=False)) for row in kept
-        ]
+        if self.entity:
+            items: list[Any] = [row[0] for row in kept]
+        else:
+            names = kept[0]._fields[: self.width] if kept else ()
+            items = [dict(zip(names, row, strict=False)) for row in kept]
         came = self.cursor is not None
         has_more, has_previous = (came, extra) if self.backward else (extra, came)
         first = tuple(kept[0][self.width :]) if kept else None
@@ -213,8 +220,8 @@ def plan_page(
             "not both",
             field="before",
         )
-    keys = _keys(statement, order_by)
-    printed = fingerprint(str(statement), *(k.describe() for k in keys))
+    keys, shape = _analyse(statement, order_by)
+    printed = shape.fingerprint
     signing = cursor_key(key)
     cursor = None
     field, text = ("before", before) if before is not None else ("after", after)
@@ -231,7 +238,6 @@ def plan_page(
             )
     backward = field == "before" and cursor is not None
     walk = tuple(k.reversed() for k in keys) if backward else keys
-    width = len(statement.column_descriptions)
     paged = statement.add_columns(*(k.expr.label(f"{_KEY_LABEL}{i}") for i, k in enumerate(keys)))
     if cursor is not None:
         paged = paged.where(_after(walk, cursor.values, inclusive=cursor.inclusive))
@@ -240,8 +246,8 @@ def plan_page(
     return _Plan(
         statement=paged,
         keys=keys,
-        width=width,
-        entity=_selects_one_entity(statement),
+        width=shape.width,
+        entity=shape.entity,
         cursor=cursor,
         backward=backward,
         limit=limit,
@@ -330,7 +336,47 @@ def _check_limit(limit: object) -> None:
         )
 
 
-def _keys(statement: Select[Any], order_by: Sequence[Any]) -> tuple[_Key, ...]:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a statement and its ordering imply beyond the order_by items themselves (compiling is slow)."""
+
+    nullable: tuple[bool, ...]
+    tiebreakers: tuple[_Key, ...]
+    fingerprint: str
+    width: int
+    entity: bool
+
+
+class _Shapes:
+    """Shapes by SQLAlchemy cache key: one per distinct query structure, as SQLAlchemy caches its SQL.
+
+    The cache key leaves out bound values, and a shape holds none of them (only flags, the fingerprint
+    and primary-key columns), so two statements that differ only in their parameters share a shape.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._shapes: OrderedDict[Hashable, _Shape] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> _Shape | None:
+        with self._lock:
+            shape = self._shapes.get(key)
+            if shape is not None:
+                self._shapes.move_to_end(key)
+            return shape
+
+    def put(self, key: Hashable, shape: _Shape) -> None:
+        with self._lock:
+            self._shapes[key] = shape
+            if len(self._shapes) > self._size:
+                self._shapes.popitem(last=False)
+
+
+_SHAPES: Final = _Shapes(_SHAPE_CACHE_SIZE)
+
+
+def _analyse(statement: Select[Any], order_by: Sequence[Any]) -> tuple[tuple[_Key, ...], _Shape]:
     """The sort keys of ``order_by``, with the primary key appended when they are not unique."""
     if isinstance(order_by, str | bytes) or not isinstance(order_by, Sequence) or not order_by:
         raise ValidationError(
@@ -338,12 +384,54 @@ def _keys(statement: Select[Any], order_by: Sequence[Any]) -> tuple[_Key, ...]:
             "e.g. order_by=[Item.created.desc(), Item.id]",
             field="order_by",
         )
+    parsed = [_parse(item) for item in order_by]
+    memo = _memo_key(statement, parsed)
+    shape = None if memo is None else _SHAPES.get(memo)
+    if shape is None:
+        shape = _shape(statement, parsed)
+        # An anonymous alias has a structural cache key, so another alias object could share it: only
+        # columns of real tables may be handed to the next statement of the same shape.
+        if memo is not None and all(isinstance(k.expr.table, Table) for k in shape.tiebreakers):
+            _SHAPES.put(memo, shape)
+    keys = tuple(
+        _Key(expr, descending, nulls_last, nullable)
+        for (expr, descending, nulls_last), nullable in zip(parsed, shape.nullable, strict=True)
+    )
+    return (*keys, *shape.tiebreakers), shape
+
+
+def _memo_key(statement: Select[Any], parsed: Sequence[_Parsed]) -> Hashable | None:
+    parts: list[Any] = []
+    for element, descending, nulls_last in ((statement, False, False), *parsed):
+        cache_key = element._generate_cache_key()
+        if cache_key is None:
+            return None
+        parts.append((cache_key.key, descending, nulls_last))
+    return tuple(parts)
+
+
+def _shape(statement: Select[Any], parsed: Sequence[_Parsed]) -> _Shape:
     outer = any(_has_outer_join(frm) for frm in statement.get_final_froms())
-    keys = [_key(item, outer) for item in order_by]
-    return (*keys, *_tiebreakers(statement, keys, outer))
+    keys = [
+        _Key(expr, descending, nulls_last, nullable=outer or not _not_null(expr))
+        for expr, descending, nulls_last in parsed
+    ]
+    tiebreakers = _tiebreakers(statement, keys, outer)
+    return _Shape(
+        nullable=tuple(k.nullable for k in keys),
+        tiebreakers=tuple(tiebreakers),
+        fingerprint=fingerprint(str(statement), *(k.describe() for k in (*keys, *tiebreakers))),
+        width=len(statement.column_descriptions),
+        entity=_selects_one_entity(statement),
+    )
 
 
-def _key(item: Any, outer: bool) -> _Key:
+def _not_null(element: ColumnElement[Any]) -> bool:
+    return isinstance(element, ColumnClause) and getattr(element, "nullable", True) is False
+
+
+def _parse(item: Any) -> _Parsed:
+    """The expression, direction and NULL placement of one order_by item (``.desc().nulls_first()``...)."""
     element = _unwrap(item)
     descending: bool | None = None
     nulls_last: bool | None = None
@@ -365,13 +453,7 @@ def _key(item: Any, outer: bool) -> _Key:
             field="order_by",
         )
     descending = bool(descending)
-    return _Key(
-        expr=element,
-        descending=descending,
-        nulls_last=(not descending) if nulls_last is None else nulls_last,
-        nullable=outer
-        or not (isinstance(element, ColumnClause) and getattr(element, "nullable", True) is False),
-    )
+    return element, descending, (not descending) if nulls_last is None else nulls_last
 
 
 def _unwrap(item: Any) -> Any:
