@@ -133,8 +133,8 @@ def _order(table: Table, specs: list[tuple[str, bool, str | None]], *, explicit:
         if nulls is not None or explicit:
             clause = clause.nulls_first() if placement == "first" else clause.nulls_last()
         clauses.append(clause)
-    if explicit and "id" not in [name for name, _, _ in specs]:
-        clauses.append(table.c.id.asc())
+    if explicit and "id" not in [name for name, _, _ in specs]:  # the tiebreaker follows the last column
+        clauses.append(table.c.id.desc() if specs[-1][1] else table.c.id.asc())
     return clauses
 
 
@@ -285,7 +285,7 @@ def test_joins_and_fresh_aliases_are_tied_by_every_primary_key(subject: Subject)
     stmt = select(parents.c.id.label("parent"), children.c.id.label("child")).select_from(joined)
     reference = subject.execute(
         f"SELECT p.id, c.id FROM {parents.name} p LEFT JOIN {children.name} c ON c.parent_id = p.id "
-        "ORDER BY p.name DESC NULLS FIRST, p.id, c.id NULLS LAST"
+        "ORDER BY p.name DESC NULLS FIRST, p.id DESC, c.id DESC NULLS FIRST"
     )
     current = page(subject, stmt, order_by=[parents.c.name.desc()], limit=2)
     walked = [(item["parent"], item["child"]) for item in current.items]
@@ -566,9 +566,9 @@ async def test_a_page_is_a_fastapi_response_model(api: tuple[httpx.AsyncClient, 
     assert page_schema["properties"]["next"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
     for path in ("/things", "/athings"):
         first = (await client.get(path)).json()
-        assert first["items"] == [
-            {"id": 3, "name": None},
+        assert first["items"] == [  # NULL names first when descending, tied by id, descending too
             {"id": 6, "name": None},
+            {"id": 3, "name": None},
             {"id": 7, "name": "thing 7"},
         ]
         assert (first["has_more"], first["has_previous"], first["previous"], first["limit"]) == (

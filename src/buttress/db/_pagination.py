@@ -9,7 +9,8 @@ on the sort columns lets the database start right at the boundary). What it prom
   ``.nulls_first()``/``.nulls_last()`` says otherwise; the placement is spelled out in SQL wherever the
   database's own default differs, so SQLite and PostgreSQL order alike. Unless the ordering already ends
   in something unique (every primary-key column of every table selected from, or a non-null unique
-  column of the one table), the missing primary-key columns are appended, ascending, as the tiebreaker;
+  column of the one table), the missing primary-key columns are appended as the tiebreaker, in the
+  direction of the last sort column (so an index on ``(column, id)`` serves both directions);
   a query without a primary key to append must bring its own unique ordering.
 - **A predicate that is right around NULLs.** "After the boundary row" is spelled column by column with
   explicit ``IS NULL`` branches (``a > :a OR a IS NULL`` when NULLs sort last, ``a IS NOT NULL`` after a
@@ -121,21 +122,18 @@ class _Key:
         past = self.expr < value if self.descending else self.expr > value
         return or_(past, self.expr.is_(None)) if self.nullable and self.nulls_last else past
 
-    def at_or_after(self, value: Any) -> ColumnElement[bool] | None:
-        """Rows at or after ``value``: a redundant bound that lets the database seek its index."""
-        if value is None:
-            return self.expr.is_(None) if self.nulls_last else None
-        bound = self.expr <= value if self.descending else self.expr >= value
-        return or_(bound, self.expr.is_(None)) if self.nullable and self.nulls_last else bound
-
     def equal(self, value: Any) -> ColumnElement[bool]:
         return self.expr.is_(None) if value is None else self.expr == value
 
 
-def _after(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> ColumnElement[bool]:
-    """Rows after the boundary ``values`` in the order of ``keys`` (and the boundary row if ``inclusive``).
+def _sections(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> list[ColumnElement[bool]]:
+    """The rows after the boundary ``values`` in the order of ``keys``, as one or two index-seekable parts.
 
-    ``k1 after v1 OR (k1 = v1 AND k2 after v2) OR ...``, with ``=`` as ``IS NULL`` for a NULL value.
+    "After" is ``k1 after v1 OR (k1 = v1 AND k2 after v2) OR ...``, with ``=`` as ``IS NULL`` for a NULL
+    value (and the boundary row itself if ``inclusive``). A redundant range on the first column lets the
+    database start its index scan at the boundary. A nullable first column whose boundary value lies in
+    the block that comes first (a value before NULLs sorted last, a NULL before values) cannot be one
+    range: its rows come as two parts read in turn, the rest of that block, then the whole other block.
     """
     branches: list[ColumnElement[bool]] = []
     same: list[ColumnElement[bool]] = []
@@ -147,15 +145,22 @@ def _after(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> C
     if inclusive:
         branches.append(and_(*same))
     predicate = or_(*branches) if branches else false()
-    lead = keys[0].at_or_after(values[0])
-    return predicate if lead is None else and_(lead, predicate)
+    lead, value = keys[0], values[0]
+    if value is None:
+        if not lead.nulls_last:  # NULLs first: the rest of the NULLs, then every value
+            return [and_(lead.expr.is_(None), predicate), lead.expr.is_not(None)]
+        return [and_(lead.expr.is_(None), predicate)]
+    bound = lead.expr <= value if lead.descending else lead.expr >= value
+    if lead.nullable and lead.nulls_last:  # values, then every NULL
+        return [and_(bound, predicate), lead.expr.is_(None)]
+    return [and_(bound, predicate)]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """One page request, checked and turned into a statement, and how to turn its rows into a Page."""
 
-    statement: Select[Any]
+    sections: tuple[Select[Any], ...]
     keys: tuple[_Key, ...]
     width: int
     entity: bool
@@ -238,13 +243,12 @@ def plan_page(
             )
     backward = field == "before" and cursor is not None
     walk = tuple(k.reversed() for k in keys) if backward else keys
-    paged = statement.add_columns(*(k.expr.label(f"{_KEY_LABEL}{i}") for i, k in enumerate(keys)))
-    if cursor is not None:
-        paged = paged.where(_after(walk, cursor.values, inclusive=cursor.inclusive))
     nulls_large = _NULLS_LARGE.get(dialect.name)
-    paged = paged.order_by(*(k.clause(nulls_large) for k in walk)).limit(limit + 1)
+    paged = statement.add_columns(*(k.expr.label(f"{_KEY_LABEL}{i}") for i, k in enumerate(keys)))
+    paged = paged.order_by(*(k.clause(nulls_large) for k in walk))
+    parts = [] if cursor is None else _sections(walk, cursor.values, inclusive=cursor.inclusive)
     return _Plan(
-        statement=paged,
+        sections=tuple(paged.where(part) for part in parts) if parts else (paged,),
         keys=keys,
         width=shape.width,
         entity=shape.entity,
@@ -275,8 +279,12 @@ def paginate(
     plan = plan_page(
         stmt, order_by=order_by, after=after, before=before, limit=limit, key=key, dialect=dialect
     )
+    rows: list[Row[Any]] = []
     try:
-        rows = session.execute(plan.statement).all()
+        for section in plan.sections:
+            rows += session.execute(section.limit(plan.limit + 1 - len(rows))).all()
+            if len(rows) > plan.limit:
+                break
     except DBAPIError as exc:
         raise translate(exc, backend=dialect.name) from exc
     return plan.page(rows)
@@ -297,8 +305,12 @@ async def apaginate(
     plan = plan_page(
         stmt, order_by=order_by, after=after, before=before, limit=limit, key=key, dialect=dialect
     )
+    rows: list[Row[Any]] = []
     try:
-        rows = (await session.execute(plan.statement)).all()
+        for section in plan.sections:
+            rows += (await session.execute(section.limit(plan.limit + 1 - len(rows)))).all()
+            if len(rows) > plan.limit:
+                break
     except DBAPIError as exc:
         raise translate(exc, backend=dialect.name) from exc
     return plan.page(rows)
@@ -475,7 +487,12 @@ def _identity(column: Any) -> tuple[int, str] | None:
 
 
 def _tiebreakers(statement: Select[Any], keys: Sequence[_Key], outer: bool) -> list[_Key]:
-    """The primary-key columns the ordering lacks, so that no two rows sort as equal."""
+    """The primary-key columns the ordering lacks, so that no two rows sort as equal.
+
+    They follow the last column's direction, so an index on ``(sort column, id)`` serves the order
+    whether it runs ascending or descending.
+    """
+    descending = keys[-1].descending
     froms = statement.get_final_froms()
     present = {_identity(k.expr) for k in keys} - {None}
     if len(froms) == 1 and not outer:
@@ -496,9 +513,7 @@ def _tiebreakers(statement: Select[Any], keys: Sequence[_Key], outer: bool) -> l
         for column in primary:
             if _identity(column) not in present:
                 present.add(_identity(column))
-                missing.append(
-                    _Key(column, descending=False, nulls_last=True, nullable=outer or column.nullable)
-                )
+                missing.append(_Key(column, descending, not descending, outer or bool(column.nullable)))
     return missing
 
 
