@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Select, Table, and_, false, or_
+from sqlalchemy import ColumnElement, Select, Table, and_, false, literal, or_, true, tuple_
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -127,14 +127,27 @@ class _Key:
 
 
 def _sections(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> list[ColumnElement[bool]]:
-    """The rows after the boundary ``values`` in the order of ``keys``, as one or two index-seekable parts.
+    """The rows after the boundary ``values`` in the order of ``keys``, as index-seekable parts in order.
 
     "After" is ``k1 after v1 OR (k1 = v1 AND k2 after v2) OR ...``, with ``=`` as ``IS NULL`` for a NULL
-    value (and the boundary row itself if ``inclusive``). A redundant range on the first column lets the
-    database start its index scan at the boundary. A nullable first column whose boundary value lies in
-    the block that comes first (a value before NULLs sorted last, a NULL before values) cannot be one
-    range: its rows come as two parts read in turn, the rest of that block, then the whole other block.
+    value (and the boundary row itself if ``inclusive``); it decides. A redundant range beside it lets a
+    b-tree start at the boundary. NULL and non-NULL values of one column are two blocks of the index,
+    which no single range spans, so when the rows to come cross from one block into the other they are
+    read as parts in turn (the rest of this block, then the whole next one).
     """
+    if not keys:
+        return [true()] if inclusive else []
+    lead, value = keys[0], values[0]
+    if value is None:  # this block is the NULLs: the rest of them by the other columns, then the values
+        parts = [
+            and_(lead.expr.is_(None), part) for part in _sections(keys[1:], values[1:], inclusive=inclusive)
+        ]
+        return [*parts, lead.expr.is_not(None)] if not lead.nulls_last else parts
+    parts = [and_(_seek(keys, values), _after(keys, values, inclusive=inclusive))]
+    return [*parts, lead.expr.is_(None)] if lead.nullable and lead.nulls_last else parts
+
+
+def _after(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> ColumnElement[bool]:
     branches: list[ColumnElement[bool]] = []
     same: list[ColumnElement[bool]] = []
     for key, value in zip(keys, values, strict=True):
@@ -144,16 +157,27 @@ def _sections(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -
         same.append(key.equal(value))
     if inclusive:
         branches.append(and_(*same))
-    predicate = or_(*branches) if branches else false()
-    lead, value = keys[0], values[0]
-    if value is None:
-        if not lead.nulls_last:  # NULLs first: the rest of the NULLs, then every value
-            return [and_(lead.expr.is_(None), predicate), lead.expr.is_not(None)]
-        return [and_(lead.expr.is_(None), predicate)]
-    bound = lead.expr <= value if lead.descending else lead.expr >= value
-    if lead.nullable and lead.nulls_last:  # values, then every NULL
-        return [and_(bound, predicate), lead.expr.is_(None)]
-    return [and_(bound, predicate)]
+    return or_(*branches) if branches else false()
+
+
+def _seek(keys: Sequence[_Key], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``(k1, k2, ...) >= (v1, v2, ...)`` over the leading columns a row-value range is exact for.
+
+    Those are the first column (its value is not NULL) and the ones after it that cannot be NULL and run
+    the same way: a NULL or a reversed column makes a row comparison wrong, so the range stops before it.
+    """
+    prefix = [(keys[0], values[0])]
+    for key, value in zip(keys[1:], values[1:], strict=True):
+        if key.nullable or value is None or key.descending != keys[0].descending:
+            break
+        prefix.append((key, value))
+    if len(prefix) == 1:
+        column: ColumnElement[Any] = keys[0].expr
+        bound: ColumnElement[Any] = literal(values[0], column.type)
+    else:
+        column = tuple_(*(key.expr for key, _ in prefix))
+        bound = tuple_(*(literal(value, key.expr.type) for key, value in prefix))
+    return column <= bound if keys[0].descending else column >= bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +270,13 @@ def plan_page(
     nulls_large = _NULLS_LARGE.get(dialect.name)
     paged = statement.add_columns(*(k.expr.label(f"{_KEY_LABEL}{i}") for i, k in enumerate(keys)))
     paged = paged.order_by(*(k.clause(nulls_large) for k in walk))
-    parts = [] if cursor is None else _sections(walk, cursor.values, inclusive=cursor.inclusive)
+    if cursor is None:
+        sections: tuple[Select[Any], ...] = (paged,)
+    else:
+        parts = _sections(walk, cursor.values, inclusive=cursor.inclusive)
+        sections = tuple(paged.where(part) for part in parts)
     return _Plan(
-        sections=tuple(paged.where(part) for part in parts) if parts else (paged,),
+        sections=sections,
         keys=keys,
         width=shape.width,
         entity=shape.entity,
