@@ -547,6 +547,7 @@ def test_env_example_never_holds_a_secret_value() -> None:
         "BUTTRESS_SECURITY__ADMIN_TOKEN",
         "BUTTRESS_SERVER__JWT_KEY",
         "BUTTRESS_CACHE__SIGNING_KEY",
+        "BUTTRESS_DB__CURSOR_KEY",
     ]
     for variable in secrets:
         assert values[variable] == ""

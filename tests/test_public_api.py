@@ -129,8 +129,11 @@ DB = [
     "DEFAULT_URL",
     "Database",
     "Isolation",
+    "Page",
+    "apaginate",
     "health_checks",
     "is_retryable",
+    "paginate",
     "register_services",
     "translate",
 ]

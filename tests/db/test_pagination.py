@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import inspect
 import re
 import sys
 import types
@@ -504,6 +505,15 @@ def test_a_value_a_cursor_cannot_carry_is_a_validation_error() -> None:
     with pytest.raises(ValidationError) as caught:
         encode_cursor(Cursor("a", (object(),), "fp"), cursor_key(KEY))
     assert caught.value.field == "order_by"
+
+
+def test_the_sync_and_async_twins_take_the_same_parameters() -> None:
+    def parameters(fn: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert parameters(paginate) == parameters(apaginate)
+    assert parameters(Database.paginate) == parameters(Database.apaginate)
+    assert parameters(Database.paginate)[1:] == parameters(paginate)[1:]  # self in place of the session
 
 
 # -- FastAPI --------------------------------------------------------------------------------------------
