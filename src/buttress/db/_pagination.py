@@ -15,8 +15,10 @@ on the sort columns lets the database start right at the boundary). What it prom
 - **A predicate that is right around NULLs.** "After the boundary row" is spelled column by column with
   explicit ``IS NULL`` branches (``a > :a OR a IS NULL`` when NULLs sort last, ``a IS NOT NULL`` after a
   NULL when they sort first, ...). A row-value comparison ``(a, b) > (:a, :b)`` is wrong as soon as a
-  value is NULL or the directions differ: the bug class that drops rows in sqlakeyset#108. A redundant
-  range on the first column (``a >= :a``) lets the database seek its index.
+  value is NULL or the directions differ: the bug class that drops rows in sqlakeyset#108. Beside it, a
+  redundant range lets the database seek its index to the boundary: a row-value ``>=`` over the leading
+  columns for which it is exact (not NULL, same direction); NULL and non-NULL values are two blocks of
+  an index, so a page that crosses from one into the other is read as two ranges in turn.
 - **Both directions.** ``before=`` walks backwards: the same query in reversed order, reversed back.
 - **Stable under writes.** A walk never returns a row twice and never skips a row that existed for the
   whole walk, whatever is inserted or deleted between pages, as long as a row's sort values do not
