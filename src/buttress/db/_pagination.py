@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Generic, TypeVar
 
@@ -196,6 +196,19 @@ class _Plan:
     fingerprint: str
     key: bytes
 
+    def steps(self) -> Generator[Select[Any], Sequence[Row[Any]], Page[Any]]:
+        """The page as a plan: yields each section's statement, is sent its rows, returns the Page.
+
+        One extra row tells whether more follow; a later section is read only if the earlier ones
+        left the page short. :func:`paginate` and :func:`apaginate` drive it.
+        """
+        rows: list[Row[Any]] = []
+        for section in self.sections:
+            rows += yield section.limit(self.limit + 1 - len(rows))
+            if len(rows) > self.limit:
+                break
+        return self.page(rows)
+
     def page(self, rows: Sequence[Row[Any]]) -> Page[Any]:
         extra = len(rows) > self.limit
         kept = list(rows[: self.limit])
@@ -309,15 +322,16 @@ def paginate(
     plan = plan_page(
         stmt, order_by=order_by, after=after, before=before, limit=limit, key=key, dialect=dialect
     )
-    rows: list[Row[Any]] = []
+    steps = plan.steps()
     try:
-        for section in plan.sections:
-            rows += session.execute(section.limit(plan.limit + 1 - len(rows))).all()
-            if len(rows) > plan.limit:
-                break
+        statement = next(steps)
+        while True:
+            statement = steps.send(session.execute(statement).all())
+    except StopIteration as done:
+        page: Page[Any] = done.value
+        return page
     except DBAPIError as exc:
         raise translate(exc, backend=dialect.name) from exc
-    return plan.page(rows)
 
 
 async def apaginate(
@@ -335,15 +349,16 @@ async def apaginate(
     plan = plan_page(
         stmt, order_by=order_by, after=after, before=before, limit=limit, key=key, dialect=dialect
     )
-    rows: list[Row[Any]] = []
+    steps = plan.steps()
     try:
-        for section in plan.sections:
-            rows += (await session.execute(section.limit(plan.limit + 1 - len(rows)))).all()
-            if len(rows) > plan.limit:
-                break
+        statement = next(steps)
+        while True:
+            statement = steps.send((await session.execute(statement)).all())
+    except StopIteration as done:
+        page: Page[Any] = done.value
+        return page
     except DBAPIError as exc:
         raise translate(exc, backend=dialect.name) from exc
-    return plan.page(rows)
 
 
 # -- checks and the ordering ---------------------------------------------------------------------------
