@@ -32,14 +32,12 @@ declare ``response_model=Page[ItemOut]`` (``ItemOut`` with ``from_attributes=Tru
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Generator, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Select, Table, and_, false, literal, or_, true, tuple_
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +56,7 @@ from buttress.db._cursor import (
     fingerprint,
 )
 from buttress.db._errors import translate
+from buttress.db._keyset import KEY_LABEL, Memo, SortKey, Walk, make_walk, reusable
 from buttress.errors import ValidationError
 
 __all__ = ["MAX_LIMIT", "Page", "apaginate", "paginate"]
@@ -67,7 +66,6 @@ _Parsed = tuple[ColumnElement[Any], bool, bool]
 """An order_by item taken apart: the expression, descending, NULLs last."""
 MAX_LIMIT: Final = 1000
 """The largest ``limit``: a page is meant to be read by a person or a client loop, not to be a dump."""
-_KEY_LABEL: Final = "_buttress_page_key_"
 _SHAPE_CACHE_SIZE: Final = 512
 _NULLS_LARGE: Final = {"postgresql": True, "sqlite": False}
 """Whether the dialect sorts NULL after every value when ascending (its default, without NULLS ...)."""
@@ -95,99 +93,12 @@ class Page(BaseModel, Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    """One sort column: the expression, its direction, where its NULLs go, and whether it can be NULL."""
-
-    expr: ColumnElement[Any]
-    descending: bool
-    nulls_last: bool
-    nullable: bool
-
-    def reversed(self) -> _Key:
-        return replace(self, descending=not self.descending, nulls_last=not self.nulls_last)
-
-    def describe(self) -> str:
-        direction = "DESC" if self.descending else "ASC"
-        return f"{self.expr} {direction} NULLS {'LAST' if self.nulls_last else 'FIRST'}"
-
-    def clause(self, nulls_large: bool | None) -> ColumnElement[Any]:
-        ordered: ColumnElement[Any] = self.expr.desc() if self.descending else self.expr.asc()
-        native_last = None if nulls_large is None else nulls_large != self.descending
-        if self.nullable and native_last != self.nulls_last:
-            ordered = ordered.nulls_last() if self.nulls_last else ordered.nulls_first()
-        return ordered
-
-    def after(self, value: Any) -> ColumnElement[bool] | None:
-        """Rows strictly after ``value`` in this column's order; None when nothing can follow it."""
-        if value is None:
-            return None if self.nulls_last else self.expr.is_not(None)
-        past = self.expr < value if self.descending else self.expr > value
-        return or_(past, self.expr.is_(None)) if self.nullable and self.nulls_last else past
-
-    def equal(self, value: Any) -> ColumnElement[bool]:
-        return self.expr.is_(None) if value is None else self.expr == value
-
-
-def _sections(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> list[ColumnElement[bool]]:
-    """The rows after the boundary ``values`` in the order of ``keys``, as index-seekable parts in order.
-
-    "After" is ``k1 after v1 OR (k1 = v1 AND k2 after v2) OR ...``, with ``=`` as ``IS NULL`` for a NULL
-    value (and the boundary row itself if ``inclusive``); it decides. A redundant range beside it lets a
-    b-tree start at the boundary. NULL and non-NULL values of one column are two blocks of the index,
-    which no single range spans, so when the rows to come cross from one block into the other they are
-    read as parts in turn (the rest of this block, then the whole next one).
-    """
-    if not keys:
-        return [true()] if inclusive else []
-    lead, value = keys[0], values[0]
-    if value is None:  # this block is the NULLs: the rest of them by the other columns, then the values
-        parts = [
-            and_(lead.expr.is_(None), part) for part in _sections(keys[1:], values[1:], inclusive=inclusive)
-        ]
-        return [*parts, lead.expr.is_not(None)] if not lead.nulls_last else parts
-    parts = [and_(_seek(keys, values), _after(keys, values, inclusive=inclusive))]
-    return [*parts, lead.expr.is_(None)] if lead.nullable and lead.nulls_last else parts
-
-
-def _after(keys: Sequence[_Key], values: Sequence[Any], *, inclusive: bool) -> ColumnElement[bool]:
-    branches: list[ColumnElement[bool]] = []
-    same: list[ColumnElement[bool]] = []
-    for key, value in zip(keys, values, strict=True):
-        past = key.after(value)
-        if past is not None:
-            branches.append(and_(*same, past))
-        same.append(key.equal(value))
-    if inclusive:
-        branches.append(and_(*same))
-    return or_(*branches) if branches else false()
-
-
-def _seek(keys: Sequence[_Key], values: Sequence[Any]) -> ColumnElement[bool]:
-    """``(k1, k2, ...) >= (v1, v2, ...)`` over the leading columns a row-value range is exact for.
-
-    Those are the first column (its value is not NULL) and the ones after it that cannot be NULL and run
-    the same way: a NULL or a reversed column makes a row comparison wrong, so the range stops before it.
-    """
-    prefix = [(keys[0], values[0])]
-    for key, value in zip(keys[1:], values[1:], strict=True):
-        if key.nullable or value is None or key.descending != keys[0].descending:
-            break
-        prefix.append((key, value))
-    if len(prefix) == 1:
-        column: ColumnElement[Any] = keys[0].expr
-        bound: ColumnElement[Any] = literal(values[0], column.type)
-    else:
-        column = tuple_(*(key.expr for key, _ in prefix))
-        bound = tuple_(*(literal(value, key.expr.type) for key, value in prefix))
-    return column <= bound if keys[0].descending else column >= bound
-
-
-@dataclass(frozen=True, slots=True)
 class _Plan:
     """One page request, checked and turned into a statement, and how to turn its rows into a Page."""
 
     sections: tuple[Select[Any], ...]
-    keys: tuple[_Key, ...]
+    params: dict[str, Any]
+    keys: tuple[SortKey, ...]
     width: int
     entity: bool
     cursor: Cursor | None
@@ -281,17 +192,25 @@ def plan_page(
                 error_code="cursor_direction",
             )
     backward = field == "before" and cursor is not None
-    walk = tuple(k.reversed() for k in keys) if backward else keys
     nulls_large = _NULLS_LARGE.get(dialect.name)
-    paged = statement.add_columns(*(k.expr.label(f"{_KEY_LABEL}{i}") for i, k in enumerate(keys)))
-    paged = paged.order_by(*(k.clause(nulls_large) for k in walk))
+    reuse = shape.memo is not None and reusable(keys)
+    walk_key = (shape.memo, dialect.name, backward)
+    sql = _WALKS.get(walk_key) if reuse else None
+    if sql is None:
+        sql = make_walk(keys, tuple(k.reversed() for k in keys) if backward else keys, nulls_large)
+        if reuse:
+            _WALKS.put(walk_key, sql)
+    paged = statement.add_columns(*sql.labels).order_by(*sql.order)
+    params: dict[str, Any] = {}
     if cursor is None:
         sections: tuple[Select[Any], ...] = (paged,)
     else:
-        parts = _sections(walk, cursor.values, inclusive=cursor.inclusive)
+        parts = sql.sections(cursor.values, inclusive=cursor.inclusive)
         sections = tuple(paged.where(part) for part in parts)
+        params = {f"{KEY_LABEL}{i}": v for i, v in enumerate(cursor.values) if v is not None}
     return _Plan(
         sections=sections,
+        params=params,
         keys=keys,
         width=shape.width,
         entity=shape.entity,
@@ -326,7 +245,7 @@ def paginate(
     try:
         statement = next(steps)
         while True:
-            statement = steps.send(session.execute(statement).all())
+            statement = steps.send(session.execute(statement, plan.params).all())
     except StopIteration as done:
         page: Page[Any] = done.value
         return page
@@ -353,7 +272,7 @@ async def apaginate(
     try:
         statement = next(steps)
         while True:
-            statement = steps.send((await session.execute(statement)).all())
+            statement = steps.send((await session.execute(statement, plan.params)).all())
     except StopIteration as done:
         page: Page[Any] = done.value
         return page
@@ -397,43 +316,19 @@ def _check_limit(limit: object) -> None:
 class _Shape:
     """What a statement and its ordering imply beyond the order_by items themselves (compiling is slow)."""
 
+    memo: Hashable | None
     nullable: tuple[bool, ...]
-    tiebreakers: tuple[_Key, ...]
+    tiebreakers: tuple[SortKey, ...]
     fingerprint: str
     width: int
     entity: bool
 
 
-class _Shapes:
-    """Shapes by SQLAlchemy cache key: one per distinct query structure, as SQLAlchemy caches its SQL.
-
-    The cache key leaves out bound values, and a shape holds none of them (only flags, the fingerprint
-    and primary-key columns), so two statements that differ only in their parameters share a shape.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._shapes: OrderedDict[Hashable, _Shape] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> _Shape | None:
-        with self._lock:
-            shape = self._shapes.get(key)
-            if shape is not None:
-                self._shapes.move_to_end(key)
-            return shape
-
-    def put(self, key: Hashable, shape: _Shape) -> None:
-        with self._lock:
-            self._shapes[key] = shape
-            if len(self._shapes) > self._size:
-                self._shapes.popitem(last=False)
+_SHAPES: Final = Memo["_Shape"](_SHAPE_CACHE_SIZE)
+_WALKS: Final = Memo[Walk](_SHAPE_CACHE_SIZE)
 
 
-_SHAPES: Final = _Shapes(_SHAPE_CACHE_SIZE)
-
-
-def _analyse(statement: Select[Any], order_by: Sequence[Any]) -> tuple[tuple[_Key, ...], _Shape]:
+def _analyse(statement: Select[Any], order_by: Sequence[Any]) -> tuple[tuple[SortKey, ...], _Shape]:
     """The sort keys of ``order_by``, with the primary key appended when they are not unique."""
     if isinstance(order_by, str | bytes) or not isinstance(order_by, Sequence) or not order_by:
         raise ValidationError(
@@ -445,13 +340,13 @@ def _analyse(statement: Select[Any], order_by: Sequence[Any]) -> tuple[tuple[_Ke
     memo = _memo_key(statement, parsed)
     shape = None if memo is None else _SHAPES.get(memo)
     if shape is None:
-        shape = _shape(statement, parsed)
+        shape = _shape(statement, parsed, memo)
         # An anonymous alias has a structural cache key, so another alias object could share it: only
         # columns of real tables may be handed to the next statement of the same shape.
-        if memo is not None and all(isinstance(k.expr.table, Table) for k in shape.tiebreakers):
+        if memo is not None and reusable(shape.tiebreakers):
             _SHAPES.put(memo, shape)
     keys = tuple(
-        _Key(expr, descending, nulls_last, nullable)
+        SortKey(expr, descending, nulls_last, nullable)
         for (expr, descending, nulls_last), nullable in zip(parsed, shape.nullable, strict=True)
     )
     return (*keys, *shape.tiebreakers), shape
@@ -467,14 +362,15 @@ def _memo_key(statement: Select[Any], parsed: Sequence[_Parsed]) -> Hashable | N
     return tuple(parts)
 
 
-def _shape(statement: Select[Any], parsed: Sequence[_Parsed]) -> _Shape:
+def _shape(statement: Select[Any], parsed: Sequence[_Parsed], memo: Hashable | None) -> _Shape:
     outer = any(_has_outer_join(frm) for frm in statement.get_final_froms())
     keys = [
-        _Key(expr, descending, nulls_last, nullable=outer or not _not_null(expr))
+        SortKey(expr, descending, nulls_last, nullable=outer or not _not_null(expr))
         for expr, descending, nulls_last in parsed
     ]
     tiebreakers = _tiebreakers(statement, keys, outer)
     return _Shape(
+        memo=memo,
         nullable=tuple(k.nullable for k in keys),
         tiebreakers=tuple(tiebreakers),
         fingerprint=fingerprint(str(statement), *(k.describe() for k in (*keys, *tiebreakers))),
@@ -531,7 +427,7 @@ def _identity(column: Any) -> tuple[int, str] | None:
     return None
 
 
-def _tiebreakers(statement: Select[Any], keys: Sequence[_Key], outer: bool) -> list[_Key]:
+def _tiebreakers(statement: Select[Any], keys: Sequence[SortKey], outer: bool) -> list[SortKey]:
     """The primary-key columns the ordering lacks, so that no two rows sort as equal.
 
     They follow the last column's direction, so an index on ``(sort column, id)`` serves the order
@@ -546,7 +442,7 @@ def _tiebreakers(statement: Select[Any], keys: Sequence[_Key], outer: bool) -> l
             unique = isinstance(column, ColumnClause) and bool(getattr(column, "unique", False))
             if unique and not key.nullable and getattr(column, "table", None) is froms[0]:
                 return []
-    missing: list[_Key] = []
+    missing: list[SortKey] = []
     for frm in froms:
         primary = list(frm.primary_key)
         if not primary:
@@ -558,7 +454,7 @@ def _tiebreakers(statement: Select[Any], keys: Sequence[_Key], outer: bool) -> l
         for column in primary:
             if _identity(column) not in present:
                 present.add(_identity(column))
-                missing.append(_Key(column, descending, not descending, outer or bool(column.nullable)))
+                missing.append(SortKey(column, descending, not descending, outer or bool(column.nullable)))
     return missing
 
 
