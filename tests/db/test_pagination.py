@@ -307,6 +307,20 @@ def test_joins_and_fresh_aliases_are_tied_by_every_primary_key(subject: Subject)
     assert seen == [1, 2, 3, 4, 5]
 
 
+def test_an_expression_with_its_own_value_is_never_served_stale_sql(subject: Subject) -> None:
+    """``coalesce(k, -1)`` and ``coalesce(k, 100)`` share a cache key: each walk uses its own value."""
+    table = make_table(subject, "coalesced", Column("k", Integer))
+    insert_rows(subject, table, [{"id": n, "k": None if n % 2 else n} for n in range(1, 7)])
+    for default, expected in ((-1, [1, 3, 5, 2, 4, 6]), (100, [2, 4, 6, 1, 3, 5])):
+        order_by = [func.coalesce(table.c.k, default)]
+        current = page(subject, select(table), order_by=order_by, limit=2)
+        walked = ids(current)
+        while current.next is not None:
+            current = page(subject, select(table), order_by=order_by, after=current.next, limit=2)
+            walked += ids(current)
+        assert walked == expected, default
+
+
 def test_the_free_functions_page_a_session_of_your_own(subject: Subject) -> None:
     table = make_table(subject, "free", Column("k", Integer))
     insert_rows(subject, table, [{"id": n, "k": n % 2} for n in range(1, 6)])
