@@ -86,6 +86,16 @@ def ids(page_: Page[Any]) -> list[int]:
     return [item["id"] for item in page_.items]
 
 
+def walk(subject: Subject, stmt: Any, *, first: Page[Any] | None = None, **options: Any) -> list[Any]:
+    """Every item from ``first`` (default: the first page) on, following ``next`` to the end."""
+    current = first if first is not None else page(subject, stmt, **options)
+    items = list(current.items)
+    while current.next is not None:
+        current = page(subject, stmt, after=current.next, **options)
+        items += current.items
+    return items
+
+
 def make_table(subject: Subject, name: str, *columns: Column[Any]) -> Table:
     table = Table(subject.table(name), MetaData(), Column("id", Integer, primary_key=True), *columns)
     table.create(subject.db.engine)
@@ -204,11 +214,8 @@ def test_rows_written_between_pages_are_never_repeated_nor_lost(subject: Subject
     with subject.db.session() as session:
         session.execute(delete(table).where(table.c.k.in_([30, 50])))  # the boundary row, and one ahead
         session.execute(insert(table), [{"id": 11, "k": 15}, {"id": 12, "k": 35}, {"id": 13, "k": 30}])
-    seen = [(item["id"], item["k"]) for item in first.items]
-    current = first
-    while current.next is not None:
-        current = page(subject, select(table), order_by=[table.c.k], after=current.next, limit=3)
-        seen += [(item["id"], item["k"]) for item in current.items]
+    items = walk(subject, select(table), first=first, order_by=[table.c.k], limit=3)
+    seen = [(item["id"], item["k"]) for item in items]
     assert len({n for n, _ in seen}) == len(seen)  # no row twice
     # every row that lived through the walk, the ones inserted ahead of the boundary (k=30 with a larger
     # id than the deleted boundary row sorts after it); none inserted behind it (k=15), none deleted ahead
@@ -288,12 +295,8 @@ def test_joins_and_fresh_aliases_are_tied_by_every_primary_key(subject: Subject)
         f"SELECT p.id, c.id FROM {parents.name} p LEFT JOIN {children.name} c ON c.parent_id = p.id "
         "ORDER BY p.name DESC NULLS FIRST, p.id DESC, c.id DESC NULLS FIRST"
     )
-    current = page(subject, stmt, order_by=[parents.c.name.desc()], limit=2)
-    walked = [(item["parent"], item["child"]) for item in current.items]
-    while current.next is not None:
-        current = page(subject, stmt, order_by=[parents.c.name.desc()], after=current.next, limit=2)
-        walked += [(item["parent"], item["child"]) for item in current.items]
-    assert walked == reference
+    items = walk(subject, stmt, order_by=[parents.c.name.desc()], limit=2)
+    assert [(item["parent"], item["child"]) for item in items] == reference
 
     def aliased_page(after: str | None) -> Page[Any]:
         alias = parents.alias()
@@ -301,7 +304,7 @@ def test_joins_and_fresh_aliases_are_tied_by_every_primary_key(subject: Subject)
 
     current = aliased_page(None)
     seen = ids(current)
-    while current.next is not None:
+    while current.next is not None:  # a fresh alias object for every page
         current = aliased_page(current.next)
         seen += ids(current)
     assert seen == [1, 2, 3, 4, 5]
@@ -312,13 +315,8 @@ def test_an_expression_with_its_own_value_is_never_served_stale_sql(subject: Sub
     table = make_table(subject, "coalesced", Column("k", Integer))
     insert_rows(subject, table, [{"id": n, "k": None if n % 2 else n} for n in range(1, 7)])
     for default, expected in ((-1, [1, 3, 5, 2, 4, 6]), (100, [2, 4, 6, 1, 3, 5])):
-        order_by = [func.coalesce(table.c.k, default)]
-        current = page(subject, select(table), order_by=order_by, limit=2)
-        walked = ids(current)
-        while current.next is not None:
-            current = page(subject, select(table), order_by=order_by, after=current.next, limit=2)
-            walked += ids(current)
-        assert walked == expected, default
+        items = walk(subject, select(table), order_by=[func.coalesce(table.c.k, default)], limit=2)
+        assert [item["id"] for item in items] == expected, default
 
 
 def test_the_free_functions_page_a_session_of_your_own(subject: Subject) -> None:
@@ -379,12 +377,8 @@ def test_sort_values_of_every_supported_type_round_trip_through_the_database(sub
                 )
             )
         ]
-        current = page(subject, select(table), order_by=order_by, limit=1)
-        walked = ids(current)
-        while current.next is not None:
-            current = page(subject, select(table), order_by=order_by, after=current.next, limit=1)
-            walked += ids(current)
-        assert walked == expected, name
+        items = walk(subject, select(table), order_by=order_by, limit=1)
+        assert [item["id"] for item in items] == expected, name
 
 
 # -- cursors and arguments that are refused -----------------------------------------------------------
