@@ -441,7 +441,7 @@ def test_describe_with_an_explicit_environ_and_env_file(tmp_path: Path) -> None:
     assert rows["BUTTRESS_APP__ENVIRONMENT"] == ("staging", ".env")
     assert rows["BUTTRESS_SECURITY__SECRET_KEY"] == (MASK, "env")
     secrets = [row.secret for row in describe_settings(settings, environ=environ) if row.secret]
-    assert secrets == [True, True, True, True]
+    assert secrets == [True, True, True, True, True]
 
 
 def test_describe_marks_values_passed_in_code_as_init() -> None:
@@ -481,7 +481,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 92
+    assert len(fields) == 93
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
@@ -547,6 +547,7 @@ def test_env_example_never_holds_a_secret_value() -> None:
         "BUTTRESS_SECURITY__ADMIN_TOKEN",
         "BUTTRESS_SERVER__JWT_KEY",
         "BUTTRESS_CACHE__SIGNING_KEY",
+        "BUTTRESS_DB__CURSOR_KEY",
     ]
     for variable in secrets:
         assert values[variable] == ""

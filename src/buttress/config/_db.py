@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 
 from buttress._redaction import mask_url_password
+from buttress.config._fields import SECRET_EXAMPLE
 
 __all__ = ["DbSettings"]
 
@@ -112,3 +113,17 @@ class DbSettings(BaseModel):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, [mask_url_password(url) for url in value] if name == "replicas" else value
+
+    cursor_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key that signs keyset page cursors; defaults to security.secret_key, and in "
+        "development and test to a per-process random key.",
+        examples=[SECRET_EXAMPLE],
+    )
+
+    @field_validator("cursor_key")
+    @classmethod
+    def _cursor_key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < 16:
+            raise ValueError("at least 16 bytes; use a long random secret")
+        return key

@@ -6,7 +6,8 @@ keys on every connection. ``db.session()``/``db.asession()`` give a session in o
 ``db.transaction(fn)``/``await db.atransaction(fn)`` run ``fn(session)`` as a unit retried on
 serialization failures, deadlocks and lost connections. Database errors arrive as buttress errors:
 ``ConflictError`` (unique violation, naming the constraint), ``DeadlineExceeded`` (statement timeout),
-``BackendUnavailable`` (unreachable), with passwords masked.
+``BackendUnavailable`` (unreachable), with passwords masked. ``paginate``/``apaginate`` (and
+``db.paginate``) read keyset pages with signed cursors into a :class:`Page` a FastAPI route can return.
 
 Read replicas (PostgreSQL only): ``db.session(read_only=True)`` reads from a healthy replica that has
 replayed the writes of the current :func:`consistent` scope or of a ``key``; see ``docs/db-replicas.md``.
@@ -17,6 +18,7 @@ from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
 from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
+from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._provide import health_checks, register_services
 from buttress.db._replica_lsn import Consistency, consistent
 from buttress.db._replicas import ReplicaRouter
@@ -30,12 +32,15 @@ __all__ = [
     "IndexAdvice",
     "Isolation",
     "MigrationStatus",
+    "Page",
     "ReplicaRouter",
     "Sample",
     "Skipped",
+    "apaginate",
     "consistent",
     "health_checks",
     "is_retryable",
+    "paginate",
     "register_services",
     "translate",
 ]

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from sqlalchemy import URL, Engine, text
+from sqlalchemy import URL, Engine, Select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session
 from buttress.config import DbSettings, Settings, get_settings
 from buttress.db._advice import AdviceReport, Sample
 from buttress.db._advise_run import aadvise, advise
+from buttress.db._cursor import KeyLike
 from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, close_engines, resolve_urls
 from buttress.db._errors import is_retryable, translate
+from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._replicas import ReplicaRouter
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
@@ -286,6 +288,55 @@ class Database:
     async def aadvise(self, samples: Iterable[Sample | str], *, min_saving: float = 0.5) -> AdviceReport:
         """Async :meth:`advise`."""
         return await aadvise(self, samples, min_saving)
+
+    # -- keyset pages (buttress.db._pagination) -----------------------------------------------------
+
+    def paginate(
+        self,
+        stmt: Select[Any],
+        *,
+        order_by: Sequence[Any],
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+        key: KeyLike | None = None,
+    ) -> Page[Any]:
+        """One keyset page of ``stmt`` read in its own session (see :func:`buttress.db.paginate`).
+
+        ``key`` defaults to this database's ``cursor_key`` setting, then to ``security.secret_key``.
+        """
+        with self.session() as session:
+            return paginate(
+                session,
+                stmt,
+                order_by=order_by,
+                after=after,
+                before=before,
+                limit=limit,
+                key=key if key is not None else self.settings.cursor_key,
+            )
+
+    async def apaginate(
+        self,
+        stmt: Select[Any],
+        *,
+        order_by: Sequence[Any],
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+        key: KeyLike | None = None,
+    ) -> Page[Any]:
+        """Async :meth:`paginate`."""
+        async with self.asession() as session:
+            return await apaginate(
+                session,
+                stmt,
+                order_by=order_by,
+                after=after,
+                before=before,
+                limit=limit,
+                key=key if key is not None else self.settings.cursor_key,
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
