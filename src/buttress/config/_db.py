@@ -52,3 +52,12 @@ class DbSettings(BaseModel):
         description="Attempts of db.transaction on serialization failures, deadlocks and lost connections.",
         examples=[5],
     )
+    query_cache: bool = Field(
+        default=True,
+        description=(
+            "Replace the version of every table a committed transaction wrote in the process cache, so "
+            "db.cached() results that read it are invalidated in every process; off only if no process "
+            "uses db.cached()."
+        ),
+        examples=[False],
+    )

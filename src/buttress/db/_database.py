@@ -11,11 +11,11 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, Literal, TypeVar
 
-from sqlalchemy import URL, Engine, text
+from sqlalchemy import URL, Engine, Select, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
@@ -23,6 +23,9 @@ from sqlalchemy.orm import Session
 from buttress.config import DbSettings, Settings, get_settings
 from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, resolve_urls
 from buttress.db._errors import is_retryable, translate
+from buttress.db._query_cache import QueryCache
+from buttress.db._query_rows import Rows
+from buttress.db._writes import AsyncCommitListener, CommitListener, Commits, announced, session_scope
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
 
@@ -79,6 +82,11 @@ class Database:
         )
         self._isolated: dict[str, Engine] = {}
         self._aisolated: dict[str, AsyncEngine] = {}
+        # -- commit announcements and the query cache (see _writes.py, _query_cache.py) --
+        self.commits = Commits(self.engine, self.async_engine)
+        self.query_cache = QueryCache(self)
+        if self.settings.query_cache:
+            self.commits.on_commit(self.query_cache.bump, self.query_cache.abump)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
@@ -129,7 +137,11 @@ class Database:
         Not retried. Database errors leave the block as buttress errors (see the module docstring).
         """
         try:
-            with Session(self._engine_for(isolation), expire_on_commit=False) as session, session.begin():
+            with (
+                Session(self._engine_for(isolation), expire_on_commit=False) as session,
+                session.begin(),
+                session_scope(session),
+            ):
                 yield session
         except DBAPIError as exc:
             raise self._translate(exc) from exc
@@ -139,10 +151,12 @@ class Database:
         """Async :meth:`session`."""
         try:
             async with (
+                announced(self.commits),
                 AsyncSession(self._aengine_for(isolation), expire_on_commit=False) as session,
                 session.begin(),
             ):
-                yield session
+                with session_scope(session):
+                    yield session
         except DBAPIError as exc:
             raise self._translate(exc) from exc
 
@@ -153,7 +167,7 @@ class Database:
         engine = self._engine_for(isolation)
 
         def attempt() -> T:
-            with Session(engine, expire_on_commit=False) as session, session.begin():
+            with Session(engine, expire_on_commit=False) as session, session.begin(), session_scope(session):
                 return fn(session)
 
         try:
@@ -171,14 +185,49 @@ class Database:
 
         async def attempt() -> T:
             async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-                return await fn(session)
+                with session_scope(session):
+                    return await fn(session)
 
         try:
-            return await self.retry.acall(attempt)
+            async with announced(self.commits):
+                return await self.retry.acall(attempt)
         except RetryExhausted as exc:
             raise self._translate(exc.last_error or exc, exc.attempts) from exc
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+
+    # -- commit announcements and the query cache ---------------------------------------------------
+
+    def on_commit(
+        self, listener: CommitListener, alistener: AsyncCommitListener | None = None
+    ) -> Callable[[], None]:
+        """Call ``listener(tables)`` after every committed transaction that wrote tables; the remover.
+
+        ``alistener`` is awaited instead after async commits (see :class:`~buttress.db._writes.Commits`).
+        """
+        return self.commits.on_commit(listener, alistener)
+
+    def cached(
+        self,
+        stmt: Select[Any] | TextClause,
+        *,
+        params: Mapping[str, Any] | None = None,
+        ttl: float | None = 60.0,
+        tables: Iterable[str] | None = None,
+    ) -> Rows:
+        """The rows of the SELECT ``stmt``, from the query cache while the tables it reads are unchanged."""
+        return self.query_cache.fetch(stmt, params=params, ttl=ttl, tables=tables)
+
+    async def acached(
+        self,
+        stmt: Select[Any] | TextClause,
+        *,
+        params: Mapping[str, Any] | None = None,
+        ttl: float | None = 60.0,
+        tables: Iterable[str] | None = None,
+    ) -> Rows:
+        """Async :meth:`cached`."""
+        return await self.query_cache.afetch(stmt, params=params, ttl=ttl, tables=tables)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
