@@ -135,8 +135,10 @@ class QueryCache:
             from buttress.observe.metrics import get_metrics  # noqa: PLC0415 - keep imports light
 
             registry = get_metrics()
-        if self._metrics is None:
-            self._metrics = registry
+        if registry is not self._metrics:
+            if self._metrics is not None:
+                self._metrics.remove_collect_hook(self._export)
+            self._metrics, self._exported = registry, {}
             registry.add_collect_hook(self._export)
         return cache
 
@@ -361,7 +363,7 @@ def _versions(found: Mapping[str, Any], version_keys: list[str]) -> tuple[list[s
 
 
 def _rows(result: Any) -> Rows:
-    return Rows(list(result.keys()), [tuple(row) for row in result])
+    return Rows([str(key) for key in result.keys()], [tuple(row) for row in result])
 
 
 def _session_wrote(session: Session, info: Mapping[str, Any]) -> bool:

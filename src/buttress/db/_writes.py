@@ -10,8 +10,8 @@ with :func:`note_written`; the connection's info dict carries them until the tra
 - ``after_cursor_execute`` notes the table of every compiled INSERT/UPDATE/DELETE (ORM flushes included)
   and of compiled DDL, and parses the SQL of ``text()`` and driver-level statements
   (:func:`tables_written_by`);
-- ``rollback`` forgets the open transaction's tables; ``savepoint``/``rollback_savepoint`` put back the
-  set as it was at the savepoint; ``commit`` (which SQLAlchemy fires just *before* the DBAPI commit) moves
+- ``rollback`` forgets the open transaction's tables; ``rollback_savepoint`` puts back the set as it
+  was at the innermost open ``savepoint``; ``commit`` (which SQLAlchemy fires just *before* the DBAPI commit) moves
   the set aside as "committing";
 - the pool's ``checkin`` (the connection is returned after the commit has returned) announces the
   committing set. A sync engine calls the listeners right there, so ``with db.session()``,
@@ -266,28 +266,24 @@ class Commits:
                 written: set[str] = connection.info.setdefault(WRITTEN, set())
                 written.update(table_key(name) for name in tables)
 
+        # Savepoints nest strictly (SQLAlchemy ends inner ones first) and the event is fired before the
+        # name is made, so a stack: rolling back restores the innermost mark, releasing drops it.
         @event.listens_for(engine, "savepoint")
-        def _savepoint(connection: Any, name: str) -> None:
+        def _savepoint(connection: Any, _name: str | None) -> None:
             info = connection.info
-            info.setdefault(_SAVEPOINTS, []).append((name, set(info.get(WRITTEN, ()))))
+            info.setdefault(_SAVEPOINTS, []).append(set(info.get(WRITTEN, ())))
 
         @event.listens_for(engine, "rollback_savepoint")
-        def _rollback_savepoint(connection: Any, name: str, _context: Any) -> None:
-            info = connection.info
-            marks = info.get(_SAVEPOINTS, [])
-            for index in range(len(marks) - 1, -1, -1):
-                if marks[index][0] == name:
-                    info[WRITTEN] = set(marks[index][1])
-                    del marks[index + 1 :]  # the savepoint itself stays: it may be rolled back to again
-                    return
+        def _rollback_savepoint(connection: Any, _name: str, _context: Any) -> None:
+            marks = connection.info.get(_SAVEPOINTS)
+            if marks:
+                connection.info[WRITTEN] = marks.pop()
 
         @event.listens_for(engine, "release_savepoint")
-        def _release_savepoint(connection: Any, name: str, _context: Any) -> None:
-            marks = connection.info.get(_SAVEPOINTS, [])
-            for index in range(len(marks) - 1, -1, -1):
-                if marks[index][0] == name:
-                    del marks[index:]
-                    return
+        def _release_savepoint(connection: Any, _name: str, _context: Any) -> None:
+            marks = connection.info.get(_SAVEPOINTS)
+            if marks:
+                marks.pop()
 
         @event.listens_for(engine, "rollback")
         def _rollback(connection: Any) -> None:
