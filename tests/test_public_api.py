@@ -129,6 +129,8 @@ DB = [
     "DEFAULT_URL",
     "Database",
     "Isolation",
+    "QueryCache",
+    "Rows",
     "health_checks",
     "is_retryable",
     "register_services",

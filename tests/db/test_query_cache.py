@@ -14,7 +14,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    Interval,
     Integer,
+    Interval,
     LargeBinary,
     MetaData,
     Numeric,
@@ -64,7 +64,9 @@ class Cached:
         self.name = subject.table("counter")
         subject.execute(f"CREATE TABLE {self.name} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
         subject.execute(f"INSERT INTO {self.name} (id, n) VALUES (1, 0), (2, 100)")
-        self.table = Table(self.name, MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer))
+        self.table = Table(
+            self.name, MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer)
+        )
         self.query = select(self.table.c.n).where(self.table.c.id == 1)
 
     def cached(self, stmt: Any = None, **options: Any) -> Rows:
@@ -190,19 +192,17 @@ def test_announced_after_commit_and_never_before(qc: Cached) -> None:
 def test_rollback_announces_nothing(qc: Cached) -> None:
     assert qc.cached() == [(0,)]
     before = qc.version()
+
+    def unit(session: Session) -> None:
+        session.execute(update(qc.table).values(n=9))
+        raise RuntimeError("undo")
+
+    async def aunit(session: AsyncSession) -> None:
+        await session.execute(update(qc.table).values(n=9))
+        raise RuntimeError("undo")
+
     with pytest.raises(RuntimeError, match="undo"):
-        if qc.s.mode == "sync":
-            with qc.db.session() as session:
-                session.execute(update(qc.table).values(n=9))
-                raise RuntimeError("undo")
-        else:
-
-            async def write() -> None:
-                async with qc.db.asession() as session:
-                    await session.execute(update(qc.table).values(n=9))
-                    raise RuntimeError("undo")
-
-            qc.s.run(write())
+        qc.s.transaction(unit, aunit)
     assert qc.version() == before
     assert qc.cached() == [(0,)]
     assert qc.counts() == (1, 1)
@@ -508,7 +508,7 @@ def test_values_of_common_types_come_back_the_same_from_a_hit(
     typed.create(subject.db.engine)
     row = {
         "id": 1,
-        "at": datetime(2026, 12, 7, 4, 5, 6, 789, tzinfo=timezone.utc),
+        "at": datetime(2026, 12, 7, 4, 5, 6, 789, tzinfo=UTC),
         "day": date(2026, 12, 7),
         "clock": time(4, 5, 6),
         "price": Decimal("12.34"),
@@ -612,7 +612,7 @@ def test_the_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 ROUNDS = 500  # per worker: 2,000 writes or cached reads in all, a quarter of them writes
 
 
-def _race_worker(  # noqa: PLR0913, PLR0917 - the spawn target's arguments
+def _race_worker(  # noqa: PLR0917 - the spawn target's arguments
     url: str,
     redis_url: str | None,
     prefix: str,
@@ -624,7 +624,7 @@ def _race_worker(  # noqa: PLR0913, PLR0917 - the spawn target's arguments
     results: Any,
 ) -> None:
     """Write (1 in 4) or read the counter; a read that returns less than the floor seen before it is stale."""
-    import random  # noqa: PLC0415 - in the spawned process
+    import random
 
     db = Database(url, settings=DbSettings(pool_size=2, max_overflow=2))
     cache = Cache(RedisBackend(redis_url, prefix=prefix)) if redis_url else Cache()
@@ -632,7 +632,7 @@ def _race_worker(  # noqa: PLR0913, PLR0917 - the spawn target's arguments
     results.put(outcome)
 
 
-def _race(  # noqa: PLR0913, PLR0917
+def _race(  # noqa: PLR0917
     db: Database, cache: Cache, name: str, mode: str, rng: Any, floor: Any, start: Any
 ) -> tuple[int, int, int, int]:
     db.query_cache.use(cache)
@@ -738,7 +738,7 @@ def test_threads_of_one_process_on_the_memory_cache_see_no_stale_read(
         floor = multiprocessing.get_context("spawn").Value("q", 0)
         barrier = threading.Barrier(4)
         outcomes: list[tuple[int, int, int, int]] = []
-        import random  # noqa: PLC0415
+        import random
 
         def work(seed: int) -> None:
             db = open_database(kind, tmp_path, request, pool_size=2)

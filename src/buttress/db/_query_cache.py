@@ -23,7 +23,7 @@ go to that transaction and are neither served from nor stored in the cache.
 from __future__ import annotations
 
 import hashlib
-import logging
+import math
 import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +37,6 @@ from sqlalchemy.sql.util import find_tables
 
 from buttress._tally import Tally
 from buttress.cache import Cache, TieredBackend
-from buttress.cache._cache import check_ttl
 from buttress.db._query_rows import Rows, decode_rows, encode_rows
 from buttress.db._writes import WRITTEN, current_session, table_key
 from buttress.errors import ValidationError
@@ -53,7 +52,6 @@ MISSES_METRIC: Final = "buttress_db_query_cache_misses_total"
 BYPASSED_METRIC: Final = "buttress_db_query_cache_bypassed_total"
 INVALIDATIONS_METRIC: Final = "buttress_db_query_cache_invalidations_total"
 
-_log = logging.getLogger("buttress.db")
 _PLANS_MAX: Final = 512
 
 
@@ -102,7 +100,8 @@ class QueryCache:
         """Keep results and versions in ``cache`` from now on (every process must use the same one)."""
         if not isinstance(cache, Cache):
             raise ValidationError(
-                f"cache must be a buttress.cache.Cache, got {type(cache).__name__}; e.g. Cache()", field="cache"
+                f"cache must be a buttress.cache.Cache, got {type(cache).__name__}; e.g. Cache()",
+                field="cache",
             )
         with self._lock:
             self._given, self._store = cache, None
@@ -201,7 +200,7 @@ class QueryCache:
         ttl: float | None = 60.0,
         tables: Iterable[str] | None = None,
     ) -> Rows:
-        """The rows of ``stmt``: from the cache when its tables have not changed since, else from the database.
+        """The rows of ``stmt``: from the cache while its tables are unchanged, else from the database.
 
         Inside a ``db.session()``/``db.transaction()`` block whose transaction has written (or holds
         unflushed ORM changes), ``stmt`` runs in that transaction, uncached, and sees its writes.
@@ -228,7 +227,9 @@ class QueryCache:
                 return Rows(entry["c"], decode_rows(entry["r"]))
         self.misses.add()
         rows = self._query(stmt, params)
-        cache.set(key, {"v": versions, "c": list(rows.columns), "r": encode_rows(rows.columns, rows)}, ttl=ttl)
+        cache.set(
+            key, {"v": versions, "c": list(rows.columns), "r": encode_rows(rows.columns, rows)}, ttl=ttl
+        )
         return rows
 
     async def afetch(
@@ -363,7 +364,7 @@ def _versions(found: Mapping[str, Any], version_keys: list[str]) -> tuple[list[s
 
 
 def _rows(result: Any) -> Rows:
-    return Rows([str(key) for key in result.keys()], [tuple(row) for row in result])
+    return Rows([str(key) for key in result.keys()], [tuple(row) for row in result])  # noqa: SIM118 - a Result
 
 
 def _session_wrote(session: Session, info: Mapping[str, Any]) -> bool:
@@ -392,4 +393,11 @@ def _check(params: object, ttl: object) -> float | None:
             "e.g. params={'id': 1}",
             field="params",
         )
-    return check_ttl(ttl)
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+        raise ValidationError(
+            f"ttl must be positive seconds or None (until its tables change), got {ttl!r}; e.g. 60",
+            field="ttl",
+        )
+    return float(ttl)

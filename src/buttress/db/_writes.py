@@ -11,8 +11,8 @@ with :func:`note_written`; the connection's info dict carries them until the tra
   and of compiled DDL, and parses the SQL of ``text()`` and driver-level statements
   (:func:`tables_written_by`);
 - ``rollback`` forgets the open transaction's tables; ``rollback_savepoint`` puts back the set as it
-  was at the innermost open ``savepoint``; ``commit`` (which SQLAlchemy fires just *before* the DBAPI commit) moves
-  the set aside as "committing";
+  was at the innermost open ``savepoint``; ``commit`` (which SQLAlchemy fires just *before* the DBAPI
+  commit) moves the set aside as "committing";
 - the pool's ``checkin`` (the connection is returned after the commit has returned) announces the
   committing set. A sync engine calls the listeners right there, so ``with db.session()``,
   ``db.transaction()`` and a raw ``with db.engine.begin()`` all announce before their block returns.
@@ -89,8 +89,10 @@ _WRITES: Final = re.compile(
             rf"\bCOPY\s+{_NAME}\s*(?:\([^)]*\)\s*)?FROM\b",
             rf"\bTRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?{_NAMES}",
             rf"\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_NAMES}",
-            rf"\b(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL|TEMP|TEMPORARY|UNLOGGED)\s+)*TABLE\s+"
-            rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:ONLY\s+)?{_NAME}",
+            (
+                rf"\b(?:CREATE|ALTER)\s+(?:(?:GLOBAL|LOCAL|TEMP|TEMPORARY|UNLOGGED)\s+)*TABLE\s+"
+                rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:ONLY\s+)?{_NAME}"
+            ),
             rf"\bCREATE\s+(?:UNIQUE\s+)?INDEX\b[^;]*?\bON\s+(?:ONLY\s+)?{_NAME}",
         )
     ),
@@ -162,7 +164,7 @@ _COLLECTOR: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 
 
 class Commits:
-    """Notes the tables each transaction writes on ``engine``/``async_engine`` and announces them after commit.
+    """Notes the tables each transaction on ``engine``/``async_engine`` writes; announces them after commit.
 
     Listeners (:meth:`on_commit`) get a frozenset of :func:`table_key` names; a listener that raises is
     logged and the others still run (the transaction is committed: raising would tell the caller it
@@ -202,7 +204,7 @@ class Commits:
         for listener, _ in self._listeners:
             try:
                 listener(names)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the commit stands; a listener's bug must not undo the others
                 _log.exception("a db on_commit listener failed for %d tables", len(names))
 
     async def aannounce(self, tables: Iterable[str]) -> None:
@@ -216,7 +218,7 @@ class Commits:
                     listener(names)
                 else:
                     await alistener(names)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the commit stands; a listener's bug must not undo the others
                 _log.exception("a db on_commit listener failed for %d tables", len(names))
 
     def collect(self) -> tuple[set[str], contextvars.Token[set[str] | None]]:
@@ -256,7 +258,7 @@ class Commits:
                 deliver(committing)
 
         @event.listens_for(engine, "after_cursor_execute")
-        def _executed(  # noqa: PLR0913, PLR0917 - SQLAlchemy's signature
+        def _executed(
             connection: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
         ) -> None:
             tables = _compiled_tables(context) if context is not None else None
