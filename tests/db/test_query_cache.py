@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Time,
     Uuid,
+    create_engine,
     func,
     insert,
     select,
@@ -474,6 +475,39 @@ def test_invalidation_survives_killed_connections(pg_qc: Cached) -> None:
         assert qc.cached() == [(6,)]  # the other Database, sharing the cache, sees it too
     finally:
         own.close()
+
+
+def test_a_write_killed_mid_transaction_is_retried_and_announced_once_committed(pg_qc: Cached) -> None:
+    """PostgreSQL only: the unit's backend is killed after its UPDATE; the dead attempt announces nothing
+    it could not have committed, and the retried attempt's commit invalidates."""
+    qc = pg_qc
+    assert qc.cached() == [(0,)]
+    pids: list[int] = []
+
+    def kill(pid: int) -> None:
+        if len(pids) == 1:
+            killer = create_engine(qc.db.urls.sync, isolation_level="AUTOCOMMIT")
+            try:
+                with killer.connect() as connection:
+                    connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            finally:
+                killer.dispose()
+
+    def unit(session: Session) -> None:
+        pids.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        session.execute(update(qc.table).where(qc.table.c.id == 1).values(n=qc.table.c.n + 1))
+        kill(pids[-1])
+        session.execute(text("SELECT 1"))
+
+    async def aunit(session: AsyncSession) -> None:
+        pids.append((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        await session.execute(update(qc.table).where(qc.table.c.id == 1).values(n=qc.table.c.n + 1))
+        await asyncio.to_thread(kill, pids[-1])
+        await session.execute(text("SELECT 1"))
+
+    qc.s.transaction(unit, aunit)
+    assert len(pids) == 2
+    assert qc.cached() == [(1,)]
 
 
 # -- values, errors, metrics --------------------------------------------------------------------------

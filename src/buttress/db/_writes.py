@@ -275,20 +275,24 @@ class Commits:
             info = connection.info
             info.setdefault(_SAVEPOINTS, []).append(set(info.get(WRITTEN, ())))
 
+        # A connection that died (invalidated) has no info to read (SQLAlchemy raises on it), and its
+        # pool record's info is cleared anyway: there is nothing to forget.
         @event.listens_for(engine, "rollback_savepoint")
         def _rollback_savepoint(connection: Any, _name: str, _context: Any) -> None:
-            marks = connection.info.get(_SAVEPOINTS)
+            marks = None if connection.invalidated else connection.info.get(_SAVEPOINTS)
             if marks:
                 connection.info[WRITTEN] = marks.pop()
 
         @event.listens_for(engine, "release_savepoint")
         def _release_savepoint(connection: Any, _name: str, _context: Any) -> None:
-            marks = connection.info.get(_SAVEPOINTS)
+            marks = None if connection.invalidated else connection.info.get(_SAVEPOINTS)
             if marks:
                 marks.pop()
 
         @event.listens_for(engine, "rollback")
         def _rollback(connection: Any) -> None:
+            if connection.invalidated:
+                return
             info = connection.info
             info.pop(WRITTEN, None)
             info.pop(_SAVEPOINTS, None)
