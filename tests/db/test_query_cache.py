@@ -50,7 +50,7 @@ from buttress.db import Database, QueryCache, Rows
 from buttress.db._writes import note_written, tables_written_by
 from buttress.errors import ValidationError
 from buttress.observe.metrics import MetricsRegistry
-from tests.db._subject import KINDS, MODES, Subject, open_database
+from tests.db._subject import KINDS, MODES, Subject, open_database, subjects
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "db-query-cache.md"
 
@@ -85,17 +85,9 @@ class Cached:
         return info["hits"], info["misses"]
 
 
-def _subject(request: pytest.FixtureRequest, tmp_path: Path, kind: str, mode: str) -> Iterator[Subject]:
-    made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
-    try:
-        yield made
-    finally:
-        made.close()
-
-
 @pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    yield from _subject(request, tmp_path, *request.param)
+    yield from subjects(request, tmp_path, *request.param)
 
 
 @pytest.fixture
@@ -444,7 +436,7 @@ def test_on_commit_listeners_hear_each_committed_transaction_once(subject: Subje
 @pytest.fixture(params=MODES)
 def pg_qc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cached]:
     """PostgreSQL alone, sync and async: what needs a server."""
-    for made in _subject(request, tmp_path, "postgresql", request.param):
+    for made in subjects(request, tmp_path, "postgresql", request.param):
         yield Cached(made, Cache())
 
 
@@ -728,7 +720,7 @@ def _prepare_counter(subject: Subject) -> str:
 
 @pytest.fixture
 def pg_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    yield from _subject(request, tmp_path, "postgresql", "sync")
+    yield from subjects(request, tmp_path, "postgresql", "sync")
 
 
 @pytest.mark.timeout(600)  # 4 spawned interpreters and 2,000 round trips each way on a shared 2-core box

@@ -26,7 +26,7 @@ import hashlib
 import math
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Executable, Select, TextClause
@@ -53,6 +53,10 @@ BYPASSED_METRIC: Final = "buttress_db_query_cache_bypassed_total"
 INVALIDATIONS_METRIC: Final = "buttress_db_query_cache_invalidations_total"
 
 _PLANS_MAX: Final = 512
+
+
+_Step = tuple[str, str, Any]
+"""One step of a lookup: ``(operation, key, value)``."""
 
 
 def _token() -> str:
@@ -215,22 +219,22 @@ class QueryCache:
         if not self._available(cache):
             self.bypassed.add()
             return self._query(stmt, params)
-        key, version_keys = self._keys(plan, values, params)
-        found = cache.get_many([key, *version_keys])
-        versions, missing = _versions(found, version_keys)
-        if missing:
-            cache.set_many(missing, ttl=None)
-        else:
-            entry = found.get(key)
-            if entry is not None and entry.get("v") == versions:
-                self.hits.add()
-                return Rows(entry["c"], decode_rows(entry["r"]))
-        self.misses.add()
-        rows = self._query(stmt, params)
-        cache.set(
-            key, {"v": versions, "c": list(rows.columns), "r": encode_rows(rows.columns, rows)}, ttl=ttl
-        )
-        return rows
+        steps = self._lookup(*self._keys(plan, values, params), ttl)
+        done: Any = None
+        try:
+            while True:
+                op, key, value = steps.send(done)
+                done = None
+                if op == "get_many":
+                    done = cache.get_many(value)
+                elif op == "set_many":
+                    cache.set_many(value, ttl=None)
+                elif op == "query":
+                    done = self._query(stmt, params)
+                else:
+                    cache.set(key, value, ttl=ttl)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
     async def afetch(
         self,
@@ -253,20 +257,41 @@ class QueryCache:
         if not self._available(cache):
             self.bypassed.add()
             return await self._aquery(stmt, params)
-        key, version_keys = self._keys(plan, values, params)
-        found = await cache.aget_many([key, *version_keys])
+        steps = self._lookup(*self._keys(plan, values, params), ttl)
+        done: Any = None
+        try:
+            while True:
+                op, key, value = steps.send(done)
+                done = None
+                if op == "get_many":
+                    done = await cache.aget_many(value)
+                elif op == "set_many":
+                    await cache.aset_many(value, ttl=None)
+                elif op == "query":
+                    done = await self._aquery(stmt, params)
+                else:
+                    await cache.aset(key, value, ttl=ttl)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _lookup(self, key: str, version_keys: list[str], ttl: float | None) -> Generator[_Step, Any, Rows]:
+        """One lookup as a plan of cache and database steps, run by :meth:`fetch` and :meth:`afetch`.
+
+        The versions are read (and the missing ones created) before the query runs: the order the
+        no-stale-read argument of the module docstring rests on.
+        """
+        found = yield ("get_many", "", [key, *version_keys])
         versions, missing = _versions(found, version_keys)
         if missing:
-            await cache.aset_many(missing, ttl=None)
+            yield ("set_many", "", missing)
         else:
             entry = found.get(key)
             if entry is not None and entry.get("v") == versions:
                 self.hits.add()
                 return Rows(entry["c"], decode_rows(entry["r"]))
         self.misses.add()
-        rows = await self._aquery(stmt, params)
-        encoded = {"v": versions, "c": list(rows.columns), "r": encode_rows(rows.columns, rows)}
-        await cache.aset(key, encoded, ttl=ttl)
+        rows: Rows = yield ("query", "", None)
+        yield ("set", key, {"v": versions, "c": list(rows.columns), "r": encode_rows(rows.columns, rows)})
         return rows
 
     def _query(self, stmt: Executable, params: Mapping[str, Any] | None) -> Rows:
