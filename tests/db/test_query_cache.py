@@ -44,12 +44,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from buttress.cache import Cache, MsgpackSerializer, RedisBackend
+from buttress.cache import Cache, MsgpackSerializer, RedisBackend, TieredBackend
 from buttress.config import DbSettings
 from buttress.db import Database, QueryCache, Rows
 from buttress.db._writes import note_written, tables_written_by
 from buttress.errors import ValidationError
 from buttress.observe.metrics import MetricsRegistry
+from tests._ports import free_port
 from tests.db._subject import KINDS, MODES, Subject, open_database, subjects
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "db-query-cache.md"
@@ -500,6 +501,41 @@ def test_a_write_killed_mid_transaction_is_retried_and_announced_once_committed(
     qc.s.transaction(unit, aunit)
     assert len(pids) == 2
     assert qc.cached() == [(1,)]
+
+
+def test_a_tiered_cache_reads_versions_from_its_shared_store(
+    subject: Subject, request: pytest.FixtureRequest, redis_url: str, redis_client: object
+) -> None:
+    """Two Databases (as two processes would) with a tiered cache each and no bus to broadcast: a write
+    through one is seen by the other's next read, since versions never come from an L1."""
+    prefix = f"qc-{uuid.uuid4().hex[:8]}"
+    caches = [Cache(TieredBackend(RedisBackend(redis_url, prefix=prefix))) for _ in range(2)]
+    reader = Cached(subject, caches[0])
+    writer = Database(subject.db.urls.sync)
+    try:
+        writer.query_cache.use(caches[1])
+        assert reader.cached() == [(0,)]
+        assert reader.cached() == [(0,)]
+        with writer.session() as session:
+            session.execute(update(reader.table).where(reader.table.c.id == 1).values(n=4))
+        assert reader.cached() == [(4,)]
+        assert reader.counts() == (1, 2)
+    finally:
+        writer.close()
+        for cache in caches:
+            cache.close()
+
+
+def test_while_redis_is_unreachable_reads_go_to_the_database(subject: Subject) -> None:
+    qc = Cached(subject, Cache(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2)))
+    try:
+        for expected in (0, 0, 3):
+            if expected == 3:
+                subject.execute(f"UPDATE {qc.name} SET n = 3 WHERE id = 1")
+            assert qc.cached() == [(expected,)]
+        assert qc.db.query_cache.info()["bypassed"] >= 2
+    finally:
+        qc.db.query_cache.cache.close()
 
 
 # -- values, errors, metrics --------------------------------------------------------------------------
