@@ -103,7 +103,7 @@ def _postgres_rows(prefix: str) -> list[Row]:
         Row("PostgreSQL + Redis cache: hit, sync", sync["hit"], {GET: sync[GET], SELECT: sync[SELECT]}),
         Row("PostgreSQL + Redis cache: hit, async", hit_async, {GET: get_async, SELECT: select_async}),
         Row(
-            "PostgreSQL: UPDATE + commit with the version bump",
+            "PostgreSQL: UPDATE + commit, version bump",
             sync["write"],
             {"bump off": sync["write off"]},
         ),
