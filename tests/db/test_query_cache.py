@@ -524,7 +524,7 @@ def test_a_tiered_cache_reads_versions_from_its_shared_store(
     finally:
         writer.close()
         for cache in caches:
-            cache.close()
+            subject.run(cache.aclose())  # the loop's async client too
 
 
 def test_while_redis_is_unreachable_reads_go_to_the_database(subject: Subject) -> None:
@@ -536,7 +536,7 @@ def test_while_redis_is_unreachable_reads_go_to_the_database(subject: Subject) -
             assert qc.cached() == [(expected,)]
         assert qc.db.query_cache.info()["bypassed"] >= 2
     finally:
-        qc.db.query_cache.cache.close()
+        subject.run(qc.db.query_cache.cache.aclose())
 
 
 # -- values, errors, metrics --------------------------------------------------------------------------
@@ -592,7 +592,7 @@ def test_values_of_common_types_come_back_the_same_from_a_hit(
     assert hit.mappings()[0]["price"] == Decimal("12.34")
     if subject.kind == "postgresql":
         assert hit.mappings()[0] == row
-    cache.close()
+    subject.run(cache.aclose())
 
 
 def test_caller_mistakes_are_validation_errors_before_anything_is_sent(qc: Cached) -> None:
@@ -741,6 +741,7 @@ def _race(  # noqa: PLR0917
                 s, w = await async_round()
                 s_total, w_total = s_total + s, w_total + w
             await db.aclose()
+            await cache.aclose()
             return s_total, w_total
 
         stale, writes = asyncio.run(run())
