@@ -127,3 +127,13 @@ class DbSettings(BaseModel):
         if key is not None and len(key.get_secret_value().encode()) < 16:
             raise ValueError("at least 16 bytes; use a long random secret")
         return key
+
+    query_cache: bool = Field(
+        default=True,
+        description=(
+            "Replace the version of every table a committed transaction wrote in the process cache, so "
+            "db.cached() results that read it are invalidated in every process; off only if no process "
+            "uses db.cached()."
+        ),
+        examples=[False],
+    )

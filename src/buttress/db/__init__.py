@@ -11,6 +11,8 @@ serialization failures, deadlocks and lost connections. Database errors arrive a
 
 Read replicas (PostgreSQL only): ``db.session(read_only=True)`` reads from a healthy replica that has
 replayed the writes of the current :func:`consistent` scope or of a ``key``; see ``docs/db-replicas.md``.
+``db.cached(select(...))`` serves a SELECT's rows from ``buttress.cache`` until a committed write touches
+one of its tables.
 """
 
 from buttress.db._advice import AdviceReport, IndexAdvice, Sample, Skipped
@@ -20,6 +22,8 @@ from buttress.db._errors import is_retryable, translate
 from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
 from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._provide import health_checks, register_services
+from buttress.db._query_cache import QueryCache
+from buttress.db._query_rows import Rows
 from buttress.db._replica_lsn import Consistency, consistent
 from buttress.db._replicas import ReplicaRouter
 
@@ -33,7 +37,9 @@ __all__ = [
     "Isolation",
     "MigrationStatus",
     "Page",
+    "QueryCache",
     "ReplicaRouter",
+    "Rows",
     "Sample",
     "Skipped",
     "apaginate",

@@ -11,12 +11,12 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from sqlalchemy import URL, Engine, Select, text
+from sqlalchemy import URL, Engine, Select, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
@@ -28,7 +28,10 @@ from buttress.db._cursor import KeyLike
 from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, close_engines, resolve_urls
 from buttress.db._errors import is_retryable, translate
 from buttress.db._pagination import Page, apaginate, paginate
+from buttress.db._query_cache import QueryCache
+from buttress.db._query_rows import Rows
 from buttress.db._replicas import ReplicaRouter
+from buttress.db._writes import AsyncCommitListener, CommitListener, Commits, announced, session_scope
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
 
@@ -100,6 +103,11 @@ class Database:
         self._aisolated: dict[str, AsyncEngine] = {}
         # -- read replicas (PostgreSQL only; _replicas.py) --
         self.replicas = ReplicaRouter(self, clock=clock, cache=cache, metrics=metrics)
+        # -- commit announcements and the query cache (see _writes.py, _query_cache.py) --
+        self.commits = Commits(self.engine, self.async_engine)
+        self.query_cache = QueryCache(self)
+        if self.settings.query_cache:
+            self.commits.on_commit(self.query_cache.bump, self.query_cache.abump)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
@@ -160,13 +168,20 @@ class Database:
             return
         if self.replicas.recording(key):
             try:
-                with self.replicas.write_session(self._engine_for(isolation), key) as session:
+                with (
+                    self.replicas.write_session(self._engine_for(isolation), key) as session,
+                    session_scope(session),
+                ):
                     yield session
             except DBAPIError as exc:
                 raise self._translate(exc) from exc
             return
         try:
-            with Session(self._engine_for(isolation), expire_on_commit=False) as session, session.begin():
+            with (
+                Session(self._engine_for(isolation), expire_on_commit=False) as session,
+                session.begin(),
+                session_scope(session),
+            ):
                 yield session
         except DBAPIError as exc:
             raise self._translate(exc) from exc
@@ -183,17 +198,23 @@ class Database:
             return
         if self.replicas.recording(key):
             try:
-                async with self.replicas.awrite_session(self._aengine_for(isolation), key) as session:
-                    yield session
+                async with (
+                    announced(self.commits),
+                    self.replicas.awrite_session(self._aengine_for(isolation), key) as session,
+                ):
+                    with session_scope(session):
+                        yield session
             except DBAPIError as exc:
                 raise self._translate(exc) from exc
             return
         try:
             async with (
+                announced(self.commits),
                 AsyncSession(self._aengine_for(isolation), expire_on_commit=False) as session,
                 session.begin(),
             ):
-                yield session
+                with session_scope(session):
+                    yield session
         except DBAPIError as exc:
             raise self._translate(exc) from exc
 
@@ -209,7 +230,7 @@ class Database:
         engine = self._engine_for(isolation)
 
         def attempt() -> T:
-            with Session(engine, expire_on_commit=False) as session, session.begin():
+            with Session(engine, expire_on_commit=False) as session, session.begin(), session_scope(session):
                 return fn(session)
 
         if self.replicas.recording(key):  # -- read replicas --
@@ -234,13 +255,15 @@ class Database:
 
         async def attempt() -> T:
             async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-                return await fn(session)
+                with session_scope(session):
+                    return await fn(session)
 
         if self.replicas.recording(key):  # -- read replicas --
             attempt = self.replicas.aunit(engine, fn, key)
 
         try:
-            return await self.retry.acall(attempt)
+            async with announced(self.commits):
+                return await self.retry.acall(attempt)
         except RetryExhausted as exc:
             raise self._translate(exc.last_error or exc, exc.attempts) from exc
         except DBAPIError as exc:
@@ -337,6 +360,39 @@ class Database:
                 limit=limit,
                 key=key if key is not None else self.settings.cursor_key,
             )
+
+    # -- commit announcements and the query cache ---------------------------------------------------
+
+    def on_commit(
+        self, listener: CommitListener, alistener: AsyncCommitListener | None = None
+    ) -> Callable[[], None]:
+        """Call ``listener(tables)`` after every committed transaction that wrote tables; the remover.
+
+        ``alistener`` is awaited instead after async commits (see :class:`~buttress.db._writes.Commits`).
+        """
+        return self.commits.on_commit(listener, alistener)
+
+    def cached(
+        self,
+        stmt: Select[Any] | TextClause,
+        *,
+        params: Mapping[str, Any] | None = None,
+        ttl: float | None = 60.0,
+        tables: Iterable[str] | None = None,
+    ) -> Rows:
+        """The rows of the SELECT ``stmt``, from the query cache while the tables it reads are unchanged."""
+        return self.query_cache.fetch(stmt, params=params, ttl=ttl, tables=tables)
+
+    async def acached(
+        self,
+        stmt: Select[Any] | TextClause,
+        *,
+        params: Mapping[str, Any] | None = None,
+        ttl: float | None = 60.0,
+        tables: Iterable[str] | None = None,
+    ) -> Rows:
+        """Async :meth:`cached`."""
+        return await self.query_cache.afetch(stmt, params=params, ttl=ttl, tables=tables)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
