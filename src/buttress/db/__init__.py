@@ -9,6 +9,7 @@ serialization failures, deadlocks and lost connections. Database errors arrive a
 ``BackendUnavailable`` (unreachable), with passwords masked.
 """
 
+from buttress.db._bulk import BulkResult
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
@@ -16,6 +17,7 @@ from buttress.db._provide import health_checks, register_services
 
 __all__ = [
     "DEFAULT_URL",
+    "BulkResult",
     "Database",
     "Isolation",
     "health_checks",
