@@ -289,14 +289,17 @@ def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Call
     ]
 
     def convert(chunk: list[Any], offset: int) -> list[Any]:
+        # Two C-level passes: every row has `width` keys, and the item getter finds each column in it
+        # (so the keys are exactly the columns). Only a chunk that fails them is walked row by row.
         try:
-            values = [getter(row) for row in chunk if len(row) == width]
+            values = list(map(getter, chunk)) if set(map(len, chunk)) == {width} else None
         except (KeyError, TypeError):
-            values = []
-        if len(values) != len(chunk):
+            values = None
+        if values is None:
             for index, row in enumerate(chunk):
                 if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
                     _shape_error(row, offset + index, columns)
+            values = list(map(getter, chunk))
         if not processors:
             return values
         out: list[Any] = []
@@ -370,23 +373,38 @@ class _Writer:
         self.sqlite_sql = _sqlite_sql(plan_, self.dialect) if self.backend == "sqlite" else ""
         self.reorder = _sqlite_order(plan_) if self.backend == "sqlite" else None
         self.pg: _copy.CopyPlan | None = None
+        self.connection: Connection | None = None
+        self.aconnection: AsyncConnection | None = None
 
-    # sync
+    # sync: one pooled connection for all chunks, given back (and a fresh one taken) after a failure
 
     def write(self, values: list[Any]) -> Counts:
         sent = self.reorder(values) if self.reorder else values
 
         def attempt() -> Counts:
-            with self.db.engine.connect() as connection, connection.begin():
-                counts = self._chunk(connection, sent, len(values))
-                note_written(connection, [self.plan.table.fullname])
-                return counts
+            if self.connection is None:
+                self.connection = self.db.engine.connect()
+            connection = self.connection
+            try:
+                with connection.begin():
+                    counts = self._chunk(connection, sent, len(values))
+                    note_written(connection, [self.plan.table.fullname])
+                    return counts
+            except BaseException:
+                self.close()
+                raise
 
         try:
             return self._retried(lambda: self.db.retry.call(attempt))
         except _copy.NeedsText as exc:
             self._to_text(exc)
             return self._retried(lambda: self.db.retry.call(attempt))
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.close()
 
     def _chunk(self, connection: Connection, values: list[Any], sent: int) -> Counts:
         driver = connection.connection.driver_connection
@@ -416,10 +434,17 @@ class _Writer:
         sent = self.reorder(values) if self.reorder else values
 
         async def attempt() -> Counts:
-            async with self.db.async_engine.connect() as connection, connection.begin():
-                counts = await self._achunk(connection, sent, len(values))
-                note_written(connection.sync_connection, [self.plan.table.fullname])
-                return counts
+            if self.aconnection is None:
+                self.aconnection = await self.db.async_engine.connect()
+            connection = self.aconnection
+            try:
+                async with connection.begin():
+                    counts = await self._achunk(connection, sent, len(values))
+                    note_written(connection.sync_connection, [self.plan.table.fullname])
+                    return counts
+            except BaseException:
+                await self.aclose()
+                raise
 
         try:
             return await self._aretried(attempt)
@@ -434,6 +459,12 @@ class _Writer:
             raise self._error(exc.last_error or exc, exc.attempts) from exc
         except DBAPIError as exc:
             raise self._error(exc, 1) from exc
+
+    async def aclose(self) -> None:
+        """Give the async connection back to the pool."""
+        if self.aconnection is not None:
+            connection, self.aconnection = self.aconnection, None
+            await connection.close()
 
     async def _achunk(self, connection: AsyncConnection, values: list[Any], sent: int) -> Counts:
         raw = await connection.get_raw_connection()
@@ -527,12 +558,16 @@ def run(db: Database, spec_: Spec, rows: Iterable[Mapping[str, Any]], progress: 
     iterator = _iterate(rows)
     totals = _Totals()
     writer: _Writer | None = None
-    while chunk := list(itertools.islice(iterator, spec_.chunk_size)):
-        if writer is None:
-            writer = _Writer(db, plan(spec_, chunk[0], db.engine.dialect))
-        totals.add(writer.write(writer.plan.convert(chunk, totals.rows)))
-        if progress is not None:
-            progress(totals.rows)
+    try:
+        while chunk := list(itertools.islice(iterator, spec_.chunk_size)):
+            if writer is None:
+                writer = _Writer(db, plan(spec_, chunk[0], db.engine.dialect))
+            totals.add(writer.write(writer.plan.convert(chunk, totals.rows)))
+            if progress is not None:
+                progress(totals.rows)
+    finally:
+        if writer is not None:
+            writer.close()
     return totals.result(clock.monotonic() - start)
 
 
@@ -563,10 +598,14 @@ async def arun(
     start = clock.monotonic()
     totals = _Totals()
     writer: _Writer | None = None
-    async for chunk in _achunks(rows, spec_.chunk_size):
-        if writer is None:
-            writer = _Writer(db, plan(spec_, chunk[0], db.async_engine.dialect))
-        totals.add(await writer.awrite(writer.plan.convert(chunk, totals.rows)))
-        if progress is not None:
-            progress(totals.rows)
+    try:
+        async for chunk in _achunks(rows, spec_.chunk_size):
+            if writer is None:
+                writer = _Writer(db, plan(spec_, chunk[0], db.async_engine.dialect))
+            totals.add(await writer.awrite(writer.plan.convert(chunk, totals.rows)))
+            if progress is not None:
+                progress(totals.rows)
+    finally:
+        if writer is not None:
+            await writer.aclose()
     return totals.result(clock.monotonic() - start)
