@@ -337,11 +337,16 @@ def _sqlite_sql(plan_: Plan, dialect: Dialect) -> str:
 
 
 def _sqlite_order(plan_: Plan) -> Callable[[list[Any]], list[Any]] | None:
-    """For an update, values reordered to (written..., matched...) as the UPDATE's placeholders need."""
-    if plan_.op != "update":
+    """What a chunk's values become before ``executemany``: for an upsert or update, the last row of each
+    key only (as PostgreSQL's ``DISTINCT ON`` keeps it, so both count alike); for an update, reordered to
+    (written..., matched...) as the UPDATE's placeholders need."""
+    if plan_.op == "insert":
         return None
+    key = itemgetter(*[plan_.columns.index(c) for c in plan_.matched])
+    if plan_.op == "upsert":
+        return lambda values: list({key(v): v for v in values}.values())
     order = itemgetter(*[plan_.columns.index(c) for c in (*plan_.written, *plan_.matched)])
-    return lambda values: [order(v) for v in values]
+    return lambda values: [order(v) for v in {key(v): v for v in values}.values()]
 
 
 def _sqlite_counts(plan_: Plan, sent: int, rowcount: int) -> Counts:
