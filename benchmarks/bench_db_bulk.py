@@ -62,8 +62,7 @@ class Item(_Base):
     price: Mapped[float] = mapped_column(Float)
 
 
-TABLE: Final = Item.__table__
-assert isinstance(TABLE, Table)  # noqa: S101 - a declarative class with __tablename__ has a Table
+TABLE: Final[Table] = Item.__table__  # type: ignore[assignment]
 ROWS: Final = [{"id": i + 1, "name": f"item-{i}", "price": (i % 997) * 1.25} for i in range(N)]
 TUPLES: Final = [(r["id"], r["name"], r["price"]) for r in ROWS]
 UPSERT: Final = [{"id": i + 1, "name": f"new-{i}", "price": 2.0} for i in range(N // 2, N // 2 + N)]
@@ -136,11 +135,11 @@ def _rounds(measures: dict[str, Callable[[], float]]) -> dict[str, float]:
 
 def _insert(pg: _Pg) -> dict[str, float]:
     def raw_copy() -> None:
-        with pg.raw.cursor() as cursor:
-            with cursor.copy(f"COPY {NAME} (id, name, price) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "text", "float8"])
-                for row in TUPLES:
-                    copy.write_row(row)
+        sql = f"COPY {NAME} (id, name, price) FROM STDIN (FORMAT BINARY)"
+        with pg.raw.cursor() as cursor, cursor.copy(sql) as copy:
+            copy.set_types(["int8", "text", "float8"])
+            for row in TUPLES:
+                copy.write_row(row)
         pg.raw.commit()
 
     def orm_per_row() -> None:
@@ -151,8 +150,8 @@ def _insert(pg: _Pg) -> dict[str, float]:
 
     def count(n: int) -> Callable[[], None]:
         def check() -> None:
-            got = pg.scalar(f"SELECT count(*) FROM {NAME}")
-            assert got == n, (got, n)  # noqa: S101
+            got = pg.scalar(f"SELECT count(*) FROM {NAME}")  # noqa: S608
+            assert got == n, (got, n)
 
         return check
 
@@ -191,9 +190,9 @@ def _upsert(pg: _Pg) -> dict[str, float]:
         pg.raw.commit()
 
     def check() -> None:
-        got = pg.scalar(f"SELECT count(*) FILTER (WHERE name LIKE 'new-%') FROM {NAME}")
-        assert got == N, got  # noqa: S101
-        assert pg.scalar(f"SELECT count(*) FROM {NAME}") == N + N // 2  # noqa: S101
+        got = pg.scalar(f"SELECT count(*) FILTER (WHERE name LIKE 'new-%') FROM {NAME}")  # noqa: S608
+        assert got == N, got
+        assert pg.scalar(f"SELECT count(*) FROM {NAME}") == N + N // 2  # noqa: S608
 
     def setup() -> None:
         pg.reset(prefill=N)
@@ -222,7 +221,7 @@ def _update(pg: _Pg) -> dict[str, float]:
 
     def check() -> None:
         got = pg.scalar(f"SELECT count(*) FROM {NAME} WHERE price = ((id - 1) % 13)::float8")  # noqa: S608
-        assert got == N, got  # noqa: S101
+        assert got == N, got
 
     def setup() -> None:
         pg.reset(prefill=N)
@@ -265,7 +264,7 @@ def _sqlite() -> dict[str, float]:
         def check() -> None:
             with db.session() as session:
                 got = session.execute(text("SELECT count(*) FROM items")).scalar_one()
-            assert got == N, got  # noqa: S101
+            assert got == N, got
 
         try:
             return _rounds(
@@ -309,20 +308,29 @@ def run() -> Report:
     checks = [
         ("bulk_insert / raw binary COPY speed", insert[RAW_COPY] / insert["buttress"], f">= {INSERT_RATIO}x"),
         ("bulk_insert / per-row ORM speed", insert[ORM_ROW] / insert["buttress"], f">= {ORM_FACTOR}x"),
-        ("SQLite bulk_insert / executemany speed", lite[EXECUTEMANY] / lite["buttress"], f">= {SQLITE_RATIO}x"),
+        (
+            "SQLite bulk_insert / executemany speed",
+            lite[EXECUTEMANY] / lite["buttress"],
+            f">= {SQLITE_RATIO}x",
+        ),
     ]
     notes = [
-        f"Speeds: bulk_insert {_rate(insert['buttress'])} (raw binary COPY {_rate(insert[RAW_COPY])}, "
-        f"per-row ORM {_rate(insert[ORM_ROW])} measured on {PER_ROW_N:,} rows); bulk_upsert "
-        f"{_rate(upsert['buttress'])} (budget >= {UPSERT_ROWS_S:,}; on_conflict_do_update "
-        f"{_rate(upsert[ON_CONFLICT])}, raw staged {_rate(upsert[STAGED])}); bulk_update "
-        f"{_rate(update['buttress'])} (budget >= {UPDATE_ROWS_S:,}; raw staged {_rate(update[STAGED])}); "
-        f"SQLite bulk_insert {_rate(lite['buttress'])} (executemany {_rate(lite[EXECUTEMANY])}).",
+        (
+            f"Speeds: bulk_insert {_rate(insert['buttress'])} (raw binary COPY {_rate(insert[RAW_COPY])}, "
+            f"per-row ORM {_rate(insert[ORM_ROW])} measured on {PER_ROW_N:,} rows); bulk_upsert "
+            f"{_rate(upsert['buttress'])} (budget >= {UPSERT_ROWS_S:,}; on_conflict_do_update "
+            f"{_rate(upsert[ON_CONFLICT])}, raw staged {_rate(upsert[STAGED])}); bulk_update "
+            f"{_rate(update['buttress'])} (budget >= {UPDATE_ROWS_S:,}; raw staged {_rate(update[STAGED])}); "
+            f"SQLite bulk_insert {_rate(lite['buttress'])} (executemany {_rate(lite[EXECUTEMANY])})."
+        ),
         "Budgets: " + "; ".join(f"{name} {value:.2f}x (budget {budget})" for name, value, budget in checks),
-        f"buttress runs with its defaults: chunks of 10,000 rows, each its own transaction (the raw anchors "
-        f"write all {N:,} rows in one), values checked and converted from dicts; upsert and update go "
-        "through a temp stage read with DISTINCT ON (last row of a key wins), which the raw anchors skip.",
-        f"Median of {ROUNDS} rounds per column, rounds interleaved; row counts/values checked after each run.",
+        (
+            "buttress runs with its defaults: chunks of 10,000 rows, each its own transaction (the raw "
+            f"anchors write all {N:,} rows in one), values checked and converted from dicts; upsert and "
+            "update go through a temp stage read with DISTINCT ON (last row of a key wins), which the raw "
+            "anchors skip."
+        ),
+        f"Median of {ROUNDS} rounds per column, rounds interleaved; counts/values checked after each run.",
     ]
     return Report(
         title="Database: bulk writes (buttress.db vs raw COPY, the ORM and raw sqlite3)",

@@ -127,6 +127,7 @@ def test_resilience_all_is_the_curated_list() -> None:
 
 DB = [
     "DEFAULT_URL",
+    "BulkResult",
     "Database",
     "Isolation",
     "health_checks",

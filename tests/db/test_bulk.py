@@ -123,13 +123,23 @@ def test_values_of_every_type_round_trip(subject: Subject) -> None:
         "doc": {"a": [1, 2, None], "b": "x"},
         "blob": b"\x00\xff\x10",
     }
-    empty = {name: None for name in full} | {"id": 2}
+    empty = dict.fromkeys(full) | {"id": 2}
     result = bulk(subject, "insert", table, [full, empty])
     assert (result.rows, result.chunks, result.inserted, result.updated) == (2, 1, 2, 0)
     got = contents(subject, table)
     # SQLite's DateTime keeps no zone: SQLAlchemy stores the wall time, as a normal insert does.
     expected_at = at if subject.kind == "postgresql" else at.replace(tzinfo=None)
-    assert got[0] == (1, -7, full["name"], expected_at, True, 0.125, Decimal("12345.67"), full["doc"], full["blob"])
+    assert got[0] == (
+        1,
+        -7,
+        full["name"],
+        expected_at,
+        True,
+        0.125,
+        Decimal("12345.67"),
+        full["doc"],
+        full["blob"],
+    )
     assert got[1] == (2, *[None] * 8)
 
 
@@ -144,7 +154,9 @@ def test_a_generator_longer_than_a_chunk_is_written_chunk_by_chunk(subject: Subj
             pulled[0] += 1
             yield item(i, price=i / 4)
 
-    result = bulk(subject, "insert", table, rows(), chunk_size=5, progress=lambda n: seen.append((n, pulled[0])))
+    result = bulk(
+        subject, "insert", table, rows(), chunk_size=5, progress=lambda n: seen.append((n, pulled[0]))
+    )
     assert (result.rows, result.chunks, result.inserted) == (23, 5, 23)
     assert result.seconds >= 0
     assert [n for n, _ in seen] == [5, 10, 15, 20, 23]
@@ -238,7 +250,14 @@ def test_upsert_inserts_new_rows_updates_existing_and_the_last_duplicate_wins(su
 def test_upsert_sets_only_the_update_columns(subject: Subject) -> None:
     table = items_table(subject)
     bulk(subject, "insert", table, [item(1, "old", 1.0)])
-    bulk(subject, "upsert", table, [item(1, "new", 9.0), item(2, "two", 2.0)], conflict=("id",), update=("name",))
+    bulk(
+        subject,
+        "upsert",
+        table,
+        [item(1, "new", 9.0), item(2, "two", 2.0)],
+        conflict=("id",),
+        update=("name",),
+    )
     assert contents(subject, table) == [(1, "new", 1.0), (2, "two", 2.0)]
 
 
@@ -449,7 +468,9 @@ def test_a_chunk_whose_backend_is_terminated_is_sent_again(mode: str, database_u
         f"CREATE FUNCTION {name}_park() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NEW.id = 7 AND nextval('{sequence}') = 1 THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$"
     )
-    subject.execute(f"CREATE TRIGGER park BEFORE INSERT ON {name} FOR EACH ROW EXECUTE FUNCTION {name}_park()")
+    subject.execute(
+        f"CREATE TRIGGER park BEFORE INSERT ON {name} FOR EACH ROW EXECUTE FUNCTION {name}_park()"
+    )
     killed: list[int] = []
     other = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
 

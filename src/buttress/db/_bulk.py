@@ -1,4 +1,4 @@
-"""Bulk writes: insert, upsert and update any number of rows, chunk by chunk, each chunk one retried transaction.
+"""Bulk writes: insert, upsert and update any number of rows, chunk by chunk, one retried transaction each.
 
 Rows are mappings keyed by column key, taken from any iterable (or, for the ``a`` twins, async iterable)
 ``chunk_size`` at a time, so memory holds one chunk whatever the input's length. Every row of a call has
@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
@@ -30,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NoInspectionAvailable
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from buttress.db import _copy
@@ -106,10 +115,7 @@ def resolve_table(target: object) -> Table:
     if isinstance(target, Table):
         return target
     if isinstance(target, type):
-        try:
-            mapper = sa_inspect(target)
-        except NoInspectionAvailable:
-            mapper = None
+        mapper: object = sa_inspect(target, raiseerr=False)
         table = getattr(mapper, "local_table", None)
         if isinstance(table, Table):
             return table
@@ -179,7 +185,8 @@ def spec(
         raise ValidationError(
             f"progress must be a callable taking the rows done so far, got {progress!r}", field="progress"
         )
-    conflict_names = key_names = ()
+    conflict_names: tuple[str, ...] = ()
+    key_names: tuple[str, ...] = ()
     update_names: tuple[str, ...] | None = None
     if op == "upsert":
         conflict_names = _names(conflict, "conflict", table)
@@ -268,7 +275,9 @@ def _shape_error(row: object, index: int, columns: tuple[str, ...]) -> NoReturn:
     )
 
 
-def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Callable[[list[Any], int], list[Any]]:
+def _converter(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> Callable[[list[Any], int], list[Any]]:
     """A function turning a chunk of mappings into value sequences, checking each row's shape.
 
     Only the columns whose type has a bind processor on ``dialect`` are processed; the others pass as
@@ -556,7 +565,9 @@ class _Totals:
         return BulkResult(self.rows, self.chunks, seconds, self.inserted, self.updated)
 
 
-def run(db: Database, spec_: Spec, rows: Iterable[Mapping[str, Any]], progress: Progress | None) -> BulkResult:
+def run(
+    db: Database, spec_: Spec, rows: Iterable[Mapping[str, Any]], progress: Progress | None
+) -> BulkResult:
     """Write ``rows`` as ``spec_`` says, chunk by chunk (the sync loop)."""
     clock = db.retry.clock
     start = clock.monotonic()

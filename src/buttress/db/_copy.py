@@ -40,11 +40,11 @@ SELECT a.attname, coalesce(nullif(t.typbasetype, 0), a.atttypid)::int
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
-_PREPARER: Final = postgresql.dialect().identifier_preparer
+_PREPARER: Final = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 Counts = tuple[int, int | None, int | None]
 
 
-class NeedsText(Exception):  # noqa: N818 - a signal between this module and the bulk writer, never raised to users
+class NeedsText(Exception):
     """A value binary COPY cannot send (or would truncate): send the chunk again in the text format."""
 
 
@@ -148,7 +148,7 @@ def _counts(plan: CopyPlan, sent: int) -> Generator[Step, Any, Counts]:
     """The steps of one chunk, as a generator the sync and async drivers run; the chunk's counts."""
     answers = []
     for step in plan.steps:
-        answers.append((yield step))
+        answers.append((yield step))  # noqa: PERF401 - a yield cannot sit in a comprehension
     if plan.op == "insert":
         return sent, sent, 0
     if plan.op == "upsert":
