@@ -325,7 +325,7 @@ def run() -> Report:
         ),
         "Budgets: " + "; ".join(f"{name} {value:.2f}x (budget {budget})" for name, value, budget in checks),
         (
-            "buttress runs with its defaults: chunks of 10,000 rows, each its own transaction (the raw "
+            "buttress runs with its defaults: chunks of 50,000 rows, each its own transaction (the raw "
             f"anchors write all {N:,} rows in one), values checked and converted from dicts; upsert and "
             "update go through a temp stage read with DISTINCT ON (last row of a key wins), which the raw "
             "anchors skip."

@@ -52,8 +52,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BulkResult", "Op", "Plan", "Spec", "arun", "run", "spec"]
 
-DEFAULT_CHUNK_SIZE: Final = 10_000
-"""Rows per chunk (and per transaction) unless the caller says otherwise."""
+DEFAULT_CHUNK_SIZE: Final = 50_000
+"""Rows per chunk unless the caller says otherwise. Each chunk is one commit, one WAL flush: at 10,000
+rows the flushes cost PostgreSQL a fifth of COPY's speed on this project's machines; at 50,000 a few
+percent, while a chunk of three-column dicts holds ~15 MB."""
 
 Op = Literal["insert", "upsert", "update"]
 Progress = Callable[[int], object]

@@ -6,7 +6,8 @@ DATA``: the target's column types, none of its constraints) and merges it with o
 ``INSERT ... SELECT ... ON CONFLICT (...) DO UPDATE`` or ``UPDATE ... FROM``. The stage is read through
 ``DISTINCT ON (<conflict or key columns>) ... ORDER BY ..., ctid DESC``: a fresh heap keeps COPY's order
 in ``ctid``, so when one chunk holds the same key twice the last row wins (PostgreSQL would otherwise
-refuse an upsert touching a row twice, and update from an arbitrary one of them).
+refuse an upsert touching a row twice, and update from an arbitrary one of them). A chunk whose keys are
+all different (checked in Python, one set per chunk) skips that sort.
 
 The binary format needs each column's wire type (``set_types`` with the columns' type OIDs, a domain's
 base type), read once per call from ``pg_attribute``. Binary is strict where the server's text input is
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
@@ -61,6 +63,11 @@ class CopyPlan:
 
     op: str
     steps: tuple[Step, ...]
+    """The steps of a chunk that may hold a key twice (the stage read through DISTINCT ON)."""
+    unique_steps: tuple[Step, ...]
+    """The steps of a chunk whose keys are all different (no sort of the stage)."""
+    key: Any
+    """Gets a row's conflict or key values (an item getter), or None for an insert."""
     types: tuple[int, ...]
     binary: bool
     ranges: tuple[tuple[int, int, int], ...]
@@ -73,8 +80,22 @@ class CopyPlan:
 
     def text(self) -> CopyPlan:
         """This plan in the text format."""
-        steps = tuple(replace(s, sql=s.sql.replace(" (FORMAT BINARY)", "")) for s in self.steps)
-        return replace(self, steps=steps, binary=False)
+        def text(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+            return tuple(replace(s, sql=s.sql.replace(" (FORMAT BINARY)", "")) for s in steps)
+
+        return replace(self, steps=text(self.steps), unique_steps=text(self.unique_steps), binary=False)
+
+    def steps_for(self, values: Sequence[Sequence[Any]]) -> tuple[Step, ...]:
+        """The steps of this chunk: without the DISTINCT ON sort when (as Python compares them) no two
+        rows share a key. Keys Python holds different and the column type equal (``citext``, ``char(n)``)
+        are left to the database: an upsert then fails with PostgreSQL's cardinality violation."""
+        if self.key is None:
+            return self.steps
+        try:
+            unique = len(set(map(self.key, values))) == len(values)
+        except TypeError:  # an unhashable key value: let the database sort it out
+            unique = False
+        return self.unique_steps if unique else self.steps
 
     @classmethod
     def load(cls, driver: Any, plan: Plan) -> CopyPlan:
@@ -96,7 +117,12 @@ class CopyPlan:
         types = tuple(oids[n] for n in names)
         binary = all(_dumps_binary(driver, oid) for oid in types)
         ranges = tuple((i, *_INT_RANGES[oid]) for i, oid in enumerate(types) if oid in _INT_RANGES)
-        return cls(plan.op, _steps(plan, names), types, binary, ranges)
+        key = None
+        if plan.op != "insert":
+            indexes = [plan.columns.index(c) for c in plan.matched]
+            key = itemgetter(*indexes) if len(indexes) > 1 else itemgetter(indexes[0])
+        steps, unique_steps = _steps(plan, names, distinct=True), _steps(plan, names, distinct=False)
+        return cls(plan.op, steps, unique_steps, key, types, binary, ranges)
 
     def fits(self, values: Sequence[Sequence[Any]]) -> bool:
         """Whether every int2/int4 value is in range (binary COPY would truncate it silently)."""
@@ -118,7 +144,7 @@ def _dumps_binary(driver: Any, oid: int) -> bool:
     return True
 
 
-def _steps(plan: Plan, names: list[str]) -> tuple[Step, ...]:
+def _steps(plan: Plan, names: list[str], *, distinct: bool) -> tuple[Step, ...]:
     quote = _PREPARER.quote
     table = _PREPARER.format_table(plan.table)
     cols = ", ".join(quote(n) for n in names)
@@ -126,7 +152,9 @@ def _steps(plan: Plan, names: list[str]) -> tuple[Step, ...]:
         return (Step(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)", copy=True),)
     matched = [quote(plan.name(c)) for c in plan.matched]
     on = ", ".join(matched)
-    staged = f"SELECT DISTINCT ON ({on}) {cols} FROM {STAGE} ORDER BY {on}, ctid DESC"  # noqa: S608
+    staged = f"SELECT {cols} FROM {STAGE}"  # noqa: S608
+    if distinct:
+        staged = f"SELECT DISTINCT ON ({on}) {cols} FROM {STAGE} ORDER BY {on}, ctid DESC"  # noqa: S608
     create = f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"  # noqa: S608
     copy = f"COPY {STAGE} ({cols}) FROM STDIN (FORMAT BINARY)"
     written = [quote(plan.name(c)) for c in plan.written]
@@ -144,10 +172,11 @@ def _steps(plan: Plan, names: list[str]) -> tuple[Step, ...]:
     return Step(create), Step(copy, copy=True), Step(merge, fetch=plan.op == "upsert")
 
 
-def _counts(plan: CopyPlan, sent: int) -> Generator[Step, Any, Counts]:
+def _counts(plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Generator[Step, Any, Counts]:
     """The steps of one chunk, as a generator the sync and async drivers run; the chunk's counts."""
+    sent = len(values)
     answers = []
-    for step in plan.steps:
+    for step in plan.steps_for(values):
         answers.append((yield step))  # noqa: PERF401 - a yield cannot sit in a comprehension
     if plan.op == "insert":
         return sent, sent, 0
@@ -162,7 +191,7 @@ def write(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Count
     binary = plan.binary and plan.fits(values)
     if not binary and plan.binary:
         plan = plan.text()
-    steps = _counts(plan, len(values))
+    steps = _counts(plan, values)
     answer: Any = None
     with driver.cursor() as cursor:
         try:
@@ -192,7 +221,7 @@ async def awrite(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -
     binary = plan.binary and plan.fits(values)
     if not binary and plan.binary:
         plan = plan.text()
-    steps = _counts(plan, len(values))
+    steps = _counts(plan, values)
     answer: Any = None
     async with driver.cursor() as cursor:
         try:
