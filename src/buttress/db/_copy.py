@@ -80,6 +80,7 @@ class CopyPlan:
 
     def text(self) -> CopyPlan:
         """This plan in the text format."""
+
         def text(steps: tuple[Step, ...]) -> tuple[Step, ...]:
             return tuple(replace(s, sql=s.sql.replace(" (FORMAT BINARY)", "")) for s in steps)
 
