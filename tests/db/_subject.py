@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -87,3 +87,12 @@ class Subject:
                 session.execute(text(f"DROP TABLE IF EXISTS {table}"))
         self.loop.run_until_complete(self.db.aclose())
         self.loop.close()
+
+
+def subject_of(request: pytest.FixtureRequest, tmp_path: Path, kind: str, mode: str) -> Iterator[Subject]:
+    """A Subject of ``kind`` and ``mode`` on a fresh event loop, closed afterwards (for fixtures)."""
+    made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
+    try:
+        yield made
+    finally:
+        made.close()

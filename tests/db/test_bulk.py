@@ -40,24 +40,16 @@ from buttress.db import BulkResult, Database
 from buttress.db._writes import WRITTEN
 from buttress.errors import ConflictError, ValidationError
 from buttress.resilience import Backoff, Retry
-from tests.db._subject import KINDS, MODES, Subject, open_database
+from tests.db._subject import KINDS, MODES, Subject, subject_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "db-bulk.md"
 UTC = dt.UTC
 
 
-def _subject(request: pytest.FixtureRequest, tmp_path: Path, kind: str, mode: str) -> Iterator[Subject]:
-    made = Subject(kind, mode, open_database(kind, tmp_path, request), asyncio.new_event_loop())
-    try:
-        yield made
-    finally:
-        made.close()
-
-
 @pytest.fixture(params=[(k, m) for k in KINDS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     """Each database, sync and async."""
-    yield from _subject(request, tmp_path, *request.param)
+    yield from subject_of(request, tmp_path, *request.param)
 
 
 def bulk(subject: Subject, op: str, target: Any, rows: Any, **options: Any) -> BulkResult:
