@@ -60,6 +60,14 @@ def bulk(subject: Subject, op: str, target: Any, rows: Any, **options: Any) -> B
     return subject.run(getattr(subject.db, f"abulk_{op}")(target, rows, **options))
 
 
+def create(subject: Subject, name: str, *items: Any) -> Table:
+    """A table named ``name`` (made unique to the test) with ``items`` (columns, constraints), created."""
+    metadata = MetaData()
+    table = Table(subject.table(name), metadata, *items)
+    metadata.create_all(subject.db.engine)
+    return table
+
+
 def items_table(subject: Subject, metadata: MetaData | None = None, **kw: Any) -> Table:
     """``items(id pk, name text NOT NULL, price float)``, created."""
     metadata = metadata or MetaData()
@@ -88,10 +96,9 @@ def item(i: int, name: str | None = None, price: float | None = 0.0) -> dict[str
 
 
 def test_values_of_every_type_round_trip(subject: Subject) -> None:
-    metadata = MetaData()
-    table = Table(
-        subject.table("typed"),
-        metadata,
+    table = create(
+        subject,
+        "typed",
         Column("id", BigInteger, primary_key=True),
         Column("small", Integer),
         Column("name", Text),
@@ -102,7 +109,6 @@ def test_values_of_every_type_round_trip(subject: Subject) -> None:
         Column("doc", JSON),
         Column("blob", LargeBinary),
     )
-    metadata.create_all(subject.db.engine)
     at = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
     full = {
         "id": 1,
@@ -254,16 +260,14 @@ def test_upsert_sets_only_the_update_columns(subject: Subject) -> None:
 
 
 def test_upsert_on_a_unique_constraint_other_than_the_key(subject: Subject) -> None:
-    metadata = MetaData()
-    table = Table(
-        subject.table("users"),
-        metadata,
+    table = create(
+        subject,
+        "users",
         Column("id", Integer, primary_key=True),
         Column("email", Text, nullable=False),
         Column("visits", Integer, nullable=False),
         UniqueConstraint("email"),
     )
-    metadata.create_all(subject.db.engine)
     bulk(subject, "insert", table, [{"id": 1, "email": "a@x", "visits": 1}])
     rows = [{"id": 9, "email": "a@x", "visits": 5}, {"id": 2, "email": "b@x", "visits": 1}]
     bulk(subject, "upsert", table, rows, conflict=["email"], update=["visits"])
@@ -271,16 +275,14 @@ def test_upsert_on_a_unique_constraint_other_than_the_key(subject: Subject) -> N
 
 
 def test_update_by_a_composite_key(subject: Subject) -> None:
-    metadata = MetaData()
-    table = Table(
-        subject.table("stock"),
-        metadata,
+    table = create(
+        subject,
+        "stock",
         Column("region", Text, primary_key=True),
         Column("sku", Text, primary_key=True),
         Column("qty", Integer, nullable=False),
         Column("note", Text),
     )
-    metadata.create_all(subject.db.engine)
     start = [{"region": r, "sku": f"s{i}", "qty": 0, "note": "n"} for r in ("eu", "us") for i in range(4)]
     bulk(subject, "insert", table, start)
     rows = [
@@ -321,16 +323,14 @@ def test_a_duplicate_key_on_insert_is_a_conflict(subject: Subject) -> None:
 
 def test_values_binary_copy_cannot_send_go_as_text(subject: Subject) -> None:
     """An int for text, a float for numeric, a naive datetime: written as a normal insert would."""
-    metadata = MetaData()
-    table = Table(
-        subject.table("loose"),
-        metadata,
+    table = create(
+        subject,
+        "loose",
         Column("id", Integer, primary_key=True),
         Column("name", Text),
         Column("amount", Numeric(10, 2)),
         Column("at", DateTime),
     )
-    metadata.create_all(subject.db.engine)
     at = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001 - a naive timestamp column
     bulk(subject, "insert", table, [{"id": 1, "name": 42, "amount": 1.5, "at": at}])
     assert contents(subject, table) == [(1, "42", Decimal("1.50"), at)]
