@@ -23,11 +23,13 @@ from __future__ import annotations
 import gc
 import itertools
 import sqlite3
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Iterable,
     Iterator,
     Mapping,
@@ -103,11 +105,34 @@ class Plan:
     columns: tuple[str, ...]
     matched: tuple[str, ...]
     written: tuple[str, ...]
-    convert: Callable[[list[Any], int], list[Sequence[Any]]]
+    convert: Callable[[list[Any], int], Rows]
 
     def name(self, key: str) -> str:
         """The database name of the column whose key is ``key``."""
         return str(self.table.c[key].name)
+
+
+class Values(Collection[Sequence[Any]]):
+    """A checked chunk whose rows become value tuples only as they are read (none kept in memory)."""
+
+    __slots__ = ("getter", "rows")
+
+    def __init__(self, rows: list[Any], getter: Callable[[Any], Sequence[Any]]) -> None:
+        self.rows = rows
+        self.getter = getter
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        return map(self.getter, self.rows)
+
+    def __contains__(self, value: object) -> bool:
+        return any(v == value for v in self)
+
+
+Rows = Collection[Sequence[Any]]
+"""A chunk's values in column order: :class:`Values`, or a list of tuples when columns were processed."""
 
 
 # -- checking what the caller asked -----------------------------------------------------------------
@@ -278,9 +303,7 @@ def _shape_error(row: object, index: int, columns: tuple[str, ...]) -> NoReturn:
     )
 
 
-def _converter(
-    table: Table, columns: tuple[str, ...], dialect: Dialect
-) -> Callable[[list[Any], int], list[Any]]:
+def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Callable[[list[Any], int], Rows]:
     """A function turning a chunk of mappings into value sequences, checking each row's shape.
 
     Only the columns whose type has a bind processor on ``dialect`` are processed; the others pass as
@@ -300,37 +323,36 @@ def _converter(
         if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
 
-    def convert(chunk: list[Any], offset: int) -> list[Any]:
-        # A chunk makes a tuple per row: with the collector on, the allocations trigger full collections
-        # that walk every live object (the chunk's own rows among them), which cost several times the
-        # conversion itself. Nothing here makes cycles, so the collector waits until the chunk is done.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return _convert(chunk, offset)
-        finally:
-            if enabled:
-                gc.enable()
-
-    def _convert(chunk: list[Any], offset: int) -> list[Any]:
+    def convert(chunk: list[Any], offset: int) -> Rows:
         # Two C-level passes: every row has `width` keys, and the item getter finds each column in it
         # (so the keys are exactly the columns). Only a chunk that fails them is walked row by row.
         try:
-            values = list(map(getter, chunk)) if set(map(len, chunk)) == {width} else None
+            valid = set(map(len, chunk)) <= {width} and deque(map(getter, chunk), maxlen=0) is not None
         except (KeyError, TypeError):
-            values = None
-        if values is None:
+            valid = False
+        if not valid:
             for index, row in enumerate(chunk):
                 if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
                     _shape_error(row, offset + index, columns)
-            values = list(map(getter, chunk))
-        if not processors or not values:
-            return values
+        if not processors:
+            return Values(chunk, getter)  # each row's tuple is made as it is sent, and freed at once
+        return _processed(chunk)
+
+    def _processed(chunk: list[Any]) -> list[Sequence[Any]]:
         # Column by column (transpose, map, transpose back): C loops but for the processors themselves.
-        transposed: list[Iterable[Any]] = list(zip(*values, strict=True))
-        for index, processor in processors:
-            transposed[index] = map(processor, transposed[index])
-        return list(zip(*transposed, strict=True))
+        # A tuple per row is kept: with the collector on, those allocations trigger full collections
+        # that walk every live object, which cost several times the conversion itself; nothing here
+        # makes cycles, so the collector waits until the chunk is converted.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            transposed: list[Iterable[Any]] = list(zip(*map(getter, chunk), strict=True))
+            for index, processor in processors:
+                transposed[index] = map(processor, transposed[index])
+            return list(zip(*transposed, strict=True))
+        finally:
+            if enabled:
+                gc.enable()
 
     return convert
 
@@ -358,7 +380,7 @@ def _sqlite_sql(plan_: Plan, dialect: Dialect) -> str:
     return sql
 
 
-def _sqlite_order(plan_: Plan) -> Callable[[list[Any]], list[Any]] | None:
+def _sqlite_order(plan_: Plan) -> Callable[[Rows], Rows] | None:
     """What a chunk's values become before ``executemany``: for an upsert or update, the last row of each
     key only (as PostgreSQL's ``DISTINCT ON`` keeps it, so both count alike); for an update, reordered to
     (written..., matched...) as the UPDATE's placeholders need."""
@@ -405,7 +427,7 @@ class _Writer:
 
     # sync: one pooled connection for all chunks, given back (and a fresh one taken) after a failure
 
-    def write(self, values: list[Any]) -> Counts:
+    def write(self, values: Rows) -> Counts:
         sent = self.reorder(values) if self.reorder else values
 
         def attempt() -> Counts:
@@ -433,7 +455,7 @@ class _Writer:
             connection, self.connection = self.connection, None
             connection.close()
 
-    def _chunk(self, connection: Connection, values: list[Any], sent: int) -> Counts:
+    def _chunk(self, connection: Connection, values: Rows, sent: int) -> Counts:
         driver = connection.connection.driver_connection
         if self.backend == "postgresql":
             if self.pg is None:
@@ -457,7 +479,7 @@ class _Writer:
 
     # async
 
-    async def awrite(self, values: list[Any]) -> Counts:
+    async def awrite(self, values: Rows) -> Counts:
         sent = self.reorder(values) if self.reorder else values
 
         async def attempt() -> Counts:
@@ -493,7 +515,7 @@ class _Writer:
             connection, self.aconnection = self.aconnection, None
             await connection.close()
 
-    async def _achunk(self, connection: AsyncConnection, values: list[Any], sent: int) -> Counts:
+    async def _achunk(self, connection: AsyncConnection, values: Rows, sent: int) -> Counts:
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         sync = connection.sync_connection

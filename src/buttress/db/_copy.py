@@ -19,7 +19,7 @@ the server parses and checks every value as an INSERT would.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final
@@ -31,7 +31,7 @@ from psycopg.adapt import Transformer
 from sqlalchemy.dialects import postgresql
 
 if TYPE_CHECKING:
-    from buttress.db._bulk import Plan
+    from buttress.db._bulk import Plan, Rows
 
 __all__ = ["DRIVER_ERRORS", "CopyPlan", "NeedsText", "awrite", "is_broken", "write"]
 
@@ -93,7 +93,7 @@ class CopyPlan:
 
         return replace(self, steps=text(self.steps), unique_steps=text(self.unique_steps), binary=False)
 
-    def steps_for(self, values: Sequence[Sequence[Any]]) -> tuple[Step, ...]:
+    def steps_for(self, values: Rows) -> tuple[Step, ...]:
         """The steps of this chunk: without the DISTINCT ON sort when (as Python compares them) no two
         rows share a key. Keys Python holds different and the column type equal (``citext``, ``char(n)``)
         are left to the database: an upsert then fails with PostgreSQL's cardinality violation."""
@@ -132,7 +132,7 @@ class CopyPlan:
         steps, unique_steps = _steps(plan, names, distinct=True), _steps(plan, names, distinct=False)
         return cls(plan.op, steps, unique_steps, key, types, binary, ranges)
 
-    def fits(self, values: Sequence[Sequence[Any]]) -> bool:
+    def fits(self, values: Rows) -> bool:
         """Whether every int2/int4 value is in range (binary COPY would truncate it silently)."""
         try:
             for index, low, high in self.ranges:
@@ -180,7 +180,7 @@ def _steps(plan: Plan, names: list[str], *, distinct: bool) -> tuple[Step, ...]:
     return Step(create), Step(copy, copy=True), Step(merge, fetch=plan.op == "upsert")
 
 
-def _counts(plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Generator[Step, Any, Counts]:
+def _counts(plan: CopyPlan, values: Rows) -> Generator[Step, Any, Counts]:
     """The steps of one chunk, as a generator the sync and async drivers run; the chunk's counts."""
     sent = len(values)
     answers = []
@@ -194,7 +194,7 @@ def _counts(plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Generator[Step, 
     return sent, 0, int(answers[-1])
 
 
-def _blocks(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Iterator[bytearray]:
+def _blocks(driver: Any, plan: CopyPlan, values: Rows) -> Iterator[bytearray]:
     """The COPY data of ``values`` in blocks of about :data:`BLOCK` bytes.
 
     Rows are formatted straight into a buffer by psycopg's own row formatter (the C one with
@@ -220,12 +220,12 @@ def _blocks(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Ite
     yield block
 
 
-def _for_chunk(plan: CopyPlan, values: Sequence[Sequence[Any]]) -> CopyPlan:
+def _for_chunk(plan: CopyPlan, values: Rows) -> CopyPlan:
     """``plan``, or its text form when a value would be truncated by binary COPY."""
     return plan.text() if plan.binary and not plan.fits(values) else plan
 
 
-def write(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Counts:
+def write(driver: Any, plan: CopyPlan, values: Rows) -> Counts:
     """Write one chunk on ``driver`` (a psycopg Connection in an open transaction)."""
     plan = _for_chunk(plan, values)
     steps = _counts(plan, values)
@@ -247,7 +247,7 @@ def write(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Count
             return result
 
 
-async def awrite(driver: Any, plan: CopyPlan, values: Sequence[Sequence[Any]]) -> Counts:
+async def awrite(driver: Any, plan: CopyPlan, values: Rows) -> Counts:
     """Async :func:`write` on a psycopg AsyncConnection."""
     plan = _for_chunk(plan, values)
     steps = _counts(plan, values)
