@@ -31,7 +31,7 @@ from psycopg.adapt import Transformer
 from sqlalchemy.dialects import postgresql
 
 if TYPE_CHECKING:
-    from buttress.db._bulk import Plan, Rows
+    from buttress.db._bulk_plan import Plan, Rows
 
 __all__ = ["DRIVER_ERRORS", "CopyPlan", "NeedsText", "awrite", "is_broken", "write"]
 
