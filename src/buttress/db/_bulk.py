@@ -113,10 +113,12 @@ def _sqlite_counts(plan_: Plan, sent: int, rowcount: int) -> Counts:
     return sent, None, None
 
 
-def _driver_error(connection: Connection, error: Exception, sql: str) -> DBAPIError:
-    """A raw driver error as SQLAlchemy would have wrapped it, so retry and translation read it alike."""
+def _driver_error(
+    connection: Connection, error: Exception, sql: str, *, invalidated: bool = False
+) -> DBAPIError:
+    """A raw driver error as SQLAlchemy would have wrapped it, so retry and translation read it alike;
+    ``invalidated``: the connection was lost (a retryable failure)."""
     dialect = connection.dialect
-    invalidated = bool(getattr(error, "_buttress_invalidated", False))
     wrapped = DBAPIError.instance(
         sql, None, error, type(error), connection_invalidated=invalidated, dialect=dialect
     )
@@ -170,24 +172,27 @@ class _Writer:
     def _chunk(self, connection: Connection, values: Rows, sent: int) -> Counts:
         driver = connection.connection.driver_connection
         if self.backend == "postgresql":
-            if self.pg is None:
-                self.pg = _copy.CopyPlan.load(driver, self.plan)
             try:
+                if self.pg is None:
+                    self.pg = _copy.CopyPlan.load(driver, self.plan)
                 return _copy.write(driver, self.pg, values)
             except _copy.DRIVER_ERRORS as exc:
-                raise self._wrapped(connection, exc, self.pg.describe) from exc
+                lost = _copy.is_broken(driver)
+                if lost:
+                    connection.invalidate()
+                raise _driver_error(connection, exc, self._sql(), invalidated=lost) from exc
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
-            cursor = driver.cursor()  # type: ignore[union-attr]
             cursor.executemany(self.sqlite_sql, values)
             return _sqlite_counts(self.plan, sent, cursor.rowcount)
         except sqlite3.Error as exc:
             raise _driver_error(connection, exc, self.sqlite_sql) from exc
+        finally:
+            cursor.close()
 
-    def _wrapped(self, connection: Connection, error: Exception, sql: str) -> DBAPIError:
-        if _copy.is_broken(connection.connection.driver_connection):
-            error._buttress_invalidated = True  # type: ignore[attr-defined]
-            connection.invalidate()
-        return _driver_error(connection, error, sql)
+    def _sql(self) -> str:
+        """The SQL a chunk sends, for errors (no values)."""
+        return self.pg.describe if self.pg is not None else self.sqlite_sql
 
     # async
 
@@ -233,18 +238,20 @@ class _Writer:
         sync = connection.sync_connection
         assert sync is not None  # noqa: S101 - an open AsyncConnection has its sync connection
         if self.backend == "postgresql":
-            if self.pg is None:
-                self.pg = await _copy.CopyPlan.aload(driver, self.plan)
             try:
+                if self.pg is None:
+                    self.pg = await _copy.CopyPlan.aload(driver, self.plan)
                 return await _copy.awrite(driver, self.pg, values)
             except _copy.DRIVER_ERRORS as exc:
-                if _copy.is_broken(driver):
-                    exc._buttress_invalidated = True  # type: ignore[attr-defined]
+                lost = _copy.is_broken(driver)
+                if lost:
                     await connection.invalidate()
-                raise _driver_error(sync, exc, self.pg.describe) from exc
+                raise _driver_error(sync, exc, self._sql(), invalidated=lost) from exc
         try:
             cursor = await driver.executemany(self.sqlite_sql, values)  # type: ignore[union-attr]
-            return _sqlite_counts(self.plan, sent, cursor.rowcount)
+            rowcount = cursor.rowcount
+            await cursor.close()
+            return _sqlite_counts(self.plan, sent, rowcount)
         except sqlite3.Error as exc:
             raise _driver_error(sync, exc, self.sqlite_sql) from exc
 
