@@ -10,6 +10,7 @@ are dropped at the end. SQLite runs on a file in a temporary directory, WAL, the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import statistics
@@ -39,6 +40,7 @@ SUFFIX: Final = uuid.uuid4().hex[:8]
 NAME: Final = f"bench_bulk_{SUFFIX}"
 
 RAW_COPY: Final = "raw psycopg binary COPY"
+ASYNC: Final = "abulk_insert"
 ORM_ROW: Final = "ORM add+commit per row"
 ON_CONFLICT: Final = "pg_insert().on_conflict_do_update executemany"
 STAGED: Final = "raw COPY -> temp -> merge"
@@ -78,6 +80,7 @@ class _Pg:
         self.raw = psycopg.connect(_pg_url())
         self.db = Database(_pg_url())
         self.orm = create_engine(self.db.urls.sync)
+        self.loop = asyncio.new_event_loop()
 
     def reset(self, prefill: int = 0) -> None:
         with self.raw.cursor() as cursor:
@@ -106,7 +109,8 @@ class _Pg:
             cursor.execute(f"DROP TABLE IF EXISTS {NAME}")
         self.raw.commit()
         self.raw.close()
-        self.db.close()
+        self.loop.run_until_complete(self.db.aclose())
+        self.loop.close()
         self.orm.dispose()
 
 
@@ -155,9 +159,13 @@ def _insert(pg: _Pg) -> dict[str, float]:
 
         return check
 
+    def abulk_insert() -> None:
+        pg.loop.run_until_complete(pg.db.abulk_insert(Item, ROWS))
+
     seconds = _rounds(
         {
             "buttress": lambda: _timed(pg.reset, lambda: pg.db.bulk_insert(Item, ROWS), count(N)),
+            ASYNC: lambda: _timed(pg.reset, abulk_insert, count(N)),
             RAW_COPY: lambda: _timed(pg.reset, raw_copy, count(N)),
         }
     )
@@ -297,8 +305,10 @@ def run() -> Report:
         pg.close()
     lite = _sqlite()
     rows = []
+    asynchronous = {"buttress": insert.pop(ASYNC), RAW_COPY: insert[RAW_COPY]}
     for label, seconds in [
         (f"PostgreSQL bulk_insert {N:,} rows (per row)", insert),
+        (f"PostgreSQL abulk_insert {N:,} rows (per row)", asynchronous),
         (f"PostgreSQL bulk_upsert {N:,} rows, half existing (per row)", upsert),
         (f"PostgreSQL bulk_update {N:,} rows by id (per row)", update),
         (f"SQLite bulk_insert {N:,} rows (per row)", lite),
