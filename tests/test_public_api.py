@@ -129,6 +129,7 @@ DB = [
     "DEFAULT_URL",
     "VERSION_TABLE",
     "AdviceReport",
+    "BulkResult",
     "Consistency",
     "Database",
     "IndexAdvice",

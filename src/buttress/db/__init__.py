@@ -16,6 +16,7 @@ one of its tables.
 """
 
 from buttress.db._advice import AdviceReport, IndexAdvice, Sample, Skipped
+from buttress.db._bulk import BulkResult
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_URL",
     "VERSION_TABLE",
     "AdviceReport",
+    "BulkResult",
     "Consistency",
     "Database",
     "IndexAdvice",

@@ -11,7 +11,16 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -22,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from buttress.config import DbSettings, Settings, get_settings
+from buttress.db import _bulk
 from buttress.db._advice import AdviceReport, Sample
 from buttress.db._advise_run import aadvise, advise
 from buttress.db._cursor import KeyLike
@@ -393,6 +403,97 @@ class Database:
     ) -> Rows:
         """Async :meth:`cached`."""
         return await self.query_cache.afetch(stmt, params=params, ttl=ttl, tables=tables)
+
+    # -- bulk writes (buttress.db._bulk) -------------------------------------------------------------
+
+    def bulk_insert(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Insert ``rows`` (mappings) into ``target`` (a Table or mapped class), chunk by chunk.
+
+        Each chunk is one transaction, retried as :meth:`transaction` is; ``progress(rows_done)`` runs
+        after each commit. PostgreSQL: binary COPY; SQLite: executemany. See :mod:`buttress.db._bulk`.
+        """
+        spec = _bulk.spec("insert", target, chunk_size=chunk_size, progress=progress)
+        return _bulk.run(self, spec, rows, progress)
+
+    def bulk_upsert(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        conflict: Sequence[str],
+        update: Sequence[str] | None = None,
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Insert ``rows``, or on a ``conflict`` (unique columns) set ``update`` (default: every other
+        column of the rows). Within a chunk the last row of a key wins. As :meth:`bulk_insert` otherwise."""
+        spec = _bulk.spec(
+            "upsert", target, conflict=conflict, update=update, chunk_size=chunk_size, progress=progress
+        )
+        return _bulk.run(self, spec, rows, progress)
+
+    def bulk_update(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        key: Sequence[str],
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Set the rows' other columns on the rows of ``target`` matching their ``key`` columns.
+
+        Within a chunk the last row of a key wins; ``updated`` counts the rows matched."""
+        spec = _bulk.spec("update", target, key=key, chunk_size=chunk_size, progress=progress)
+        return _bulk.run(self, spec, rows, progress)
+
+    async def abulk_insert(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Async :meth:`bulk_insert`; ``rows`` may be an async iterable."""
+        spec = _bulk.spec("insert", target, chunk_size=chunk_size, progress=progress)
+        return await _bulk.arun(self, spec, rows, progress)
+
+    async def abulk_upsert(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        conflict: Sequence[str],
+        update: Sequence[str] | None = None,
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Async :meth:`bulk_upsert`; ``rows`` may be an async iterable."""
+        spec = _bulk.spec(
+            "upsert", target, conflict=conflict, update=update, chunk_size=chunk_size, progress=progress
+        )
+        return await _bulk.arun(self, spec, rows, progress)
+
+    async def abulk_update(
+        self,
+        target: Any,
+        rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        *,
+        key: Sequence[str],
+        chunk_size: int = _bulk.DEFAULT_CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
+    ) -> _bulk.BulkResult:
+        """Async :meth:`bulk_update`; ``rows`` may be an async iterable."""
+        spec = _bulk.spec("update", target, key=key, chunk_size=chunk_size, progress=progress)
+        return await _bulk.arun(self, spec, rows, progress)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
