@@ -28,7 +28,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
-    event,
     select,
     text,
 )
@@ -37,7 +36,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from buttress.clock import SystemClock
 from buttress.config import DbSettings
 from buttress.db import BulkResult, Database
-from buttress.db._writes import WRITTEN
 from buttress.errors import ConflictError, ValidationError
 from buttress.resilience import Backoff, Retry
 from tests.db._subject import KINDS, MODES, Subject, subjects
@@ -208,21 +206,16 @@ def test_a_mapped_class_is_a_target(subject: Subject) -> None:
         ]
 
 
-def test_each_chunk_announces_its_table_at_commit(subject: Subject) -> None:
-    """The query-cache seam: every committed chunk's connection carries the table in ``info``."""
+def test_each_chunk_announces_its_table_after_it_commits(subject: Subject) -> None:
+    """The query cache's seam: every committed chunk is one announcement naming its table."""
     table = items_table(subject)
-    seen: list[set[str]] = []
-    engine = subject.db.engine if subject.mode == "sync" else subject.db.async_engine.sync_engine
-
-    def on_commit(connection: Any) -> None:
-        seen.append(set(connection.info.pop(WRITTEN, ())))
-
-    event.listen(engine, "commit", on_commit)
+    seen: list[frozenset[str]] = []
+    remove = subject.db.on_commit(seen.append)
     try:
         bulk(subject, "insert", table, [item(i) for i in range(7)], chunk_size=3)
     finally:
-        event.remove(engine, "commit", on_commit)
-    assert seen == [{table.fullname}] * 3
+        remove()
+    assert seen == [frozenset({table.name.lower()})] * 3
 
 
 # -- upsert and update ------------------------------------------------------------------------------
