@@ -6,20 +6,36 @@ keys on every connection. ``db.session()``/``db.asession()`` give a session in o
 ``db.transaction(fn)``/``await db.atransaction(fn)`` run ``fn(session)`` as a unit retried on
 serialization failures, deadlocks and lost connections. Database errors arrive as buttress errors:
 ``ConflictError`` (unique violation, naming the constraint), ``DeadlineExceeded`` (statement timeout),
-``BackendUnavailable`` (unreachable), with passwords masked.
+``BackendUnavailable`` (unreachable), with passwords masked. ``db.queries`` (a :class:`QueryTracker`)
+keeps per-fingerprint statement statistics, a slow log with plans and N+1 incidents per
+:func:`query_scope`.
 """
 
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
+from buttress.db._fingerprint import Fingerprint, fingerprint, normalise
+from buttress.db._n_plus_one import NPlusOneIncident, QueryScope, query_scope
 from buttress.db._provide import health_checks, register_services
+from buttress.db._slow_log import SlowStatement
+from buttress.db._tracking import QueryTracker, RawSample, StatementStats
 
 __all__ = [
     "DEFAULT_URL",
     "Database",
+    "Fingerprint",
     "Isolation",
+    "NPlusOneIncident",
+    "QueryScope",
+    "QueryTracker",
+    "RawSample",
+    "SlowStatement",
+    "StatementStats",
+    "fingerprint",
     "health_checks",
     "is_retryable",
+    "normalise",
+    "query_scope",
     "register_services",
     "translate",
 ]

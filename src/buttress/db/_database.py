@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from buttress.config import DbSettings, Settings, get_settings
 from buttress.db._engines import DEFAULT_URL, build_async_engine, build_engine, resolve_urls
 from buttress.db._errors import is_retryable, translate
+from buttress.db._tracking import QueryTracker
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
 
@@ -79,6 +80,10 @@ class Database:
         )
         self._isolated: dict[str, Engine] = {}
         self._aisolated: dict[str, AsyncEngine] = {}
+        # -- query tracking (buttress.db._tracking): statistics, slow log, N+1 incidents --
+        self.queries = QueryTracker(self.settings, backend=self.backend)
+        self.queries.install(self.engine)
+        self.queries.install(self.async_engine.sync_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
