@@ -4,7 +4,8 @@ A statement that took at least ``slow_query_ms`` is kept with its normalised SQL
 parameters (never their values: a slow log is read by people who must not see passwords or personal
 data), its duration, the user code's ``file:line`` and the planner's plan. The plan is captured right away
 on the statement's own connection with the same parameters: ``EXPLAIN (FORMAT JSON)`` on PostgreSQL,
-``EXPLAIN QUERY PLAN`` on SQLite, never ``ANALYZE`` (which would run the statement again). On PostgreSQL
+``EXPLAIN QUERY PLAN`` on SQLite, never ``ANALYZE`` (which would run the statement again). The constants
+in the plan's text (PostgreSQL prints the values it planned with) are replaced by ``?``. On PostgreSQL
 it runs inside a savepoint, so an EXPLAIN that fails leaves the caller's transaction as it was, and not
 at all when that transaction has already failed. Only SELECT, INSERT, UPDATE, DELETE and WITH statements
 are explained. A fingerprint is explained at most once per :data:`EXPLAIN_EVERY` seconds; its slow entries
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ _EXPLAINABLE: Final = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES")
 _SAVEPOINT: Final = "buttress_explain"
 _PG_IN_TRANSACTION: Final = 2  # psycopg.pq.TransactionStatus.INTRANS
 _PG_IDLE: Final = 0
+_QUOTED: Final = re.compile(r"'(?:[^']|'')*'")
+_NUMBER: Final = re.compile(r"(?<![\w.$])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +87,26 @@ def explainable(sql: str) -> bool:
     return sql.lstrip(" (").upper().startswith(_EXPLAINABLE)
 
 
+def scrub(plan: Any) -> Any:
+    """``plan`` with the constants inside its text replaced by ``?``: PostgreSQL prints the values it
+    planned with (``Filter: (name = 'secret'::text)``), and a plan is shown to people."""
+    if isinstance(plan, str):
+        return _NUMBER.sub("?", _QUOTED.sub("'?'", plan))
+    if isinstance(plan, list):
+        return [scrub(item) for item in plan]
+    if isinstance(plan, dict):
+        return {key: scrub(value) for key, value in plan.items()}
+    return plan
+
+
 def explain(backend: str, connection: Any, statement: str, parameters: Any) -> Any:
     """The plan of ``statement`` on ``connection`` (a pooled DBAPI connection), or None if it cannot be had."""
     if not explainable(statement):
         return None
     try:
         if backend == "postgresql":
-            return _explain_postgresql(connection, statement, parameters)
-        return _explain_sqlite(connection, statement, parameters)
+            return scrub(_explain_postgresql(connection, statement, parameters))
+        return scrub(_explain_sqlite(connection, statement, parameters))
     except Exception:  # noqa: BLE001 - a plan is a courtesy; the caller's statement already succeeded
         _log.debug("could not explain a slow statement", exc_info=True)
         return None
