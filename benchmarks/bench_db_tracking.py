@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Integer, Text, event, select, text
+from sqlalchemy import Integer, Text, event, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from benchmarks._harness import Row, Table, rotations
@@ -58,11 +58,15 @@ def _anchor_listeners(db: Database) -> None:
     stats: dict[str, list[int]] = {}
 
     @event.listens_for(db.engine, "before_cursor_execute")
-    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+    def before(  # noqa: PLR0917 - SQLAlchemy's listener signature
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
+    ) -> None:
         context._t0 = time.perf_counter_ns()
 
     @event.listens_for(db.engine, "after_cursor_execute")
-    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+    def after(  # noqa: PLR0917 - SQLAlchemy's listener signature
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
+    ) -> None:
         elapsed = time.perf_counter_ns() - context._t0
         entry = stats.get(statement)
         if entry is None:
@@ -79,8 +83,8 @@ def _databases(url: str) -> dict[str, Database]:
     _anchor_listeners(anchor)
     with on.session() as session:
         Base.metadata.create_all(session.connection())
-        session.execute(text(f"DELETE FROM {TABLE}"))
-        session.execute(Item.__table__.insert(), [{"id": i, "name": f"n{i}"} for i in range(1, ROWS + 1)])
+        session.execute(text(f"DELETE FROM {TABLE}"))  # noqa: S608 - our own table name
+        session.execute(insert(Item), [{"id": i, "name": f"n{i}"} for i in range(1, ROWS + 1)])
     return {ON: on, OFF: off, ANCHOR: anchor}
 
 
@@ -148,7 +152,8 @@ def run() -> Table:
                     added, anchor_added = _added(samples, ON), _added(samples, ANCHOR)
                     verdict = "within" if added <= BUDGET_NS else "OVER"
                     notes.append(
-                        f"{operation}: tracking adds {added / 1e3:.2f} µs/statement ({verdict} the 5 µs budget); "
+                        f"{operation}: tracking adds {added / 1e3:.2f} µs/statement "
+                        f"({verdict} the 5 µs budget); "
                         f"the bare anchor tracker adds {anchor_added / 1e3:.2f} µs"
                     )
             finally:

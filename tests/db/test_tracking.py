@@ -1,4 +1,4 @@
-"""Query tracking on SQLite and PostgreSQL, sync and async: fingerprints, statistics, slow log, N+1, metrics."""
+"""Query tracking on SQLite and PostgreSQL, sync and async: fingerprints, stats, slow log, N+1, metrics."""
 
 from __future__ import annotations
 
@@ -124,7 +124,10 @@ def stats_of(subject: Subject, sql: str) -> StatementStats:
         ("INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)", "INSERT INTO t(a, b) VALUES ($1, $2)"),
         ("select x::int, count(*) from t -- note", "SELECT x::int, count(*) FROM t"),
         ("select /* hint */ 1.5e3, $$dollar$$, E'esc'", "SELECT $1, $2, $3"),
-        ("select a from t where ok = true and b is not false", "SELECT a FROM t WHERE ok = $1 AND b IS NOT FALSE"),
+        (
+            "select a from t where ok = true and b is not false",
+            "SELECT a FROM t WHERE ok = $1 AND b IS NOT FALSE",
+        ),
         ("select a from t where b is null limit :n", "SELECT a FROM t WHERE b IS NULL LIMIT $1"),
         ('SELECT "Mixed"."Case" FROM "Mixed"', 'SELECT "Mixed"."Case" FROM "Mixed"'),
         ("with x as (select 1) delete from t", "WITH x AS (SELECT $1) DELETE FROM t"),
@@ -252,7 +255,8 @@ def test_slow_log_has_the_plan_and_never_the_values(
     entry = slow[0]
     assert entry.seconds == pytest.approx(0.150)
     assert entry.parameters == {"name": "str"} if subject.kind == "postgresql" else ["str"]
-    assert entry.site.startswith(__file__) and entry.site.rsplit(":", 1)[1].isdigit()
+    assert entry.site.startswith(__file__)
+    assert entry.site.rsplit(":", 1)[1].isdigit()
     assert entry.failed is False
     if subject.kind == "postgresql":
         assert entry.plan[0]["Plan"]["Node Type"] == "Seq Scan"
@@ -260,7 +264,8 @@ def test_slow_log_has_the_plan_and_never_the_values(
         assert "SCAN" in entry.plan[0]["detail"]
     wait_for(lambda: any(e.payload["fingerprint"] == entry.fingerprint for e in events))
     sample = tracker.sample(entry.fingerprint)
-    assert sample is not None and SECRET in str(sample.parameters)  # kept for the advisor, in memory
+    assert sample is not None
+    assert SECRET in str(sample.parameters)
     renderings = [
         repr(tracker.slow()),
         repr(tracker.top(50)),
@@ -349,11 +354,10 @@ def test_scopes_are_per_task(subject: Subject) -> None:
     sql = f"SELECT name FROM {table} WHERE id = :id"
 
     async def job(n: int) -> None:
-        async with subject.db.queries.scope(f"task {n}"):
-            async with subject.db.asession() as session:
-                for i in range(1, THRESHOLD):
-                    (await session.execute(text(sql), {"id": i})).all()
-                    await asyncio.sleep(0)
+        async with subject.db.queries.scope(f"task {n}"), subject.db.asession() as session:
+            for i in range(1, THRESHOLD):
+                (await session.execute(text(sql), {"id": i})).all()
+                await asyncio.sleep(0)
 
     async def both() -> None:
         await asyncio.gather(job(1), job(2))
@@ -447,12 +451,14 @@ def test_metrics_have_bounded_labels(subject: Subject) -> None:
     backend = subject.kind
     assert f'buttress_db_statements_total{{backend="{backend}",operation="select"}}' in rendered
     assert (
-        f'buttress_db_statement_seconds_bucket{{backend="{backend}",le="0.005",operation="select"}}' in rendered
+        f'buttress_db_statement_seconds_bucket{{backend="{backend}",le="0.005",operation="select"}}'
+        in rendered
     )
     assert f'buttress_db_n_plus_one_total{{backend="{backend}"}}' in rendered
     assert table not in rendered
     subject.db.queries.reset()
-    assert subject.db.queries.all() == [] and subject.db.queries.incidents() == []
+    assert subject.db.queries.all() == []
+    assert subject.db.queries.incidents() == []
     after = get_metrics().render_prometheus().decode()
     assert f'buttress_db_statements_total{{backend="{backend}",operation="select"}}' in after
 
@@ -473,7 +479,8 @@ def test_explain_is_spaced_out_per_fingerprint(subject: Subject) -> None:
     first = [e for e in tracker.slow() if e.fingerprint == fingerprint(sql).id]
     select_each(subject, sql, [2])
     both = [e for e in tracker.slow() if e.fingerprint == fingerprint(sql).id]
-    assert len(first) == 1 and len(both) == 2
+    assert len(first) == 1
+    assert len(both) == 2
     assert both[1].plan == both[0].plan
 
 

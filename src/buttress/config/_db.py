@@ -80,7 +80,7 @@ class DbSettings(BaseModel):
     max_fingerprints: int = Field(
         default=1000,
         ge=1,
-        description="Statement shapes tracked; statements of further shapes are counted in one overflow entry.",
+        description="Statement shapes tracked; statements of further shapes count in one overflow entry.",
         examples=[5000],
     )
     slow_log_size: int = Field(

@@ -20,14 +20,12 @@ import sqlalchemy
 
 __all__ = ["call_site"]
 
-_LIBRARY_PREFIXES: Final = tuple(
-    os.path.dirname(path) + os.sep
-    for path in (
-        sqlalchemy.__file__ or "",
-        os.path.abspath(__file__),
-        asyncio.__file__ or "",
-    )
-) + (contextlib.__file__ or "contextlib.py", "<frozen ")
+_PACKAGES: Final = (sqlalchemy.__file__ or "", os.path.abspath(__file__), asyncio.__file__ or "")
+_LIBRARY_PREFIXES: Final = (
+    *(os.path.dirname(path) + os.sep for path in _PACKAGES),
+    contextlib.__file__ or "contextlib.py",
+    "<frozen ",
+)
 _library: dict[CodeType, bool] = {}
 _MAX_CODES: Final = 10_000
 UNKNOWN: Final = "<unknown>"
@@ -49,7 +47,7 @@ def _parent_frame() -> FrameType | None:
     if greenlet is None:
         return None
     parent = greenlet.getcurrent().parent
-    return None if parent is None else parent.gr_frame  # type: ignore[no-any-return]
+    return None if parent is None else parent.gr_frame
 
 
 def call_site(skip: int = 1) -> str:

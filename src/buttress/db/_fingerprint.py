@@ -42,19 +42,20 @@ _TOKEN: Final = re.compile(
 
 _KEYWORDS: Final = frozenset(
     """
-    ABORT ALL ALTER ANALYZE AND ANY AS ASC BEGIN BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT
-    CONCURRENTLY CONFLICT CONSTRAINT COPY CREATE CROSS CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DEFAULT
-    DEFERRABLE DELETE DESC DISTINCT DO DROP ELSE END ESCAPE EXCEPT EXISTS EXPLAIN FALSE FETCH FILTER FIRST
-    FOR FOREIGN FROM FULL GROUP HAVING IF IGNORE ILIKE IN INDEX INNER INSERT INTERSECT INTO IS ISNULL JOIN KEY
-    LAST LATERAL LEFT LIKE LIMIT LOCK NATURAL NOT NOTHING NOTNULL NOWAIT NULL NULLS OF OFFSET ON ONLY OR
-    ORDER OUTER OVER PARTITION PRAGMA PRIMARY RECURSIVE REFERENCES RELEASE REPLACE RETURNING RIGHT
-    ROLLBACK ROW ROWS SAVEPOINT SELECT SET SHARE SKIP SOME TABLE TEMP TEMPORARY THEN TO TRANSACTION TRUE
-    TRUNCATE UNION UNIQUE UPDATE USING VALUES VIEW WHEN WHERE WINDOW WITH
-    """.split()
+    ABORT ALL ALTER ANALYZE AND ANY AS ASC BEGIN BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN
+    COMMIT CONCURRENTLY CONFLICT CONSTRAINT COPY CREATE CROSS CURRENT_DATE CURRENT_TIME
+    CURRENT_TIMESTAMP DEFAULT DEFERRABLE DELETE DESC DISTINCT DO DROP ELSE END ESCAPE EXCEPT EXISTS
+    EXPLAIN FALSE FETCH FILTER FIRST FOR FOREIGN FROM FULL GROUP HAVING IF IGNORE ILIKE IN INDEX INNER
+    INSERT INTERSECT INTO IS ISNULL JOIN KEY LAST LATERAL LEFT LIKE LIMIT LOCK NATURAL NOT NOTHING
+    NOTNULL NOWAIT NULL NULLS OF OFFSET ON ONLY OR ORDER OUTER OVER PARTITION PRAGMA PRIMARY RECURSIVE
+    REFERENCES RELEASE REPLACE RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT SELECT SET SHARE SKIP SOME
+    TABLE TEMP TEMPORARY THEN TO TRANSACTION TRUE TRUNCATE UNION UNIQUE UPDATE USING VALUES VIEW WHEN
+    WHERE WINDOW WITH
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _BOOLEANS: Final = frozenset({"TRUE", "FALSE"})
 _SIGN_AFTER: Final = frozenset({"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", "/", "%"})
-_CONSTANT: Final = "\x00"  # a constant's token before numbering
+_CONSTANT: Final = "\x00"  # a constant, before numbering
 _SQUASHED: Final = "\x01"  # a squashed list's first constant
 _NO_SPACE_AFTER: Final = frozenset({"(", ".", "::"})
 _NO_SPACE_BEFORE: Final = frozenset({")", ",", ".", "::", ";"})
@@ -101,8 +102,8 @@ def _squash(tokens: list[str]) -> list[str]:
     out: list[str] = []
     i, n = 0, len(tokens)
     while i < n:
-        token = tokens[i]
-        if token == "(" and out and out[-1] == "IN":
+        part = tokens[i]
+        if part == "(" and out and out[-1] == "IN":
             j = i + 1
             while j + 1 < n and tokens[j] == _CONSTANT and tokens[j + 1] == ",":
                 j += 2
@@ -110,14 +111,14 @@ def _squash(tokens: list[str]) -> list[str]:
                 out += ["(", _SQUASHED, ")"]
                 i = j + 2
                 continue
-        if token == ")" and out and "VALUES" in out:
-            out.append(token)
+        if part == ")" and out and "VALUES" in out:
+            out.append(part)
             i += 1
             row = _values_row(out)
             while row and i + len(row) < n and tokens[i] == "," and tokens[i + 1 : i + 1 + len(row)] == row:
                 i += 1 + len(row)  # a further row of the same shape: a batch is one shape, whatever its size
             continue
-        out.append(token)
+        out.append(part)
         i += 1
     return out
 
@@ -142,15 +143,15 @@ def normalise(sql: str) -> str:
     """``sql`` with constants numbered ``$1``, ``$2``, ..., lists squashed, case and spacing canonical."""
     parts: list[str] = []
     number = 0
-    for token in _squash(_tokens(sql)):
-        if token == _CONSTANT:
+    for part in _squash(_tokens(sql)):
+        if part == _CONSTANT:
             number += 1
             parts.append(f"${number}")
-        elif token == _SQUASHED:
+        elif part == _SQUASHED:
             number += 1
             parts.append(f"${number} /*, ... */")
         else:
-            parts.append(token)
+            parts.append(part)
     return _join(parts).rstrip(" ;")
 
 

@@ -119,7 +119,9 @@ def _key(parameters: Any) -> int:
         return hash(repr(parameters))
 
 
-_current: contextvars.ContextVar[ScopeState | None] = contextvars.ContextVar("buttress_db_scope", default=None)
+_current: contextvars.ContextVar[ScopeState | None] = contextvars.ContextVar(
+    "buttress_db_scope", default=None
+)
 current_scope = _current.get
 """The scope open in this context, or None."""
 

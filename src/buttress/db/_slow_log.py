@@ -100,7 +100,7 @@ def scrub(plan: Any) -> Any:
 
 
 def explain(backend: str, connection: Any, statement: str, parameters: Any) -> Any:
-    """The plan of ``statement`` on ``connection`` (a pooled DBAPI connection), or None if it cannot be had."""
+    """The plan of ``statement`` on ``connection`` (a pooled DBAPI connection), or None."""
     if not explainable(statement):
         return None
     try:

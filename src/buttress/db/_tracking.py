@@ -9,8 +9,9 @@ fingerprint is computed once per string: SQLAlchemy reuses its compiled strings)
 duration (atomic, no lock), one ContextVar read. Every 256 statements of a fingerprint (and whenever it is
 read) the pending durations go into its quantile sketch
 (:class:`~buttress.observe.sketch.QuantileSketch`, 1 % relative error) in one batch, under a lock, with
-the logarithms taken by C-level ``map`` rather than one Python call per statement. The call site is looked up only for a slow statement or a repeated one inside
-a scope. Metrics are exported when they are read (a collect hook), never counted on the hot path.
+the logarithms taken by C-level ``map`` rather than one Python call per statement. The call site is
+looked up only for a slow statement or a repeated one inside a scope. Metrics are exported when they are
+read (a collect hook), never counted on the hot path.
 
 Bounds: at most ``max_fingerprints`` shapes (statements of further shapes count in one entry whose
 fingerprint is ``overflow``), at most four SQL strings per shape cached (then the cache starts over), the
@@ -37,10 +38,10 @@ from buttress.config import DbSettings
 from buttress.db._callsite import call_site
 from buttress.db._fingerprint import Fingerprint, fingerprint
 from buttress.db._n_plus_one import NPlusOneIncident, QueryScope, ScopeState, current_scope, replace_count
+from buttress.db._sketch_batch import add_many
 from buttress.db._slow_log import EXPLAIN_EVERY, SlowLog, SlowStatement, explain, parameter_types
 from buttress.errors import ValidationError
 from buttress.events import publish_quietly
-from buttress.db._sketch_batch import add_many
 from buttress.observe.sketch import QuantileSketch
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ class QueryTracker:
 
     # -- the hot path ---------------------------------------------------------------------------------
 
-    def _run(
+    def _run(  # noqa: PLR0917 - the listeners' arguments, passed on as they came
         self,
         call: Callable[..., Any],
         cursor: Any,

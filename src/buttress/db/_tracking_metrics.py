@@ -83,7 +83,9 @@ class TrackingTelemetry:
 
     def count_slow(self, operation: str) -> None:
         _registry(self._metrics).counter(
-            SLOW_METRIC, "Statements that reached the slow log, by operation.", labels=("backend", "operation")
+            SLOW_METRIC,
+            "Statements that reached the slow log, by operation.",
+            labels=("backend", "operation"),
         ).labels(backend=self.backend, operation=operation).inc()
 
     def count_n_plus_one(self) -> None:
@@ -100,7 +102,10 @@ class TrackingTelemetry:
             STATEMENTS_METRIC, "Statements run, by operation.", labels=("backend", "operation")
         )
         durations = registry.histogram(
-            DURATION_METRIC, "Statement durations, by operation.", labels=("backend", "operation"), buckets=BUCKETS
+            DURATION_METRIC,
+            "Statement durations, by operation.",
+            labels=("backend", "operation"),
+            buckets=BUCKETS,
         )
         with self._lock:
             for operation, sketch in tracker.sketches().items():
