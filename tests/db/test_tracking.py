@@ -347,9 +347,18 @@ def test_statements_that_are_not_n_plus_one_are_never_flagged(subject: Subject) 
     assert subject.db.queries.incidents() == []
 
 
-def test_scopes_are_per_task(subject: Subject) -> None:
-    if subject.mode == "sync":
-        pytest.skip("tasks are an async matter")
+@pytest.fixture(params=KINDS)
+def async_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    """Each database, async only: what concerns tasks."""
+    made = _subject(request, tmp_path, request.param, "async")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_scopes_are_per_task(async_subject: Subject) -> None:
+    subject = async_subject
     table = make_table(subject)
     sql = f"SELECT name FROM {table} WHERE id = :id"
 

@@ -203,7 +203,6 @@ class QueryTracker:
         self._incidents: collections.deque[NPlusOneIncident] = collections.deque(
             maxlen=settings.incident_log_size
         )
-        self._counts = {"slow": 0, "n_plus_one": 0}
         self._engines: list[tuple[Engine, _Listeners]] = []
         from buttress.db._tracking_metrics import TrackingTelemetry  # noqa: PLC0415 - a cycle otherwise
 
@@ -221,45 +220,17 @@ class QueryTracker:
     def install(self, engine: Engine) -> None:
         """Track ``engine``'s statements (the async engine's ``sync_engine`` for the async one)."""
         dialect = engine.dialect
-        execute, executemany, no_params = (
-            dialect.do_execute,
-            dialect.do_executemany,
-            dialect.do_execute_no_params,
-        )
-        run = self._run
+        no_params = dialect.do_execute_no_params
 
-        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            # the common path, inlined: every call saved here is paid by every statement
-            timer = self.timer
-            start = timer()
-            try:
-                execute(cursor, statement, parameters, context)
-            except BaseException:
-                self._failed(statement, parameters, context, timer() - start)
-                raise
-            elapsed = timer() - start
-            entry = self._by_sql.get(statement) or self._entry(statement, parameters)
-            pending = entry.pending
-            pending.append(elapsed or 1)
-            rows = cursor.rowcount
-            if rows > 0:
-                entry.pending_rows.append(rows)
-            if len(pending) >= _BATCH:
-                self._flush(entry)
-            if elapsed >= self._slow_ns:
-                self._slow_statement(entry, statement, parameters, context, elapsed, failed=False)
-            scope = current_scope()
-            if scope is not None and entry.print.operation != "other":
-                scope.saw(entry, parameters, self.settings.n_plus_one_threshold, self._raise, self._update)
-            return True
+        def without_parameters(cursor: Any, statement: str, _parameters: Any, context: Any) -> None:
+            no_params(cursor, statement, context)
 
-        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            run(executemany, cursor, statement, parameters, context, (cursor, statement, parameters, context))
-            return True
+        do_execute = self._listener(dialect.do_execute)
+        do_executemany = self._listener(dialect.do_executemany)
+        tracked_no_params = self._listener(without_parameters)
 
         def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-            run(no_params, cursor, statement, None, context, (cursor, statement, context))
-            return True
+            return tracked_no_params(cursor, statement, None, context)
 
         listeners = (
             ("do_execute", do_execute),
@@ -290,36 +261,38 @@ class QueryTracker:
 
     # -- the hot path ---------------------------------------------------------------------------------
 
-    def _run(  # noqa: PLR0917 - the listeners' arguments, passed on as they came
-        self,
-        call: Callable[..., Any],
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        args: tuple[Any, ...],
-    ) -> None:
-        """``do_execute`` (inlined there) for executemany and statements without parameters."""
-        timer = self.timer
-        start = timer()
-        try:
-            call(*args)
-        except BaseException:
-            self._failed(statement, parameters, context, timer() - start)
-            raise
-        elapsed = timer() - start
-        entry = self._by_sql.get(statement) or self._entry(statement, parameters)
-        entry.pending.append(elapsed or 1)
-        rows = cursor.rowcount
-        if rows > 0:
-            entry.pending_rows.append(rows)
-        if len(entry.pending) >= _BATCH:
-            self._flush(entry)
-        if elapsed >= self._slow_ns:
-            self._slow_statement(entry, statement, parameters, context, elapsed, failed=False)
-        scope = current_scope()
-        if scope is not None and entry.print.operation != "other":
-            scope.saw(entry, parameters, self.settings.n_plus_one_threshold, self._raise, self._update)
+    def _listener(self, call: Callable[[Any, str, Any, Any], Any]) -> Callable[[Any, str, Any, Any], bool]:
+        """A dialect-event listener that runs ``call`` (the dialect's own method) and records it.
+
+        Every line here is paid by every statement: locals over attributes, no calls on the common path.
+        """
+        by_sql = self._by_sql
+
+        def listener(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+            timer = self.timer
+            start = timer()
+            try:
+                call(cursor, statement, parameters, context)
+            except BaseException:
+                self._failed(statement, parameters, context, timer() - start)
+                raise
+            elapsed = timer() - start
+            entry = by_sql.get(statement) or self._entry(statement, parameters)
+            pending = entry.pending
+            pending.append(elapsed or 1)
+            rows = cursor.rowcount
+            if rows > 0:
+                entry.pending_rows.append(rows)
+            if len(pending) >= _BATCH:
+                self._flush(entry)
+            if elapsed >= self._slow_ns:
+                self._slow_statement(entry, statement, parameters, context, elapsed, failed=False)
+            scope = current_scope()
+            if scope is not None and entry.print.operation != "other":
+                scope.saw(entry, parameters, self.settings.n_plus_one_threshold, self._raise, self._update)
+            return True
+
+        return listener
 
     def _flush(self, entry: _Entry) -> None:
         with self._lock:
