@@ -8,8 +8,8 @@ on the statement's own connection with the same parameters: ``EXPLAIN (FORMAT JS
 in the plan's text (PostgreSQL prints the values it planned with) are replaced by ``?``. On PostgreSQL
 it runs inside a savepoint, so an EXPLAIN that fails leaves the caller's transaction as it was, and not
 at all when that transaction has already failed. Only SELECT, INSERT, UPDATE, DELETE and WITH statements
-are explained. A fingerprint is explained at most once per :data:`EXPLAIN_EVERY` seconds; its slow entries
-in between carry the plan captured last.
+are explained, and not executemany batches. A fingerprint is explained at most once per
+:data:`EXPLAIN_EVERY` seconds; its slow entries in between carry the plan captured last.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def scrub(plan: Any) -> Any:
 
 def explain(backend: str, connection: Any, statement: str, parameters: Any) -> Any:
     """The plan of ``statement`` on ``connection`` (a pooled DBAPI connection), or None."""
-    if not explainable(statement):
+    if not explainable(statement) or isinstance(parameters, list):  # a list: executemany's rows
         return None
     try:
         if backend == "postgresql":
