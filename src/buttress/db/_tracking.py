@@ -243,7 +243,7 @@ class QueryTracker:
 
     @property
     def enabled(self) -> bool:
-        """Whether statements are tracked; off, no listener is left on the engines (nothing is paid)."""
+        """Whether statements are tracked; switching off removes the listeners from the engines."""
         return self._enabled
 
     @enabled.setter
