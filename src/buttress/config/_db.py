@@ -137,3 +137,45 @@ class DbSettings(BaseModel):
         ),
         examples=[False],
     )
+    # -- query tracking (buttress.db.queries) -------------------------------------------------------------
+
+    track_queries: bool = Field(
+        default=True,
+        description="Keep per-statement statistics, the slow log and N+1 incidents (db.queries).",
+        examples=[False],
+    )
+    slow_query_ms: float = Field(
+        default=100.0,
+        ge=0,
+        description="Milliseconds from which a statement goes to the slow log (and is explained).",
+        examples=[250],
+    )
+    explain_slow: bool = Field(
+        default=True,
+        description="Capture the plan of a slow statement (EXPLAIN, never ANALYZE) on its own connection.",
+        examples=[False],
+    )
+    n_plus_one_threshold: int = Field(
+        default=10,
+        ge=2,
+        description="Runs of one statement from one line of code, in one scope, that make an N+1 incident.",
+        examples=[20],
+    )
+    max_fingerprints: int = Field(
+        default=1000,
+        ge=1,
+        description="Statement shapes tracked; statements of further shapes count in one overflow entry.",
+        examples=[5000],
+    )
+    slow_log_size: int = Field(
+        default=100,
+        ge=1,
+        description="Slow statements kept in memory (the newest; older ones drop off).",
+        examples=[500],
+    )
+    incident_log_size: int = Field(
+        default=100,
+        ge=1,
+        description="N+1 incidents kept in memory (the newest; older ones drop off).",
+        examples=[500],
+    )

@@ -13,6 +13,8 @@ Read replicas (PostgreSQL only): ``db.session(read_only=True)`` reads from a hea
 replayed the writes of the current :func:`consistent` scope or of a ``key``; see ``docs/db-replicas.md``.
 ``db.cached(select(...))`` serves a SELECT's rows from ``buttress.cache`` until a committed write touches
 one of its tables.
+``db.queries`` (a :class:`QueryTracker`) keeps per-fingerprint statement statistics, a slow log with
+plans and N+1 incidents per :func:`query_scope` (and per container scope).
 """
 
 from buttress.db._advice import AdviceReport, IndexAdvice, Sample, Skipped
@@ -20,13 +22,17 @@ from buttress.db._bulk import BulkResult
 from buttress.db._database import Database, Isolation
 from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
+from buttress.db._fingerprint import Fingerprint, fingerprint, normalise
 from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
+from buttress.db._n_plus_one import NPlusOneIncident, QueryScope, query_scope
 from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._provide import health_checks, register_services
 from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
 from buttress.db._replica_lsn import Consistency, consistent
 from buttress.db._replicas import ReplicaRouter
+from buttress.db._slow_log import SlowStatement
+from buttress.db._tracking import QueryTracker, RawSample, StatementStats
 
 __all__ = [
     "DEFAULT_URL",
@@ -35,20 +41,30 @@ __all__ = [
     "BulkResult",
     "Consistency",
     "Database",
+    "Fingerprint",
     "IndexAdvice",
     "Isolation",
     "MigrationStatus",
+    "NPlusOneIncident",
     "Page",
     "QueryCache",
+    "QueryScope",
+    "QueryTracker",
+    "RawSample",
     "ReplicaRouter",
     "Rows",
     "Sample",
     "Skipped",
+    "SlowStatement",
+    "StatementStats",
     "apaginate",
     "consistent",
+    "fingerprint",
     "health_checks",
     "is_retryable",
+    "normalise",
     "paginate",
+    "query_scope",
     "register_services",
     "translate",
 ]

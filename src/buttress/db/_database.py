@@ -41,6 +41,7 @@ from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
 from buttress.db._replicas import ReplicaRouter
+from buttress.db._tracking import QueryTracker
 from buttress.db._writes import AsyncCommitListener, CommitListener, Commits, announced, session_scope
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
@@ -118,6 +119,10 @@ class Database:
         self.query_cache = QueryCache(self)
         if self.settings.query_cache:
             self.commits.on_commit(self.query_cache.bump, self.query_cache.abump)
+        # -- query tracking (buttress.db._tracking): statistics, slow log, N+1 incidents --
+        self.queries = QueryTracker(self.settings, backend=self.backend)
+        self.queries.install(self.engine)
+        self.queries.install(self.async_engine.sync_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
