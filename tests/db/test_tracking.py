@@ -331,6 +331,24 @@ def test_a_loop_of_selects_in_a_scope_is_one_incident(subject: Subject, bus: Eve
     assert events[0].payload["site"] == incident.site
 
 
+def test_a_container_scope_is_a_query_scope_with_nothing_to_open(subject: Subject) -> None:
+    """A request under the ops middleware, or a job, is a unit of work for the detector by itself."""
+    from buttress.container import Container
+
+    table = make_table(subject)
+    sql = f"SELECT name FROM {table} WHERE id = :id"
+    container = Container()
+    with container.scope("GET /items/{id}"):
+        select_each(subject, sql, list(range(1, 13)))
+    with container.scope("GET /other"):  # a second unit starts its own count, below the threshold
+        select_each(subject, sql, list(range(1, 5)))
+    incidents = subject.db.queries.incidents()
+    assert [i.scope for i in incidents] == ["GET /items/{id}"], incidents
+    [incident] = incidents
+    assert incident.scope == "GET /items/{id}"
+    assert incident.count >= 5
+
+
 def test_statements_that_are_not_n_plus_one_are_never_flagged(subject: Subject) -> None:
     table = make_table(subject)
     sql = f"SELECT name FROM {table} WHERE id = :id"

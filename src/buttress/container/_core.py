@@ -280,9 +280,13 @@ class Container:
             instance = await self._aresolve(service_type, self._current_scope())
         return instance
 
-    def scope(self) -> Scope:
-        """A new scope: ``with container.scope() as scope:`` (or ``async with``) around a request."""
-        return Scope(self)
+    def scope(self, name: str = "scope") -> Scope:
+        """A new scope: ``with container.scope() as scope:`` (or ``async with``) around a request.
+
+        ``name`` says which unit of work it is (``"GET /orders"``, ``"job resize"``) where per-unit
+        findings are reported, such as the database's N+1 incidents.
+        """
+        return Scope(self, name)
 
     def _current_scope(self) -> Scope | None:
         scope = _SCOPE.get()

@@ -48,9 +48,11 @@ class Scope:
         "_lock",
         "_parent",
         "_token",
+        "name",
     )
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, name: str = "scope") -> None:
+        self.name = name
         self._container = container
         self._instances: dict[Any, Any] = {}
         self._closables: list[Any] = []

@@ -149,7 +149,8 @@ class OpsMiddleware:
         # structlog's bind/reset rather than bind_context(): the same effect at a fifth of the cost.
         tokens = bind_contextvars(request_id=request_id)
         try:
-            async with get_container().scope():  # the request's scope: its sessions, closed after it
+            # the request's scope: its sessions, closed after it; named for per-request findings (N+1)
+            async with get_container().scope(f"{scope['method']} {scope.get('path', '')}"[:200]):
                 try:
                     await self.app(scope, receive, send_with_id)
                 except Exception as exc:
