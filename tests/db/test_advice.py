@@ -631,3 +631,38 @@ def test_the_advisors_statements_are_marked_internal(world: World, advisor: Advi
     assert all(seen[:advised])
     assert not any(seen[advised:])
     assert len(seen) > advised
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_tracked(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The tracker's costliest statements, with their real parameters, go to the advisor by default."""
+    from sqlalchemy import text
+
+    from tests.db._subject import open_database
+
+    db = open_database(kind, tmp_path, request)
+    table = f"tracked_{uuid.uuid4().hex[:8]}"
+    try:
+        with db.session() as session:
+            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, owner INT, note TEXT)"))
+            session.execute(
+                text(f"INSERT INTO {table} (id, owner, note) VALUES (:i, :o, 'x')"),
+                [{"i": n, "o": n % 700} for n in range(20_000)],
+            )
+            if kind == "postgresql":
+                session.execute(text(f"ANALYZE {table}"))
+        with db.session() as session:
+            for owner in range(25):
+                session.execute(text(f"SELECT id FROM {table} WHERE owner = :o"), {"o": owner}).all()
+        tracked = {stats.fingerprint for stats in db.queries.all()}
+        report = db.advise()
+        assert [advice.columns for advice in report.indexes] == [("owner",)]
+        assert report.indexes[0].verified is (kind == "postgresql")
+        assert report.indexes[0].calls == 25
+        assert {stats.fingerprint for stats in db.queries.all()} == tracked  # the advisor's plans: untracked
+    finally:
+        with db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        db.close()

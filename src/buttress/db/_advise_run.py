@@ -39,6 +39,7 @@ from buttress.db._advice import (
 from buttress.db._errors import sqlstate_of, translate
 from buttress.db._plans import ScanUse, scan_uses
 from buttress.db._sqlite_plans import scanned, sqlite_uses, table_refs, tokens
+from buttress.db._tracking import INTERNAL_OPTION
 from buttress.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ __all__ = ["INTERNAL", "Step", "aadvise", "advise", "advise_plan", "arun_plan", 
 Rows = list[tuple[Any, ...]]
 TableKey = tuple[str | None, str]
 _PLANNABLE: Final = frozenset({"SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "VALUES", "TABLE"})
-INTERNAL: Final = {"buttress_internal": True}
+INTERNAL: Final = {INTERNAL_OPTION: True}
 """The execution option on the advisor's connection: its EXPLAINs are buttress's, not the application's,
 so query tracking can leave them out."""
 _PSYCOPG_MARKER: Final = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|%\((\w+)\)s|%s""")

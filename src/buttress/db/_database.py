@@ -42,6 +42,7 @@ from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
 from buttress.db._replicas import ReplicaRouter
 from buttress.db._tracking import QueryTracker
+from buttress.db._workload import workload
 from buttress.db._writes import AsyncCommitListener, CommitListener, Commits, announced, session_scope
 from buttress.errors import RetryExhausted, ValidationError
 from buttress.resilience import Backoff, Retry
@@ -314,18 +315,23 @@ class Database:
 
     # -- index advice (logic in _advice.py, _plans.py, _sqlite_plans.py, _advise_run.py) ---------------
 
-    def advise(self, samples: Iterable[Sample | str], *, min_saving: float = 0.5) -> AdviceReport:
+    def advise(
+        self, samples: Iterable[Sample | str] | None = None, *, min_saving: float = 0.5
+    ) -> AdviceReport:
         """Indexes that would speed up ``samples``, verified with hypopg on PostgreSQL when it is there.
 
-        Plans each statement (never runs it, never ANALYZE) in one read-only transaction; an index is
-        advised only if the planner's cost drops by at least ``min_saving``. Without hypopg, and on
-        SQLite, the advice says it is unverified. See docs/db-advice.md.
+        Without ``samples``, the statements tracked in :attr:`queries` that cost the most in total and
+        those in its slow log. Plans each statement (never runs it, never ANALYZE) in one read-only
+        transaction; an index is advised only if the planner's cost drops by at least ``min_saving``.
+        Without hypopg, and on SQLite, the advice says it is unverified. See docs/db-advice.md.
         """
-        return advise(self, samples, min_saving)
+        return advise(self, workload(self.queries) if samples is None else samples, min_saving)
 
-    async def aadvise(self, samples: Iterable[Sample | str], *, min_saving: float = 0.5) -> AdviceReport:
+    async def aadvise(
+        self, samples: Iterable[Sample | str] | None = None, *, min_saving: float = 0.5
+    ) -> AdviceReport:
         """Async :meth:`advise`."""
-        return await aadvise(self, samples, min_saving)
+        return await aadvise(self, workload(self.queries) if samples is None else samples, min_saving)
 
     # -- keyset pages (buttress.db._pagination) -----------------------------------------------------
 

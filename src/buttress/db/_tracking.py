@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from buttress.events import EventBus
     from buttress.observe.metrics import MetricsRegistry
 
+INTERNAL_OPTION: Final = "buttress_internal"
+"""The execution option marking statements buttress runs for itself, which the tracker leaves out."""
+
 __all__ = [
     "N_PLUS_ONE_TOPIC",
     "OVERFLOW",
@@ -269,6 +272,9 @@ class QueryTracker:
         by_sql = self._by_sql
 
         def listener(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+            if context is not None and context.execution_options.get(INTERNAL_OPTION):
+                call(cursor, statement, parameters, context)  # buttress's own probes (the advisor's plans)
+                return True
             timer = self.timer
             start = timer()
             try:
