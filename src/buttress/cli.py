@@ -240,7 +240,7 @@ def cache_stats(
 
 
 db_app = typer.Typer(
-    help="The database: buttress's own tables (migrations).",
+    help="The database: buttress's own tables; a running service's statements and index advice.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -271,6 +271,30 @@ def db_status(
     from buttress.db.cli import status_command  # noqa: PLC0415 - SQLAlchemy and alembic, this command only
 
     raise typer.Exit(status_command(as_json=as_json, console=_stdout()))
+
+
+@db_app.command("stats")
+def db_stats(
+    url: OpsUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show a running service's database (from its ops server): pools, statements, slow log, N+1, replicas."""
+    from buttress._ops_client import default_ops_url  # noqa: PLC0415 - httpx, this command only
+    from buttress.db.cli import stats_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    raise typer.Exit(stats_command(url=url or default_ops_url(), as_json=as_json, console=_stdout()))
+
+
+@db_app.command("advise")
+def db_advise(
+    url: OpsUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show index advice for a running service's tracked statements (verified with hypopg when installed)."""
+    from buttress._ops_client import default_ops_url  # noqa: PLC0415 - httpx, this command only
+    from buttress.db.cli import advise_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    raise typer.Exit(advise_command(url=url or default_ops_url(), as_json=as_json, console=_stdout()))
 
 
 @app.command("config")

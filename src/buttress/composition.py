@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from buttress.config import Settings
     from buttress.observe.health import HealthRegistry
 
-__all__ = ["OnDemand", "health_registry", "register_defaults"]
+__all__ = ["OnDemand", "db_installed", "health_registry", "register_defaults"]
 
 
 def _settings(container: Container) -> None:
@@ -81,7 +81,7 @@ def _http(container: Container) -> None:
     http.register_services(container)
 
 
-def _db_installed() -> bool:
+def db_installed() -> bool:
     """Whether the ``[db]`` extra's SQLAlchemy is importable (looked up without importing it)."""
     try:
         return importlib.util.find_spec("sqlalchemy") is not None
@@ -90,7 +90,7 @@ def _db_installed() -> bool:
 
 
 def _db(container: Container) -> None:
-    if not _db_installed():
+    if not db_installed():
         return  # without the [db] extra nobody can hold a Database: nothing to register
     from buttress import db  # noqa: PLC0415 - SQLAlchemy, only once the database is asked for or registered
 
@@ -200,7 +200,7 @@ def health_registry(
     settings = get_settings() if settings is None else settings
     container = get_container() if container is None else container
     capabilities: list[Any] = [resilience, cache, events]
-    if settings.database_url and _db_installed():
+    if settings.database_url and db_installed():
         from buttress import db  # noqa: PLC0415 - SQLAlchemy, only for a service configured with a database
 
         capabilities.insert(0, db)

@@ -600,3 +600,31 @@ def test_settings_with_replicas_and_no_postgresql_primary_are_one_problem_naming
     assert load_settings(env_file=None, environ=environ).db.replicas == [
         f"postgresql://app:{PASSWORD}@10.0.0.2:5432/app"
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("isolated_settings")
+def test_health_warns_about_a_dead_replica_without_making_the_service_unready(
+    pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as jsonlib
+
+    from buttress.composition import health_registry
+    from buttress.config import reset_settings
+
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", pg_cluster.primary_url)
+    monkeypatch.setenv("BUTTRESS_DB__REPLICAS", jsonlib.dumps([pg_cluster.standby_url]))
+    reset_settings()
+    registry = health_registry()
+    try:
+        healthy = registry.run_sync().to_dict()["checks"]
+        assert healthy["database_replicas"][0]["status"] == "pass"
+        pg_cluster.kill_standby()
+        report = registry.run_sync().to_dict()
+        checks = report["checks"]
+        assert checks["database"][0]["status"] == "pass"
+        assert checks["database_replicas"][0]["status"] == "warn"
+        assert "replica1" in checks["database_replicas"][0]["output"]
+        assert report["status"] != "fail"  # reads go to the primary meanwhile: not a reason to be unready
+    finally:
+        registry.close()

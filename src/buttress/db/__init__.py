@@ -31,6 +31,7 @@ from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
 from buttress.db._replica_lsn import Consistency, consistent
 from buttress.db._replicas import ReplicaRouter
+from buttress.db._report import DbAdviceReport, DbStatsReport, PoolStats, advice_report, db_stats
 from buttress.db._slow_log import SlowStatement
 from buttress.db._tracking import QueryTracker, RawSample, StatementStats
 
@@ -41,12 +42,15 @@ __all__ = [
     "BulkResult",
     "Consistency",
     "Database",
+    "DbAdviceReport",
+    "DbStatsReport",
     "Fingerprint",
     "IndexAdvice",
     "Isolation",
     "MigrationStatus",
     "NPlusOneIncident",
     "Page",
+    "PoolStats",
     "QueryCache",
     "QueryScope",
     "QueryTracker",
@@ -57,8 +61,10 @@ __all__ = [
     "Skipped",
     "SlowStatement",
     "StatementStats",
+    "advice_report",
     "apaginate",
     "consistent",
+    "db_stats",
     "fingerprint",
     "health_checks",
     "is_retryable",

@@ -45,19 +45,40 @@ def register_services(container: Container) -> None:
 
 
 def health_checks(container: Container, settings: "Settings") -> "list[HealthCheck]":
-    """The ``database`` check (critical), only when ``BUTTRESS_DATABASE_URL`` is set.
+    """The ``database`` check (critical), and ``database_replicas`` (not critical) with replicas set.
 
-    It runs :meth:`Database.check` on the container's database, so it probes the pool the service uses;
-    a failure reads ``BackendUnavailable: ...`` with the password masked. Without a URL the database is
-    the embedded SQLite file, which nothing outside the process can take away: no check (probing it
-    would create the file).
+    Only when ``BUTTRESS_DATABASE_URL`` is set. ``database`` runs :meth:`Database.check` on the
+    container's database, so it probes the pool the service uses; a failure reads
+    ``BackendUnavailable: ...`` with the password masked. ``database_replicas`` measures every replica's
+    lag and warns when one lags past ``max_lag``, failed its check or is cut off by its breaker: reads
+    still work (they go elsewhere), so it never makes the service unready. Without a URL the database is the
+    embedded SQLite file, which nothing outside the process can take away: no check (probing it would
+    create the file).
     """
     if not settings.database_url:
         return []
     from buttress.db._database import Database  # noqa: PLC0415 - built on the first probe, not before
+    from buttress.health_types import CheckResult  # noqa: PLC0415 - only the composition root calls this
     from buttress.observe.health import HealthCheck  # noqa: PLC0415 - only the composition root calls this
 
-    return [
+    def replicas() -> CheckResult:
+        status = container.resolve(Database).replicas.check()
+        lagging = [row for row in status if not row["healthy"] or row["last_error"]]
+        worst = max((row["lag_seconds"] or 0.0 for row in status), default=0.0)
+        if not lagging:
+            return CheckResult("pass", observed_value=worst, observed_unit="s")
+        names = ", ".join(
+            f"{row['name']} ({row['last_error'] or 'lag ' + str(row['lag_seconds']) + ' s'})"
+            for row in lagging
+        )
+        return CheckResult(
+            "warn",
+            f"reads avoid {names}: they go to another replica or the primary until it is back",
+            observed_value=worst,
+            observed_unit="s",
+        )
+
+    checks = [
         HealthCheck(
             name="database",
             fn=lambda: container.resolve(Database).check(),
@@ -65,3 +86,8 @@ def health_checks(container: Container, settings: "Settings") -> "list[HealthChe
             component_type="datastore",
         )
     ]
+    if settings.db.replicas:
+        checks.append(
+            HealthCheck(name="database_replicas", fn=replicas, critical=False, component_type="datastore")
+        )
+    return checks

@@ -1,22 +1,29 @@
-"""``buttress db upgrade`` and ``buttress db status``: buttress's own tables on the configured database.
+"""``buttress db upgrade|status`` (buttress's own tables) and ``buttress db stats|advise`` (a service).
 
-Both open the database of the settings (``BUTTRESS_DATABASE_URL``, else the embedded ``buttress.db`` in the
-working directory) in this process. ``upgrade --sql`` prints the statements for review and connects to
-nothing.
+``upgrade`` and ``status`` open the database of the settings (``BUTTRESS_DATABASE_URL``, else the embedded
+``buttress.db`` in the working directory) in this process; ``upgrade --sql`` prints the statements for
+review and connects to nothing. ``stats`` and ``advise`` ask a running service's ops server (``GET /db``,
+``GET /db/advice``): the statements were tracked in its processes, not here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
-from rich.console import Console
+import httpx
+from rich.console import Console, Group
+from rich.table import Table
 from rich.text import Text
 
+from buttress._console import FOLD, cli_console
+from buttress._ops_client import OpsClient
 from buttress.db._database import Database
 from buttress.db._migration_status import MigrationStatus
 from buttress.errors import ButtressError
 
-__all__ = ["status_command", "upgrade_command"]
+__all__ = ["advise_command", "stats_command", "status_command", "upgrade_command"]
 
 
 def _describe(status: MigrationStatus) -> str:
@@ -61,3 +68,90 @@ def status_command(*, as_json: bool, console: Console) -> int:
         db.close()
     console.out(_as_json(status) if as_json else f"{db.urls.masked}: {_describe(status)}", highlight=False)
     return 0 if status.up_to_date else 2
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow=FOLD)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _stats_tables(report: dict[str, Any]) -> Group:
+    parts: list[Any] = [Text(f"{report['backend']} at {report['url']}")]
+    pools = [
+        (name, str(p["size"]), str(p["checked_out"]), str(p["idle"]), str(p["overflow"]), str(p["saturated"]))
+        for name, p in report["pools"].items()
+    ]
+    parts.append(_table("pools", ("engine", "size", "in use", "idle", "overflow", "saturated"), pools))
+    statements = [
+        (str(r["calls"]), _ms(r["total_seconds"]), _ms(r["mean_seconds"]), _ms(r["p95_seconds"]),
+         _ms(r["p99_seconds"]), str(r["errors"]), r["sql"])
+        for r in report["statements"]
+    ]  # fmt: skip
+    columns = ("calls", "total ms", "mean ms", "p95 ms", "p99 ms", "errors", "sql")
+    parts.append(_table("statements by total time", columns, statements))
+    if report["slow"]:
+        slow = [(_ms(r["seconds"]), r["site"], r["sql"]) for r in report["slow"]]
+        parts.append(_table("slow log", ("ms", "site", "sql"), slow))
+    if report["n_plus_one"]:
+        incidents = [(r["scope"], str(r["count"]), r["site"], r["sql"]) for r in report["n_plus_one"]]
+        parts.append(_table("N+1 incidents", ("scope", "count", "site", "sql"), incidents))
+    if report["replicas"]:
+        replicas = [
+            (r["name"], str(r["healthy"]), "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.2f}",
+             r["breaker"], r["last_error"] or "")
+            for r in report["replicas"]
+        ]  # fmt: skip
+        parts.append(_table("replicas", ("name", "healthy", "lag s", "breaker", "error"), replicas))
+    return Group(*parts)
+
+
+def stats_command(
+    *,
+    url: str,
+    as_json: bool = False,
+    console: Console | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Print the database report of the ops server at ``url``; the exit code."""
+    console = console or cli_console()
+    with OpsClient(url, console, transport=transport) as client:
+        report = client.get_json("/db")
+    if report is None:
+        return 1
+    if as_json:
+        console.print_json(json.dumps(report))
+    elif not report["in_use"]:
+        console.print("the service has not opened a database (and BUTTRESS_DATABASE_URL is unset)")
+    else:
+        console.print(_stats_tables(report))
+    return 0
+
+
+def advise_command(
+    *,
+    url: str,
+    as_json: bool = False,
+    console: Console | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Print the index advice of the ops server at ``url``; the exit code."""
+    console = console or cli_console()
+    with OpsClient(url, console, transport=transport) as client:
+        report = client.get_json("/db/advice")
+    if report is None:
+        return 1
+    if as_json:
+        console.print_json(json.dumps(report))
+    elif not report["in_use"]:
+        console.print("the service has not opened a database (and BUTTRESS_DATABASE_URL is unset)")
+    else:
+        console.out(report["text"], highlight=False)
+    return 0

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.composition import db_installed
 from buttress.config import Settings, get_settings
 from buttress.errors import ButtressError, ConflictError, ValidationError
 from buttress.observe.errors import ErrorAggregator, get_error_aggregator
@@ -159,6 +160,10 @@ def install(
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
     app.include_router(cache_router(route_class), prefix=prefix)
+    if db_installed():  # without the [db] extra there is no database to describe
+        from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
+
+        app.include_router(db_router(ops, route_class), prefix=prefix)
     if ops.auth.configured:
         app.include_router(admin_router(ops, route_class, require_admin), prefix=prefix)
         app.include_router(resilience_admin_router(route_class, require_admin), prefix=prefix)
