@@ -8,7 +8,6 @@ chunk holding the mistake is sent. See :mod:`buttress.db._bulk` for how the chun
 from __future__ import annotations
 
 import gc
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -20,9 +19,9 @@ from sqlalchemy.engine import Dialect
 
 from buttress.errors import ValidationError
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Op", "Plan", "Rows", "Spec", "Values", "plan", "resolve_table", "spec"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "Op", "Plan", "Rows", "Spec", "plan", "resolve_table", "spec"]
 
-DEFAULT_CHUNK_SIZE: Final = 50_000
+DEFAULT_CHUNK_SIZE: Final = 100_000
 """Rows per chunk unless the caller says otherwise. Each chunk is one commit, one WAL flush: at 10,000
 rows the flushes cost PostgreSQL a fifth of COPY's speed on this project's machines; at 50,000 a few
 percent, while a chunk of three-column dicts holds ~15 MB."""
@@ -62,27 +61,8 @@ class Plan:
         return str(self.table.c[key].name)
 
 
-class Values(Collection[Sequence[Any]]):
-    """A checked chunk whose rows become value tuples only as they are read (none kept in memory)."""
-
-    __slots__ = ("getter", "rows")
-
-    def __init__(self, rows: list[Any], getter: Callable[[Any], Sequence[Any]]) -> None:
-        self.rows = rows
-        self.getter = getter
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[Sequence[Any]]:
-        return map(self.getter, self.rows)
-
-    def __contains__(self, value: object) -> bool:
-        return any(v == value for v in self)
-
-
-Rows = Collection[Sequence[Any]]
-"""A chunk's values in column order: :class:`Values`, or a list of tuples when columns were processed."""
+Rows = Sequence[Sequence[Any]]
+"""A chunk's values in column order: one tuple per row."""
 
 
 # -- checking what the caller asked -----------------------------------------------------------------
@@ -274,34 +254,38 @@ def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Call
     ]
 
     def convert(chunk: list[Any], offset: int) -> Rows:
-        # Two C-level passes: every row has `width` keys, and the item getter finds each column in it
-        # (so the keys are exactly the columns). Only a chunk that fails them is walked row by row.
-        try:
-            valid = set(map(len, chunk)) <= {width} and deque(map(getter, chunk), maxlen=0) is not None
-        except (KeyError, TypeError):
-            valid = False
-        if not valid:
-            for index, row in enumerate(chunk):
-                if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
-                    _shape_error(row, offset + index, columns)
-        if not processors:
-            return Values(chunk, getter)  # each row's tuple is made as it is sent, and freed at once
-        return _processed(chunk)
-
-    def _processed(chunk: list[Any]) -> list[Sequence[Any]]:
-        # Column by column (transpose, map, transpose back): C loops but for the processors themselves.
-        # A tuple per row is kept: with the collector on, those allocations trigger full collections
-        # that walk every live object, which cost several times the conversion itself; nothing here
-        # makes cycles, so the collector waits until the chunk is converted.
+        # One C-level pass checks and converts: every row has `width` keys and the item getter finds
+        # each column in it (so the keys are exactly the columns), making the row's tuple. Only a chunk
+        # that fails is walked row by row, for the error. The tuples are kept (the key check, the COPY
+        # formatter and a retry read them: one getter pass instead of three); with the collector on,
+        # those allocations would trigger full collections walking every live object, several times
+        # the conversion's cost, and nothing here makes cycles, so the collector waits until it is done.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            transposed: list[Iterable[Any]] = list(zip(*map(getter, chunk), strict=True))
-            for index, processor in processors:
-                transposed[index] = map(processor, transposed[index])
-            return list(zip(*transposed, strict=True))
+            return _converted(chunk, offset)
         finally:
             if enabled:
                 gc.enable()
+
+    def _converted(chunk: list[Any], offset: int) -> Rows:
+        values: list[Sequence[Any]] | None = None
+        try:
+            if set(map(len, chunk)) <= {width}:
+                values = list(map(getter, chunk))
+        except (KeyError, TypeError):
+            values = None
+        if values is None:
+            for index, row in enumerate(chunk):
+                if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
+                    _shape_error(row, offset + index, columns)
+            values = list(map(getter, chunk))
+        if not processors:
+            return values
+        # Column by column (transpose, map, transpose back): C loops but for the processors themselves.
+        transposed: list[Iterable[Any]] = list(zip(*values, strict=True))
+        for index, processor in processors:
+            transposed[index] = map(processor, transposed[index])
+        return list(zip(*transposed, strict=True))
 
     return convert
