@@ -6,6 +6,8 @@ the written values) is checked after every run. Costs are per row. Rows reach bu
 callers hold); the raw anchors get the tuples they want, built beforehand. PostgreSQL is
 ``BUTTRESS_TEST_DATABASE_URL`` (default: the local ``test`` database); the tables get a fresh suffix and
 are dropped at the end. SQLite runs on a file in a temporary directory, WAL, the engine's own pragmas.
+``BENCH_DB_BULK_N`` and ``BENCH_DB_BULK_ROUNDS`` change the row count and rounds (not ``BUTTRESS_`` names:
+buttress's settings refuse unknown ones, which would fail the query cache's commit listener mid-run).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from buttress.db import Database
 
 __all__ = ["run"]
 
-N: Final = int(os.environ.get("BUTTRESS_BENCH_BULK_N", "100000"))
+N: Final = int(os.environ.get("BENCH_DB_BULK_N", "100000"))
 PER_ROW_N: Final = 1_500
-ROUNDS: Final = int(os.environ.get("BUTTRESS_BENCH_BULK_ROUNDS", "3"))
+ROUNDS: Final = int(os.environ.get("BENCH_DB_BULK_ROUNDS", "3"))
 PG_URL: Final = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SUFFIX: Final = uuid.uuid4().hex[:8]
 NAME: Final = f"bench_bulk_{SUFFIX}"
