@@ -370,6 +370,9 @@ def test_caller_mistakes_raise_before_anything_is_written(subject: Subject) -> N
         ("insert", "rows", [{"id": 9, "name": "x", "colour": "red"}], {}, "colour"),
         ("insert", "rows", [*good, {"id": 9, "name": "x"}], {}, "missing ['price']"),
         ("insert", "rows", [*good, ("id", 9)], {}, "not a mapping"),
+        # as wide as the first row but not its columns (PostgreSQL inserts find these as COPY sends them)
+        ("insert", "rows", [*good, {"id": 9, "name": "x", "prize": 1.0}], {}, "'prize'"),
+        ("insert", "rows", [*good, ("id", "name", "price")], {}, "not a mapping"),
         ("insert", "rows", {"id": 1}, {}, "iterable of mappings"),
         ("insert", "rows", [{}], {}, "no columns"),
         ("insert", "chunk_size", good, {"chunk_size": 0}, "positive"),
