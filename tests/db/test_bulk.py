@@ -238,6 +238,19 @@ def test_upsert_inserts_new_rows_updates_existing_and_the_last_duplicate_wins(su
     assert sorted(got) == list(range(1, 9))
 
 
+def test_upsert_counts_stay_exact_chunk_after_chunk_on_one_connection(subject: Subject) -> None:
+    # PostgreSQL counts the inserted rows from the session's statistics, which may still hold earlier
+    # transactions' counts: each chunk must count only its own merge.
+    table = items_table(subject)
+    bulk(subject, "insert", table, [item(i) for i in range(1, 6)])
+    rows = [item(i, "new") for i in (4, 5, 6, 7, 8, 1, 9)]
+    result = bulk(subject, "upsert", table, rows, conflict=["id"], chunk_size=2)
+    assert (result.rows, result.chunks) == (7, 4)
+    if subject.kind == "postgresql":
+        assert (result.inserted, result.updated) == (4, 3)
+    assert sorted(r[0] for r in contents(subject, table) if r[1] == "new") == [1, 4, 5, 6, 7, 8, 9]
+
+
 def test_upsert_sets_only_the_update_columns(subject: Subject) -> None:
     table = items_table(subject)
     bulk(subject, "insert", table, [item(1, "old", 1.0)])
@@ -357,6 +370,9 @@ def test_caller_mistakes_raise_before_anything_is_written(subject: Subject) -> N
         ("insert", "rows", [{"id": 9, "name": "x", "colour": "red"}], {}, "colour"),
         ("insert", "rows", [*good, {"id": 9, "name": "x"}], {}, "missing ['price']"),
         ("insert", "rows", [*good, ("id", 9)], {}, "not a mapping"),
+        # as wide as the first row but not its columns (PostgreSQL inserts find these as COPY sends them)
+        ("insert", "rows", [*good, {"id": 9, "name": "x", "prize": 1.0}], {}, "'prize'"),
+        ("insert", "rows", [*good, ("id", "name", "price")], {}, "not a mapping"),
         ("insert", "rows", {"id": 1}, {}, "iterable of mappings"),
         ("insert", "rows", [{}], {}, "no columns"),
         ("insert", "chunk_size", good, {"chunk_size": 0}, "positive"),

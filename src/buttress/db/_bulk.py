@@ -10,8 +10,10 @@ commits). PostgreSQL writes by binary COPY through the pooled connection (:mod:`
 SQLite by ``executemany`` of one compiled statement. Within one chunk, when two rows carry the same
 conflict (upsert) or key (update) values, the last one wins, on both databases.
 
-Caller mistakes raise :class:`~buttress.errors.ValidationError` before the chunk holding them is sent
-(chunks before it are committed; a mistake in the first chunk therefore writes nothing). A row the
+Caller mistakes raise :class:`~buttress.errors.ValidationError` and write nothing of the chunk holding
+them (chunks before it are committed; a mistake in the first chunk therefore writes nothing): checked
+before the chunk is sent, but for a PostgreSQL insert's rows as wide as the first, whose keys are found
+as COPY sends them (the error aborts the COPY). A row the
 database refuses (a NULL in a NOT NULL column, a failed check or foreign key) rolls its chunk back and
 raises ``ValidationError`` with ``error_code="integrity_violation"`` (a value out of its column's range
 or unparsable: ``"invalid_value"``); a unique violation raises ``ConflictError``; other errors leave as
@@ -58,8 +60,9 @@ class BulkResult:
     """What a bulk write did: ``rows`` taken from the input and written, in ``chunks`` transactions.
 
     ``inserted``/``updated``: rows the database inserted and updated. An insert inserts every row; an
-    update counts the rows its keys matched; an upsert counts both on PostgreSQL and leaves them ``None``
-    on SQLite, whose ``executemany`` reports only rows affected (equal to ``rows``).
+    update counts the rows its keys matched; an upsert counts both on PostgreSQL (from the transaction's
+    table statistics; ``None`` with ``track_counts`` off) and leaves them ``None`` on SQLite, whose
+    ``executemany`` reports only rows affected (equal to ``rows``).
     """
 
     rows: int

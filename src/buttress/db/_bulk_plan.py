@@ -8,7 +8,6 @@ chunk holding the mistake is sent. See :mod:`buttress.db._bulk` for how the chun
 from __future__ import annotations
 
 import gc
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -22,10 +21,12 @@ from buttress.errors import ValidationError
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Op", "Plan", "Rows", "Spec", "Values", "plan", "resolve_table", "spec"]
 
-DEFAULT_CHUNK_SIZE: Final = 50_000
-"""Rows per chunk unless the caller says otherwise. Each chunk is one commit, one WAL flush: at 10,000
-rows the flushes cost PostgreSQL a fifth of COPY's speed on this project's machines; at 50,000 a few
-percent, while a chunk of three-column dicts holds ~15 MB."""
+DEFAULT_CHUNK_SIZE: Final = 100_000
+"""Rows per chunk unless the caller says otherwise. Each chunk is one commit, one WAL flush, one stage
+and (update) one pass over the target: at 10,000 rows the flushes cost PostgreSQL a fifth of COPY's
+speed on this project's machines; at 50,000 a few percent; at 100,000 a 100k-row call is one chunk, as
+the raw anchors write it, while a chunk of three-column dicts holds ~60 MB (measured: 62 MB peak for a
+million generated rows, 31 MB at 50,000)."""
 
 Op = Literal["insert", "upsert", "update"]
 
@@ -63,13 +64,22 @@ class Plan:
 
 
 class Values(Collection[Sequence[Any]]):
-    """A checked chunk whose rows become value tuples only as they are read (none kept in memory)."""
+    """A chunk of an insert on PostgreSQL whose rows become value tuples only as COPY formats them.
 
-    __slots__ = ("getter", "rows")
+    Only the rows' key counts are checked up front; the item getter finds (or misses) each column as
+    the row is sent, overlapping that work with the server's parsing, and a miss calls :meth:`check`
+    for the error, which aborts the chunk's COPY (so its transaction writes nothing).
+    """
 
-    def __init__(self, rows: list[Any], getter: Callable[[Any], Sequence[Any]]) -> None:
+    __slots__ = ("columns", "getter", "offset", "rows")
+
+    def __init__(
+        self, rows: list[Any], getter: Callable[[Any], Sequence[Any]], columns: tuple[str, ...], offset: int
+    ) -> None:
         self.rows = rows
         self.getter = getter
+        self.columns = columns
+        self.offset = offset
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -80,9 +90,13 @@ class Values(Collection[Sequence[Any]]):
     def __contains__(self, value: object) -> bool:
         return any(v == value for v in self)
 
+    def check(self) -> None:
+        """Raise the ValidationError of the first row without exactly the columns, if there is one."""
+        _check_rows(self.rows, self.offset, self.columns)
+
 
 Rows = Collection[Sequence[Any]]
-"""A chunk's values in column order: :class:`Values`, or a list of tuples when columns were processed."""
+"""A chunk's values in column order: a list of tuples, or :class:`Values` (read once per send)."""
 
 
 # -- checking what the caller asked -----------------------------------------------------------------
@@ -230,7 +244,8 @@ def plan(spec_: Spec, first: object, dialect: Dialect) -> Plan:
                 "to write to the rows",
                 field="update" if spec_.op == "upsert" else "rows",
             )
-    return Plan(spec_.op, table, columns, matched, written, _converter(table, columns, dialect))
+    lazy = spec_.op == "insert" and dialect.name == "postgresql"
+    return Plan(spec_.op, table, columns, matched, written, _converter(table, columns, dialect, lazy=lazy))
 
 
 def _not_a_mapping(row: object, index: int) -> NoReturn:
@@ -253,8 +268,20 @@ def _shape_error(row: object, index: int, columns: tuple[str, ...]) -> NoReturn:
     )
 
 
-def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Callable[[list[Any], int], Rows]:
+def _check_rows(rows: list[Any], offset: int, columns: tuple[str, ...]) -> None:
+    width = len(columns)
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
+            _shape_error(row, offset + index, columns)
+
+
+def _converter(
+    table: Table, columns: tuple[str, ...], dialect: Dialect, *, lazy: bool
+) -> Callable[[list[Any], int], Rows]:
     """A function turning a chunk of mappings into value sequences, checking each row's shape.
+
+    ``lazy``: an insert on PostgreSQL, whose unprocessed rows are converted as COPY sends them
+    (:class:`Values`); the others are converted and checked before anything is sent.
 
     Only the columns whose type has a bind processor on ``dialect`` are processed; the others pass as
     they are (on the usual int/text/float tables, no Python runs per value beyond the item getter).
@@ -274,34 +301,41 @@ def _converter(table: Table, columns: tuple[str, ...], dialect: Dialect) -> Call
     ]
 
     def convert(chunk: list[Any], offset: int) -> Rows:
-        # Two C-level passes: every row has `width` keys, and the item getter finds each column in it
-        # (so the keys are exactly the columns). Only a chunk that fails them is walked row by row.
-        try:
-            valid = set(map(len, chunk)) <= {width} and deque(map(getter, chunk), maxlen=0) is not None
-        except (KeyError, TypeError):
-            valid = False
-        if not valid:
-            for index, row in enumerate(chunk):
-                if not isinstance(row, Mapping) or len(row) != width or any(c not in row for c in columns):
-                    _shape_error(row, offset + index, columns)
-        if not processors:
-            return Values(chunk, getter)  # each row's tuple is made as it is sent, and freed at once
-        return _processed(chunk)
+        if lazy and not processors and set(map(len, chunk)) <= {width}:
+            return Values(chunk, getter, columns, offset)
+        return _kept(chunk, offset)
 
-    def _processed(chunk: list[Any]) -> list[Sequence[Any]]:
-        # Column by column (transpose, map, transpose back): C loops but for the processors themselves.
-        # A tuple per row is kept: with the collector on, those allocations trigger full collections
-        # that walk every live object, which cost several times the conversion itself; nothing here
-        # makes cycles, so the collector waits until the chunk is converted.
+    def _kept(chunk: list[Any], offset: int) -> Rows:
+        # One C-level pass checks and converts: every row has `width` keys and the item getter finds
+        # each column in it (so the keys are exactly the columns), making the row's tuple. Only a chunk
+        # that fails is walked row by row, for the error. The tuples are kept (the key check, the COPY
+        # formatter and a retry read them: one getter pass instead of three); with the collector on,
+        # those allocations would trigger full collections walking every live object, several times
+        # the conversion's cost, and nothing here makes cycles, so the collector waits until it is done.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            transposed: list[Iterable[Any]] = list(zip(*map(getter, chunk), strict=True))
-            for index, processor in processors:
-                transposed[index] = map(processor, transposed[index])
-            return list(zip(*transposed, strict=True))
+            return _converted(chunk, offset)
         finally:
             if enabled:
                 gc.enable()
+
+    def _converted(chunk: list[Any], offset: int) -> Rows:
+        values: list[Sequence[Any]] | None = None
+        try:
+            if set(map(len, chunk)) <= {width}:
+                values = list(map(getter, chunk))
+        except (KeyError, TypeError):
+            values = None
+        if values is None:
+            _check_rows(chunk, offset, columns)
+            values = list(map(getter, chunk))
+        if not processors:
+            return values
+        # Column by column (transpose, map, transpose back): C loops but for the processors themselves.
+        transposed: list[Iterable[Any]] = list(zip(*values, strict=True))
+        for index, processor in processors:
+            transposed[index] = map(processor, transposed[index])
+        return list(zip(*transposed, strict=True))
 
     return convert

@@ -7,7 +7,9 @@ DATA``: the target's column types, none of its constraints) and merges it with o
 ``DISTINCT ON (<conflict or key columns>) ... ORDER BY ..., ctid DESC``: a fresh heap keeps COPY's order
 in ``ctid``, so when one chunk holds the same key twice the last row wins (PostgreSQL would otherwise
 refuse an upsert touching a row twice, and update from an arbitrary one of them). A chunk whose keys are
-all different (checked in Python, one set per chunk) skips that sort.
+all different (checked in Python, one set per chunk) skips that sort. An upsert's inserted rows are
+read from the transaction's table statistics before and after the merge (``RETURNING`` rows to count
+them cost the merge ~10%: EXPLAIN ANALYZE, median of 10 alternating runs of 100k rows).
 
 The binary format needs each column's wire type (``set_types`` with the columns' type OIDs, a domain's
 base type), read once per call from ``pg_attribute``. Binary is strict where the server's text input is
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,6 +32,8 @@ from psycopg import pq
 from psycopg._copy_base import format_row_binary, format_row_text
 from psycopg.adapt import Transformer
 from sqlalchemy.dialects import postgresql
+
+from buttress.db._bulk_plan import Values
 
 if TYPE_CHECKING:
     from buttress.db._bulk_plan import Plan, Rows
@@ -39,6 +44,8 @@ DRIVER_ERRORS: Final = (psycopg.Error,)
 STAGE: Final = "buttress_bulk_stage"
 BLOCK: Final = 256 * 1024
 """Bytes of COPY data handed to psycopg at a time: the server parses one block while the next is built."""
+_BATCH: Final = 256
+"""Rows formatted between two looks at the block's size (a look per row costs a tenth of formatting it)."""
 _SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 """The binary COPY header: signature, flags (none), header extension length (0)."""
 _TRAILER: Final = b"\xff\xff"
@@ -169,15 +176,20 @@ def _steps(plan: Plan, names: list[str], *, distinct: bool) -> tuple[Step, ...]:
     if plan.op == "upsert":
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in written)
         merge = (
-            f"WITH merged AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM ({staged}) AS s "  # noqa: S608
-            f"ON CONFLICT ({on}) DO UPDATE SET {sets} RETURNING (t.xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged"
+            f"INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM ({staged}) AS s "  # noqa: S608
+            f"ON CONFLICT ({on}) DO UPDATE SET {sets}"
         )
-    else:
-        sets = ", ".join(f"{c} = s.{c}" for c in written)
-        where = " AND ".join(f"t.{c} = s.{c}" for c in matched)
-        merge = f"UPDATE {table} AS t SET {sets} FROM ({staged}) AS s WHERE {where}"  # noqa: S608
-    return Step(create), Step(copy, copy=True), Step(merge, fetch=plan.op == "upsert")
+        literal = table.replace("'", "''")
+        inserted = (
+            f"SELECT pg_stat_get_xact_tuples_inserted('{literal}'::regclass), "
+            "current_setting('track_counts')::bool"
+        )
+        count = Step(inserted, fetch=True)
+        return Step(create), Step(copy, copy=True), count, Step(merge), count
+    sets = ", ".join(f"{c} = s.{c}" for c in written)
+    where = " AND ".join(f"t.{c} = s.{c}" for c in matched)
+    merge = f"UPDATE {table} AS t SET {sets} FROM ({staged}) AS s WHERE {where}"  # noqa: S608
+    return Step(create), Step(copy, copy=True), Step(merge)
 
 
 def _counts(plan: CopyPlan, values: Rows) -> Generator[Step, Any, Counts]:
@@ -189,8 +201,13 @@ def _counts(plan: CopyPlan, values: Rows) -> Generator[Step, Any, Counts]:
     if plan.op == "insert":
         return sent, sent, 0
     if plan.op == "upsert":
-        inserted, total = answers[-1]
-        return sent, int(inserted), int(total) - int(inserted)
+        # The merge's rows affected, and of them the rows inserted: the growth, across the merge, of
+        # the target's inserted-tuple count in this session's statistics; without track_counts, no split.
+        (before, counted), total, (after, _) = answers[-3], int(answers[-2]), answers[-1]
+        if not counted:
+            return sent, None, None
+        inserted = min(max(int(after) - int(before), 0), total)
+        return sent, inserted, total - inserted
     return sent, 0, int(answers[-1])
 
 
@@ -207,13 +224,19 @@ def _blocks(driver: Any, plan: CopyPlan, values: Rows) -> Iterator[bytearray]:
         format_row, block = format_row_binary, bytearray(_SIGNATURE)
     else:
         format_row, block = format_row_text, bytearray()
+    iterator = iter(values)
     try:
-        for value in values:
-            format_row(value, transformer, block)
+        for _ in range(0, len(values), _BATCH):
+            for value in islice(iterator, _BATCH):
+                format_row(value, transformer, block)
             if len(block) > BLOCK:
                 yield block
                 block = bytearray()
-    except _CLIENT_DUMP_ERRORS as exc:
+    except (*_CLIENT_DUMP_ERRORS, KeyError) as exc:
+        if isinstance(values, Values):
+            values.check()  # a row without exactly the columns: its ValidationError aborts the COPY
+        if isinstance(exc, KeyError):
+            raise
         raise NeedsText(str(exc)) from exc
     if plan.binary:
         block += _TRAILER
