@@ -142,3 +142,24 @@ def test_buttress_breakers_reports_an_error_status() -> None:
     code = breakers_command(url="http://x/ops", console=console, transport=httpx.MockTransport(handler))
     assert code == 1
     assert "HTTP 500" in out.getvalue()
+
+
+async def test_an_unnamed_shared_breaker_does_not_break_the_listing(redis_url: str) -> None:
+    """A Redis-backed breaker that has decorated nothing has no name and no state yet: it is left out."""
+    from buttress.observe.metrics import MetricsRegistry
+    from buttress.resilience import RedisState
+
+    state = RedisState(redis_url, prefix="unnamed-listing", metrics=MetricsRegistry())
+    try:
+        unnamed = CircuitBreaker(store=state, metrics=MetricsRegistry())
+        named = CircuitBreaker("listed-next-to-it.example.com")
+        built = build()
+        async with client_for(built.app) as client:
+            answer = await client.get("/breakers")
+        assert answer.status_code == 200
+        names = [row["name"] for row in answer.json()]
+        assert "listed-next-to-it.example.com" in names
+        assert unnamed.name not in names
+        assert named.name in names
+    finally:
+        state.close()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from buttress.errors import NotFoundError
+from buttress.errors import NotFoundError, ValidationError
 from buttress.resilience import BreakerSnapshot, CircuitBreaker, LimiterSnapshot, live_breakers, live_limiters
 from buttress.server._problems import problem_responses
 
@@ -32,7 +32,13 @@ def resilience_router(route_class: type) -> APIRouter:
     @router.get("/breakers", summary="Circuit breakers", response_model=list[BreakerSnapshot])
     def breakers() -> list[BreakerSnapshot]:
         """Every circuit breaker in this process: state, failure rate, calls, retry_after."""
-        return sorted((breaker.snapshot() for breaker in live_breakers()), key=lambda row: row.name)
+        rows: list[BreakerSnapshot] = []
+        for breaker in live_breakers():
+            try:
+                rows.append(breaker.snapshot())
+            except ValidationError:  # a shared breaker not yet named by a decorator: it has no state yet
+                continue
+        return sorted(rows, key=lambda row: row.name)
 
     @router.get("/limiters", summary="Rate limiters", response_model=list[LimiterSnapshot])
     def limiters() -> list[LimiterSnapshot]:
