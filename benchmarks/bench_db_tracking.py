@@ -155,6 +155,7 @@ def _listener_row() -> Row:
 
         class Context:
             _t0 = 0
+            execution_options: dict[str, object] = {}  # noqa: RUF012 - a stand-in, never mutated
 
         context = Context()
 
