@@ -9,8 +9,8 @@ review and connects to nothing. ``stats`` and ``advise`` ask a running service's
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import httpx
 from rich.console import Console, Group
@@ -113,6 +113,33 @@ def _stats_tables(report: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+_NOT_IN_USE: Final = "the service has not opened a database (and BUTTRESS_DATABASE_URL is unset)"
+
+
+def _show(
+    path: str,
+    render: Callable[[dict[str, Any]], Any],
+    *,
+    url: str,
+    as_json: bool,
+    console: Console | None,
+    transport: httpx.BaseTransport | None,
+) -> int:
+    """GET ``path`` from the ops server at ``url`` and print it (JSON, or what ``render`` makes)."""
+    console = console or cli_console()
+    with OpsClient(url, console, transport=transport) as client:
+        report = client.get_json(path)
+    if report is None:
+        return 1
+    if as_json:
+        console.print_json(json.dumps(report))
+    elif not report["in_use"]:
+        console.print(_NOT_IN_USE)
+    else:
+        console.print(render(report))
+    return 0
+
+
 def stats_command(
     *,
     url: str,
@@ -121,18 +148,7 @@ def stats_command(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """Print the database report of the ops server at ``url``; the exit code."""
-    console = console or cli_console()
-    with OpsClient(url, console, transport=transport) as client:
-        report = client.get_json("/db")
-    if report is None:
-        return 1
-    if as_json:
-        console.print_json(json.dumps(report))
-    elif not report["in_use"]:
-        console.print("the service has not opened a database (and BUTTRESS_DATABASE_URL is unset)")
-    else:
-        console.print(_stats_tables(report))
-    return 0
+    return _show("/db", _stats_tables, url=url, as_json=as_json, console=console, transport=transport)
 
 
 def advise_command(
@@ -143,15 +159,11 @@ def advise_command(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """Print the index advice of the ops server at ``url``; the exit code."""
-    console = console or cli_console()
-    with OpsClient(url, console, transport=transport) as client:
-        report = client.get_json("/db/advice")
-    if report is None:
-        return 1
-    if as_json:
-        console.print_json(json.dumps(report))
-    elif not report["in_use"]:
-        console.print("the service has not opened a database (and BUTTRESS_DATABASE_URL is unset)")
-    else:
-        console.out(report["text"], highlight=False)
-    return 0
+    return _show(
+        "/db/advice",
+        lambda report: Text(report["text"]),
+        url=url,
+        as_json=as_json,
+        console=console,
+        transport=transport,
+    )
