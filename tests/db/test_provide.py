@@ -145,7 +145,7 @@ def test_a_scope_has_one_session_and_rolls_back_what_it_did_not_commit(tmp_path:
     with container.scope() as scope:
         second = scope.resolve(Session)
         assert second is not first
-        assert second.bind is db.engine
+        assert second.bind is db.scoped_engine  # the database's pool, errors translated
         assert second.execute(text("SELECT body FROM notes")).scalars().all() == ["kept"]
     assert db.engine.pool.checkedout() == 0  # the scopes returned their connections
 
@@ -182,3 +182,32 @@ def test_a_session_outside_a_scope_is_refused_with_the_fix() -> None:
 
     with pytest.raises(ScopeRequired, match="scope"):
         get_container().resolve(Session)
+
+
+def test_a_scoped_sessions_errors_are_buttress_errors_and_db_session_still_retries() -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
+
+    from buttress.errors import ConflictError
+
+    container = get_container()
+    db = container.resolve(Database)
+    with db.session() as session:
+        session.execute(text("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+        session.execute(text("INSERT INTO tags (name) VALUES ('kept')"))
+    with container.scope() as scope:
+        scoped = scope.resolve(Session)
+        with pytest.raises(ConflictError) as caught:
+            scoped.execute(text("INSERT INTO tags (name) VALUES ('kept')"))
+        assert caught.value.context["constraint"] == "tags.name"
+
+    async def run() -> None:
+        async with container.scope() as scope:
+            scoped = await scope.aresolve(AsyncSession)
+            with pytest.raises(ConflictError):
+                await scoped.execute(text("INSERT INTO tags (name) VALUES ('kept')"))
+
+    asyncio.run(run())
+    assert db.transaction(lambda s: s.execute(text("SELECT count(*) FROM tags")).scalar()) == 1

@@ -22,6 +22,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager, contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -42,6 +43,7 @@ from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
 from buttress.db._replicas import ReplicaRouter
 from buttress.db._tracking import QueryTracker
+from buttress.db._translated import translated
 from buttress.db._workload import workload
 from buttress.db._writes import AsyncCommitListener, CommitListener, Commits, announced, session_scope
 from buttress.errors import RetryExhausted, ValidationError
@@ -160,6 +162,16 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     # -- sessions -----------------------------------------------------------------------------------
+
+    @cached_property
+    def scoped_engine(self) -> Engine:
+        """The engine of the container's scoped sessions: the same pool, errors as buttress errors."""
+        return translated(self.engine, self.backend)
+
+    @cached_property
+    def scoped_async_engine(self) -> AsyncEngine:
+        """Async :attr:`scoped_engine`."""
+        return translated(self.async_engine, self.backend)
 
     def _engine_for(self, isolation: Isolation | None) -> Engine:
         return _isolated(self.engine, self._isolated, isolation)

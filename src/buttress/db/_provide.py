@@ -22,7 +22,8 @@ def register_services(container: Container) -> None:
     (:meth:`Container.close` disposes of the sync pool, :meth:`Container.aclose` of both). ``Session`` and
     ``AsyncSession`` are SCOPED: every resolve inside one ``container.scope()`` (a request, a job) gets the
     same session on the database's engine, and the scope's exit closes it, rolling back whatever the code
-    did not commit. Committing stays explicit (``session.commit()``), as SQLAlchemy has it.
+    did not commit. Committing stays explicit (``session.commit()``), as SQLAlchemy has it; errors arrive
+    as buttress errors, as from ``db.session()``.
     """
     from sqlalchemy.ext.asyncio import AsyncSession  # noqa: PLC0415 - registering must not import SQLAlchemy early
     from sqlalchemy.orm import Session  # noqa: PLC0415 - registering must not import SQLAlchemy early
@@ -34,10 +35,10 @@ def register_services(container: Container) -> None:
         return Database.from_settings(settings)
 
     def scope_session(db: Database) -> Session:
-        return Session(db.engine, expire_on_commit=False)
+        return Session(db.scoped_engine, expire_on_commit=False)
 
     def scope_async_session(db: Database) -> AsyncSession:
-        return AsyncSession(db.async_engine, expire_on_commit=False)
+        return AsyncSession(db.scoped_async_engine, expire_on_commit=False)
 
     container.register(Database, default_database)
     container.register(Session, scope_session, Lifetime.SCOPED)
