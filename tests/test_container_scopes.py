@@ -418,3 +418,20 @@ def test_current_scope_is_the_innermost_scope_entered_in_this_context() -> None:
 
         assert asyncio.run(elsewhere()) is outer  # a copied context carries it
     assert current_scope() is None
+
+
+def test_scope_local_state_is_made_once_per_scope_and_dropped_with_it() -> None:
+    container = Container()
+    made: list[object] = []
+
+    def factory() -> list[int]:
+        made.append(object())
+        return []
+
+    with container.scope() as first:
+        first.local("counts", factory).append(1)
+        first.local("counts", factory).append(2)
+        assert first.local("counts", factory) == [1, 2]
+    with container.scope() as second:
+        assert second.local("counts", factory) == []
+    assert len(made) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -39,12 +39,12 @@ class Scope:
     """
 
     __slots__ = (
-        "__weakref__",  # per-unit state elsewhere (the database's) is keyed weakly by the scope
         "_alock",
         "_closables",
         "_closed",
         "_container",
         "_instances",
+        "_locals",
         "_lock",
         "_parent",
         "_token",
@@ -55,6 +55,7 @@ class Scope:
         self.name = name
         self._container = container
         self._instances: dict[Any, Any] = {}
+        self._locals: dict[object, Any] = {}
         self._closables: list[Any] = []
         self._lock = threading.RLock()  # only for threads sharing a scope; cheaper than creating it lazily
         self._alock: asyncio.Lock | None = None
@@ -82,6 +83,16 @@ class Scope:
     async def aresolve(self, service_type: type[T]) -> T:
         instance: T = await self._container._aresolve(service_type, self)
         return instance
+
+    def local(self, key: object, factory: Callable[[], T]) -> T:
+        """Per-unit state another package keeps on this scope under ``key``: made once, dropped with it.
+
+        The database's N+1 counts and read-your-writes position live here, with nothing to register.
+        """
+        found: T | None = self._locals.get(key)
+        if found is None:
+            found = self._locals.setdefault(key, factory())
+        return found
 
     def _track(self, instance: Any) -> None:
         if hasattr(instance, "close") or hasattr(instance, "aclose"):

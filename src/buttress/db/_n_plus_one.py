@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
-from buttress.container import Scope
 from buttress.container import current_scope as current_unit
 from buttress.db._callsite import call_site
 from buttress.errors import ValidationError
@@ -125,25 +123,19 @@ def _key(parameters: Any) -> int:
 _current: contextvars.ContextVar[ScopeState | None] = contextvars.ContextVar(
     "buttress_db_scope", default=None
 )
-_BY_UNIT: weakref.WeakKeyDictionary[Scope, ScopeState] = weakref.WeakKeyDictionary()
 
 
 def current_scope() -> ScopeState | None:
     """The query scope open in this context; else the current container scope's (a request, a job); else None.
 
-    A container scope needs nothing opened: its counts live as long as the scope object. Its incidents
-    keep the count they had when flagged (nothing tells the detector when a container scope ends).
+    A container scope needs nothing opened: its counts live on the scope object (``Scope.local``). Its
+    incidents keep the count they had when flagged (nothing tells the detector when a container scope ends).
     """
     state = _current.get()
     if state is not None:
         return state
     unit = current_unit()
-    if unit is None:
-        return None
-    state = _BY_UNIT.get(unit)
-    if state is None:
-        state = _BY_UNIT.setdefault(unit, ScopeState(unit.name))
-    return state
+    return None if unit is None else unit.local(ScopeState, lambda: ScopeState(unit.name))
 
 
 class QueryScope:

@@ -24,11 +24,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import text
 
-from buttress.container import Scope
 from buttress.container import current_scope as current_unit
 from buttress.errors import ValidationError
 
@@ -66,7 +64,6 @@ UNKNOWN_WRITE: Final = 1 << 62
 reads of its scope or key go to the primary (until the key's TTL; a scope ends with its block)."""
 
 _SCOPE: ContextVar[Consistency | None] = ContextVar("buttress_db_consistency", default=None)
-_BY_UNIT: WeakKeyDictionary[Scope, Consistency] = WeakKeyDictionary()
 
 
 def format_lsn(lsn: int | None) -> str | None:
@@ -92,18 +89,13 @@ def current_scope() -> Consistency | None:
     """The innermost open :func:`consistent` scope; else the current container scope's; else None.
 
     A container scope (a request under the ops middleware, a job) is a consistency scope of its own,
-    with nothing to open: its position lives as long as the scope object does.
+    with nothing to open: its position lives on the scope object (``Scope.local``).
     """
     scope = _SCOPE.get()
     if scope is not None:
         return scope
     unit = current_unit()
-    if unit is None:
-        return None
-    found = _BY_UNIT.get(unit)
-    if found is None:
-        found = _BY_UNIT.setdefault(unit, Consistency())
-    return found
+    return None if unit is None else unit.local(Consistency, Consistency)
 
 
 @contextmanager
