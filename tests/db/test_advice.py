@@ -661,6 +661,9 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
         assert [advice.columns for advice in report.indexes] == [("owner",)]
         assert report.indexes[0].verified is (kind == "postgresql")
         assert report.indexes[0].calls == 25
+        assert report.indexes[0].statements == (
+            f"SELECT id FROM {table} WHERE owner = $1",
+        )  # as /ops/db names it
         assert {stats.fingerprint for stats in db.queries.all()} == tracked  # the advisor's plans: untracked
     finally:
         with db.session() as session:

@@ -38,7 +38,7 @@ def workload(queries: QueryTracker, size: int = WORKLOAD_SIZE) -> list[Sample]:
                 raw.parameters,
                 calls=stats.calls,
                 total_seconds=stats.total_seconds,
-                fingerprint=print_,
+                fingerprint=stats.sql,  # advice names it as /ops/db does: normalised SQL, readable
             )
         )
     return samples
