@@ -82,7 +82,7 @@ async def chaos(ctx: JobContext, n: int) -> dict[str, Any]:
 
 @job(retry=10)
 def slow_first(ctx: JobContext, seconds: float) -> dict[str, Any]:
-    """Sync: the first attempt takes ``seconds`` (a thread keeps running after its lease is lost), later ones none."""
+    """Sync: the first attempt takes ``seconds`` (its thread runs on after a lost lease), later ones none."""
     note("start", ctx)
     if ctx.attempt == 1:
         time.sleep(seconds)
@@ -166,7 +166,7 @@ def ignores_cancel(ctx: JobContext) -> None:
 
 @job
 async def sleeps(ctx: JobContext, seconds: float) -> dict[str, Any]:
-    """Sleeps ``seconds`` (``BUTTRESS_TEST_SLEEP_CAP`` in the environment caps it: a later worker runs it fast)."""
+    """Sleeps ``seconds``, at most ``BUTTRESS_TEST_SLEEP_CAP`` when the environment sets it."""
     note("start", ctx)
     cap = os.environ.get("BUTTRESS_TEST_SLEEP_CAP")
     try:

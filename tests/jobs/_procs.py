@@ -12,6 +12,7 @@ status to ``succeeded``: a job completed twice shows up as two rows, whatever th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,15 +41,22 @@ ROOT = Path(__file__).resolve().parents[2]
 _TRIGGER = {
     "postgresql": [
         "CREATE TABLE proc_completions (job_id BIGINT NOT NULL, token INTEGER NOT NULL)",
-        "CREATE FUNCTION proc_note_completion() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN INSERT INTO proc_completions VALUES (NEW.id, NEW.lease_token); RETURN NEW; END $$",
-        "CREATE TRIGGER proc_completion AFTER UPDATE OF status ON buttress_jobs FOR EACH ROW "
-        "WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION proc_note_completion()",
+        (
+            "CREATE FUNCTION proc_note_completion() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO proc_completions VALUES (NEW.id, NEW.lease_token); RETURN NEW; END $$"
+        ),
+        (
+            "CREATE TRIGGER proc_completion AFTER UPDATE OF status ON buttress_jobs FOR EACH ROW "
+            "WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION proc_note_completion()"
+        ),
     ],
     "sqlite": [
         "CREATE TABLE proc_completions (job_id INTEGER NOT NULL, token INTEGER NOT NULL)",
-        "CREATE TRIGGER proc_completion AFTER UPDATE OF status ON buttress_jobs FOR EACH ROW "
-        "WHEN NEW.status = 'succeeded' BEGIN INSERT INTO proc_completions VALUES (NEW.id, NEW.lease_token); END",
+        (
+            "CREATE TRIGGER proc_completion AFTER UPDATE OF status ON buttress_jobs FOR EACH ROW "
+            "WHEN NEW.status = 'succeeded' BEGIN "
+            "INSERT INTO proc_completions VALUES (NEW.id, NEW.lease_token); END"
+        ),
     ],
 }
 
@@ -132,8 +140,8 @@ class Procs:
     ) -> Proc:
         """Start a worker process with these ``JobsSettings``.
 
-        Defaults here: a 2-second lease, and no migration check (the harness migrated the database; skipping
-        alembic's import saves a second of CPU per start, which matters when workers restart every few seconds).
+        Defaults here: a 2-second lease, and no migration check (the harness migrated the database; not
+        importing alembic saves a second of CPU per start, which counts when workers restart every second).
         """
         settings.setdefault("lease", 2)
         settings.setdefault("auto_migrate", False)
@@ -142,10 +150,14 @@ class Procs:
         name = f"w{self._names}"
         stderr_path = self.tmp / f"{name}.stderr"
         stderr = stderr_path.open("wb")
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("BUTTRESS_") or k.startswith("BUTTRESS_TEST")}
+        environment = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("BUTTRESS_") or k.startswith("BUTTRESS_TEST")
+        }
         environment[LOG_ENV] = str(self.logs)
         environment.update(env or {})
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        popen = subprocess.Popen(
             [sys.executable, str(WORKER), self.url, json.dumps(options)],
             cwd=self.tmp,
             env=environment,
@@ -164,17 +176,17 @@ class Procs:
         def registered() -> bool:
             if not proc.alive():
                 pytest.fail(f"worker {proc.name} exited with {proc.popen.returncode}:\n{proc.log()}")
-            return bool(self.scalar("SELECT count(*) FROM buttress_job_workers WHERE pid = :pid", pid=proc.pid))
+            return bool(
+                self.scalar("SELECT count(*) FROM buttress_job_workers WHERE pid = :pid", pid=proc.pid)
+            )
 
         wait_for(registered, timeout, f"worker {proc.name} registering", every=0.05)
 
     def close(self) -> None:
         for proc in self.procs:
             if proc.alive():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             proc.popen.wait(10)
             proc.stderr.close()
         self.db.close()
@@ -200,7 +212,9 @@ class Procs:
         return read_log(self.logs)
 
     def lines(self, kind: str, job_id: int | None = None) -> list[Line]:
-        return [line for line in self.log() if line.kind == kind and (job_id is None or line.job_id == job_id)]
+        return [
+            line for line in self.log() if line.kind == kind and (job_id is None or line.job_id == job_id)
+        ]
 
     def no_open_transactions(self, pid: int) -> bool:
         """Whether the stopped worker ``pid`` holds no transaction (its locks would stall everyone else)."""
@@ -211,7 +225,7 @@ class Procs:
                 cursor.execute("PRAGMA busy_timeout = 200")
                 try:
                     cursor.execute("BEGIN IMMEDIATE")
-                except Exception:  # noqa: BLE001 - "database is locked": the stopped process holds the lock
+                except Exception:
                     return False
                 cursor.execute("ROLLBACK")
                 return True

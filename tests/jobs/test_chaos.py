@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.errors import BackendUnavailable
@@ -61,7 +62,9 @@ def test_workers_killed_every_few_seconds_lose_no_job_and_complete_none_twice(pr
     deadline = began + CHAOS_DEADLINE
     next_kill = time.monotonic() + rng.uniform(1.5, 3.0)
     while _succeeded(procs) < CHAOS_JOBS:
-        assert time.monotonic() < deadline, f"{_succeeded(procs)} of {CHAOS_JOBS} jobs succeeded in {CHAOS_DEADLINE} s"
+        assert time.monotonic() < deadline, (
+            f"{_succeeded(procs)} of {CHAOS_JOBS} jobs succeeded in {CHAOS_DEADLINE} s"
+        )
         if time.monotonic() >= next_kill:
             # a random worker that is up and leasing, while at least one other is too (a worker takes
             # seconds to start on a busy machine: killing the ones still importing would stall the run)
@@ -103,15 +106,16 @@ def test_workers_killed_every_few_seconds_lose_no_job_and_complete_none_twice(pr
     rerun = sum(1 for n in executions.values() if n > 1)
     attempts = Counter(int(n) for (n,) in procs.rows("SELECT attempts FROM buttress_jobs"))
     assert len(kills) >= 5
-    assert rerun > 0 and sum(n for a, n in attempts.items() if a > 1) > 0
+    assert rerun > 0
+    assert sum(n for a, n in attempts.items() if a > 1) > 0
     reclaims = _reclaim_delays(log, kills)
     assert reclaims, "no kill interrupted a running job"
     assert max(reclaims) < LEASE + 6, reclaims
-    print(  # noqa: T201 - the numbers the report quotes (pytest -s)
+    print(
         f"\n[chaos {procs.backend}] {CHAOS_JOBS} jobs in {elapsed:.1f} s, {len(kills)} SIGKILLs, "
         f"{sum(executions.values())} executions, {rerun} jobs ran more than once, attempts {dict(attempts)}, "
-        f"0 lost, 0 completed twice; reclaim after kill: n={len(reclaims)} p50={statistics.median(reclaims):.2f} s "
-        f"max={max(reclaims):.2f} s"
+        f"0 lost, 0 completed twice; reclaim after kill: n={len(reclaims)} "
+        f"p50={statistics.median(reclaims):.2f} s max={max(reclaims):.2f} s"
     )
 
 
@@ -150,10 +154,11 @@ def test_a_killed_workers_job_is_leased_again_after_the_lease(procs: Procs) -> N
     assert info.result["pid"] == rescuer.pid
     assert info.attempts == 2
     first, second = procs.lines("start", handle.id)
-    assert first.pid == doomed.pid and second.pid == rescuer.pid
+    assert first.pid == doomed.pid
+    assert second.pid == rescuer.pid
     reclaim = second.at - killed_at
     assert reclaim < LEASE + 3  # the lease, plus at most one sweep interval and a fetch
-    print(f"\n[reclaim {procs.backend}] SIGKILL -> next start {reclaim:.2f} s (lease {LEASE:g} s)")  # noqa: T201
+    print(f"\n[reclaim {procs.backend}] SIGKILL -> next start {reclaim:.2f} s (lease {LEASE:g} s)")
 
 
 def _freeze(procs: Procs, proc: object) -> None:
@@ -187,7 +192,11 @@ def test_a_frozen_workers_late_completion_is_fenced(procs: Procs) -> None:
     assert time.time() - frozen_at > 3.0  # the zombie's first attempt ends as soon as it runs again
 
     zombie.signal(signal.SIGCONT)
-    wait_for(lambda: [line for line in procs.lines("end", handle.id) if line.pid == zombie.pid], 10, "the zombie finishing")
+    wait_for(
+        lambda: [line for line in procs.lines("end", handle.id) if line.pid == zombie.pid],
+        10,
+        "the zombie finishing",
+    )
     # a graceful stop stores every completion the worker still holds: the zombie has sent its completion
     zombie.signal(signal.SIGTERM)
     assert zombie.wait_exit(15) == 0
@@ -197,7 +206,10 @@ def test_a_frozen_workers_late_completion_is_fenced(procs: Procs) -> None:
     assert after.finished_at == finished_at
     assert after.lease_token == 2
     assert procs.rows("SELECT job_id, token FROM proc_completions") == [(handle.id, 2)]
-    assert [(line.pid, line.token) for line in procs.lines("end", handle.id)] == [(rescuer.pid, 2), (zombie.pid, 1)]
+    assert [(line.pid, line.token) for line in procs.lines("end", handle.id)] == [
+        (rescuer.pid, 2),
+        (zombie.pid, 1),
+    ]
 
 
 @pytest.mark.parametrize("procs", ["postgresql"], indirect=True)
@@ -210,6 +222,9 @@ def test_a_worker_outlives_its_terminated_database_connections(procs: Procs) -> 
     assert quick.defer().wait(timeout=15).status.value == "succeeded"
     running = jobs_module.sleeps.configure(jobs=procs.jobs).defer(1.5)
     wait_for(lambda: procs.lines("start", running.id), 15, "the job starting")
+    others = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
     for _ in range(3):
         terminated = procs.scalar(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -217,7 +232,7 @@ def test_a_worker_outlives_its_terminated_database_connections(procs: Procs) -> 
         )
         assert terminated >= 1
         procs.db.engine.dispose()  # the test's own pooled connections died too
-        time.sleep(0.3)  # noqa: ASYNC251 - spacing the outages, not waiting for a condition
+        wait_for(lambda: procs.scalar(others), 10, "the worker connecting again")
     assert running.wait(timeout=20).status.value == "succeeded"
     handles = quick.defer_many([() for _ in range(20)])
     for handle in handles:
@@ -227,6 +242,7 @@ def test_a_worker_outlives_its_terminated_database_connections(procs: Procs) -> 
     assert worker.alive()
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit(15) == 0
+    assert "LISTEN connection lost" in worker.log()  # the outages did reach the worker
 
 
 async def _aiosqlite_threads_ended() -> None:
