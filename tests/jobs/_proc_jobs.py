@@ -63,6 +63,13 @@ def read_log(directory: Path) -> list[Line]:
     return lines
 
 
+def _capped(seconds: float) -> float:
+    """``seconds``, at most ``BUTTRESS_TEST_SLEEP_CAP`` when the worker's environment sets it (a later worker
+    then runs quickly what an earlier one was made to hold for long)."""
+    cap = os.environ.get("BUTTRESS_TEST_SLEEP_CAP")
+    return min(seconds, float(cap)) if cap else seconds
+
+
 def _outcome(ctx: JobContext) -> dict[str, Any]:
     return {"pid": os.getpid(), "token": ctx.token, "attempt": ctx.attempt}
 
@@ -104,7 +111,7 @@ async def quick(ctx: JobContext) -> dict[str, Any]:
 async def limited(ctx: JobContext, seconds: float) -> None:
     """At most two run at once across every worker."""
     note("start", ctx)
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(_capped(seconds))
     note("end", ctx)
 
 
@@ -166,11 +173,10 @@ def ignores_cancel(ctx: JobContext) -> None:
 
 @job
 async def sleeps(ctx: JobContext, seconds: float) -> dict[str, Any]:
-    """Sleeps ``seconds``, at most ``BUTTRESS_TEST_SLEEP_CAP`` when the environment sets it."""
+    """Sleeps ``seconds`` (capped: see :func:`_capped`); notes a cancel."""
     note("start", ctx)
-    cap = os.environ.get("BUTTRESS_TEST_SLEEP_CAP")
     try:
-        await asyncio.sleep(min(seconds, float(cap)) if cap else seconds)
+        await asyncio.sleep(_capped(seconds))
     except asyncio.CancelledError:
         note("cancelled", ctx)
         raise
