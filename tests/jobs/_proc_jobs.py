@@ -182,3 +182,12 @@ async def sleeps(ctx: JobContext, seconds: float) -> dict[str, Any]:
         raise
     note("end", ctx)
     return _outcome(ctx)
+
+
+@job
+def sleeps_sync(ctx: JobContext, seconds: float) -> dict[str, Any]:
+    """Sync, deaf to ``ctx.cancelled``: sleeps ``seconds`` (capped: see :func:`_capped`) in a worker thread."""
+    note("start", ctx)
+    time.sleep(_capped(seconds))
+    note("end", ctx)
+    return _outcome(ctx)
