@@ -1,4 +1,4 @@
-"""Durable jobs on SQLite or PostgreSQL: priorities, limits across workers, leases with fencing, cancel, progress.
+"""Durable jobs on SQLite or PostgreSQL: priorities, limits across workers, fenced leases, cancel, progress.
 
 ::
 
