@@ -17,6 +17,11 @@ Run workers with ``buttress worker --import myapp.jobs``. Jobs live in the datab
 ``BackendUnavailable``: jobs never fall back to memory. See the README's Jobs section.
 """
 
+from buttress._extras import require
+
+for _package in ("sqlalchemy", "cronsim"):
+    require(_package, "jobs", "buttress.jobs (durable jobs and schedules)")
+
 from buttress.jobs._context import JobCancelled, JobContext, current_job
 from buttress.jobs._handle import JobFailed, JobHandle
 from buttress.jobs._info import JobInfo

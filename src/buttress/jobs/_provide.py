@@ -1,6 +1,7 @@
-"""The jobs' container registration and health check (gathered by :mod:`buttress.composition`)."""
+"""The jobs' container registration and health check (gathered by :mod:`buttress.composition`).
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the container reads the factory's annotations as real classes.
+"""
 
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["health_checks", "register_services"]
 
 
-def register_services(container: Container) -> None:
+def register_services(container: "Container") -> None:
     """``Jobs``: one per container, on the container's database, clock and settings."""
+    from buttress.config import Settings  # noqa: PLC0415 - the factory's annotations
     from buttress.db import Database  # noqa: PLC0415 - the factory's annotations
     from buttress.jobs._jobs import Jobs  # noqa: PLC0415 - SQLAlchemy, only once jobs are asked for
 
@@ -26,7 +28,7 @@ def register_services(container: Container) -> None:
     container.register(Jobs, default_jobs)
 
 
-def health_checks(container: Container, settings: Settings) -> list[HealthCheck]:
+def health_checks(container: "Container", settings: "Settings") -> "list[HealthCheck]":
     """``jobs``: the queue's database answers, no running job is past its lease, some worker heartbeats."""
     from buttress.jobs._jobs import Jobs  # noqa: PLC0415 - SQLAlchemy, only when health is built
     from buttress.observe.health import HealthCheck  # noqa: PLC0415 - only the composition root calls this
