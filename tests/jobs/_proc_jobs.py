@@ -186,7 +186,7 @@ async def sleeps(ctx: JobContext, seconds: float) -> dict[str, Any]:
 
 @job
 def sleeps_sync(ctx: JobContext, seconds: float) -> dict[str, Any]:
-    """Sync, deaf to ``ctx.cancelled``: sleeps ``seconds`` (capped: see :func:`_capped`) in a worker thread."""
+    """Sync, deaf to ``ctx.cancelled``: sleeps ``seconds`` (capped: see :func:`_capped`) in its thread."""
     note("start", ctx)
     time.sleep(_capped(seconds))
     note("end", ctx)

@@ -33,7 +33,7 @@ def _max_overlap(lines: list[Line]) -> int:
 
 def _run_and_sample(harness: Procs, where: str, total: int, **params: str) -> tuple[int, int]:
     """Sample running rows matching ``where`` until ``total`` jobs succeeded; (most seen, samples taken)."""
-    running = f"SELECT count(*) FROM buttress_jobs WHERE status = 'running' AND {where}"  # noqa: S608 - fixed text
+    running = f"SELECT count(*) FROM buttress_jobs WHERE status = 'running' AND {where}"
     done = "SELECT count(*) FROM buttress_jobs WHERE status = 'succeeded'"
     peak = samples = 0
     deadline = time.monotonic() + 60
