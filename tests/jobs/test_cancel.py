@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 from buttress.jobs import JobStatus
@@ -73,12 +74,10 @@ def test_a_running_async_job_stops_within_250_ms_of_cancel(procs: Procs) -> None
     latencies = []
     for _ in range(20):
         handle = task.defer()
-        wait_for(lambda handle=handle: procs.lines("start", handle.id), 30, "the job starting")
+        wait_for(partial(procs.lines, "start", handle.id), 30, "the job starting")
         asked = time.time()
         assert handle.cancel() is JobStatus.RUNNING
-        (stopped,) = wait_for(
-            lambda handle=handle: procs.lines("cancelled", handle.id), 10, "the job cancelled"
-        )
+        (stopped,) = wait_for(partial(procs.lines, "cancelled", handle.id), 10, "the job cancelled")
         latencies.append(stopped.at - asked)
         assert handle.wait(timeout=10).status is JobStatus.CANCELLED
     p50, p99 = statistics.median(latencies), _p99(latencies)
@@ -94,12 +93,10 @@ def test_a_running_sync_job_sees_ctx_cancelled(procs: Procs) -> None:
     latencies = []
     for _ in range(5):
         handle = task.defer()
-        wait_for(lambda handle=handle: procs.lines("start", handle.id), 30, "the job starting")
+        wait_for(partial(procs.lines, "start", handle.id), 30, "the job starting")
         asked = time.time()
         assert handle.cancel() is JobStatus.RUNNING
-        (seen,) = wait_for(
-            lambda handle=handle: procs.lines("cancelled", handle.id), 10, "the job seeing the cancel"
-        )
+        (seen,) = wait_for(partial(procs.lines, "cancelled", handle.id), 10, "the job seeing the cancel")
         latencies.append(seen.at - asked)
         info = handle.wait(timeout=10)
         assert info.status is JobStatus.CANCELLED

@@ -181,7 +181,6 @@ def test_a_frozen_workers_late_completion_is_fenced(procs: Procs) -> None:
     handle = jobs_module.slow_first.configure(jobs=procs.jobs).defer(3.0)
     wait_for(lambda: procs.lines("start", handle.id), 30, "the first worker starting the job")
     _freeze(procs, zombie)
-    frozen_at = time.time()
     rescuer = procs.start(concurrency=1)
     info = handle.wait(timeout=LEASE + 20)
     assert info.status.value == "succeeded"
@@ -189,7 +188,6 @@ def test_a_frozen_workers_late_completion_is_fenced(procs: Procs) -> None:
     finished_at = info.finished_at
     rescuer.signal(signal.SIGTERM)
     assert rescuer.wait_exit(15) == 0
-    assert time.time() - frozen_at > 3.0  # the zombie's first attempt ends as soon as it runs again
 
     zombie.signal(signal.SIGCONT)
     wait_for(
