@@ -312,6 +312,9 @@ class Worker:
             events=self.jobs.events,
         )
         run = _Running(leased, task, ctx, self.clock.monotonic())
+        stale = self._running.get(leased.id)
+        if stale is not None:  # swept while we ran it and leased again by us: the old copy lost its lease
+            self._lose(stale)
         self._running[leased.id] = run
         run.future = asyncio.create_task(self._execute(run), name=f"job {leased.id}")
         self.jobs.telemetry.status(leased.id, leased.task, leased.queue, "running", attempt=leased.attempts)
@@ -413,7 +416,8 @@ class Worker:
         )  # fmt: skip
 
     def _finish(self, run: _Running, completion: Completion | None) -> None:
-        self._running.pop(run.leased.id, None)
+        if self._running.get(run.leased.id) is run:  # not the newer copy of a job leased again
+            del self._running[run.leased.id]
         if completion is not None:
             self._completions.append(completion)
             seconds = self.clock.monotonic() - run.started
