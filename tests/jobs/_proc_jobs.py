@@ -24,17 +24,17 @@ LIMITED_QUEUE = "proc-limited"
 define_queue(LIMITED_QUEUE, concurrency=2)
 
 _fd_lock = threading.Lock()
-_fd: dict[int, int] = {}
+_fd: dict[str, int] = {}
 
 
 def note(kind: str, ctx: JobContext, *extra: object) -> None:
     """Append ``kind job_id token attempt pid time extra...`` to this process's log."""
     pid = os.getpid()
+    path = str(Path(os.environ[LOG_ENV]) / f"{pid}.log")  # per test: in-process workers share the process
     with _fd_lock:
-        fd = _fd.get(pid)
+        fd = _fd.get(path)
         if fd is None:
-            path = Path(os.environ[LOG_ENV]) / f"{pid}.log"
-            fd = _fd[pid] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = _fd[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     fields = [kind, ctx.job_id, ctx.token, ctx.attempt, pid, repr(time.time()), *extra]
     os.write(fd, (" ".join(str(field) for field in fields) + "\n").encode())
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from buttress.clock import FakeClock
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.errors import BackendUnavailable
-from buttress.jobs import Jobs
+from buttress.jobs import Jobs, JobStatus
 from tests._ports import free_port
 from tests.jobs import _proc_jobs as jobs_module
 from tests.jobs._procs import Procs, procs, wait_for
@@ -208,6 +209,31 @@ def test_a_frozen_workers_late_completion_is_fenced(procs: Procs) -> None:
         (rescuer.pid, 2),
         (zombie.pid, 1),
     ]
+
+
+def test_a_worker_that_leases_its_own_lost_job_again_stops_the_old_copy(
+    procs: Procs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's clock passes the lease before any heartbeat renewed it (an outage longer than the lease,
+    a stalled loop): its own sweeper takes the job back and its own fetch leases it again. The copy whose
+    lease was lost must stop, as it would in any other worker; left running, it would go on beside the new
+    copy, out of reach of cancel. (In process, with an injected clock: the jump is exact.)"""
+    monkeypatch.setenv(jobs_module.LOG_ENV, str(procs.logs))
+    clock = FakeClock(start_time=time.time())
+    jobs = Jobs(procs.db, settings=JobsSettings(lease=LEASE, heartbeat=60, grace=5), clock=clock)
+    worker = jobs.worker(concurrency=2, tasks=[jobs_module.waits_async.name])
+    with worker.running():
+        handle = jobs_module.waits_async.configure(jobs=jobs).defer()
+        wait_for(lambda: procs.lines("start", handle.id), 10, "the job starting")
+        clock.advance(LEASE + 1)  # no heartbeat comes in between (heartbeat=60)
+        wait_for(lambda: len(procs.lines("start", handle.id)) == 2, 10, "the job taken back and leased again")
+        assert [line.token for line in procs.lines("start", handle.id)] == [1, 2]
+        (stopped,) = wait_for(lambda: procs.lines("cancelled", handle.id), 5, "the old copy stopping")
+        assert stopped.token == 1
+        assert handle.cancel() is JobStatus.RUNNING  # reaches the new copy
+        assert handle.wait(timeout=5).status is JobStatus.CANCELLED
+        assert [line.token for line in procs.lines("cancelled", handle.id)] == [1, 2]
+    assert worker.state.lost == 1
 
 
 @pytest.mark.parametrize("procs", ["postgresql"], indirect=True)
