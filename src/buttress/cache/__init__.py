@@ -44,6 +44,7 @@ from buttress.cache._warm import (
     start_cache_warming,
     start_warming,
     warmer_caches,
+    warmers_of,
 )
 
 __all__ = [
@@ -85,4 +86,5 @@ __all__ = [
     "start_cache_warming",
     "start_warming",
     "warmer_caches",
+    "warmers_of",
 ]
