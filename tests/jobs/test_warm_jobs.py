@@ -7,12 +7,11 @@ import gc
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from buttress.cache import Cache, MemoryBackend, warmers_of
-from buttress.clock import SYSTEM_CLOCK, FakeClock
+from buttress.clock import FakeClock
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.errors import ValidationError
@@ -21,9 +20,7 @@ from buttress.jobs import Jobs, JobStatus, Registry, WarmTask, warm_job
 from buttress.resilience import Backoff, Retry
 
 WAIT = 20.0  # seconds a test waits for a job it expects to finish; never reached when things work
-
-# The jobs run on the system clock: on PostgreSQL other test runs share the tables, and their sweepers
-# judge leases and result TTLs by the real time. The caches use a FakeClock (their own timings only).
+T0 = 1_800_000_000.0  # the jobs' clock starts here (a FakeClock: only the worker's polling is real time)
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +30,9 @@ def _forget_dead_caches() -> Iterator[None]:
     gc.collect()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    url = (
-        f"sqlite:///{tmp_path / 'jobs.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("database_url")
-    )
-    db = Database(url)
+@pytest.fixture
+def database(jobs_url: str) -> Iterator[Database]:
+    db = Database(jobs_url)
     try:
         yield db
     finally:
@@ -65,9 +57,8 @@ def _jobs(db: Database, registry: Registry, bus: EventBus | None = None, **setti
         "grace": 5.0,
         **settings,
     }
-    return Jobs(
-        db, settings=JobsSettings.model_validate(options), clock=SYSTEM_CLOCK, registry=registry, events=bus
-    )
+    clock = FakeClock(start_time=T0)
+    return Jobs(db, settings=JobsSettings.model_validate(options), clock=clock, registry=registry, events=bus)
 
 
 @pytest.fixture
