@@ -6,7 +6,7 @@ import asyncio
 import gc
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -352,3 +352,30 @@ def test_warm_job_returns_one_job_type_per_warmer_and_checks_its_arguments(regis
             warm_job(bad, registry=registry)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="attempts must be"):
         warm_job(_name("x"), registry=registry, retry=0)
+
+
+def test_async_warmers_run_in_the_job_and_cache_picks_one_cache(
+    jobs: Jobs, registry: Registry, cache: Cache, database: Database
+) -> None:
+    name = _name("async")
+    other = Cache(MemoryBackend(clock=FakeClock()), clock=FakeClock(), events=EventBus())
+
+    @cache.warmer(name)
+    async def fill_this() -> None:
+        await cache.aset("filled", "this")
+
+    @other.warmer(name)
+    async def fill_other() -> AsyncIterator[tuple[int, int]]:
+        await other.aset("filled", "other")
+        yield 1, 1
+
+    handle = warm_job(name, registry=registry, cache=other).configure(jobs=jobs).defer()
+    _burst(jobs)
+    assert handle.status() is JobStatus.SUCCEEDED
+    assert (other.get("filled"), cache.get("filled")) == ("other", None)  # only the cache it was given
+    elsewhere = Registry()  # another program: the same warmer name, no cache pinned
+    anywhere = _jobs(database, elsewhere)
+    both = warm_job(name, registry=elsewhere).configure(jobs=anywhere).defer()
+    _burst(anywhere)
+    assert both.result(timeout=WAIT)["items"] == 2  # no cache given: every cache with that warmer
+    assert cache.get("filled") == "this"
