@@ -1,0 +1,313 @@
+"""Durable jobs: buttress.jobs against pgqueuer and saq on PostgreSQL, on the shared job-queue harness.
+
+The workload is the shared harness's (``common.py`` of the job-queue anchors, outside this repository:
+``BENCH_JOBS_HARNESS``, default ``../shared/bench/jobs`` beside the repository root): 1,000 jobs enqueued
+one by one, 5,000 no-op jobs (a Redis INCR) enqueued in bulk, ONE worker process with 10 slots timed until
+the 5,000th ran, then 20 single jobs after random 0.2-0.7 s idle gaps (enqueue to the job's first line).
+The anchors are the harness's own scripts (``bench_pgqueuer.py``, ``bench_saq.py`` with saq's PostgreSQL
+queue), run unchanged as child processes against ``BUTTRESS_TEST_DATABASE_URL`` (default: the local
+``test`` database) in their own schemas; their results go to a temporary folder, not the harness's.
+buttress runs the same steps through its public API (this module's ``buttress`` command, in a child
+process, with the worker started by ``buttress worker``). Without the harness the anchors are skipped and
+the table says so. ``BENCH_JOBS_ROUNDS`` (default 1) repeats every configuration round-robin; the Redis
+the job bodies use is the harness's ``BENCH_REDIS_URL`` (its default: db 14).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from benchmarks._harness import Table, rotations
+
+__all__ = ["run"]
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+HARNESS: Final = Path(os.environ.get("BENCH_JOBS_HARNESS", str(ROOT.parent / "shared" / "bench" / "jobs")))
+PG_URL: Final = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROUNDS: Final = int(os.environ.get("BENCH_JOBS_ROUNDS", "1"))
+RUN_TIMEOUT_S: Final = 600.0
+
+BUDGET_PG_RATIO: Final = 1.5  # buttress on PostgreSQL >= 1.5x pgqueuer's jobs/s
+BUDGET_SQLITE_RATE: Final = 1_000.0  # jobs/s
+BUDGET_PG_P50_MS: Final = 5.0
+BUDGET_SQLITE_P50_MS: Final = 20.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One column of the comparison: how to start one run and the name its result is filed under."""
+
+    label: str
+    backend: str
+    name: str  # the harness's result name (results/<name>.jsonl)
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _pg_env() -> dict[str, str]:
+    """The harness reads BENCH_PG_HOST / BENCH_PG_DB; user, port and password reach libpq/asyncpg as PG*."""
+    url = urlsplit(PG_URL.replace("postgresql+psycopg://", "postgresql://"))
+    env = {"BENCH_PG_HOST": url.hostname or "127.0.0.1", "BENCH_PG_DB": url.path.lstrip("/") or "test"}
+    if url.port:
+        env["PGPORT"] = str(url.port)
+    if url.username:
+        env["PGUSER"] = unquote(url.username)
+    if url.password:
+        env["PGPASSWORD"] = unquote(url.password)
+    return env
+
+
+def _anchors() -> list[Config]:
+    python = sys.executable
+    return [
+        Config("pgqueuer", "PostgreSQL", "pgqueuer", (python, str(HARNESS / "bench_pgqueuer.py"))),
+        Config(
+            "saq",
+            "PostgreSQL",
+            "saq-postgres",
+            (python, str(HARNESS / "bench_saq.py")),
+            (("BENCH_SAQ_BACKEND", "postgres"),),
+        ),
+    ]
+
+
+def _buttress() -> list[Config]:
+    python = sys.executable
+    return [
+        Config(
+            "buttress",
+            "PostgreSQL",
+            "buttress-postgresql",
+            (python, "-m", "benchmarks.bench_jobs", "buttress", "postgresql"),
+        ),
+        Config(
+            "buttress",
+            "SQLite",
+            "buttress-sqlite",
+            (python, "-m", "benchmarks.bench_jobs", "buttress", "sqlite"),
+        ),
+    ]
+
+
+def _run_one(config: Config, results: Path) -> dict[str, Any] | None:
+    """One run of ``config`` in a child process; the result line the harness filed, or None if it failed."""
+    env = dict(os.environ)
+    env.update(_pg_env())
+    env.update(config.env)
+    env["BENCH_RESULTS"] = str(results)
+    env["BENCH_JOBS_HARNESS"] = str(HARNESS)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cwd = HARNESS if config.argv[1:2] != ("-m",) else ROOT
+    print(f"  {config.label} on {config.backend} ...", file=sys.stderr, flush=True)
+    done = subprocess.run(  # noqa: S603 - our own interpreter on the harness's scripts
+        config.argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"    {line}", file=sys.stderr, flush=True)
+    path = results / f"{config.name}.jsonl"
+    if done.returncode != 0 or not path.exists():
+        return None
+    result: dict[str, Any] = json.loads(path.read_text().splitlines()[-1])
+    path.unlink()
+    return result
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [run[key] for run in runs if isinstance(run.get(key), int | float)]
+    return statistics.median(values) if values else None
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _per_job_ms(runs: list[dict[str, Any]], key: str) -> str:
+    value = _median(runs, key)
+    n = _median(runs, "N")
+    return "n/a" if value is None or not n else f"{value * 1e3 / n:.2f}"
+
+
+def _latency(runs: list[dict[str, Any]]) -> str:
+    lats = [x for run in runs for x in run.get("latencies_ms", []) if x is not None]
+    if not lats:
+        return "n/a"
+    lost = sum(run.get("latency_lost", 0) for run in runs)
+    text = f"{statistics.median(lats):.1f} ({min(lats):.1f}-{max(lats):.1f})"
+    return text + (f", {lost} lost" if lost else "")
+
+
+def _enqueue(runs: list[dict[str, Any]]) -> str:
+    bulk = _median(runs, "enqueue_per_s")
+    conc = _median(runs, "enqueue_conc_per_s")
+    single = _median(runs, "enqueue_single_per_s")
+    main = f"{_rate(bulk)} bulk" if bulk is not None else f"{_rate(conc)} (50 in flight, no bulk API)"
+    return f"{main}; {_rate(single)} one by one"
+
+
+COLUMNS: Final = (
+    "library",
+    "backend",
+    "enqueue/s",
+    "process/s from worker spawn",
+    "process/s first→last job",
+    "spawn→first job s",
+    "pickup latency ms, median (min-max)",
+    "worker CPU ms/job",
+    "PostgreSQL CPU ms/job",
+)
+
+
+@dataclass
+class JobsTable(Table):
+    """Rates (jobs per second, higher is better) and latencies, one line per library and backend."""
+
+    lines: list[tuple[str, ...]] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        out = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "---|" * len(COLUMNS),
+        ]
+        out += ["| " + " | ".join(line) + " |" for line in self.lines]
+        out += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(out) + "\n"
+
+
+def _line(config: Config, version: str, runs: list[dict[str, Any]]) -> tuple[str, ...]:
+    if not runs:
+        return (f"{config.label} {version}".strip(), config.backend, *(["did not run"] + ["n/a"] * 6))
+    startup = _median(runs, "worker_startup_s")
+    return (
+        f"{config.label} {runs[0].get('version', version)}",
+        config.backend,
+        _enqueue(runs),
+        _rate(_median(runs, "process_per_s")),
+        _rate(_median(runs, "process_steady_per_s")),
+        "n/a" if startup is None else f"{startup:.2f}",
+        _latency(runs),
+        _per_job_ms(runs, "cpu_worker_s"),
+        _per_job_ms(runs, "cpu_postgres_s"),
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}x"
+
+
+def _budget_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    pg, lite = results.get("buttress-postgresql", []), results.get("buttress-sqlite", [])
+    pgq, saq = results.get("pgqueuer", []), results.get("saq-postgres", [])
+    notes: list[str] = []
+    for key, what in (("process_steady_per_s", "first→last job"), ("process_per_s", "from worker spawn")):
+        if not pg:
+            break
+        ours = _median(pg, key)
+        notes.append(
+            f"buttress on PostgreSQL, jobs/s {what}: {_ratio(ours, _median(pgq, key))} pgqueuer's, "
+            f"{_ratio(ours, _median(saq, key))} saq's (higher is better)"
+        )
+    budgets: list[str] = []
+    ours, theirs = _median(pg, "process_steady_per_s"), _median(pgq, "process_steady_per_s")
+    if ours is not None and theirs:
+        budgets.append(
+            f"PostgreSQL throughput >= {BUDGET_PG_RATIO:.1f}x pgqueuer (first→last job): "
+            f"{ours / theirs:.2f}x, {_verdict(ours / theirs >= BUDGET_PG_RATIO)}"
+        )
+    lite_rate = _median(lite, "process_steady_per_s")
+    if lite_rate is not None:
+        budgets.append(
+            f"SQLite >= {BUDGET_SQLITE_RATE:,.0f} jobs/s (first→last job): {lite_rate:,.0f}, "
+            f"{_verdict(lite_rate >= BUDGET_SQLITE_RATE)}"
+        )
+    for runs, backend, limit in (
+        (pg, "PostgreSQL", BUDGET_PG_P50_MS),
+        (lite, "SQLite", BUDGET_SQLITE_P50_MS),
+    ):
+        lats = [x for run in runs for x in run.get("latencies_ms", []) if x is not None]
+        if lats:
+            p50 = statistics.median(lats)
+            budgets.append(
+                f"pickup p50 on {backend} <= {limit:.0f} ms: {p50:.1f} ms, {_verdict(p50 <= limit)}"
+            )
+    if budgets:
+        notes.append("Budgets: " + "; ".join(budgets) + ".")
+    return notes
+
+
+def _buttress_available() -> bool:
+    return importlib.util.find_spec("buttress.jobs") is not None
+
+
+def run() -> Table:
+    configs: list[Config] = []
+    notes: list[str] = []
+    if (HARNESS / "common.py").exists():
+        configs += _anchors()
+    else:
+        notes.append(
+            f"The shared job-queue harness was not found at {HARNESS} (set BENCH_JOBS_HARNESS): "
+            "pgqueuer and saq were skipped."
+        )
+    if _buttress_available() and (HARNESS / "common.py").exists():
+        configs += _buttress()
+    elif not _buttress_available():
+        notes.append("buttress.jobs is not importable here: the buttress rows were skipped.")
+    results: dict[str, list[dict[str, Any]]] = {config.name: [] for config in configs}
+    by_name = {config.name: config for config in configs}
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
+        for name in rotations(list(by_name), ROUNDS):
+            result = _run_one(by_name[name], Path(folder))
+            if result is not None:
+                results[name].append(result)
+    lines = [_line(config, "", results[config.name]) for config in configs]
+    notes = _budget_notes(results) + notes
+    notes += [
+        (
+            "Workload (the shared harness's, the same for every library): 1,000 jobs enqueued one by one "
+            "(timed, then cleared), 5,000 no-op jobs enqueued with the bulk API (saq has none: 5,000 "
+            "calls with 50 in flight), then ONE worker process with 10 slots started; the job body is a "
+            "sync redis-py INCR (the jobs seeing count 1 and 5,000 store the time). Process/s from worker "
+            "spawn includes interpreter start, imports and connecting; first→last job excludes them. "
+            "Then, with the worker idle, 20 single jobs after random 0.2-0.7 s gaps: pickup latency is "
+            "the job's first line minus the moment just before the enqueue call (it includes the "
+            "enqueue round trip)."
+        ),
+        (
+            "Anchors: the harness's bench_pgqueuer.py (one asyncpg connection, entrypoint "
+            "concurrency_limit=10, batch 10, LISTEN/NOTIFY) and bench_saq.py with saq's PostgreSQL queue "
+            "(Worker(concurrency=10), LISTEN/NOTIFY), unchanged, each in its own schema of the same "
+            "database; pgqueuer deletes finished jobs into a log table, saq keeps the rows. CPU per job: "
+            "the worker's process group and all postgres processes, worker spawn to last job."
+        ),
+        (
+            f"Rounds: {ROUNDS}, every configuration once per round in rotating order; a cell is the median "
+            "of the rounds (latency: of all probes)."
+        ),
+    ]
+    return JobsTable(
+        title="Jobs: durable queue throughput and pickup latency (buttress.jobs vs pgqueuer and saq)",
+        anchors=["pgqueuer", "saq"],
+        rows=[],
+        notes=notes,
+        lines=lines,
+    )
+
+
+if __name__ == "__main__":
+    print(run().to_markdown())
