@@ -22,7 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -36,6 +38,7 @@ HARNESS: Final = Path(os.environ.get("BENCH_JOBS_HARNESS", str(ROOT.parent / "sh
 PG_URL: Final = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROUNDS: Final = int(os.environ.get("BENCH_JOBS_ROUNDS", "1"))
 RUN_TIMEOUT_S: Final = 600.0
+PG_DATABASE: Final = "bench_buttress_jobs"  # buttress's tables in a database of their own, made per run
 
 BUDGET_PG_RATIO: Final = 1.5  # buttress on PostgreSQL >= 1.5x pgqueuer's jobs/s
 BUDGET_SQLITE_RATE: Final = 1_000.0  # jobs/s
@@ -309,5 +312,115 @@ def run() -> Table:
     )
 
 
+# -- the buttress run (a child process: ``python -m benchmarks.bench_jobs buttress BACKEND``) -----------
+
+
+def _clear(db: Any) -> None:
+    """Empty buttress's job and worker tables (the schema stays)."""
+    from sqlalchemy import text
+
+    with db.session() as session:
+        session.execute(text("DELETE FROM buttress_jobs"))
+        session.execute(text("DELETE FROM buttress_job_workers"))
+
+
+def _pg_database() -> str:
+    """A fresh database of its own on the anchors' server (buttress's engine sets the connection's
+    ``options``, so a schema on the search path is not possible); the URL's own database, its job
+    tables emptied, when the role may not create one."""
+    import psycopg
+    from psycopg import sql
+
+    url = urlsplit(PG_URL.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        with psycopg.connect(url.geturl(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(PG_DATABASE)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
+    except psycopg.Error as exc:
+        print(f"# buttress: cannot create database {PG_DATABASE} ({exc}); using {url.path}", file=sys.stderr)
+        return url._replace(scheme="postgresql+psycopg").geturl()
+    return url._replace(scheme="postgresql+psycopg", path=f"/{PG_DATABASE}").geturl()
+
+
+def _buttress_env(backend: str, folder: str) -> str:
+    """Point this process (and the worker it starts) at ``backend``; the run's name."""
+    if backend == "postgresql":
+        os.environ["BUTTRESS_DATABASE_URL"] = _pg_database()
+    else:
+        os.environ["BUTTRESS_DATABASE_URL"] = f"sqlite:///{folder}/jobs.db"
+    lib = f"buttress-{backend}"
+    os.environ["BENCH_JOBS_LIB"] = lib
+    os.environ["BENCH_JOBS_HARNESS"] = str(HARNESS)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    if str(HARNESS) not in sys.path:
+        sys.path.insert(0, str(HARNESS))
+    return lib
+
+
+def _buttress_enqueue(res: dict[str, Any], common: Any, jobs: Any) -> None:
+    """One by one with ``task.defer`` (timed, then cleared), then the N jobs with ``task.defer_many``."""
+    from benchmarks import _jobs_tasks
+
+    start = time.perf_counter()
+    for i in range(common.N_SINGLE):
+        _jobs_tasks.noop.defer(i)
+    res["enqueue_single_per_s"] = common.rate(common.N_SINGLE, time.perf_counter() - start)
+    _clear(jobs.db)
+    start = time.perf_counter()
+    _jobs_tasks.noop.defer_many([(i,) for i in range(common.N)])
+    res["enqueue_per_s"] = common.rate(common.N, time.perf_counter() - start)
+    res["enqueue_mode"] = "Task.defer_many"
+    queued = jobs.stats().queues[_jobs_tasks.QUEUE].counts.get("queued", 0)
+    assert queued == common.N, queued
+
+
+def _buttress_process(lib: str, res: dict[str, Any], common: Any, jobs: Any) -> None:
+    """Start the worker, time the N jobs, wait until their rows say succeeded, then the latency probes."""
+    from benchmarks import _jobs_tasks
+
+    def counts() -> dict[str, int]:
+        return dict(jobs.stats().queues[_jobs_tasks.QUEUE].counts)
+
+    common.reset_counters(lib)
+    cpu0 = common.cpu_snapshot()
+    t_spawn = time.time()
+    argv = [sys.executable, "-m", "benchmarks._jobs_worker", str(common.CONCURRENCY)]
+    worker = common.spawn_worker(lib, argv)
+    try:
+        done = common.wait_done(lib, worker)
+        common.record_cpu(res, cpu0, common.cpu_snapshot(worker.pid))
+        if done is None:
+            res["notes"] = "processing did not finish"
+            return
+        common.finish_processing(lib, res, t_spawn, done)
+        acked = common.wait_until(lambda: counts().get("succeeded", 0) == common.N, timeout=30.0)
+        res["acked_after_last_ms"] = (acked - done[1]) * 1000 if acked else None
+        if not os.environ.get("BENCH_JOBS_PROFILE"):  # a profile covers the throughput run only
+            time.sleep(1.0)
+            res["latencies_ms"] = common.latency_sync(lib, _jobs_tasks.lat.defer)
+    finally:
+        common.stop_worker(worker)
+        res["status_counts"] = counts()
+
+
+def _buttress_run(backend: str) -> None:
+    """The harness's steps through buttress's public API; the result is filed as the harness files its own."""
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-sqlite-") as folder:
+        lib = _buttress_env(backend, folder)
+        common = importlib.import_module("common")
+        from benchmarks import _jobs_tasks
+
+        jobs = _jobs_tasks.ready_jobs()
+        jobs.ensure_schema()
+        _clear(jobs.db)
+        res: dict[str, Any] = {"backend": backend, "version": version("buttress")}
+        _buttress_enqueue(res, common, jobs)
+        _buttress_process(lib, res, common, jobs)
+        common.report(lib, res)
+
+
 if __name__ == "__main__":
-    print(run().to_markdown())
+    if sys.argv[1:2] == ["buttress"]:
+        _buttress_run(sys.argv[2])
+    else:
+        print(run().to_markdown())
