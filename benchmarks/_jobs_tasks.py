@@ -12,11 +12,9 @@ import os
 import sys
 from typing import Final
 
-from buttress.container import get_container
-from buttress.errors import ContainerError
-from buttress.jobs import Jobs, get_jobs, job
+from buttress.jobs import job
 
-__all__ = ["QUEUE", "lat", "noop", "ready_jobs"]
+__all__ = ["QUEUE", "lat", "noop"]
 
 QUEUE: Final = "bench"
 LIB: Final = os.environ.get("BENCH_JOBS_LIB", "buttress")
@@ -36,17 +34,3 @@ async def noop(i: int) -> None:
 async def lat(i: int) -> None:
     """The latency probe: pushes the time at its first line."""
     common.job_lat(LIB)
-
-
-def ready_jobs() -> Jobs:
-    """The process's Jobs, which ``task.defer`` uses (registered by hand if the container cannot build it).
-
-    The core's ``default_jobs`` factory names ``Settings`` in an annotation the container cannot
-    evaluate (``from __future__ import annotations`` with the import under TYPE_CHECKING), so
-    ``get_jobs()`` fails at 8e028e6; the same Jobs, built from the container's database, stands in.
-    """
-    try:
-        return get_jobs()
-    except ContainerError:
-        get_container().register_instance(Jobs, Jobs())
-        return get_jobs()

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import _jobs_tasks
-from buttress.jobs import Worker
+from buttress.jobs import Worker, get_jobs
 
 
 def _counted(worker: Worker) -> dict[str, dict[str, float]]:
@@ -82,7 +82,7 @@ def _timed_body(fn: Callable[..., Awaitable[Any]], entry: dict[str, float]) -> C
 
 def main(argv: list[str]) -> None:
     concurrency = int(argv[0]) if argv else 10
-    worker = _jobs_tasks.ready_jobs().worker(queues=[_jobs_tasks.QUEUE], concurrency=concurrency)
+    worker = get_jobs().worker(queues=[_jobs_tasks.QUEUE], concurrency=concurrency)
     counters_path = os.environ.get("BENCH_JOBS_COUNTERS")
     counters = _counted(worker) if counters_path else None
     profile_path = os.environ.get("BENCH_JOBS_PROFILE")

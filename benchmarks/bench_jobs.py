@@ -225,6 +225,19 @@ def _budget_notes(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"buttress on PostgreSQL, jobs/s {what}: {_ratio(ours, _median(pgq, key))} pgqueuer's, "
             f"{_ratio(ours, _median(saq, key))} saq's (higher is better)"
         )
+    if ROUNDS > 1:
+        for name, runs in results.items():
+            rates = ", ".join(_rate(run.get("process_steady_per_s")) for run in runs)
+            notes.append(f"{name}, jobs/s first→last job per round: {rates}")
+        pairs = list(zip(pg, pgq, strict=False))
+        if pairs:
+            ratios = ", ".join(
+                _ratio(ours.get("process_steady_per_s"), theirs.get("process_steady_per_s"))
+                for ours, theirs in pairs
+            )
+            notes.append(
+                f"buttress on PostgreSQL / pgqueuer, jobs/s first→last job, round by round: {ratios}"
+            )
     budgets: list[str] = []
     ours, theirs = _median(pg, "process_steady_per_s"), _median(pgq, "process_steady_per_s")
     if ours is not None and theirs:
@@ -374,6 +387,28 @@ def _buttress_enqueue(res: dict[str, Any], common: Any, jobs: Any) -> None:
     assert queued == common.N, queued
 
 
+def _worker_argv(concurrency: int) -> list[str]:
+    """``buttress worker`` when the CLI has it and no probe is asked for; else this benchmark's own entry
+    (the same ``Jobs.worker(...).run_sync()``, with the profile and counter knobs)."""
+    probes = os.environ.get("BENCH_JOBS_PROFILE") or os.environ.get("BENCH_JOBS_COUNTERS")
+    cli = [sys.executable, "-m", "buttress", "worker"]
+    if not probes:
+        has_cli = subprocess.run(  # noqa: S603 - our own interpreter
+            [*cli, "--help"], capture_output=True, check=False, timeout=60
+        )
+        if has_cli.returncode == 0:
+            return [
+                *cli,
+                "--import",
+                "benchmarks._jobs_tasks",
+                "--queues",
+                "bench",
+                "--concurrency",
+                str(concurrency),
+            ]
+    return [sys.executable, "-m", "benchmarks._jobs_worker", str(concurrency)]
+
+
 def _buttress_process(lib: str, res: dict[str, Any], common: Any, jobs: Any) -> None:
     """Start the worker, time the N jobs, wait until their rows say succeeded, then the latency probes."""
     from benchmarks import _jobs_tasks
@@ -384,7 +419,8 @@ def _buttress_process(lib: str, res: dict[str, Any], common: Any, jobs: Any) -> 
     common.reset_counters(lib)
     cpu0 = common.cpu_snapshot()
     t_spawn = time.time()
-    argv = [sys.executable, "-m", "benchmarks._jobs_worker", str(common.CONCURRENCY)]
+    argv = _worker_argv(common.CONCURRENCY)
+    res["worker_command"] = " ".join(argv[1:])
     worker = common.spawn_worker(lib, argv)
     try:
         done = common.wait_done(lib, worker)
@@ -408,9 +444,10 @@ def _buttress_run(backend: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-jobs-sqlite-") as folder:
         lib = _buttress_env(backend, folder)
         common = importlib.import_module("common")
-        from benchmarks import _jobs_tasks
 
-        jobs = _jobs_tasks.ready_jobs()
+        from buttress.jobs import get_jobs
+
+        jobs = get_jobs()
         jobs.ensure_schema()
         _clear(jobs.db)
         res: dict[str, Any] = {"backend": backend, "version": version("buttress")}
