@@ -7,10 +7,14 @@ the 5,000th ran, then 20 single jobs after random 0.2-0.7 s idle gaps (enqueue t
 The anchors are the harness's own scripts (``bench_pgqueuer.py``, ``bench_saq.py`` with saq's PostgreSQL
 queue), run unchanged as child processes against ``BUTTRESS_TEST_DATABASE_URL`` (default: the local
 ``test`` database) in their own schemas; their results go to a temporary folder, not the harness's.
-buttress runs the same steps through its public API (this module's ``buttress`` command, in a child
-process, with the worker started by ``buttress worker``). Without the harness the anchors are skipped and
-the table says so. ``BENCH_JOBS_ROUNDS`` (default 1) repeats every configuration round-robin; the Redis
-the job bodies use is the harness's ``BENCH_REDIS_URL`` (its default: db 14).
+buttress runs the same steps through its public API (``task.defer``, ``task.defer_many``) in a child
+process (``python -m benchmarks.bench_jobs buttress postgresql|sqlite``), on a database of its own on the
+same server (made afresh per run) and on a SQLite file; its worker is ``buttress worker`` when the CLI has
+the command, else :mod:`benchmarks._jobs_worker` (the same ``Jobs.worker(...).run_sync()``). Without the
+harness nothing runs and the table says so. ``BENCH_JOBS_ROUNDS`` (default 1) repeats every configuration
+round-robin; the job bodies use the harness's ``BENCH_REDIS_URL`` (its default: Redis db 14).
+``BENCH_JOBS_PROFILE`` / ``BENCH_JOBS_COUNTERS`` (see :mod:`benchmarks._jobs_worker`) say where buttress's
+worker spends its time; the latency probes are skipped under the profiler.
 """
 
 from __future__ import annotations
@@ -278,7 +282,8 @@ def run() -> Table:
     else:
         notes.append(
             f"The shared job-queue harness was not found at {HARNESS} (set BENCH_JOBS_HARNESS): "
-            "pgqueuer and saq were skipped."
+            "pgqueuer and saq were skipped, and buttress too (the workload and its job bodies are the "
+            "harness's)."
         )
     if _buttress_available() and (HARNESS / "common.py").exists():
         configs += _buttress()
@@ -287,7 +292,7 @@ def run() -> Table:
     results: dict[str, list[dict[str, Any]]] = {config.name: [] for config in configs}
     by_name = {config.name: config for config in configs}
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
-        for name in rotations(list(by_name), ROUNDS):
+        for name in rotations(list(by_name), ROUNDS if by_name else 0):
             result = _run_one(by_name[name], Path(folder))
             if result is not None:
                 results[name].append(result)
