@@ -137,5 +137,8 @@ def _result_of(info: JobInfo) -> Any:
 def missing(job_id: int) -> NotFoundError:
     """The error for a job id the store does not hold."""
     return NotFoundError(
-        f"no job {job_id}: it never existed or was purged after its result TTL", context={"job_id": job_id}
+        "job",
+        job_id,
+        message=f"no job {job_id}: it never existed or was purged after its result TTL",
+        context={"job_id": job_id},
     )

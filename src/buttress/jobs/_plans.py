@@ -446,7 +446,7 @@ def cancel_plan(job_id: int, now: float, ttl: float, dialect: Dialect) -> Plan[J
         return JobStatus.RUNNING
     rows = yield Step(_STATUS_OF, {"id": job_id}, rows=True)
     if not rows:
-        raise NotFoundError(f"no job {job_id}", context={"job_id": job_id})
+        raise NotFoundError("job", job_id, message=f"no job {job_id}", context={"job_id": job_id})
     return JobStatus(rows[0][0])
 
 
@@ -465,7 +465,7 @@ def retry_plan(job_id: int, now: float, dialect: Dialect) -> Plan[JobStatus]:
         return JobStatus.QUEUED
     rows = yield Step(_STATUS_OF, {"id": job_id}, rows=True)
     if not rows:
-        raise NotFoundError(f"no job {job_id}", context={"job_id": job_id})
+        raise NotFoundError("job", job_id, message=f"no job {job_id}", context={"job_id": job_id})
     return JobStatus(rows[0][0])
 
 

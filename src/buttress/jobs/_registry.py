@@ -74,7 +74,9 @@ class Registry:
             return self.tasks[name]
         except KeyError:
             raise NotFoundError(
-                f"no job type {name!r} is defined in this process; import the module that defines it "
+                "job type",
+                name,
+                message=f"no job type {name!r} is defined in this process; import the module that defines it "
                 "(buttress worker --import ...)",
                 context={"task": name},
             ) from None
