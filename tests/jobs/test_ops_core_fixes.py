@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from buttress.config import reset_settings
+from buttress.container import get_container
+from buttress.db import Database
 from buttress.errors import NotFoundError
-from buttress.jobs import REGISTRY, Jobs
+from buttress.jobs import REGISTRY, Jobs, get_jobs
 
 from ._support import db_url, jobs, module_pg_url
 
@@ -14,11 +19,12 @@ __all__ = ["db_url", "jobs", "module_pg_url"]
 
 @pytest.mark.parametrize("action", ["get", "cancel", "retry", "aget", "acancel", "aretry"])
 async def test_a_missing_job_is_a_not_found_error_naming_the_job(jobs: Jobs, action: str) -> None:
-    method = getattr(jobs, action)
+    async def call() -> object:
+        result = getattr(jobs, action)(987654)
+        return await result if action.startswith("a") else result
+
     with pytest.raises(NotFoundError) as caught:
-        result = method(987654)
-        if action.startswith("a"):
-            await result
+        await call()
     assert caught.value.status == 404
     assert "no job 987654" in str(caught.value)
     assert caught.value.context["job_id"] == 987654
@@ -29,3 +35,17 @@ def test_an_unknown_job_type_is_a_not_found_error_naming_the_fix() -> None:
         REGISTRY.task("ops.no-such-task")
     assert "buttress worker --import" in str(caught.value)
     assert caught.value.context["task"] == "ops.no-such-task"
+
+
+@pytest.mark.usefixtures("isolated_settings")
+def test_the_container_builds_the_process_jobs_on_the_settings_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("BUTTRESS_JOBS__RESULT_TTL", "120")
+    reset_settings()
+    jobs = get_jobs()
+    assert jobs is get_jobs()
+    assert jobs.db is get_container().resolve(Database)
+    assert jobs.db.urls.sync.database == str(tmp_path / "app.db")
+    assert jobs.settings.result_ttl == 120

@@ -1,15 +1,17 @@
-"""The jobs' container registration and health check (gathered by :mod:`buttress.composition`)."""
+"""The jobs' container registration and health check (gathered by :mod:`buttress.composition`).
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the factory is defined after its types are imported, so the
+container's wiring reads real classes from its annotations (as :mod:`buttress.db._provide` does).
+"""
 
 from typing import TYPE_CHECKING
 
 from buttress.clock import Clock
+from buttress.container import Container
 from buttress.health_types import CheckResult
 
 if TYPE_CHECKING:
     from buttress.config import Settings
-    from buttress.container import Container
     from buttress.observe.health import HealthCheck
 
 __all__ = ["health_checks", "register_services"]
@@ -27,7 +29,7 @@ def register_services(container: Container) -> None:
     container.register(Jobs, default_jobs)
 
 
-def health_checks(container: Container, settings: Settings) -> list[HealthCheck]:
+def health_checks(container: Container, settings: "Settings") -> "list[HealthCheck]":
     """``jobs``: the queue's database answers, no running job is past its lease, some worker heartbeats."""
     from buttress.jobs._jobs import Jobs  # noqa: PLC0415
     from buttress.observe.health import HealthCheck  # noqa: PLC0415
