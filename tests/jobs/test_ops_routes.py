@@ -180,7 +180,7 @@ async def test_filters_and_pages(served: Jobs, client: httpx.AsyncClient) -> Non
     assert first["next_before_id"] == first["jobs"][-1]["id"]
     rest = await ids_of(before_id=first["next_before_id"], limit=1000)
     assert rest == sorted([*ids.values(), min(extra)], reverse=True)
-    for bad in ({"status": "lost"}, {"limit": 0}, {"limit": 1001}, {"before_id": 0}):
+    for bad in ({"status": "lost"}, {"limit": 0}, {"limit": 1001}, {"before_id": 0}, {"before_id": 2**63}):
         answer = await client.get("/jobs", params=bad)
         assert answer.status_code == 422, bad
         assert answer.headers["content-type"] == PROBLEM
@@ -192,6 +192,7 @@ async def test_a_missing_job_is_a_404_problem(client: httpx.AsyncClient) -> None
     assert answer.headers["content-type"] == PROBLEM
     assert "no job 424242" in answer.json()["detail"]
     assert (await client.get("/jobs/not-a-number")).status_code == 422
+    assert (await client.get(f"/jobs/{2**63}")).status_code == 422  # past bigint: refused before any query
 
 
 async def test_queue_stats_count_every_queue_and_the_workers(served: Jobs, client: httpx.AsyncClient) -> None:

@@ -146,7 +146,9 @@ def job_view(info: JobInfo, *, details: bool) -> dict[str, Any]:
     return data
 
 
-_JobId = Annotated[int, PathParam(ge=1, description="The job's id.")]
+_MAX_ID = 2**63 - 1
+"""Job ids are 64-bit (bigint): a larger number names no job and is refused before any query."""
+_JobId = Annotated[int, PathParam(ge=1, le=_MAX_ID, description="The job's id.")]
 
 
 def jobs_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRouter:
@@ -174,7 +176,9 @@ def jobs_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRouter:
         ] = None,
         queue: Annotated[str | None, Query(max_length=200, description="Only this queue's jobs.")] = None,
         task: Annotated[str | None, Query(max_length=200, description="Only jobs of this type.")] = None,
-        before_id: Annotated[int | None, Query(ge=1, description="Only jobs older than this id.")] = None,
+        before_id: Annotated[
+            int | None, Query(ge=1, le=_MAX_ID, description="Only jobs older than this id.")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many jobs.")] = 50,
     ) -> Any:
         """Jobs newest first, filtered by stored status, queue and task; arguments, results and errors
