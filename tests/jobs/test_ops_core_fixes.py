@@ -26,15 +26,15 @@ async def test_a_missing_job_is_a_not_found_error_naming_the_job(jobs: Jobs, act
     with pytest.raises(NotFoundError) as caught:
         await call()
     assert caught.value.status == 404
-    assert "no job 987654" in str(caught.value)
-    assert caught.value.context["job_id"] == 987654
+    assert "987654" in str(caught.value)
+    assert caught.value.context["resource_id"] == "987654"
 
 
 def test_an_unknown_job_type_is_a_not_found_error_naming_the_fix() -> None:
     with pytest.raises(NotFoundError) as caught:
         REGISTRY.task("ops.no-such-task")
     assert "buttress worker --import" in str(caught.value)
-    assert caught.value.context["task"] == "ops.no-such-task"
+    assert "ops.no-such-task" in str(caught.value)
 
 
 @pytest.mark.usefixtures("isolated_settings")
