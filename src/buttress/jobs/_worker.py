@@ -466,9 +466,11 @@ class Worker:
         if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
-            depth: dict[str, int] = {}
+            # Every queue served or seen gets a value: a drained one reads 0, not its last backlog.
+            depth: dict[str, int] = dict.fromkeys(self.queues, 0)
             oldest: dict[str, float] = {}
             for queue, status, count, due_since, _expired in counts:
+                depth.setdefault(queue, 0)
                 if status in ("queued", "scheduled", "retrying"):
                     depth[queue] = depth.get(queue, 0) + int(count)
                 if due_since is not None:
