@@ -52,7 +52,7 @@ def empty_job_tables(url: str) -> None:
                     text("SELECT 1 FROM information_schema.tables WHERE table_name = :t"), {"t": table}
                 ).first()
                 if exists:
-                    connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+                    connection.execute(text(f"DELETE FROM {table}"))
     finally:
         engine.dispose()
 
