@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.jobs._support import db_url, module_pg_url, sql
 from typer.testing import CliRunner
 
 from buttress.cli import app
 from buttress.config import reset_settings
 from buttress.container import get_container
 from buttress.jobs import Jobs, JobStatus, Registry, Task, get_jobs
-
-from ._support import db_url, module_pg_url, sql
 
 __all__ = ["db_url", "module_pg_url"]
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.jobs._support import db_url, jobs, module_pg_url
 
 from buttress.config import reset_settings
 from buttress.container import get_container
 from buttress.db import Database
 from buttress.errors import NotFoundError
 from buttress.jobs import REGISTRY, Jobs, get_jobs
-
-from ._support import db_url, jobs, module_pg_url
 
 __all__ = ["db_url", "jobs", "module_pg_url"]
 

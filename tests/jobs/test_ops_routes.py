@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.jobs._support import db_url, jobs, module_pg_url, sql
 
 from buttress.config import Settings
 from buttress.container import get_container
@@ -24,8 +25,6 @@ from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSampler
 from buttress.server import create_app, install
-
-from ._support import db_url, jobs, module_pg_url, sql
 
 __all__ = ["db_url", "jobs", "module_pg_url"]
 

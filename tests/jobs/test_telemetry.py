@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.jobs._support import db_url, make_jobs, module_pg_url, sql
 
 from buttress.clock import FakeClock
 from buttress.config import Settings
@@ -20,8 +21,6 @@ from buttress.health_types import CheckResult
 from buttress.jobs import Jobs, JobStatus, health_checks, job
 from buttress.observe.health import HealthRegistry
 from buttress.observe.metrics import MetricsRegistry
-
-from ._support import db_url, make_jobs, module_pg_url, sql
 
 __all__ = ["db_url", "module_pg_url"]
 
