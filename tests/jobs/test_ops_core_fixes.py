@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,41 @@ def test_the_container_builds_the_process_jobs_on_the_settings_database(
     assert jobs.db is get_container().resolve(Database)
     assert jobs.db.urls.sync.database == str(tmp_path / "app.db")
     assert jobs.settings.result_ttl == 120
+
+
+RUN_SYNC_BESIDE_ANOTHER_WORKER = """
+import sys
+
+from buttress.config import JobsSettings
+from buttress.db import Database
+from buttress.jobs import Jobs, job
+
+
+@job(queue="exitfix", name="exitfix.work")
+def work(n: int) -> int:
+    return n
+
+
+jobs = Jobs(Database(sys.argv[1]), settings=JobsSettings(poll_interval=0.01))
+with jobs.worker().running():  # another worker of this process: its pool thread ran a sync job and idles
+    assert work.configure(jobs=jobs).defer(1).result(timeout=30) == 1
+    work.configure(jobs=jobs).defer(2)
+    jobs.worker().run_sync(burst=True)
+    print("run_sync returned", flush=True)
+"""
+
+
+def test_run_sync_returns_when_only_other_workers_threads_are_alive(tmp_path: Path) -> None:
+    # It used to os._exit(0) the whole process (exit code 0, output cut short) whenever any thread named
+    # buttress-job* was alive, such as another worker's idle pool thread: a test run or an app lost silently.
+    script = tmp_path / "beside.py"
+    script.write_text(RUN_SYNC_BESIDE_ANOTHER_WORKER)
+    done = subprocess.run(
+        [sys.executable, str(script), f"sqlite:///{tmp_path / 'jobs.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "run_sync returned\n", done.stderr
