@@ -134,6 +134,8 @@ class Worker:
         self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
+        self._in_threads = 0  # sync calls of this worker running in its threads now
+        self._in_threads_lock = threading.Lock()
         self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
@@ -162,7 +164,12 @@ class Worker:
                 loop.call_soon_threadsafe(check.set)
 
     def run_sync(self, *, burst: bool = False) -> None:
-        """Run on a new event loop in this thread; SIGTERM/SIGINT stop gracefully, a second one at once."""
+        """Run on a new event loop in this thread; SIGTERM/SIGINT stop gracefully, a second one at once.
+
+        Meant as a process's main loop: a sync job still running in a thread after the grace period was
+        released to the queue and cannot be stopped from outside, so the process exits without waiting
+        for it (``os._exit``) rather than hang on it.
+        """
         import signal  # noqa: PLC0415 - only the process entry point installs handlers
 
         async def main() -> None:
@@ -172,6 +179,12 @@ class Worker:
             await self.run(burst=burst)
 
         asyncio.run(main())
+        if self._in_threads:  # this worker's own sync jobs, still running: not other workers' idle threads
+            _log.warning(
+                "jobs: worker %s leaves sync jobs that ignored the stop behind (they were released)", self.id
+            )
+            logging.shutdown()
+            os._exit(0)
 
     @contextlib.contextmanager
     def running(self, timeout: float = 10.0) -> Iterator[Worker]:
@@ -211,7 +224,7 @@ class Worker:
         await self.store.arun(lambda: register_worker_plan(row))
         helpers = [
             asyncio.create_task(self._every(self.heartbeat_every, self._heartbeat), name="heartbeat"),
-            asyncio.create_task(self._every(max(1.0, self.lease / 2), self._sweep), name="sweep"),
+            asyncio.create_task(self._every(max(1.0, min(5.0, self.lease / 4)), self._sweep), name="sweep"),
             asyncio.create_task(self._every(_PROGRESS_EVERY, self._store_progress), name="progress"),
             asyncio.create_task(self._cancel_loop(), name="cancels"),
         ]
@@ -301,6 +314,7 @@ class Worker:
         run = _Running(leased, task, ctx, self.clock.monotonic())
         self._running[leased.id] = run
         run.future = asyncio.create_task(self._execute(run), name=f"job {leased.id}")
+        self.jobs.telemetry.status(leased.id, leased.task, leased.queue, "running", attempt=leased.attempts)
 
     async def _execute(self, run: _Running) -> None:
         ctx = run.ctx
@@ -353,12 +367,27 @@ class Worker:
             if task.process:
                 module = getattr(task.fn, "__module__", "__main__")
                 return await loop.run_in_executor(
-                    self._threads, run_in_subprocess, module, task.name, leased.args, ctx
+                    self._threads, self._counted, run_in_subprocess, module, task.name, leased.args, ctx
                 )
-            return await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            value = await loop.run_in_executor(
+                self._threads, self._counted, _call_sync, task, ctx, call, keywords
+            )
+            if ctx.cancelled and (ctx.cancel_reason or "").startswith("timed out"):
+                raise JobCancelled(ctx.cancel_reason or "timed out")  # it ran past its timeout: not a success
+            return value
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _counted(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a pool thread, counted in ``_in_threads`` while it runs."""
+        with self._in_threads_lock:
+            self._in_threads += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._in_threads_lock:
+                self._in_threads -= 1
 
     def _completion(
         self, run: _Running, status: JobStatus | None, result: str | None, error: BaseException | None
@@ -367,12 +396,15 @@ class Worker:
         now = self.clock.time()
         ttl = now + (leased.result_ttl or self.settings.result_ttl)
         last = run.ctx.last_progress
+        task, queue = leased.task, leased.queue
         if status is JobStatus.CANCELLED:
-            return Completion(leased.id, leased.token, status, error="cancelled", expires_at=ttl)
+            return Completion(
+                leased.id, leased.token, status, error="cancelled", expires_at=ttl, task=task, queue=queue
+            )
         if error is None:
             return Completion(
                 leased.id, leased.token, JobStatus.SUCCEEDED, result=result, expires_at=ttl, progress=1.0,
-                message=last[1] if last else None,
+                message=last[1] if last else None, task=task, queue=queue,
             )  # fmt: skip
         policy = run.task.retry
         retryable = policy.retries(error) if policy is not None else isinstance(error, Exception)
@@ -389,7 +421,7 @@ class Worker:
         return Completion(
             leased.id, leased.token, outcome.status, error=text, run_at=outcome.run_at,
             expires_at=None if outcome.status is JobStatus.RETRYING else ttl,
-            progress=last[0] if last else None, message=last[1] if last else None,
+            progress=last[0] if last else None, message=last[1] if last else None, task=task, queue=queue,
         )  # fmt: skip
 
     def _finish(self, run: _Running, completion: Completion | None) -> None:
@@ -408,7 +440,7 @@ class Worker:
                 JobStatus.CANCELLED: "cancelled",
             }.get(done.status, "failed")
             setattr(self.state, counter, getattr(self.state, counter) + 1)
-            self.jobs.telemetry.status(done.id, "", "", done.status.value)
+            self.jobs.telemetry.status(done.id, done.task, done.queue, done.status.value)
 
     # -- side loops -----------------------------------------------------------------------------------
 
@@ -466,9 +498,11 @@ class Worker:
         if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
-            depth: dict[str, int] = {}
+            # Every queue served or seen gets a value: a drained one reads 0, not its last backlog.
+            depth: dict[str, int] = dict.fromkeys(self.queues, 0)
             oldest: dict[str, float] = {}
             for queue, status, count, due_since, _expired in counts:
+                depth.setdefault(queue, 0)
                 if status in ("queued", "scheduled", "retrying"):
                     depth[queue] = depth.get(queue, 0) + int(count)
                 if due_since is not None:
