@@ -205,7 +205,7 @@ def _line(config: Config, version: str, runs: list[dict[str, Any]]) -> tuple[str
         "n/a" if startup is None else f"{startup:.2f}",
         _latency(runs),
         _per_job_ms(runs, "cpu_worker_s"),
-        _per_job_ms(runs, "cpu_postgres_s"),
+        _per_job_ms(runs, "cpu_postgres_s") if config.backend == "PostgreSQL" else "n/a",
     )
 
 
