@@ -177,6 +177,7 @@ def test_db_all_is_the_curated_list() -> None:
 
 JOBS = [
     "REGISTRY",
+    "WARM_QUEUE",
     "Deferral",
     "JobCancelled",
     "JobContext",
@@ -193,6 +194,8 @@ JOBS = [
     "SqliteJobStore",
     "Stats",
     "Task",
+    "WarmFailed",
+    "WarmTask",
     "Worker",
     "current_job",
     "define_queue",
@@ -200,6 +203,7 @@ JOBS = [
     "health_checks",
     "job",
     "register_services",
+    "warm_job",
 ]
 
 

@@ -14,7 +14,8 @@
 
 Run workers with ``buttress worker --import myapp.jobs``. Jobs live in the database of
 ``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); when it is down, deferring raises
-``BackendUnavailable``: jobs never fall back to memory. See the README's Jobs section.
+``BackendUnavailable``: jobs never fall back to memory. ``warm_job("popular")`` runs a cache warmer as a
+job (once across processes, retried, cancellable). See the README's Jobs section.
 """
 
 from buttress._extras import require
@@ -31,10 +32,12 @@ from buttress.jobs._registry import REGISTRY, QueueSpec, Registry, define_queue
 from buttress.jobs._states import JobStatus
 from buttress.jobs._store import JobStore, PostgresJobStore, SqliteJobStore
 from buttress.jobs._task import Deferral, Task, job
+from buttress.jobs._warm import WARM_QUEUE, WarmFailed, WarmTask, warm_job
 from buttress.jobs._worker import Worker
 
 __all__ = [
     "REGISTRY",
+    "WARM_QUEUE",
     "Deferral",
     "JobCancelled",
     "JobContext",
@@ -51,6 +54,8 @@ __all__ = [
     "SqliteJobStore",
     "Stats",
     "Task",
+    "WarmFailed",
+    "WarmTask",
     "Worker",
     "current_job",
     "define_queue",
@@ -58,4 +63,5 @@ __all__ = [
     "health_checks",
     "job",
     "register_services",
+    "warm_job",
 ]

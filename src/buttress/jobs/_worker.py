@@ -30,6 +30,7 @@ from buttress.container import get_container
 from buttress.errors import ButtressError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext, enter, leave
 from buttress.jobs._payload import dump_result, load_args
+from buttress.jobs._pg_turn import PostgresTurns
 from buttress.jobs._plans import (
     Completion,
     FetchRequest,
@@ -50,6 +51,7 @@ from buttress.jobs._states import JobStatus, after_failure
 from buttress.jobs._task import DEFAULT_BACKOFF
 
 if TYPE_CHECKING:
+    from buttress.db import Database
     from buttress.jobs._jobs import Jobs
     from buttress.jobs._task import Task
 
@@ -133,7 +135,10 @@ class Worker:
         self._wake = asyncio.Event()  # made again by run(): it binds to the loop that waits on it
         self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._turns: PostgresTurns | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
+        self._in_threads = 0  # sync calls of this worker running in its threads now
+        self._in_threads_lock = threading.Lock()
         self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
@@ -177,9 +182,7 @@ class Worker:
             await self.run(burst=burst)
 
         asyncio.run(main())
-        if any(
-            thread.is_alive() for thread in threading.enumerate() if thread.name.startswith("buttress-job")
-        ):
+        if self._in_threads:  # this worker's own sync jobs, still running: not other workers' idle threads
             _log.warning(
                 "jobs: worker %s leaves sync jobs that ignored the stop behind (they were released)", self.id
             )
@@ -230,6 +233,7 @@ class Worker:
         ]
         listening = asyncio.Event()
         if self.store.dialect.postgres:
+            self._turns = PostgresTurns(_conninfo(self.store.db))
             helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(listening.wait(), 5.0)
@@ -272,9 +276,7 @@ class Worker:
                 now = self.clock.time()
                 request = self._request(slots)
                 try:
-                    leased = await self.store.arun(
-                        functools.partial(fetch_plan, request, completions, now, self.store.dialect)
-                    )
+                    leased = await self._turn(request, completions, now)
                 except ButtressError as exc:
                     self._completions[:0] = completions
                     self._note_error("fetch", exc)
@@ -293,6 +295,14 @@ class Worker:
             if self._completions:
                 continue
             await self._pause(self._idle_wait() if slots > 0 else None)
+
+    async def _turn(self, request: FetchRequest, completions: list[Completion], now: float) -> list[Leased]:
+        if self._turns is not None and not request.task_limits and not request.queue_limits:
+            _, leased = await self._turns.turn(request, completions, now)
+            return leased
+        return await self.store.arun(
+            functools.partial(fetch_plan, request, completions, now, self.store.dialect)
+        )
 
     async def _pause(self, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -370,15 +380,27 @@ class Worker:
             if task.process:
                 module = getattr(task.fn, "__module__", "__main__")
                 return await loop.run_in_executor(
-                    self._threads, run_in_subprocess, module, task.name, leased.args, ctx
+                    self._threads, self._counted, run_in_subprocess, module, task.name, leased.args, ctx
                 )
-            value = await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            value = await loop.run_in_executor(
+                self._threads, self._counted, _call_sync, task, ctx, call, keywords
+            )
             if ctx.cancelled and (ctx.cancel_reason or "").startswith("timed out"):
                 raise JobCancelled(ctx.cancel_reason or "timed out")  # it ran past its timeout: not a success
             return value
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _counted(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a pool thread, counted in ``_in_threads`` while it runs."""
+        with self._in_threads_lock:
+            self._in_threads += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._in_threads_lock:
+                self._in_threads -= 1
 
     def _completion(
         self, run: _Running, status: JobStatus | None, result: str | None, error: BaseException | None
@@ -490,9 +512,11 @@ class Worker:
         if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
-            depth: dict[str, int] = {}
+            # Every queue served or seen gets a value: a drained one reads 0, not its last backlog.
+            depth: dict[str, int] = dict.fromkeys(self.queues, 0)
             oldest: dict[str, float] = {}
             for queue, status, count, due_since, _expired in counts:
+                depth.setdefault(queue, 0)
                 if status in ("queued", "scheduled", "retrying"):
                     depth[queue] = depth.get(queue, 0) + int(count)
                 if due_since is not None:
@@ -529,7 +553,7 @@ class Worker:
     async def _listen(self, ready: Callable[[], None]) -> None:
         from buttress.jobs._listen import listen  # noqa: PLC0415 - psycopg, PostgreSQL workers only
 
-        conninfo = self.store.db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = _conninfo(self.store.db)
 
         def on_wake(queue: str) -> None:
             if not queue or queue in self.queues:
@@ -572,6 +596,8 @@ class Worker:
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
+        if self._turns is not None:
+            await self._turns.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _drain(self, running: list[asyncio.Task[None]]) -> None:
@@ -591,6 +617,11 @@ class Worker:
                 except ButtressError as exc:
                     self._completions[:0] = completions
                     self._note_error("complete", exc)
+
+
+def _conninfo(db: Database) -> str:
+    """The libpq URL of ``db`` (PostgreSQL) for the worker's own connections."""
+    return db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _call_sync(task: Task[..., Any], ctx: JobContext, call: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
