@@ -18,6 +18,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.jobs imports
 
     import tests.jobs._proc_jobs  # noqa: F401 - defines the jobs
+
     from buttress.config import JobsSettings
     from buttress.db import Database
     from buttress.jobs import Jobs

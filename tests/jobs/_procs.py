@@ -27,11 +27,11 @@ from typing import IO, Any, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.jobs._proc_jobs import LOG_ENV, Line, read_log
 
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.jobs import Jobs
-from tests.jobs._proc_jobs import LOG_ENV, Line, read_log
 
 T = TypeVar("T")
 

@@ -18,15 +18,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from tests._ports import free_port
+from tests.jobs import _proc_jobs as jobs_module
+from tests.jobs._procs import Procs, procs, wait_for
 
 from buttress.clock import FakeClock
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.errors import BackendUnavailable
 from buttress.jobs import Jobs, JobStatus
-from tests._ports import free_port
-from tests.jobs import _proc_jobs as jobs_module
-from tests.jobs._procs import Procs, procs, wait_for
 
 __all__ = ["procs"]
 

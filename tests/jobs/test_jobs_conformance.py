@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.jobs._subject import MODES, Subject
 
 from buttress.errors import BackendUnavailable, NotFoundError, QueueFull, ValidationError
 from buttress.events import Event
 from buttress.jobs import JobContext, JobFailed, JobStatus
 from buttress.jobs._plans import Completion, FetchRequest, complete_plan, fetch_plan
 from buttress.resilience import Backoff, Retry
-from tests.jobs._subject import MODES, Subject
 
 
 @pytest.fixture(params=MODES)

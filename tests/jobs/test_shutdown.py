@@ -10,9 +10,10 @@ import signal
 import time
 from pathlib import Path
 
-from buttress.jobs import JobStatus
 from tests.jobs import _proc_jobs as jobs_module
 from tests.jobs._procs import Procs, procs, wait_for
+
+from buttress.jobs import JobStatus
 
 __all__ = ["procs"]
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import text
+from tests.jobs.conftest import fresh_database
 
 from buttress.db import Database
 from buttress.errors import NotFoundError, QueueFull
@@ -36,7 +37,6 @@ from buttress.jobs._plans import (
 )
 from buttress.jobs._states import after_failure
 from buttress.jobs._store import SqlJobStore, store_for
-from tests.jobs.conftest import fresh_database
 
 TASKS = ("plain", "limited")
 QUEUES = ("main", "bounded")
