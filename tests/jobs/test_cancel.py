@@ -51,7 +51,9 @@ def test_cancels_racing_busy_workers_never_let_a_cancelled_job_start(procs: Proc
     workers = [procs.start(concurrency=4) for _ in range(2)]
     for worker in workers:
         procs.wait_registered(worker)
-    handles = jobs_module.counted.configure(jobs=procs.jobs).defer_many([() for _ in range(2_000)])
+    handles = jobs_module.chaos.configure(jobs=procs.jobs).defer_many(
+        [(n,) for n in range(2_000)]
+    )  # 10-40 ms
     order = list(handles)
     random.Random(15).shuffle(order)
     answers = {handle.id: handle.cancel() for handle in order}

@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from tests._ports import free_port
 from tests.jobs import _proc_jobs as jobs_module
 from tests.jobs._procs import Procs, procs, wait_for
@@ -276,6 +277,58 @@ async def _aiosqlite_threads_ended() -> None:
     while any(t.name.endswith("(_connection_worker_thread)") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "aiosqlite's connection threads did not stop"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("procs", ["postgresql"], indirect=True)
+def test_a_worker_outlives_an_outage_longer_than_its_lease(procs: Procs) -> None:
+    """PostgreSQL refuses every connection to the database for longer than the lease while a job runs. The
+    worker keeps running; the job succeeds exactly once; if the job was taken back and leased again, the
+    copy whose lease lapsed did not run on beside the new one; jobs deferred afterwards run."""
+    worker = procs.start(concurrency=2)
+    procs.wait_registered(worker)
+    handle = jobs_module.sleeps.configure(jobs=procs.jobs).defer(8.0)
+    wait_for(lambda: procs.lines("start", handle.id), 15, "the job starting")
+    name = procs.db.engine.url.database
+    admin = create_engine(procs.db.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        )
+    down = time.time()
+    procs.db.engine.dispose()
+    try:
+        wait_for(
+            lambda: time.time() - down > LEASE + 1.5 and "could not" in worker.log(),
+            20,
+            "the worker failing to reach its database for longer than the lease",
+            every=0.1,
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    info = handle.wait(timeout=30)
+    assert info.status is JobStatus.SUCCEEDED
+    assert procs.rows("SELECT token FROM proc_completions WHERE job_id = :id", id=handle.id) == [
+        (info.lease_token,)
+    ]
+    copies: dict[int, dict[str, float]] = defaultdict(dict)
+    for line in procs.log():
+        if line.job_id == handle.id:
+            copies[line.token][line.kind] = line.at
+    for token, later in copies.items():
+        if token > 1:  # leased again: every older copy had ended (or been stopped) before this one started
+            for older in (copies[t] for t in copies if t < token):
+                assert "end" not in older or older["end"] <= later["start"], copies
+                assert "end" in older or "cancelled" in older, copies
+    assert worker.alive()
+    after = jobs_module.quick.configure(jobs=procs.jobs).defer()
+    assert after.wait(timeout=20).result["pid"] == worker.pid
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit(15) == 0
+    print(f"\n[outage {procs.backend}] job copies by token: {dict(copies)}")
 
 
 def test_defer_to_an_unreachable_database_raises_backend_unavailable(tmp_path: Path) -> None:
