@@ -157,6 +157,7 @@ DB = [
     "db_stats",
     "fingerprint",
     "health_checks",
+    "internal_options",
     "is_retryable",
     "normalise",
     "paginate",

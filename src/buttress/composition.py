@@ -17,6 +17,7 @@ container's wiring.
 """
 
 import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,14 @@ def _db(container: Container) -> None:
     db.register_services(container)
 
 
+def _jobs(container: Container) -> None:
+    if not db_installed():
+        return  # jobs live in the database: without the [db] extra there is nothing to register
+    from buttress import jobs  # noqa: PLC0415 - loaded already: one of its types was asked for
+
+    jobs.register_services(container)
+
+
 _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.config": _settings,
     "buttress.clock": _clock,
@@ -106,6 +115,7 @@ _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.resilience": _resilience,
     "buttress.http": _http,
     "buttress.db": _db,
+    "buttress.jobs": _jobs,
 }
 """Which provider registers the types defined under each package (the health registry aside)."""
 
@@ -204,5 +214,8 @@ def health_registry(
         from buttress import db  # noqa: PLC0415 - SQLAlchemy, only for a service configured with a database
 
         capabilities.insert(0, db)
+    jobs = sys.modules.get("buttress.jobs")
+    if jobs is not None and jobs.REGISTRY.tasks:  # a program that defines jobs: is anyone running them?
+        capabilities.append(jobs)
     checks = [check for capability in capabilities for check in capability.health_checks(container, settings)]
     return default_health_registry(settings, clock=clock, disk_path=disk_path, checks=checks)

@@ -22,6 +22,7 @@ from pydantic_settings import (
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
 from buttress.config._db import DbSettings
+from buttress.config._jobs import JobsSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     db: DbSettings = Field(default_factory=DbSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
     @field_validator("redis_url")
     @classmethod

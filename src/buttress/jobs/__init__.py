@@ -1,5 +1,56 @@
-"""Durable jobs and schedules on SQLite and PostgreSQL (the core owns this file)."""
+"""Durable jobs on SQLite or PostgreSQL: priorities, limits across workers, leases with fencing, cancel, progress.
 
-from buttress.jobs._schedule_spec import ScheduleSpec
+::
 
-__all__ = ["ScheduleSpec"]
+    from buttress.jobs import JobContext, job
+
+    @job(queue="episodes", priority=5, retry=3, timeout=600, concurrency=2)
+    async def transcode(ctx: JobContext, episode: int) -> dict:
+        ctx.progress(0.5, "cutting")
+        return {"episode": episode}
+
+    handle = transcode.defer(episode=7)          # stored; a worker runs it
+    handle.result(timeout=60)                    # {"episode": 7}
+
+Run workers with ``buttress worker --import myapp.jobs``. Jobs live in the database of
+``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); when it is down, deferring raises
+``BackendUnavailable``: jobs never fall back to memory. See the README's Jobs section.
+"""
+
+from buttress.jobs._context import JobCancelled, JobContext, current_job
+from buttress.jobs._handle import JobFailed, JobHandle
+from buttress.jobs._info import JobInfo
+from buttress.jobs._jobs import Jobs, QueueStats, Stats, get_jobs
+from buttress.jobs._provide import health_checks, register_services
+from buttress.jobs._registry import REGISTRY, QueueSpec, Registry, define_queue
+from buttress.jobs._states import JobStatus
+from buttress.jobs._store import JobStore, PostgresJobStore, SqliteJobStore
+from buttress.jobs._task import Deferral, Task, job
+from buttress.jobs._worker import Worker
+
+__all__ = [
+    "REGISTRY",
+    "Deferral",
+    "JobCancelled",
+    "JobContext",
+    "JobFailed",
+    "JobHandle",
+    "JobInfo",
+    "JobStatus",
+    "JobStore",
+    "Jobs",
+    "PostgresJobStore",
+    "QueueSpec",
+    "QueueStats",
+    "Registry",
+    "SqliteJobStore",
+    "Stats",
+    "Task",
+    "Worker",
+    "current_job",
+    "define_queue",
+    "get_jobs",
+    "health_checks",
+    "job",
+    "register_services",
+]

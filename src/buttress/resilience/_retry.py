@@ -440,6 +440,10 @@ class Retry:
                     self._finish(run, "success")
                     return result
 
+    def retries(self, error: BaseException) -> bool:
+        """Whether this policy retries ``error`` (its ``on``), for code that runs the attempts itself."""
+        return self._retryable(error)
+
     # -- the decisions, shared by both --------------------------------------------------------------
 
     def _retryable(self, error: BaseException) -> bool:

@@ -1,0 +1,78 @@
+"""The ``jobs`` section of the settings: leases, polling and the defaults of ``buttress.jobs``.
+
+The queue lives in the database of ``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); these
+settings only shape how workers lease, poll and keep results.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JobsSettings"]
+
+
+class JobsSettings(BaseModel):
+    """How workers lease jobs, how often they look for work, and how long results are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lease: float = Field(
+        default=30.0,
+        ge=1.0,
+        description="Seconds a worker holds a job without a heartbeat; a killed worker's jobs run again after it.",
+        examples=[10],
+    )
+    heartbeat: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds between a worker's lease renewals; unset: a third of the lease.",
+        examples=[5],
+    )
+    poll_interval: float = Field(
+        default=0.02,
+        gt=0,
+        le=60,
+        description="Seconds an idle worker waits before looking for due jobs again (PostgreSQL wakes it "
+        "at once by NOTIFY; SQLite workers in other processes rely on this).",
+        examples=[0.05],
+    )
+    cancel_poll_interval: float = Field(
+        default=0.1,
+        gt=0,
+        description="Seconds between a busy worker's checks for cancelled running jobs.",
+        examples=[0.25],
+    )
+    grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a stopping worker (SIGTERM) lets running jobs finish before releasing them.",
+        examples=[10],
+    )
+    result_ttl: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds a finished job (its result or error) is kept before the sweeper deletes it.",
+        examples=[3600],
+    )
+    attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts of a job that does not set its own retry policy.",
+        examples=[5],
+    )
+    concurrency: int = Field(
+        default=10,
+        ge=1,
+        description="Jobs one worker runs at once unless --concurrency says otherwise.",
+        examples=[20],
+    )
+    eager: bool = Field(
+        default=False,
+        description="Run each deferred job at once, in the caller, storing nothing (for users' tests).",
+        examples=[True],
+    )
+    auto_migrate: bool = Field(
+        default=True,
+        description="Create or upgrade buttress's job tables on first use (buttress db upgrade does it too).",
+        examples=[False],
+    )

@@ -1,0 +1,142 @@
+"""Where jobs live: :class:`SqliteJobStore` (the embedded default) and :class:`PostgresJobStore`.
+
+Both run the plans of :mod:`buttress.jobs._plans`, each in one transaction of its own, retried as a unit
+on a retryable failure (a serialization failure, a lost connection, SQLite busy) through the database's
+transaction retry. Outage policy: jobs are durable, so a store never degrades to memory; what finally
+fails arrives as a buttress error, ``BackendUnavailable`` when the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from sqlalchemy import Connection, CursorResult, Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from buttress.db import Database, internal_options, translate
+from buttress.errors import RetryExhausted
+from buttress.jobs._plans import Dialect, Plan, Step
+
+__all__ = ["JobStore", "PostgresJobStore", "SqlJobStore", "SqliteJobStore", "store_for"]
+
+T = TypeVar("T")
+
+
+class JobStore(Protocol):
+    """The contract of a job store.
+
+    ``run(make)`` / ``await arun(make)`` run the plan ``make()`` returns in one transaction (``make`` is
+    called again for each retried attempt) and return its value; a plan's own errors (``QueueFull``,
+    ``NotFoundError``) pass through and leave nothing written. ``dialect`` tells the plans which SQL to
+    speak. ``check()`` raises ``BackendUnavailable`` when the database cannot be reached.
+    """
+
+    dialect: Dialect
+    db: Database
+
+    def run(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T: ...
+    async def arun(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T: ...
+    def info(self) -> dict[str, Any]: ...
+    def check(self) -> None: ...
+
+
+def _answer(result: CursorResult[Any], rows: bool) -> Any:
+    return result.all() if rows else result.rowcount
+
+
+def _drive(connection: Connection, plan: Plan[T]) -> T:
+    try:
+        step = next(plan)
+        while True:
+            result = connection.execute(step.clause, step.params)  # type: ignore[arg-type]
+            step = plan.send(_answer(result, step.rows))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _adrive(connection: AsyncConnection, plan: Plan[T]) -> T:
+    try:
+        step = next(plan)
+        while True:
+            result = await connection.execute(step.clause, step.params)  # type: ignore[arg-type]
+            step = plan.send(_answer(result, step.rows))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+class SqlJobStore:
+    """Runs plans on one :class:`~buttress.db.Database`, sync and async."""
+
+    backend: ClassVar[str]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.dialect = Dialect(db.backend)
+        self._writer: Engine = db.engine.execution_options(**internal_options(write=True))
+        self._reader: Engine = db.engine.execution_options(**internal_options())
+        self._awriter: AsyncEngine = db.async_engine.execution_options(**internal_options(write=True))
+        self._areader: AsyncEngine = db.async_engine.execution_options(**internal_options())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.db.urls.sync.render_as_string(hide_password=True)}>"
+
+    def run(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T:
+        """The value of plan ``make()`` run in one transaction (retried as a unit)."""
+        engine = self._writer if write else self._reader
+
+        def attempt() -> T:
+            with engine.begin() as connection:
+                return _drive(connection, make())
+
+        try:
+            return self.db.retry.call(attempt)
+        except RetryExhausted as exc:
+            raise translate(exc.last_error or exc, backend=self.db.backend, attempts=exc.attempts) from exc
+        except DBAPIError as exc:
+            raise translate(exc, backend=self.db.backend) from exc
+
+    async def arun(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T:
+        """Async :meth:`run`."""
+        engine = self._awriter if write else self._areader
+
+        async def attempt() -> T:
+            async with engine.begin() as connection:
+                return await _adrive(connection, make())
+
+        try:
+            return await self.db.retry.acall(attempt)
+        except RetryExhausted as exc:
+            raise translate(exc.last_error or exc, backend=self.db.backend, attempts=exc.attempts) from exc
+        except DBAPIError as exc:
+            raise translate(exc, backend=self.db.backend) from exc
+
+    def info(self) -> dict[str, Any]:
+        """The backend and the database (password masked)."""
+        return {"backend": self.backend, "database": self.db.urls.sync.render_as_string(hide_password=True)}
+
+    def check(self) -> None:
+        """One cheap read of the jobs table; raises ``BackendUnavailable`` when the database is down."""
+
+        def probe() -> Plan[None]:
+            yield Step(text("SELECT 1 FROM buttress_jobs WHERE 1 = 0"), rows=True)
+
+        self.run(probe, write=False)
+
+
+class SqliteJobStore(SqlJobStore):
+    """Jobs in a SQLite file: one machine, any number of processes (writers queue at ``BEGIN IMMEDIATE``)."""
+
+    backend = "sqlite"
+
+
+class PostgresJobStore(SqlJobStore):
+    """Jobs in PostgreSQL: ``FOR UPDATE SKIP LOCKED`` fetches, advisory-locked limits, NOTIFY wake-ups."""
+
+    backend = "postgresql"
+
+
+def store_for(db: Database) -> SqlJobStore:
+    """The store of ``db``'s backend."""
+    return PostgresJobStore(db) if db.backend == "postgresql" else SqliteJobStore(db)

@@ -1,0 +1,571 @@
+"""The worker: leases due jobs, runs them (async on the loop, sync in threads), and records what came of it.
+
+One loop does the database work: each turn applies the attempts that ended since the last turn and
+leases as many due jobs as there are free slots, in one transaction. Beside it, small loops renew
+leases (heartbeat), take back the jobs of workers that stopped heartbeating (sweep), store coalesced
+progress and look for cancel requests. PostgreSQL wakes an idle worker by NOTIFY; SQLite workers are
+woken directly by defers in their own process and poll (``jobs.poll_interval``) for the others.
+
+A lost lease is final: its fencing token moved on, so a late completion is a no-op and the worker
+cancels its copy of the job. ``stop()`` (SIGTERM) stops leasing, lets running jobs finish for
+``jobs.grace`` seconds, then releases the rest to the queue unrun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from buttress.container import get_container
+from buttress.errors import ButtressError, ValidationError
+from buttress.jobs._context import JobCancelled, JobContext, enter, leave
+from buttress.jobs._payload import dump_result, load_args
+from buttress.jobs._plans import (
+    Completion,
+    FetchRequest,
+    Leased,
+    cancel_requests_plan,
+    complete_plan,
+    fetch_plan,
+    heartbeat_plan,
+    progress_plan,
+    register_worker_plan,
+    release_plan,
+    stats_plan,
+    sweep_plan,
+    unregister_worker_plan,
+)
+from buttress.jobs._process import run_in_subprocess
+from buttress.jobs._states import JobStatus, after_failure
+from buttress.jobs._task import DEFAULT_BACKOFF
+
+if TYPE_CHECKING:
+    from buttress.jobs._jobs import Jobs
+    from buttress.jobs._task import Task
+
+__all__ = ["Worker"]
+
+_log = logging.getLogger("buttress.jobs")
+_PROGRESS_EVERY = 0.5
+_BACKLOG_EVERY = 10.0
+
+
+@dataclass(slots=True)
+class _Running:
+    leased: Leased
+    task: Task[..., Any]
+    ctx: JobContext
+    started: float
+    future: asyncio.Task[None] | None = None
+    released: bool = False
+    lost: bool = False
+
+
+@dataclass(slots=True)
+class WorkerState:
+    """What a worker has done since it started (for ``check()`` and the ops server)."""
+
+    started_at: float = 0.0
+    last_fetch: float = 0.0
+    last_heartbeat: float = 0.0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """Runs the jobs of ``queues`` (default: every queue of a defined job), ``concurrency`` at a time.
+
+    ``await worker.run()`` until :meth:`stop`; ``worker.run_sync()`` in a process of its own (SIGTERM
+    and SIGINT stop it gracefully); ``with worker.running():`` in a background thread (tests, apps that
+    embed a worker). ``run(burst=True)`` returns once nothing is due and nothing runs.
+    """
+
+    def __init__(
+        self,
+        jobs: Jobs,
+        *,
+        queues: Sequence[str] | None,
+        concurrency: int,
+        tasks: Sequence[str] | None,
+        name: str,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be a positive int, got {concurrency!r}", field="concurrency")
+        self.jobs = jobs
+        self.store = jobs.store
+        self.clock = jobs.clock
+        self.settings = jobs.settings
+        registry = jobs.registry
+        self.id = name
+        self.concurrency = concurrency
+        known = registry.tasks
+        self.task_names = tuple(sorted(tasks if tasks is not None else known))
+        for task_name in self.task_names:
+            registry.task(task_name)  # NotFoundError now, not a job stuck later
+        self.queues = tuple(sorted(queues if queues is not None else {known[n].queue for n in self.task_names}))
+        self._task_limits = {n: known[n].concurrency for n in self.task_names if known[n].concurrency}
+        self._queue_limits = {q: n for q, n in registry.queue_limits().items() if q in self.queues}
+        self.lease = self.settings.lease
+        self.heartbeat_every = self.settings.heartbeat or self.lease / 3
+        self.state = WorkerState()
+        self._running: dict[int, _Running] = {}
+        self._completions: list[Completion] = []
+        self._stopping = False
+        self._hard_stop = False
+        self._wake: asyncio.Event | None = None
+        self._cancel_check: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
+        self._rng = random.Random()  # noqa: S311 - backoff jitter
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.id} queues={list(self.queues)} concurrency={self.concurrency}>"
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def stop(self, *, hard: bool = False) -> None:
+        """Stop leasing; running jobs get ``jobs.grace`` seconds (none when ``hard``). Thread-safe."""
+        self._stopping = True
+        self._hard_stop = self._hard_stop or hard
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _poke_cancels(self) -> None:
+        loop, check = self._loop, self._cancel_check
+        if loop is not None and check is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(check.set)
+
+    def run_sync(self, *, burst: bool = False) -> None:
+        """Run on a new event loop in this thread; SIGTERM/SIGINT stop gracefully, a second one at once."""
+        import signal  # noqa: PLC0415 - only the process entry point installs handlers
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, lambda: self.stop(hard=self._stopping))
+            await self.run(burst=burst)
+
+        asyncio.run(main())
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 10.0) -> Iterator[Worker]:
+        """Run in a background thread for the block; stopped (gracefully) when it ends."""
+        thread = threading.Thread(target=lambda: asyncio.run(self.run()), name=f"worker {self.id}", daemon=True)
+        thread.start()
+        if not self.ready.wait(timeout):
+            self.stop(hard=True)
+            raise TimeoutError(f"worker {self.id} did not start within {timeout} s")
+        try:
+            yield self
+        finally:
+            self.stop()
+            thread.join(self.settings.grace + timeout)
+
+    # -- the main loop ------------------------------------------------------------------------------
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Lease and run jobs until :meth:`stop` (or, with ``burst``, until nothing is due or running)."""
+        await self.jobs.aensure_schema()
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._cancel_check = asyncio.Event()
+        remove_waker = self.jobs.add_waker(self._poke_all)
+        now = self.clock.time()
+        self.state.started_at = now
+        await self.store.arun(
+            lambda: register_worker_plan(
+                self.id, _host(self.id), _pid(), ",".join(self.queues), self.concurrency, now
+            )
+        )
+        helpers = [
+            asyncio.create_task(self._every(self.heartbeat_every, self._heartbeat), name="heartbeat"),
+            asyncio.create_task(self._every(max(1.0, self.lease / 2), self._sweep), name="sweep"),
+            asyncio.create_task(self._every(_PROGRESS_EVERY, self._store_progress), name="progress"),
+            asyncio.create_task(self._cancel_loop(), name="cancels"),
+        ]
+        listening = asyncio.Event()
+        if self.store.dialect.postgres:
+            helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listening.wait(), 5.0)
+        self.ready.set()
+        try:
+            await self._fetch_loop(burst)
+        finally:
+            await self._shutdown(helpers)
+            remove_waker()
+            self.stopped.set()
+
+    def _poke_all(self) -> None:
+        self._poke()
+        self._poke_cancels()
+
+    def _request(self, slots: int) -> FetchRequest:
+        return FetchRequest(
+            worker=self.id,
+            queues=self.queues,
+            tasks=self.task_names,
+            slots=slots,
+            lease=self.lease,
+            task_limits=self._task_limits,
+            queue_limits=self._queue_limits,
+        )
+
+    def _idle_wait(self) -> float:
+        if self.store.dialect.postgres:
+            return min(1.0, max(self.settings.poll_interval, 0.25))  # NOTIFY wakes; this finds delayed jobs
+        return self.settings.poll_interval
+
+    async def _fetch_loop(self, burst: bool) -> None:
+        assert self._wake is not None
+        pause = 0.1
+        while not self._stopping:
+            self._wake.clear()
+            slots = self.concurrency - len(self._running)
+            completions, self._completions = self._completions, []
+            leased: list[Leased] = []
+            if slots > 0 or completions:
+                now = self.clock.time()
+                request = self._request(slots)
+                try:
+                    leased = await self.store.arun(
+                        lambda: fetch_plan(request, completions, now, self.store.dialect)
+                    )
+                except ButtressError as exc:
+                    self._completions[:0] = completions
+                    self._note_error("fetch", exc)
+                    await self._pause(pause)
+                    pause = min(pause * 2, 10.0)
+                    continue
+                pause = 0.1
+                self.state.last_fetch = now
+                self._announce(completions)
+                for job in leased:
+                    self._start(job)
+                if len(leased) == slots and slots > 0:
+                    continue  # a full batch: more may be waiting
+            if burst and not leased and not self._running and not self._completions:
+                return
+            if self._completions:
+                continue
+            await self._pause(self._idle_wait() if slots > 0 else None)
+
+    async def _pause(self, seconds: float | None) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- running one job ------------------------------------------------------------------------------
+
+    def _start(self, leased: Leased) -> None:
+        task = self.jobs.registry.task(leased.task)
+        ctx = JobContext(
+            job_id=leased.id,
+            task=leased.task,
+            queue=leased.queue,
+            attempt=leased.attempts,
+            max_attempts=leased.max_attempts,
+            token=leased.token,
+            events=self.jobs.events,
+        )
+        run = _Running(leased, task, ctx, self.clock.monotonic())
+        self._running[leased.id] = run
+        run.future = asyncio.create_task(self._execute(run), name=f"job {leased.id}")
+
+    async def _execute(self, run: _Running) -> None:
+        leased, task, ctx = run.leased, run.task, run.ctx
+        value: Any = None
+        error: BaseException | None = None
+        status: JobStatus | None = None
+        try:
+            value = await self._call(run)
+            result = dump_result(value)
+        except asyncio.CancelledError:
+            if run.released or run.lost:
+                self._finish(run, None)
+                return
+            status, error, result = JobStatus.CANCELLED, None, None
+        except JobCancelled as exc:
+            if run.released or run.lost:
+                self._finish(run, None)
+                return
+            if ctx.cancel_reason == "cancelled":
+                status, error, result = JobStatus.CANCELLED, None, None
+            else:
+                error, result = TimeoutError(str(exc)), None
+        except TimeoutError as exc:
+            error, result = exc, None
+        except Exception as exc:  # noqa: BLE001 - the job's failure is data: recorded, retried or not
+            error, result = exc, None
+        self._finish(run, self._completion(run, status, result, error))
+
+    async def _call(self, run: _Running) -> Any:
+        leased, task, ctx = run.leased, run.task, run.ctx
+        positional, keywords = load_args(leased.args)
+        call = (ctx, *positional) if task.wants_context else tuple(positional)
+        timeout = leased.timeout
+        if task.is_async:
+            async with get_container().scope(f"job {task.name}"):
+                token = enter(ctx)
+                try:
+                    if timeout is None:
+                        return await task.fn(*call, **keywords)
+                    try:
+                        async with asyncio.timeout(timeout):
+                            return await task.fn(*call, **keywords)
+                    except TimeoutError:
+                        raise TimeoutError(f"timed out after {timeout:g} s") from None
+                finally:
+                    leave(token)
+        assert self._loop is not None
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, ctx.request_cancel, f"timed out after {timeout:g} s")
+        try:
+            if task.process:
+                module = getattr(task.fn, "__module__", "__main__")
+                return await self._loop.run_in_executor(
+                    self._threads, run_in_subprocess, module, task.name, leased.args, ctx
+                )
+            return await self._loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _completion(
+        self, run: _Running, status: JobStatus | None, result: str | None, error: BaseException | None
+    ) -> Completion:
+        leased = run.leased
+        now = self.clock.time()
+        ttl = now + (leased.result_ttl or self.settings.result_ttl)
+        last = run.ctx.last_progress
+        if status is JobStatus.CANCELLED:
+            return Completion(leased.id, leased.token, status, error="cancelled", expires_at=ttl)
+        if error is None:
+            return Completion(
+                leased.id, leased.token, JobStatus.SUCCEEDED, result=result, expires_at=ttl, progress=1.0,
+                message=last[1] if last else None,
+            )  # fmt: skip
+        policy = run.task.retry
+        retryable = policy.retries(error) if policy is not None else isinstance(error, Exception)
+        backoff = policy.backoff if policy is not None and policy.backoff is not None else DEFAULT_BACKOFF
+        delay = backoff.delay(leased.attempts, 0.0, self._rng) if retryable else 0.0
+        outcome = after_failure(
+            attempts=leased.attempts, max_attempts=leased.max_attempts, retryable=retryable, delay=delay, now=now
+        )
+        text = f"{type(error).__name__}: {error}"[:2000]
+        return Completion(
+            leased.id, leased.token, outcome.status, error=text, run_at=outcome.run_at,
+            expires_at=None if outcome.status is JobStatus.RETRYING else ttl,
+            progress=last[0] if last else None, message=last[1] if last else None,
+        )  # fmt: skip
+
+    def _finish(self, run: _Running, completion: Completion | None) -> None:
+        self._running.pop(run.leased.id, None)
+        if completion is not None:
+            self._completions.append(completion)
+            seconds = self.clock.monotonic() - run.started
+            self.jobs.telemetry.finished(run.leased.queue, run.leased.task, completion.status.value, seconds)
+        self._poke()
+
+    def _announce(self, completions: Sequence[Completion]) -> None:
+        for done in completions:
+            counter = {
+                JobStatus.SUCCEEDED: "succeeded",
+                JobStatus.RETRYING: "retried",
+                JobStatus.CANCELLED: "cancelled",
+            }.get(done.status, "failed")
+            setattr(self.state, counter, getattr(self.state, counter) + 1)
+            self.jobs.telemetry.status(done.id, "", "", done.status.value)
+
+    # -- side loops -----------------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except ButtressError as exc:
+                self._note_error(action.__name__.strip("_"), exc)
+
+    async def _heartbeat(self) -> None:
+        now = self.clock.time()
+        kept = await self.store.arun(lambda: heartbeat_plan(self.id, now, self.lease))
+        self.state.last_heartbeat = now
+        held = {job_id: (token, cancel) for job_id, token, cancel in kept}
+        for job_id, run in list(self._running.items()):
+            if job_id not in held or held[job_id][0] != run.leased.token:
+                if self.clock.monotonic() - run.started > 1.0:  # leased after the renewal read: not lost
+                    self._lose(run)
+            elif held[job_id][1]:
+                self._cancel_local(run, "cancelled")
+
+    def _lose(self, run: _Running) -> None:
+        if run.lost:
+            return
+        run.lost = True
+        self.state.lost += 1
+        _log.warning("jobs: lost the lease of job %s (%s); its result will not be recorded", run.leased.id, run.task.name)
+        self.jobs.telemetry.finished(run.leased.queue, run.leased.task, "lost", None)
+        self._cancel_local(run, "lease lost")
+
+    def _cancel_local(self, run: _Running, reason: str) -> None:
+        if run.ctx.cancelled:
+            return
+        run.ctx.request_cancel(reason)
+        if run.task.is_async and run.future is not None:
+            run.future.cancel()
+
+    async def _sweep(self) -> None:
+        now = self.clock.time()
+        swept = await self.store.arun(lambda: sweep_plan(now, self.settings.result_ttl, self.lease * 10, self.store.dialect))
+        self.jobs.telemetry.reclaimed(len(swept.reclaimed))
+        for job_id, status, task, queue in swept.reclaimed:
+            _log.warning("jobs: job %s (%s) lost its worker; now %s", job_id, task, status.value)
+            self.jobs.telemetry.status(job_id, task, queue, status.value, reason="lease expired")
+        if any(status is JobStatus.RETRYING for _, status, _, _ in swept.reclaimed):
+            self._poke()
+        if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
+            self._backlog_at = now
+            counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
+            depth: dict[str, int] = {}
+            oldest: dict[str, float] = {}
+            for queue, status, count, due_since, _expired in counts:
+                if status in ("queued", "scheduled", "retrying"):
+                    depth[queue] = depth.get(queue, 0) + int(count)
+                if due_since is not None:
+                    oldest[queue] = max(oldest.get(queue, 0.0), now - float(due_since))
+            self.jobs.telemetry.backlog(depth, oldest)
+
+    async def _store_progress(self) -> None:
+        updates = []
+        for run in list(self._running.values()):
+            latest = run.ctx.take_progress()
+            if latest is not None:
+                updates.append((run.leased.id, run.leased.token, latest[0], latest[1]))
+        if updates:
+            await self.store.arun(lambda: progress_plan(updates))
+
+    async def _cancel_loop(self) -> None:
+        assert self._cancel_check is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cancel_check.wait(), self.settings.cancel_poll_interval)
+            self._cancel_check.clear()
+            if not self._running:
+                continue
+            try:
+                requested = await self.store.arun(lambda: cancel_requests_plan(self.id), write=False)
+            except ButtressError as exc:
+                self._note_error("cancels", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for job_id in requested:
+                run = self._running.get(job_id)
+                if run is not None:
+                    self._cancel_local(run, "cancelled")
+
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        from buttress.jobs._listen import listen  # noqa: PLC0415 - psycopg, PostgreSQL workers only
+
+        conninfo = self.store.db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
+
+        def on_wake(queue: str) -> None:
+            if not queue or queue in self.queues:
+                self._poke()
+
+        def on_cancel(job_id: int) -> None:
+            if job_id in self._running:
+                self._poke_cancels()
+
+        await listen(conninfo, on_wake=on_wake, on_cancel=on_cancel, on_ready=ready)
+
+    def _note_error(self, where: str, exc: BaseException) -> None:
+        _log.warning("jobs: worker %s could not %s: %s", self.id, where, exc)
+        self.state.errors = [*self.state.errors[-9:], f"{where}: {type(exc).__name__}: {exc}"]
+
+    # -- stopping -------------------------------------------------------------------------------------
+
+    async def _shutdown(self, helpers: list[asyncio.Task[Any]]) -> None:
+        running = [run.future for run in self._running.values() if run.future is not None]
+        if running and not self._hard_stop:
+            await self._drain(running)
+        leftovers = list(self._running.values())
+        for run in leftovers:
+            run.released = True
+            self._cancel_local(run, "worker stopping")
+        held = [(run.leased.id, run.leased.token) for run in leftovers]
+        for run in leftovers:
+            self._running.pop(run.leased.id, None)
+        completions, self._completions = self._completions, []
+        now = self.clock.time()
+        try:
+            if completions:
+                await self.store.arun(lambda: complete_plan(completions, now))
+                self._announce(completions)
+            if held:
+                await self.store.arun(lambda: release_plan(held, now, self.store.dialect))
+            await self.store.arun(lambda: unregister_worker_plan(self.id))
+        except ButtressError as exc:
+            self._note_error("stop cleanly", exc)  # the sweeper takes the jobs back after their lease
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self, running: list[asyncio.Task[None]]) -> None:
+        deadline = self.clock.monotonic() + self.settings.grace
+        pending = set(running)
+        while pending and not self._hard_stop:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return
+            done, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
+            if self._completions:  # record what finished while we wait
+                completions, self._completions = self._completions, []
+                now = self.clock.time()
+                try:
+                    await self.store.arun(lambda: complete_plan(completions, now))
+                    self._announce(completions)
+                except ButtressError as exc:
+                    self._completions[:0] = completions
+                    self._note_error("complete", exc)
+
+
+def _call_sync(task: Task[..., Any], ctx: JobContext, call: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
+    with get_container().scope(f"job {task.name}"):
+        token = enter(ctx)
+        try:
+            return task.fn(*call, **keywords)
+        finally:
+            leave(token)
+
+
+def _host(worker_id: str) -> str:
+    return worker_id.split(":", 1)[0]
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
