@@ -56,7 +56,9 @@ def _seconds(value: object, field: str, example: str) -> float:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValidationError(f"{field} must be a number of seconds >= 0, got {value!r}; e.g. {example}", field=field)
+        raise ValidationError(
+            f"{field} must be a number of seconds >= 0, got {value!r}; e.g. {example}", field=field
+        )
     return float(value)
 
 
@@ -113,7 +115,9 @@ def schedule(
     grace = _seconds(misfire_grace, "misfire_grace", "60")
     stored_args = dump_args(list(args), dict(kwargs or {}))
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise ValidationError(f"priority must be an int (higher runs first), got {priority!r}", field="priority")
+        raise ValidationError(
+            f"priority must be an int (higher runs first), got {priority!r}", field="priority"
+        )
     book = registry or REGISTRY
 
     def decorate(target: Callable[P, R] | Task[P, R]) -> Task[P, R]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import bindparam, text
 
@@ -31,12 +31,6 @@ __all__ = [
     "set_next_plan",
     "ticks_plan",
 ]
-
-_ACTIVE_SQL: Final = "('queued', 'scheduled', 'running', 'retrying')"
-_ROW = (
-    "name, spec, digest, task, queue, priority, args, catch_up, overlap, anchor, last_fire_at, next_fire_at, "
-    "active, updated_at"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +55,11 @@ class ScheduleRow:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ScheduleRow:
         return cls(
-            name=row[0], spec=row[1], digest=row[2], task=row[3], queue=row[4], priority=int(row[5]), args=row[6],
-            catch_up=row[7], overlap=row[8], anchor=float(row[9]),
+            name=row[0], spec=row[1], digest=row[2], task=row[3], queue=row[4], priority=int(row[5]),
+            args=row[6], catch_up=row[7], overlap=row[8], anchor=float(row[9]),
             last_fire_at=None if row[10] is None else float(row[10]),
-            next_fire_at=None if row[11] is None else float(row[11]), active=bool(row[12]), updated_at=float(row[13]),
+            next_fire_at=None if row[11] is None else float(row[11]),
+            active=bool(row[12]), updated_at=float(row[13]),
         )  # fmt: skip
 
 
@@ -93,21 +88,25 @@ class Fired:
 
 
 _INSERT = text(
-    "INSERT INTO buttress_job_schedules (name, spec, digest, task, queue, priority, args, catch_up, overlap, "
-    "anchor, last_fire_at, next_fire_at, active, updated_at) VALUES (:name, :spec, :digest, :task, :queue, "
-    ":priority, :args, :catch_up, :overlap, :now, NULL, :next, 1, :now) ON CONFLICT (name) DO NOTHING RETURNING name"
+    "INSERT INTO buttress_job_schedules (name, spec, digest, task, queue, priority, args, catch_up, "
+    "overlap, anchor, last_fire_at, next_fire_at, active, updated_at) VALUES (:name, :spec, :digest, "
+    ":task, :queue, :priority, :args, :catch_up, :overlap, :now, NULL, :next, 1, :now) "
+    "ON CONFLICT (name) DO NOTHING RETURNING name"
 )
-_SET = "task = :task, queue = :queue, priority = :priority, args = :args, catch_up = :catch_up, overlap = :overlap"
 _CHANGE = text(
-    f"UPDATE buttress_job_schedules SET spec = :spec, digest = :digest, {_SET}, anchor = :now, "
-    "last_fire_at = NULL, next_fire_at = :next, active = 1, updated_at = :now WHERE name = :name AND digest <> :digest"
+    "UPDATE buttress_job_schedules SET spec = :spec, digest = :digest, task = :task, queue = :queue, "
+    "priority = :priority, args = :args, catch_up = :catch_up, overlap = :overlap, anchor = :now, "
+    "last_fire_at = NULL, next_fire_at = :next, active = 1, updated_at = :now "
+    "WHERE name = :name AND digest <> :digest"
 )
 _REACTIVATE = text(
-    f"UPDATE buttress_job_schedules SET {_SET}, anchor = :now, last_fire_at = NULL, next_fire_at = :next, "
+    "UPDATE buttress_job_schedules SET task = :task, queue = :queue, priority = :priority, args = :args, "
+    "catch_up = :catch_up, overlap = :overlap, anchor = :now, last_fire_at = NULL, next_fire_at = :next, "
     "active = 1, updated_at = :now WHERE name = :name AND digest = :digest AND active = 0"
 )
 _UPDATE = text(
-    f"UPDATE buttress_job_schedules SET {_SET}, updated_at = :now WHERE name = :name AND digest = :digest "
+    "UPDATE buttress_job_schedules SET task = :task, queue = :queue, priority = :priority, args = :args, "
+    "catch_up = :catch_up, overlap = :overlap, updated_at = :now WHERE name = :name AND digest = :digest "
     "AND active = 1 AND (task <> :task OR queue <> :queue OR priority <> :priority OR args <> :args "
     "OR catch_up <> :catch_up OR overlap <> :overlap)"
 )
@@ -117,7 +116,9 @@ _DEACTIVATE = text(
 ).bindparams(bindparam("names", expanding=True))
 
 
-def reconcile_plan(schedules: Sequence[Schedule], now: float, *, deactivate_missing: bool) -> Plan[Reconciled]:
+def reconcile_plan(
+    schedules: Sequence[Schedule], now: float, *, deactivate_missing: bool
+) -> Plan[Reconciled]:
     """Make the table match the code: insert new schedules, move a changed one's anchor to ``now`` (its old
     expression never fires again), reactivate one defined again (from ``now``: no replay of the time it
     was off), update the job, queue, arguments and policies of the others; with ``deactivate_missing``
@@ -144,8 +145,14 @@ def reconcile_plan(schedules: Sequence[Schedule], now: float, *, deactivate_miss
     return done
 
 
-_LOAD_ACTIVE = text(f"SELECT {_ROW} FROM buttress_job_schedules WHERE active = 1 ORDER BY name")
-_LOAD_ALL = text(f"SELECT {_ROW} FROM buttress_job_schedules ORDER BY name")
+_LOAD_ALL = text(
+    "SELECT name, spec, digest, task, queue, priority, args, catch_up, overlap, anchor, last_fire_at, "
+    "next_fire_at, active, updated_at FROM buttress_job_schedules ORDER BY name"
+)
+_LOAD_ACTIVE = text(
+    "SELECT name, spec, digest, task, queue, priority, args, catch_up, overlap, anchor, last_fire_at, "
+    "next_fire_at, active, updated_at FROM buttress_job_schedules WHERE active = 1 ORDER BY name"
+)
 
 
 def load_plan(*, active_only: bool = True) -> Plan[list[ScheduleRow]]:
@@ -161,12 +168,17 @@ _ADVANCE = text(
 )
 _TICK = text(
     "INSERT INTO buttress_job_ticks (schedule, fire_at, job_id, outcome, created_at) "
-    "VALUES (:schedule, :fire_at, NULL, 'pending', :now) ON CONFLICT (schedule, fire_at) DO NOTHING RETURNING fire_at"
+    "VALUES (:schedule, :fire_at, NULL, 'pending', :now) "
+    "ON CONFLICT (schedule, fire_at) DO NOTHING RETURNING fire_at"
 )
 _TICK_OUTCOME = text(
-    "UPDATE buttress_job_ticks SET job_id = :job_id, outcome = :outcome WHERE schedule = :schedule AND fire_at = :fire_at"
+    "UPDATE buttress_job_ticks SET job_id = :job_id, outcome = :outcome "
+    "WHERE schedule = :schedule AND fire_at = :fire_at"
 )
-_ACTIVE_RUNS = text(f"SELECT id FROM buttress_jobs WHERE schedule = :schedule AND status IN {_ACTIVE_SQL} ORDER BY id")
+_ACTIVE_RUNS = text(
+    "SELECT id FROM buttress_jobs WHERE schedule = :schedule "
+    "AND status IN ('queued', 'scheduled', 'running', 'retrying') ORDER BY id"
+)
 
 
 def fire_plan(
@@ -217,7 +229,8 @@ def fire_plan(
 
 
 _SET_NEXT = text(
-    "UPDATE buttress_job_schedules SET next_fire_at = :next WHERE name = :name AND digest = :digest AND active = 1"
+    "UPDATE buttress_job_schedules SET next_fire_at = :next "
+    "WHERE name = :name AND digest = :digest AND active = 1"
 )
 
 
@@ -227,8 +240,8 @@ def set_next_plan(row: ScheduleRow, next_fire: float) -> Plan[int]:
 
 
 _TICKS = text(
-    "SELECT schedule, fire_at, job_id, outcome, created_at FROM buttress_job_ticks WHERE schedule = :schedule "
-    "ORDER BY fire_at DESC LIMIT :limit"
+    "SELECT schedule, fire_at, job_id, outcome, created_at FROM buttress_job_ticks "
+    "WHERE schedule = :schedule ORDER BY fire_at DESC LIMIT :limit"
 )
 
 

@@ -11,7 +11,6 @@ pass (the database is down) is logged and retried with backoff; the loop never d
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ValidationError
-from buttress.health_types import CheckResult, describe_exception
+from buttress.health_types import CheckResult, HealthStatus, describe_exception
 from buttress.jobs._plans import NewJob
 from buttress.jobs._schedule import Schedule
 from buttress.jobs._schedule_plans import (
@@ -88,7 +87,9 @@ class Scheduler:
         deactivate_missing: bool = True,
     ) -> None:
         if isinstance(max_sleep, bool) or not isinstance(max_sleep, int | float) or not 0 < max_sleep <= 60:
-            raise ValidationError(f"max_sleep must be seconds in (0, 60], got {max_sleep!r}; e.g. 1.0", field="max_sleep")
+            raise ValidationError(
+                f"max_sleep must be seconds in (0, 60], got {max_sleep!r}; e.g. 1.0", field="max_sleep"
+            )
         self.jobs = jobs
         self.registry = registry or jobs.registry
         self.clock = clock or jobs.clock
@@ -169,7 +170,9 @@ class Scheduler:
 
     def _new_job(self, row: ScheduleRow) -> Any:
         task = self.registry.tasks.get(row.task)
-        attempts = task.attempts(self.jobs.settings.attempts) if task is not None else self.jobs.settings.attempts
+        attempts = (
+            task.attempts(self.jobs.settings.attempts) if task is not None else self.jobs.settings.attempts
+        )
         timeout = task.timeout if task is not None else None
         ttl = task.result_ttl if task is not None else None
 
@@ -238,7 +241,11 @@ class Scheduler:
                     name, len(fired.created), len(fired.skipped), len(fired.queue_full),
                 )  # fmt: skip
             if fired.queue_full:
-                _log.warning("schedule %s: %d fires found their queue full (no job created)", name, len(fired.queue_full))
+                _log.warning(
+                    "schedule %s: %d fires found their queue full (no job created)",
+                    name,
+                    len(fired.queue_full),
+                )
         return done
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -308,7 +315,7 @@ class Scheduler:
         if self.consecutive_errors == 0:
             return CheckResult("pass", observed_value=age, observed_unit="s")
         output = f"{self.consecutive_errors} scheduler passes failed in a row; last: {self.last_error}"
-        status = "fail" if age is None or age > 30 else "warn"
+        status: HealthStatus = "fail" if age is None or age > 30 else "warn"
         return CheckResult(status, output + " (schedules fire again when the database answers)", age, "s")
 
 

@@ -44,6 +44,7 @@ from buttress.jobs._plans import (
     unregister_worker_plan,
 )
 from buttress.jobs._process import run_in_subprocess
+from buttress.jobs._scheduler import Scheduler
 from buttress.jobs._states import JobStatus, after_failure
 from buttress.jobs._task import DEFAULT_BACKOFF
 
@@ -100,6 +101,7 @@ class Worker:
         concurrency: int,
         tasks: Sequence[str] | None,
         name: str,
+        scheduler: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError(f"concurrency must be a positive int, got {concurrency!r}", field="concurrency")
@@ -131,6 +133,7 @@ class Worker:
         self._rng = random.Random()  # noqa: S311 - backoff jitter
         self.ready = threading.Event()
         self.stopped = threading.Event()
+        self.scheduler = Scheduler(jobs) if scheduler else None
 
     def __repr__(self) -> str:
         return f"<Worker {self.id} queues={list(self.queues)} concurrency={self.concurrency}>"
@@ -139,6 +142,8 @@ class Worker:
 
     def stop(self, *, hard: bool = False) -> None:
         """Stop leasing; running jobs get ``jobs.grace`` seconds (none when ``hard``). Thread-safe."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self._stopping = True
         self._hard_stop = self._hard_stop or hard
         self._poke()
@@ -203,6 +208,8 @@ class Worker:
             asyncio.create_task(self._every(_PROGRESS_EVERY, self._store_progress), name="progress"),
             asyncio.create_task(self._cancel_loop(), name="cancels"),
         ]
+        if self.scheduler is not None and not burst:  # a burst drains what is due; it fires nothing new
+            helpers.append(asyncio.create_task(self.scheduler.arun(), name="scheduler"))
         listening = asyncio.Event()
         if self.store.dialect.postgres:
             helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
