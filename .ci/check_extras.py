@@ -1,7 +1,7 @@
 """Run inside a fresh venv holding buttress with one extra: what it promises works, the rest names its extra.
 
-``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, all). Every public module imports, or
-raises MissingExtra naming an extra that is not installed; each feature below runs when its extras are
+``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, jobs, all). Every public module imports,
+or raises MissingExtra naming an extra that is not installed; each feature below runs when its extras are
 installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script exits 1 saying so).
 A public module that imports also resolves every name in its ``__all__`` (``from module import *`` works).
 Run from the repository root, it imports the installed wheel: ``.ci/`` is on sys.path, ``src/`` is not.
@@ -24,7 +24,8 @@ INSTALLS = {
     "server": {"server"},
     "cli": {"cli"},
     "db": {"db"},
-    "all": {"redis", "server", "cli", "db"},
+    "jobs": {"db", "jobs"},
+    "all": {"redis", "server", "cli", "db", "jobs"},
 }
 PUBLIC_MODULES = [
     "buttress",
@@ -38,6 +39,7 @@ PUBLIC_MODULES = [
     "buttress.events",
     "buttress.health_types",
     "buttress.http",
+    "buttress.jobs",
     "buttress.observe",
     "buttress.observe.errors",
     "buttress.observe.health",
@@ -135,6 +137,24 @@ def db() -> None:
     importlib.import_module("aiosqlite")
 
 
+def jobs() -> None:
+    import asyncio
+
+    from buttress.config import JobsSettings
+    from buttress.db import Database
+    from buttress.jobs import Jobs, Registry, Task
+
+    registry = Registry()
+    double = Task(lambda n: n * 2, name="double", registry=registry)
+    with tempfile.TemporaryDirectory() as folder:
+        db = Database(f"sqlite:///{folder}/ci.db")
+        queue = Jobs(db, settings=JobsSettings(), registry=registry)
+        handle = double.configure(jobs=queue).defer(21)
+        asyncio.run(queue.worker(concurrency=2).run(burst=True))
+        assert handle.result(timeout=5) == 42
+        db.close()
+
+
 def demo_module() -> None:
     importlib.import_module("buttress.demo")
 
@@ -166,6 +186,7 @@ FEATURES: list[tuple[str, set[str], Callable[[], None]]] = [
     ("redis event transport and health check", {"redis"}, redis),
     ("ops server", {"server"}, server),
     ("database health check, drivers", {"db"}, db),
+    ("durable jobs on SQLite", {"db", "jobs"}, jobs),
     ("buttress version", {"cli"}, script("version")),
     ("buttress config --check", {"cli"}, script("config", "--check")),
     ("buttress serve --help", {"cli"}, script("serve", "--help")),

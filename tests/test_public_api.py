@@ -173,3 +173,39 @@ def test_db_all_is_the_curated_list() -> None:
     assert db.__all__ == DB
     for name in db.__all__:
         assert getattr(db, name) is not None
+
+
+JOBS = [
+    "REGISTRY",
+    "Deferral",
+    "JobCancelled",
+    "JobContext",
+    "JobFailed",
+    "JobHandle",
+    "JobInfo",
+    "JobStatus",
+    "JobStore",
+    "Jobs",
+    "PostgresJobStore",
+    "QueueSpec",
+    "QueueStats",
+    "Registry",
+    "SqliteJobStore",
+    "Stats",
+    "Task",
+    "Worker",
+    "current_job",
+    "define_queue",
+    "get_jobs",
+    "health_checks",
+    "job",
+    "register_services",
+]
+
+
+def test_jobs_all_is_the_curated_list() -> None:
+    from buttress import jobs
+
+    assert jobs.__all__ == JOBS
+    for name in jobs.__all__:
+        assert getattr(jobs, name) is not None

@@ -12,8 +12,8 @@ descriptions and examples feed ``.env.example``, the README table and the error 
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,
-``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``), each a plain pydantic model
-that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL),
+``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``), each a plain pydantic
+model that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL),
 ``_sources`` and ``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no
 setting), ``_imports`` (the checks that import code) and ``_render`` (what people see).
 """
@@ -22,7 +22,6 @@ from buttress._redaction import mask_url_password
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
 from buttress.config._db import DbSettings
-from buttress.config._jobs import JobsSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField, env_var_name
 from buttress.config._http import (
@@ -33,6 +32,7 @@ from buttress.config._http import (
     HttpSettings,
     HttpTimeoutSettings,
 )
+from buttress.config._jobs import JobsSettings
 from buttress.config._load import check_settings, get_settings, load_settings, reset_settings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
@@ -65,7 +65,6 @@ __all__ = [
     "BulkheadSettings",
     "CacheSettings",
     "DbSettings",
-    "JobsSettings",
     "EventsSettings",
     "HttpBulkheadSettings",
     "HttpHostPolicySettings",
@@ -73,6 +72,7 @@ __all__ = [
     "HttpRetrySettings",
     "HttpSettings",
     "HttpTimeoutSettings",
+    "JobsSettings",
     "LimiterSettings",
     "LoggingSettings",
     "ObserveSettings",

@@ -19,7 +19,8 @@ class JobsSettings(BaseModel):
     lease: float = Field(
         default=30.0,
         ge=1.0,
-        description="Seconds a worker holds a job without a heartbeat; a killed worker's jobs run again after it.",
+        description="Seconds a worker holds a job without renewing it; a killed worker's jobs run again "
+        "after it.",
         examples=[10],
     )
     heartbeat: float | None = Field(

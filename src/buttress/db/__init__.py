@@ -24,8 +24,8 @@ from buttress.db._engines import DEFAULT_URL
 from buttress.db._errors import is_retryable, translate
 from buttress.db._fingerprint import Fingerprint, fingerprint, normalise
 from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
-from buttress.db._options import internal_options
 from buttress.db._n_plus_one import NPlusOneIncident, QueryScope, query_scope
+from buttress.db._options import internal_options
 from buttress.db._pagination import Page, apaginate, paginate
 from buttress.db._provide import health_checks, register_services
 from buttress.db._query_cache import QueryCache

@@ -1,4 +1,4 @@
-"""Durable jobs on SQLite or PostgreSQL: priorities, limits across workers, leases with fencing, cancel, progress.
+"""Durable jobs on SQLite or PostgreSQL: priorities, limits across workers, fenced leases, cancel, progress.
 
 ::
 
@@ -20,6 +20,11 @@ exactly one job however many run). Jobs live in the database of
 ``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); when it is down, deferring raises
 ``BackendUnavailable``: jobs never fall back to memory. See the README's Jobs section.
 """
+
+from buttress._extras import require
+
+for _package in ("sqlalchemy", "cronsim"):
+    require(_package, "jobs", "buttress.jobs (durable jobs and schedules)")
 
 from buttress.jobs._context import JobCancelled, JobContext, current_job
 from buttress.jobs._handle import JobFailed, JobHandle

@@ -1,4 +1,4 @@
-"""What a running job knows about itself: its id and attempt, whether it was cancelled, and how it reports progress.
+"""What a running job knows of itself: its id and attempt, whether it was cancelled, how to report progress.
 
 ``ctx.progress(fraction, message)`` is published on the event bus at once (``jobs.<id>.progress``, for
 WebSockets and the dashboard) and stored by the worker at most twice a second per job, the latest value
@@ -24,7 +24,7 @@ __all__ = ["JobCancelled", "JobContext", "current_job"]
 _CURRENT: ContextVar[JobContext | None] = ContextVar("buttress_job", default=None)
 
 
-class JobCancelled(Exception):  # noqa: N818 - it is the event, as asyncio.CancelledError
+class JobCancelled(Exception):
     """Raised by :meth:`JobContext.raise_if_cancelled` in a job that was cancelled or timed out."""
 
 
@@ -69,7 +69,7 @@ class JobContext:
             raise JobCancelled(self.cancel_reason or "cancelled")
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
-        """Block up to ``timeout`` seconds for a cancel; whether it came (a sync job's interruptible pause)."""
+        """Block up to ``timeout`` s for a cancel; whether it came (a sync job's interruptible pause)."""
         return self._cancel.wait(timeout)
 
     def request_cancel(self, reason: str) -> None:
@@ -80,12 +80,22 @@ class JobContext:
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report how far the job is (0.0 to 1.0) with an optional message."""
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
-            raise ValidationError(f"fraction must be a number from 0 to 1, got {fraction!r}", field="fraction")
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not math.isfinite(fraction)
+        ):
+            raise ValidationError(
+                f"fraction must be a number from 0 to 1, got {fraction!r}", field="fraction"
+            )
         if not 0.0 <= fraction <= 1.0:
-            raise ValidationError(f"fraction must be from 0 to 1, got {fraction}; e.g. done / total", field="fraction")
+            raise ValidationError(
+                f"fraction must be from 0 to 1, got {fraction}; e.g. done / total", field="fraction"
+            )
         if message is not None and not isinstance(message, str):
-            raise ValidationError(f"message must be a str or None, got {type(message).__name__}", field="message")
+            raise ValidationError(
+                f"message must be a str or None, got {type(message).__name__}", field="message"
+            )
         text = None if message is None else message[:500]
         with self._lock:
             self._progress = (float(fraction), text)

@@ -28,7 +28,7 @@ class JobFailed(ButtressError):
 
 
 class JobHandle:
-    """One deferred job: ``id``, ``info()``, ``status()``, ``wait()``, ``result()``, ``cancel()`` (and ``a*``).
+    """One deferred job: ``id``; ``info``, ``status``, ``wait``, ``result``, ``cancel``, a* twins.
 
     Waiting polls the database (5 ms growing to 100 ms), so a handle works from any process.
     """
@@ -69,7 +69,10 @@ class JobHandle:
         return (await self.ainfo()).status
 
     def wait(self, timeout: float | None = None) -> JobInfo:
-        """Block until the job finished (succeeded, failed, cancelled, dead); ``DeadlineExceeded`` after ``timeout`` s."""
+        """Block until the job finished (succeeded, failed, cancelled, dead).
+
+        ``DeadlineExceeded`` when it has not after ``timeout`` seconds.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _FIRST_POLL
         while True:
@@ -137,5 +140,5 @@ def _result_of(info: JobInfo) -> Any:
 def missing(job_id: int) -> NotFoundError:
     """The error for a job id the store does not hold."""
     return NotFoundError(
-        f"no job {job_id}: it never existed or was purged after its result TTL", context={"job_id": job_id}
+        "job", job_id, message=f"no job {job_id}: it never existed or was purged after its result TTL"
     )

@@ -8,6 +8,7 @@ tables up to date (``jobs.auto_migrate``; ``buttress db upgrade`` does the same 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import socket
 import threading
@@ -92,7 +93,9 @@ def _stats(now: float, counts: list[tuple[Any, ...]], workers: list[tuple[Any, .
         stalled[queue] = stalled.get(queue, 0) + int(expired or 0)
     queues = {}
     for queue, by_status in per_queue.items():
-        depth = sum(by_status.get(s.value, 0) for s in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING))
+        depth = sum(
+            by_status.get(s.value, 0) for s in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING)
+        )
         queues[queue] = QueueStats(
             name=queue,
             counts=by_status,
@@ -182,7 +185,9 @@ class Jobs:
 
     # -- defer --------------------------------------------------------------------------------------
 
-    def _new_jobs(self, deferral: Deferral, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[NewJob]:
+    def _new_jobs(
+        self, deferral: Deferral, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> list[NewJob]:
         task = deferral.task
         now = self.clock.time()
         run_at = deferral.at if deferral.at is not None else now + (deferral.delay or 0.0)
@@ -207,7 +212,9 @@ class Jobs:
         self.wake()
         return [JobHandle(job_id, self, deferral.task.name) for job_id in ids]
 
-    def defer(self, deferral: Deferral, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[JobHandle]:
+    def defer(
+        self, deferral: Deferral, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> list[JobHandle]:
         """Store ``calls`` of ``deferral``'s task in one transaction; their handles, in order."""
         if not calls:
             return []
@@ -241,22 +248,27 @@ class Jobs:
         self._eager_ids -= 1
         return JobContext(job_id=self._eager_ids, task=task.name, queue=task.queue, attempt=1, max_attempts=1)
 
-    def _settle(self, ctx: JobContext, task: Task[..., Any], args: Any, kwargs: Any, outcome: Any, error: BaseException | None) -> JobHandle:
+    def _settle(
+        self, ctx: JobContext, task: Task[..., Any], call: tuple[list[Any], dict[str, Any]], outcome: Any,
+        error: BaseException | None,
+    ) -> JobHandle:  # fmt: skip
         now = self.clock.time()
         progress = ctx.last_progress
         info = JobInfo(
-            id=ctx.job_id, task=task.name, queue=task.queue,
-            status=JobStatus.SUCCEEDED if error is None else JobStatus.FAILED, priority=task.priority,
-            args=list(args), kwargs=dict(kwargs), attempts=1, max_attempts=1, run_at=now, created_at=now,
-            started_at=now, finished_at=now, expires_at=None, progress=1.0 if error is None else (progress or (None, None))[0],
-            message=progress[1] if progress else None, result=outcome, error=None if error is None else repr(error),
-            worker=None, lease_expires=None, lease_token=0, key=None, cancel_requested=False, schedule=None, fire_at=None,
+            id=ctx.job_id, task=task.name, queue=task.queue, priority=task.priority,
+            status=JobStatus.SUCCEEDED if error is None else JobStatus.FAILED,
+            args=call[0], kwargs=call[1], attempts=1, max_attempts=1, run_at=now, created_at=now,
+            started_at=now, finished_at=now, expires_at=None,
+            progress=1.0 if error is None else (progress[0] if progress else None),
+            message=progress[1] if progress else None, result=outcome,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            worker=None, lease_expires=None, lease_token=0, key=None, cancel_requested=False, schedule=None,
+            fire_at=None,
         )  # fmt: skip
         return JobHandle(ctx.job_id, self, task.name, settled=info)
 
     def _eager(self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> JobHandle:
-        dump_args(args, kwargs)  # the same check as a stored defer
-        positional, keywords = load_args(dump_args(args, kwargs))
+        positional, keywords = load_args(dump_args(args, kwargs))  # the checks of a stored defer
         ctx = self._eager_context(task)
         if task.is_async:
             try:
@@ -265,7 +277,8 @@ class Jobs:
                 pass
             else:
                 raise ValidationError(
-                    f"eager mode cannot run the async job {task.name!r} from a running event loop with defer(); "
+                    f"eager mode cannot run the async job {task.name!r} inside a running event loop "
+                    "with defer(); "
                     "use await adefer()",
                     field="jobs.eager",
                 )
@@ -275,12 +288,14 @@ class Jobs:
             value = asyncio.run(task.fn(*call, **keywords)) if task.is_async else task.fn(*call, **keywords)
             dump_result(value)
         except Exception as exc:  # noqa: BLE001 - the handle reports it, as a worker would
-            return self._settle(ctx, task, positional, keywords, None, exc)
+            return self._settle(ctx, task, (positional, keywords), None, exc)
         finally:
             leave(token)
-        return self._settle(ctx, task, positional, keywords, value, None)
+        return self._settle(ctx, task, (positional, keywords), value, None)
 
-    async def _aeager(self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> JobHandle:
+    async def _aeager(
+        self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> JobHandle:
         positional, keywords = load_args(dump_args(args, kwargs))
         ctx = self._eager_context(task)
         token = enter(ctx)
@@ -289,10 +304,10 @@ class Jobs:
             value = await task.fn(*call, **keywords) if task.is_async else task.fn(*call, **keywords)
             dump_result(value)
         except Exception as exc:  # noqa: BLE001 - the handle reports it, as a worker would
-            return self._settle(ctx, task, positional, keywords, None, exc)
+            return self._settle(ctx, task, (positional, keywords), None, exc)
         finally:
             leave(token)
-        return self._settle(ctx, task, positional, keywords, value, None)
+        return self._settle(ctx, task, (positional, keywords), value, None)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -327,7 +342,9 @@ class Jobs:
         self.ensure_schema()
         now = self.clock.time()
         return self.store.run(
-            lambda: list_plan(now, statuses=statuses, queue=queue, task=task, before_id=before_id, limit=limit),
+            lambda: list_plan(
+                now, statuses=statuses, queue=queue, task=task, before_id=before_id, limit=limit
+            ),
             write=False,
         )
 
@@ -339,14 +356,16 @@ class Jobs:
         task: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
-    ) -> list[JobInfo]:
+    ) -> builtins.list[JobInfo]:
         """Async :meth:`list`."""
         statuses = _statuses(status)
         _check_limit(limit)
         await self.aensure_schema()
         now = self.clock.time()
         return await self.store.arun(
-            lambda: list_plan(now, statuses=statuses, queue=queue, task=task, before_id=before_id, limit=limit),
+            lambda: list_plan(
+                now, statuses=statuses, queue=queue, task=task, before_id=before_id, limit=limit
+            ),
             write=False,
         )
 
@@ -372,7 +391,9 @@ class Jobs:
         final status it already had."""
         self.ensure_schema()
         now = self.clock.time()
-        status = self.store.run(lambda: cancel_plan(job_id, now, self.settings.result_ttl, self.store.dialect))
+        status = self.store.run(
+            lambda: cancel_plan(job_id, now, self.settings.result_ttl, self.store.dialect)
+        )
         self._cancelled(job_id, status)
         return status
 
@@ -380,7 +401,9 @@ class Jobs:
         """Async :meth:`cancel`."""
         await self.aensure_schema()
         now = self.clock.time()
-        status = await self.store.arun(lambda: cancel_plan(job_id, now, self.settings.result_ttl, self.store.dialect))
+        status = await self.store.arun(
+            lambda: cancel_plan(job_id, now, self.settings.result_ttl, self.store.dialect)
+        )
         self._cancelled(job_id, status)
         return status
 
@@ -406,15 +429,19 @@ class Jobs:
             self.wake()
         return status
 
-    def purge(self, *, older_than: float = 0.0, status: JobStatus | str | Sequence[JobStatus | str] = ()) -> int:
-        """Delete finished jobs (of ``status``; default every final state) that finished over ``older_than`` s ago."""
+    def purge(
+        self, *, older_than: float = 0.0, status: JobStatus | str | Sequence[JobStatus | str] = ()
+    ) -> int:
+        """Delete finished jobs (of ``status``; default: every final state) finished ``older_than`` s ago."""
         statuses = _statuses(status) or sorted(FINISHED)
         _check_final(statuses)
         self.ensure_schema()
         before = self.clock.time() - older_than
         return self.store.run(lambda: purge_plan(statuses, before))
 
-    async def apurge(self, *, older_than: float = 0.0, status: JobStatus | str | Sequence[JobStatus | str] = ()) -> int:
+    async def apurge(
+        self, *, older_than: float = 0.0, status: JobStatus | str | Sequence[JobStatus | str] = ()
+    ) -> int:
         """Async :meth:`purge`."""
         statuses = _statuses(status) or sorted(FINISHED)
         _check_final(statuses)

@@ -27,7 +27,7 @@ async def listen(
     on_cancel: Callable[[int], None],
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Listen until cancelled: ``on_wake(queue)`` per defer, ``on_cancel(job_id)`` per cancel of a running job."""
+    """``on_wake(queue)`` per defer, ``on_cancel(job_id)`` per cancel of a running job."""
     pause = 0.1
     while True:
         try:

@@ -16,7 +16,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Executable, bindparam, text
+from sqlalchemy import BindParameter, Executable, bindparam, text
 
 from buttress.errors import NotFoundError, QueueFull
 from buttress.jobs._info import COLUMNS, JobInfo
@@ -163,8 +163,9 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _COUNT_PENDING = text(f"SELECT count(*) FROM buttress_jobs WHERE queue = :queue AND status IN {_PENDING_SQL}")
 _INSERT_KEYED = text(
-    "INSERT INTO buttress_jobs (queue, task, args, priority, status, run_at, max_attempts, idem_key, timeout, "
-    "result_ttl, created_at, schedule, fire_at) VALUES (:queue, :task, :args, :priority, :status, :run_at, "
+    "INSERT INTO buttress_jobs (queue, task, args, priority, status, run_at, max_attempts, idem_key, "
+    "timeout, result_ttl, created_at, schedule, fire_at) "
+    "VALUES (:queue, :task, :args, :priority, :status, :run_at, "
     ":max_attempts, :idem_key, :timeout, :result_ttl, :created_at, :schedule, :fire_at) "
     f"ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL AND status IN {_ACTIVE_SQL} DO NOTHING RETURNING id"
 )
@@ -172,7 +173,9 @@ _ACTIVE_OF_KEY = text(f"SELECT id FROM buttress_jobs WHERE idem_key = :key AND s
 _INSERT_MANY = JOBS.insert().returning(JOBS.c.id, sort_by_parameter_order=True)
 
 
-def defer_plan(jobs: Sequence[NewJob], now: float, bounds: Mapping[str, int], dialect: Dialect) -> Plan[list[int]]:
+def defer_plan(
+    jobs: Sequence[NewJob], now: float, bounds: Mapping[str, int], dialect: Dialect
+) -> Plan[list[int]]:
     """Insert ``jobs`` (a key already active folds into its job: that id comes back), all or none.
 
     ``bounds`` maps a queue to its ``max_size``: when the jobs would take it past that many pending jobs,
@@ -188,7 +191,12 @@ def defer_plan(jobs: Sequence[NewJob], now: float, bounds: Mapping[str, int], di
             raise QueueFull(
                 f"queue {queue!r} holds {pending} pending jobs of at most {bounds[queue]}; "
                 f"{adding[queue]} more would overflow it (raise max_size or add workers)",
-                context={"queue": queue, "pending": pending, "max_size": bounds[queue], "adding": adding[queue]},
+                context={
+                    "queue": queue,
+                    "pending": pending,
+                    "max_size": bounds[queue],
+                    "adding": adding[queue],
+                },
             )
     ids: list[int | None] = [None] * len(jobs)
     plain = [index for index, job in enumerate(jobs) if job.key is None]
@@ -217,7 +225,10 @@ def _insert_keyed(job: NewJob, now: float) -> Plan[int]:
     raise RuntimeError(f"the key {job.key!r} neither inserted nor found active after three tries")
 
 
-_LEASED = "id, task, queue, args, attempts, max_attempts, lease_token, timeout, result_ttl, priority, created_at, run_at"
+_LEASED = (
+    "id, task, queue, args, attempts, max_attempts, lease_token, timeout, result_ttl, priority, "
+    "created_at, run_at"
+)
 _LEASE_SET = (
     "UPDATE buttress_jobs SET status = 'running', attempts = attempts + 1, lease_token = lease_token + 1, "
     "lease_expires = :expires, worker = :worker, started_at = :now, cancel_requested = 0, progress = NULL, "
@@ -245,9 +256,9 @@ _RUNNING_COUNTS = text(
     "SELECT task, queue, count(*) FROM buttress_jobs WHERE status = 'running' "
     "AND (task IN :tasks OR queue IN :queues) GROUP BY task, queue"
 ).bindparams(bindparam("tasks", expanding=True), bindparam("queues", expanding=True))
-_LEASE_IDS = text(f"{_LEASE_SET} WHERE id IN :ids AND status IN {_PENDING_SQL} RETURNING {_LEASED}").bindparams(
-    bindparam("ids", expanding=True)
-)
+_LEASE_IDS = text(
+    f"{_LEASE_SET} WHERE id IN :ids AND status IN {_PENDING_SQL} RETURNING {_LEASED}"
+).bindparams(bindparam("ids", expanding=True))
 _FETCH = {name: _fetch_clause(Dialect(name)) for name in ("postgresql", "sqlite")}
 _CANDIDATES = {name: _candidates_clause(Dialect(name)) for name in ("postgresql", "sqlite")}
 
@@ -290,9 +301,19 @@ def fetch_plan(
         rows = yield Step(_LEASE_IDS, {**lease, "ids": chosen}, rows=True)
     leased = [
         Leased(
-            id=int(row[0]), task=row[1], queue=row[2], args=row[3], attempts=row[4], max_attempts=row[5],
-            token=row[6], timeout=row[7], result_ttl=row[8], priority=row[9], created_at=row[10], run_at=row[11],
-        )  # fmt: skip
+            id=int(row[0]),
+            task=row[1],
+            queue=row[2],
+            args=row[3],
+            attempts=row[4],
+            max_attempts=row[5],
+            token=row[6],
+            timeout=row[7],
+            result_ttl=row[8],
+            priority=row[9],
+            created_at=row[10],
+            run_at=row[11],
+        )
         for row in rows
     ]
     leased.sort(key=lambda job: (-job.priority, job.id))
@@ -336,8 +357,8 @@ def complete_plan(completions: Sequence[Completion], now: float) -> Plan[int]:
 
 
 _RELEASE = text(
-    "UPDATE buttress_jobs SET status = 'queued', attempts = attempts - 1, lease_expires = NULL, worker = NULL, "
-    "run_at = :now WHERE id = :id AND lease_token = :token AND status = 'running'"
+    "UPDATE buttress_jobs SET status = 'queued', attempts = attempts - 1, lease_expires = NULL, "
+    "worker = NULL, run_at = :now WHERE id = :id AND lease_token = :token AND status = 'running'"
 )
 
 
@@ -414,7 +435,7 @@ class Swept:
 
 
 def sweep_plan(now: float, ttl: float, forget_after: float, dialect: Dialect) -> Plan[Swept]:
-    """Take back running jobs whose lease expired, delete finished jobs past their TTL, forget dead workers."""
+    """Take back running jobs whose lease expired, delete finished jobs past their TTL, forget old workers."""
     rows = yield Step(_RECLAIM, {"now": now, "ttl": ttl}, rows=True)
     purged = yield Step(_PURGE_EXPIRED, {"now": now})
     yield Step(_FORGET_WORKERS, {"before": now - forget_after})
@@ -446,7 +467,7 @@ def cancel_plan(job_id: int, now: float, ttl: float, dialect: Dialect) -> Plan[J
         return JobStatus.RUNNING
     rows = yield Step(_STATUS_OF, {"id": job_id}, rows=True)
     if not rows:
-        raise NotFoundError(f"no job {job_id}", context={"job_id": job_id})
+        raise NotFoundError("job", job_id)
     return JobStatus(rows[0][0])
 
 
@@ -465,7 +486,7 @@ def retry_plan(job_id: int, now: float, dialect: Dialect) -> Plan[JobStatus]:
         return JobStatus.QUEUED
     rows = yield Step(_STATUS_OF, {"id": job_id}, rows=True)
     if not rows:
-        raise NotFoundError(f"no job {job_id}", context={"job_id": job_id})
+        raise NotFoundError("job", job_id)
     return JobStatus(rows[0][0])
 
 
@@ -490,7 +511,7 @@ def list_plan(
     """Jobs newest first, filtered by stored status, queue and task; ``before_id`` pages."""
     where = ["1 = 1"]
     params: dict[str, Any] = {"limit": limit}
-    clause_params = []
+    clause_params: list[BindParameter[Any]] = []
     if statuses:
         where.append("status IN :statuses")
         params["statuses"] = [status.value for status in statuses]
@@ -503,7 +524,7 @@ def list_plan(
         where.append("id < :before_id")
         params["before_id"] = before_id
     clause = text(
-        f"SELECT {COLUMNS} FROM buttress_jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed fragments
+        f"SELECT {COLUMNS} FROM buttress_jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"
     ).bindparams(*clause_params)
     rows = yield Step(clause, params, rows=True)
     return [JobInfo.from_row(row, now) for row in rows]
@@ -516,7 +537,8 @@ _STATS = text(
     "FROM buttress_jobs GROUP BY queue, status"
 )
 _WORKERS = text(
-    "SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at FROM buttress_job_workers ORDER BY id"
+    "SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at "
+    "FROM buttress_job_workers ORDER BY id"
 )
 
 
@@ -534,9 +556,9 @@ _REGISTER = text(
 _UNREGISTER = text("DELETE FROM buttress_job_workers WHERE id = :id")
 
 
-def register_worker_plan(worker: str, host: str, pid: int, queues: str, concurrency: int, now: float) -> Plan[None]:
-    """Record a starting worker (its heartbeat keeps the row fresh)."""
-    yield Step(_REGISTER, {"id": worker, "host": host, "pid": pid, "queues": queues, "concurrency": concurrency, "now": now})
+def register_worker_plan(row: Mapping[str, Any]) -> Plan[None]:
+    """Record a starting worker: id, host, pid, queues, concurrency, now (its heartbeat keeps it fresh)."""
+    yield Step(_REGISTER, row)
 
 
 def unregister_worker_plan(worker: str) -> Plan[None]:
@@ -546,7 +568,7 @@ def unregister_worker_plan(worker: str) -> Plan[None]:
 
 def purge_plan(statuses: Sequence[JobStatus], finished_before: float) -> Plan[int]:
     """Delete finished jobs of ``statuses`` that finished before ``finished_before``; how many."""
-    clause = text(
-        "DELETE FROM buttress_jobs WHERE status IN :statuses AND finished_at < :before"
-    ).bindparams(bindparam("statuses", expanding=True))
+    clause = text("DELETE FROM buttress_jobs WHERE status IN :statuses AND finished_at < :before").bindparams(
+        bindparam("statuses", expanding=True)
+    )
     return int((yield Step(clause, {"statuses": [s.value for s in statuses], "before": finished_before})))

@@ -76,7 +76,9 @@ def run_in_subprocess(module: str, task_name: str, args: str, ctx: JobContext) -
                 try:
                     message = ours.recv()
                 except EOFError:
-                    raise SubprocessFailed(f"the job's subprocess exited with code {process.exitcode}") from None
+                    raise SubprocessFailed(
+                        f"the job's subprocess exited with code {process.exitcode}"
+                    ) from None
                 if message[0] == "progress":
                     ctx.progress(message[1], message[2])
                 elif message[0] == "result":

@@ -62,7 +62,8 @@ class Registry:
             known = self.tasks.get(task.name)
             if known is not None and known.fn is not task.fn and _origin(known.fn) != _origin(task.fn):
                 raise ValidationError(
-                    f"two job functions are named {task.name!r} ({_origin(known.fn)} and {_origin(task.fn)}); "
+                    f"two job functions are named {task.name!r} "
+                    f"({_origin(known.fn)} and {_origin(task.fn)}); "
                     "give one of them @job(name=...)",
                     field="name",
                 )
@@ -74,12 +75,15 @@ class Registry:
             return self.tasks[name]
         except KeyError:
             raise NotFoundError(
-                f"no job type {name!r} is defined in this process; import the module that defines it "
+                "job type",
+                name,
+                message=f"no job type {name!r} is defined in this process; import the module that defines it "
                 "(buttress worker --import ...)",
-                context={"task": name},
             ) from None
 
-    def define_queue(self, name: str, *, max_size: int | None = None, concurrency: int | None = None) -> QueueSpec:
+    def define_queue(
+        self, name: str, *, max_size: int | None = None, concurrency: int | None = None
+    ) -> QueueSpec:
         """Bound queue ``name``; see :func:`define_queue`."""
         spec = QueueSpec(
             check_name(name, "name"),

@@ -59,7 +59,9 @@ class AttemptOutcome:
     run_at: float | None = None
 
 
-def after_failure(*, attempts: int, max_attempts: int, retryable: bool, delay: float, now: float) -> AttemptOutcome:
+def after_failure(
+    *, attempts: int, max_attempts: int, retryable: bool, delay: float, now: float
+) -> AttemptOutcome:
     """The outcome of attempt number ``attempts`` (1-based) that raised.
 
     ``retryable`` is the job's retry policy's verdict on the error; ``delay`` its backoff before the

@@ -50,7 +50,7 @@ def _drive(connection: Connection, plan: Plan[T]) -> T:
     try:
         step = next(plan)
         while True:
-            result = connection.execute(step.clause, step.params)  # type: ignore[arg-type]
+            result = connection.execute(step.clause, step.params)
             step = plan.send(_answer(result, step.rows))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
@@ -60,7 +60,7 @@ async def _adrive(connection: AsyncConnection, plan: Plan[T]) -> T:
     try:
         step = next(plan)
         while True:
-            result = await connection.execute(step.clause, step.params)  # type: ignore[arg-type]
+            result = await connection.execute(step.clause, step.params)
             step = plan.send(_answer(result, step.rows))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]

@@ -37,8 +37,16 @@ def _positive(value: object, field: str, example: str) -> float | None:
         return None
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValidationError(f"{field} must be a positive number of seconds or None, got {value!r}; e.g. {example}", field=field)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValidationError(
+            f"{field} must be a positive number of seconds or None, got {value!r}; e.g. {example}",
+            field=field,
+        )
     return float(value)
 
 
@@ -88,18 +96,25 @@ class Task(Generic[P, R]):
         self.name = check_name(name or f"{fn.__module__}.{fn.__qualname__}", "name")
         self.queue = check_name(queue, "queue")
         if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ValidationError(f"priority must be an int (higher runs first), got {priority!r}", field="priority")
+            raise ValidationError(
+                f"priority must be an int (higher runs first), got {priority!r}", field="priority"
+            )
         self.priority = priority
         self.retry = _retry_policy(retry)
         self.timeout = _positive(timeout, "timeout", "timeout=60")
-        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
-            raise ValidationError(f"concurrency must be a positive int or None, got {concurrency!r}", field="concurrency")
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ValidationError(
+                f"concurrency must be a positive int or None, got {concurrency!r}", field="concurrency"
+            )
         self.concurrency = concurrency
         self.result_ttl = _positive(result_ttl, "result_ttl", "result_ttl=3600")
         self.is_async = inspect.iscoroutinefunction(fn)
         if process and self.is_async:
             raise ValidationError(
-                "process=True runs a sync function in a subprocess; an async job is cancelled on its loop instead",
+                "process=True runs a sync function in a subprocess; "
+                "an async job is cancelled on its loop instead",
                 field="process",
             )
         self.process = process
@@ -132,17 +147,20 @@ class Task(Generic[P, R]):
         """A deferral with these options (``at`` and ``delay`` exclude each other); see :meth:`defer`."""
         if delay is not None and at is not None:
             raise ValidationError("give delay= or at=, not both", field="delay")
-        if at is not None and not isinstance(at, (datetime, int, float)) or isinstance(at, bool):
+        if (at is not None and not isinstance(at, (datetime, int, float))) or isinstance(at, bool):
             raise ValidationError(f"at must be a datetime or epoch seconds, got {at!r}", field="at")
         if isinstance(at, datetime) and at.tzinfo is None:
             raise ValidationError(
-                f"at={at!r} has no time zone; pass an aware datetime such as datetime.now(UTC) + timedelta(hours=1)",
+                f"at={at!r} has no time zone; pass an aware datetime "
+                "such as datetime.now(UTC) + timedelta(hours=1)",
                 field="at",
             )
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
             raise ValidationError(f"priority must be an int, got {priority!r}", field="priority")
         if key is not None and (not isinstance(key, str) or not key or len(key) > 500):
-            raise ValidationError(f"key must be a non-empty str of at most 500 characters, got {key!r}", field="key")
+            raise ValidationError(
+                f"key must be a non-empty str of at most 500 characters, got {key!r}", field="key"
+            )
         return Deferral(
             task=self,
             priority=self.priority if priority is None else priority,
@@ -175,7 +193,9 @@ def _split(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapp
         return (), call
     if isinstance(call, (list, tuple)):
         return call, {}
-    raise ValidationError(f"each call must be a tuple of arguments or a dict of keyword arguments, got {call!r}", field="calls")
+    raise ValidationError(
+        f"each call must be a tuple of arguments or a dict of keyword arguments, got {call!r}", field="calls"
+    )
 
 
 @dataclass(frozen=True, slots=True)

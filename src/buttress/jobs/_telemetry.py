@@ -38,7 +38,9 @@ class JobsTelemetry:
         self.events = events
         self._deferred = registry.counter("buttress_jobs_deferred_total", "Jobs deferred.", labels=("queue",))
         self._finished = registry.counter(
-            "buttress_jobs_finished_total", "Job attempts that ended, by outcome.", labels=("queue", "task", "outcome")
+            "buttress_jobs_finished_total",
+            "Job attempts that ended, by outcome.",
+            labels=("queue", "task", "outcome"),
         )
         self._run = registry.histogram(
             "buttress_jobs_run_seconds", "Seconds job attempts ran.", labels=("queue",), buckets=_RUN_BUCKETS
@@ -46,9 +48,13 @@ class JobsTelemetry:
         self._reclaimed = registry.counter(
             "buttress_jobs_reclaimed_total", "Running jobs taken back from workers that stopped heartbeating."
         )
-        self._depth = registry.gauge("buttress_jobs_depth", "Due jobs waiting for a worker.", labels=("queue",))
+        self._depth = registry.gauge(
+            "buttress_jobs_depth", "Due jobs waiting for a worker.", labels=("queue",)
+        )
         self._oldest = registry.gauge(
-            "buttress_jobs_oldest_seconds", "Age of the oldest due job waiting for a worker.", labels=("queue",)
+            "buttress_jobs_oldest_seconds",
+            "Age of the oldest due job waiting for a worker.",
+            labels=("queue",),
         )
 
     def deferred(self, queue: str, count: int) -> None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -104,7 +106,9 @@ class Worker:
         scheduler: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a positive int, got {concurrency!r}", field="concurrency")
+            raise ValidationError(
+                f"concurrency must be a positive int, got {concurrency!r}", field="concurrency"
+            )
         self.jobs = jobs
         self.store = jobs.store
         self.clock = jobs.clock
@@ -116,8 +120,10 @@ class Worker:
         self.task_names = tuple(sorted(tasks if tasks is not None else known))
         for task_name in self.task_names:
             registry.task(task_name)  # NotFoundError now, not a job stuck later
-        self.queues = tuple(sorted(queues if queues is not None else {known[n].queue for n in self.task_names}))
-        self._task_limits = {n: known[n].concurrency for n in self.task_names if known[n].concurrency}
+        self.queues = tuple(
+            sorted(queues if queues is not None else {known[n].queue for n in self.task_names})
+        )
+        self._task_limits = {n: limit for n in self.task_names if (limit := known[n].concurrency) is not None}
         self._queue_limits = {q: n for q, n in registry.queue_limits().items() if q in self.queues}
         self.lease = self.settings.lease
         self.heartbeat_every = self.settings.heartbeat or self.lease / 3
@@ -126,11 +132,11 @@ class Worker:
         self._completions: list[Completion] = []
         self._stopping = False
         self._hard_stop = False
-        self._wake: asyncio.Event | None = None
-        self._cancel_check: asyncio.Event | None = None
+        self._wake = asyncio.Event()  # made again by run(): it binds to the loop that waits on it
+        self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
-        self._rng = random.Random()  # noqa: S311 - backoff jitter
+        self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
         self.scheduler = Scheduler(jobs) if scheduler else None
@@ -150,13 +156,13 @@ class Worker:
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
 
     def _poke_cancels(self) -> None:
         loop, check = self._loop, self._cancel_check
-        if loop is not None and check is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(check.set)
 
@@ -175,7 +181,9 @@ class Worker:
     @contextlib.contextmanager
     def running(self, timeout: float = 10.0) -> Iterator[Worker]:
         """Run in a background thread for the block; stopped (gracefully) when it ends."""
-        thread = threading.Thread(target=lambda: asyncio.run(self.run()), name=f"worker {self.id}", daemon=True)
+        thread = threading.Thread(
+            target=lambda: asyncio.run(self.run()), name=f"worker {self.id}", daemon=True
+        )
         thread.start()
         if not self.ready.wait(timeout):
             self.stop(hard=True)
@@ -197,11 +205,15 @@ class Worker:
         remove_waker = self.jobs.add_waker(self._poke_all)
         now = self.clock.time()
         self.state.started_at = now
-        await self.store.arun(
-            lambda: register_worker_plan(
-                self.id, _host(self.id), _pid(), ",".join(self.queues), self.concurrency, now
-            )
-        )
+        row = {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ",".join(self.queues),
+            "concurrency": self.concurrency,
+            "now": now,
+        }
+        await self.store.arun(lambda: register_worker_plan(row))
         helpers = [
             asyncio.create_task(self._every(self.heartbeat_every, self._heartbeat), name="heartbeat"),
             asyncio.create_task(self._every(max(1.0, self.lease / 2), self._sweep), name="sweep"),
@@ -244,7 +256,6 @@ class Worker:
         return self.settings.poll_interval
 
     async def _fetch_loop(self, burst: bool) -> None:
-        assert self._wake is not None
         pause = 0.1
         while not self._stopping:
             self._wake.clear()
@@ -256,7 +267,7 @@ class Worker:
                 request = self._request(slots)
                 try:
                     leased = await self.store.arun(
-                        lambda: fetch_plan(request, completions, now, self.store.dialect)
+                        functools.partial(fetch_plan, request, completions, now, self.store.dialect)
                     )
                 except ButtressError as exc:
                     self._completions[:0] = completions
@@ -278,7 +289,6 @@ class Worker:
             await self._pause(self._idle_wait() if slots > 0 else None)
 
     async def _pause(self, seconds: float | None) -> None:
-        assert self._wake is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
@@ -300,13 +310,11 @@ class Worker:
         run.future = asyncio.create_task(self._execute(run), name=f"job {leased.id}")
 
     async def _execute(self, run: _Running) -> None:
-        leased, task, ctx = run.leased, run.task, run.ctx
-        value: Any = None
+        ctx = run.ctx
         error: BaseException | None = None
         status: JobStatus | None = None
         try:
-            value = await self._call(run)
-            result = dump_result(value)
+            result = dump_result(await self._call(run))
         except asyncio.CancelledError:
             if run.released or run.lost:
                 self._finish(run, None)
@@ -344,17 +352,17 @@ class Worker:
                         raise TimeoutError(f"timed out after {timeout:g} s") from None
                 finally:
                     leave(token)
-        assert self._loop is not None
+        loop = asyncio.get_running_loop()
         timer = None
         if timeout is not None:
-            timer = self._loop.call_later(timeout, ctx.request_cancel, f"timed out after {timeout:g} s")
+            timer = loop.call_later(timeout, ctx.request_cancel, f"timed out after {timeout:g} s")
         try:
             if task.process:
                 module = getattr(task.fn, "__module__", "__main__")
-                return await self._loop.run_in_executor(
+                return await loop.run_in_executor(
                     self._threads, run_in_subprocess, module, task.name, leased.args, ctx
                 )
-            return await self._loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            return await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -378,7 +386,11 @@ class Worker:
         backoff = policy.backoff if policy is not None and policy.backoff is not None else DEFAULT_BACKOFF
         delay = backoff.delay(leased.attempts, 0.0, self._rng) if retryable else 0.0
         outcome = after_failure(
-            attempts=leased.attempts, max_attempts=leased.max_attempts, retryable=retryable, delay=delay, now=now
+            attempts=leased.attempts,
+            max_attempts=leased.max_attempts,
+            retryable=retryable,
+            delay=delay,
+            now=now,
         )
         text = f"{type(error).__name__}: {error}"[:2000]
         return Completion(
@@ -432,7 +444,11 @@ class Worker:
             return
         run.lost = True
         self.state.lost += 1
-        _log.warning("jobs: lost the lease of job %s (%s); its result will not be recorded", run.leased.id, run.task.name)
+        _log.warning(
+            "jobs: lost the lease of job %s (%s); its result will not be recorded",
+            run.leased.id,
+            run.task.name,
+        )
         self.jobs.telemetry.finished(run.leased.queue, run.leased.task, "lost", None)
         self._cancel_local(run, "lease lost")
 
@@ -445,7 +461,9 @@ class Worker:
 
     async def _sweep(self) -> None:
         now = self.clock.time()
-        swept = await self.store.arun(lambda: sweep_plan(now, self.settings.result_ttl, self.lease * 10, self.store.dialect))
+        swept = await self.store.arun(
+            lambda: sweep_plan(now, self.settings.result_ttl, self.lease * 10, self.store.dialect)
+        )
         self.jobs.telemetry.reclaimed(len(swept.reclaimed))
         for job_id, status, task, queue in swept.reclaimed:
             _log.warning("jobs: job %s (%s) lost its worker; now %s", job_id, task, status.value)
@@ -474,7 +492,6 @@ class Worker:
             await self.store.arun(lambda: progress_plan(updates))
 
     async def _cancel_loop(self) -> None:
-        assert self._cancel_check is not None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._cancel_check.wait(), self.settings.cancel_poll_interval)
@@ -547,12 +564,12 @@ class Worker:
             left = deadline - self.clock.monotonic()
             if left <= 0:
                 return
-            done, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
+            _, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
             if self._completions:  # record what finished while we wait
                 completions, self._completions = self._completions, []
                 now = self.clock.time()
                 try:
-                    await self.store.arun(lambda: complete_plan(completions, now))
+                    await self.store.arun(functools.partial(complete_plan, completions, now))
                     self._announce(completions)
                 except ButtressError as exc:
                     self._completions[:0] = completions
@@ -566,13 +583,3 @@ def _call_sync(task: Task[..., Any], ctx: JobContext, call: tuple[Any, ...], key
             return task.fn(*call, **keywords)
         finally:
             leave(token)
-
-
-def _host(worker_id: str) -> str:
-    return worker_id.split(":", 1)[0]
-
-
-def _pid() -> int:
-    return os.getpid()
-
-

@@ -1,4 +1,4 @@
-"""A test revision chained onto buttress's baseline: creates a table (no IF NOT EXISTS: run twice, it fails).
+"""A test revision chained onto buttress's head: creates a table (no IF NOT EXISTS: run twice, it fails).
 
 Revision ID: t0002
 Revises: 0001
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "t0002"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
