@@ -19,16 +19,16 @@ from buttress.jobs import Jobs, JobStatus, Registry, Scheduler, schedule
 from buttress.jobs._plans import FetchRequest, fetch_plan
 from buttress.jobs._schedule_plans import fire_plan, load_plan
 from buttress.resilience import Retry
-from tests.jobs._sched_db import KINDS, fresh_url, rows
+from tests.jobs._sched_db import rows, upgraded
+from tests.jobs.conftest import fresh_database
 
 T0 = 1_800_000_000.0  # the clock's start: schedules reconciled at T0 are anchored there
 
 
-@pytest.fixture(params=KINDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    base = request.getfixturevalue("database_url") if request.param == "postgresql" else None
-    with fresh_url(request.param, tmp_path, base) as made:
-        yield made
+@pytest.fixture
+def url(jobs_url: str) -> str:
+    """A fresh SQLite file or PostgreSQL database (``jobs_url``) with the jobs tables."""
+    return upgraded(jobs_url)
 
 
 class World:
@@ -340,94 +340,98 @@ def test_the_table_records_the_next_fire(world: World) -> None:
 # -- outage -------------------------------------------------------------------------------------------------
 
 
-def test_the_loop_survives_a_database_outage_and_catches_up(database_url: str, tmp_path: Path) -> None:
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database with the jobs tables, dropped afterwards."""
+    yield from (upgraded(made) for made in fresh_database(request, tmp_path, "postgresql"))
+
+
+def test_the_loop_survives_a_database_outage_and_catches_up(pg_url: str) -> None:
     from tests.test_events_redis import TcpProxy
 
-    with fresh_url("postgresql", tmp_path, database_url) as direct:
-        db = Database(direct)
-        host, port = db.urls.sync.host or "127.0.0.1", db.urls.sync.port or 5432
-        db.close()
-        proxy = TcpProxy(host, port)
-        proxy.start()
-        proxied = db.urls.sync.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        through = Database(proxied, retry=Retry(on=ConnectionError, attempts=2))  # fail a pass fast
-        clock = FakeClock(start_time=T0, auto_advance=False)
-        registry = Registry()
-        every(1, "beat", registry, overlap="allow", catch_up="all")
-        jobs = Jobs(through, settings=JobsSettings(auto_migrate=False), clock=clock, registry=registry)
-        scheduler = Scheduler(jobs)
-        loop = threading.Thread(target=scheduler.run, daemon=True)
-        loop.start()
-        try:
+    direct = pg_url
+    db = Database(direct)
+    host, port = db.urls.sync.host or "127.0.0.1", db.urls.sync.port or 5432
+    db.close()
+    proxy = TcpProxy(host, port)
+    proxy.start()
+    proxied = db.urls.sync.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    through = Database(proxied, retry=Retry(on=ConnectionError, attempts=2))  # fail a pass fast
+    clock = FakeClock(start_time=T0, auto_advance=False)
+    registry = Registry()
+    every(1, "beat", registry, overlap="allow", catch_up="all")
+    jobs = Jobs(through, settings=JobsSettings(auto_migrate=False), clock=clock, registry=registry)
+    scheduler = Scheduler(jobs)
+    loop = threading.Thread(target=scheduler.run, daemon=True)
+    loop.start()
+    try:
 
-            def one_pass() -> None:
-                """Wake the parked loop at its deadline and wait until that pass has ended."""
-                clock.wait_for_sleepers(1, timeout=30)
-                before = scheduler.passes + scheduler.errors
-                clock.advance(clock.sleeps[-1] + 1e-6)  # past the deadline despite float rounding
-                deadline = time.monotonic() + 30
-                while scheduler.passes + scheduler.errors == before:
-                    assert time.monotonic() < deadline, "the scheduler pass did not end"
-                    threading.Event().wait(0.002)
-
-            for _ in range(5):
-                one_pass()
-            assert scheduler.check().status == "pass"
-            proxy.stop()  # the database is gone: connections cut, new ones refused
-            outage_start = clock.time()
-            while clock.time() - outage_start < 50:
-                one_pass()
-            down = scheduler.check()
-            assert scheduler.consecutive_errors >= 5
-            assert down.status == "fail"
-            assert "BackendUnavailable" in down.output
-            assert max(clock.sleeps[-5:]) <= 5.0  # backed off, capped
-            proxy.start()
-            for _ in range(10):
-                one_pass()
+        def one_pass() -> None:
+            """Wake the parked loop at its deadline and wait until that pass has ended."""
             clock.wait_for_sleepers(1, timeout=30)
-            assert scheduler.check() == CheckResult("pass", observed_value=0.0, observed_unit="s")
-            assert scheduler.consecutive_errors == 0
-        finally:
-            scheduler.stop()
-            clock.advance(10)
-            loop.join(30)
-            proxy.stop()
-            through.close()
-        fires = [
-            float(str(row[0])) for row in rows(direct, "SELECT fire_at FROM buttress_jobs ORDER BY fire_at")
-        ]
-        assert fires == [T0 + k for k in range(1, len(fires) + 1)]  # no fire lost to the outage, none twice
-        assert fires[-1] >= T0 + 55
-        assert scheduler.errors >= 5
+            before = scheduler.passes + scheduler.errors
+            clock.advance(clock.sleeps[-1] + 1e-6)  # past the deadline despite float rounding
+            deadline = time.monotonic() + 30
+            while scheduler.passes + scheduler.errors == before:
+                assert time.monotonic() < deadline, "the scheduler pass did not end"
+                threading.Event().wait(0.002)
+
+        for _ in range(5):
+            one_pass()
+        assert scheduler.check().status == "pass"
+        proxy.stop()  # the database is gone: connections cut, new ones refused
+        outage_start = clock.time()
+        while clock.time() - outage_start < 50:
+            one_pass()
+        down = scheduler.check()
+        assert scheduler.consecutive_errors >= 5
+        assert down.status == "fail"
+        assert "BackendUnavailable" in down.output
+        assert max(clock.sleeps[-5:]) <= 5.0  # backed off, capped
+        proxy.start()
+        for _ in range(10):
+            one_pass()
+        clock.wait_for_sleepers(1, timeout=30)
+        assert scheduler.check() == CheckResult("pass", observed_value=0.0, observed_unit="s")
+        assert scheduler.consecutive_errors == 0
+    finally:
+        scheduler.stop()
+        clock.advance(10)
+        loop.join(30)
+        proxy.stop()
+        through.close()
+    fires = [float(str(row[0])) for row in rows(direct, "SELECT fire_at FROM buttress_jobs ORDER BY fire_at")]
+    assert fires == [T0 + k for k in range(1, len(fires) + 1)]  # no fire lost to the outage, none twice
+    assert fires[-1] >= T0 + 55
+    assert scheduler.errors >= 5
 
 
 # -- the worker runs one ------------------------------------------------------------------------------------
 
 
 def test_a_worker_runs_a_scheduler_unless_told_not_to(tmp_path: Path) -> None:
-    with fresh_url("sqlite", tmp_path, None) as made:
-        registry = Registry()
-        ran = threading.Event()
-        count = [0]
+    made = upgraded(f"sqlite:///{tmp_path / 'worker.db'}")
+    registry = Registry()
+    ran = threading.Event()
+    count = [0]
 
-        def tick() -> None:
-            count[0] += 1
-            if count[0] >= 2:
-                ran.set()
+    def tick() -> None:
+        count[0] += 1
+        if count[0] >= 2:
+            ran.set()
 
-        schedule(every=0.2, name="fast", registry=registry)(tick)
-        db = Database(made)
-        jobs = Jobs(db, settings=JobsSettings(auto_migrate=False), registry=registry)
-        try:
-            assert jobs.worker(scheduler=False).scheduler is None
-            worker = jobs.worker()
-            assert worker.scheduler is not None
-            with worker.running():
-                assert ran.wait(20)  # two fires became jobs and ran, with no one deferring anything
-            assert worker.scheduler.passes >= 1
-            assert worker.scheduler.check().status == "pass"
-        finally:
-            db.close()
-        statuses = rows(made, "SELECT status FROM buttress_jobs WHERE schedule = 'fast' ORDER BY id")
-        assert statuses[:2] == [(JobStatus.SUCCEEDED.value,), (JobStatus.SUCCEEDED.value,)]
+    schedule(every=0.2, name="fast", registry=registry)(tick)
+    db = Database(made)
+    jobs = Jobs(db, settings=JobsSettings(auto_migrate=False), registry=registry)
+    try:
+        assert jobs.worker(scheduler=False).scheduler is None
+        worker = jobs.worker()
+        assert worker.scheduler is not None
+        with worker.running():
+            assert ran.wait(20)  # two fires became jobs and ran, with no one deferring anything
+        assert worker.scheduler.passes >= 1
+        assert worker.scheduler.check().status == "pass"
+    finally:
+        db.close()
+    statuses = rows(made, "SELECT status FROM buttress_jobs WHERE schedule = 'fast' ORDER BY id")
+    assert statuses[:2] == [(JobStatus.SUCCEEDED.value,), (JobStatus.SUCCEEDED.value,)]

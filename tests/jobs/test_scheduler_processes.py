@@ -12,23 +12,21 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.jobs._sched_db import KINDS, fresh_url, rows
+from tests.jobs._sched_db import rows, upgraded
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FOR = 60.0
 KILL_AT = 30.0
 
 
-@pytest.fixture(params=KINDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    base = request.getfixturevalue("database_url") if request.param == "postgresql" else None
-    with fresh_url(request.param, tmp_path, base) as made:
-        yield made
+@pytest.fixture
+def url(jobs_url: str) -> str:
+    """A fresh SQLite file or PostgreSQL database (``jobs_url``) with the jobs tables."""
+    return upgraded(jobs_url)
 
 
 def spawn(url: str) -> subprocess.Popen[str]:
