@@ -190,6 +190,9 @@ JOBS = [
     "QueueSpec",
     "QueueStats",
     "Registry",
+    "Schedule",
+    "ScheduleSpec",
+    "Scheduler",
     "SqliteJobStore",
     "Stats",
     "Task",
@@ -200,6 +203,7 @@ JOBS = [
     "health_checks",
     "job",
     "register_services",
+    "schedule",
 ]
 
 
