@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from buttress.clock import FakeClock
 from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.health_types import CheckResult
 from buttress.jobs import Jobs, JobStatus, Registry, Scheduler, schedule
-from buttress.jobs._plans import FetchRequest, fetch_plan
+from buttress.jobs._plans import FetchRequest, Plan, Step, fetch_plan
 from buttress.jobs._schedule_plans import fire_plan, load_plan
+from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience import Retry
 from tests.jobs._sched_db import rows, upgraded
 from tests.jobs.conftest import fresh_database
@@ -435,3 +437,69 @@ def test_a_worker_runs_a_scheduler_unless_told_not_to(tmp_path: Path) -> None:
         db.close()
     statuses = rows(made, "SELECT status FROM buttress_jobs WHERE schedule = 'fast' ORDER BY id")
     assert statuses[:2] == [(JobStatus.SUCCEEDED.value,), (JobStatus.SUCCEEDED.value,)]
+
+
+# -- upkeep, isolation, metrics -----------------------------------------------------------------------------
+
+
+def test_old_ticks_are_pruned_and_their_fires_never_come_back(world: World) -> None:
+    registry = Registry()
+    every(10, "pruned", registry, overlap="allow", catch_up="all")
+    scheduler = world.scheduler(registry, tick_retention=25.0)
+    scheduler.reconcile()
+    for _ in range(6):
+        world.clock.advance(10)
+        scheduler.tick()
+    world.clock.advance(60)  # the next prune is due: the ticks of fires over 25 s old go
+    scheduler.tick()
+    kept = [tick[0] for tick in world.ticks_of("pruned")]
+    assert kept == [T0 + 100, T0 + 110, T0 + 120]
+    # a second scheduler that read the row long ago cannot bring back a pruned fire: the row guards it
+    late = world.scheduler(registry)
+    late.tick()
+    fires = [row[1] for row in world.jobs_of("pruned")]
+    assert fires == [T0 + 10 * k for k in range(1, 13)]
+
+
+def test_a_schedule_that_cannot_be_read_does_not_stop_the_others(world: World) -> None:
+    registry = Registry()
+    every(10, "healthy", registry, overlap="allow")
+    every(10, "broken", registry, overlap="allow")
+    scheduler = world.scheduler(registry)
+    scheduler.reconcile()
+    jobs = scheduler.jobs
+    # a time zone this machine's tzdata does not know (say, written by a newer deploy)
+    jobs.store.run(lambda: _set_spec("broken", "cron 0 9 * * * Mars/Olympus"))
+    world.clock.advance(10)
+    done = scheduler.tick()
+    assert [row[1] for row in world.jobs_of("healthy")] == [T0 + 10]
+    assert world.jobs_of("broken") == []
+    assert "broken" not in done.fired
+    health = scheduler.check()
+    assert health.status == "warn"
+    assert "broken" in health.output
+    assert "Mars/Olympus" in health.output
+
+
+def _set_spec(name: str, spec: str) -> Plan[None]:
+    yield Step(
+        text("UPDATE buttress_job_schedules SET spec = :spec WHERE name = :name"),
+        {"spec": spec, "name": name},
+    )
+
+
+def test_fires_and_lag_are_measured(world: World) -> None:
+    metrics = MetricsRegistry()
+    registry = Registry()
+    every(10, "measured", registry, overlap="skip")
+    scheduler = world.scheduler(registry, metrics=metrics)
+    scheduler.reconcile()
+    world.clock.advance(10.25)
+    scheduler.tick()
+    world.clock.advance(10)
+    scheduler.tick()  # the first run is still queued: skipped
+    exported = metrics.render_prometheus().decode()
+    assert 'buttress_jobs_schedule_fires_total{outcome="created",schedule="measured"} 1.0' in exported
+    assert 'buttress_jobs_schedule_fires_total{outcome="skipped",schedule="measured"} 1.0' in exported
+    assert "buttress_jobs_schedule_lag_seconds_count 1.0" in exported
+    assert "buttress_jobs_schedule_lag_seconds_sum 0.25" in exported

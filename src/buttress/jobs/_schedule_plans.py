@@ -27,6 +27,7 @@ __all__ = [
     "ScheduleRow",
     "fire_plan",
     "load_plan",
+    "prune_ticks_plan",
     "reconcile_plan",
     "set_next_plan",
     "ticks_plan",
@@ -77,7 +78,8 @@ class Reconciled:
 @dataclass(slots=True)
 class Fired:
     """What one fire transaction did: jobs created (fire_at, job id), ticks skipped or refused, and
-    fires another scheduler had already taken; ``stale``: the row changed, nothing was written."""
+    fires another scheduler had already taken; ``stale``: the row moved on since it was read (another
+    scheduler fired past these fires, or a reconcile replaced the expression), so nothing was written."""
 
     created: list[tuple[float, int]] = field(default_factory=list)
     skipped: list[float] = field(default_factory=list)
@@ -164,7 +166,8 @@ def load_plan(*, active_only: bool = True) -> Plan[list[ScheduleRow]]:
 _ADVANCE = text(
     "UPDATE buttress_job_schedules SET last_fire_at = CASE WHEN last_fire_at IS NULL OR last_fire_at < :last "
     "THEN :last ELSE last_fire_at END, next_fire_at = :next, updated_at = :now "
-    "WHERE name = :name AND digest = :digest AND active = 1"
+    "WHERE name = :name AND digest = :digest AND active = 1 "
+    "AND (last_fire_at IS NULL OR last_fire_at < :first)"
 )
 _TICK = text(
     "INSERT INTO buttress_job_ticks (schedule, fire_at, job_id, outcome, created_at) "
@@ -194,12 +197,15 @@ def fire_plan(
 ) -> Plan[Fired]:
     """Create the jobs of ``fires`` (ascending) of schedule ``row``, each at most once anywhere.
 
-    Applies the overlap policy per fire inside the transaction: ``skip`` records a tick without a job
-    while an earlier run of the schedule is active, ``cancel`` cancels the active runs first. A full
-    queue records the tick as ``queue_full`` (the fire is not retried).
+    The first statement re-checks the row: same digest, still active, and no fire recorded at or after
+    ``fires[0]``; otherwise nothing is written (the tick key stays the second line of defence, which is
+    what lets old ticks be pruned). Then the overlap policy, per fire, inside the transaction: ``skip``
+    records a tick without a job while an earlier run of the schedule is active, ``cancel`` cancels the
+    active runs first. A full queue records the tick as ``queue_full`` (the fire is not retried).
     """
     done = Fired()
-    guard = {"name": row.name, "digest": row.digest, "last": fires[-1], "next": next_fire, "now": now}
+    guard = {"name": row.name, "digest": row.digest, "now": now}
+    guard.update(first=fires[0], last=fires[-1], next=next_fire)
     if not (yield Step(_ADVANCE, guard)):
         done.stale = True
         return done
@@ -237,6 +243,15 @@ _SET_NEXT = text(
 def set_next_plan(row: ScheduleRow, next_fire: float) -> Plan[int]:
     """Record when ``row`` fires next (shown by ``buttress schedules``) when no fire was due."""
     return int((yield Step(_SET_NEXT, {"name": row.name, "digest": row.digest, "next": next_fire})))
+
+
+_PRUNE = text("DELETE FROM buttress_job_ticks WHERE fire_at < :before")
+
+
+def prune_ticks_plan(before: float) -> Plan[int]:
+    """Delete the ticks of fires before ``before``; how many. Safe: a fire is only created after the row's
+    ``last_fire_at``, so an old fire is never computed again."""
+    return int((yield Step(_PRUNE, {"before": before})))
 
 
 _TICKS = text(

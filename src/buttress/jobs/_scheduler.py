@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from buttress.errors import ValidationError
+from buttress.errors import BackendUnavailable, ButtressError, ValidationError
 from buttress.health_types import CheckResult, HealthStatus, describe_exception
 from buttress.jobs._plans import NewJob
 from buttress.jobs._schedule import Schedule
@@ -28,11 +28,13 @@ from buttress.jobs._schedule_plans import (
     ScheduleRow,
     fire_plan,
     load_plan,
+    prune_ticks_plan,
     reconcile_plan,
     set_next_plan,
     spec_of,
 )
 from buttress.jobs._schedule_spec import CatchUp, ScheduleSpec
+from buttress.observe.metrics import get_metrics
 from buttress.resilience import Backoff
 
 if TYPE_CHECKING:
@@ -40,11 +42,14 @@ if TYPE_CHECKING:
     from buttress.jobs._jobs import Jobs
     from buttress.jobs._plans import Plan
     from buttress.jobs._registry import Registry
+    from buttress.observe.metrics import MetricsRegistry
 
 __all__ = ["Pass", "Scheduler"]
 
 _log = logging.getLogger("buttress.jobs")
 _BACKOFF = Backoff.exponential(0.1, max_delay=5.0, jitter="none")
+_PRUNE_EVERY = 60.0
+_LAG_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0)
 _DEFAULT = Schedule(name="", spec=ScheduleSpec(every=1), task="", queue="", priority=0, args="")
 
 
@@ -73,7 +78,8 @@ class Scheduler:
     ``clock`` (default: the jobs' clock) stamps and times everything, so tests drive it by hand.
     ``reconcile``: sync the code's schedules at start (``deactivate_missing``: mark stored schedules the
     code no longer defines inactive; only when this process defines at least one schedule, so a process
-    that imports none never switches off the others').
+    that imports none never switches off the others'). Ticks older than ``tick_retention`` seconds are
+    pruned by fire time (a fire is never computed again once the row's ``last_fire_at`` passed it).
     """
 
     def __init__(
@@ -85,6 +91,8 @@ class Scheduler:
         max_sleep: float = 1.0,
         reconcile: bool = True,
         deactivate_missing: bool = True,
+        tick_retention: float = 86400.0,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         if isinstance(max_sleep, bool) or not isinstance(max_sleep, int | float) or not 0 < max_sleep <= 60:
             raise ValidationError(
@@ -99,7 +107,24 @@ class Scheduler:
         self._specs: dict[str, ScheduleSpec] = {}
         self._reconciled = not reconcile
         self._stop = threading.Event()
+        self.tick_retention = float(tick_retention)
+        self._pruned_at = -math.inf
+        registry_ = metrics or get_metrics()
+        self._fires = registry_.counter(
+            "buttress_jobs_schedule_fires_total",
+            "Schedule fires handled by this process, by outcome (created, skipped, queue_full).",
+            labels=("schedule", "outcome"),
+        )
+        self._lag = registry_.histogram(
+            "buttress_jobs_schedule_lag_seconds",
+            "Seconds from a fire's time to its job's creation.",
+            buckets=_LAG_BUCKETS,
+        )
+        self._failures = registry_.counter(
+            "buttress_jobs_scheduler_errors_total", "Scheduler passes that failed."
+        )
         # -- health --
+        self.schedule_errors: dict[str, str] = {}
         self.passes = 0
         self.errors = 0
         self.consecutive_errors = 0
@@ -142,7 +167,11 @@ class Scheduler:
     def _plan_work(self, rows: Sequence[ScheduleRow], now: float) -> tuple[list[_Work], float]:
         work, wake_at = [], math.inf
         for row in rows:
-            spec = spec_of(row, self._specs)
+            try:
+                spec = spec_of(row, self._specs)
+            except ValidationError as exc:  # e.g. a time zone this machine's tzdata lacks: the others go on
+                self._schedule_failed(row.name, exc)
+                continue
             policy = self._policy(row)
             catch_up: CatchUp = row.catch_up if row.catch_up in ("skip", "once", "all") else "once"  # type: ignore[assignment]
             fires = spec.due_fires(
@@ -204,13 +233,21 @@ class Scheduler:
             self.reconcile()
         self.jobs.ensure_schema()
         rows = self.jobs.store.run(load_plan, write=False)
-        work, wake_at = self._plan_work(rows, self.clock.time())
-        done = Pass(wake_at=wake_at)
+        work, done = self._start(rows)
         for item in work:
             now = self.clock.time()
-            result = self.jobs.store.run(lambda item=item, now=now: self._fire(item, now))  # type: ignore[misc]
-            if isinstance(result, Fired):
-                done.fired[item.row.name] = result
+            try:
+                result = self.jobs.store.run(lambda item=item, now=now: self._fire(item, now))  # type: ignore[misc]
+            except BackendUnavailable:
+                raise
+            except ButtressError as exc:  # this schedule's trouble; the others still fire
+                self._schedule_failed(item.row.name, exc)
+                continue
+            self._record(done, item, result, now)
+        now = self.clock.time()
+        if now - self._pruned_at >= _PRUNE_EVERY:
+            self.jobs.store.run(lambda: prune_ticks_plan(now - self.tick_retention))
+            self._pruned_at = now
         return self._passed(done)
 
     async def atick(self) -> Pass:
@@ -219,14 +256,46 @@ class Scheduler:
             await self.areconcile()
         await self.jobs.aensure_schema()
         rows = await self.jobs.store.arun(load_plan, write=False)
-        work, wake_at = self._plan_work(rows, self.clock.time())
-        done = Pass(wake_at=wake_at)
+        work, done = self._start(rows)
         for item in work:
             now = self.clock.time()
-            result = await self.jobs.store.arun(lambda item=item, now=now: self._fire(item, now))  # type: ignore[misc]
-            if isinstance(result, Fired):
-                done.fired[item.row.name] = result
+            try:
+                result = await self.jobs.store.arun(lambda item=item, now=now: self._fire(item, now))  # type: ignore[misc]
+            except BackendUnavailable:
+                raise
+            except ButtressError as exc:  # this schedule's trouble; the others still fire
+                self._schedule_failed(item.row.name, exc)
+                continue
+            self._record(done, item, result, now)
+        now = self.clock.time()
+        if now - self._pruned_at >= _PRUNE_EVERY:
+            await self.jobs.store.arun(lambda: prune_ticks_plan(now - self.tick_retention))
+            self._pruned_at = now
         return self._passed(done)
+
+    def _start(self, rows: Sequence[ScheduleRow]) -> tuple[list[_Work], Pass]:
+        work, wake_at = self._plan_work(rows, self.clock.time())
+        return work, Pass(wake_at=wake_at)
+
+    def _record(self, done: Pass, item: _Work, result: object, now: float) -> None:
+        if not isinstance(result, Fired):
+            return
+        name = item.row.name
+        done.fired[name] = result
+        self.schedule_errors.pop(name, None)
+        for fire, _job_id in result.created:
+            self._lag.observe(max(0.0, now - fire))
+        for outcome, count in (
+            ("created", len(result.created)),
+            ("skipped", len(result.skipped)),
+            ("queue_full", len(result.queue_full)),
+        ):
+            if count:
+                self._fires.labels(schedule=name, outcome=outcome).inc(count)
+
+    def _schedule_failed(self, name: str, exc: BaseException) -> None:
+        self.schedule_errors[name] = describe_exception(exc)
+        _log.warning("schedule %s could not fire: %s", name, self.schedule_errors[name])
 
     def _passed(self, done: Pass) -> Pass:
         self.passes += 1
@@ -256,6 +325,7 @@ class Scheduler:
         return max(0.0, min(done.wake_at - self.clock.time(), self.max_sleep))
 
     def _failed(self, exc: Exception) -> None:
+        self._failures.inc()
         self.errors += 1
         self.consecutive_errors += 1
         self.last_error = describe_exception(exc)
@@ -304,6 +374,7 @@ class Scheduler:
             "last_error_at": self.last_error_at,
             "started_at": self.started_at,
             "max_sleep": self.max_sleep,
+            "schedule_errors": dict(self.schedule_errors),
         }
 
     def check(self) -> CheckResult:
@@ -312,8 +383,11 @@ class Scheduler:
         now = self.clock.time()
         since = self.last_pass_at if self.last_pass_at is not None else self.started_at
         age = None if since is None else max(0.0, now - since)
-        if self.consecutive_errors == 0:
+        if self.consecutive_errors == 0 and not self.schedule_errors:
             return CheckResult("pass", observed_value=age, observed_unit="s")
+        if self.consecutive_errors == 0:
+            failing = "; ".join(f"{name}: {error}" for name, error in sorted(self.schedule_errors.items()))
+            return CheckResult("warn", f"schedules that cannot fire: {failing}", age, "s")
         output = f"{self.consecutive_errors} scheduler passes failed in a row; last: {self.last_error}"
         status: HealthStatus = "fail" if age is None or age > 30 else "warn"
         return CheckResult(status, output + " (schedules fire again when the database answers)", age, "s")
