@@ -33,7 +33,7 @@ from buttress.jobs._schedule_plans import (
     set_next_plan,
     spec_of,
 )
-from buttress.jobs._schedule_spec import CatchUp, ScheduleSpec
+from buttress.jobs._schedule_spec import CATCH_UP_LIMIT, CatchUp, ScheduleSpec
 from buttress.observe.metrics import get_metrics
 from buttress.resilience import Backoff
 
@@ -183,7 +183,7 @@ class Scheduler:
                 grace=policy.misfire_grace,
             )
             # "all" hands out a bounded batch: with more missed, come back at once for the next.
-            more = catch_up == "all" and len(fires) >= 1000
+            more = catch_up == "all" and len(fires) >= CATCH_UP_LIMIT
             next_fire = now if more else spec.next_fire(max(now, fires[-1] if fires else now), row.anchor)
             wake_at = min(wake_at, next_fire)
             if fires:
