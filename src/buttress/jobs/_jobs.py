@@ -12,6 +12,7 @@ import builtins
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -472,7 +473,7 @@ class Jobs:
             queues=queues,
             concurrency=concurrency or self.settings.concurrency,
             tasks=tasks,
-            name=name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}",
+            name=name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             scheduler=scheduler,
         )
 

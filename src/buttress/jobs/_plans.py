@@ -152,6 +152,8 @@ class Completion:
     expires_at: float | None = None
     progress: float | None = None
     message: str | None = None
+    task: str = ""
+    queue: str = ""
 
 
 def lock_key(name: str) -> int:
@@ -551,7 +553,9 @@ def stats_plan(now: float) -> Plan[tuple[list[tuple[Any, ...]], list[tuple[Any, 
 
 _REGISTER = text(
     "INSERT INTO buttress_job_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at) "
-    "VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now)"
+    "VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now) ON CONFLICT (id) DO UPDATE SET "
+    "host = excluded.host, pid = excluded.pid, queues = excluded.queues, concurrency = excluded.concurrency, "
+    "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
 )
 _UNREGISTER = text("DELETE FROM buttress_job_workers WHERE id = :id")
 

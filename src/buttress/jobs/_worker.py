@@ -167,7 +167,12 @@ class Worker:
                 loop.call_soon_threadsafe(check.set)
 
     def run_sync(self, *, burst: bool = False) -> None:
-        """Run on a new event loop in this thread; SIGTERM/SIGINT stop gracefully, a second one at once."""
+        """Run on a new event loop in this thread; SIGTERM/SIGINT stop gracefully, a second one at once.
+
+        Meant as a process's main loop: a sync job still running in a thread after the grace period was
+        released to the queue and cannot be stopped from outside, so the process exits without waiting
+        for it (``os._exit``) rather than hang on it.
+        """
         import signal  # noqa: PLC0415 - only the process entry point installs handlers
 
         async def main() -> None:
@@ -177,6 +182,14 @@ class Worker:
             await self.run(burst=burst)
 
         asyncio.run(main())
+        if any(
+            thread.is_alive() for thread in threading.enumerate() if thread.name.startswith("buttress-job")
+        ):
+            _log.warning(
+                "jobs: worker %s leaves sync jobs that ignored the stop behind (they were released)", self.id
+            )
+            logging.shutdown()
+            os._exit(0)
 
     @contextlib.contextmanager
     def running(self, timeout: float = 10.0) -> Iterator[Worker]:
@@ -216,7 +229,7 @@ class Worker:
         await self.store.arun(lambda: register_worker_plan(row))
         helpers = [
             asyncio.create_task(self._every(self.heartbeat_every, self._heartbeat), name="heartbeat"),
-            asyncio.create_task(self._every(max(1.0, self.lease / 2), self._sweep), name="sweep"),
+            asyncio.create_task(self._every(max(1.0, min(5.0, self.lease / 4)), self._sweep), name="sweep"),
             asyncio.create_task(self._every(_PROGRESS_EVERY, self._store_progress), name="progress"),
             asyncio.create_task(self._cancel_loop(), name="cancels"),
         ]
@@ -308,6 +321,7 @@ class Worker:
         run = _Running(leased, task, ctx, self.clock.monotonic())
         self._running[leased.id] = run
         run.future = asyncio.create_task(self._execute(run), name=f"job {leased.id}")
+        self.jobs.telemetry.status(leased.id, leased.task, leased.queue, "running", attempt=leased.attempts)
 
     async def _execute(self, run: _Running) -> None:
         ctx = run.ctx
@@ -362,7 +376,10 @@ class Worker:
                 return await loop.run_in_executor(
                     self._threads, run_in_subprocess, module, task.name, leased.args, ctx
                 )
-            return await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            value = await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            if ctx.cancelled and (ctx.cancel_reason or "").startswith("timed out"):
+                raise JobCancelled(ctx.cancel_reason or "timed out")  # it ran past its timeout: not a success
+            return value
         finally:
             if timer is not None:
                 timer.cancel()
@@ -374,12 +391,15 @@ class Worker:
         now = self.clock.time()
         ttl = now + (leased.result_ttl or self.settings.result_ttl)
         last = run.ctx.last_progress
+        task, queue = leased.task, leased.queue
         if status is JobStatus.CANCELLED:
-            return Completion(leased.id, leased.token, status, error="cancelled", expires_at=ttl)
+            return Completion(
+                leased.id, leased.token, status, error="cancelled", expires_at=ttl, task=task, queue=queue
+            )
         if error is None:
             return Completion(
                 leased.id, leased.token, JobStatus.SUCCEEDED, result=result, expires_at=ttl, progress=1.0,
-                message=last[1] if last else None,
+                message=last[1] if last else None, task=task, queue=queue,
             )  # fmt: skip
         policy = run.task.retry
         retryable = policy.retries(error) if policy is not None else isinstance(error, Exception)
@@ -396,7 +416,7 @@ class Worker:
         return Completion(
             leased.id, leased.token, outcome.status, error=text, run_at=outcome.run_at,
             expires_at=None if outcome.status is JobStatus.RETRYING else ttl,
-            progress=last[0] if last else None, message=last[1] if last else None,
+            progress=last[0] if last else None, message=last[1] if last else None, task=task, queue=queue,
         )  # fmt: skip
 
     def _finish(self, run: _Running, completion: Completion | None) -> None:
@@ -415,7 +435,7 @@ class Worker:
                 JobStatus.CANCELLED: "cancelled",
             }.get(done.status, "failed")
             setattr(self.state, counter, getattr(self.state, counter) + 1)
-            self.jobs.telemetry.status(done.id, "", "", done.status.value)
+            self.jobs.telemetry.status(done.id, done.task, done.queue, done.status.value)
 
     # -- side loops -----------------------------------------------------------------------------------
 
