@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from tests.jobs._sched_db import rows, upgraded
+from tests.jobs.conftest import fresh_database
 
 from buttress.clock import FakeClock
 from buttress.config import JobsSettings
@@ -21,8 +23,6 @@ from buttress.jobs._plans import FetchRequest, Plan, Step, fetch_plan
 from buttress.jobs._schedule_plans import fire_plan, load_plan
 from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience import Retry
-from tests.jobs._sched_db import rows, upgraded
-from tests.jobs.conftest import fresh_database
 
 T0 = 1_800_000_000.0  # the clock's start: schedules reconciled at T0 are anchored there
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.jobs._sched_db import rows, upgraded
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.jobs._sched_db import upgraded
 
 from buttress._console import cli_console
 from buttress.clock import FakeClock
@@ -16,7 +17,6 @@ from buttress.db import Database
 from buttress.jobs import Jobs, Registry, Scheduler, schedule
 from buttress.jobs.schedules_cli import schedules_command
 from buttress.resilience import Retry
-from tests.jobs._sched_db import upgraded
 
 NOON = datetime(2027, 3, 27, 12, tzinfo=UTC).timestamp()  # the day before London's clocks go forward
 
