@@ -1,4 +1,4 @@
-"""The ``buttress`` command: config, health, serve, demo, breakers, cache and version.
+"""The ``buttress`` command: config, health, serve, demo, breakers, cache, db, worker, jobs and version.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -295,6 +295,145 @@ def db_advise(
     from buttress.db.cli import advise_command  # noqa: PLC0415 - SQLAlchemy, this command only
 
     raise typer.Exit(advise_command(url=url or default_ops_url(), as_json=as_json, console=_stdout()))
+
+
+@app.command("worker")
+def worker(
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queues",
+            "-q",
+            metavar="QUEUES",
+            help="Run only these queues (comma-separated, repeatable).",
+            show_default="every queue of the imported jobs",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", min=1, help="Jobs run at once.", show_default="BUTTRESS_JOBS__CONCURRENCY"
+        ),
+    ] = None,
+    modules: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            "-i",
+            metavar="MODULE",
+            help="Import this module first: it defines the jobs (repeatable).",
+        ),
+    ] = None,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Stop once nothing is due and nothing runs.")
+    ] = False,
+) -> None:
+    """Run a job worker until SIGTERM: exit 1 when the database cannot be reached or no jobs are defined."""
+    import logging  # noqa: PLC0415 - this command only
+
+    from buttress.config import get_settings  # noqa: PLC0415 - as above
+    from buttress.jobs.cli import worker_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    if not logging.getLogger().handlers:  # a worker's warnings (lost leases, a database outage) are logged
+        from buttress.observe.logging import configure_logging_from_settings  # noqa: PLC0415 - structlog
+
+        configure_logging_from_settings(get_settings())
+    code = worker_command(
+        queues=queues, concurrency=concurrency, modules=modules or (), burst=burst, console=_stderr()
+    )
+    raise typer.Exit(code)
+
+
+jobs_app = typer.Typer(
+    help="Jobs in the database: list, show, cancel, retry and purge them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(jobs_app, name="jobs")
+
+JobId = Annotated[int, typer.Argument(metavar="ID", min=1, help="The job's id.")]
+JobsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Statuses = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help="Only jobs in this state (repeatable): queued, scheduled, running, succeeded, failed, retrying, "
+        "cancelled, dead.",
+    ),
+]
+
+
+@jobs_app.command("ls")
+def jobs_ls(
+    *,
+    status: Statuses = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue's jobs.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only jobs of this type.")] = None,
+    before_id: Annotated[
+        int | None, typer.Option("--before-id", min=1, help="Only jobs older than this id (paging).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
+    as_json: JobsJson = False,
+) -> None:
+    """List jobs, newest first."""
+    from buttress.jobs.cli import ls_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    code = ls_command(
+        status=status or (),
+        queue=queue,
+        task=task,
+        before_id=before_id,
+        limit=limit,
+        as_json=as_json,
+        console=_stdout(),
+        err_console=_stderr(),
+    )
+    raise typer.Exit(code)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, as_json: JobsJson = False) -> None:
+    """Show one job: status, attempts, progress, arguments, result or error; exit 1 when there is none."""
+    from buttress.jobs.cli import show_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    raise typer.Exit(show_command(job_id=job_id, as_json=as_json, console=_stdout(), err_console=_stderr()))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId, as_json: JobsJson = False) -> None:
+    """Cancel a job (a running one: its worker stops it); exit 3 when it had already ended."""
+    from buttress.jobs.cli import cancel_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    raise typer.Exit(cancel_command(job_id=job_id, as_json=as_json, console=_stdout(), err_console=_stderr()))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobId, as_json: JobsJson = False) -> None:
+    """Queue a failed, cancelled or dead job again; exit 3 when it succeeded or still runs."""
+    from buttress.jobs.cli import retry_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    raise typer.Exit(retry_command(job_id=job_id, as_json=as_json, console=_stdout(), err_console=_stderr()))
+
+
+@jobs_app.command("purge")
+def jobs_purge(
+    older_than: Annotated[
+        float, typer.Option("--older-than", min=0, help="Only jobs that finished over this many seconds ago.")
+    ] = 0.0,
+    status: Statuses = None,
+    as_json: JobsJson = False,
+) -> None:
+    """Delete finished jobs (succeeded, failed, cancelled, dead; or --status) now, not at their TTL."""
+    from buttress.jobs.cli import purge_command  # noqa: PLC0415 - SQLAlchemy, this command only
+
+    code = purge_command(
+        older_than=older_than, status=status or (), as_json=as_json, console=_stdout(), err_console=_stderr()
+    )
+    raise typer.Exit(code)
 
 
 @app.command("config")

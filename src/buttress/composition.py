@@ -186,6 +186,18 @@ def register_defaults(container: Container) -> None:
         provider(container)
 
 
+def _runs_jobs(settings: "Settings", container: Container) -> bool:
+    """Whether this program defines jobs and keeps them somewhere others share (or already built its queue).
+
+    A program that never imported ``buttress.jobs`` has no jobs to check; one on the embedded SQLite file
+    gets the check once it has used its queue, so building the health registry never creates the file.
+    """
+    jobs = sys.modules.get("buttress.jobs")
+    if jobs is None or not jobs.REGISTRY.tasks:
+        return False
+    return bool(settings.database_url) or container.peek(jobs.Jobs) is not None
+
+
 def health_registry(
     settings: "Settings | None" = None,
     container: Container | None = None,
@@ -214,8 +226,7 @@ def health_registry(
         from buttress import db  # noqa: PLC0415 - SQLAlchemy, only for a service configured with a database
 
         capabilities.insert(0, db)
-    jobs = sys.modules.get("buttress.jobs")
-    if jobs is not None and jobs.REGISTRY.tasks:  # a program that defines jobs: is anyone running them?
-        capabilities.append(jobs)
+    if _runs_jobs(settings, container):
+        capabilities.append(sys.modules["buttress.jobs"])
     checks = [check for capability in capabilities for check in capability.health_checks(container, settings)]
     return default_health_registry(settings, clock=clock, disk_path=disk_path, checks=checks)

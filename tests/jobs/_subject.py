@@ -110,6 +110,5 @@ class Subject:
 
     def close(self) -> None:
         self.bus.close()
-        self.db.close()
-        self.run(self.db.aclose())
+        self.run(self.db.aclose())  # both pools, the async one on the loop its connections belong to
         self.loop.close()

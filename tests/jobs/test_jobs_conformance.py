@@ -496,3 +496,24 @@ def test_an_unreachable_database_raises_backend_unavailable(subject: Subject) ->
 def test_a_delay_may_be_a_timedelta(subject: Subject) -> None:
     handle = subject.defer_with(subject.task(lambda: None), {"delay": timedelta(minutes=2)})
     assert subject.info(handle).run_at == subject.clock.time() + 120
+
+
+def test_the_store_reports_where_jobs_live_and_whether_it_answers(subject: Subject) -> None:
+    from buttress.config import DbSettings
+    from buttress.db import Database
+    from buttress.jobs._store import store_for
+
+    store = subject.jobs.store
+    info = store.info()
+    assert (info.kind, info.shared, info.available) == (subject.db.backend, True, True)
+    assert store.check().status == "pass"
+    url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/none"
+    down = Database(url, settings=DbSettings(), retry=Retry(attempts=1, on=Exception))
+    try:
+        result = store_for(down).check()
+        assert result.status == "fail"
+        assert "BackendUnavailable" in result.output
+        assert "hunter2" not in result.output
+        assert "hunter2" not in store_for(down).info().detail
+    finally:
+        down.close()

@@ -153,7 +153,7 @@ def test_sqlite_and_postgresql_answer_alike(stores: list[SqlJobStore]) -> None:
             if not self.ids:
                 return
             n = data.draw(st.integers(0, len(self.ids) - 1))
-            statuses = []
+            statuses: list[JobStatus | None] = []
             for i, store in enumerate(stores):
                 try:
                     statuses.append(

@@ -16,8 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from buttress.db import Database, internal_options, translate
-from buttress.errors import RetryExhausted
+from buttress.errors import ButtressError, RetryExhausted
+from buttress.health_types import CheckResult
 from buttress.jobs._plans import Dialect, Plan, Step
+from buttress.resilience import StoreInfo
 
 __all__ = ["JobStore", "PostgresJobStore", "SqlJobStore", "SqliteJobStore", "store_for"]
 
@@ -29,17 +31,22 @@ class JobStore(Protocol):
 
     ``run(make)`` / ``await arun(make)`` run the plan ``make()`` returns in one transaction (``make`` is
     called again for each retried attempt) and return its value; a plan's own errors (``QueueFull``,
-    ``NotFoundError``) pass through and leave nothing written. ``dialect`` tells the plans which SQL to
-    speak. ``check()`` raises ``BackendUnavailable`` when the database cannot be reached.
+    ``NotFoundError``) pass through and leave nothing written; a database that cannot be reached raises
+    ``BackendUnavailable`` (the outage policy of a durable part: nothing falls back to memory).
+    ``dialect`` tells the plans which SQL to speak. ``kind`` is ``sqlite`` or ``postgresql``; ``shared``
+    is True (every process on the database sees the same jobs). ``info()`` says where the jobs live,
+    ``check()`` whether the database answers (``pass`` or ``fail`` with the reason).
     """
 
     dialect: Dialect
     db: Database
+    kind: str
+    shared: bool
 
     def run(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T: ...
     async def arun(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T: ...
-    def info(self) -> dict[str, Any]: ...
-    def check(self) -> None: ...
+    def info(self) -> StoreInfo: ...
+    def check(self) -> CheckResult: ...
 
 
 def _answer(result: CursorResult[Any], rows: bool) -> Any:
@@ -69,7 +76,8 @@ async def _adrive(connection: AsyncConnection, plan: Plan[T]) -> T:
 class SqlJobStore:
     """Runs plans on one :class:`~buttress.db.Database`, sync and async."""
 
-    backend: ClassVar[str]
+    kind: ClassVar[str]
+    shared: ClassVar[bool] = True
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -112,29 +120,36 @@ class SqlJobStore:
         except DBAPIError as exc:
             raise translate(exc, backend=self.db.backend) from exc
 
-    def info(self) -> dict[str, Any]:
-        """The backend and the database (password masked)."""
-        return {"backend": self.backend, "database": self.db.urls.sync.render_as_string(hide_password=True)}
+    def info(self) -> StoreInfo:
+        """The kind and the database (password masked); ``available`` from a :meth:`check`."""
+        detail = self.db.urls.sync.render_as_string(hide_password=True)
+        return StoreInfo(
+            kind=self.kind, shared=self.shared, available=self.check().status == "pass", detail=detail
+        )
 
-    def check(self) -> None:
-        """One cheap read of the jobs table; raises ``BackendUnavailable`` when the database is down."""
+    def check(self) -> CheckResult:
+        """One cheap read of the jobs table: ``pass``, or ``fail`` saying why (the password masked)."""
 
         def probe() -> Plan[None]:
             yield Step(text("SELECT 1 FROM buttress_jobs WHERE 1 = 0"), rows=True)
 
-        self.run(probe, write=False)
+        try:
+            self.run(probe, write=False)
+        except ButtressError as exc:
+            return CheckResult("fail", f"{type(exc).__name__}: {exc}")
+        return CheckResult("pass", f"jobs in {self.kind}")
 
 
 class SqliteJobStore(SqlJobStore):
     """Jobs in a SQLite file: one machine, any number of processes (writers queue at ``BEGIN IMMEDIATE``)."""
 
-    backend = "sqlite"
+    kind = "sqlite"
 
 
 class PostgresJobStore(SqlJobStore):
     """Jobs in PostgreSQL: ``FOR UPDATE SKIP LOCKED`` fetches, advisory-locked limits, NOTIFY wake-ups."""
 
-    backend = "postgresql"
+    kind = "postgresql"
 
 
 def store_for(db: Database) -> SqlJobStore:

@@ -136,6 +136,8 @@ class Worker:
         self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
+        self._in_threads = 0  # sync calls of this worker running in its threads now
+        self._in_threads_lock = threading.Lock()
         self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
@@ -182,9 +184,7 @@ class Worker:
             await self.run(burst=burst)
 
         asyncio.run(main())
-        if any(
-            thread.is_alive() for thread in threading.enumerate() if thread.name.startswith("buttress-job")
-        ):
+        if self._in_threads:  # this worker's own sync jobs, still running: not other workers' idle threads
             _log.warning(
                 "jobs: worker %s leaves sync jobs that ignored the stop behind (they were released)", self.id
             )
@@ -374,15 +374,27 @@ class Worker:
             if task.process:
                 module = getattr(task.fn, "__module__", "__main__")
                 return await loop.run_in_executor(
-                    self._threads, run_in_subprocess, module, task.name, leased.args, ctx
+                    self._threads, self._counted, run_in_subprocess, module, task.name, leased.args, ctx
                 )
-            value = await loop.run_in_executor(self._threads, _call_sync, task, ctx, call, keywords)
+            value = await loop.run_in_executor(
+                self._threads, self._counted, _call_sync, task, ctx, call, keywords
+            )
             if ctx.cancelled and (ctx.cancel_reason or "").startswith("timed out"):
                 raise JobCancelled(ctx.cancel_reason or "timed out")  # it ran past its timeout: not a success
             return value
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _counted(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a pool thread, counted in ``_in_threads`` while it runs."""
+        with self._in_threads_lock:
+            self._in_threads += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._in_threads_lock:
+                self._in_threads -= 1
 
     def _completion(
         self, run: _Running, status: JobStatus | None, result: str | None, error: BaseException | None
@@ -493,9 +505,11 @@ class Worker:
         if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
-            depth: dict[str, int] = {}
+            # Every queue served or seen gets a value: a drained one reads 0, not its last backlog.
+            depth: dict[str, int] = dict.fromkeys(self.queues, 0)
             oldest: dict[str, float] = {}
             for queue, status, count, due_since, _expired in counts:
+                depth.setdefault(queue, 0)
                 if status in ("queued", "scheduled", "retrying"):
                     depth[queue] = depth.get(queue, 0) + int(count)
                 if due_since is not None:

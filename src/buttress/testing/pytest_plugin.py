@@ -1,19 +1,24 @@
-"""pytest fixtures for a fault-injecting upstream: ``upstream`` and ``upstream_factory``.
+"""pytest fixtures: a fault-injecting upstream (``upstream``, ``upstream_factory``) and an in-process job
+worker (``job_worker``).
 
 Registered as a ``pytest11`` entry point, so installing buttress makes them available; each upstream
-is stopped after the test, whatever happened in it.
+is stopped after the test, whatever happened in it, and so is the worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from buttress.testing._upstream import Mode, Upstream
 
-__all__ = ["UpstreamFactory", "upstream", "upstream_factory"]
+if TYPE_CHECKING:
+    from buttress.testing.jobs import JobWorker
+
+__all__ = ["UpstreamFactory", "job_worker", "upstream", "upstream_factory"]
 
 
 class UpstreamFactory(Protocol):
@@ -42,3 +47,18 @@ def upstream_factory() -> Iterator[UpstreamFactory]:
     yield make
     for up in reversed(made):
         up.stop()
+
+
+@pytest.fixture
+def job_worker(tmp_path: Path) -> Iterator[JobWorker]:
+    """A job worker running in this process on a temporary SQLite database (``buttress[db]``).
+
+    While the test runs, ``get_jobs()`` and every ``task.defer()`` reach that database; ``job_worker.drain()``
+    (or ``await job_worker.adrain()``) waits until no job is due or running, ``job_worker.jobs`` reads them.
+    Import the modules that define your jobs before the test starts: the worker runs the job types defined
+    when it starts.
+    """
+    from buttress.testing.jobs import job_worker as running  # noqa: PLC0415 - SQLAlchemy, this fixture only
+
+    with running(tmp_path / "buttress-jobs.db") as worker:
+        yield worker
