@@ -11,6 +11,7 @@ pass (the database is down) is logged and retried with backoff; the loop never d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -80,6 +81,8 @@ class Scheduler:
     code no longer defines inactive; only when this process defines at least one schedule, so a process
     that imports none never switches off the others'). Ticks older than ``tick_retention`` seconds are
     pruned by fire time (a fire is never computed again once the row's ``last_fire_at`` passed it).
+    ``wait_on_clock=False`` waits between passes in real time (as a worker's side loops do), so a test's
+    auto-advancing FakeClock shared with a worker is not pushed forward by the scheduler's sleeps.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Scheduler:
         reconcile: bool = True,
         deactivate_missing: bool = True,
         tick_retention: float = 86400.0,
+        wait_on_clock: bool = True,
         metrics: MetricsRegistry | None = None,
     ) -> None:
         if isinstance(max_sleep, bool) or not isinstance(max_sleep, int | float) or not 0 < max_sleep <= 60:
@@ -108,6 +112,7 @@ class Scheduler:
         self._reconciled = not reconcile
         self._stop = threading.Event()
         self.tick_retention = float(tick_retention)
+        self.wait_on_clock = wait_on_clock
         self._pruned_at = -math.inf
         registry_ = metrics or get_metrics()
         self._fires = registry_.counter(
@@ -348,7 +353,11 @@ class Scheduler:
                 done = self.tick()
             except Exception as exc:  # noqa: BLE001 - any failure: log, back off, keep firing
                 self._failed(exc)
-            self.clock.sleep(self._delay(done))
+            delay = self._delay(done)
+            if self.wait_on_clock:
+                self.clock.sleep(delay)
+            else:
+                self._stop.wait(delay)
 
     async def arun(self) -> None:
         """Async :meth:`run` (cancel the task or call :meth:`stop` to end it)."""
@@ -359,7 +368,8 @@ class Scheduler:
                 done = await self.atick()
             except Exception as exc:  # noqa: BLE001 - any failure: log, back off, keep firing
                 self._failed(exc)
-            await self.clock.asleep(self._delay(done))
+            delay = self._delay(done)
+            await (self.clock.asleep(delay) if self.wait_on_clock else asyncio.sleep(delay))
 
     # -- health -------------------------------------------------------------------------------------
 

@@ -141,7 +141,8 @@ class Worker:
         self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
-        self.scheduler = Scheduler(jobs) if scheduler else None
+        # real-time waits between passes, as the other side loops: a test's FakeClock is not moved by them
+        self.scheduler = Scheduler(jobs, wait_on_clock=False) if scheduler else None
 
     def __repr__(self) -> str:
         return f"<Worker {self.id} queues={list(self.queues)} concurrency={self.concurrency}>"
