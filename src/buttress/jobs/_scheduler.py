@@ -12,6 +12,7 @@ pass (the database is down) is logged and retried with backoff; the loop never d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -137,6 +138,7 @@ class Scheduler:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.started_at: float | None = None
+        self._between_passes: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Scheduler {self.jobs.store!r} passes={self.passes} errors={self.errors}>"
@@ -362,14 +364,27 @@ class Scheduler:
     async def arun(self) -> None:
         """Async :meth:`run` (cancel the task or call :meth:`stop` to end it)."""
         self.started_at = self.clock.time()
+        self._between_passes = between = asyncio.Event()
         while not self._stop.is_set():
             done: Pass | None = None
+            between.clear()
             try:
                 done = await self.atick()
             except Exception as exc:  # noqa: BLE001 - any failure: log, back off, keep firing
                 self._failed(exc)
+            finally:
+                between.set()
             delay = self._delay(done)
             await (self.clock.asleep(delay) if self.wait_on_clock else asyncio.sleep(delay))
+
+    async def ahalt(self, wait: float = 10.0) -> None:
+        """Stop :meth:`arun` and wait (on its loop) until no pass is half-way through a database call, so
+        cancelling its task then interrupts only a sleep."""
+        self.stop()
+        between = self._between_passes
+        if between is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(between.wait(), wait)
 
     # -- health -------------------------------------------------------------------------------------
 

@@ -587,6 +587,8 @@ class Worker:
             await self.store.arun(lambda: unregister_worker_plan(self.id))
         except ButtressError as exc:
             self._note_error("stop cleanly", exc)  # the sweeper takes the jobs back after their lease
+        if self.scheduler is not None:
+            await self.scheduler.ahalt()  # let a pass in a database call finish before its task is cancelled
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
