@@ -16,6 +16,7 @@ from buttress.config import JobsSettings, reset_settings
 from buttress.db import Database
 from buttress.errors import ValidationError
 from buttress.jobs import JobContext, JobFailed, Jobs, JobStatus, get_jobs, job
+from buttress.resilience import Retry
 from buttress.testing.jobs import JobWorker
 from buttress.testing.jobs import job_worker as running_worker
 from buttress.testing.pytest_plugin import job_worker
@@ -80,12 +81,36 @@ def test_eager_mode_runs_a_deferred_job_inline_and_stores_nothing() -> None:
 @pytest.mark.usefixtures("eager")
 def test_eager_mode_reports_a_raising_job_as_job_failed() -> None:
     handle = reject.defer("cy@example.com")  # defer itself does not raise, as with a worker
-    assert handle.status() is JobStatus.FAILED
+    assert handle.status() is JobStatus.DEAD  # its one attempt spent: what a worker records
     with pytest.raises(JobFailed) as caught:
         handle.result()
-    assert caught.value.context["status"] == "failed"
-    assert str(caught.value).endswith("ended failed: ValueError: cy@example.com bounced")
-    assert handle.cancel() is JobStatus.FAILED  # nothing to cancel
+    assert caught.value.context["status"] == "dead"
+    assert str(caught.value).endswith("ended dead: ValueError: cy@example.com bounced")
+    assert handle.cancel() is JobStatus.DEAD  # nothing to cancel
+
+
+FLAKY_CALLS: list[int] = []
+
+
+@job(queue="fixture-mail", name="fixture.flaky", retry=Retry(attempts=3, on=ConnectionError))
+def flaky(ctx: JobContext) -> str:
+    FLAKY_CALLS.append(ctx.attempt)
+    if ctx.attempt < 3:
+        raise ConnectionError("try again")
+    return "third time"
+
+
+@job(queue="fixture-mail", name="fixture.picky", retry=Retry(attempts=3, on=ConnectionError))
+def picky() -> None:
+    raise KeyError("not retried")
+
+
+@pytest.mark.usefixtures("eager")
+def test_eager_mode_runs_the_attempts_a_worker_would() -> None:
+    FLAKY_CALLS.clear()
+    handle = flaky.defer()
+    assert (handle.result(), FLAKY_CALLS, handle.info().attempts) == ("third time", [1, 2, 3], 3)
+    assert picky.defer().status() is JobStatus.FAILED  # an error its policy does not retry
 
 
 @pytest.mark.usefixtures("eager")

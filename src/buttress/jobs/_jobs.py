@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import JobsSettings, get_settings
 from buttress.errors import ValidationError
-from buttress.jobs._context import JobContext, enter, leave
+from buttress.jobs._eager import EagerRunner
 from buttress.jobs._handle import JobHandle, missing
 from buttress.jobs._info import JobInfo
-from buttress.jobs._payload import dump_args, dump_result, load_args
+from buttress.jobs._payload import dump_args
 from buttress.jobs._plans import (
     NewJob,
     cancel_plan,
@@ -42,7 +42,7 @@ from buttress.jobs._telemetry import JobsTelemetry
 if TYPE_CHECKING:
     from buttress.db import Database
     from buttress.events import EventBus
-    from buttress.jobs._task import Deferral, Task
+    from buttress.jobs._task import Deferral
     from buttress.jobs._worker import Worker
     from buttress.observe.metrics import MetricsRegistry
 
@@ -151,7 +151,7 @@ class Jobs:
         self._schema_lock = threading.Lock()
         self._schema_ready = not self.settings.auto_migrate
         self._wakers: list[Callable[[], None]] = []
-        self._eager_ids = 0
+        self._eager = EagerRunner(self)
 
     def __repr__(self) -> str:
         return f"<Jobs {self.store!r}>"
@@ -220,7 +220,7 @@ class Jobs:
         if not calls:
             return []
         if self.settings.eager:
-            return [self._eager(deferral.task, args, kwargs) for args, kwargs in calls]
+            return [self._eager.run(deferral.task, args, kwargs) for args, kwargs in calls]
         new = self._new_jobs(deferral, calls)
         self.ensure_schema()
         now = self.clock.time()
@@ -235,80 +235,13 @@ class Jobs:
         if not calls:
             return []
         if self.settings.eager:
-            return [await self._aeager(deferral.task, args, kwargs) for args, kwargs in calls]
+            return [await self._eager.arun(deferral.task, args, kwargs) for args, kwargs in calls]
         new = self._new_jobs(deferral, calls)
         await self.aensure_schema()
         now = self.clock.time()
         bounds = self.registry.bounds()
         ids = await self.store.arun(lambda: defer_plan(new, now, bounds, self.store.dialect))
         return self._stored(deferral, ids)
-
-    # -- eager mode (users' tests) ------------------------------------------------------------------
-
-    def _eager_context(self, task: Task[..., Any]) -> JobContext:
-        self._eager_ids -= 1
-        return JobContext(job_id=self._eager_ids, task=task.name, queue=task.queue, attempt=1, max_attempts=1)
-
-    def _settle(
-        self, ctx: JobContext, task: Task[..., Any], call: tuple[list[Any], dict[str, Any]], outcome: Any,
-        error: BaseException | None,
-    ) -> JobHandle:  # fmt: skip
-        now = self.clock.time()
-        progress = ctx.last_progress
-        info = JobInfo(
-            id=ctx.job_id, task=task.name, queue=task.queue, priority=task.priority,
-            status=JobStatus.SUCCEEDED if error is None else JobStatus.FAILED,
-            args=call[0], kwargs=call[1], attempts=1, max_attempts=1, run_at=now, created_at=now,
-            started_at=now, finished_at=now, expires_at=None,
-            progress=1.0 if error is None else (progress[0] if progress else None),
-            message=progress[1] if progress else None, result=outcome,
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            worker=None, lease_expires=None, lease_token=0, key=None, cancel_requested=False, schedule=None,
-            fire_at=None,
-        )  # fmt: skip
-        return JobHandle(ctx.job_id, self, task.name, settled=info)
-
-    def _eager(self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> JobHandle:
-        positional, keywords = load_args(dump_args(args, kwargs))  # the checks of a stored defer
-        ctx = self._eager_context(task)
-        if task.is_async:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                raise ValidationError(
-                    f"eager mode cannot run the async job {task.name!r} inside a running event loop "
-                    "with defer(); "
-                    "use await adefer()",
-                    field="jobs.eager",
-                )
-        token = enter(ctx)
-        try:
-            call = (ctx, *positional) if task.wants_context else tuple(positional)
-            value = asyncio.run(task.fn(*call, **keywords)) if task.is_async else task.fn(*call, **keywords)
-            dump_result(value)
-        except Exception as exc:  # noqa: BLE001 - the handle reports it, as a worker would
-            return self._settle(ctx, task, (positional, keywords), None, exc)
-        finally:
-            leave(token)
-        return self._settle(ctx, task, (positional, keywords), value, None)
-
-    async def _aeager(
-        self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> JobHandle:
-        positional, keywords = load_args(dump_args(args, kwargs))
-        ctx = self._eager_context(task)
-        token = enter(ctx)
-        try:
-            call = (ctx, *positional) if task.wants_context else tuple(positional)
-            value = await task.fn(*call, **keywords) if task.is_async else task.fn(*call, **keywords)
-            dump_result(value)
-        except Exception as exc:  # noqa: BLE001 - the handle reports it, as a worker would
-            return self._settle(ctx, task, (positional, keywords), None, exc)
-        finally:
-            leave(token)
-        return self._settle(ctx, task, (positional, keywords), value, None)
 
     # -- reading ------------------------------------------------------------------------------------
 
