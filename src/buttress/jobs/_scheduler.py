@@ -114,7 +114,7 @@ class Scheduler:
         self._stop = threading.Event()
         self.tick_retention = float(tick_retention)
         self.wait_on_clock = wait_on_clock
-        self._pruned_at = -math.inf
+        self._pruned_at: float | None = None  # the first prune comes a minute after the first pass
         registry_ = metrics or get_metrics()
         self._fires = registry_.counter(
             "buttress_jobs_schedule_fires_total",
@@ -156,7 +156,8 @@ class Scheduler:
     def reconcile(self) -> Reconciled:
         """Upsert the code's schedules into the table (see :func:`reconcile_plan`)."""
         self.jobs.ensure_schema()
-        done = self.jobs.store.run(self._reconcile_plan)
+        # nothing defined here: nothing to store, and nothing to switch off (no write at all)
+        done = self.jobs.store.run(self._reconcile_plan) if self._defined() else Reconciled()
         self._reconciled = True
         _log_reconciled(done)
         return done
@@ -164,7 +165,7 @@ class Scheduler:
     async def areconcile(self) -> Reconciled:
         """Async :meth:`reconcile`."""
         await self.jobs.aensure_schema()
-        done = await self.jobs.store.arun(self._reconcile_plan)
+        done = await self.jobs.store.arun(self._reconcile_plan) if self._defined() else Reconciled()
         self._reconciled = True
         _log_reconciled(done)
         return done
@@ -252,9 +253,8 @@ class Scheduler:
                 continue
             self._record(done, item, result, now)
         now = self.clock.time()
-        if now - self._pruned_at >= _PRUNE_EVERY:
+        if self._prune_due(now):
             self.jobs.store.run(lambda: prune_ticks_plan(now - self.tick_retention))
-            self._pruned_at = now
         return self._passed(done)
 
     async def atick(self) -> Pass:
@@ -275,10 +275,17 @@ class Scheduler:
                 continue
             self._record(done, item, result, now)
         now = self.clock.time()
-        if now - self._pruned_at >= _PRUNE_EVERY:
+        if self._prune_due(now):
             await self.jobs.store.arun(lambda: prune_ticks_plan(now - self.tick_retention))
-            self._pruned_at = now
         return self._passed(done)
+
+    def _prune_due(self, now: float) -> bool:
+        if self._pruned_at is None:
+            self._pruned_at = now
+        if now - self._pruned_at < _PRUNE_EVERY:
+            return False
+        self._pruned_at = now
+        return True
 
     def _start(self, rows: Sequence[ScheduleRow]) -> tuple[list[_Work], Pass]:
         work, wake_at = self._plan_work(rows, self.clock.time())
@@ -377,7 +384,7 @@ class Scheduler:
             delay = self._delay(done)
             await (self.clock.asleep(delay) if self.wait_on_clock else asyncio.sleep(delay))
 
-    async def ahalt(self, wait: float = 10.0) -> None:
+    async def ahalt(self, wait: float = 2.0) -> None:
         """Stop :meth:`arun` and wait (on its loop) until no pass is half-way through a database call, so
         cancelling its task then interrupts only a sleep."""
         self.stop()
