@@ -177,6 +177,7 @@ def test_db_all_is_the_curated_list() -> None:
 
 JOBS = [
     "REGISTRY",
+    "WARM_QUEUE",
     "Deferral",
     "JobCancelled",
     "JobContext",
@@ -196,6 +197,8 @@ JOBS = [
     "SqliteJobStore",
     "Stats",
     "Task",
+    "WarmFailed",
+    "WarmTask",
     "Worker",
     "current_job",
     "define_queue",
@@ -204,6 +207,7 @@ JOBS = [
     "job",
     "register_services",
     "schedule",
+    "warm_job",
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from buttress.cache import Cache, MemoryBackend
 from buttress.cache._warm import (
+    WarmCancelled,
     WarmProgress,
     arun_warmers,
     run_warmers,
@@ -369,3 +370,56 @@ def test_a_broken_progress_callback_does_not_fail_the_warmers(cache: Cache) -> N
     warmer(cache, "fine")(lambda: cache.set("fine", 1))
     assert [r.outcome for r in run_warmers(cache, progress=broken)] == ["ok"]
     assert cache.get("fine") == 1
+
+
+def test_stop_ends_the_run_at_the_next_yield_and_records_it_cancelled(cache: Cache, bus: EventBus) -> None:
+    seen = _events(bus)
+    stopping = threading.Event()
+    after: list[int] = []
+
+    @warmer(cache, "long")
+    def long() -> Iterator[int]:
+        try:
+            for done in range(1, 100):
+                if done == 3:
+                    stopping.set()  # someone cancels while the third item is being warmed
+                yield done
+                after.append(done)
+        finally:
+            after.append(-1)  # the generator is closed, so its cleanup runs
+
+    @warmer(cache, "next")
+    def following() -> None:
+        cache.set("next", 1)
+
+    with pytest.raises(WarmCancelled) as raised:
+        run_warmers(cache, stop=stopping.is_set)
+    assert (raised.value.name, raised.value.items) == ("long", 3)
+    assert after == [1, 2, -1]
+    assert cache.get("next") is None  # the rest of the run does not start
+    last = warmers_of(cache)["long"].last
+    assert last is not None
+    assert (last.outcome, last.items) == ("cancelled", 3)
+    assert not warmers_of(cache)["long"].running
+    assert _runs(cache) == {("long", "cancelled"): 1.0}
+    assert bus.flush()
+    assert [e.topic for e in seen][-1] == "cache.warm.cancelled"
+    assert run_warmers(cache, ["next"])[0].outcome == "ok"  # the run was released
+
+
+async def test_stop_reaches_async_generators_and_a_stopped_run_starts_nothing(cache: Cache) -> None:
+    @warmer(cache, "agen")
+    async def agen() -> AsyncIterator[int]:
+        for done in range(1, 10):
+            yield done
+
+    count = iter(range(100))
+    with pytest.raises(WarmCancelled) as raised:
+        await arun_warmers(cache, stop=lambda: next(count) >= 3)  # asked before the warmer, then per yield
+    assert raised.value.items == 3  # stop() said no before the warmer and after yields 1 and 2
+    with pytest.raises(WarmCancelled) as raised:
+        await cache.awarm(stop=lambda: True)
+    assert raised.value.items == 0
+    last = warmers_of(cache)["agen"].last
+    assert last is not None
+    assert (last.outcome, last.items) == ("cancelled", 3)

@@ -36,7 +36,16 @@ from buttress.cache._serializers import (
 )
 from buttress.cache._stats import CacheStatsRecorder, NamespaceStats
 from buttress.cache._tiered import TieredBackend
-from buttress.cache._warm import WarmProgress, WarmResult, start_cache_warming, start_warming, warmer_caches
+from buttress.cache._warm import (
+    WarmCancelled,
+    WarmProgress,
+    WarmResult,
+    run_all_warmers,
+    start_cache_warming,
+    start_warming,
+    warmer_caches,
+    warmers_of,
+)
 
 __all__ = [
     "DEFAULT",
@@ -61,6 +70,7 @@ __all__ = [
     "Serializer",
     "SignedPickleSerializer",
     "TieredBackend",
+    "WarmCancelled",
     "WarmProgress",
     "WarmResult",
     "build_cache",
@@ -71,8 +81,10 @@ __all__ = [
     "make_serializer",
     "register_services",
     "reset_cache",
+    "run_all_warmers",
     "set_cache",
     "start_cache_warming",
     "start_warming",
     "warmer_caches",
+    "warmers_of",
 ]

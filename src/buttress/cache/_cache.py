@@ -807,20 +807,31 @@ class Cache:
         return warmer(self, name, on_startup=on_startup)
 
     def warm(
-        self, names: Iterable[str] | None = None, progress: Callable[[WarmProgress], None] | None = None
+        self,
+        names: Iterable[str] | None = None,
+        progress: Callable[[WarmProgress], None] | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
     ) -> list[WarmResult]:
-        """Run the warmers (all, or ``names``) one after the other; a failing one does not stop the rest."""
+        """Run the warmers (all, or ``names``) one after the other; a failing one does not stop the rest.
+
+        ``stop()``, asked before each warmer and after each yield, ends the run with ``WarmCancelled``.
+        """
         from buttress.cache._warm import run_warmers  # noqa: PLC0415 - _warm builds on this module
 
-        return run_warmers(self, names, progress)
+        return run_warmers(self, names, progress, stop=stop)
 
     async def awarm(
-        self, names: Iterable[str] | None = None, progress: Callable[[WarmProgress], None] | None = None
+        self,
+        names: Iterable[str] | None = None,
+        progress: Callable[[WarmProgress], None] | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
     ) -> list[WarmResult]:
         """:meth:`warm` for async callers (sync warmers run in a thread)."""
         from buttress.cache._warm import arun_warmers  # noqa: PLC0415 - _warm builds on this module
 
-        return await arun_warmers(self, names, progress)
+        return await arun_warmers(self, names, progress, stop=stop)
 
     def stats(self) -> CacheStatsReport:
         """Hits, misses, hit rate, latency, size and evictions per namespace, with recommendations."""

@@ -12,6 +12,11 @@ one while the first is going raises :class:`~buttress.errors.ConflictError`. Eac
 final count), then ``cache.warm.finished`` or ``cache.warm.failed``, and counts its outcome in
 ``buttress_cache_warm_runs_total{warmer,outcome}``.
 
+``stop=`` (a no-argument callable) lets a caller end a run early: it is asked before each warmer and after
+each ``yield``; once it answers true the warmer's generator is closed, its run is recorded as
+``cancelled`` (``cache.warm.cancelled``) and :class:`WarmCancelled` propagates, so the rest do not run. A
+plain function or coroutine runs to its end. ``buttress.jobs.warm_job`` uses it for a job's cancel.
+
 Startup warming (:func:`start_startup_warming`) runs in a daemon thread so it never delays startup; the
 ops server starts it for every cache of the process that has warmers (:func:`warmer_caches`).
 """
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROGRESS_INTERVAL",
     "WARM_RUNS_METRIC",
+    "WarmCancelled",
     "WarmProgress",
     "WarmResult",
     "WarmStart",
@@ -58,8 +64,18 @@ PROGRESS_INTERVAL: Final = 0.5
 WARM_RUNS_METRIC: Final = "buttress_cache_warm_runs_total"
 
 F = TypeVar("F", bound=Callable[..., Any])
-Outcome = Literal["ok", "failed"]
-Phase = Literal["started", "progress", "finished", "failed"]
+Outcome = Literal["ok", "failed", "cancelled"]
+Phase = Literal["started", "progress", "finished", "failed", "cancelled"]
+Stop = Callable[[], bool]
+
+
+class WarmCancelled(Exception):
+    """A warm run's ``stop()`` turned true: the warmer ``name`` stopped after ``items`` items."""
+
+    def __init__(self, name: str, items: int) -> None:
+        super().__init__(f"cache warmer {name!r} was stopped after {items} items")
+        self.name = name
+        self.items = items
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +258,16 @@ class _Run:
     """Progress bookkeeping, events and the metric of one warmer's run."""
 
     def __init__(
-        self, registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+        self,
+        registry: WarmerRegistry,
+        warmer: Warmer,
+        progress: Callable[[WarmProgress], None] | None,
+        stop: Stop | None = None,
     ) -> None:
         self.cache = registry.cache
         self.warmer = warmer
         self.progress = progress
+        self.stop = stop
         self.monotonic = self.cache.clock.monotonic
         self.started = self.monotonic()
         self.done = 0
@@ -265,9 +286,15 @@ class _Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        """Record the outcome; swallow an Exception (one failing warmer must not stop the others)."""
+        """Record the outcome; swallow an Exception (one failing warmer must not stop the others).
+
+        A :class:`WarmCancelled` is recorded and propagates: the caller asked the whole run to stop.
+        """
         if exc is None:
             self.result = self._finish()
+            return False
+        if isinstance(exc, WarmCancelled):
+            self.result = self._cancelled()
             return False
         if isinstance(exc, Exception):
             self.result = self._fail(exc)
@@ -282,6 +309,12 @@ class _Run:
         now = self.monotonic()
         if self.sent_at is None or now - self.sent_at >= PROGRESS_INTERVAL:
             self._send_progress(now)
+        self.check_stop()
+
+    def check_stop(self) -> None:
+        """Raise :class:`WarmCancelled` when the caller's ``stop()`` says so."""
+        if self.stop is not None and self.stop():
+            raise WarmCancelled(self.warmer.name, self.done)
 
     def returned(self) -> None:
         """A plain function (or coroutine) returned: one item done."""
@@ -306,6 +339,12 @@ class _Run:
         _log.warning("cache warmer %s failed after %d items: %s", result.name, result.items, error)
         _log.debug("cache warmer %s failed", result.name, exc_info=exc)
         return self._end(result, "failed")
+
+    def _cancelled(self) -> WarmResult:
+        result = WarmResult(self.warmer.name, "cancelled", self.done, self.seconds(), "cancelled")
+        self._publish("cancelled", {"items": result.items})
+        _log.info("cache warmer %s stopped after %d items", result.name, result.items)
+        return self._end(result, "cancelled")
 
     def _end(self, result: WarmResult, phase: Phase) -> WarmResult:
         self.warmer.last = result
@@ -412,10 +451,20 @@ def _run_coroutine(main: Coroutine[Any, Any, None]) -> None:
         run_on_own_loop(main, thread_name="buttress-cache-warm-loop")
 
 
+def _stop_before(warmer: Warmer, stop: Stop | None) -> None:
+    """A stopped run does not start its next warmer (nothing is recorded for that one)."""
+    if stop is not None and stop():
+        raise WarmCancelled(warmer.name, 0)
+
+
 def _run_one(
-    registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+    registry: WarmerRegistry,
+    warmer: Warmer,
+    progress: Callable[[WarmProgress], None] | None,
+    stop: Stop | None = None,
 ) -> WarmResult:
-    with _Run(registry, warmer, progress) as run:
+    _stop_before(warmer, stop)
+    with _Run(registry, warmer, progress, stop) as run:
         result = warmer.fn()
         if _is_async(result):
             _run_coroutine(_aconsume(result, run))
@@ -426,7 +475,10 @@ def _run_one(
 
 
 async def _arun_one(
-    registry: WarmerRegistry, warmer: Warmer, progress: Callable[[WarmProgress], None] | None
+    registry: WarmerRegistry,
+    warmer: Warmer,
+    progress: Callable[[WarmProgress], None] | None,
+    stop: Stop | None = None,
 ) -> WarmResult:
     def call_sync(run: _Run) -> object:
         result = warmer.fn()
@@ -435,7 +487,8 @@ async def _arun_one(
         _consume(result, run)
         return None
 
-    with _Run(registry, warmer, progress) as run:
+    _stop_before(warmer, stop)
+    with _Run(registry, warmer, progress, stop) as run:
         if inspect.iscoroutinefunction(warmer.fn) or inspect.isasyncgenfunction(warmer.fn):
             pending: object = warmer.fn()
         else:
@@ -453,17 +506,19 @@ def run_warmers(
     cache: Cache,
     names: Iterable[str] | None = None,
     progress: Callable[[WarmProgress], None] | None = None,
+    *,
+    stop: Stop | None = None,
 ) -> list[WarmResult]:
     """Run the warmers of ``cache`` (all, or ``names``) one after the other; blocks until they are done.
 
     Async warmers run under ``asyncio.run`` inside this call. Unknown names raise NotFoundError before
-    anything runs; a run already in progress raises ConflictError.
+    anything runs; a run already in progress raises ConflictError; ``stop`` ends it early (see above).
     """
     registry = _registry(cache)
     selected = registry.select(names)
     registry.claim(selected)
     try:
-        return [_run_one(registry, w, progress) for w in selected]
+        return [_run_one(registry, w, progress, stop) for w in selected]
     finally:
         registry.release()
 
@@ -472,13 +527,15 @@ async def arun_warmers(
     cache: Cache,
     names: Iterable[str] | None = None,
     progress: Callable[[WarmProgress], None] | None = None,
+    *,
+    stop: Stop | None = None,
 ) -> list[WarmResult]:
     """:func:`run_warmers` on the running loop; sync warmers run in a worker thread."""
     registry = _registry(cache)
     selected = registry.select(names)
     registry.claim(selected)
     try:
-        return [await _arun_one(registry, w, progress) for w in selected]
+        return [await _arun_one(registry, w, progress, stop) for w in selected]
     finally:
         registry.release()
 
@@ -570,11 +627,12 @@ def run_all_warmers(
     *,
     caches: Sequence[Cache] | None = None,
     progress: Callable[[WarmProgress], None] | None = None,
+    stop: Stop | None = None,
 ) -> list[WarmResult]:
     """:func:`run_warmers` over ``caches`` (default: every cache with warmers), in this thread."""
     plans = _claim_plans(names, caches)
     try:
-        return [_run_one(registry, w, progress) for registry, selected in plans for w in selected]
+        return [_run_one(registry, w, progress, stop) for registry, selected in plans for w in selected]
     finally:
         for registry, _ in plans:
             registry.release()

@@ -18,7 +18,8 @@
 Run workers with ``buttress worker --import myapp.jobs`` (each runs a scheduler too: every fire becomes
 exactly one job however many run). Jobs live in the database of
 ``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); when it is down, deferring raises
-``BackendUnavailable``: jobs never fall back to memory. See the README's Jobs section.
+``BackendUnavailable``: jobs never fall back to memory. ``warm_job("popular")`` runs a cache warmer as a
+job (once across processes, retried, cancellable). See the README's Jobs section.
 """
 
 from buttress._extras import require
@@ -38,10 +39,12 @@ from buttress.jobs._scheduler import Scheduler
 from buttress.jobs._states import JobStatus
 from buttress.jobs._store import JobStore, PostgresJobStore, SqliteJobStore
 from buttress.jobs._task import Deferral, Task, job
+from buttress.jobs._warm import WARM_QUEUE, WarmFailed, WarmTask, warm_job
 from buttress.jobs._worker import Worker
 
 __all__ = [
     "REGISTRY",
+    "WARM_QUEUE",
     "Deferral",
     "JobCancelled",
     "JobContext",
@@ -61,6 +64,8 @@ __all__ = [
     "SqliteJobStore",
     "Stats",
     "Task",
+    "WarmFailed",
+    "WarmTask",
     "Worker",
     "current_job",
     "define_queue",
@@ -69,4 +74,5 @@ __all__ = [
     "job",
     "register_services",
     "schedule",
+    "warm_job",
 ]

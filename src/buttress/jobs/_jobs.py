@@ -15,10 +15,14 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import JobsSettings, get_settings
+from buttress.db import VERSION_TABLE, internal_options
 from buttress.errors import ValidationError
 from buttress.jobs._eager import EagerRunner
 from buttress.jobs._handle import JobHandle, missing
@@ -46,7 +50,11 @@ if TYPE_CHECKING:
     from buttress.jobs._worker import Worker
     from buttress.observe.metrics import MetricsRegistry
 
-__all__ = ["Jobs", "QueueStats", "Stats", "get_jobs"]
+__all__ = ["JOBS_REVISION", "Jobs", "QueueStats", "Stats", "get_jobs"]
+
+JOBS_REVISION: Final = "0002"
+"""The revision of buttress's schema that created the job tables (buttress's own ids are 4-digit numbers)."""
+_VERSIONS: Final = text("SELECT version_num FROM " + VERSION_TABLE)  # noqa: S608 - a constant name
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +167,26 @@ class Jobs:
     # -- schema -------------------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create or upgrade the job tables once per process (``jobs.auto_migrate``)."""
+        """Create or upgrade the job tables once per process (``jobs.auto_migrate``).
+
+        One read of buttress's version table first: when it already holds the jobs' revision (or a later
+        one) there is nothing to do, and a worker starts without loading alembic.
+        """
         if self._schema_ready:
             return
         with self._schema_lock:
             if not self._schema_ready:
-                self.db.upgrade()
+                if not self._schema_current():
+                    self.db.upgrade()
                 self._schema_ready = True
+
+    def _schema_current(self) -> bool:
+        try:
+            with self.db.engine.execution_options(**internal_options()).connect() as connection:
+                versions = connection.execute(_VERSIONS).scalars().all()
+        except DBAPIError:
+            return False  # no version table yet: the upgrade creates it
+        return any(version.isdigit() and version >= JOBS_REVISION for version in versions)
 
     async def aensure_schema(self) -> None:
         """Async :meth:`ensure_schema`."""

@@ -30,6 +30,7 @@ from buttress.container import get_container
 from buttress.errors import ButtressError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext, enter, leave
 from buttress.jobs._payload import dump_result, load_args
+from buttress.jobs._pg_turn import PostgresTurns
 from buttress.jobs._plans import (
     Completion,
     FetchRequest,
@@ -51,6 +52,7 @@ from buttress.jobs._states import JobStatus, after_failure
 from buttress.jobs._task import DEFAULT_BACKOFF
 
 if TYPE_CHECKING:
+    from buttress.db import Database
     from buttress.jobs._jobs import Jobs
     from buttress.jobs._task import Task
 
@@ -135,6 +137,7 @@ class Worker:
         self._wake = asyncio.Event()  # made again by run(): it binds to the loop that waits on it
         self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._turns: PostgresTurns | None = None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
         self._in_threads = 0  # sync calls of this worker running in its threads now
         self._in_threads_lock = threading.Lock()
@@ -238,6 +241,7 @@ class Worker:
             helpers.append(asyncio.create_task(self.scheduler.arun(), name="scheduler"))
         listening = asyncio.Event()
         if self.store.dialect.postgres:
+            self._turns = PostgresTurns(_conninfo(self.store.db))
             helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(listening.wait(), 5.0)
@@ -280,9 +284,7 @@ class Worker:
                 now = self.clock.time()
                 request = self._request(slots)
                 try:
-                    leased = await self.store.arun(
-                        functools.partial(fetch_plan, request, completions, now, self.store.dialect)
-                    )
+                    leased = await self._turn(request, completions, now)
                 except ButtressError as exc:
                     self._completions[:0] = completions
                     self._note_error("fetch", exc)
@@ -301,6 +303,14 @@ class Worker:
             if self._completions:
                 continue
             await self._pause(self._idle_wait() if slots > 0 else None)
+
+    async def _turn(self, request: FetchRequest, completions: list[Completion], now: float) -> list[Leased]:
+        if self._turns is not None and not request.task_limits and not request.queue_limits:
+            _, leased = await self._turns.turn(request, completions, now)
+            return leased
+        return await self.store.arun(
+            functools.partial(fetch_plan, request, completions, now, self.store.dialect)
+        )
 
     async def _pause(self, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -547,7 +557,7 @@ class Worker:
     async def _listen(self, ready: Callable[[], None]) -> None:
         from buttress.jobs._listen import listen  # noqa: PLC0415 - psycopg, PostgreSQL workers only
 
-        conninfo = self.store.db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = _conninfo(self.store.db)
 
         def on_wake(queue: str) -> None:
             if not queue or queue in self.queues:
@@ -592,6 +602,8 @@ class Worker:
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
+        if self._turns is not None:
+            await self._turns.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _drain(self, running: list[asyncio.Task[None]]) -> None:
@@ -611,6 +623,11 @@ class Worker:
                 except ButtressError as exc:
                     self._completions[:0] = completions
                     self._note_error("complete", exc)
+
+
+def _conninfo(db: Database) -> str:
+    """The libpq URL of ``db`` (PostgreSQL) for the worker's own connections."""
+    return db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _call_sync(task: Task[..., Any], ctx: JobContext, call: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
