@@ -191,6 +191,9 @@ JOBS = [
     "QueueSpec",
     "QueueStats",
     "Registry",
+    "Schedule",
+    "ScheduleSpec",
+    "Scheduler",
     "SqliteJobStore",
     "Stats",
     "Task",
@@ -203,6 +206,7 @@ JOBS = [
     "health_checks",
     "job",
     "register_services",
+    "schedule",
     "warm_job",
 ]
 

@@ -413,8 +413,13 @@ class Jobs:
         concurrency: int | None = None,
         tasks: Sequence[str] | None = None,
         name: str | None = None,
+        scheduler: bool = True,
     ) -> Worker:
-        """A worker for ``queues`` (default: every queue a defined job uses) running ``concurrency`` jobs."""
+        """A worker for ``queues`` (default: every queue a defined job uses) running ``concurrency`` jobs.
+
+        ``scheduler``: also run a :class:`~buttress.jobs.Scheduler` that fires the schedules (exactly once
+        however many workers run one; ``buttress worker --no-scheduler`` turns it off).
+        """
         from buttress.jobs._worker import Worker  # noqa: PLC0415 - the worker builds on this module
 
         return Worker(
@@ -423,6 +428,7 @@ class Jobs:
             concurrency=concurrency or self.settings.concurrency,
             tasks=tasks,
             name=name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            scheduler=scheduler,
         )
 
 

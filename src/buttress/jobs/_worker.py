@@ -47,6 +47,7 @@ from buttress.jobs._plans import (
     unregister_worker_plan,
 )
 from buttress.jobs._process import run_in_subprocess
+from buttress.jobs._scheduler import Scheduler
 from buttress.jobs._states import JobStatus, after_failure
 from buttress.jobs._task import DEFAULT_BACKOFF
 
@@ -104,6 +105,7 @@ class Worker:
         concurrency: int,
         tasks: Sequence[str] | None,
         name: str,
+        scheduler: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError(
@@ -142,6 +144,8 @@ class Worker:
         self._rng = random.Random()
         self.ready = threading.Event()
         self.stopped = threading.Event()
+        # real-time waits between passes, as the other side loops: a test's FakeClock is not moved by them
+        self.scheduler = Scheduler(jobs, wait_on_clock=False) if scheduler else None
 
     def __repr__(self) -> str:
         return f"<Worker {self.id} queues={list(self.queues)} concurrency={self.concurrency}>"
@@ -150,6 +154,8 @@ class Worker:
 
     def stop(self, *, hard: bool = False) -> None:
         """Stop leasing; running jobs get ``jobs.grace`` seconds (none when ``hard``). Thread-safe."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self._stopping = True
         self._hard_stop = self._hard_stop or hard
         self._poke()
@@ -231,6 +237,8 @@ class Worker:
             asyncio.create_task(self._every(_PROGRESS_EVERY, self._store_progress), name="progress"),
             asyncio.create_task(self._cancel_loop(), name="cancels"),
         ]
+        if self.scheduler is not None and not burst:  # a burst drains what is due; it fires nothing new
+            helpers.append(asyncio.create_task(self.scheduler.arun(), name="scheduler"))
         listening = asyncio.Event()
         if self.store.dialect.postgres:
             self._turns = PostgresTurns(_conninfo(self.store.db))
@@ -593,6 +601,8 @@ class Worker:
             await self.store.arun(lambda: unregister_worker_plan(self.id))
         except ButtressError as exc:
             self._note_error("stop cleanly", exc)  # the sweeper takes the jobs back after their lease
+        if self.scheduler is not None:
+            await self.scheduler.ahalt()  # let a pass in a database call finish before its task is cancelled
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
