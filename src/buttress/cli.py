@@ -1,4 +1,4 @@
-"""The ``buttress`` command: config, health, serve, demo, breakers, cache, db, worker, jobs and version.
+"""The ``buttress`` command: config, health, serve, demo, breakers, cache, db, jobs, schedules and more.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -327,6 +327,13 @@ def worker(
     burst: Annotated[
         bool, typer.Option("--burst", help="Stop once nothing is due and nothing runs.")
     ] = False,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Also fire the imported @schedule definitions (exactly once however many workers do).",
+        ),
+    ] = True,
 ) -> None:
     """Run a job worker until SIGTERM: exit 1 when the database cannot be reached or no jobs are defined."""
     import logging  # noqa: PLC0415 - this command only
@@ -339,9 +346,26 @@ def worker(
 
         configure_logging_from_settings(get_settings())
     code = worker_command(
-        queues=queues, concurrency=concurrency, modules=modules or (), burst=burst, console=_stderr()
+        queues=queues,
+        concurrency=concurrency,
+        modules=modules or (),
+        burst=burst,
+        scheduler=scheduler,
+        console=_stderr(),
     )
     raise typer.Exit(code)
+
+
+@app.command("schedules")
+def schedules(
+    count: Annotated[int, typer.Option("--next", min=1, max=50, help="Next fire times per schedule.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON (epoch seconds) instead of a table.")] = False,
+) -> None:
+    """List the stored schedules: expression, job, policies, active, last fire and next fire times."""
+    from buttress.jobs import get_jobs  # noqa: PLC0415 - SQLAlchemy, this command only
+    from buttress.jobs.schedules_cli import schedules_command  # noqa: PLC0415 - as above
+
+    raise typer.Exit(schedules_command(jobs=get_jobs(), count=count, as_json=as_json, console=_stdout()))
 
 
 jobs_app = typer.Typer(

@@ -83,6 +83,7 @@ def worker_command(
     concurrency: int | None,
     modules: Sequence[str],
     burst: bool,
+    scheduler: bool = True,
     console: Console,
 ) -> int:
     """Import ``modules``, then run a worker in this process until stopped; the exit code."""
@@ -96,7 +97,7 @@ def worker_command(
         )
         return EXIT_FAILED
     try:
-        worker = jobs.worker(queues=split_queues(queues), concurrency=concurrency)
+        worker = jobs.worker(queues=split_queues(queues), concurrency=concurrency, scheduler=scheduler)
     except ButtressError as exc:
         _say(console, str(exc))
         return EXIT_FAILED

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.table import Table
@@ -17,58 +17,16 @@ from rich.text import Text
 
 from buttress._console import FOLD
 from buttress.errors import ButtressError
-from buttress.jobs._schedule_plans import ScheduleRow, load_plan, spec_of
-from buttress.jobs._schedule_spec import ScheduleSpec
+from buttress.jobs._schedule_view import describe_schedules
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from buttress.jobs._jobs import Jobs
 
-__all__ = ["describe_schedules", "schedules_command"]
+__all__ = ["schedules_command"]
 
 _EMPTY = "no schedules stored yet: a scheduler (buttress worker) stores the @schedule definitions it imports"
-
-_EMPTY = "no schedules stored yet: a scheduler (buttress worker) stores the @schedule definitions it imports"
-
-
-def _next_fires(row: ScheduleRow, spec: ScheduleSpec, now: float, count: int) -> list[float]:
-    if not row.active:
-        return []
-    fires: list[float] = []
-    after = max(now, row.last_fire_at or row.anchor, row.anchor)
-    for _ in range(count):
-        after = spec.next_fire(after, row.anchor)
-        if after == float("inf"):
-            break
-        fires.append(after)
-    return fires
-
-
-def describe_schedules(jobs: Jobs, *, count: int = 3) -> list[dict[str, Any]]:
-    """Every stored schedule as a dict: name, spec, task, queue, policies, active, last and next fires."""
-    jobs.ensure_schema()
-    rows = jobs.store.run(lambda: load_plan(active_only=False), write=False)
-    now = jobs.clock.time()
-    specs: dict[str, ScheduleSpec] = {}
-    out = []
-    for row in rows:
-        spec = spec_of(row, specs)
-        out.append(
-            {
-                "name": row.name,
-                "spec": row.spec,
-                "tz": spec.tz,
-                "task": row.task,
-                "queue": row.queue,
-                "catch_up": row.catch_up,
-                "overlap": row.overlap,
-                "active": row.active,
-                "last_fire_at": row.last_fire_at,
-                "next_fires": _next_fires(row, spec, now, count),
-            }
-        )
-    return out
 
 
 def _when(instant: float | None, tz: str) -> str:
