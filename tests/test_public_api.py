@@ -202,6 +202,7 @@ JOBS = [
     "Worker",
     "current_job",
     "define_queue",
+    "describe_schedules",
     "get_jobs",
     "health_checks",
     "job",

@@ -298,3 +298,35 @@ async def test_without_jobs_in_use_reading_creates_no_database(monkeypatch: pyte
     assert "not in use" in one.json()["detail"]
     assert get_container().peek(Jobs) is None
     assert os.listdir(".") == []  # no buttress.db
+
+
+async def test_schedules_list_their_policies_and_next_fires(served: Jobs, client: httpx.AsyncClient) -> None:
+    from buttress.jobs import ScheduleSpec
+
+    spec = ScheduleSpec(every=60)
+    now = served.clock.time()
+    sql(
+        served,
+        "INSERT INTO buttress_job_schedules (name, spec, digest, task, queue, priority, args, catch_up, "
+        "overlap, anchor, last_fire_at, next_fire_at, active, updated_at) VALUES ('ops-minutely', :spec, :digest, "
+        "'ops.tick', 'ops-routes-mail', 0, '{\"args\":[],\"kwargs\":{}}', 'once', 'skip', :anchor, :last, "
+        ":next, 1, :anchor)",
+        spec=spec.text,
+        digest=spec.digest,
+        anchor=now - 600,
+        last=now - 60,
+        next=now,
+    )
+    answer = await client.get("/schedules", params={"count": 2})
+    assert answer.status_code == 200
+    [row] = [item for item in answer.json() if item["name"] == "ops-minutely"]
+    assert (row["spec"], row["catch_up"], row["overlap"], row["active"]) == (
+        "every 60s",
+        "once",
+        "skip",
+        True,
+    )
+    assert row["last_fire_at"] == now - 60
+    assert len(row["next_fires"]) == 2
+    assert row["next_fires"][1] - row["next_fires"][0] == 60
+    assert (await client.get("/schedules", params={"count": 0})).status_code == 422

@@ -35,6 +35,7 @@ from buttress.jobs._provide import health_checks, register_services
 from buttress.jobs._registry import REGISTRY, QueueSpec, Registry, define_queue
 from buttress.jobs._schedule import Schedule, schedule
 from buttress.jobs._schedule_spec import ScheduleSpec
+from buttress.jobs._schedule_view import describe_schedules
 from buttress.jobs._scheduler import Scheduler
 from buttress.jobs._states import JobStatus
 from buttress.jobs._store import JobStore, PostgresJobStore, SqliteJobStore
@@ -69,6 +70,7 @@ __all__ = [
     "Worker",
     "current_job",
     "define_queue",
+    "describe_schedules",
     "get_jobs",
     "health_checks",
     "job",

@@ -1,11 +1,11 @@
-"""Jobs on the ops server: list and read jobs, queue statistics; cancel and retry a job (admin).
+"""Jobs on the ops server: list and read jobs, queue statistics, schedules; cancel and retry a job (admin).
 
-``GET /jobs`` (filtered by status, queue and task, newest first, paged by ``before_id``), ``GET /jobs/{id}``
-and ``GET /queue/stats`` read the job tables of the process's :class:`~buttress.jobs.Jobs`. A job's
-arguments, result, error and idempotency key can carry anything (an e-mail address, a token), so they are
-shown only in development (``expose_details``) or to a caller with valid admin credentials; anonymous
-readers get them as null, with ``details: false``. ``POST /jobs/{id}/cancel`` and ``/retry`` exist only
-when admin auth is configured, like every admin endpoint.
+``GET /jobs`` (filtered by status, queue and task, newest first, paged by ``before_id``),
+``GET /jobs/{id}``, ``GET /queue/stats`` and ``GET /schedules`` read the job tables of the process's
+:class:`~buttress.jobs.Jobs`. A job's arguments, result, error and idempotency key can carry anything (an
+e-mail address, a token), so they are shown only in development (``expose_details``) or to a caller with
+valid admin credentials; anonymous readers get them as null, with ``details: false``.
+``POST /jobs/{id}/cancel`` and ``/retry`` exist only when admin auth is configured, like every admin endpoint.
 
 The routes describe the jobs only where jobs are in use: the process built its ``Jobs``, defines job
 types, names a database (``BUTTRESS_DATABASE_URL``), or the embedded ``buttress.db`` exists. Otherwise
@@ -25,12 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from buttress.container import get_container
 from buttress.db import DEFAULT_URL
 from buttress.errors import ConflictError, NotFoundError
-from buttress.jobs import REGISTRY, JobInfo, Jobs, JobStatus, Stats
+from buttress.jobs import REGISTRY, JobInfo, Jobs, JobStatus, Stats, describe_schedules
 from buttress.server._auth import AdminIdentity
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses
 
-__all__ = ["JobAction", "JobList", "JobView", "QueueStatsView", "jobs_admin_router", "jobs_router"]
+__all__ = [
+    "JobAction",
+    "JobList",
+    "JobView",
+    "QueueStatsView",
+    "ScheduleView",
+    "jobs_admin_router",
+    "jobs_router",
+]
 
 _log = logging.getLogger("buttress.server")
 
@@ -105,6 +113,21 @@ class StatsView(BaseModel):
 
     queues: dict[str, QueueStatsView]
     workers: list[WorkerView]
+
+
+class ScheduleView(BaseModel):
+    """One stored schedule: what fires, how it catches up and overlaps, and when it fires next."""
+
+    name: str
+    spec: str = Field(description="The canonical expression: cron, every or at, with its time zone.")
+    tz: str
+    task: str
+    queue: str
+    catch_up: str
+    overlap: str
+    active: bool = Field(description="False once no scheduler's code defines it any more.")
+    last_fire_at: float | None
+    next_fires: list[float] = Field(description="The next fire times (epoch seconds).")
 
 
 class JobAction(BaseModel):
@@ -217,6 +240,19 @@ def jobs_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRouter:
         """Per queue: jobs per status, depth, the oldest due job's age, stalled leases; the workers."""
         jobs = jobs_in_use(ops)
         return (jobs.stats() if jobs is not None else Stats({})).to_dict()
+
+    @router.get(
+        "/schedules",
+        summary="Schedules",
+        response_model=list[ScheduleView],
+        responses=problem_responses(422, 503),
+    )
+    def schedules(
+        count: Annotated[int, Query(ge=1, le=50, description="Next fire times per schedule.")] = 3,
+    ) -> Any:
+        """The stored schedules: policies, last fire, next fire times (as ``buttress schedules``)."""
+        jobs = jobs_in_use(ops)
+        return describe_schedules(jobs, count=count) if jobs is not None else []
 
     return router
 
