@@ -309,8 +309,9 @@ async def test_schedules_list_their_policies_and_next_fires(served: Jobs, client
         served,
         "INSERT INTO buttress_job_schedules (name, spec, digest, task, queue, priority, args, catch_up, "
         "overlap, anchor, last_fire_at, next_fire_at, active, updated_at) "
-        "VALUES ('ops-minutely', :spec, :digest, 'ops.tick', 'ops-routes-mail', 0, '{\"args\":[],\"kwargs\":{}}', 'once', 'skip', :anchor, :last, "
-        ":next, 1, :anchor)",
+        "VALUES ('ops-minutely', :spec, :digest, 'ops.tick', 'ops-routes-mail', 0, :args, 'once', 'skip', "
+        ":anchor, :last, :next, 1, :anchor)",
+        args='{"args":[],"kwargs":{}}',
         spec=spec.text,
         digest=spec.digest,
         anchor=now - 600,
