@@ -16,7 +16,7 @@ from buttress.config import JobsSettings
 from buttress.db import Database
 from buttress.errors import ValidationError
 from buttress.events import Event, EventBus
-from buttress.jobs import Jobs, JobStatus, Registry, WarmTask, warm_job
+from buttress.jobs import Jobs, JobStatus, Registry, Scheduler, WarmTask, schedule_warmer, warm_job
 from buttress.resilience import Backoff, Retry
 
 WAIT = 20.0  # seconds a test waits for a job it expects to finish; never reached when things work
@@ -379,3 +379,53 @@ def test_async_warmers_run_in_the_job_and_cache_picks_one_cache(
     _burst(anywhere)
     assert both.result(timeout=WAIT)["items"] == 2  # no cache given: every cache with that warmer
     assert cache.get("filled") == "this"
+
+
+# -- schedules ----------------------------------------------------------------------------------------------
+
+
+def test_a_scheduled_warmer_fires_once_per_tick_across_schedulers(
+    database: Database, registry: Registry, cache: Cache
+) -> None:
+    name = _name("nightly")
+    runs: list[int] = []
+
+    @cache.warmer(name)
+    def nightly() -> Iterator[int]:
+        runs.append(1)
+        yield 3
+
+    task = schedule_warmer(name, every=60, registry=registry)
+    assert registry.task(f"cache.warm:{name}") is task
+    entry = registry.schedules[task.name]
+    assert (entry.task, entry.queue, entry.catch_up, entry.overlap) == (task.name, "cache", "once", "skip")
+    clock = FakeClock(start_time=T0)
+    other_db = Database(database.urls.sync.render_as_string(hide_password=False))  # a second process
+    try:
+        jobs = [Jobs(db, clock=clock, registry=registry) for db in (database, other_db)]
+        schedulers = [Scheduler(each) for each in jobs]
+        assert [s.tick().created for s in schedulers] == [0, 0]  # reconciled, anchored now
+        clock.advance(60)
+        assert sorted(s.tick().created for s in schedulers) == [0, 1]  # one fire, one job
+        clock.advance(30)
+        assert [s.tick().created for s in schedulers] == [0, 0]  # nothing due
+        _burst(jobs[0])
+        assert runs == [1]
+        [info] = jobs[1].list(task=task.name)
+        assert (info.status, info.schedule, info.result["items"]) == (JobStatus.SUCCEEDED, task.name, 3)
+    finally:
+        other_db.close()
+
+
+def test_schedule_warmer_takes_the_schedule_options(registry: Registry) -> None:
+    name = _name("cron")
+    task = schedule_warmer(
+        name, cron="*/15 * * * *", tz="Europe/London", name="warm-quarter", catch_up="skip", registry=registry
+    )
+    also = schedule_warmer(name, at=["06:00", "18:00"], name="warm-twice", overlap="allow", registry=registry)
+    assert also is task  # one job type, two schedules
+    quarter, twice = registry.schedules["warm-quarter"], registry.schedules["warm-twice"]
+    assert (quarter.task, quarter.catch_up) == (task.name, "skip")
+    assert (twice.task, twice.overlap) == (task.name, "allow")
+    with pytest.raises(ValidationError):
+        schedule_warmer(name, registry=registry)  # no cron, every or at

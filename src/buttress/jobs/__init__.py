@@ -40,7 +40,7 @@ from buttress.jobs._scheduler import Scheduler
 from buttress.jobs._states import JobStatus
 from buttress.jobs._store import JobStore, PostgresJobStore, SqliteJobStore
 from buttress.jobs._task import Deferral, Task, job
-from buttress.jobs._warm import WARM_QUEUE, WarmFailed, WarmTask, warm_job
+from buttress.jobs._warm import WARM_QUEUE, WarmFailed, WarmTask, schedule_warmer, warm_job
 from buttress.jobs._worker import Worker
 
 __all__ = [

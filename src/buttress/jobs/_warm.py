@@ -16,7 +16,7 @@ yield (a warmer that never yields runs to its end).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,13 +32,15 @@ from buttress.cache import (
 from buttress.errors import ButtressError, NotFoundError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext
 from buttress.jobs._registry import REGISTRY, Registry
+from buttress.jobs._schedule import Overlap, schedule
+from buttress.jobs._schedule_spec import CatchUp
 from buttress.jobs._task import DEFAULT_BACKOFF, Deferral, Task
 from buttress.resilience import Retry
 
 if TYPE_CHECKING:
     from buttress.jobs._jobs import Jobs
 
-__all__ = ["WARM_QUEUE", "WARM_TASK_PREFIX", "WarmFailed", "WarmTask", "warm_job"]
+__all__ = ["WARM_QUEUE", "WARM_TASK_PREFIX", "WarmFailed", "WarmTask", "schedule_warmer", "warm_job"]
 
 WARM_QUEUE: Final = "cache"
 """The queue warm jobs use unless ``warm_job(queue=...)`` says otherwise."""
@@ -251,3 +253,55 @@ def warm_job(
         return known
     book.add(made)
     return made
+
+
+def schedule_warmer(
+    warmer: str | None = None,
+    *,
+    cron: str | None = None,
+    every: float | timedelta | None = None,
+    at: Iterable[str] | str | None = None,
+    tz: str = "UTC",
+    name: str | None = None,
+    catch_up: CatchUp = "once",
+    catch_up_window: float | timedelta = 3600.0,
+    misfire_grace: float | timedelta = 60.0,
+    overlap: Overlap = "skip",
+    cache: Cache | None = None,
+    queue: str = WARM_QUEUE,
+    priority: int = 0,
+    retry: int | Retry | None = 3,
+    timeout: float | timedelta | None = None,
+    result_ttl: float | timedelta | None = None,
+    registry: Registry | None = None,
+) -> WarmTask:
+    """Run cache warmer ``warmer`` (None: every warmer) on a schedule; its :func:`warm_job` type.
+
+    ``cron``/``every``/``at``, ``tz``, ``catch_up`` and ``overlap`` are :func:`~buttress.jobs.schedule`'s:
+    each fire becomes exactly one warm job however many schedulers run; by default a missed stretch warms
+    once, and a fire while the previous warm still runs is skipped. ``name`` (default: the job type's,
+    ``cache.warm:<warmer>``) names the schedule; give each of several schedules of one warmer its own.
+    """
+    task = warm_job(
+        warmer,
+        cache=cache,
+        queue=queue,
+        priority=priority,
+        retry=retry,
+        timeout=timeout,
+        result_ttl=result_ttl,
+        registry=registry,
+    )
+    schedule(
+        cron=cron,
+        every=every,
+        at=at,
+        tz=tz,
+        name=name,
+        catch_up=catch_up,
+        catch_up_window=catch_up_window,
+        misfire_grace=misfire_grace,
+        overlap=overlap,
+        registry=registry,
+    )(task)
+    return task
