@@ -208,6 +208,7 @@ JOBS = [
     "job",
     "register_services",
     "schedule",
+    "schedule_warmer",
     "warm_job",
 ]
 

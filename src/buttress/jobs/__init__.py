@@ -76,5 +76,6 @@ __all__ = [
     "job",
     "register_services",
     "schedule",
+    "schedule_warmer",
     "warm_job",
 ]
