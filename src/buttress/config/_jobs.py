@@ -67,6 +67,13 @@ class JobsSettings(BaseModel):
         description="Jobs one worker runs at once unless --concurrency says otherwise.",
         examples=[20],
     )
+    prefetch: int | None = Field(
+        default=None,
+        ge=0,
+        description="Jobs a worker leases beyond its free slots while its jobs run under 20 ms (they start "
+        "while the database answers); unset: its concurrency; 0: never.",
+        examples=[0],
+    )
     eager: bool = Field(
         default=False,
         description="Run each deferred job at once, in the caller, storing nothing (for users' tests).",

@@ -3,7 +3,7 @@
 The turn is the hot path: record the attempts that ended and lease as many due jobs as there are free
 slots. Through the async engine it is a transaction of four round trips (BEGIN, the completions, the
 lease, COMMIT) costing about 1 ms of worker CPU; here it is one autocommit statement whose two
-data-modifying CTEs run atomically (the completions as arrays through ``unnest``, the lease with
+data-modifying CTEs run atomically (the completions as one JSON array of records, the lease with
 ``FOR UPDATE SKIP LOCKED``) and return one row. It is the same SQL as the unlimited path of
 :func:`~buttress.jobs._plans.fetch_plan`, fenced the same way; a fetch under concurrency limits keeps the
 plan (it needs its lock).
@@ -11,6 +11,7 @@ plan (it needs its lock).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -28,10 +29,9 @@ WITH done AS (
         run_at = COALESCE(d.run_at, j.run_at), finished_at = d.finished_at, expires_at = d.expires_at,
         lease_expires = NULL, progress = COALESCE(d.progress, j.progress),
         message = COALESCE(d.message, j.message)
-    FROM unnest(%(ids)s::bigint[], %(tokens)s::int[], %(statuses)s::text[], %(results)s::text[],
-                %(errors)s::text[], %(run_ats)s::float8[], %(finished)s::float8[], %(expires_ats)s::float8[],
-                %(progress)s::float8[], %(messages)s::text[])
-        AS d(id, token, status, result, error, run_at, finished_at, expires_at, progress, message)
+    FROM json_to_recordset(%(done)s::json) AS d(
+        id bigint, token int, status text, result text, error text, run_at float8, finished_at float8,
+        expires_at float8, progress float8, message text)
     WHERE j.id = d.id AND j.lease_token = d.token AND j.status = 'running'
     RETURNING j.id
 ), leased AS (
@@ -51,19 +51,26 @@ SELECT (SELECT count(*) FROM done), (SELECT coalesce(json_agg(leased), '[]'::jso
 """
 
 
-def _arrays(completions: Sequence[Completion], now: float) -> dict[str, list[Any]]:
-    return {
-        "ids": [done.id for done in completions],
-        "tokens": [done.token for done in completions],
-        "statuses": [done.status.value for done in completions],
-        "results": [done.result for done in completions],
-        "errors": [done.error for done in completions],
-        "run_ats": [done.run_at for done in completions],
-        "finished": [None if done.status is JobStatus.RETRYING else now for done in completions],
-        "expires_ats": [done.expires_at for done in completions],
-        "progress": [done.progress for done in completions],
-        "messages": [done.message for done in completions],
-    }
+def _records(completions: Sequence[Completion], now: float) -> str:
+    """The completions as one JSON array (cheaper to send than ten typed arrays)."""
+    return json.dumps(
+        [
+            {
+                "id": done.id,
+                "token": done.token,
+                "status": done.status.value,
+                "result": done.result,
+                "error": done.error,
+                "run_at": done.run_at,
+                "finished_at": None if done.status is JobStatus.RETRYING else now,
+                "expires_at": done.expires_at,
+                "progress": done.progress,
+                "message": done.message,
+            }
+            for done in completions
+        ],
+        separators=(",", ":"),
+    )
 
 
 def _leased(row: dict[str, Any]) -> Leased:
@@ -87,7 +94,7 @@ class PostgresTurns:
     ) -> tuple[int, list[Leased]]:
         """Apply ``completions``, lease up to ``request.slots`` jobs: (completions applied, jobs leased)."""
         params = {
-            **_arrays(completions, now),
+            "done": _records(completions, now),
             "expires": now + request.lease,
             "worker": request.worker,
             "now": now,

@@ -13,9 +13,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from buttress.errors import ValidationError
+from buttress.jobs._context import JobContext, current_job
 from buttress.jobs._registry import REGISTRY, Registry, check_name
 from buttress.resilience import Backoff, Retry
 
@@ -78,7 +79,7 @@ class Task(Generic[P, R]):
 
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[..., R],
         *,
         name: str | None = None,
         queue: str = "default",
@@ -128,6 +129,13 @@ class Task(Generic[P, R]):
         return f"<job {self.name!r} queue={self.queue!r} priority={self.priority}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now (no job); a job that takes a context gets the current job's, or a
+        detached one (id 0) outside any job."""
+        if self.wants_context and not (args and isinstance(args[0], JobContext)):
+            ctx = current_job() or JobContext(
+                job_id=0, task=self.name, queue=self.queue, attempt=1, max_attempts=1
+            )
+            return self.fn(ctx, *args, **kwargs)
         return self.fn(*args, **kwargs)
 
     def attempts(self, default: int) -> int:
@@ -234,6 +242,17 @@ class Deferral:
         return await self._jobs().adefer(self, [_split(call) for call in calls])
 
 
+class JobDecorator(Protocol):
+    """What ``@job(...)`` returns: a decorator typed like ``@job`` itself."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[JobContext, P], R], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def job(fn: Callable[Concatenate[JobContext, P], R], /) -> Task[P, R]: ...
 @overload
 def job(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
@@ -247,9 +266,9 @@ def job(
     concurrency: int | None = None,
     result_ttl: float | timedelta | None = None,
     process: bool = False,
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+) -> JobDecorator: ...
 def job(
-    fn: Callable[P, R] | None = None,
+    fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
@@ -260,7 +279,7 @@ def job(
     concurrency: int | None = None,
     result_ttl: float | timedelta | None = None,
     process: bool = False,
-) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+) -> Task[..., Any] | JobDecorator:
     """Make a function a job type (``@job`` or ``@job(queue=..., ...)``).
 
     ``retry``: attempts (exponential backoff from 1 s) or a :class:`~buttress.resilience.Retry` whose
@@ -271,7 +290,7 @@ def job(
     A first parameter annotated :class:`~buttress.jobs.JobContext` receives the job's context.
     """
 
-    def decorate(function: Callable[P, R]) -> Task[P, R]:
+    def decorate(function: Callable[..., Any]) -> Task[..., Any]:
         return Task(
             function,
             name=name,
@@ -284,4 +303,4 @@ def job(
             process=process,
         )
 
-    return decorate if fn is None else decorate(fn)
+    return cast("JobDecorator", decorate) if fn is None else decorate(fn)

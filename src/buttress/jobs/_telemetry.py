@@ -45,6 +45,8 @@ class JobsTelemetry:
         self._run = registry.histogram(
             "buttress_jobs_run_seconds", "Seconds job attempts ran.", labels=("queue",), buckets=_RUN_BUCKETS
         )
+        self._finished_children: dict[tuple[str, str, str], Any] = {}
+        self._run_children: dict[str, Any] = {}
         self._reclaimed = registry.counter(
             "buttress_jobs_reclaimed_total", "Running jobs taken back from workers that stopped heartbeating."
         )
@@ -61,9 +63,16 @@ class JobsTelemetry:
         self._deferred.labels(queue=queue).inc(count)
 
     def finished(self, queue: str, task: str, outcome: str, seconds: float | None) -> None:
-        self._finished.labels(queue=queue, task=task, outcome=outcome).inc()
+        counter = self._finished_children.get((queue, task, outcome))
+        if counter is None:  # labels() looks the child up under a lock: once per combination, not per job
+            counter = self._finished.labels(queue=queue, task=task, outcome=outcome)
+            self._finished_children[(queue, task, outcome)] = counter
+        counter.inc()
         if seconds is not None:
-            self._run.labels(queue=queue).observe(seconds)
+            histogram = self._run_children.get(queue)
+            if histogram is None:
+                histogram = self._run_children[queue] = self._run.labels(queue=queue)
+            histogram.observe(seconds)
 
     def reclaimed(self, count: int) -> None:
         if count:

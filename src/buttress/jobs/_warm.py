@@ -155,7 +155,7 @@ class WarmTask(Task[[], dict[str, Any]]):
         self.cache = cache
         self.spec = (cache, queue, priority, retry, timeout, result_ttl)
         super().__init__(
-            warm,  # type: ignore[arg-type]  # ctx is the worker's, not a caller's argument
+            warm,
             name=task_name(warmer),
             queue=queue,
             priority=priority,

@@ -14,6 +14,7 @@ cancels its copy of the job. ``stop()`` (SIGTERM) stops leasing, lets running jo
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -61,6 +62,7 @@ __all__ = ["Worker"]
 _log = logging.getLogger("buttress.jobs")
 _PROGRESS_EVERY = 0.5
 _BACKLOG_EVERY = 10.0
+_PREFETCH_BELOW = 0.02
 
 
 @dataclass(slots=True)
@@ -131,6 +133,12 @@ class Worker:
         self.heartbeat_every = self.settings.heartbeat or self.lease / 3
         self.state = WorkerState()
         self._running: dict[int, _Running] = {}
+        self._ready: collections.deque[Leased] = collections.deque()  # leased ahead, not started yet
+        self._ready_at: dict[int, float] = {}  # when each was leased (monotonic)
+        limited = bool(self._task_limits or self._queue_limits)
+        prefetch = self.settings.prefetch
+        self._prefetch = 0 if limited else (concurrency if prefetch is None else prefetch)
+        self._typical_run: float | None = None  # a moving average of job run times, seconds
         self._completions: list[Completion] = []
         self._stopping = False
         self._hard_stop = False
@@ -273,16 +281,31 @@ class Worker:
             return min(1.0, max(self.settings.poll_interval, 0.25))  # NOTIFY wakes; this finds delayed jobs
         return self.settings.poll_interval
 
+    def _ahead(self) -> int:
+        """Jobs to lease beyond the free slots: only while jobs run shorter than a few round trips.
+
+        Leasing ahead lets the next jobs run while the database answers the turn; for long jobs it
+        would only keep them from an idle worker elsewhere, so it stops once jobs take 20 ms or more.
+        """
+        if not self._prefetch or self._typical_run is None or self._typical_run >= _PREFETCH_BELOW:
+            return 0
+        return self._prefetch
+
     async def _fetch_loop(self, burst: bool) -> None:
         pause = 0.1
         while not self._stopping:
             self._wake.clear()
+            while self._ready and len(self._running) < self.concurrency:
+                job = self._ready.popleft()
+                self._ready_at.pop(job.id, None)
+                self._start(job)  # it runs while the turn below waits on the database
             slots = self.concurrency - len(self._running)
+            wanted = max(0, slots + self._ahead() - len(self._ready))
             completions, self._completions = self._completions, []
             leased: list[Leased] = []
-            if slots > 0 or completions:
+            if wanted > 0 or completions:
                 now = self.clock.time()
-                request = self._request(slots)
+                request = self._request(wanted)
                 try:
                     leased = await self._turn(request, completions, now)
                 except ButtressError as exc:
@@ -295,14 +318,18 @@ class Worker:
                 self.state.last_fetch = now
                 self._announce(completions)
                 for job in leased:
-                    self._start(job)
-                if len(leased) == slots and slots > 0:
+                    if len(self._running) < self.concurrency:
+                        self._start(job)
+                    else:
+                        self._ready.append(job)
+                        self._ready_at[job.id] = self.clock.monotonic()
+                if len(leased) == wanted and wanted > 0:
                     continue  # a full batch: more may be waiting
-            if burst and not leased and not self._running and not self._completions:
+            if burst and not leased and not self._running and not self._completions and not self._ready:
                 return
             if self._completions:
                 continue
-            await self._pause(self._idle_wait() if slots > 0 else None)
+            await self._pause(self._idle_wait() if wanted > 0 else None)
 
     async def _turn(self, request: FetchRequest, completions: list[Completion], now: float) -> list[Leased]:
         if self._turns is not None and not request.task_limits and not request.queue_limits:
@@ -451,8 +478,10 @@ class Worker:
         if completion is not None:
             self._completions.append(completion)
             seconds = self.clock.monotonic() - run.started
+            typical = self._typical_run
+            self._typical_run = seconds if typical is None else typical + 0.1 * (seconds - typical)
             self.jobs.telemetry.finished(run.leased.queue, run.leased.task, completion.status.value, seconds)
-        self._poke()
+        self._wake.set()  # on the loop: no thread-safe hand-off (a write to the loop's self-pipe) needed
 
     def _announce(self, completions: Sequence[Completion]) -> None:
         for done in completions:
@@ -475,10 +504,16 @@ class Worker:
                 self._note_error(action.__name__.strip("_"), exc)
 
     async def _heartbeat(self) -> None:
+        asked = self.clock.monotonic()
         now = self.clock.time()
         kept = await self.store.arun(lambda: heartbeat_plan(self.id, now, self.lease))
         self.state.last_heartbeat = now
         held = {job_id: (token, cancel) for job_id, token, cancel in kept}
+        for job in list(self._ready):
+            leased_before = self._ready_at.get(job.id, asked) < asked  # not leased after the renewal read
+            if leased_before and held.get(job.id, (None, False))[0] != job.token:
+                self._ready.remove(job)  # taken back while it waited here: it runs elsewhere
+                self._ready_at.pop(job.id, None)
         for job_id, run in list(self._running.items()):
             if job_id not in held or held[job_id][0] != run.leased.token:
                 if self.clock.monotonic() - run.started > 1.0:  # leased after the renewal read: not lost
@@ -516,7 +551,7 @@ class Worker:
             _log.warning("jobs: job %s (%s) lost its worker; now %s", job_id, task, status.value)
             self.jobs.telemetry.status(job_id, task, queue, status.value, reason="lease expired")
         if any(status is JobStatus.RETRYING for _, status, _, _ in swept.reclaimed):
-            self._poke()
+            self._wake.set()
         if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
@@ -545,7 +580,7 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._cancel_check.wait(), self.settings.cancel_poll_interval)
             self._cancel_check.clear()
-            if not self._running:
+            if not self._running and not self._ready:
                 continue
             try:
                 requested = await self.store.arun(lambda: cancel_requests_plan(self.id), write=False)
@@ -557,6 +592,19 @@ class Worker:
                 run = self._running.get(job_id)
                 if run is not None:
                     self._cancel_local(run, "cancelled")
+            self._cancel_waiting(set(requested))
+
+    def _cancel_waiting(self, requested: set[int]) -> None:
+        """Cancelled jobs leased ahead and not started: recorded cancelled, never run."""
+        for job in [job for job in self._ready if job.id in requested]:
+            self._ready.remove(job)
+            self._ready_at.pop(job.id, None)
+            ttl = self.clock.time() + (job.result_ttl or self.settings.result_ttl)
+            self._completions.append(
+                Completion(job.id, job.token, JobStatus.CANCELLED, error="cancelled", expires_at=ttl,
+                           task=job.task, queue=job.queue)
+            )  # fmt: skip
+            self._wake.set()
 
     async def _listen(self, ready: Callable[[], None]) -> None:
         from buttress.jobs._listen import listen  # noqa: PLC0415 - psycopg, PostgreSQL workers only
@@ -568,7 +616,7 @@ class Worker:
                 self._poke()
 
         def on_cancel(job_id: int) -> None:
-            if job_id in self._running:
+            if job_id in self._running or any(job.id == job_id for job in self._ready):
                 self._poke_cancels()
 
         await listen(conninfo, on_wake=on_wake, on_cancel=on_cancel, on_ready=ready)
@@ -588,6 +636,9 @@ class Worker:
             run.released = True
             self._cancel_local(run, "worker stopping")
         held = [(run.leased.id, run.leased.token) for run in leftovers]
+        held += [(job.id, job.token) for job in self._ready]  # leased ahead, never started
+        self._ready.clear()
+        self._ready_at.clear()
         for run in leftovers:
             self._running.pop(run.leased.id, None)
         completions, self._completions = self._completions, []
