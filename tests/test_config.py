@@ -402,7 +402,7 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     assert db["BUTTRESS_DB__STATEMENT_TIMEOUT"] == (30.0, "default")
     jobs = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_JOBS__")}
     assert jobs["BUTTRESS_JOBS__LEASE"] == (30.0, "default")
-    assert len(jobs) == 10
+    assert len(jobs) == 11
     assert rows == {
         "BUTTRESS_APP__NAME": ("from-dotenv", ".env"),
         "BUTTRESS_APP__ENVIRONMENT": ("development", "default"),
@@ -484,7 +484,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 111
+    assert len(fields) == 112
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
