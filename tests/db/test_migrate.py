@@ -6,15 +6,15 @@ import asyncio
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from buttress.db import VERSION_TABLE, Database, MigrationStatus
 from buttress.errors import ValidationError
+from tests._fresh_db import fresh_postgres
 from tests.db._subject import KINDS
 
 HERE = Path(__file__).parent
@@ -28,17 +28,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    base = request.getfixturevalue("database_url")
-    name = f"buttress_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_postgres(request.getfixturevalue("database_url"), "buttress_mig") as url:
+        yield url
 
 
 def tables(db: Database) -> set[str]:

@@ -19,14 +19,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from tests._fresh_db import fresh_postgres
 from tests.jobs._proc_jobs import LOG_ENV, Line, read_log
 
 from buttress.config import JobsSettings
@@ -238,32 +238,18 @@ class Procs:
         return int(held) == 0
 
 
-def _fresh_postgres(base: str) -> tuple[str, Callable[[], None]]:
-    name = f"buttress_procs_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-    return admin.url.set(database=name).render_as_string(hide_password=False), drop
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Procs]:
     """A database of its own for this test, a ``Jobs`` on it, and worker processes on demand."""
-    drop: Callable[[], None] | None = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        url, drop = _fresh_postgres(request.getfixturevalue("database_url"))
-    harness = Procs(request.param, url, tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-        if drop is not None:
-            drop()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        else:
+            url = stack.enter_context(
+                fresh_postgres(request.getfixturevalue("database_url"), "buttress_procs")
+            )
+        harness = Procs(request.param, url, tmp_path)
+        try:
+            yield harness
+        finally:
+            harness.close()

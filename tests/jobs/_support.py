@@ -7,13 +7,13 @@ the jobs of other tests running at the same time on the shared ``test`` database
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests._fresh_db import fresh_postgres
 
 from buttress.clock import Clock
 from buttress.config import JobsSettings
@@ -29,17 +29,8 @@ FAST = {"poll_interval": 0.01, "cancel_poll_interval": 0.02, "grace": 5.0}
 @pytest.fixture(scope="module")
 def module_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A PostgreSQL database of this module's own, dropped after it."""
-    base = request.getfixturevalue("database_url")
-    name = f"buttress_ops_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_postgres(request.getfixturevalue("database_url"), "buttress_ops") as url:
+        yield url
 
 
 def empty_job_tables(url: str) -> None:

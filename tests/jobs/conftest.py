@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from tests._fresh_db import fresh_postgres
 
 KINDS = ["sqlite", "postgresql"]
 
@@ -17,17 +16,8 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path, kind: str) ->
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobs.db'}"
         return
-    base = request.getfixturevalue("database_url")
-    name = f"buttress_jobs_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_postgres(request.getfixturevalue("database_url"), "buttress_jobs") as url:
+        yield url
 
 
 @pytest.fixture(params=KINDS)
