@@ -155,6 +155,21 @@ class Completion:
     task: str = ""
     queue: str = ""
 
+    def row(self, now: float) -> dict[str, Any]:
+        """The values the completing UPDATE binds (a retry is not finished: no ``finished_at``)."""
+        return {
+            "id": self.id,
+            "token": self.token,
+            "status": self.status.value,
+            "result": self.result,
+            "error": self.error,
+            "run_at": self.run_at,
+            "finished_at": None if self.status is JobStatus.RETRYING else now,
+            "expires_at": self.expires_at,
+            "progress": self.progress,
+            "message": self.message,
+        }
+
 
 def lock_key(name: str) -> int:
     """A stable 31-bit advisory-lock key for ``name`` (same in every process)."""
@@ -334,21 +349,7 @@ def complete_steps(completions: Sequence[Completion], now: float) -> Plan[int]:
     """Record finished attempts; the count applied (a completion whose lease was lost is a no-op)."""
     if not completions:
         return 0
-    params = [
-        {
-            "id": done.id,
-            "token": done.token,
-            "status": done.status.value,
-            "result": done.result,
-            "error": done.error,
-            "run_at": done.run_at,
-            "finished_at": None if done.status is JobStatus.RETRYING else now,
-            "expires_at": done.expires_at,
-            "progress": done.progress,
-            "message": done.message,
-        }
-        for done in completions
-    ]
+    params = [done.row(now) for done in completions]
     applied = yield Step(_COMPLETE, params)
     return int(applied)
 
