@@ -7,6 +7,8 @@ stamps and leases jobs, and an event loop for the async calls and the worker.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -20,6 +22,15 @@ from buttress.observe.metrics import MetricsRegistry
 
 T = TypeVar("T")
 MODES = ["sync", "async"]
+
+
+async def aiosqlite_threads_ended() -> None:
+    """aiosqlite (0.22) stops the thread of a connection that failed to open with a future nobody awaits: the
+    thread posts its answer to the loop later, and fails if the loop was closed meanwhile."""
+    deadline = time.monotonic() + 5
+    while any(t.name.endswith("(_connection_worker_thread)") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "aiosqlite's connection threads did not stop"
+        await asyncio.sleep(0.01)
 
 
 class Subject:
@@ -111,4 +122,5 @@ class Subject:
     def close(self) -> None:
         self.bus.close()
         self.run(self.db.aclose())  # both pools, the async one on the loop its connections belong to
+        self.run(aiosqlite_threads_ended())
         self.loop.close()

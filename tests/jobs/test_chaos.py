@@ -12,7 +12,6 @@ import json
 import random
 import signal
 import statistics
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 from tests._ports import free_port
 from tests.jobs import _proc_jobs as jobs_module
 from tests.jobs._procs import Procs, procs, wait_for
+from tests.jobs._subject import aiosqlite_threads_ended
 
 from buttress.clock import FakeClock
 from buttress.config import JobsSettings
@@ -270,15 +270,6 @@ def test_a_worker_outlives_its_terminated_database_connections(procs: Procs) -> 
     assert "LISTEN connection lost" in worker.log()  # the outages did reach the worker
 
 
-async def _aiosqlite_threads_ended() -> None:
-    """aiosqlite (0.22) stops the thread of a connection that failed to open with a future nobody awaits: the
-    thread posts its answer to the loop later, and fails if ``asyncio.run`` closed that loop meanwhile."""
-    deadline = time.monotonic() + 5
-    while any(t.name.endswith("(_connection_worker_thread)") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "aiosqlite's connection threads did not stop"
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("procs", ["postgresql"], indirect=True)
 def test_a_worker_outlives_an_outage_longer_than_its_lease(procs: Procs) -> None:
     """PostgreSQL refuses every connection to the database for longer than the lease while a job runs. The
@@ -351,7 +342,7 @@ def test_defer_to_an_unreachable_database_raises_backend_unavailable(tmp_path: P
                         await jobs_module.quick.configure(jobs=jobs).adefer()
                 finally:
                     await db.aclose()
-                    await _aiosqlite_threads_ended()
+                    await aiosqlite_threads_ended()
 
             asyncio.run(adefer())
             assert time.monotonic() - started < 30
