@@ -145,7 +145,7 @@ def jobs() -> None:
     from buttress.jobs import Jobs, Registry, Task
 
     registry = Registry()
-    double = Task(lambda n: n * 2, name="double", registry=registry)
+    double: Task[..., int] = Task(lambda n: n * 2, name="double", registry=registry)
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite:///{folder}/ci.db")
         queue = Jobs(db, settings=JobsSettings(), registry=registry)
