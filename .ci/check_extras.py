@@ -140,6 +140,7 @@ def db() -> None:
 def jobs() -> None:
     import asyncio
 
+    importlib.import_module("buttress.jobs")  # first: without the [jobs] extra this names it
     from buttress.config import JobsSettings
     from buttress.db import Database
     from buttress.jobs import Jobs, Registry, Task
