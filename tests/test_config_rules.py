@@ -143,6 +143,7 @@ def test_the_public_names_are_curated() -> None:
         "HttpRetrySettings",
         "HttpSettings",
         "HttpTimeoutSettings",
+        "JobsSettings",
         "LimiterSettings",
         "LoggingSettings",
         "ObserveSettings",
