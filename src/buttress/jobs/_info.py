@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from buttress.jobs._payload import load, load_args
-from buttress.jobs._states import JobStatus
+from buttress.jobs._states import FINISHED, JobStatus
 
 __all__ = ["COLUMNS", "JobInfo"]
 
@@ -75,7 +75,7 @@ class JobInfo:
     @property
     def finished(self) -> bool:
         """Whether the job reached a final state (until someone retries it)."""
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD)
+        return self.status in FINISHED
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ops API's shape)."""

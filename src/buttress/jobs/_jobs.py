@@ -39,7 +39,7 @@ from buttress.jobs._plans import (
     stats_plan,
 )
 from buttress.jobs._registry import REGISTRY, Registry
-from buttress.jobs._states import FINISHED, JobStatus
+from buttress.jobs._states import FINISHED, PENDING, JobStatus
 from buttress.jobs._store import SqlJobStore, store_for
 from buttress.jobs._telemetry import JobsTelemetry
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from buttress.jobs._worker import Worker
     from buttress.observe.metrics import MetricsRegistry
 
-__all__ = ["JOBS_REVISION", "Jobs", "QueueStats", "Stats", "get_jobs"]
+__all__ = ["JOBS_REVISION", "Jobs", "QueueStats", "Stats", "get_jobs", "stats_of"]
 
 JOBS_REVISION: Final = "0002"
 """The revision of buttress's schema that created the job tables (buttress's own ids are 4-digit numbers)."""
@@ -91,7 +91,8 @@ class Stats:
         }
 
 
-def _stats(now: float, counts: list[tuple[Any, ...]], workers: list[tuple[Any, ...]]) -> Stats:
+def stats_of(now: float, counts: list[tuple[Any, ...]], workers: list[tuple[Any, ...]]) -> Stats:
+    """The :class:`Stats` of :func:`~buttress.jobs._plans.stats_plan`'s rows."""
     per_queue: dict[str, dict[str, int]] = {}
     oldest: dict[str, float] = {}
     stalled: dict[str, int] = {}
@@ -102,9 +103,7 @@ def _stats(now: float, counts: list[tuple[Any, ...]], workers: list[tuple[Any, .
         stalled[queue] = stalled.get(queue, 0) + int(expired or 0)
     queues = {}
     for queue, by_status in per_queue.items():
-        depth = sum(
-            by_status.get(s.value, 0) for s in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING)
-        )
+        depth = sum(by_status.get(status.value, 0) for status in PENDING)
         queues[queue] = QueueStats(
             name=queue,
             counts=by_status,
@@ -329,14 +328,14 @@ class Jobs:
         self.ensure_schema()
         now = self.clock.time()
         counts, workers = self.store.run(lambda: stats_plan(now), write=False)
-        return _stats(now, counts, workers)
+        return stats_of(now, counts, workers)
 
     async def astats(self) -> Stats:
         """Async :meth:`stats`."""
         await self.aensure_schema()
         now = self.clock.time()
         counts, workers = await self.store.arun(lambda: stats_plan(now), write=False)
-        return _stats(now, counts, workers)
+        return stats_of(now, counts, workers)
 
     # -- changing -----------------------------------------------------------------------------------
 

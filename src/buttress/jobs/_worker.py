@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from buttress.container import get_container
 from buttress.errors import ButtressError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext, enter, leave
+from buttress.jobs._jobs import stats_of
 from buttress.jobs._payload import dump_result, load_args
 from buttress.jobs._pg_turn import PostgresTurns
 from buttress.jobs._plans import (
@@ -63,6 +64,12 @@ _log = logging.getLogger("buttress.jobs")
 _PROGRESS_EVERY = 0.5
 _BACKLOG_EVERY = 10.0
 _PREFETCH_BELOW = 0.02
+_STATE_COUNTERS = {
+    JobStatus.SUCCEEDED: "succeeded",
+    JobStatus.RETRYING: "retried",
+    JobStatus.CANCELLED: "cancelled",
+}
+"""The :class:`WorkerState` counter an applied completion moves (any other outcome: ``failed``)."""
 
 
 @dataclass(slots=True)
@@ -139,6 +146,7 @@ class Worker:
         prefetch = self.settings.prefetch
         self._prefetch = 0 if limited else (concurrency if prefetch is None else prefetch)
         self._typical_run: float | None = None  # a moving average of job run times, seconds
+        self._backlog_at = 0.0  # when the sweep last refreshed the backlog gauges
         self._completions: list[Completion] = []
         self._stopping = False
         self._hard_stop = False
@@ -485,11 +493,7 @@ class Worker:
 
     def _announce(self, completions: Sequence[Completion]) -> None:
         for done in completions:
-            counter = {
-                JobStatus.SUCCEEDED: "succeeded",
-                JobStatus.RETRYING: "retried",
-                JobStatus.CANCELLED: "cancelled",
-            }.get(done.status, "failed")
+            counter = _STATE_COUNTERS.get(done.status, "failed")
             setattr(self.state, counter, getattr(self.state, counter) + 1)
             self.jobs.telemetry.status(done.id, done.task, done.queue, done.status.value)
 
@@ -552,18 +556,13 @@ class Worker:
             self.jobs.telemetry.status(job_id, task, queue, status.value, reason="lease expired")
         if any(status is JobStatus.RETRYING for _, status, _, _ in swept.reclaimed):
             self._wake.set()
-        if now - getattr(self, "_backlog_at", 0.0) >= _BACKLOG_EVERY:
+        if now - self._backlog_at >= _BACKLOG_EVERY:
             self._backlog_at = now
             counts, _ = await self.store.arun(lambda: stats_plan(now), write=False)
+            queues = stats_of(now, counts, []).queues
             # Every queue served or seen gets a value: a drained one reads 0, not its last backlog.
-            depth: dict[str, int] = dict.fromkeys(self.queues, 0)
-            oldest: dict[str, float] = {}
-            for queue, status, count, due_since, _expired in counts:
-                depth.setdefault(queue, 0)
-                if status in ("queued", "scheduled", "retrying"):
-                    depth[queue] = depth.get(queue, 0) + int(count)
-                if due_since is not None:
-                    oldest[queue] = max(oldest.get(queue, 0.0), now - float(due_since))
+            depth = dict.fromkeys(self.queues, 0) | {name: queue.depth for name, queue in queues.items()}
+            oldest = {name: queue.oldest_seconds for name, queue in queues.items()}
             self.jobs.telemetry.backlog(depth, oldest)
 
     async def _store_progress(self) -> None:
