@@ -640,12 +640,9 @@ class Worker:
         self._ready_at.clear()
         for run in leftovers:
             self._running.pop(run.leased.id, None)
-        completions, self._completions = self._completions, []
         now = self.clock.time()
         try:
-            if completions:
-                await self.store.arun(lambda: complete_plan(completions, now))
-                self._announce(completions)
+            await self._record_completions()
             if held:
                 await self.store.arun(lambda: release_plan(held, now, self.store.dialect))
             await self.store.arun(lambda: unregister_worker_plan(self.id))
@@ -668,15 +665,22 @@ class Worker:
             if left <= 0:
                 return
             _, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
-            if self._completions:  # record what finished while we wait
-                completions, self._completions = self._completions, []
-                now = self.clock.time()
-                try:
-                    await self.store.arun(functools.partial(complete_plan, completions, now))
-                    self._announce(completions)
-                except ButtressError as exc:
-                    self._completions[:0] = completions
-                    self._note_error("complete", exc)
+            try:
+                await self._record_completions()  # what finished while we wait
+            except ButtressError as exc:
+                self._note_error("complete", exc)
+
+    async def _record_completions(self) -> None:
+        """Apply the attempts that ended, outside a turn; on a failure they stay for the next try."""
+        completions, self._completions = self._completions, []
+        if not completions:
+            return
+        try:
+            await self.store.arun(functools.partial(complete_plan, completions, self.clock.time()))
+        except ButtressError:
+            self._completions[:0] = completions
+            raise
+        self._announce(completions)
 
 
 def _conninfo(db: Database) -> str:
