@@ -6,12 +6,14 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
+from buttress.config import DbSettings
 from buttress.db import VERSION_TABLE, Database, MigrationStatus
 from buttress.errors import ValidationError
 from tests._fresh_db import fresh_postgres
@@ -129,6 +131,64 @@ def test_processes_upgrading_together_run_each_revision_once(fresh_url: str) -> 
         assert "mig_widgets" in tables(db)
     finally:
         db.close()
+
+
+def _holding_the_upgrade_lock(url: str) -> tuple[Database, Connection]:
+    """Another process's upgrade in progress: SQLite's write lock, or PostgreSQL's advisory lock, held."""
+    holder = Database(url)
+    connection = holder.engine.connect()
+    if holder.backend == "sqlite":
+        connection.connection.cursor().execute("BEGIN IMMEDIATE")
+    else:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": 0x6275_7474_7265_7373})
+    return holder, connection
+
+
+def test_a_database_at_the_head_is_not_locked_to_find_nothing_to_do(fresh_url: str) -> None:
+    """Every process calls upgrade at start; once the schema is there, none of them queues on the lock."""
+    db = Database(fresh_url)
+    db.upgrade()
+    holder, held = _holding_the_upgrade_lock(fresh_url)
+    outcome: list[MigrationStatus] = []
+    checker = threading.Thread(target=lambda: outcome.append(db.upgrade()))
+    try:
+        checker.start()
+        checker.join(timeout=20)
+        assert not checker.is_alive(), "an up-to-date upgrade waited for the lock"
+        assert outcome == [MigrationStatus(current="0002", head="0002", pending=())]
+    finally:
+        held.close()
+        holder.close()
+        checker.join()
+        db.close()
+
+
+def test_an_sqlite_upgrade_waits_for_another_past_the_busy_timeout(tmp_path: Path) -> None:
+    """A second process waits for the first's upgrade, as on PostgreSQL, not only ``busy_timeout`` seconds."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    db = Database(url, settings=DbSettings(busy_timeout=0.05))
+    holder, held = _holding_the_upgrade_lock(url)
+    outcome: list[MigrationStatus | BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            outcome.append(db.upgrade())
+        except BaseException as exc:  # the test reports what the thread met
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=upgrade)
+    try:
+        waiter.start()
+        waiter.join(timeout=0.5)  # ten busy timeouts: the old code had failed with "database is locked"
+        assert waiter.is_alive(), outcome
+    finally:
+        held.close()  # the holder ends its "upgrade" without writing
+        holder.close()
+    waiter.join(timeout=60)
+    assert outcome == [MigrationStatus(current="0002", head="0002", pending=())]
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50  # put back on the pooled one
+    db.close()
 
 
 @pytest.mark.parametrize("revision", ["", "nope", None, 3])

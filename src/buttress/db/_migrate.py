@@ -1,8 +1,12 @@
 """buttress's own schema: alembic revisions run under a lock, with their own version table.
 
 Two processes that start together both call ``upgrade``: on PostgreSQL the second waits on a transaction
-advisory lock, on SQLite on ``BEGIN IMMEDIATE``, then finds nothing left to do. Each upgrade runs in one
-transaction (both databases have transactional DDL), so a revision that fails leaves nothing half-made.
+advisory lock, on SQLite on ``BEGIN IMMEDIATE``, then finds nothing left to do. On SQLite that wait lasts
+up to ``MIGRATION_WAIT``, not the connections' few seconds of ``busy_timeout``, since another process's
+upgrade can take longer. A database already at the revision asked for is not locked at all: a fleet of
+processes starting together reads the version once each instead of queueing on the write lock. Each
+upgrade runs in one transaction (both databases have transactional DDL), so a revision that fails leaves
+nothing half-made.
 The version table is ``buttress_alembic_version``: an app's own alembic and ``alembic_version`` never see
 buttress's revisions, and the other way round.
 """
@@ -11,7 +15,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -34,6 +39,7 @@ __all__ = ["aupgrade", "migration_status", "render_upgrade_sql", "upgrade"]
 
 _HERE: Final = Path(__file__).parent / "migrations"
 _LOCK_KEY: Final = 0x6275_7474_7265_7373  # "buttress": the advisory lock every upgrading process takes
+MIGRATION_WAIT: Final = 300.0  # seconds an upgrade on SQLite waits for another process's upgrade to end
 
 
 def _config(locations: Sequence[str | Path] = (), *, output: io.StringIO | None = None) -> Config:
@@ -76,10 +82,34 @@ def _lock(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 
+@contextmanager
+def _sqlite_waits_for_upgrades(connection: Connection) -> Iterator[None]:
+    """Raise SQLite's busy timeout on this pooled connection for one upgrade, then put it back."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    cursor = connection.connection.cursor()  # the driver's cursor: a PRAGMA here must not autobegin
+    try:
+        cursor.execute("PRAGMA busy_timeout")
+        (before,) = cursor.fetchall()[0]
+        cursor.execute(f"PRAGMA busy_timeout = {round(MIGRATION_WAIT * 1000)}")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {before}")
+    finally:
+        cursor.close()
+
+
 def _run_upgrade(connection: Connection, config: Config, revision: str) -> None:
-    _lock(connection)
-    config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    with _sqlite_waits_for_upgrades(connection), connection.begin():
+        _lock(connection)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def _reached(status: MigrationStatus, revision: str) -> bool:
+    return status.up_to_date if revision in ("head", "heads") else status.current == revision
 
 
 def _status(connection: Connection, config: Config) -> MigrationStatus:
@@ -102,7 +132,11 @@ def upgrade(db: Database, revision: str = "head", *, locations: Sequence[str | P
     revision = _check_revision(config, revision)
     locked = db.engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
     try:
-        with locked.begin() as connection:
+        with db.engine.connect() as connection:
+            before = _status(connection, config)
+        if _reached(before, revision):
+            return before
+        with locked.connect() as connection:
             _run_upgrade(connection, config, revision)
         with db.engine.connect() as connection:
             return _status(connection, config)
@@ -118,7 +152,11 @@ async def aupgrade(
     revision = _check_revision(config, revision)
     locked = db.async_engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
     try:
-        async with locked.begin() as connection:
+        async with db.async_engine.connect() as connection:
+            before = await connection.run_sync(_status, config)
+        if _reached(before, revision):
+            return before
+        async with locked.connect() as connection:
             await connection.run_sync(_run_upgrade, config, revision)
         async with db.async_engine.connect() as connection:
             return await connection.run_sync(_status, config)
