@@ -27,6 +27,7 @@ from buttress.db._migration_status import VERSION_TABLE, MigrationStatus
 from buttress.db._n_plus_one import NPlusOneIncident, QueryScope, query_scope
 from buttress.db._options import internal_options
 from buttress.db._pagination import Page, apaginate, paginate
+from buttress.db._plan_runner import Plan, PlanRunner, Step
 from buttress.db._provide import health_checks, register_services
 from buttress.db._query_cache import QueryCache
 from buttress.db._query_rows import Rows
@@ -51,6 +52,8 @@ __all__ = [
     "MigrationStatus",
     "NPlusOneIncident",
     "Page",
+    "Plan",
+    "PlanRunner",
     "PoolStats",
     "QueryCache",
     "QueryScope",
@@ -62,6 +65,7 @@ __all__ = [
     "Skipped",
     "SlowStatement",
     "StatementStats",
+    "Step",
     "advice_report",
     "apaginate",
     "consistent",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import BindParameter, Executable, bindparam, text
 
+from buttress.db import Plan, Step
 from buttress.errors import NotFoundError, QueueFull
 from buttress.jobs._info import COLUMNS, JobInfo
 from buttress.jobs._limits import choose
@@ -44,18 +45,6 @@ CANCEL_CHANNEL: Final = "buttress_jobs_cancel"
 
 _PENDING_SQL: Final = "('queued', 'scheduled', 'retrying')"
 _ACTIVE_SQL: Final = "('queued', 'scheduled', 'running', 'retrying')"
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One statement of a plan; ``rows``: the plan wants its rows back rather than its row count."""
-
-    clause: Executable
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
-    rows: bool = False
-
-
-Plan = Generator[Step, Any, T]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,12 @@ fails arrives as a buttress error, ``BackendUnavailable`` when the database cann
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Engine, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import text
 
-from buttress.db import Database, internal_options, translate
-from buttress.errors import ButtressError, RetryExhausted
+from buttress.db import Database, PlanRunner
+from buttress.errors import ButtressError
 from buttress.health_types import CheckResult
 from buttress.jobs._plans import Dialect, Plan, Step
 from buttress.resilience import StoreInfo
@@ -49,76 +47,15 @@ class JobStore(Protocol):
     def check(self) -> CheckResult: ...
 
 
-def _answer(result: CursorResult[Any], rows: bool) -> Any:
-    return result.all() if rows else result.rowcount
-
-
-def _drive(connection: Connection, plan: Plan[T]) -> T:
-    try:
-        step = next(plan)
-        while True:
-            result = connection.execute(step.clause, step.params)
-            step = plan.send(_answer(result, step.rows))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-async def _adrive(connection: AsyncConnection, plan: Plan[T]) -> T:
-    try:
-        step = next(plan)
-        while True:
-            result = await connection.execute(step.clause, step.params)
-            step = plan.send(_answer(result, step.rows))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-class SqlJobStore:
-    """Runs plans on one :class:`~buttress.db.Database`, sync and async."""
+class SqlJobStore(PlanRunner):
+    """Runs the queue's plans on one :class:`~buttress.db.Database`, sync and async."""
 
     kind: ClassVar[str]
     shared: ClassVar[bool] = True
 
     def __init__(self, db: Database) -> None:
-        self.db = db
+        super().__init__(db)
         self.dialect = Dialect(db.backend)
-        self._writer: Engine = db.engine.execution_options(**internal_options(write=True))
-        self._reader: Engine = db.engine.execution_options(**internal_options())
-        self._awriter: AsyncEngine = db.async_engine.execution_options(**internal_options(write=True))
-        self._areader: AsyncEngine = db.async_engine.execution_options(**internal_options())
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.db.urls.sync.render_as_string(hide_password=True)}>"
-
-    def run(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T:
-        """The value of plan ``make()`` run in one transaction (retried as a unit)."""
-        engine = self._writer if write else self._reader
-
-        def attempt() -> T:
-            with engine.begin() as connection:
-                return _drive(connection, make())
-
-        try:
-            return self.db.retry.call(attempt)
-        except RetryExhausted as exc:
-            raise translate(exc.last_error or exc, backend=self.db.backend, attempts=exc.attempts) from exc
-        except DBAPIError as exc:
-            raise translate(exc, backend=self.db.backend) from exc
-
-    async def arun(self, make: Callable[[], Plan[T]], *, write: bool = True) -> T:
-        """Async :meth:`run`."""
-        engine = self._awriter if write else self._areader
-
-        async def attempt() -> T:
-            async with engine.begin() as connection:
-                return await _adrive(connection, make())
-
-        try:
-            return await self.db.retry.acall(attempt)
-        except RetryExhausted as exc:
-            raise translate(exc.last_error or exc, backend=self.db.backend, attempts=exc.attempts) from exc
-        except DBAPIError as exc:
-            raise translate(exc, backend=self.db.backend) from exc
 
     def info(self) -> StoreInfo:
         """The kind and the database (password masked); ``available`` from a :meth:`check`."""
