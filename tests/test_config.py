@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ByteSize, Field, SecretStr, TypeAdapter, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
@@ -403,6 +403,10 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     jobs = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_JOBS__")}
     assert jobs["BUTTRESS_JOBS__LEASE"] == (30.0, "default")
     assert len(jobs) == 11
+    files = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_FILES__")}
+    assert files["BUTTRESS_FILES__MAX_SIZE"] == (100 * 1024 * 1024, "default")
+    assert files["BUTTRESS_FILES__ALLOWED_TYPES"] == ("[]", "default")
+    assert len(files) == 13
     assert rows == {
         "BUTTRESS_APP__NAME": ("from-dotenv", ".env"),
         "BUTTRESS_APP__ENVIRONMENT": ("development", "default"),
@@ -484,7 +488,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 112
+    assert len(fields) == 125
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"
@@ -506,6 +510,8 @@ def test_examples_are_valid_values(tmp_path: Path) -> None:
             value = list(value)
         if isinstance(value, Rate):  # stored parsed, written back as the text it was read from
             value = value.to_text()
+        if isinstance(value, ByteSize):  # "500MB" is stored as its number of bytes
+            expected = TypeAdapter(ByteSize).validate_python(expected)
         assert value == expected, field.variable
 
 

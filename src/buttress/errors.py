@@ -17,7 +17,9 @@ The tree::
     ├── DeadlineExceeded               deadline_exceeded       504
     ├── BulkheadFull                   bulkhead_full           503
     ├── QueueFull                      queue_full              503
-    ├── QuotaExceeded                  quota_exceeded          429
+    ├── QuotaExceeded                  quota_exceeded          429 (413 when it can never fit)
+    ├── FileTooLarge                   file_too_large          413
+    ├── FileTypeRejected               file_type_rejected      415
     ├── BackendUnavailable             backend_unavailable     503
     ├── UpstreamError                  upstream_error          502
     │   ├── UpstreamTimeout            upstream_timeout        504
@@ -49,6 +51,8 @@ __all__ = [
     "DeadlineExceeded",
     "DependencyCycle",
     "DownloadTooLarge",
+    "FileTooLarge",
+    "FileTypeRejected",
     "NotFoundError",
     "QueueFull",
     "QuotaExceeded",
@@ -358,6 +362,22 @@ class QuotaExceeded(ButtressError):
     default_code = "quota_exceeded"
     default_status = 429
     title = "Quota exceeded"
+
+
+class FileTooLarge(ButtressError):
+    """An upload went over its size limit; it was cut there and nothing of it was kept."""
+
+    default_code = "file_too_large"
+    default_status = 413
+    title = "File too large"
+
+
+class FileTypeRejected(ButtressError):
+    """A file's content is not an allowed type, or disagrees with its declared type or extension."""
+
+    default_code = "file_type_rejected"
+    default_status = 415
+    title = "File type rejected"
 
 
 class BackendUnavailable(ButtressError):

@@ -43,10 +43,10 @@ def test_a_fresh_database_upgrades_to_the_head_once(fresh_url: str) -> None:
     db = Database(fresh_url)
     try:
         before = db.migration_status()
-        assert before == MigrationStatus(current=None, head="0002", pending=("0001", "0002"))
+        assert before == MigrationStatus(current=None, head="0003", pending=("0001", "0002", "0003"))
         assert not before.up_to_date
         after = db.upgrade()
-        assert after == MigrationStatus(current="0002", head="0002", pending=())
+        assert after == MigrationStatus(current="0003", head="0003", pending=())
         assert after.up_to_date
         assert VERSION_TABLE in tables(db)
         assert db.upgrade() == after  # a second upgrade finds nothing to do
@@ -78,7 +78,7 @@ def test_the_apps_own_alembic_version_is_left_alone(fresh_url: str) -> None:
         db.upgrade()
         with db.session() as session:
             assert session.execute(text("SELECT version_num FROM alembic_version")).all() == [("app_rev_7",)]
-            assert session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [("0002",)]
+            assert session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [("0003",)]
     finally:
         db.close()
 
@@ -90,7 +90,7 @@ def test_a_failing_revision_leaves_nothing_half_made(fresh_url: str) -> None:
         with pytest.raises(Exception, match="no_such_table_at_all"):
             db.upgrade(locations=[BAD])
         assert "mig_half" not in tables(db)
-        assert db.migration_status(locations=[BAD]).current == "0002"
+        assert db.migration_status(locations=[BAD]).current == "0003"
     finally:
         db.close()
 
@@ -98,7 +98,7 @@ def test_a_failing_revision_leaves_nothing_half_made(fresh_url: str) -> None:
 def test_later_revisions_chain_onto_the_baseline(fresh_url: str) -> None:
     db = Database(fresh_url)
     try:
-        assert db.upgrade("0002", locations=[OK]).pending == ("t0002",)
+        assert db.upgrade("0003", locations=[OK]).pending == ("t0002",)
         assert "mig_widgets" not in tables(db)
         assert db.upgrade(locations=[OK]).current == "t0002"
         assert "mig_widgets" in tables(db)
@@ -155,7 +155,7 @@ def test_a_database_at_the_head_is_not_locked_to_find_nothing_to_do(fresh_url: s
         checker.start()
         checker.join(timeout=20)
         assert not checker.is_alive(), "an up-to-date upgrade waited for the lock"
-        assert outcome == [MigrationStatus(current="0002", head="0002", pending=())]
+        assert outcome == [MigrationStatus(current="0003", head="0003", pending=())]
     finally:
         held.close()
         holder.close()
@@ -185,7 +185,7 @@ def test_an_sqlite_upgrade_waits_for_another_past_the_busy_timeout(tmp_path: Pat
         held.close()  # the holder ends its "upgrade" without writing
         holder.close()
     waiter.join(timeout=60)
-    assert outcome == [MigrationStatus(current="0002", head="0002", pending=())]
+    assert outcome == [MigrationStatus(current="0003", head="0003", pending=())]
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50  # put back on the pooled one
     db.close()
@@ -225,14 +225,14 @@ def test_the_cli_upgrades_the_configured_database(fresh_url: str, monkeypatch: p
     pending = runner.invoke(app, ["db", "status", "--json"])
     assert (pending.exit_code, json.loads(pending.stdout)) == (
         2,
-        {"current": None, "head": "0002", "pending": ["0001", "0002"]},
+        {"current": None, "head": "0003", "pending": ["0001", "0002", "0003"]},
     )
     review = runner.invoke(app, ["db", "upgrade", "--sql"])
     assert review.exit_code == 0
     assert f"CREATE TABLE {VERSION_TABLE}" in review.stdout
     done = runner.invoke(app, ["db", "upgrade"])
     assert done.exit_code == 0
-    assert done.stdout.endswith(": at 0002, the head: up to date\n")
+    assert done.stdout.endswith(": at 0003, the head: up to date\n")
     assert runner.invoke(app, ["db", "status"]).exit_code == 0
     refused = runner.invoke(app, ["db", "upgrade", "nope"])
     assert refused.exit_code == 1

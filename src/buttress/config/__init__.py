@@ -12,7 +12,7 @@ descriptions and examples feed ``.env.example``, the README table and the error 
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,
-``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``), each a plain pydantic
+``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``, ``_files``), each a plain pydantic
 model that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL),
 ``_sources`` and ``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no
 setting), ``_imports`` (the checks that import code) and ``_render`` (what people see).
@@ -32,6 +32,7 @@ from buttress.config._http import (
     HttpSettings,
     HttpTimeoutSettings,
 )
+from buttress.config._files import FilesSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._load import check_settings, get_settings, load_settings, reset_settings
 from buttress.config._logging import LoggingSettings
@@ -72,6 +73,7 @@ __all__ = [
     "HttpRetrySettings",
     "HttpSettings",
     "HttpTimeoutSettings",
+    "FilesSettings",
     "JobsSettings",
     "LimiterSettings",
     "LoggingSettings",

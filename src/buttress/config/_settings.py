@@ -26,6 +26,7 @@ from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
 from buttress.config._http import HttpSettings
+from buttress.config._files import FilesSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
 
     @field_validator("redis_url")
     @classmethod
