@@ -12,10 +12,10 @@ descriptions and examples feed ``.env.example``, the README table and the error 
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,
-``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``, ``_files``), each a plain pydantic
-model that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs which URL),
-``_sources`` and ``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names that are no
-setting), ``_imports`` (the checks that import code) and ``_render`` (what people see).
+``_server``, ``_observe``, ``_resilience``, ``_http``, ``_cache``, ``_db``, ``_jobs``, ``_files``), each a
+plain pydantic model that imports no capability; ``_settings`` (the root), ``_rules`` (which backend needs
+which URL), ``_sources`` and ``_load`` (reading), ``_problems`` (errors as variables), ``_unknown`` (names
+that are no setting), ``_imports`` (the checks that import code) and ``_render`` (what people see).
 """
 
 from buttress._redaction import mask_url_password
@@ -24,6 +24,7 @@ from buttress.config._cache import CacheSettings
 from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField, env_var_name
+from buttress.config._files import FilesSettings
 from buttress.config._http import (
     HttpBulkheadSettings,
     HttpHostPolicySettings,
@@ -32,7 +33,6 @@ from buttress.config._http import (
     HttpSettings,
     HttpTimeoutSettings,
 )
-from buttress.config._files import FilesSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._load import check_settings, get_settings, load_settings, reset_settings
 from buttress.config._logging import LoggingSettings
@@ -67,13 +67,13 @@ __all__ = [
     "CacheSettings",
     "DbSettings",
     "EventsSettings",
+    "FilesSettings",
     "HttpBulkheadSettings",
     "HttpHostPolicySettings",
     "HttpPolicySettings",
     "HttpRetrySettings",
     "HttpSettings",
     "HttpTimeoutSettings",
-    "FilesSettings",
     "JobsSettings",
     "LimiterSettings",
     "LoggingSettings",

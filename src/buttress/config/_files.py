@@ -90,6 +90,6 @@ class FilesSettings(BaseModel):
     )
     auto_migrate: bool = Field(
         default=True,
-        description="Create or upgrade buttress's file tables on first use (buttress db upgrade does it too).",
+        description="Create or upgrade buttress's file tables on first use (buttress db upgrade does too).",
         examples=[False],
     )

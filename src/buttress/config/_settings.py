@@ -25,8 +25,8 @@ from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
-from buttress.config._http import HttpSettings
 from buttress.config._files import FilesSettings
+from buttress.config._http import HttpSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
