@@ -15,6 +15,7 @@ from buttress.files._detect import HEAD_SIZE, TypeDetector
 from buttress.files._info import FileState, StoredFile
 from buttress.files._local import LocalBlobStore
 from buttress.files._names import safe_name
+from buttress.files._provide import get_files, health_checks, register_services
 from buttress.files._stats import StorageStats
 from buttress.files._store import FileStore
 from buttress.files._sweep import SweepReport
@@ -35,5 +36,8 @@ __all__ = [
     "SweepReport",
     "TypeDetector",
     "Upload",
+    "get_files",
+    "health_checks",
+    "register_services",
     "safe_name",
 ]
