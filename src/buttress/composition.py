@@ -109,9 +109,9 @@ def _jobs(container: Container) -> None:
 def _files(container: Container) -> None:
     if not db_installed():
         return  # files' rows live in the database: without the [db] extra there is nothing to register
-    from buttress.files import _provide  # noqa: PLC0415 - loaded already: one of its types was asked for
+    from buttress import files  # noqa: PLC0415 - loaded already: one of its types was asked for
 
-    _provide.register_services(container)
+    files.register_services(container)
 
 
 _PROVIDERS: dict[str, Callable[[Container], None]] = {
