@@ -39,10 +39,12 @@ from buttress.files._catalog import (
     touch_plan,
     usage_plan,
 )
+from buttress.files._cleanup import CleanupReport, cleanup
 from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
 from buttress.files._reservations import Limits, NewReservation, reserve_plan
+from buttress.files._retention import Retention, check_rules
 from buttress.files._sources import achunks, chunks, upload_file_hints
 from buttress.files._stats import StorageStats, stats_plan
 from buttress.files._sweep import SweepReport, sweep
@@ -84,6 +86,7 @@ class FileStore:
         detector: TypeDetector | None = None,
         metrics: MetricsRegistry | None = None,
         events: EventBus | None = None,
+        retention: Sequence[Retention] = (),
     ) -> None:
         if settings is not None and not isinstance(settings, FilesSettings):
             raise ValidationError(
@@ -108,6 +111,7 @@ class FileStore:
         self.postgres = self.db.backend == "postgresql"
         self.limits = Limits(settings.quota, settings.owner_quota)
         self.allowed = validate_allowed(settings.allowed_types, "files.allowed_types")
+        self.retention = check_rules(retention, field="retention", quota=self.limits.total)
         self._schema_ready = not settings.auto_migrate
         self._schema_lock = threading.Lock()
 
@@ -550,6 +554,19 @@ class FileStore:
     async def asweep(self) -> SweepReport:
         """Async :meth:`sweep`."""
         return await asyncio.to_thread(self.sweep)
+
+    def cleanup(
+        self, *, dry_run: bool = False, rules: Sequence[Retention] | None = None, limit: int | None = None
+    ) -> CleanupReport:
+        """Sweep, then apply the retention rules (default: ``retention``); ``dry_run`` only lists them."""
+        chosen = self.retention if rules is None else rules
+        return cleanup(self, chosen, dry_run=dry_run, limit=limit)
+
+    async def acleanup(
+        self, *, dry_run: bool = False, rules: Sequence[Retention] | None = None, limit: int | None = None
+    ) -> CleanupReport:
+        """Async :meth:`cleanup`."""
+        return await asyncio.to_thread(lambda: self.cleanup(dry_run=dry_run, rules=rules, limit=limit))
 
     def close(self) -> None:
         """Nothing of its own to close; the database belongs to whoever made it."""

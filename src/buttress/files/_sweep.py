@@ -47,8 +47,19 @@ def _recorded(key: str) -> Plan[bool]:
     return bool(rows)
 
 
-def sweep(store: FileStore, host: str) -> SweepReport:
-    """One pass over the reservations and the blob store's leftovers (see the module docstring)."""
+def _unrecorded_object(store: FileStore, key: str | None) -> bool:
+    """Whether ``key`` holds bytes that no row names (what a real pass would delete as an orphan)."""
+    if key is None or store.blobs.size(key) is None:
+        return False
+    return not store.runner.run(lambda: _recorded(key), write=False)
+
+
+def sweep(store: FileStore, host: str, *, dry_run: bool = False) -> SweepReport:
+    """One pass over the reservations and the blob store's leftovers (see the module docstring).
+
+    ``dry_run``: change nothing and report what the pass would reclaim (a save that settles or a sweeper
+    that wins meanwhile makes the real pass reclaim less).
+    """
     now = store.clock.time()
     ttl = store.settings.reservation_ttl
     live: set[str] = set()
@@ -59,6 +70,14 @@ def sweep(store: FileStore, host: str) -> SweepReport:
         if not abandoned:
             if held.temp:
                 live.add(held.temp)
+            continue
+        if dry_run:
+            released += 1
+            freed += held.bytes
+            if held.temp:
+                removed += 1
+                live.add(held.temp)  # the real pass removes it here, so the loop below never sees it
+            orphans += int(bool(held.key) and _unrecorded_object(store, held.key))
             continue
         if not store.runner.run(lambda held=held: release_plan(held.id, held.owner)):  # type: ignore[misc]
             continue  # another sweeper, or the save itself, got there first
@@ -71,6 +90,7 @@ def sweep(store: FileStore, host: str) -> SweepReport:
             orphans += int(store.blobs.delete(held.key))
     for leftover in store.blobs.leftovers():
         if leftover.temp not in live and leftover.started_at <= now - ttl:
-            store.blobs.remove_leftover(leftover.temp)
+            if not dry_run:
+                store.blobs.remove_leftover(leftover.temp)
             removed += 1
     return SweepReport(released, removed, orphans, freed)
