@@ -27,6 +27,7 @@ DAY = 86400.0
         ({"state": "archived", "action": "archive", "max_age": 1}, "action"),
         ({"max_age": -1}, "max_age"),
         ({"max_age": True}, "max_age"),
+        ({"max_age": timedelta(days=1)}, "max_age"),
         ({"idle": float("inf")}, "idle"),
         ({"idle": "30d"}, "idle"),
         ({"high_water": 0}, "high_water"),
@@ -45,8 +46,8 @@ def test_a_bad_rule_names_its_field(fields: dict[str, Any], field: str) -> None:
     assert caught.value.context["field"] == field
 
 
-def test_a_rule_takes_timedeltas_and_fills_in_its_low_water() -> None:
-    rule = Retention(max_age=timedelta(days=30), idle=timedelta(hours=12), tag="raw", owner="ana")
+def test_a_rule_describes_itself_and_fills_in_its_low_water() -> None:
+    rule = Retention(max_age=30 * DAY, idle=12 * 3600, tag="raw", owner="ana")
     assert (rule.max_age, rule.idle) == (30 * DAY, 12 * 3600.0)
     assert rule.describe() == "archive stored files older than 30d unread for 12h tagged 'raw' of 'ana'"
     pressure = Retention(action="delete", high_water=0.9)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import bindparam, text
@@ -50,11 +49,9 @@ _UNITS: Final = (("d", 86400), ("h", 3600), ("m", 60))
 def _seconds(value: object, field: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ValidationError(
-            f"{field} must be seconds >= 0 or a timedelta, got {value!r}; e.g. {field}=30 * 86400",
+            f"{field} must be a number of seconds >= 0, got {value!r}; e.g. {field}=30 * 86400",
             field=field,
         )
     return float(value)
