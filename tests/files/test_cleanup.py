@@ -245,7 +245,9 @@ def test_the_store_keeps_its_rules_and_counts_what_they_did(
 def test_two_concurrent_cleanups_never_double_act_and_report_no_errors(
     make_store: Callable[..., FileStore], clock: FakeClock, tmp_path: Path, action: str
 ) -> None:
-    first, second = make_store(), make_store()  # two stores on one database and one directory
+    # Two stores on one database and one directory. Temp files carry real mtimes while the clock runs two
+    # days ahead, so the TTL is longer than that: each run's sweep must not take the other's copies in flight.
+    first, second = make_store(reservation_ttl=10 * DAY), make_store(reservation_ttl=10 * DAY)
     count = 600 if action == "delete" else 150
     made = [first.save(b"%d\n" % i * 50, name=f"{i}.txt", owner=f"o{i % 3}") for i in range(count)]
     clock.advance(2 * DAY)

@@ -7,9 +7,9 @@ same run (a file archived now is purged by a later run, not this one), which is 
 equal.
 
 Deletes go ``BATCH`` rows per transaction (:func:`delete_batch_plan`), the bytes removed after the rows;
-archives go one file at a time (the bytes are copied, checked against the sha256, and the row moved only
-if it is still stored). When another cleanup, a user's delete or a read gets to a file first, the file is
-counted as ``raced``: someone else did it, not an error.
+archives copy and check each file's bytes, then move the batch's rows in one transaction (a row only
+if it is still stored) and drop the originals of the rows moved. When another cleanup, a user's delete
+or a read gets to a file first, the file is counted as ``raced``: someone else did it, not an error.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from buttress.errors import ButtressError, ConflictError, NotFoundError, ValidationError
 from buttress.files._archive import copy_blob
-from buttress.files._catalog import archived_plan, get_plan
+from buttress.files._catalog import get_plan
 from buttress.files._info import StoredFile
 from buttress.files._retention import (
     BATCH,
     Retention,
+    archive_batch_plan,
     candidates_plan,
     check_rules,
     cursor_of,
@@ -199,9 +200,7 @@ class _Run:
         elif rule.action == "delete":
             self._delete(index, rule, reason, picked)
         else:
-            for found in picked:
-                outcome, error = self._archive(found)
-                self.actions.append(_action(found, index, rule, reason, outcome=outcome, error=error))
+            self._archive(index, rule, reason, picked)
 
     def _delete(self, index: int, rule: Retention, reason: str, picked: Sequence[StoredFile]) -> None:
         store = self.store
@@ -229,11 +228,37 @@ class _Run:
             self.actions.append(_action(removed, index, rule, reason, outcome=outcome, error=error))
             store.telemetry.announce("files.deleted", removed)
 
-    def _archive(self, found: StoredFile) -> tuple[Outcome, str | None]:
-        """Archive one file as ``FileStore.archive`` does, knowing whether this run was the one that did."""
+    def _archive(self, index: int, rule: Retention, reason: str, picked: Sequence[StoredFile]) -> None:
+        """Archive a batch as ``FileStore.archive`` does (copy, check, move the row, drop the original),
+        with one transaction for the rows, knowing which files this run was the one to archive."""
         store = self.store
         packed = store.settings.archive_compress
-        target = f"archive/{found.id[:2]}/{found.id}" + (".gz" if packed else "")  # FileStore.archive's key
+        copied: list[tuple[str, str]] = []
+        outcomes: dict[str, tuple[Outcome, str | None]] = {}
+        for found in picked:
+            target = f"archive/{found.id[:2]}/{found.id}" + (".gz" if packed else "")  # FileStore's key
+            failed = self._copy(found, target, packed)
+            if failed is None:
+                copied.append((found.id, target))
+            else:
+                outcomes[found.id] = failed
+        won = store.runner.run(lambda: archive_batch_plan(copied, packed, self.now)) if copied else set()
+        targets = dict(copied)
+        for found in picked:
+            if found.id in targets:
+                if found.id in won:
+                    store.blobs.delete(found.key)
+                    store.telemetry.announce("files.archived", found)
+                    outcomes[found.id] = ("done", None)
+                else:
+                    store.archive_blobs.delete(targets[found.id])  # deleted or archived meanwhile
+                    outcomes[found.id] = ("raced", None)
+            outcome, error = outcomes[found.id]
+            self.actions.append(_action(found, index, rule, reason, outcome=outcome, error=error))
+
+    def _copy(self, found: StoredFile, target: str, packed: bool) -> tuple[Outcome, str | None] | None:
+        """Copy one file to the archive and check it; None when the copy is good, else the outcome."""
+        store = self.store
         try:
             digest, _ = copy_blob(
                 store.blobs, found.key, store.archive_blobs, target, transform="gzip" if packed else None
@@ -249,12 +274,7 @@ class _Run:
         if digest != found.sha256:
             store.archive_blobs.delete(target)
             return "error", f"file {found.id} no longer matches its sha256; it was not archived"
-        if not store.runner.run(lambda: archived_plan(found.id, target, packed, self.now)):
-            store.archive_blobs.delete(target)  # deleted or archived meanwhile
-            return "raced", None
-        store.blobs.delete(found.key)
-        store.telemetry.announce("files.archived", found)
-        return "done", None
+        return None
 
     def _still(self, found: StoredFile) -> bool:
         """Whether the file is still there in the state it was chosen in."""

@@ -32,6 +32,7 @@ __all__ = [
     "BATCH",
     "Action",
     "Retention",
+    "archive_batch_plan",
     "candidates_plan",
     "check_rules",
     "delete_batch_plan",
@@ -313,3 +314,21 @@ def delete_batch_plan(
         [{"scope": scope, "size": size, "files": n} for scope, (size, n) in sorted(counts.items())],
     )
     return gone
+
+
+_ARCHIVED = text(
+    "UPDATE buttress_files SET state = 'archived', archive_key = :archive_key, compressed = :compressed, "
+    "archived_at = :now WHERE id = :id AND state = 'stored'"
+)
+
+
+def archive_batch_plan(copied: Sequence[tuple[str, str]], compressed: bool, now: float) -> Plan[set[str]]:
+    """Mark each ``(file_id, archive_key)`` archived if it is still stored; the ids this call moved."""
+    won: set[str] = set()
+    for file_id, archive_key in copied:
+        count = yield Step(
+            _ARCHIVED, {"archive_key": archive_key, "compressed": int(compressed), "now": now, "id": file_id}
+        )
+        if count:
+            won.add(file_id)
+    return won
