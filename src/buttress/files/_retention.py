@@ -193,8 +193,11 @@ def _shown(mark: float) -> str:
     return f"{mark:.0%}" if mark <= 1 else f"{int(mark)} bytes"
 
 
-def check_rules(rules: object, *, field: str = "rules", quota: int | None = None) -> tuple[Retention, ...]:
-    """``rules`` as a tuple of :class:`Retention`; a rule measured against a missing quota is refused."""
+def check_rules(
+    rules: object, *, field: str = "rules", quota: int | None = None, quota_known: bool = True
+) -> tuple[Retention, ...]:
+    """``rules`` as a tuple of :class:`Retention`; a rule measured against a missing quota is refused
+    (unless ``quota_known`` is False: the store that will apply them is not known yet)."""
     if isinstance(rules, Retention):
         rules = (rules,)
     if isinstance(rules, str | bytes) or not isinstance(rules, Sequence):
@@ -208,7 +211,7 @@ def check_rules(rules: object, *, field: str = "rules", quota: int | None = None
             raise ValidationError(
                 f"{field} must hold Retention rules, got {type(rule).__name__}", field=field
             )
-        if rule.needs_quota and quota is None:
+        if rule.needs_quota and quota is None and quota_known:
             raise ValidationError(
                 f"{rule.describe()}: a high_water up to 1 is a fraction of files.quota, and this store has "
                 "no quota; set files.quota or give high_water in bytes (e.g. 50e9)",
