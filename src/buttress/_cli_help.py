@@ -23,4 +23,5 @@ Commands:
   cache      The cache: run its warmers, read its stats.
   db         The database: buttress's own tables; a running service's...
   jobs       Jobs in the database: list, show, cancel, retry and purge them.
+  files      Files in the store: stats, list, archive, restore and clean up.
 """

@@ -1,4 +1,4 @@
-"""The ``buttress`` command: config, health, serve, demo, breakers, cache, db, jobs, schedules and more.
+"""The ``buttress`` command: config, health, serve, demo, breakers, cache, db, jobs, files and more.
 
 Adding a command is a function under ``@app.command()``, or ``app.add_typer(group, name="...")`` for a group
 of them. Expected failures (an invalid configuration, a file that cannot be written) exit 1 with the problem
@@ -456,6 +456,135 @@ def jobs_purge(
 
     code = purge_command(
         older_than=older_than, status=status or (), as_json=as_json, console=_stdout(), err_console=_stderr()
+    )
+    raise typer.Exit(code)
+
+
+files_app = typer.Typer(
+    help="Files in the store: stats, list, archive, restore and clean up.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(files_app, name="files")
+
+FileId = Annotated[str, typer.Argument(metavar="ID", help="The file's 32-hex id.")]
+FilesJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@files_app.command("stats")
+def files_stats(as_json: FilesJson = False) -> None:
+    """Files and bytes by state, quota use per owner, saves in flight, where the bytes live."""
+    from buttress.files.cli import stats_command  # noqa: PLC0415 - SQLAlchemy and libmagic, this command only
+
+    raise typer.Exit(stats_command(as_json=as_json, console=_stdout(), err_console=_stderr()))
+
+
+@files_app.command("ls")
+def files_ls(
+    *,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's files.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only files with this tag.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", metavar="STATE", help="Only stored or archived files.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="At most this many files.")] = 100,
+    as_json: FilesJson = False,
+) -> None:
+    """List files, newest first."""
+    from buttress.files.cli import ls_command  # noqa: PLC0415 - SQLAlchemy and libmagic, this command only
+
+    if state not in (None, "stored", "archived"):
+        raise typer.BadParameter(f"--state must be stored or archived, got {state!r}")
+    code = ls_command(
+        owner=owner,
+        tag=tag,
+        state="archived" if state == "archived" else ("stored" if state else None),
+        limit=limit,
+        as_json=as_json,
+        console=_stdout(),
+        err_console=_stderr(),
+    )
+    raise typer.Exit(code)
+
+
+@files_app.command("archive")
+def files_archive(file_id: FileId, as_json: FilesJson = False) -> None:
+    """Move a stored file's bytes to the archive (gzipped); exit 1 when there is no such file."""
+    from buttress.files.cli import archive_command  # noqa: PLC0415 - SQLAlchemy and libmagic, this command only
+
+    raise typer.Exit(
+        archive_command(file_id=file_id, as_json=as_json, console=_stdout(), err_console=_stderr())
+    )
+
+
+@files_app.command("restore")
+def files_restore(file_id: FileId, as_json: FilesJson = False) -> None:
+    """Bring an archived file back (its sha256 checked); exit 1 when there is no such file."""
+    from buttress.files.cli import restore_command  # noqa: PLC0415 - SQLAlchemy and libmagic, this command only
+
+    raise typer.Exit(
+        restore_command(file_id=file_id, as_json=as_json, console=_stdout(), err_console=_stderr())
+    )
+
+
+@files_app.command("cleanup")
+def files_cleanup(
+    *,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be done; change nothing.")
+    ] = False,
+    max_age: Annotated[
+        str | None, typer.Option("--max-age", metavar="AGE", help="Files created longer ago (30d, 12h, 90m).")
+    ] = None,
+    idle: Annotated[
+        str | None, typer.Option("--idle", metavar="AGE", help="Files unread for this long.")
+    ] = None,
+    high_water: Annotated[
+        str | None,
+        typer.Option("--high-water", metavar="MARK", help="Only over this use: 0.9 of the quota, or 50GB."),
+    ] = None,
+    low_water: Annotated[
+        str | None, typer.Option("--low-water", metavar="MARK", help="Down to this use (default 0.9 x high).")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only files with this tag.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's files.")] = None,
+    action: Annotated[str, typer.Option("--action", metavar="ACTION", help="archive or delete.")] = "archive",
+    state: Annotated[
+        str,
+        typer.Option("--state", metavar="STATE", help="stored, or archived (with --action delete: purge)."),
+    ] = "stored",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many files.")] = None,
+    modules: Annotated[
+        list[str] | None,
+        typer.Option("--import", metavar="MODULE", help="Import this module first: it defines the rules."),
+    ] = None,
+    as_json: FilesJson = False,
+) -> None:
+    """Sweep abandoned saves, then apply retention: the rule of these options, else the imported app's."""
+    from buttress.errors import ValidationError  # noqa: PLC0415 - with the command's other imports
+    from buttress.files.cli import cleanup_command, rule_from_options  # noqa: PLC0415 - SQLAlchemy, libmagic
+    from buttress.jobs.cli import import_modules  # noqa: PLC0415 - as above
+
+    try:
+        rule = rule_from_options(
+            action=action,
+            state=state,
+            max_age=max_age,
+            idle=idle,
+            high_water=high_water,
+            low_water=low_water,
+            tag=tag,
+            owner=owner,
+        )
+    except ValidationError as exc:
+        field = str(exc.context.get("field", "max_age"))
+        raise typer.BadParameter(str(exc), param_hint=f"'--{field.replace('_', '-')}'") from None
+    if modules and not import_modules(modules, _stderr()):
+        raise typer.Exit(1)
+    code = cleanup_command(
+        rule=rule, dry_run=dry_run, limit=limit, as_json=as_json, console=_stdout(), err_console=_stderr()
     )
     raise typer.Exit(code)
 
