@@ -1,8 +1,11 @@
 """How long a cleanup of N expired files takes: dry run, delete and archive, on SQLite and PostgreSQL.
 
 The files are seeded directly (rows through one ``executemany``, counters set, a small file on disk per
-row under the store's key), as a store that has been saving for months would hold them; then the clock
-moves past ``max_age`` and the cleanup runs. The issue's goal: 100k expired files in at most 60 s.
+row under the store's key), one second apart, as a store that has been saving for a while would hold
+them; then the clock moves past ``max_age`` and the cleanup runs. The issue's goal: 100k expired files
+in at most 60 s. ``--ties`` saves them all at one instant (a bulk import): the indexes ``(state,
+created_at)`` cannot order ties by id, so each batch sorts them; ``--index-with-id`` adds ``id`` to both
+indexes, which removes that cost.
 
     .venv/bin/python -m benchmarks.files_cleanup [N] [--archive M] [--only sqlite|postgresql]
 
@@ -46,7 +49,7 @@ _INSERT = text(
 )
 
 
-def _seed(store: FileStore, root: Path, count: int, now: float) -> None:
+def _seed(store: FileStore, root: Path, count: int, now: float, *, ties: bool) -> None:
     digest = hashlib.sha256(BODY).hexdigest()
     rows = []
     for index in range(count):
@@ -57,7 +60,7 @@ def _seed(store: FileStore, root: Path, count: int, now: float) -> None:
         path.write_bytes(BODY)
         rows.append(
             {"id": file_id, "key": key, "owner": f"user-{index % 50}", "name": f"{index}.txt",
-             "size": len(BODY), "sha256": digest, "now": now}
+             "size": len(BODY), "sha256": digest, "now": now if ties else now - count + index}
         )  # fmt: skip
     owners = {str(row["owner"]) for row in rows}
     with store.db.engine.begin() as connection:
@@ -102,19 +105,26 @@ def _timed(kind: str, what: str, count: int, run: Callable[[], CleanupReport]) -
     print(f"{kind:<10} {what:<18} {count:>7} files {seconds:7.2f} s {rate:9.0f} files/s ({done} listed)")
 
 
-def bench(kind: str, count: int, archived: int) -> None:
+def bench(kind: str, count: int, archived: int, *, ties: bool, with_id: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, _database(kind, Path(tmp)) as url:
         root = Path(tmp) / "blobs"
         clock = FakeClock(start_time=time.time())
         store = _store(url, root, clock)
-        _seed(store, root, count, clock.time())
+        if with_id:
+            with store.db.engine.begin() as connection:
+                for name, column in (("age", "created_at"), ("access", "accessed_at")):
+                    connection.execute(text(f"DROP INDEX buttress_files_{name}"))
+                    connection.execute(
+                        text(f"CREATE INDEX buttress_files_{name} ON buttress_files (state, {column}, id)")
+                    )
+        _seed(store, root, count, clock.time(), ties=ties)
         clock.advance(31 * DAY)
         delete = [Retention(action="delete", max_age=30 * DAY)]
         _timed(kind, "dry run (delete)", count, lambda: store.cleanup(rules=delete, dry_run=True))
         _timed(kind, "delete", count, lambda: store.cleanup(rules=delete))
         assert store.usage().files == 0
         if archived:
-            _seed(store, root, archived, clock.time())
+            _seed(store, root, archived, clock.time(), ties=ties)
             clock.advance(31 * DAY)
             archive = [Retention(max_age=30 * DAY)]
             _timed(kind, "archive (gzip)", archived, lambda: store.cleanup(rules=archive))
@@ -126,10 +136,12 @@ def main() -> None:
     parser.add_argument("count", nargs="?", type=int, default=10_000)
     parser.add_argument("--archive", type=int, default=2_000, help="files to archive after the delete")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--ties", action="store_true", help="every file saved at the same instant")
+    parser.add_argument("--index-with-id", action="store_true", help="indexes (state, time, id)")
     options = parser.parse_args()
     for kind in ("sqlite", "postgresql"):
         if options.only in (None, kind):
-            bench(kind, options.count, options.archive)
+            bench(kind, options.count, options.archive, ties=options.ties, with_id=options.index_with_id)
 
 
 if __name__ == "__main__":
