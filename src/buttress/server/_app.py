@@ -162,18 +162,24 @@ def install(
     app.include_router(cache_router(route_class), prefix=prefix)
     if db_installed():  # without the [db] extra there is no database to describe
         from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
+        from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs
         from buttress.server._routes_jobs import jobs_router  # noqa: PLC0415 - jobs live in the database
 
         app.include_router(db_router(ops, route_class), prefix=prefix)
         app.include_router(jobs_router(ops, route_class, optional_admin), prefix=prefix)
+        if files_installed():
+            app.include_router(files_router(ops, route_class, optional_admin), prefix=prefix)
     if ops.auth.configured:
         app.include_router(admin_router(ops, route_class, require_admin), prefix=prefix)
         app.include_router(resilience_admin_router(route_class, require_admin), prefix=prefix)
         app.include_router(cache_admin_router(route_class, require_admin), prefix=prefix)
         if db_installed():
+            from buttress.server._routes_files import files_admin_router, files_installed  # noqa: PLC0415
             from buttress.server._routes_jobs import jobs_admin_router  # noqa: PLC0415 - as above
 
             app.include_router(jobs_admin_router(ops, route_class, require_admin), prefix=prefix)
+            if files_installed():
+                app.include_router(files_admin_router(ops, route_class, require_admin), prefix=prefix)
     if handle_errors and ButtressError not in app.exception_handlers:
         app.add_exception_handler(ButtressError, _error_handler(ops))
     _add_problem_schemas(app)
