@@ -35,6 +35,10 @@ def _app(*, admin: bool = True, expose_details: bool = False) -> FastAPI:
     return build(settings=settings).app
 
 
+def _entries(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
 @pytest.fixture
 def served(make_store: Callable[..., FileStore], clock: FakeClock) -> Iterator[FileStore]:
     """A store with a retention rule, as the process's FileStore (what the routes read)."""
@@ -149,5 +153,5 @@ async def test_a_process_without_files_answers_empty_and_creates_nothing(tmp_pat
         assert missing.status_code == 404
         cleanup = await http.post("/storage/cleanup", headers=ADMIN)
         assert (cleanup.status_code, cleanup.json()["actions_total"]) == (200, 0)
-    assert list(tmp_path.iterdir()) == []  # no buttress.db, no buttress-files/
+    assert _entries(tmp_path) == []  # no buttress.db, no buttress-files/
     assert get_container().peek(FileStore) is None
