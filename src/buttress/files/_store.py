@@ -416,6 +416,10 @@ class FileStore:
         """A stored file's whole content (for small files; stream big ones)."""
         return b"".join(self.stream(file_id))
 
+    async def aread_bytes(self, file_id: str) -> bytes:
+        """Async :meth:`read_bytes`."""
+        return await asyncio.to_thread(self.read_bytes, file_id)
+
     def presign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
         """A time-limited download URL (S3), or None where the store has none (local disk)."""
         if not isinstance(expires, int | float) or isinstance(expires, bool) or not 1 <= expires <= 7 * 86400:
@@ -424,6 +428,10 @@ class FileStore:
         return self.blobs.presign(
             found.key, expires=expires, filename=found.name, content_type=found.content_type
         )
+
+    async def apresign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
+        """Async :meth:`presign`."""
+        return await asyncio.to_thread(lambda: self.presign(file_id, expires=expires))
 
     # -- changing -----------------------------------------------------------------------------------
 
@@ -526,6 +534,14 @@ class FileStore:
         owners = None if owner is None else [owner]
         found = self.runner.run(lambda: usage_plan(self.limits, owners or []), write=False)
         return found[-1]
+
+    async def aset_quota(self, owner: str, quota: int | None) -> None:
+        """Async :meth:`set_quota`."""
+        await asyncio.to_thread(self.set_quota, owner, quota)
+
+    async def ausage(self, owner: str | None = None) -> ScopeUsage:
+        """Async :meth:`usage`."""
+        return await asyncio.to_thread(self.usage, owner)
 
     def stats(self) -> StorageStats:
         """Totals by state, quota use per scope, saves in flight, and where the bytes live."""
