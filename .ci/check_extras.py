@@ -1,8 +1,9 @@
 """Run inside a fresh venv holding buttress with one extra: what it promises works, the rest names its extra.
 
-``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, jobs, files, s3, all). Every public module imports,
-or raises MissingExtra naming an extra that is not installed; each feature below runs when its extras are
-installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script exits 1 saying so).
+``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, jobs, files, s3, all). Every public
+module imports, or raises MissingExtra naming an extra that is not installed; each feature below runs when
+its extras are installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script
+exits 1 saying so).
 A public module that imports also resolves every name in its ``__all__`` (``from module import *`` works).
 Run from the repository root, it imports the installed wheel: ``.ci/`` is on sys.path, ``src/`` is not.
 """

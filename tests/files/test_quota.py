@@ -100,7 +100,8 @@ RACER = textwrap.dedent(
     from buttress.errors import QuotaExceeded
     from buttress.files import FileStore, LocalBlobStore
 
-    url, root, quota, count, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    url, root = sys.argv[1], sys.argv[2]
+    quota, count, size = (int(argument) for argument in sys.argv[3:6])
     store = FileStore(LocalBlobStore(root), db=Database(url), settings=FilesSettings(quota=quota))
     stored = refused = 0
     print("ready", flush=True)
@@ -173,7 +174,10 @@ def test_a_save_killed_mid_write_leaves_nothing_after_the_next_sweep(
     root = tmp_path / "blobs"
     LocalBlobStore(root)
     with subprocess.Popen(
-        [sys.executable, "-c", WRITER, url, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, url, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as writer:
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "written"

@@ -18,8 +18,21 @@ PAIRS = [
 
 def test_the_twins_are_there() -> None:
     names = {name for _, name in PAIRS}
-    assert {"save", "begin", "stat", "list", "stream", "delete", "archive", "restore", "stats", "sweep"} <= names
-    members = {name for name, member in vars(FileStore).items() if not name.startswith("_") and callable(member)}
+    assert {
+        "save",
+        "begin",
+        "stat",
+        "list",
+        "stream",
+        "delete",
+        "archive",
+        "restore",
+        "stats",
+        "sweep",
+    } <= names
+    members = {
+        name for name, member in vars(FileStore).items() if not name.startswith("_") and callable(member)
+    }
     twins = {name for name in members if name.startswith("a") and name[1:] in members}
     lonely = {name for name in members - twins if "a" + name not in members}
     assert lonely == {"ensure_schema", "close"}
