@@ -276,3 +276,17 @@ def test_a_fresh_database_is_migrated_on_first_use(
     store = make_store()
     with store.db.engine.begin() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM buttress_files")).scalar() == 0
+
+
+def test_open_gives_a_file_object_that_reads_lines_and_ranges(store: FileStore) -> None:
+    saved = store.save(b"one\ntwo\nthree\n", name="lines.txt")
+    with store.open(saved.id) as handle:
+        assert handle.readline() == b"one\n"
+        assert handle.read() == b"two\nthree\n"
+    with store.open(saved.id, start=4, end=7) as handle:
+        assert handle.read() == b"two"
+
+
+def test_the_async_save_reads_a_blocking_file_off_the_loop(store: FileStore) -> None:
+    saved = asyncio.run(store.asave(io.BytesIO(TEXT), name="notes.txt"))
+    assert store.read_bytes(saved.id) == TEXT

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import io
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from buttress.files._catalog import (
 from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
+from buttress.files._reader import ChunkReader
 from buttress.files._reservations import Limits, NewReservation, reserve_plan
 from buttress.files._sources import achunks, chunks, upload_file_hints
 from buttress.files._stats import StorageStats, stats_plan
@@ -411,6 +413,12 @@ class FileStore:
         done = object()
         while (chunk := await asyncio.to_thread(next, body, done)) is not done:
             yield chunk  # type: ignore[misc]
+
+    def open(self, file_id: str, *, start: int = 0, end: int | None = None) -> io.BufferedReader:
+        """A stored file as a read-only binary file (close it, or use ``with``); reads pull from the store."""
+        return io.BufferedReader(
+            ChunkReader(self.stream(file_id, start=start, end=end)), buffer_size=1024 * 1024
+        )
 
     def read_bytes(self, file_id: str) -> bytes:
         """A stored file's whole content (for small files; stream big ones)."""
