@@ -105,6 +105,12 @@ class Upload:
         if size > self.request.max_size:
             self._fail("too_large")
             raise too_large(self.request, size)
+        declared = self.request.declared_size
+        if declared is not None and size > declared:
+            self._fail(None)
+            raise ValidationError(
+                f"the body passed the {declared} bytes declared; nothing was kept", field="size"
+            )
         try:
             self._reserve_up_to(size)
             self._hash.update(chunk)
