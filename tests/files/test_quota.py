@@ -52,7 +52,7 @@ def test_a_file_larger_than_the_whole_quota_is_a_413(make_store: Callable[..., F
 def test_a_body_of_unknown_length_is_stopped_when_its_reservation_cannot_grow(
     make_store: Callable[..., FileStore], tmp_path: Path
 ) -> None:
-    store = make_store(quota=20 * 1024 * KIB)  # 20 MiB: the second 8 MiB step fits, the third does not
+    store = make_store(quota=20 * 1024 * KIB)  # 20 MiB: reserved 8, then 16; near the quota, 1 MiB at a time
     chunk = b"z" * (1024 * KIB)
     written: list[int] = []
 
@@ -63,7 +63,7 @@ def test_a_body_of_unknown_length_is_stopped_when_its_reservation_cannot_grow(
 
     with pytest.raises(QuotaExceeded):
         store.save(body(), name="big.bin")
-    assert len(written) == 17  # 16 MiB reserved in two steps; the 17th MiB needed a third, refused
+    assert len(written) == 21  # every MiB of the quota was usable; the 21st was refused before it was stored
     assert leftover_bytes(tmp_path / "blobs") == 0
     usage = store.usage()
     assert (usage.used, usage.reserved) == (0, 0)
