@@ -446,7 +446,7 @@ class FileStore:
     def delete(self, file_id: str) -> bool:
         """Remove a file (stored or archived), its bytes and its share of the quota; False if absent."""
         self.ensure_schema()
-        gone = self.runner.run(lambda: delete_plan(_checked_id(file_id)))
+        gone = self.runner.run(lambda: delete_plan(_checked_id(file_id), postgres=self.postgres))
         if gone is None:
             return False
         if gone.state == "archived" and gone.archive_key is not None:

@@ -214,7 +214,7 @@ class Upload:
             metadata=dict(request.metadata),
         )
         try:
-            self._store.runner.run(lambda: settle_plan(request.id, stored))
+            self._store.runner.run(lambda: settle_plan(request.id, stored, postgres=self._store.postgres))
         except BaseException:
             self._closed = True
             self._store.blobs.delete(request.key)
@@ -241,7 +241,9 @@ class Upload:
 
     def _release_quietly(self) -> None:
         try:
-            self._store.runner.run(lambda: release_plan(self.request.id, self.request.owner))
+            self._store.runner.run(
+                lambda: release_plan(self.request.id, self.request.owner, postgres=self._store.postgres)
+            )
         except ButtressError:  # the database is away: the reservation expires and the sweeper frees it
             _log.warning("could not release reservation %s; the sweeper will", self.request.id, exc_info=True)
 
