@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["CORPUS", "SPOOFED", "Sample", "Spoof", "corpus", "spoofed"]
+__all__ = ["Sample", "Spoof", "corpus", "spoofed"]
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -70,11 +70,10 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def png(width: int = 4, height: int = 3, *, text: bytes = b"") -> bytes:
     """An RGB PNG filled with a gradient (filter byte 0 on every row)."""
-    rows = b"".join(b"\x00" + bytes((x * 40 % 256, y * 60 % 256, 90) * 1)[:3] * 1 for y in range(height) for x in [0])
     raw = b"".join(
-        b"\x00" + b"".join(bytes((x * 40 % 256, y * 60 % 256, 90)) for x in range(width)) for y in range(height)
+        b"\x00" + b"".join(bytes((x * 40 % 256, y * 60 % 256, 90)) for x in range(width))
+        for y in range(height)
     )
-    del rows
     chunks = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
     if text:
         chunks += _png_chunk(b"tEXt", b"Comment\x00" + text)
@@ -148,7 +147,9 @@ def tiff(*, big_endian: bool = False) -> bytes:
     ]
     ifd = struct.pack(order + "H", len(entries))
     for tag, kind, count, value in entries:
-        packed = struct.pack(order + "H", value) + b"\x00\x00" if kind == 3 else struct.pack(order + "I", value)
+        packed = (
+            struct.pack(order + "H", value) + b"\x00\x00" if kind == 3 else struct.pack(order + "I", value)
+        )
         ifd += struct.pack(order + "HHI", tag, kind, count) + packed
     ifd += struct.pack(order + "I", 0)
     head = (b"MM" if big_endian else b"II") + struct.pack(order + "HI", 42, 8)
@@ -250,7 +251,6 @@ def ogg_page(packet: bytes, *, serial: int = 7, sequence: int = 0, flags: int = 
     """One Ogg page carrying one packet, with its CRC."""
     lacing = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
     head = b"OggS\x00" + struct.pack("<BqIIIB", flags, 0, serial, sequence, 0, len(lacing)) + lacing
-    head = head[:5] + head[5:]
     page = head + packet
     crc = _ogg_crc(page)
     return page[:22] + struct.pack("<I", crc) + page[26:]
@@ -283,7 +283,12 @@ def midi() -> bytes:
 def _ebml(element: int, body: bytes) -> bytes:
     size = len(body) | 0x80 if len(body) < 127 else None
     if size is None:
-        return element.to_bytes((element.bit_length() + 7) // 8, "big") + b"\x01" + len(body).to_bytes(7, "big") + body
+        return (
+            element.to_bytes((element.bit_length() + 7) // 8, "big")
+            + b"\x01"
+            + len(body).to_bytes(7, "big")
+            + body
+        )
     return element.to_bytes((element.bit_length() + 7) // 8, "big") + bytes([size]) + body
 
 
@@ -333,9 +338,13 @@ def woff(signature: bytes) -> bytes:
     """A WOFF (wOFF) or WOFF2 (wOF2) header wrapping a TrueType flavour."""
     font = sfnt(b"\x00\x01\x00\x00")
     if signature == b"wOFF":
-        header = signature + struct.pack(">IIHHIHHIIIII", 0x00010000, 44 + len(font), 0, 0, len(font), 1, 0, 0, 0, 0, 0, 0)
+        header = signature + struct.pack(
+            ">IIHHIHHIIIII", 0x00010000, 44 + len(font), 0, 0, len(font), 1, 0, 0, 0, 0, 0, 0
+        )
     else:
-        header = signature + struct.pack(">IIHHIIHHIIIII", 0x00010000, 48 + len(font), 1, 0, len(font), len(font), 1, 0, 0, 0, 0, 0, 0)
+        header = signature + struct.pack(
+            ">IIHHIIHHIIIII", 0x00010000, 48 + len(font), 1, 0, len(font), len(font), 1, 0, 0, 0, 0, 0, 0
+        )
     return header + font
 
 
@@ -361,7 +370,10 @@ def pdf(pages: int = 1) -> bytes:
 
 
 def postscript() -> bytes:
-    return b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 100 100\n%%EndComments\nnewpath 10 10 moveto 90 90 lineto stroke\nshowpage\n"
+    return (
+        b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 100 100\n%%EndComments\n"
+        b"newpath 10 10 moveto 90 90 lineto stroke\nshowpage\n"
+    )
 
 
 def rtf() -> bytes:
@@ -407,7 +419,9 @@ def _content_types(part: bytes, kind: bytes) -> bytes:
         b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
         b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         b'<Default Extension="xml" ContentType="application/xml"/>'
-        b'<Override PartName="/' + part + b'" ContentType="application/vnd.openxmlformats-officedocument.'
+        b'<Override PartName="/'
+        + part
+        + b'" ContentType="application/vnd.openxmlformats-officedocument.'
         + kind
         + b'"/></Types>'
     )
@@ -415,14 +429,23 @@ def _content_types(part: bytes, kind: bytes) -> bytes:
 
 def docx(*, content_types_first: bool = True, paragraphs: int = 3) -> bytes:
     """A WordprocessingML package; Word writes [Content_Types].xml first, other tools do not always."""
-    body = b"".join(b"<w:p><w:r><w:t>Paragraph %d of the corpus.</w:t></w:r></w:p>" % i for i in range(paragraphs))
+    body = b"".join(
+        b"<w:p><w:r><w:t>Paragraph %d of the corpus.</w:t></w:r></w:p>" % i for i in range(paragraphs)
+    )
     document = (
         b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="http://schemas.'
         b'openxmlformats.org/wordprocessingml/2006/main"><w:body>' + body + b"</w:body></w:document>"
     )
-    types = ("[Content_Types].xml", _content_types(b"word/document.xml", b"wordprocessingml.document.main+xml"))
+    types = (
+        "[Content_Types].xml",
+        _content_types(b"word/document.xml", b"wordprocessingml.document.main+xml"),
+    )
     rels = ("_rels/.rels", _RELS % b"word/document.xml")
-    parts = [types, rels, ("word/document.xml", document)] if content_types_first else [rels, ("word/document.xml", document), types]
+    parts = (
+        [types, rels, ("word/document.xml", document)]
+        if content_types_first
+        else [rels, ("word/document.xml", document), types]
+    )
     return _zip(parts)
 
 
@@ -445,7 +468,10 @@ def pptx(*, content_types_first: bool = True) -> bytes:
         b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<p:presentation xmlns:p="http://schemas.'
         b'openxmlformats.org/presentationml/2006/main"/>'
     )
-    types = ("[Content_Types].xml", _content_types(b"ppt/presentation.xml", b"presentationml.presentation.main+xml"))
+    types = (
+        "[Content_Types].xml",
+        _content_types(b"ppt/presentation.xml", b"presentationml.presentation.main+xml"),
+    )
     rels = ("_rels/.rels", _RELS % b"ppt/presentation.xml")
     doc = ("ppt/presentation.xml", presentation)
     return _zip([types, rels, doc] if content_types_first else [rels, doc, types])
@@ -453,8 +479,9 @@ def pptx(*, content_types_first: bool = True) -> bytes:
 
 def opendocument(mimetype: str) -> bytes:
     """An OpenDocument package: the ``mimetype`` entry first and stored, as the specification requires."""
-    content = b'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"/>'
-    manifest = b'<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"/>'
+    urn = b"urn:oasis:names:tc:opendocument:xmlns"
+    content = b'<?xml version="1.0"?>\n<office:document-content xmlns:office="' + urn + b':office:1.0"/>'
+    manifest = b'<?xml version="1.0"?>\n<manifest:manifest xmlns:manifest="' + urn + b':manifest:1.0"/>'
     return _zip(
         [("mimetype", mimetype.encode()), ("content.xml", content), ("META-INF/manifest.xml", manifest)],
         stored_first=True,
@@ -462,7 +489,10 @@ def opendocument(mimetype: str) -> bytes:
 
 
 def epub() -> bytes:
-    container = b'<?xml version="1.0"?>\n<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container"/>'
+    container = (
+        b'<?xml version="1.0"?>\n<container version="1.0" '
+        b'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"/>'
+    )
     return _zip(
         [("mimetype", b"application/epub+zip"), ("META-INF/container.xml", container)], stored_first=True
     )
@@ -528,7 +558,14 @@ def lz4() -> bytes:
     """An LZ4 frame with one uncompressed block."""
     data = _PAYLOAD[:64]
     descriptor = b"\x60\x40"
-    return b"\x04\x22\x4d\x18" + descriptor + b"\x82" + struct.pack("<I", len(data) | 0x80000000) + data + b"\x00" * 4
+    return (
+        b"\x04\x22\x4d\x18"
+        + descriptor
+        + b"\x82"
+        + struct.pack("<I", len(data) | 0x80000000)
+        + data
+        + b"\x00" * 4
+    )
 
 
 def cpio() -> bytes:
@@ -552,7 +589,11 @@ def ar_archive(*, deb: bool = False) -> bytes:
         return head + body + b"\n" * (len(body) % 2)
 
     if deb:
-        return b"!<arch>\n" + member(b"debian-binary", b"2.0\n") + member(b"control.tar.gz", gzip.compress(b"x", mtime=0))
+        return (
+            b"!<arch>\n"
+            + member(b"debian-binary", b"2.0\n")
+            + member(b"control.tar.gz", gzip.compress(b"x", mtime=0))
+        )
     return b"!<arch>\n" + member(b"hello.o/", b"\x7fELF" + b"\x00" * 60)
 
 
@@ -567,19 +608,24 @@ def rpm() -> bytes:
 def pe(*, dll: bool = False, machine: int = 0x8664) -> bytes:
     """A PE32+ image: DOS stub header, PE signature, COFF header and an optional header, no sections."""
     dos = b"MZ" + b"\x90\x00\x03\x00" + b"\x00" * 54 + struct.pack("<I", 0x80)
-    dos += b"\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21This program cannot be run in DOS mode.\r\r\n$"
+    dos += b"\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21"
+    dos += b"This program cannot be run in DOS mode.\r\r\n$"
     dos = dos.ljust(0x80, b"\x00")
     characteristics = 0x0022 | (0x2000 if dll else 0)
     coff = struct.pack("<HHIIIHH", machine, 0, 1_700_000_000, 0, 0, 240, characteristics)
     optional = struct.pack("<HBBIIIII", 0x20B, 14, 0, 0x200, 0, 0, 0x1000, 0x1000)
-    optional += struct.pack("<QIIHHHHHHIIIIHH", 0x140000000, 0x1000, 0x200, 6, 0, 0, 0, 6, 0, 0, 0x2000, 0x200, 0, 3, 0x8160)
+    optional += struct.pack(
+        "<QIIHHHHHHIIIIHH", 0x140000000, 0x1000, 0x200, 6, 0, 0, 0, 6, 0, 0, 0x2000, 0x200, 0, 3, 0x8160
+    )
     optional += struct.pack("<QQQQII", 0x100000, 0x1000, 0x100000, 0x1000, 0, 16) + b"\x00" * 128
     return dos + b"PE\x00\x00" + coff + optional
 
 
 def mach_o() -> bytes:
     """A 64-bit x86-64 Mach-O executable header with no load commands."""
-    return struct.pack("<IiiIIII", 0xFEEDFACF, 0x01000007, 3, 2, 0, 0, 0x00200085) + b"\x00" * 4 + b"\x00" * 64
+    return (
+        struct.pack("<IiiIIII", 0xFEEDFACF, 0x01000007, 3, 2, 0, 0, 0x00200085) + b"\x00" * 4 + b"\x00" * 64
+    )
 
 
 def java_class() -> bytes:
@@ -593,7 +639,12 @@ def wasm() -> bytes:
 
 def pyc() -> bytes:
     code = compile("print('corpus')\n", "corpus.py", "exec")
-    return importlib.util.MAGIC_NUMBER + b"\x00\x00\x00\x00" + struct.pack("<II", 1_700_000_000, 16) + marshal.dumps(code)
+    return (
+        importlib.util.MAGIC_NUMBER
+        + b"\x00\x00\x00\x00"
+        + struct.pack("<II", 1_700_000_000, 16)
+        + marshal.dumps(code)
+    )
 
 
 def lnk() -> bytes:
@@ -605,7 +656,9 @@ def lnk() -> bytes:
 def elf(kind: int) -> bytes:
     """A 64-bit little-endian x86-64 ELF header of type ``kind`` (1 relocatable, 2 executable)."""
     ident = b"\x7fELF\x02\x01\x01" + b"\x00" * 9
-    header = ident + struct.pack("<HHIQQQIHHHHHH", kind, 0x3E, 1, 0x401000 if kind == 2 else 0, 0, 0, 0, 64, 0, 0, 64, 0, 0)
+    header = ident + struct.pack(
+        "<HHIQQQIHHHHHH", kind, 0x3E, 1, 0x401000 if kind == 2 else 0, 0, 0, 0, 64, 0, 0, 64, 0, 0
+    )
     return header + b"\x00" * 64
 
 
@@ -641,12 +694,16 @@ SVG = (
 )
 SVG_BARE = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><circle cx="2" cy="2" r="1"/></svg>\n'
 SVG_SCRIPT = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>\n'
-XML = b'<?xml version="1.0" encoding="UTF-8"?>\n<catalog><book id="1"><title>Corpus</title></book></catalog>\n'
+XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<catalog><book id="1"><title>Corpus</title></book></catalog>\n'
+)
 TEXT = b"The quick brown fox jumps over the lazy dog. " * 20 + b"\n"
 
 
 def csv_text(rows: int = 30) -> bytes:
-    return b"id,name,quantity,price\n" + b"".join(b"%d,item %d,%d,%d.50\n" % (i, i, i * 3, i) for i in range(rows))
+    return b"id,name,quantity,price\n" + b"".join(
+        b"%d,item %d,%d,%d.50\n" % (i, i, i * 3, i) for i in range(rows)
+    )
 
 
 def json_text(n: int = 0) -> bytes:
@@ -655,9 +712,9 @@ def json_text(n: int = 0) -> bytes:
 
 SCRIPTS: dict[str, tuple[bytes, str]] = {
     "install.sh": (b"#!/bin/sh\nset -e\necho installing\nrm -rf ./build\n", "text/x-shellscript"),
-    "deploy.bash": (b"#!/usr/bin/env bash\nfor f in *; do echo \"$f\"; done\n", "text/x-shellscript"),
+    "deploy.bash": (b'#!/usr/bin/env bash\nfor f in *; do echo "$f"; done\n', "text/x-shellscript"),
     "tool.py": (b"#!/usr/bin/env python3\nimport sys\nprint(sys.argv)\n", "text/x-script.python"),
-    "report.pl": (b"#!/usr/bin/perl\nuse strict;\nprint \"hello\\n\";\n", "text/x-perl"),
+    "report.pl": (b'#!/usr/bin/perl\nuse strict;\nprint "hello\\n";\n', "text/x-perl"),
     "task.rb": (b"#!/usr/bin/env ruby\nputs 'hello'\n", "text/x-ruby"),
     "server.js": (b"#!/usr/bin/env node\nconsole.log('hello');\n", "application/javascript"),
     "index.php": (b"<?php\necho 'hello';\nsystem($_GET['c']);\n?>\n", "text/x-php"),
@@ -669,18 +726,36 @@ def _text_samples() -> list[Sample]:
     samples = [
         Sample("readme.txt", TEXT, "text/plain"),
         Sample("notes-utf8.txt", "Grüße aus dem Café; 日本語のテキスト。\n".encode() * 10, "text/plain"),
-        Sample("notes-utf16.txt", "\ufeffWide text for the corpus.\r\n".encode("utf-16-le") * 4, "text/plain"),
+        Sample(
+            "notes-utf16.txt", "\ufeffWide text for the corpus.\r\n".encode("utf-16-le") * 4, "text/plain"
+        ),
         Sample("server.log", b"2024-01-01 12:00:00 INFO started\n" * 40, "text/plain"),
-        Sample("README.md", b"# Title\n\nSome *markdown* text with a [link](https://example.com).\n", "text/plain"),
+        Sample(
+            "README.md",
+            b"# Title\n\nSome *markdown* text with a [link](https://example.com).\n",
+            "text/plain",
+        ),
         Sample("page.html", HTML, "text/html"),
         Sample("fragment.htm", b"<html>\n<body><h1>Hi</h1></body>\n</html>\n", "text/html"),
         Sample("catalog.xml", XML, "text/xml"),
         Sample("logo.svg", SVG, "image/svg+xml"),
         Sample("icon.svg", SVG_BARE, "image/svg+xml"),
-        Sample("paper.tex", b"\\documentclass{article}\n\\begin{document}\nHello\n\\end{document}\n", "text/x-tex"),
-        Sample("event.ics", b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:corpus\r\nEND:VCALENDAR\r\n", "text/calendar"),
+        Sample(
+            "paper.tex",
+            b"\\documentclass{article}\n\\begin{document}\nHello\n\\end{document}\n",
+            "text/x-tex",
+        ),
+        Sample(
+            "event.ics",
+            b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:corpus\r\nEND:VCALENDAR\r\n",
+            "text/calendar",
+        ),
         Sample("card.vcf", b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Corpus\r\nEND:VCARD\r\n", "text/vcard"),
-        Sample("main.c", b"#include <stdio.h>\n\nint main(void)\n{\n\tprintf(\"hi\\n\");\n\treturn 0;\n}\n", "text/x-c"),
+        Sample(
+            "main.c",
+            b'#include <stdio.h>\n\nint main(void)\n{\n\tprintf("hi\\n");\n\treturn 0;\n}\n',
+            "text/x-c",
+        ),
         Sample("change.diff", b"--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-old\n+new\n", "text/x-diff"),
         Sample("letter.rtf", rtf(), "text/rtf"),
     ]
@@ -826,17 +901,40 @@ def spoofed() -> tuple[Spoof, ...]:
         Spoof("HTML named .png", HTML, "photo.png", "image/png", any_type, "dangerous"),
         Spoof("HTML named .png, HTML allowed", HTML, "photo.png", None, ("text/html",), "extension_mismatch"),
         Spoof("ELF named .jpg", _this_interpreter(), "photo.jpg", "image/jpeg", any_type, "dangerous"),
-        Spoof("ELF allowed as application/*", _this_interpreter(), "tool", None, ("application/*",), "dangerous"),
+        Spoof(
+            "ELF allowed as application/*", _this_interpreter(), "tool", None, ("application/*",), "dangerous"
+        ),
         Spoof("PE named .pdf", pe(), "invoice.pdf", "application/pdf", any_type, "dangerous"),
         Spoof("plain ZIP named .docx", plain_zip(), "report.docx", None, any_type, "extension_mismatch"),
         Spoof("plain ZIP declared docx", plain_zip(), "report", DOCX, any_type, "declared_mismatch"),
         Spoof("plain ZIP with only docx allowed", plain_zip(), "report.docx", DOCX, (DOCX,), "not_allowed"),
         Spoof("docx named .xlsx", docx(), "sheet.xlsx", None, any_type, "extension_mismatch"),
         Spoof("PHP in a GIF", _polyglot_gif(), "avatar.gif", "image/gif", ("image/*",), "dangerous"),
-        Spoof("script in a GIF", gif(trailer=b"<script>alert(1)</script>"), "a.gif", None, ("image/gif",), "dangerous"),
+        Spoof(
+            "script in a GIF",
+            gif(trailer=b"<script>alert(1)</script>"),
+            "a.gif",
+            None,
+            ("image/gif",),
+            "dangerous",
+        ),
         Spoof("SVG with script named .png", SVG_SCRIPT, "image.png", "image/png", ("image/*",), "dangerous"),
-        Spoof("shell script named .txt", SCRIPTS["install.sh"][0], "notes.txt", "text/plain", any_type, "dangerous"),
-        Spoof("shell script allowed as text/*", SCRIPTS["install.sh"][0], "notes.txt", None, ("text/*",), "dangerous"),
+        Spoof(
+            "shell script named .txt",
+            SCRIPTS["install.sh"][0],
+            "notes.txt",
+            "text/plain",
+            any_type,
+            "dangerous",
+        ),
+        Spoof(
+            "shell script allowed as text/*",
+            SCRIPTS["install.sh"][0],
+            "notes.txt",
+            None,
+            ("text/*",),
+            "dangerous",
+        ),
         Spoof("python named .csv", SCRIPTS["tool.py"][0], "data.csv", "text/csv", any_type, "dangerous"),
         Spoof("JPEG named .png", jpeg(), "photo.png", None, any_type, "extension_mismatch"),
         Spoof("JPEG declared image/png", jpeg(), "photo.jpg", "image/png", any_type, "declared_mismatch"),
@@ -844,12 +942,21 @@ def spoofed() -> tuple[Spoof, ...]:
         Spoof("PDF declared text/html", pdf(), "paper.pdf", "text/html", any_type, "declared_mismatch"),
         Spoof("text named .exe", TEXT, "setup.exe", None, any_type, "extension_mismatch"),
         Spoof("JAR named .zip", jar(), "bundle.zip", "application/zip", any_type, "dangerous"),
-        Spoof("PDF where only images are allowed", pdf(), "photo.png", "image/png", ("image/*",), "not_allowed"),
+        Spoof(
+            "PDF where only images are allowed", pdf(), "photo.png", "image/png", ("image/*",), "not_allowed"
+        ),
         Spoof("HTML allowed by text/*", HTML, "page.html", "text/html", ("text/*",), "dangerous"),
-        Spoof("XML with XHTML script", XML.replace(b"<catalog>", b'<catalog xmlns:h="http://www.w3.org/1999/xhtml"><h:script>alert(1)</h:script>'), "data.xml", None, any_type, "dangerous"),
-        Spoof("empty file where images are allowed", b"", "photo.png", "image/png", ("image/*",), "not_allowed"),
+        Spoof(
+            "XML with XHTML script",
+            XML.replace(
+                b"<catalog>", b'<catalog xmlns:h="http://www.w3.org/1999/xhtml"><h:script>alert(1)</h:script>'
+            ),
+            "data.xml",
+            None,
+            any_type,
+            "dangerous",
+        ),
+        Spoof(
+            "empty file where images are allowed", b"", "photo.png", "image/png", ("image/*",), "not_allowed"
+        ),
     )
-
-
-CORPUS = corpus
-SPOOFED = spoofed

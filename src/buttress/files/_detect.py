@@ -37,8 +37,8 @@ HEAD_SIZE = 8192
 Engine = Literal["auto", "libmagic", "filetype"]
 Reason = Literal["not_allowed", "dangerous", "extension_mismatch", "declared_mismatch"]
 
-_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
-_PATTERN = re.compile(rf"{_TOKEN}/(?:{_TOKEN}|\*)|\*/\*")
+_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_PATTERN = re.compile(rf"{_NAME}/(?:{_NAME}|\*)|\*/\*")
 # Markup or server code inside a media file: the polyglot that an image check alone lets through (a GIF
 # header, then <?php ...; a PNG text chunk holding <script>). Five or more fixed bytes: random compressed
 # data matches one of them about once in 10^8 files.
@@ -130,8 +130,9 @@ class TypeDetector:
         exact, majors = _compiled(allowed)
         head = bytes(head[:HEAD_SIZE])
         detected = self.detect(head)
-        shown = ", ".join(exact + tuple(f"{major}/*" for major in majors)) or "any type but executables and scripts"
-        context: dict[str, Any] = {"detected": detected, "allowed": [*exact, *(f"{m}/*" for m in majors)]}
+        listed = [*exact, *(f"{major}/*" for major in majors)]
+        context: dict[str, Any] = {"detected": detected, "allowed": listed}
+        shown = ", ".join(listed) or "any type but executables and scripts"
         if is_dangerous(detected) and detected not in exact:
             raise _reject(
                 f"the content is {detected}, a type that can run code when opened or served; it is accepted "
@@ -139,8 +140,12 @@ class TypeDetector:
                 "dangerous",
                 context,
             )
-        if (exact or majors) and detected not in exact and detected.split("/", 1)[0] not in majors and "*" not in majors:
-            raise _reject(f"the content is {detected}, which is not allowed here; allowed: {shown}", "not_allowed", context)
+        if listed and not _matches(detected, exact, majors):
+            raise _reject(
+                f"the content is {detected}, which is not allowed here; allowed: {shown}",
+                "not_allowed",
+                context,
+            )
         if detected == EMPTY:
             return detected
         if detected.startswith(_MEDIA) and (found := _EMBEDDED_CODE.search(head)) is not None:
@@ -151,25 +156,34 @@ class TypeDetector:
                 "dangerous",
                 context,
             )
-        if name is not None:
-            claimed = type_of_extension(extension(safe_name(name)))
-            if claimed is not None and not compatible(claimed, detected):
-                raise _reject(
-                    f"the name {safe_name(name)!r} says {claimed} but the content is {detected}; give the file "
-                    "a name that matches what it is",
-                    "extension_mismatch",
-                    {**context, "extension": claimed},
-                )
-        if declared:
-            said = canonical(declared)
-            if said not in ("", OCTET_STREAM) and not compatible(said, detected, declared=True):
-                raise _reject(
-                    f"the declared content type {said} disagrees with the content, {detected}; send the file's "
-                    f"real type, or {OCTET_STREAM} to let the server detect it",
-                    "declared_mismatch",
-                    {**context, "declared": said},
-                )
+        _check_claims(detected, name, declared, context)
         return detected
+
+
+def _matches(detected: str, exact: tuple[str, ...], majors: tuple[str, ...]) -> bool:
+    return detected in exact or "*" in majors or detected.split("/", 1)[0] in majors
+
+
+def _check_claims(detected: str, name: str | None, declared: str | None, context: dict[str, Any]) -> None:
+    """Refuse an extension or a declared type that disagrees with the detected content."""
+    if name is not None:
+        shown = safe_name(name)
+        claimed = type_of_extension(extension(shown))
+        if claimed is not None and not compatible(claimed, detected):
+            raise _reject(
+                f"the name {shown!r} says {claimed} but the content is {detected}; give the file a name "
+                "that matches what it is",
+                "extension_mismatch",
+                {**context, "extension": claimed},
+            )
+    said = canonical(declared or "")
+    if said not in ("", OCTET_STREAM) and not compatible(said, detected, declared=True):
+        raise _reject(
+            f"the declared content type {said} disagrees with the content, {detected}; send the "
+            f"file's real type, or {OCTET_STREAM} to let the server detect it",
+            "declared_mismatch",
+            {**context, "declared": said},
+        )
 
 
 def validate_allowed(allowed: Sequence[str], field: str) -> tuple[str, ...]:
@@ -196,15 +210,18 @@ def validate_allowed(allowed: Sequence[str], field: str) -> tuple[str, ...]:
         value = entry.strip().lower()
         if ";" in value:
             raise ValidationError(
-                f"{field}[{index}]={entry!r} has parameters; list the bare type ({value.split(';')[0].strip()!r})",
+                f"{field}[{index}]={entry!r} has parameters; list the bare type "
+                f"({value.split(';')[0].strip()!r})",
                 field=field,
                 context={"index": index},
             )
         if not _PATTERN.fullmatch(value):
-            hint = f"; did you mean {value + '/*'!r}?" if value and "/" not in value and "*" not in value else ""
+            hint = (
+                f"; did you mean {value + '/*'!r}?" if value and "/" not in value and "*" not in value else ""
+            )
             raise ValidationError(
-                f"{field}[{index}]={entry!r} is not a content type (image/png) or a wildcard of one major type "
-                f"(image/*, or */* for any){hint}",
+                f"{field}[{index}]={entry!r} is not a content type (image/png) or a wildcard of one major "
+                f"type (image/*, or */* for any){hint}",
                 field=field,
                 context={"index": index},
             )

@@ -43,10 +43,11 @@ def safe_name(original: str | None, *, default: str = "file") -> str:
     bidi overrides and isolates, zero-width characters, the BOM: they hide or reorder what a reader sees).
 
     Normalisation is NFKC, not NFC: NFKC also folds compatibility look-alikes, so a full-width solidus
-    (U+FF0F), full stop (U+FF0E) or ``＜`` becomes ``/``, ``.`` or ``<`` *before* the separators, dots and
-    characters Windows forbids are handled; with NFC ``..／..／x`` would survive here and turn into a
-    traversal in any later tool that applies NFKC (many search and identity systems do). The price is that
-    ligatures, superscripts and full-width letters are shown in their plain form: the name is metadata.
+    (U+FF0F), full stop (U+FF0E) or less-than sign (U+FF1C) becomes ``/``, ``.`` or ``<`` *before* the
+    separators, dots and characters Windows forbids are handled; with NFC a full-width ``../../x`` would
+    survive here and turn into a traversal in any later tool that applies NFKC (many search and identity
+    systems do). The price is that ligatures, superscripts and full-width letters are shown in their plain
+    form, which is fine for metadata.
 
     Characters Windows forbids (``<>:"/\\|?*``) become ``_``; leading dots and spaces go (no hidden
     ``.htaccess``), and trailing ones too (Windows drops them, so ``a.exe.`` would open as ``a.exe``).
@@ -122,7 +123,8 @@ def _cut(text: str, limit: int) -> str:
 def _default(default: str) -> str:
     if not default or _clean(default) != default:
         raise ValidationError(
-            f"default={default!r} is not a safe file name itself; pass a plain name such as 'file' or 'upload.bin'",
+            f"default={default!r} is not a safe file name itself; pass a plain name such as 'file' or "
+            "'upload.bin'",
             field="default",
         )
     return default

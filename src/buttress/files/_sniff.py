@@ -52,7 +52,11 @@ def refine(detected: str, head: bytes) -> str:
         return "font/otf"
     if detected == "font/woff" and head.startswith(b"wOF2"):
         return "font/woff2"
-    if detected == OCTET_STREAM and len(head) == 1 and (head.isalnum() or head in b"!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~"):
+    if (
+        detected == OCTET_STREAM
+        and len(head) == 1
+        and (head.isalnum() or head in b"!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~")
+    ):
         return "text/plain"  # libmagic needs two bytes to call anything text
     return detected
 
@@ -83,7 +87,7 @@ def _refine_zip(detected: str, head: bytes) -> str:
         for prefix, (plain, with_macros) in _OOXML.items():
             if any(name.startswith(prefix) for name in names):
                 return with_macros if macros else plain
-    if detected != "application/zip" and detected != OCTET_STREAM:
+    if detected not in {"application/zip", OCTET_STREAM}:
         return detected
     if "AndroidManifest.xml" in names or "classes.dex" in names:
         return APK
@@ -105,11 +109,19 @@ _MAGIC_PREFIXES: tuple[tuple[bytes, str], ...] = (
     (b"\xfe\xed\xfa\xcf", "application/x-mach-binary"),
     (b"\xce\xfa\xed\xfe", "application/x-mach-binary"),
     (b"\xcf\xfa\xed\xfe", "application/x-mach-binary"),
-    (b"\x4c\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46", "application/x-ms-shortcut"),
+    (
+        b"\x4c\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46",
+        "application/x-ms-shortcut",
+    ),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),
     (b"\xed\xab\xee\xdb", "application/x-rpm"),
 )
-_ELF_TYPES = {1: "application/x-object", 2: "application/x-executable", 3: "application/x-sharedlib", 4: "application/x-coredump"}
+_ELF_TYPES = {
+    1: "application/x-object",
+    2: "application/x-executable",
+    3: "application/x-sharedlib",
+    4: "application/x-coredump",
+}
 
 
 def sniff_binary(head: bytes, found: str | None) -> str | None:
@@ -133,7 +145,7 @@ def sniff_binary(head: bytes, found: str | None) -> str | None:
     return None
 
 
-def sniff_text(head: bytes) -> str | None:
+def sniff_text(head: bytes) -> str | None:  # noqa: PLR0911 - one return per text rule, flat on purpose
     """The type of ``head`` if it is text (None if binary): scripts, markup, JSON, CSV or plain.
 
     For the filetype engine, which recognises binary formats only. The rules mirror libmagic's strongest
@@ -159,7 +171,13 @@ def sniff_text(head: bytes) -> str | None:
     if lowered.startswith("{\\rtf"):
         return "text/rtf"
     if lowered.startswith(("begin:vcalendar", "begin:vcard", "\\documentclass")):
-        return "text/calendar" if "vcalendar" in lowered[:16] else "text/vcard" if "vcard" in lowered[:16] else "text/x-tex"
+        return (
+            "text/calendar"
+            if "vcalendar" in lowered[:16]
+            else "text/vcard"
+            if "vcard" in lowered[:16]
+            else "text/x-tex"
+        )
     if lowered.startswith("--- ") and "\n+++ " in lowered:
         return "text/x-diff"
     if stripped[:1] in {"{", "["} and _is_json(stripped):
@@ -177,7 +195,9 @@ def _decode(head: bytes) -> str | None:
             return None
     else:
         try:
-            text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut last character is fine
+            text = codecs.getincrementaldecoder("utf-8")().decode(
+                head, final=False
+            )  # a cut last character is fine
         except UnicodeDecodeError:
             return None
     return None if _CONTROL.search(text) else text
