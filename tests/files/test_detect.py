@@ -308,6 +308,8 @@ def test_an_extension_that_disagrees_with_the_content_is_refused(
     [
         "",
         "application/octet-stream",
+        "binary/octet-stream",
+        "application/force-download",
         "image/png",
         "IMAGE/PNG",
         "image/png; charset=binary",

@@ -125,7 +125,9 @@ class TypeDetector:
         not carry markup or PHP in its first bytes ("dangerous"); the last extension of ``name`` must
         agree with the content, an unknown extension being fine ("extension_mismatch"); a ``declared``
         Content-Type other than empty or ``application/octet-stream`` must agree too
-        ("declared_mismatch"). The error's context holds ``detected``, ``reason`` and ``allowed``.
+        ("declared_mismatch"). The error's context holds ``detected``, ``reason`` and ``allowed``, plus
+        the ``extension``'s or the ``declared`` type on a mismatch; its message says what was found and
+        what is allowed. ``allowed`` is validated as :func:`validate_allowed` does (``ValidationError``).
         """
         exact, majors = _compiled(allowed)
         head = bytes(head[:HEAD_SIZE])

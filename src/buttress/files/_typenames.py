@@ -85,6 +85,14 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "application/wasm": ("application/x-wasm",),
     "application/pdf": ("application/x-pdf",),
     "application/x-empty": ("inode/x-empty",),
+    # What clients send when they do not know: S3 tools, download managers, old browsers.
+    OCTET_STREAM: (
+        "binary/octet-stream",
+        "application/unknown",
+        "application/x-unknown",
+        "application/force-download",
+        "application/download",
+    ),
     "text/x-shellscript": ("text/x-sh", "application/x-sh", "application/x-shellscript", "text/x-bash"),
     "text/x-script.python": (
         "text/x-python",
@@ -340,7 +348,14 @@ _ZIP_BASED = frozenset(
 
 # Plain data text beyond text/*: a .txt, .csv or .json name accepts any of these and any harmless text/*.
 _DATA_TEXT = frozenset(
-    {"application/json", "application/x-ndjson", "application/yaml", "application/toml", "application/sql"}
+    {
+        "application/json",
+        "application/x-ndjson",
+        "application/yaml",
+        "application/toml",
+        "application/sql",
+        "application/x-wine-extension-ini",  # libmagic's name for some .ini files
+    }
 )
 _NOT_DATA_TEXT = frozenset({"text/rtf"})  # RTF embeds OLE objects; a .txt name must not hide one
 
