@@ -61,20 +61,18 @@ class TypeDetector:
             )
         self._lock = threading.Lock()
         self._magic: Any = None
+        self._magic_error: type[Exception] = Exception
         self._filetype: Any = None
-        if engine in ("auto", "libmagic"):
-            try:
-                magic = require("magic", "files", "file type detection with libmagic")
-                self._magic = magic.Magic(mime=True)
-                self._magic_error: type[Exception] = magic.MagicException
-                self._version = f"libmagic {magic.version()}" if hasattr(magic, "version") else "libmagic"
-            except ImportError:  # python-magic missing (MissingExtra), or libmagic.so not found by its loader
-                if engine == "libmagic":
-                    raise
-        if self._magic is None or engine == "filetype":
-            self._magic = None
+        if engine != "filetype":
+            self._magic = _open_libmagic(required=engine == "libmagic")
+        if self._magic is None:
             self._filetype = require("filetype", "files", "file type detection")
             self._version = f"filetype {getattr(self._filetype, '__version__', '?')}"
+        else:
+            magic = require("magic", "files")
+            self._magic_error = magic.MagicException
+            number = magic.version() if hasattr(magic, "version") else 0
+            self._version = f"libmagic {number // 100}.{number % 100:02d}" if number else "libmagic"
 
     @property
     def engine(self) -> Literal["libmagic", "filetype"]:
@@ -160,6 +158,26 @@ class TypeDetector:
             )
         _check_claims(detected, name, declared, context)
         return detected
+
+
+def _open_libmagic(*, required: bool) -> Any:
+    """One ``magic.Magic(mime=True)``, or None when libmagic is not there and another engine may answer.
+
+    python-magic may be missing (``MissingExtra``), its loader may not find ``libmagic.so``
+    (``ImportError``), or libmagic may not find its database (``MagicException``).
+    """
+    try:
+        magic = require("magic", "files", "file type detection with libmagic")
+    except ImportError:
+        if required:
+            raise
+        return None
+    try:
+        return magic.Magic(mime=True)
+    except magic.MagicException:
+        if required:
+            raise
+        return None
 
 
 def _matches(detected: str, exact: tuple[str, ...], majors: tuple[str, ...]) -> bool:
