@@ -11,11 +11,22 @@ from __future__ import annotations
 import mimetypes
 
 __all__ = [
+    "APK",
     "DANGEROUS",
+    "DOCM",
+    "DOCX",
+    "EMPTY",
+    "JAR",
     "OCTET_STREAM",
+    "PE",
+    "PPTM",
+    "PPTX",
+    "XLSM",
+    "XLSX",
     "canonical",
     "compatible",
     "is_dangerous",
+    "is_data_text",
     "type_of_extension",
 ]
 
