@@ -40,8 +40,8 @@ Reason = Literal["not_allowed", "dangerous", "extension_mismatch", "declared_mis
 _NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _PATTERN = re.compile(rf"{_NAME}/(?:{_NAME}|\*)|\*/\*")
 # Markup or server code inside a media file: the polyglot that an image check alone lets through (a GIF
-# header, then <?php ...; a PNG text chunk holding <script>). Five or more fixed bytes: random compressed
-# data matches one of them about once in 10^8 files.
+# header, then <?php ...; a PNG text chunk holding <script>). Each marker is five or more bytes: the first
+# 8 KiB of random-looking compressed data match one about once in five million files.
 _EMBEDDED_CODE = re.compile(rb"<\?php|<script|<html|<iframe|<!doctype html|<body[\s>]", re.IGNORECASE)
 _MEDIA = ("image/", "audio/", "video/", "font/")
 
