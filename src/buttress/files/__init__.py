@@ -6,7 +6,7 @@ counters in ``buttress.db``. See ``docs/files.md``.
 
 from buttress._extras import require
 
-for _package in ("magic", "filetype", "sqlalchemy", "cronsim"):
+for _package in ("filetype", "sqlalchemy", "cronsim"):  # libmagic is optional: filetype is the fallback
     require(_package, "files", "buttress.files (file lifecycle)")
 
 from buttress.files._blobs import BlobStore, BlobWriter, Leftover
