@@ -14,17 +14,13 @@ import builtins
 import io
 import os
 import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import FilesSettings
-from buttress.db import Database, PlanRunner, internal_options
+from buttress.db import Database, PlanRunner, SchemaGate
 from buttress.errors import ConflictError, QuotaExceeded, ValidationError
 from buttress.files._archive import copy_blob
 from buttress.files._blobs import BlobStore
@@ -59,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["FILES_REVISION", "FileStore"]
 
 FILES_REVISION: Final = "0003"
-_VERSIONS = text("SELECT version_num FROM buttress_alembic_version")
 _HOST: Final = socket.gethostname()
 
 
@@ -110,8 +105,7 @@ class FileStore:
         self.postgres = self.db.backend == "postgresql"
         self.limits = Limits(settings.quota, settings.owner_quota)
         self.allowed = validate_allowed(settings.allowed_types, "files.allowed_types")
-        self._schema_ready = not settings.auto_migrate
-        self._schema_lock = threading.Lock()
+        self._schema = SchemaGate(self.db, FILES_REVISION, auto_migrate=settings.auto_migrate)
 
     def __repr__(self) -> str:
         return f"<FileStore {self.blobs.kind}:{self.blobs.location}>"
@@ -119,22 +113,8 @@ class FileStore:
     # -- schema -------------------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create or upgrade the file tables once per process (``files.auto_migrate``)."""
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if not self._schema_ready:
-                if not self._schema_current():
-                    self.db.upgrade()
-                self._schema_ready = True
-
-    def _schema_current(self) -> bool:
-        try:
-            with self.db.engine.execution_options(**internal_options()).connect() as connection:
-                versions = connection.execute(_VERSIONS).scalars().all()
-        except DBAPIError:
-            return False
-        return any(version.isdigit() and version >= FILES_REVISION for version in versions)
+        """Create or upgrade the file tables once per process (``files.auto_migrate``; see SchemaGate)."""
+        self._schema.ensure()
 
     # -- saving ---------------------------------------------------------------------------------------
 
@@ -284,13 +264,11 @@ class FileStore:
     ) -> StoredFile:
         """Store ``data`` (bytes, a binary file, an iterable of bytes, an ``UploadFile``) as a new file."""
         source = chunks(data)
-        hinted_name, hinted_type = upload_file_hints(data)
-        if size is None and isinstance(data, bytes | bytearray | memoryview):
-            size = len(data)
+        name, content_type, size = _described(data, name, content_type, size)
         with self.begin(
-            name=name if name is not None else hinted_name,
+            name=name,
             owner=owner,
-            content_type=content_type if content_type is not None else hinted_type,
+            content_type=content_type,
             size=size,
             max_size=max_size,
             allowed_types=allowed_types,
@@ -315,15 +293,13 @@ class FileStore:
         metadata: Mapping[str, str] | None = None,
     ) -> StoredFile:
         """Async :meth:`save`; also takes an async iterable of bytes."""
-        hinted_name, hinted_type = upload_file_hints(data)
-        if size is None and isinstance(data, bytes | bytearray | memoryview):
-            size = len(data)
         if isinstance(data, str):
             chunks(data)  # raises the ValidationError naming the fix
+        name, content_type, size = _described(data, name, content_type, size)
         upload = await self.abegin(
-            name=name if name is not None else hinted_name,
+            name=name,
             owner=owner,
-            content_type=content_type if content_type is not None else hinted_type,
+            content_type=content_type,
             size=size,
             max_size=max_size,
             allowed_types=allowed_types,
@@ -577,6 +553,20 @@ class FileStore:
 
     def close(self) -> None:
         """Nothing of its own to close; the database belongs to whoever made it."""
+
+
+def _described(
+    data: object, name: str | None, content_type: str | None, size: int | None
+) -> tuple[str | None, str | None, int | None]:
+    """The name, declared type and size a save goes by: the caller's, else what ``data`` tells."""
+    hinted_name, hinted_type = upload_file_hints(data)
+    if size is None and isinstance(data, bytes | bytearray | memoryview):
+        size = len(data)
+    return (
+        name if name is not None else hinted_name,
+        content_type if content_type is not None else hinted_type,
+        size,
+    )
 
 
 def _checked_id(file_id: object) -> str:
