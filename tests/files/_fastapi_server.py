@@ -11,11 +11,13 @@ counted as the server's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +63,36 @@ def file_body(size: int, *, name: str = "big.bin", block: bytes = BLOCK) -> Body
     return Body(headers, chunks(), length)
 
 
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread of this process on a free loopback port; yield its URL."""
+    import uvicorn
+
+    listener = _listener()
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:  # a bounded wait for the lifespan to start
+        assert thread.is_alive(), "uvicorn stopped during startup"
+        assert time.monotonic() < deadline, "uvicorn did not start in time"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_SECONDS)
+        listener.close()
+        assert not thread.is_alive(), "uvicorn did not stop in time"
+
+
+def _listener() -> socket.socket:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener
+
+
 @dataclass(frozen=True, slots=True)
 class ServerProcess:
     """A running upload server: its base URL and its process, for psutil."""
@@ -78,7 +110,7 @@ def upload_server(root: Path, *, max_size: int, spool: bool = False) -> Iterator
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTRESS_")}
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout is not None  # noqa: S101 - stdout=PIPE
+        assert child.stdout is not None
         line = _read_line(child, STARTUP_SECONDS)
         yield ServerProcess(f"http://127.0.0.1:{int(line)}", psutil.Process(child.pid))
     finally:
@@ -88,6 +120,8 @@ def upload_server(root: Path, *, max_size: int, spool: bool = False) -> Iterator
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(STARTUP_SECONDS)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def _read_line(child: subprocess.Popen[str], timeout: float) -> str:
@@ -136,10 +170,8 @@ class PeakRss:
                 return
 
     def _reset_kernel_peak(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # not Linux, or not allowed: the samples alone
             Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-        except OSError:
-            pass  # not Linux, or not allowed: the samples alone
 
     def _kernel_peak(self) -> int:
         try:
@@ -153,13 +185,13 @@ class PeakRss:
 
 
 def _app(root: Path, max_size: int, spool: bool) -> Any:
-    from fastapi import FastAPI, Request  # noqa: PLC0415 - the child's imports, not the importer's
+    from fastapi import FastAPI, Request
 
-    from buttress.config import FilesSettings, Settings  # noqa: PLC0415
-    from buttress.db import Database  # noqa: PLC0415
-    from buttress.files import FileStore, LocalBlobStore  # noqa: PLC0415
-    from buttress.files._fastapi import upload_route  # noqa: PLC0415
-    from tests.server.conftest import install_isolated  # noqa: PLC0415
+    from buttress.config import FilesSettings, Settings
+    from buttress.db import Database
+    from buttress.files import FileStore, LocalBlobStore
+    from buttress.files._fastapi import upload_route
+    from tests.server.conftest import install_isolated
 
     store = FileStore(
         LocalBlobStore(root / "blobs"),
@@ -190,12 +222,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--max-size", type=int, default=2**40)
     parser.add_argument("--spool", action="store_true")
     args = parser.parse_args(argv)
-    import uvicorn  # noqa: PLC0415 - the child's
+    import uvicorn
 
     app = _app(args.root, args.max_size, args.spool)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = _listener()
     print(listener.getsockname()[1], flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[listener])
 

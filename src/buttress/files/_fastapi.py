@@ -20,7 +20,7 @@ size limit, the type check and the quota apply as bytes arrive and no file is ev
   order sent, ``fields``: the plain form fields). Files come in the form field ``field`` ("file").
 - :func:`upload_route` is a router with one ``POST`` that answers 201 with the stored files as JSON.
 - Before anything is read: a Content-Type that is not ``multipart/form-data`` is a 415, one without a
-  boundary a 422, and a Content-Length over ``max_files`` × (``max_size`` + part headers) plus the
+  boundary a 422, and a Content-Length over ``max_files`` * (``max_size`` + part headers) plus the
   plain fields' allowance is a 413. While reading: a file past ``max_size`` (413), a rejected type (415),
   a quota refusal (429, or 413 when it can never fit), a plain field over ``max_field_size`` (413), a
   part in the wrong field, too many files or fields, or a malformed body (422).
@@ -44,12 +44,12 @@ from buttress._extras import require
 require("fastapi", "server", "buttress.files' FastAPI upload helper")
 require("python_multipart", "files", "buttress.files' FastAPI upload helper")
 
-from fastapi import APIRouter, Request
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect
+from fastapi import APIRouter, Request  # noqa: E402 - after the extras check
+from python_multipart.exceptions import FormParserError  # noqa: E402 - after the extras check
+from python_multipart.multipart import MultipartParser, parse_options_header  # noqa: E402 - after the extras check
+from starlette.requests import ClientDisconnect  # noqa: E402 - after the extras check
 
-from buttress.errors import ButtressError, FileTooLarge, ValidationError
+from buttress.errors import ButtressError, FileTooLarge, ValidationError  # noqa: E402 - after the extras check
 
 if TYPE_CHECKING:
     from buttress.files._info import StoredFile
@@ -322,7 +322,9 @@ class _Receiving:
             try:
                 self.fields[part.name] = self._pending.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValidationError(f"form field {part.name!r} is not UTF-8 text", field=part.name) from None
+                raise ValidationError(
+                    f"form field {part.name!r} is not UTF-8 text", field=part.name
+                ) from None
             self._pending = bytearray()
             return
         if part.filename == "" and not self._pending and self._upload is None:
@@ -376,7 +378,7 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
-def _check_options(
+def _check_options(  # noqa: PLR0917 - the options of Uploads, checked in one place
     field: str, max_size: int | None, max_files: int, min_files: int, max_fields: int, max_field_size: int
 ) -> None:
     """A misconfigured helper fails when the route is defined, not on the first request."""
@@ -433,4 +435,3 @@ def _file_json(stored: StoredFile) -> dict[str, Any]:
         "owner": stored.owner,
         "tags": list(stored.tags),
     }
-
