@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import psutil
+from fastapi import FastAPI, Request
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 BOUNDARY: Final = "buttress-upload-boundary-7f3a"
@@ -185,8 +186,6 @@ class PeakRss:
 
 
 def _app(root: Path, max_size: int, spool: bool) -> Any:
-    from fastapi import FastAPI, Request
-
     from buttress.config import FilesSettings, Settings
     from buttress.db import Database
     from buttress.files import FileStore, LocalBlobStore

@@ -21,6 +21,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from buttress.config import Settings
+from buttress.errors import ValidationError
 from buttress.files import FileStore
 from buttress.files._fastapi import Uploaded, Uploads, upload_route
 from buttress.server import PROBLEM_CONTENT_TYPE
@@ -104,18 +105,18 @@ def test_an_upload_is_stored_whole_with_its_hash_and_a_safe_name(store: FileStor
     with serving(app) as url:
         response = httpx.post(
             f"{url}/files",
-            files={"file": ("../../etc/Episode 12.txt", TEXT, "text/plain")},
+            files={"file": ("../../etc/E\u0301pisode 12.txt", TEXT, "text/plain")},
             data={"caption": "the pilot"},
         )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["fields"] == {"caption": "the pilot"}
     [sent] = body["files"]
-    assert sent["name"] == "Episode 12.txt"  # the path is gone: only the base name is kept
+    assert sent["name"] == "\u00c9pisode 12.txt"  # only the base name is kept, in Unicode's NFC form
     assert (sent["size"], sent["sha256"]) == (len(TEXT), hashlib.sha256(TEXT).hexdigest())
     assert sent["content_type"] == "text/plain"
     assert store.read_bytes(sent["id"]) == TEXT
-    assert store.stat(sent["id"]).name == "Episode 12.txt"
+    assert store.stat(sent["id"]).name == sent["name"]
     assert not list((blobs_root(tmp_path) / ".tmp").iterdir())
 
 
@@ -194,17 +195,19 @@ def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read(
     os.utime(temp, ns=(0, 0))  # creating (and removing) any temp file would move the directory's mtime
     app = app_with(upload_route(store, max_size=MIB))
     with serving(app) as url:
-        # Headers only: a server that waited for the body would never answer.
+        # Headers only: a server that waited for the body would never answer, and one that read it
+        # would first send "100 Continue" to a client that expects it.
         sock = raw_post(
             f"{url}/files",
             {
                 "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
                 "Content-Length": str(uploads.body_limit() + 1),
+                "Expect": "100-continue",
             },
         )
         with sock:
             status, headers, body = read_response(sock)
-    assert status == 413
+    assert status == 413  # the first status line: no 100 Continue came before it
     assert headers["connection"] == "close"
     document = json.loads(body)
     assert document["error_code"] == "file_too_large"
@@ -302,3 +305,26 @@ def test_a_50_mb_upload_is_never_held_in_the_servers_memory(tmp_path: Path) -> N
     assert stored["size"] == size
     print(f"server RSS grew by {peak.growth / MIB:.1f} MiB")
     assert peak.growth < 32 * MIB, f"server RSS grew by {peak.growth / MIB:.1f} MiB"
+
+
+def test_the_route_documents_its_multipart_body_and_refusals(store: FileStore) -> None:
+    schema = app_with(upload_route(store, path="/files", max_files=4)).openapi()
+    operation = schema["paths"]["/files"]["post"]
+    body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["file"] == {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "maxItems": 4,
+    }
+    assert body["required"] == ["file"]
+    assert {"201", "413", "415", "422", "429"} <= set(operation["responses"])
+
+
+def test_a_misconfigured_helper_fails_when_the_route_is_defined(store: FileStore) -> None:
+    with pytest.raises(ValidationError, match="max_files must be at least 1") as error:
+        Uploads(store, max_files=0)
+    assert error.value.field == "max_files"
+    with pytest.raises(ValidationError, match="got the string 'image/\\*'"):
+        Uploads(store, allowed_types="image/*")
+    with pytest.raises(ValidationError, match="min_files must lie between 0 and max_files"):
+        upload_route(store, max_files=2, min_files=3)

@@ -35,6 +35,7 @@ size limit, the type check and the quota apply as bytes arrive and no file is ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -58,8 +59,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Uploaded", "Uploads", "upload_route"]
 
-CHUNK: Final = 64 * 1024
-"""Bytes gathered from the parser's slices before one ``write`` into the store (which batches further)."""
+CHUNK: Final = 1024 * 1024
+"""Bytes gathered from the parser's slices before one ``write`` into the store. One such write runs while
+the next batch is read and parsed, so hashing and disk writes (in a thread) overlap the network."""
 MAX_PART_HEADERS: Final = 8
 MAX_HEADER_LINE: Final = 4096 + 128
 PART_ALLOWANCE: Final = MAX_PART_HEADERS * (MAX_HEADER_LINE + 2) + 512
@@ -164,6 +166,11 @@ class Uploads:
         max_field_size: int = 64 * 1024,
     ) -> None:
         _check_options(field, max_size, max_files, min_files, max_fields, max_field_size)
+        for name, value in (("allowed_types", allowed_types), ("tags", tags)):
+            if isinstance(value, str):
+                raise ValidationError(
+                    f"{name} must be a list of strings, got the string {value!r}", field=name
+                )
         self.store = store
         self.field = field
         self.max_size = max_size
@@ -180,6 +187,14 @@ class Uploads:
         max_size = self.max_size if self.max_size is not None else self.store.settings.max_size
         files = self.max_files * (max_size + PART_ALLOWANCE)
         return files + self.max_fields * (self.max_field_size + PART_ALLOWANCE) + 1024
+
+    def openapi_extra(self) -> dict[str, Any]:
+        """The multipart body for a route's ``openapi_extra`` (FastAPI cannot see a body read by hand)."""
+        files = {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": self.max_files}
+        schema = {"type": "object", "properties": {self.field: files}}
+        if self.min_files:
+            schema["required"] = [self.field]
+        return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
     async def __call__(self, request: Request) -> Uploaded:
         """Read ``request``'s multipart body into the store; all of it is kept, or none of it."""
@@ -225,6 +240,7 @@ class _Receiving:
         self.fields: dict[str, str] = {}
         self._part: _Part | None = None
         self._upload: AsyncUpload | None = None  # the store's upload of the current file part
+        self._writing: asyncio.Future[None] | None = None  # its write in flight
         self._pending = bytearray()
         self._received = 0
 
@@ -269,7 +285,7 @@ class _Receiving:
             self._pending += event
             if self._part is not None and self._part.filename is not None:
                 if len(self._pending) >= CHUNK:
-                    await self._write(self._part)
+                    await self._write(self._part, last=False)
             elif len(self._pending) > self.uploads.max_field_size:
                 raise ValidationError(
                     f"form field {self._part.name if self._part else ''!r} is over "
@@ -298,7 +314,8 @@ class _Receiving:
             raise ValidationError(f"at most {uploads.max_fields} form fields per request", field=part.name)
         self._part = part
 
-    async def _write(self, part: _Part) -> None:
+    async def _write(self, part: _Part, *, last: bool) -> None:
+        """Hand the pending bytes to the store; the previous write must be done (its error raised) first."""
         if self._upload is None:
             uploads = self.uploads
             self._upload = await uploads.store.abegin(
@@ -309,10 +326,18 @@ class _Receiving:
                 allowed_types=uploads.allowed_types,
                 tags=uploads.tags,
             )
+        await self._settle()
         if self._pending:
             chunk = bytes(self._pending)
             self._pending = bytearray()
-            await self._upload.write(chunk)
+            self._writing = asyncio.ensure_future(self._upload.write(chunk))
+        if last:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     async def _end(self) -> None:
         part, self._part = self._part, None
@@ -329,7 +354,7 @@ class _Receiving:
             return
         if part.filename == "" and not self._pending and self._upload is None:
             return  # a browser's empty file input: no file was chosen
-        await self._write(part)
+        await self._write(part, last=True)
         upload, self._upload = self._upload, None
         assert upload is not None  # noqa: S101 - _write began it
         self.files.append(await upload.finish())
@@ -339,6 +364,8 @@ class _Receiving:
         await asyncio.shield(self._discard())
 
     async def _discard(self) -> None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):  # a failed write aborted its upload
+            await self._settle()
         upload, self._upload = self._upload, None
         if upload is not None:
             await upload.abort()
@@ -421,8 +448,21 @@ def upload_route(
         status_code=201,
         name=name,
         summary="Upload files (multipart/form-data, streamed into the file store)",
+        openapi_extra=uploads.openapi_extra(),
+        responses={
+            status: {"description": description, "content": {"application/problem+json": {}}}
+            for status, description in _REFUSALS.items()
+        },
     )
     return router
+
+
+_REFUSALS: Final = {
+    413: "A file, a form field or the whole request is over its limit, or the quota can never fit it.",
+    415: "The request is not multipart/form-data, or a file's content is not an allowed type.",
+    422: "The multipart body is malformed, or has too many or too few files or fields.",
+    429: "The owner's or the store's quota is spent for now.",
+}
 
 
 def _file_json(stored: StoredFile) -> dict[str, Any]:
