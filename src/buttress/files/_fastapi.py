@@ -26,7 +26,8 @@ size limit, the type check and the quota apply as bytes arrive and no file is ev
   part in the wrong field, too many files or fields, or a malformed body (422).
 - All or nothing per request: when anything fails midway, the client disconnecting included, every
   upload in flight is aborted and the files the request already stored are deleted, so a refused
-  request leaves no bytes, temp data or reservation behind.
+  request leaves no bytes, temp data or reservation behind. Once the route's own code runs, the files
+  are stored: a route that fails after that deletes them itself if it must.
 - Errors are :class:`~buttress.errors.ButtressError` subclasses carrying ``Connection: close``: the
   problem+json handler that ``buttress.server.install`` adds answers with their status at once, and
   uvicorn then closes the connection instead of reading (and dropping) the rest of a refused body.
@@ -242,7 +243,6 @@ class _Receiving:
         self._upload: AsyncUpload | None = None  # the store's upload of the current file part
         self._writing: asyncio.Future[None] | None = None  # its write in flight
         self._pending = bytearray()
-        self._received = 0
 
     async def run(self, boundary: bytes, limit: int) -> None:
         events = _Events()
