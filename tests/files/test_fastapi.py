@@ -277,6 +277,18 @@ def test_a_quota_refusal_says_the_numbers_and_leaves_nothing(store: FileStore, t
     assert not list((blobs_root(tmp_path) / ".tmp").iterdir())
 
 
+def test_a_small_file_reserves_its_own_length_so_a_small_quota_fits_it(store: FileStore) -> None:
+    store.set_quota("bo", 100_000)  # far below the store's step for a body of unknown length
+    app = app_with(upload_route(store, owner=lambda request: "bo"), expose_details=True)
+    with serving(app) as url:
+        fits = httpx.post(f"{url}/files", files={"file": ("a.txt", TEXT[:60_000])})
+        refused = httpx.post(f"{url}/files", files={"file": ("b.txt", TEXT[:50_000])})
+    assert fits.status_code == 201, fits.text
+    context = problem(refused, 429, "quota_exceeded")["context"]
+    assert (context["quota"], context["used"], context["requested"]) == (100_000, 60_000, 50_000)
+    assert (store.usage("bo").used, store.stats().in_flight) == (60_000, 0)
+
+
 def test_a_client_that_leaves_mid_upload_leaves_nothing_behind(store: FileStore, tmp_path: Path) -> None:
     body = file_body(32 * MIB)
     first_half = b"".join(next(body.chunks) for _ in range(17))  # the part's head and 16 of 32 MiB

@@ -315,13 +315,18 @@ class _Receiving:
         self._part = part
 
     async def _write(self, part: _Part, *, last: bool) -> None:
-        """Hand the pending bytes to the store; the previous write must be done (its error raised) first."""
+        """Hand the pending bytes to the store; the previous write must be done (its error raised) first.
+
+        The store's upload begins with the first full batch, or at the part's end: then the file's whole
+        length is known and the quota reserves exactly that, not a step of a body of unknown length.
+        """
         if self._upload is None:
             uploads = self.uploads
             self._upload = await uploads.store.abegin(
                 name=part.filename or None,
                 owner=None if uploads.owner is None else uploads.owner(self.request),
                 content_type=part.content_type,
+                size=len(self._pending) if last else None,
                 max_size=uploads.max_size,
                 allowed_types=uploads.allowed_types,
                 tags=uploads.tags,
