@@ -21,9 +21,11 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from buttress.config import Settings
+from buttress.db import Database
 from buttress.errors import ValidationError
-from buttress.files import FileStore
+from buttress.files import FileStore, LocalBlobStore
 from buttress.files._fastapi import Uploaded, Uploads, upload_route
+from buttress.observe.metrics import MetricsRegistry
 from buttress.server import PROBLEM_CONTENT_TYPE
 from tests.files._fastapi_server import BOUNDARY, PeakRss, file_body, serving, upload_server
 from tests.files.conftest import leftover_bytes
@@ -188,8 +190,10 @@ def test_a_body_that_is_not_multipart_is_refused_before_it_is_read(store: FileSt
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read(
-    store: FileStore, tmp_path: Path
+    files_db: Database, tmp_path: Path
 ) -> None:
+    metrics = MetricsRegistry()
+    store = FileStore(LocalBlobStore(blobs_root(tmp_path)), db=files_db, metrics=metrics)
     uploads = Uploads(store, max_size=MIB)
     temp = blobs_root(tmp_path) / ".tmp"
     os.utime(temp, ns=(0, 0))  # creating (and removing) any temp file would move the directory's mtime
@@ -214,6 +218,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read(
     assert str(uploads.body_limit()) in document["detail"]
     assert os.stat(temp).st_mtime_ns == 0  # no temp file was ever created
     nothing_left(store, tmp_path)
+    assert b'buttress_files_rejected_total{reason="too_large"} 1.0' in metrics.render_prometheus()
 
 
 def test_a_chunked_body_is_cut_at_the_limit(store: FileStore, tmp_path: Path) -> None:

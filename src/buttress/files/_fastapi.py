@@ -203,6 +203,7 @@ class Uploads:
         limit = self.body_limit()
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            self.store.telemetry.rejected("too_large")
             raise _closing(
                 FileTooLarge(
                     f"the request declares {int(declared)} bytes, over the {limit} this upload accepts "
@@ -256,6 +257,7 @@ class _Receiving:
         async for chunk in self.request.stream():
             read += len(chunk)
             if read > limit:
+                self.uploads.store.telemetry.rejected("too_large")
                 raise FileTooLarge(
                     f"the request body passed {limit} bytes, the most this upload accepts; it was cut there",
                     context={"limit": limit, "received": read},
