@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import io
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from buttress.files._catalog import (
 from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
+from buttress.files._reader import ChunkReader
 from buttress.files._reservations import Limits, NewReservation, reserve_plan
 from buttress.files._sources import achunks, chunks, upload_file_hints
 from buttress.files._stats import StorageStats, stats_plan
@@ -412,9 +414,19 @@ class FileStore:
         while (chunk := await asyncio.to_thread(next, body, done)) is not done:
             yield chunk  # type: ignore[misc]
 
+    def open(self, file_id: str, *, start: int = 0, end: int | None = None) -> io.BufferedReader:
+        """A stored file as a read-only binary file (close it, or use ``with``); reads pull from the store."""
+        return io.BufferedReader(
+            ChunkReader(self.stream(file_id, start=start, end=end)), buffer_size=1024 * 1024
+        )
+
     def read_bytes(self, file_id: str) -> bytes:
         """A stored file's whole content (for small files; stream big ones)."""
         return b"".join(self.stream(file_id))
+
+    async def aread_bytes(self, file_id: str) -> bytes:
+        """Async :meth:`read_bytes`."""
+        return await asyncio.to_thread(self.read_bytes, file_id)
 
     def presign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
         """A time-limited download URL (S3), or None where the store has none (local disk)."""
@@ -424,6 +436,10 @@ class FileStore:
         return self.blobs.presign(
             found.key, expires=expires, filename=found.name, content_type=found.content_type
         )
+
+    async def apresign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
+        """Async :meth:`presign`."""
+        return await asyncio.to_thread(lambda: self.presign(file_id, expires=expires))
 
     # -- changing -----------------------------------------------------------------------------------
 
@@ -526,6 +542,14 @@ class FileStore:
         owners = None if owner is None else [owner]
         found = self.runner.run(lambda: usage_plan(self.limits, owners or []), write=False)
         return found[-1]
+
+    async def aset_quota(self, owner: str, quota: int | None) -> None:
+        """Async :meth:`set_quota`."""
+        await asyncio.to_thread(self.set_quota, owner, quota)
+
+    async def ausage(self, owner: str | None = None) -> ScopeUsage:
+        """Async :meth:`usage`."""
+        return await asyncio.to_thread(self.usage, owner)
 
     def stats(self) -> StorageStats:
         """Totals by state, quota use per scope, saves in flight, and where the bytes live."""
