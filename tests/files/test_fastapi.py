@@ -345,3 +345,36 @@ def test_a_misconfigured_helper_fails_when_the_route_is_defined(store: FileStore
         Uploads(store, allowed_types="image/*")
     with pytest.raises(ValidationError, match="min_files must lie between 0 and max_files"):
         upload_route(store, max_files=2, min_files=3)
+
+
+def multipart(*parts: tuple[str, bytes]) -> bytes:
+    """A multipart body from (part headers, content) pairs, headers given as one CRLF-joined string."""
+    body = b"".join(f"--{BOUNDARY}\r\n{head}\r\n\r\n".encode() + content + b"\r\n" for head, content in parts)
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def test_an_empty_file_input_is_no_file_and_odd_fields_are_refused(store: FileStore, tmp_path: Path) -> None:
+    app = app_with(upload_route(store, min_files=0))
+    empty_input = (
+        'Content-Disposition: form-data; name="file"; filename=""\r\nContent-Type: application/octet-stream'
+    )
+    note = 'Content-Disposition: form-data; name="note"'
+    cases = {
+        "empty": multipart((empty_input, b""), (note, b"no file chosen")),
+        "twice": multipart((note, b"a"), (note, b"b")),
+        "latin1": multipart((note, "café".encode("latin-1"))),
+        "nameless": multipart(("Content-Disposition: form-data", b"x")),
+        "attachment": multipart(('Content-Disposition: attachment; name="note"', b"x")),
+    }
+    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    with serving(app) as url:
+        answers = {
+            case: httpx.post(f"{url}/files", content=body, headers=headers) for case, body in cases.items()
+        }
+    assert answers["empty"].status_code == 201, answers["empty"].text
+    assert answers["empty"].json() == {"files": [], "fields": {"note": "no file chosen"}}
+    assert "sent twice" in problem(answers["twice"], 422, "validation_failed")["detail"]
+    assert "not UTF-8" in problem(answers["latin1"], 422, "validation_failed")["detail"]
+    for case in ("nameless", "attachment"):
+        assert "Content-Disposition: form-data" in problem(answers[case], 422, "validation_failed")["detail"]
+    nothing_left(store, tmp_path)
