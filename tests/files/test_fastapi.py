@@ -265,19 +265,21 @@ def test_a_quota_refusal_says_the_numbers_and_leaves_nothing(store: FileStore, t
     first = os.urandom(MIB + MIB // 2)
     with serving(app) as url:
         fits = httpx.post(f"{url}/files", files={"file": ("one.bin", first)})
-        refused = httpx.post(f"{url}/files", files={"file": ("two.bin", os.urandom(MIB + MIB // 2))})
+        exact = httpx.post(f"{url}/files", files={"file": ("two.bin", os.urandom(MIB))})
+        refused = httpx.post(f"{url}/files", files={"file": ("three.bin", os.urandom(MIB // 2 + 1))})
     assert fits.status_code == 201, fits.text
+    assert exact.status_code == 201, exact.text  # 1.5 + 1 of 3 MiB: reserved as its bytes came
     document = problem(refused, 429, "quota_exceeded")
     assert document["context"] == {
         "scope": "owner:ana",
         "quota": 3 * MIB,
-        "used": len(first),
+        "used": len(first) + MIB,
         "reserved": 0,
-        "requested": 2 * MIB,  # a file of unknown length reserves up to its limit ahead of its bytes
+        "requested": MIB // 2 + 1,  # under 1 MiB, the helper declares the file's length: reserved at once
     }
     assert f"of its {3 * MIB} bytes free" in document["detail"]
     usage = store.usage("ana")
-    assert (usage.used, usage.files, usage.reserved) == (len(first), 1, 0)
+    assert (usage.used, usage.files, usage.reserved) == (len(first) + MIB, 2, 0)
     assert store.stats().in_flight == 0
     assert not list((blobs_root(tmp_path) / ".tmp").iterdir())
 

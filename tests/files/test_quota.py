@@ -204,3 +204,19 @@ def test_a_live_save_is_left_alone_by_the_sweeper_until_its_reservation_expires(
     report = store.sweep()
     assert (report.reservations, report.leftovers) == (1, 1)
     assert leftover_bytes(tmp_path / "blobs") == 0
+
+
+def test_an_owner_with_less_free_space_than_a_reservation_step_can_still_save(
+    make_store: Callable[..., FileStore],
+) -> None:
+    """A body of unknown length reserves 8 MiB ahead; with less free, its chunks reserve what they need."""
+    store = make_store()
+    store.set_quota("bob", 1_000)
+    upload = store.begin(owner="bob", name="hello.txt")
+    upload.write(b"hello\n")
+    assert upload.finish().size == 6
+    with pytest.raises(QuotaExceeded) as caught:
+        store.save(iter([b"x" * 600, b"y" * 600]), owner="bob", name="big.txt")
+    assert caught.value.status == 429  # it would fit once bob frees space: not "never"
+    assert caught.value.context["requested"] == 600
+    assert store.usage("bob").used == 6

@@ -198,15 +198,27 @@ class FileStore:
             self.telemetry.rejected("too_large")
             raise too_large(request, request.declared_size)
         self.ensure_schema()
-        first = request.declared_size if request.declared_size is not None else GROW_STEP
-        first = min(first, request.max_size)
+        declared = request.declared_size
+        first = min(GROW_STEP if declared is None else declared, request.max_size)
         writer = self.blobs.writer(request.key)
+        try:
+            first = self._reserve(request, writer.temp, first, exact=declared is not None)
+        except BaseException as exc:
+            writer.abort()
+            if isinstance(exc, QuotaExceeded):
+                self.telemetry.rejected("quota")
+            raise
+        return Upload(self, request, writer, first)
+
+    def _reserve(self, request: SaveRequest, temp: str | None, first: int, *, exact: bool) -> int:
+        """Reserve ``first`` bytes; for a body of unknown length, nothing yet when that much is not free
+        (its chunks then reserve what they need as they come). Returns what was reserved."""
         now = self.clock.time()
         new = NewReservation(
             id=request.id,
             owner=request.owner,
             bytes=first,
-            temp=writer.temp,
+            temp=temp,
             key=request.key,
             host=_HOST,
             pid=os.getpid(),
@@ -215,12 +227,11 @@ class FileStore:
         )
         try:
             self.runner.run(lambda: reserve_plan(new, self.limits, postgres=self.postgres))
-        except BaseException as exc:
-            writer.abort()
-            if isinstance(exc, QuotaExceeded):
-                self.telemetry.rejected("quota")
-            raise
-        return Upload(self, request, writer, first)
+        except QuotaExceeded:
+            if exact or first == 0:
+                raise
+            return self._reserve(request, temp, 0, exact=True)
+        return first
 
     async def abegin(
         self,

@@ -259,11 +259,15 @@ def _reason(error: BaseException) -> str | None:
 
 
 class AsyncUpload:
-    """:class:`Upload` driven from a coroutine: the limit checked at once, blocking steps in a thread."""
+    """:class:`Upload` driven from a coroutine: the limit checked at once, blocking steps in a thread.
+
+    Chunks of at least 1 MiB go to the thread as they are; smaller ones are gathered and joined once.
+    """
 
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
-        self._pending = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     @property
     def request(self) -> SaveRequest:
@@ -271,8 +275,8 @@ class AsyncUpload:
 
     @property
     def size(self) -> int:
-        """Bytes accepted so far (written or buffered)."""
-        return self._upload.size + len(self._pending)
+        """Bytes accepted so far (written or gathered)."""
+        return self._upload.size + self._pending_size
 
     @property
     def closed(self) -> bool:
@@ -288,23 +292,33 @@ class AsyncUpload:
             await self.abort()
 
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Add ``chunk``; the size limit is checked before it is buffered."""
+        """Add ``chunk``; the size limit is checked before it is kept."""
         upload = self._upload
-        if not isinstance(chunk, bytes | bytearray | memoryview) or upload.closed:
+        given: object = chunk
+        if not isinstance(given, bytes | bytearray | memoryview) or upload.closed:
             await asyncio.to_thread(upload.write, chunk)  # raises the sync side's error
             return
         seen = self.size + len(chunk)
         if seen > upload.request.max_size:
-            self._pending.clear()
+            self._drop()
             await asyncio.to_thread(upload._fail, "too_large")
             raise too_large(upload.request, seen)
-        self._pending += chunk
-        if len(self._pending) >= _ASYNC_BATCH:
+        if not self._pending and len(chunk) >= _ASYNC_BATCH:
+            await asyncio.to_thread(upload.write, chunk)
+            return
+        self._pending.append(bytes(chunk))
+        self._pending_size += len(chunk)
+        if self._pending_size >= _ASYNC_BATCH:
             await self._flush()
+
+    def _drop(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
 
     async def _flush(self) -> None:
         if self._pending:
-            batch, self._pending = bytes(self._pending), bytearray()
+            batch = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._drop()
             await asyncio.to_thread(self._upload.write, batch)
 
     async def finish(self) -> StoredFile:
@@ -319,5 +333,5 @@ class AsyncUpload:
 
     async def abort(self) -> None:
         """Async :meth:`Upload.abort`."""
-        self._pending.clear()
+        self._drop()
         await asyncio.to_thread(self._upload.abort)
