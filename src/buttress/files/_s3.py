@@ -86,9 +86,9 @@ class _S3Writer:
     def write(self, chunk: bytes) -> None:
         if not self._open:
             raise RuntimeError("write after commit or abort")
-        view = memoryview(chunk)
         size = self._store.part_size
         try:
+            view = memoryview(chunk)
             while view:
                 room = size - len(self._buffer)
                 self._buffer += view[:room]
@@ -181,6 +181,8 @@ class S3BlobStore:
     """
 
     kind = "s3"
+    page_size = 1000
+    """Keys or uploads per listing request (S3's own maximum is 1,000)."""
 
     def __init__(
         self,
@@ -204,7 +206,13 @@ class S3BlobStore:
             )
         prefix = prefix.strip("/")
         if prefix:
-            check_key(prefix)
+            try:
+                check_key(prefix)
+            except ValidationError:
+                raise ValidationError(
+                    f"prefix must be a relative path of plain parts, got {prefix!r}; e.g. 'myapp/uploads'",
+                    field="prefix",
+                ) from None
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self.part_size = part_size
@@ -320,7 +328,7 @@ class S3BlobStore:
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Published keys starting with ``prefix``, in S3's order (sorted by UTF-8 bytes), page by page."""
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
+            Bucket=self.bucket, Prefix=self.prefix + prefix, PaginationConfig={"PageSize": self.page_size}
         )
         cut = len(self.prefix)
         with self.translated("list"):
@@ -330,7 +338,7 @@ class S3BlobStore:
 
     def _uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=prefix
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
         )
         with self.translated("list uploads"):
             for page in pages:
