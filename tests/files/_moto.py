@@ -18,8 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import boto3
 import pytest
@@ -71,12 +70,10 @@ def wait_listening(port: int, *, timeout: float = 30.0) -> None:
             time.sleep(0.02)
 
 
-class MotoServer:
-    """moto in a thread on 127.0.0.1: :meth:`stop` closes the port, :meth:`start` reopens it (same state)."""
+class _Moto:
+    """A moto endpoint on a loopback port, used as a context manager: started on entry, stopped on exit."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self._server: ThreadedMotoServer | None = None
+    port: int
 
     @property
     def endpoint(self) -> str:
@@ -84,6 +81,27 @@ class MotoServer:
 
     def client(self, **config: Any) -> S3Client:
         return s3_client(self.endpoint, **config)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class MotoServer(_Moto):
+    """moto in a thread on 127.0.0.1: :meth:`stop` closes the port, :meth:`start` reopens it (same state)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server: ThreadedMotoServer | None = None
 
     def start(self) -> None:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -95,17 +113,8 @@ class MotoServer:
             server, self._server = self._server, None
             server.stop()
 
-    def __enter__(self) -> MotoServer:
-        self.start()
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-class MotoProcess:
+class MotoProcess(_Moto):
     """moto in a child process on 127.0.0.1 (its memory is not this process's); state dies with it."""
 
     def __init__(self, log: Path) -> None:
@@ -113,14 +122,7 @@ class MotoProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, **config: Any) -> S3Client:
-        return s3_client(self.endpoint, **config)
-
-    def __enter__(self) -> MotoProcess:
+    def start(self) -> None:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -128,11 +130,8 @@ class MotoProcess:
                 stderr=subprocess.STDOUT,
             )
         wait_listening(self.port)
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)
