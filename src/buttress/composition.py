@@ -106,6 +106,14 @@ def _jobs(container: Container) -> None:
     jobs.register_services(container)
 
 
+def _files(container: Container) -> None:
+    if not db_installed():
+        return  # files' rows live in the database: without the [db] extra there is nothing to register
+    from buttress import files  # noqa: PLC0415 - loaded already: one of its types was asked for
+
+    files.register_services(container)
+
+
 _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.config": _settings,
     "buttress.clock": _clock,
@@ -116,6 +124,7 @@ _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.http": _http,
     "buttress.db": _db,
     "buttress.jobs": _jobs,
+    "buttress.files": _files,
 }
 """Which provider registers the types defined under each package (the health registry aside)."""
 
@@ -198,6 +207,12 @@ def _runs_jobs(settings: "Settings", container: Container) -> bool:
     return bool(settings.database_url) or container.peek(jobs.Jobs) is not None
 
 
+def _runs_files(container: Container) -> bool:
+    """Whether this program already built its file store (building the health registry builds none)."""
+    files = sys.modules.get("buttress.files")
+    return files is not None and container.peek(files.FileStore) is not None
+
+
 def health_registry(
     settings: "Settings | None" = None,
     container: Container | None = None,
@@ -228,5 +243,7 @@ def health_registry(
         capabilities.insert(0, db)
     if _runs_jobs(settings, container):
         capabilities.append(sys.modules["buttress.jobs"])
+    if _runs_files(container):
+        capabilities.append(sys.modules["buttress.files"])
     checks = [check for capability in capabilities for check in capability.health_checks(container, settings)]
     return default_health_registry(settings, clock=clock, disk_path=disk_path, checks=checks)
