@@ -24,6 +24,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
 from tests._ports import free_port
 
 if TYPE_CHECKING:

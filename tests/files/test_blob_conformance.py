@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from tests.files._moto import aws_env, moto_server, s3, s3_bucket, s3_client  # noqa: F401 - fixtures
 
 from buttress.errors import BackendUnavailable, ConflictError, NotFoundError, ValidationError
 from buttress.files import BlobStore, LocalBlobStore
 from buttress.files._s3 import MIN_PART_SIZE, S3BlobStore
+from tests.files._moto import aws_env, moto_server, s3, s3_bucket, s3_client  # noqa: F401 - fixtures
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
