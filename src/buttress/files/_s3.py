@@ -76,7 +76,7 @@ class _S3Writer:
         self._parts: list[CompletedPartTypeDef] = []
         self._open = True
         self.peak_buffered = 0
-        """The most bytes this writer has held at once (its buffer, and a part on its way out)."""
+        """The most bytes this writer's buffer has held (one part at most; boto3 sends it without a copy)."""
 
     @property
     def buffered(self) -> int:
@@ -131,7 +131,9 @@ class _S3Writer:
         try:
             with self._store.translated("commit", conflict=self._name):
                 if self._upload_id is None:
-                    client.put_object(Bucket=bucket, Key=self._key, Body=bytes(self._buffer), IfNoneMatch="*")
+                    client.put_object(
+                        Bucket=bucket, Key=self._key, Body=cast("bytes", self._buffer), IfNoneMatch="*"
+                    )
                 else:
                     if self._buffer:
                         self._send_part()
