@@ -1,8 +1,9 @@
 """Run inside a fresh venv holding buttress with one extra: what it promises works, the rest names its extra.
 
-``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, jobs, all). Every public module imports,
-or raises MissingExtra naming an extra that is not installed; each feature below runs when its extras are
-installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script exits 1 saying so).
+``python .ci/check_extras.py EXTRA`` (core, redis, server, cli, db, jobs, files, s3, all). Every public
+module imports, or raises MissingExtra naming an extra that is not installed; each feature below runs when
+its extras are installed and otherwise raises MissingExtra naming one of them (the ``buttress`` script
+exits 1 saying so).
 A public module that imports also resolves every name in its ``__all__`` (``from module import *`` works).
 Run from the repository root, it imports the installed wheel: ``.ci/`` is on sys.path, ``src/`` is not.
 """
@@ -25,7 +26,9 @@ INSTALLS = {
     "cli": {"cli"},
     "db": {"db"},
     "jobs": {"db", "jobs"},
-    "all": {"redis", "server", "cli", "db", "jobs"},
+    "files": {"db", "jobs", "files"},
+    "s3": {"db", "jobs", "files", "s3"},
+    "all": {"redis", "server", "cli", "db", "jobs", "files", "s3"},
 }
 PUBLIC_MODULES = [
     "buttress",
@@ -37,6 +40,7 @@ PUBLIC_MODULES = [
     "buttress.demo",
     "buttress.errors",
     "buttress.events",
+    "buttress.files",
     "buttress.health_types",
     "buttress.http",
     "buttress.jobs",
@@ -156,6 +160,26 @@ def jobs() -> None:
         db.close()
 
 
+def files() -> None:
+    importlib.import_module("buttress.files")  # first: without the [files] extra this names it
+    from buttress.config import FilesSettings
+    from buttress.db import Database
+    from buttress.files import FileStore, LocalBlobStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = Database(f"sqlite:///{folder}/ci.db")
+        store = FileStore(LocalBlobStore(f"{folder}/files"), db=db, settings=FilesSettings(quota=10_000))
+        saved = store.save(b"hello from CI\n", name="../ci.txt")
+        assert (saved.name, saved.content_type) == ("ci.txt", "text/plain"), saved
+        assert store.read_bytes(saved.id) == b"hello from CI\n"
+        db.close()
+
+
+def s3_module() -> None:
+    store_class = importlib.import_module("buttress.files").S3BlobStore
+    store_class("ci-bucket", endpoint_url="http://127.0.0.1:9", region="us-east-1")  # boto3 builds no socket
+
+
 def demo_module() -> None:
     importlib.import_module("buttress.demo")
 
@@ -188,6 +212,8 @@ FEATURES: list[tuple[str, set[str], Callable[[], None]]] = [
     ("ops server", {"server"}, server),
     ("database health check, drivers", {"db"}, db),
     ("durable jobs on SQLite", {"db", "jobs"}, jobs),
+    ("files on local disk", {"db", "jobs", "files"}, files),
+    ("the S3 blob store", {"db", "jobs", "files", "s3"}, s3_module),
     ("buttress version", {"cli"}, script("version")),
     ("buttress config --check", {"cli"}, script("config", "--check")),
     ("buttress serve --help", {"cli"}, script("serve", "--help")),

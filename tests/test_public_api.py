@@ -150,6 +150,7 @@ DB = [
     "ReplicaRouter",
     "Rows",
     "Sample",
+    "SchemaGate",
     "Skipped",
     "SlowStatement",
     "StatementStats",

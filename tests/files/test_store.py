@@ -276,3 +276,36 @@ def test_a_fresh_database_is_migrated_on_first_use(
     store = make_store()
     with store.db.engine.begin() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM buttress_files")).scalar() == 0
+
+
+def test_open_gives_a_file_object_that_reads_lines_and_ranges(store: FileStore) -> None:
+    saved = store.save(b"one\ntwo\nthree\n", name="lines.txt")
+    with store.open(saved.id) as handle:
+        assert handle.readline() == b"one\n"
+        assert handle.read() == b"two\nthree\n"
+    with store.open(saved.id, start=4, end=7) as handle:
+        assert handle.read() == b"two"
+
+
+def test_the_async_save_reads_a_blocking_file_off_the_loop(store: FileStore) -> None:
+    saved = asyncio.run(store.asave(io.BytesIO(TEXT), name="notes.txt"))
+    assert store.read_bytes(saved.id) == TEXT
+
+
+def test_a_body_longer_than_declared_is_cut_at_the_declared_length(store: FileStore, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="passed the 10 bytes declared"):
+        store.save(iter([b"a" * 8, b"b" * 8]), name="a.txt", size=10)
+    assert leftover_bytes(tmp_path / "blobs") == 0
+
+
+def test_a_save_stalled_past_its_reservation_is_swept_and_fails_cleanly(
+    store: FileStore, clock: object, tmp_path: Path
+) -> None:
+    upload = store.begin(name="stalled.txt")
+    upload.write(b"first part\n")
+    clock.advance(store.settings.reservation_ttl + 1)  # type: ignore[attr-defined]
+    assert store.sweep().reservations == 1
+    with pytest.raises(ConflictError):
+        upload.finish()
+    assert leftover_bytes(tmp_path / "blobs") == 0
+    assert store.list() == []

@@ -34,6 +34,7 @@ from buttress.db._query_rows import Rows
 from buttress.db._replica_lsn import Consistency, consistent
 from buttress.db._replicas import ReplicaRouter
 from buttress.db._report import DbAdviceReport, DbStatsReport, PoolStats, advice_report, db_stats
+from buttress.db._schema_gate import SchemaGate
 from buttress.db._slow_log import SlowStatement
 from buttress.db._tracking import QueryTracker, RawSample, StatementStats
 
@@ -62,6 +63,7 @@ __all__ = [
     "ReplicaRouter",
     "Rows",
     "Sample",
+    "SchemaGate",
     "Skipped",
     "SlowStatement",
     "StatementStats",

@@ -1,12 +1,16 @@
 """File lifecycle: streaming saves with limits, types by content, quotas shared across processes, archive.
 
 ``FileStore`` keeps bytes in a directory (the embedded default) or an S3 bucket and their rows and quota
-counters in ``buttress.db``. See ``docs/files.md``.
+counters in ``buttress.db``. ``Uploads``/``upload_route`` stream FastAPI uploads into a store (they need
+the ``[server]`` extra and load on first use). See ``docs/files.md``.
 """
 
-from buttress._extras import require
+from typing import TYPE_CHECKING
 
-for _package in ("magic", "filetype", "sqlalchemy", "cronsim"):
+from buttress._extras import require
+from buttress._lazy import lazy_exports
+
+for _package in ("filetype", "sqlalchemy", "cronsim"):  # libmagic is optional: filetype is the fallback
     require(_package, "files", "buttress.files (file lifecycle)")
 
 from buttress.files._blobs import BlobStore, BlobWriter, Leftover
@@ -16,10 +20,18 @@ from buttress.files._info import FileState, StoredFile
 from buttress.files._local import LocalBlobStore
 from buttress.files._names import safe_name
 from buttress.files._provide import get_files, health_checks, register_services
+from buttress.files._s3 import S3BlobStore
 from buttress.files._stats import StorageStats
 from buttress.files._store import FileStore
 from buttress.files._sweep import SweepReport
 from buttress.files._upload import AsyncUpload, Upload
+
+if TYPE_CHECKING:  # the FastAPI helper needs the [server] extra: loaded on first use
+    from buttress.files._fastapi import Uploaded, Uploads, upload_route
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, dict.fromkeys(["Uploaded", "Uploads", "upload_route"], "buttress.files._fastapi")
+)
 
 __all__ = [
     "HEAD_SIZE",
@@ -30,14 +42,18 @@ __all__ = [
     "FileStore",
     "Leftover",
     "LocalBlobStore",
+    "S3BlobStore",
     "ScopeUsage",
     "StorageStats",
     "StoredFile",
     "SweepReport",
     "TypeDetector",
     "Upload",
+    "Uploaded",
+    "Uploads",
     "get_files",
     "health_checks",
     "register_services",
     "safe_name",
+    "upload_route",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, text
 from buttress.db import Plan, Step
 from buttress.errors import NotFoundError
 from buttress.files._info import COLUMNS, FileState, StoredFile, stored_file
-from buttress.files._reservations import GLOBAL, Limits, scopes_of
+from buttress.files._reservations import GLOBAL, Limits, lock_scopes, scopes_of
 
 __all__ = [
     "Listing",
@@ -109,13 +109,14 @@ def list_plan(listing: Listing) -> Plan[list[StoredFile]]:
     return found
 
 
-def delete_plan(file_id: str) -> Plan[StoredFile | None]:
+def delete_plan(file_id: str, *, postgres: bool = False) -> Plan[StoredFile | None]:
     """Remove the file's row and take its bytes out of the counters; None when it was not there."""
     rows = yield Step(
         text(f"SELECT {COLUMNS} FROM buttress_files WHERE id = :id"), {"id": file_id}, rows=True
     )
     if not rows:
         return None
+    yield from lock_scopes(scopes_of(rows[0][2]), postgres=postgres)
     found = yield from _with_tags(rows)
     gone = found[0]
     yield Step(text("DELETE FROM buttress_file_tags WHERE file_id = :id"), {"id": file_id})

@@ -77,6 +77,12 @@ class _LocalWriter:
         self._final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(self._path, self._final)
+        except FileNotFoundError:
+            raise ConflictError(
+                "the temp data of this write was removed (its save stalled past the reservation TTL "
+                "and was swept); nothing was kept",
+                context={"key": self._final.name},
+            ) from None
         except FileExistsError:
             self.abort()
             raise ConflictError(

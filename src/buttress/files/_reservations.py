@@ -29,6 +29,7 @@ __all__ = [
     "NewReservation",
     "Reservation",
     "grow_plan",
+    "lock_scopes",
     "release_plan",
     "renew_plan",
     "reservations_plan",
@@ -127,6 +128,13 @@ def _check_room(
             )
 
 
+def lock_scopes(scopes: tuple[str, ...], *, postgres: bool) -> Plan[None]:
+    """PostgreSQL: lock the counter rows in scope order before changing them (every plan takes them in
+    the same order, so two transactions never wait on each other in a circle). SQLite: the write lock."""
+    if postgres:
+        yield Step(_USAGE_LOCKED, {"scopes": list(scopes)}, rows=True)
+
+
 def _locked_usage(scopes: tuple[str, ...], postgres: bool) -> Plan[list[tuple[str, int, int, int | None]]]:
     for scope in scopes:
         yield Step(_ENSURE_SCOPE, {"scope": scope})
@@ -196,9 +204,10 @@ def renew_plan(reservation_id: str, expires_at: float) -> Plan[int]:
     return int(count)
 
 
-def settle_plan(reservation_id: str, stored: StoredFile) -> Plan[None]:
+def settle_plan(reservation_id: str, stored: StoredFile, *, postgres: bool = False) -> Plan[None]:
     """Turn the reservation into the file's bytes in ``used`` and write the file's row, in one step."""
     scopes = scopes_of(stored.owner)
+    yield from lock_scopes(scopes, postgres=postgres)
     held = yield from _held(reservation_id)
     yield Step(_DROP_RESERVATION, {"id": reservation_id})
     yield Step(_SETTLE, {"reserved": held, "size": stored.size, "scopes": list(scopes)})
@@ -227,8 +236,9 @@ def settle_plan(reservation_id: str, stored: StoredFile) -> Plan[None]:
         )
 
 
-def release_plan(reservation_id: str, owner: str | None) -> Plan[bool]:
+def release_plan(reservation_id: str, owner: str | None, *, postgres: bool = False) -> Plan[bool]:
     """Give a reservation's bytes back; False when it was already gone (settled, or swept)."""
+    yield from lock_scopes(scopes_of(owner), postgres=postgres)
     rows = yield Step(_RESERVATION, {"id": reservation_id}, rows=True)
     if not rows:
         return False

@@ -3,6 +3,7 @@ or a Starlette ``UploadFile``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -73,6 +74,12 @@ async def achunks(data: object) -> AsyncIterator[bytes]:
         return
     if isinstance(data, AsyncIterable):
         async for chunk in data:
+            yield chunk
+        return
+    if isinstance(data, _Readable):  # a blocking file: each read in a worker thread, not on the loop
+        source = _read_all(data)
+        done: list[bytes] = []
+        while (chunk := await asyncio.to_thread(next, source, done)) is not done:
             yield chunk
         return
     for chunk in chunks(data):

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import io
 import os
 import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import FilesSettings
-from buttress.db import Database, PlanRunner, internal_options
+from buttress.db import Database, PlanRunner, SchemaGate
 from buttress.errors import ConflictError, QuotaExceeded, ValidationError
 from buttress.files._archive import copy_blob
 from buttress.files._blobs import BlobStore
@@ -43,6 +40,7 @@ from buttress.files._cleanup import CleanupReport, cleanup
 from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
+from buttress.files._reader import ChunkReader
 from buttress.files._reservations import Limits, NewReservation, reserve_plan
 from buttress.files._retention import Retention, check_rules
 from buttress.files._sources import achunks, chunks, upload_file_hints
@@ -59,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["FILES_REVISION", "FileStore"]
 
 FILES_REVISION: Final = "0003"
-_VERSIONS = text("SELECT version_num FROM buttress_alembic_version")
 _HOST: Final = socket.gethostname()
 
 
@@ -112,8 +109,7 @@ class FileStore:
         self.limits = Limits(settings.quota, settings.owner_quota)
         self.allowed = validate_allowed(settings.allowed_types, "files.allowed_types")
         self.retention = check_rules(retention, field="retention", quota=self.limits.total)
-        self._schema_ready = not settings.auto_migrate
-        self._schema_lock = threading.Lock()
+        self._schema = SchemaGate(self.db, FILES_REVISION, auto_migrate=settings.auto_migrate)
 
     def __repr__(self) -> str:
         return f"<FileStore {self.blobs.kind}:{self.blobs.location}>"
@@ -121,22 +117,8 @@ class FileStore:
     # -- schema -------------------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create or upgrade the file tables once per process (``files.auto_migrate``)."""
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if not self._schema_ready:
-                if not self._schema_current():
-                    self.db.upgrade()
-                self._schema_ready = True
-
-    def _schema_current(self) -> bool:
-        try:
-            with self.db.engine.execution_options(**internal_options()).connect() as connection:
-                versions = connection.execute(_VERSIONS).scalars().all()
-        except DBAPIError:
-            return False
-        return any(version.isdigit() and version >= FILES_REVISION for version in versions)
+        """Create or upgrade the file tables once per process (``files.auto_migrate``; see SchemaGate)."""
+        self._schema.ensure()
 
     # -- saving ---------------------------------------------------------------------------------------
 
@@ -220,15 +202,27 @@ class FileStore:
             self.telemetry.rejected("too_large")
             raise too_large(request, request.declared_size)
         self.ensure_schema()
-        first = request.declared_size if request.declared_size is not None else GROW_STEP
-        first = min(first, request.max_size)
+        declared = request.declared_size
+        first = min(GROW_STEP if declared is None else declared, request.max_size)
         writer = self.blobs.writer(request.key)
+        try:
+            first = self._reserve(request, writer.temp, first, exact=declared is not None)
+        except BaseException as exc:
+            writer.abort()
+            if isinstance(exc, QuotaExceeded):
+                self.telemetry.rejected("quota")
+            raise
+        return Upload(self, request, writer, first)
+
+    def _reserve(self, request: SaveRequest, temp: str | None, first: int, *, exact: bool) -> int:
+        """Reserve ``first`` bytes; for a body of unknown length, nothing yet when that much is not free
+        (its chunks then reserve what they need as they come). Returns what was reserved."""
         now = self.clock.time()
         new = NewReservation(
             id=request.id,
             owner=request.owner,
             bytes=first,
-            temp=writer.temp,
+            temp=temp,
             key=request.key,
             host=_HOST,
             pid=os.getpid(),
@@ -237,12 +231,11 @@ class FileStore:
         )
         try:
             self.runner.run(lambda: reserve_plan(new, self.limits, postgres=self.postgres))
-        except BaseException as exc:
-            writer.abort()
-            if isinstance(exc, QuotaExceeded):
-                self.telemetry.rejected("quota")
-            raise
-        return Upload(self, request, writer, first)
+        except QuotaExceeded:
+            if exact or first == 0:
+                raise
+            return self._reserve(request, temp, 0, exact=True)
+        return first
 
     async def abegin(
         self,
@@ -286,13 +279,11 @@ class FileStore:
     ) -> StoredFile:
         """Store ``data`` (bytes, a binary file, an iterable of bytes, an ``UploadFile``) as a new file."""
         source = chunks(data)
-        hinted_name, hinted_type = upload_file_hints(data)
-        if size is None and isinstance(data, bytes | bytearray | memoryview):
-            size = len(data)
+        name, content_type, size = _described(data, name, content_type, size)
         with self.begin(
-            name=name if name is not None else hinted_name,
+            name=name,
             owner=owner,
-            content_type=content_type if content_type is not None else hinted_type,
+            content_type=content_type,
             size=size,
             max_size=max_size,
             allowed_types=allowed_types,
@@ -317,15 +308,13 @@ class FileStore:
         metadata: Mapping[str, str] | None = None,
     ) -> StoredFile:
         """Async :meth:`save`; also takes an async iterable of bytes."""
-        hinted_name, hinted_type = upload_file_hints(data)
-        if size is None and isinstance(data, bytes | bytearray | memoryview):
-            size = len(data)
         if isinstance(data, str):
             chunks(data)  # raises the ValidationError naming the fix
+        name, content_type, size = _described(data, name, content_type, size)
         upload = await self.abegin(
-            name=name if name is not None else hinted_name,
+            name=name,
             owner=owner,
-            content_type=content_type if content_type is not None else hinted_type,
+            content_type=content_type,
             size=size,
             max_size=max_size,
             allowed_types=allowed_types,
@@ -416,9 +405,19 @@ class FileStore:
         while (chunk := await asyncio.to_thread(next, body, done)) is not done:
             yield chunk  # type: ignore[misc]
 
+    def open(self, file_id: str, *, start: int = 0, end: int | None = None) -> io.BufferedReader:
+        """A stored file as a read-only binary file (close it, or use ``with``); reads pull from the store."""
+        return io.BufferedReader(
+            ChunkReader(self.stream(file_id, start=start, end=end)), buffer_size=1024 * 1024
+        )
+
     def read_bytes(self, file_id: str) -> bytes:
         """A stored file's whole content (for small files; stream big ones)."""
         return b"".join(self.stream(file_id))
+
+    async def aread_bytes(self, file_id: str) -> bytes:
+        """Async :meth:`read_bytes`."""
+        return await asyncio.to_thread(self.read_bytes, file_id)
 
     def presign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
         """A time-limited download URL (S3), or None where the store has none (local disk)."""
@@ -429,12 +428,16 @@ class FileStore:
             found.key, expires=expires, filename=found.name, content_type=found.content_type
         )
 
+    async def apresign(self, file_id: str, *, expires: float = 3600.0) -> str | None:
+        """Async :meth:`presign`."""
+        return await asyncio.to_thread(lambda: self.presign(file_id, expires=expires))
+
     # -- changing -----------------------------------------------------------------------------------
 
     def delete(self, file_id: str) -> bool:
         """Remove a file (stored or archived), its bytes and its share of the quota; False if absent."""
         self.ensure_schema()
-        gone = self.runner.run(lambda: delete_plan(_checked_id(file_id)))
+        gone = self.runner.run(lambda: delete_plan(_checked_id(file_id), postgres=self.postgres))
         if gone is None:
             return False
         if gone.state == "archived" and gone.archive_key is not None:
@@ -531,6 +534,14 @@ class FileStore:
         found = self.runner.run(lambda: usage_plan(self.limits, owners or []), write=False)
         return found[-1]
 
+    async def aset_quota(self, owner: str, quota: int | None) -> None:
+        """Async :meth:`set_quota`."""
+        await asyncio.to_thread(self.set_quota, owner, quota)
+
+    async def ausage(self, owner: str | None = None) -> ScopeUsage:
+        """Async :meth:`usage`."""
+        return await asyncio.to_thread(self.usage, owner)
+
     def stats(self) -> StorageStats:
         """Totals by state, quota use per scope, saves in flight, and where the bytes live."""
         self.ensure_schema()
@@ -570,6 +581,20 @@ class FileStore:
 
     def close(self) -> None:
         """Nothing of its own to close; the database belongs to whoever made it."""
+
+
+def _described(
+    data: object, name: str | None, content_type: str | None, size: int | None
+) -> tuple[str | None, str | None, int | None]:
+    """The name, declared type and size a save goes by: the caller's, else what ``data`` tells."""
+    hinted_name, hinted_type = upload_file_hints(data)
+    if size is None and isinstance(data, bytes | bytearray | memoryview):
+        size = len(data)
+    return (
+        name if name is not None else hinted_name,
+        content_type if content_type is not None else hinted_type,
+        size,
+    )
 
 
 def _checked_id(file_id: object) -> str:

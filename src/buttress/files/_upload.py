@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final, Self
 from buttress.errors import ButtressError, FileTooLarge, FileTypeRejected, QuotaExceeded, ValidationError
 from buttress.files._detect import HEAD_SIZE
 from buttress.files._info import StoredFile
+from buttress.files._pipe import WritePipe
 from buttress.files._reservations import grow_plan, release_plan, renew_plan, settle_plan
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = ["AsyncUpload", "SaveRequest", "Upload"]
 
 GROW_STEP: Final = 8 * 1024 * 1024  # bytes a reservation grows by while a body of unknown length streams
 _ASYNC_BATCH: Final = 1024 * 1024  # an async upload hands the thread at least this much per write
+_PIPED: Final = 64 * 1024  # chunks this big are written in a thread of their own while the next is hashed
 _log = logging.getLogger("buttress.files")
 
 
@@ -74,6 +76,7 @@ class Upload:
         self._content_type: str | None = None
         self._renewed = store.clock.time()
         self._closed = False
+        self._pipe: WritePipe | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -105,6 +108,12 @@ class Upload:
         if size > self.request.max_size:
             self._fail("too_large")
             raise too_large(self.request, size)
+        declared = self.request.declared_size
+        if declared is not None and size > declared:
+            self._fail(None)
+            raise ValidationError(
+                f"the body passed the {declared} bytes declared; nothing was kept", field="size"
+            )
         try:
             self._reserve_up_to(size)
             self._hash.update(chunk)
@@ -114,7 +123,7 @@ class Upload:
                 if len(self._head) >= HEAD_SIZE:
                     self._flush_head()
             else:
-                self._writer.write(bytes(chunk) if not isinstance(chunk, bytes) else chunk)
+                self._store_chunk(bytes(chunk) if not isinstance(chunk, bytes) else chunk)
         except BaseException as exc:
             self._fail(_reason(exc))
             raise
@@ -123,22 +132,43 @@ class Upload:
         store = self._store
         now = store.clock.time()
         if size > self._reserved:
-            more = min(max(GROW_STEP, size - self._reserved), self.request.max_size - self._reserved)
-            store.runner.run(
-                lambda: grow_plan(
-                    self.request.id,
-                    self.request.owner,
-                    more,
-                    now + store.settings.reservation_ttl,
-                    store.limits,
-                    postgres=store.postgres,
-                )
-            )
-            self._reserved += more
-            self._renewed = now
+            needed = size - self._reserved
+            headroom = self.request.max_size - self._reserved
+            ample = min(
+                max(GROW_STEP, self._reserved, needed), headroom
+            )  # doubling: few steps for big bodies
+            try:
+                self._grow(ample, now)
+            except QuotaExceeded:
+                if ample <= needed:
+                    raise
+                self._grow(needed, now)  # near the quota: only what this chunk needs
         elif now - self._renewed > store.settings.reservation_ttl / 3:
             store.runner.run(lambda: renew_plan(self.request.id, now + store.settings.reservation_ttl))
             self._renewed = now
+
+    def _store_chunk(self, chunk: bytes) -> None:
+        if self._pipe is None and len(chunk) >= _PIPED:
+            self._pipe = WritePipe(self._writer)
+        if self._pipe is not None:
+            self._pipe.put(chunk)
+        else:
+            self._writer.write(chunk)
+
+    def _grow(self, more: int, now: float) -> None:
+        store = self._store
+        store.runner.run(
+            lambda: grow_plan(
+                self.request.id,
+                self.request.owner,
+                more,
+                now + store.settings.reservation_ttl,
+                store.limits,
+                postgres=store.postgres,
+            )
+        )
+        self._reserved += more
+        self._renewed = now
 
     def _flush_head(self) -> None:
         head, self._head = bytes(self._head or b""), None
@@ -146,7 +176,7 @@ class Upload:
             head, name=self.request.name, declared=self.request.declared_type, allowed=self.request.allowed
         )
         if head:
-            self._writer.write(head)
+            self._store_chunk(head)
 
     def finish(self) -> StoredFile:
         """Publish the bytes and record the file; returns it (raises after aborting on any failure)."""
@@ -162,6 +192,8 @@ class Upload:
         try:
             if self._head is not None:
                 self._flush_head()
+            if self._pipe is not None:
+                self._pipe.close()
             self._writer.commit()
         except BaseException as exc:
             self._fail(_reason(exc))
@@ -182,7 +214,7 @@ class Upload:
             metadata=dict(request.metadata),
         )
         try:
-            self._store.runner.run(lambda: settle_plan(request.id, stored))
+            self._store.runner.run(lambda: settle_plan(request.id, stored, postgres=self._store.postgres))
         except BaseException:
             self._closed = True
             self._store.blobs.delete(request.key)
@@ -197,6 +229,8 @@ class Upload:
         if self._closed:
             return
         self._closed = True
+        if self._pipe is not None:
+            self._pipe.stop()
         self._writer.abort()
         self._release_quietly()
 
@@ -207,7 +241,9 @@ class Upload:
 
     def _release_quietly(self) -> None:
         try:
-            self._store.runner.run(lambda: release_plan(self.request.id, self.request.owner))
+            self._store.runner.run(
+                lambda: release_plan(self.request.id, self.request.owner, postgres=self._store.postgres)
+            )
         except ButtressError:  # the database is away: the reservation expires and the sweeper frees it
             _log.warning("could not release reservation %s; the sweeper will", self.request.id, exc_info=True)
 
@@ -223,11 +259,15 @@ def _reason(error: BaseException) -> str | None:
 
 
 class AsyncUpload:
-    """:class:`Upload` driven from a coroutine: the limit checked at once, blocking steps in a thread."""
+    """:class:`Upload` driven from a coroutine: the limit checked at once, blocking steps in a thread.
+
+    Chunks of at least 1 MiB go to the thread as they are; smaller ones are gathered and joined once.
+    """
 
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
-        self._pending = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     @property
     def request(self) -> SaveRequest:
@@ -235,8 +275,8 @@ class AsyncUpload:
 
     @property
     def size(self) -> int:
-        """Bytes accepted so far (written or buffered)."""
-        return self._upload.size + len(self._pending)
+        """Bytes accepted so far (written or gathered)."""
+        return self._upload.size + self._pending_size
 
     @property
     def closed(self) -> bool:
@@ -252,23 +292,33 @@ class AsyncUpload:
             await self.abort()
 
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Add ``chunk``; the size limit is checked before it is buffered."""
+        """Add ``chunk``; the size limit is checked before it is kept."""
         upload = self._upload
-        if not isinstance(chunk, bytes | bytearray | memoryview) or upload.closed:
+        given: object = chunk
+        if not isinstance(given, bytes | bytearray | memoryview) or upload.closed:
             await asyncio.to_thread(upload.write, chunk)  # raises the sync side's error
             return
         seen = self.size + len(chunk)
         if seen > upload.request.max_size:
-            self._pending.clear()
+            self._drop()
             await asyncio.to_thread(upload._fail, "too_large")
             raise too_large(upload.request, seen)
-        self._pending += chunk
-        if len(self._pending) >= _ASYNC_BATCH:
+        if not self._pending and len(chunk) >= _ASYNC_BATCH:
+            await asyncio.to_thread(upload.write, chunk)
+            return
+        self._pending.append(bytes(chunk))
+        self._pending_size += len(chunk)
+        if self._pending_size >= _ASYNC_BATCH:
             await self._flush()
+
+    def _drop(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
 
     async def _flush(self) -> None:
         if self._pending:
-            batch, self._pending = bytes(self._pending), bytearray()
+            batch = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._drop()
             await asyncio.to_thread(self._upload.write, batch)
 
     async def finish(self) -> StoredFile:
@@ -283,5 +333,5 @@ class AsyncUpload:
 
     async def abort(self) -> None:
         """Async :meth:`Upload.abort`."""
-        self._pending.clear()
+        self._drop()
         await asyncio.to_thread(self._upload.abort)

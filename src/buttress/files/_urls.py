@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from urllib.parse import urlsplit
 
 from buttress.config import FilesSettings
 from buttress.errors import ValidationError
 from buttress.files._blobs import BlobStore
 from buttress.files._local import LocalBlobStore
+from buttress.files._s3 import S3BlobStore
 
 __all__ = ["blob_store_for"]
 
@@ -21,9 +21,7 @@ def blob_store_for(url: str, settings: FilesSettings) -> BlobStore:
             raise ValidationError(
                 f"an S3 URL names a bucket, got {url!r}; e.g. s3://uploads/podcasts", field="url"
             )
-        s3 = importlib.import_module("buttress.files._s3")  # boto3 only for S3
-
-        return s3.S3BlobStore(  # type: ignore[no-any-return]
+        return S3BlobStore(
             parts.netloc,
             parts.path.strip("/"),
             endpoint_url=settings.s3_endpoint_url,

@@ -7,22 +7,17 @@ tables up to date (``jobs.auto_migrate``; ``buttress db upgrade`` does the same 
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import JobsSettings, get_settings
-from buttress.db import VERSION_TABLE, internal_options
+from buttress.db import SchemaGate
 from buttress.errors import ValidationError
 from buttress.jobs._eager import EagerRunner
 from buttress.jobs._handle import JobHandle, missing
@@ -54,7 +49,6 @@ __all__ = ["JOBS_REVISION", "Jobs", "QueueStats", "Stats", "get_jobs", "stats_of
 
 JOBS_REVISION: Final = "0002"
 """The revision of buttress's schema that created the job tables (buttress's own ids are 4-digit numbers)."""
-_VERSIONS: Final = text("SELECT version_num FROM " + VERSION_TABLE)  # noqa: S608 - a constant name
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +149,7 @@ class Jobs:
         self.events = events
         self.store: SqlJobStore = store_for(db)
         self.telemetry = JobsTelemetry(metrics, events)
-        self._schema_lock = threading.Lock()
-        self._schema_ready = not self.settings.auto_migrate
+        self._schema = SchemaGate(db, JOBS_REVISION, auto_migrate=self.settings.auto_migrate)
         self._wakers: list[Callable[[], None]] = []
         self._eager = EagerRunner(self)
 
@@ -166,31 +159,12 @@ class Jobs:
     # -- schema -------------------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create or upgrade the job tables once per process (``jobs.auto_migrate``).
-
-        One read of buttress's version table first: when it already holds the jobs' revision (or a later
-        one) there is nothing to do, and a worker starts without loading alembic.
-        """
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if not self._schema_ready:
-                if not self._schema_current():
-                    self.db.upgrade()
-                self._schema_ready = True
-
-    def _schema_current(self) -> bool:
-        try:
-            with self.db.engine.execution_options(**internal_options()).connect() as connection:
-                versions = connection.execute(_VERSIONS).scalars().all()
-        except DBAPIError:
-            return False  # no version table yet: the upgrade creates it
-        return any(version.isdigit() and version >= JOBS_REVISION for version in versions)
+        """Create or upgrade the job tables once per process (``jobs.auto_migrate``; see SchemaGate)."""
+        self._schema.ensure()
 
     async def aensure_schema(self) -> None:
         """Async :meth:`ensure_schema`."""
-        if not self._schema_ready:
-            await asyncio.to_thread(self.ensure_schema)
+        await self._schema.aensure()
 
     # -- wake-ups of this process's workers -----------------------------------------------------------
 

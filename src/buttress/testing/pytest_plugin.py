@@ -1,5 +1,5 @@
-"""pytest fixtures: a fault-injecting upstream (``upstream``, ``upstream_factory``) and an in-process job
-worker (``job_worker``).
+"""pytest fixtures: a fault-injecting upstream (``upstream``, ``upstream_factory``), an in-process job
+worker (``job_worker``) and a throwaway file store (``file_store``).
 
 Registered as a ``pytest11`` entry point, so installing buttress makes them available; each upstream
 is stopped after the test, whatever happened in it, and so is the worker.
@@ -16,9 +16,10 @@ import pytest
 from buttress.testing._upstream import Mode, Upstream
 
 if TYPE_CHECKING:
+    from buttress.files import FileStore
     from buttress.testing.jobs import JobWorker
 
-__all__ = ["UpstreamFactory", "job_worker", "upstream", "upstream_factory"]
+__all__ = ["UpstreamFactory", "file_store", "job_worker", "upstream", "upstream_factory"]
 
 
 class UpstreamFactory(Protocol):
@@ -62,3 +63,16 @@ def job_worker(tmp_path: Path) -> Iterator[JobWorker]:
 
     with running(tmp_path / "buttress-jobs.db") as worker:
         yield worker
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> Iterator[FileStore]:
+    """A FileStore in a temporary directory with its rows in a temporary SQLite file (``buttress[files]``).
+
+    While the test runs, ``get_files()`` returns it; limits, quotas and allowed types come from the
+    process's settings (``BUTTRESS_FILES__*``).
+    """
+    from buttress.testing.files import file_store as store  # noqa: PLC0415 - libmagic, this fixture only
+
+    with store(tmp_path / "buttress-files") as files:
+        yield files
