@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import inspect
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -285,3 +286,9 @@ def test_two_concurrent_cleanups_never_double_act_and_report_no_errors(
         assert len(list((tmp_path / "blobs").glob("archive/*/*.gz"))) == count
         assert not list((tmp_path / "blobs").glob("files/*/*"))
         assert first.usage().used == sum(f.size for f in made)
+
+
+def test_cleanup_and_acleanup_take_the_same_parameters() -> None:
+    sync, twin = inspect.signature(FileStore.cleanup), inspect.signature(FileStore.acleanup)
+    assert list(sync.parameters.values()) == list(twin.parameters.values())
+    assert inspect.iscoroutinefunction(FileStore.acleanup)
