@@ -162,7 +162,7 @@ def install(
     app.include_router(cache_router(route_class), prefix=prefix)
     if db_installed():  # without the [db] extra there is no database to describe
         from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
-        from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs
+        from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs are
         from buttress.server._routes_jobs import jobs_router  # noqa: PLC0415 - jobs live in the database
 
         app.include_router(db_router(ops, route_class), prefix=prefix)
@@ -174,7 +174,10 @@ def install(
         app.include_router(resilience_admin_router(route_class, require_admin), prefix=prefix)
         app.include_router(cache_admin_router(route_class, require_admin), prefix=prefix)
         if db_installed():
-            from buttress.server._routes_files import files_admin_router, files_installed  # noqa: PLC0415
+            from buttress.server._routes_files import (  # noqa: PLC0415 - as above
+                files_admin_router,
+                files_installed,
+            )
             from buttress.server._routes_jobs import jobs_admin_router  # noqa: PLC0415 - as above
 
             app.include_router(jobs_admin_router(ops, route_class, require_admin), prefix=prefix)
