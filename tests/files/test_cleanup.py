@@ -292,3 +292,25 @@ def test_cleanup_and_acleanup_take_the_same_parameters() -> None:
     sync, twin = inspect.signature(FileStore.cleanup), inspect.signature(FileStore.acleanup)
     assert list(sync.parameters.values()) == list(twin.parameters.values())
     assert inspect.iscoroutinefunction(FileStore.acleanup)
+
+
+def test_a_dry_run_sweep_reports_what_the_real_sweep_then_reclaims(
+    make_store: Callable[..., FileStore], clock: FakeClock, tmp_path: Path
+) -> None:
+    store = make_store()
+    crashed = store.begin(name="published-not-recorded.bin", size=5)
+    crashed.write(b"bytes")
+    published = tmp_path / "blobs" / crashed.request.key  # as if the process died after publishing
+    published.parent.mkdir(parents=True, exist_ok=True)
+    published.write_bytes(b"bytes")
+    stray = tmp_path / "blobs" / ".tmp" / f"{'0' * 32}.part"  # temp data no reservation names
+    stray.write_bytes(b"stray")
+    clock.advance(store.settings.reservation_ttl + 1)
+    before = _snapshot(store, tmp_path / "blobs")
+    dry = store.cleanup(dry_run=True).sweep
+    assert _snapshot(store, tmp_path / "blobs") == before
+    real = store.cleanup().sweep
+    assert dry == real
+    assert (real.reservations, real.leftovers, real.orphans, real.freed_bytes) == (1, 2, 1, 5)
+    assert not published.exists()
+    assert not stray.exists()
