@@ -137,6 +137,7 @@ def test_the_public_names_are_curated() -> None:
         "CacheSettings",
         "DbSettings",
         "EventsSettings",
+        "FilesSettings",
         "HttpBulkheadSettings",
         "HttpHostPolicySettings",
         "HttpPolicySettings",
