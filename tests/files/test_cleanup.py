@@ -60,7 +60,7 @@ def test_an_age_rule_archives_old_files_and_leaves_young_ones(
     assert report.bytes_freed == 0
     assert {a.outcome for a in report.actions} == {"done"}
     assert [store.stat(f.id).state for f in (old, older, young)] == ["archived", "archived", "stored"]
-    packed = tmp_path / "blobs" / f"archive/{old.id[:2]}/{old.id}.gz"
+    packed = tmp_path / "blobs" / str(store.stat(old.id).archive_key)
     assert gzip.decompress(packed.read_bytes()) == TEXT + b"0"
     assert not (tmp_path / "blobs" / old.key).exists()
     assert store.read_bytes(store.restore(old.id).id) == TEXT + b"0"  # an archive the store can restore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -257,9 +258,13 @@ def test_a_file_store_over_s3_leaves_no_upload_after_a_refusal_or_an_outage_and_
 
     upload = files.begin(name="cut.bin")
     upload.write(data[: 2 * PART])
+    deadline = time.monotonic() + 10  # the save's writer thread opens the multipart upload as it drains
+    while not incomplete_uploads(client, bucket) and time.monotonic() < deadline:
+        time.sleep(0.01)
     own_server.stop()
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BackendUnavailable):  # raised by the write that meets it, or at the latest by finish
         upload.write(data[2 * PART :] + data)
+        upload.finish()
     own_server.start()
     assert len(incomplete_uploads(client, bucket)) == 1  # S3 was gone, so nobody could abort it then
 

@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import hashlib
 import io
+import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -204,7 +206,8 @@ def test_archive_gzips_and_restore_brings_back_the_same_bytes(store: FileStore, 
     saved = store.save(TEXT, name="a.txt")
     archived = store.archive(saved.id)
     assert (archived.state, archived.compressed) == ("archived", True)
-    assert archived.archive_key == f"archive/{saved.id[:2]}/{saved.id}.gz"
+    assert archived.archive_key is not None
+    assert re.fullmatch(rf"archive/{saved.id[:2]}/{saved.id}-[0-9a-f]{{8}}\.gz", archived.archive_key)
     packed = (tmp_path / "blobs" / archived.archive_key).read_bytes()
     assert gzip.decompress(packed) == TEXT
     assert len(packed) < len(TEXT) / 10
@@ -309,3 +312,31 @@ def test_a_save_stalled_past_its_reservation_is_swept_and_fails_cleanly(
         upload.finish()
     assert leftover_bytes(tmp_path / "blobs") == 0
     assert store.list() == []
+
+
+def test_an_archive_copy_left_by_a_crash_neither_blocks_the_next_archive_nor_stays(
+    store: FileStore, tmp_path: Path
+) -> None:
+    saved = store.save(TEXT, name="a.txt")
+    writer = store.archive_blobs.writer(f"archive/{saved.id[:2]}/{saved.id}-deadbeef.gz")
+    writer.write(b"half a copy")  # a crashed archive: no guard row (its process is gone) and no commit
+    archived = store.archive(saved.id)
+    assert archived.state == "archived"
+    store.clock.advance(store.settings.reservation_ttl + 1)  # type: ignore[attr-defined]
+    assert store.sweep().leftovers == 1
+    assert sorted(p.name for p in (tmp_path / "blobs").rglob("*") if p.is_file()) == [
+        archived.archive_key.rsplit("/", 1)[-1]  # type: ignore[union-attr]
+    ]
+
+
+def test_two_deletes_of_one_file_take_its_bytes_off_the_counters_once(store: FileStore) -> None:
+    saved = store.save(TEXT, name="a.txt", owner="ana")
+    kept = store.save(b"kept\n", name="b.txt", owner="ana")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.delete(saved.id))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, False, True]
+    assert (store.usage("ana").used, store.usage("ana").files) == (kept.size, 1)

@@ -8,28 +8,35 @@ catalog's before it deletes the source, so a damaged copy never replaces a good 
 from __future__ import annotations
 
 import hashlib
+import uuid
 import zlib
 from typing import Final, Literal
 
-from buttress.files._blobs import BlobStore
+from buttress.files._blobs import BlobStore, BlobWriter
 
-__all__ = ["copy_blob"]
+__all__ = ["ARCHIVE_PREFIX", "archive_key", "copy_blob"]
 
 _GZIP: Final = 31  # zlib's wbits for a gzip container
+ARCHIVE_PREFIX: Final = "archive/"
+
+
+def archive_key(file_id: str, compressed: bool) -> str:
+    """A new key for one archiving of ``file_id``: unique per attempt, so a crashed attempt's copy never
+    blocks the next one (the sweeper removes it, as no row names it)."""
+    suffix = uuid.uuid4().hex[:8]
+    return f"{ARCHIVE_PREFIX}{file_id[:2]}/{file_id}-{suffix}" + (".gz" if compressed else "")
 
 
 def copy_blob(
     source: BlobStore,
     source_key: str,
-    target: BlobStore,
-    target_key: str,
+    writer: BlobWriter,
     *,
     transform: Literal["gzip", "gunzip", None] = None,
 ) -> tuple[str, int]:
-    """Copy ``source_key`` to ``target_key``; returns the sha256 and size of the uncompressed bytes."""
+    """Copy ``source_key`` through ``writer`` (opened on the target); the uncompressed sha256 and size."""
     digest = hashlib.sha256()
     size = 0
-    writer = target.writer(target_key)
     try:
         if transform == "gzip":
             packer = zlib.compressobj(6, zlib.DEFLATED, _GZIP)

@@ -120,7 +120,8 @@ def delete_plan(file_id: str, *, postgres: bool = False) -> Plan[StoredFile | No
     found = yield from _with_tags(rows)
     gone = found[0]
     yield Step(text("DELETE FROM buttress_file_tags WHERE file_id = :id"), {"id": file_id})
-    yield Step(text("DELETE FROM buttress_files WHERE id = :id"), {"id": file_id})
+    if not (yield Step(text("DELETE FROM buttress_files WHERE id = :id"), {"id": file_id})):
+        return None  # a concurrent delete removed it after our read: it took the bytes off the counters
     yield Step(
         text(
             "UPDATE buttress_file_usage SET used = used - :size, files = files - 1 WHERE scope IN :scopes"

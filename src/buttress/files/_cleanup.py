@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from buttress.errors import ButtressError, ConflictError, NotFoundError, ValidationError
-from buttress.files._archive import copy_blob
+from buttress.files._archive import archive_key
 from buttress.files._catalog import get_plan
 from buttress.files._info import StoredFile
 from buttress.files._retention import (
@@ -236,7 +236,7 @@ class _Run:
         copied: list[tuple[str, str]] = []
         outcomes: dict[str, tuple[Outcome, str | None]] = {}
         for found in picked:
-            target = f"archive/{found.id[:2]}/{found.id}" + (".gz" if packed else "")  # FileStore's key
+            target = archive_key(found.id, packed)
             failed = self._copy(found, target, packed)
             if failed is None:
                 copied.append((found.id, target))
@@ -260,7 +260,7 @@ class _Run:
         """Copy one file to the archive and check it; None when the copy is good, else the outcome."""
         store = self.store
         try:
-            digest, _ = copy_blob(
+            digest, _ = store._guarded_copy(
                 store.blobs, found.key, store.archive_blobs, target, transform="gzip" if packed else None
             )
         except (ConflictError, NotFoundError) as exc:

@@ -29,6 +29,7 @@ __all__ = [
     "NewReservation",
     "Reservation",
     "grow_plan",
+    "guard_plan",
     "lock_scopes",
     "release_plan",
     "renew_plan",
@@ -157,6 +158,26 @@ def reserve_plan(new: NewReservation, limits: Limits, *, postgres: bool) -> Plan
             "id": new.id,
             "owner": new.owner,
             "bytes": new.bytes,
+            "temp": new.temp,
+            "key": new.key,
+            "host": new.host,
+            "pid": new.pid,
+            "now": new.now,
+            "expires_at": new.expires_at,
+        },
+    )
+
+
+def guard_plan(new: NewReservation) -> Plan[None]:
+    """Record a copy in flight (archive, restore): a reservation of no bytes, outside every quota, that
+    names its temp data and key so a sweeper can tell a live copy from a crashed one's leftovers."""
+    yield Step(
+        text(
+            "INSERT INTO buttress_file_reservations (id, owner, bytes, temp, key, host, pid, created_at, "
+            "expires_at) VALUES (:id, NULL, 0, :temp, :key, :host, :pid, :now, :expires_at)"
+        ),
+        {
+            "id": new.id,
             "temp": new.temp,
             "key": new.key,
             "host": new.host,

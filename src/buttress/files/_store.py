@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import io
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import FilesSettings
 from buttress.db import Database, PlanRunner, SchemaGate
-from buttress.errors import ConflictError, QuotaExceeded, ValidationError
-from buttress.files._archive import copy_blob
+from buttress.errors import ButtressError, ConflictError, QuotaExceeded, ValidationError
+from buttress.files._archive import archive_key, copy_blob
 from buttress.files._blobs import BlobStore
 from buttress.files._catalog import (
     Listing,
@@ -41,7 +42,7 @@ from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
 from buttress.files._reader import ChunkReader
-from buttress.files._reservations import Limits, NewReservation, reserve_plan
+from buttress.files._reservations import Limits, NewReservation, guard_plan, release_plan, reserve_plan
 from buttress.files._retention import Retention, check_rules
 from buttress.files._sources import achunks, chunks, upload_file_hints
 from buttress.files._stats import StorageStats, stats_plan
@@ -60,8 +61,7 @@ FILES_REVISION: Final = "0003"
 _HOST: Final = socket.gethostname()
 
 
-def _archive_key(file_id: str, compressed: bool) -> str:
-    return f"archive/{file_id[:2]}/{file_id}" + (".gz" if compressed else "")
+_COPY_GUARD: Final = 86_400.0  # seconds a copy's guard outlives its start when its process is elsewhere
 
 
 class FileStore:
@@ -458,8 +458,8 @@ class FileStore:
         if found.state == "archived":
             return found
         packed = self.settings.archive_compress if compress is None else compress
-        target = _archive_key(found.id, packed)
-        digest, _ = copy_blob(
+        target = archive_key(found.id, packed)
+        digest, _ = self._guarded_copy(
             self.blobs, found.key, self.archive_blobs, target, transform="gzip" if packed else None
         )
         if digest != found.sha256:
@@ -487,7 +487,8 @@ class FileStore:
         found = self.stat(file_id)
         if found.state == "stored" or found.archive_key is None:
             return found
-        digest, _ = copy_blob(
+        self.blobs.delete(found.key)  # what a crashed restore left: the row says no stored copy is live
+        digest, _ = self._guarded_copy(
             self.archive_blobs,
             found.archive_key,
             self.blobs,
@@ -513,6 +514,40 @@ class FileStore:
     async def arestore(self, file_id: str) -> StoredFile:
         """Async :meth:`restore`."""
         return await asyncio.to_thread(self.restore, file_id)
+
+    def _guarded_copy(
+        self,
+        source: BlobStore,
+        source_key: str,
+        target: BlobStore,
+        target_key: str,
+        *,
+        transform: Literal["gzip", "gunzip", None] = None,
+    ) -> tuple[str, int]:
+        """Copy between blob stores under a guard row (see ``guard_plan``); the sha256 and size copied."""
+        writer = target.writer(target_key)
+        now = self.clock.time()
+        guard = NewReservation(
+            id=uuid.uuid4().hex,
+            owner=None,
+            bytes=0,
+            temp=writer.temp,
+            key=target_key,
+            host=_HOST,
+            pid=os.getpid(),
+            now=now,
+            expires_at=now + max(_COPY_GUARD, self.settings.reservation_ttl),
+        )
+        try:
+            self.runner.run(lambda: guard_plan(guard))
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            return copy_blob(source, source_key, writer, transform=transform)
+        finally:
+            with contextlib.suppress(ButtressError):  # a guard left behind expires and is swept
+                self.runner.run(lambda: release_plan(guard.id, None, postgres=self.postgres))
 
     # -- quotas, stats, upkeep ----------------------------------------------------------------------
 

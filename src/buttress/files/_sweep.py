@@ -11,12 +11,15 @@ opening the write and reserving) is removed once older than the TTL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import psutil
 from sqlalchemy import text
 
 from buttress.db import Plan, Step
+from buttress.files._archive import ARCHIVE_PREFIX
+from buttress.files._blobs import BlobStore
 from buttress.files._reservations import Reservation, release_plan, reservations_plan
 
 if TYPE_CHECKING:
@@ -43,13 +46,23 @@ def _gone(pid: int) -> bool:
 
 
 def _recorded(key: str) -> Plan[bool]:
-    rows = yield Step(text("SELECT 1 FROM buttress_files WHERE key = :key"), {"key": key}, rows=True)
+    """Whether a row names ``key``: as a stored file's bytes, or as an archived file's archive copy."""
+    rows = yield Step(
+        text("SELECT 1 FROM buttress_files WHERE (key = :key AND state = 'stored') OR archive_key = :key"),
+        {"key": key},
+        rows=True,
+    )
     return bool(rows)
+
+
+def _home(store: FileStore, key: str) -> BlobStore:
+    """The blob store a reservation's key and temp data live in (archive copies: the archive's)."""
+    return store.archive_blobs if key.startswith(ARCHIVE_PREFIX) else store.blobs
 
 
 def _unrecorded_object(store: FileStore, key: str | None) -> bool:
     """Whether ``key`` holds bytes that no row names (what a real pass would delete as an orphan)."""
-    if key is None or store.blobs.size(key) is None:
+    if key is None or _home(store, key).size(key) is None:
         return False
     return not store.runner.run(lambda: _recorded(key), write=False)
 
@@ -79,18 +92,22 @@ def sweep(store: FileStore, host: str, *, dry_run: bool = False) -> SweepReport:
                 live.add(held.temp)  # the real pass removes it here, so the loop below never sees it
             orphans += int(bool(held.key) and _unrecorded_object(store, held.key))
             continue
-        if not store.runner.run(lambda held=held: release_plan(held.id, held.owner)):  # type: ignore[misc]
+        release = partial(release_plan, held.id, held.owner, postgres=store.postgres)
+        if not store.runner.run(release):
             continue  # another sweeper, or the save itself, got there first
         released += 1
         freed += held.bytes
+        home = _home(store, held.key or "")
         if held.temp:
-            store.blobs.remove_leftover(held.temp)
+            home.remove_leftover(held.temp)
             removed += 1
-        if held.key and not store.runner.run(lambda key=held.key: _recorded(key), write=False):  # type: ignore[misc]
-            orphans += int(store.blobs.delete(held.key))
-    for leftover in store.blobs.leftovers():
-        if leftover.temp not in live and leftover.started_at <= now - ttl:
-            if not dry_run:
-                store.blobs.remove_leftover(leftover.temp)
-            removed += 1
+        if held.key and not store.runner.run(partial(_recorded, held.key), write=False):
+            orphans += int(home.delete(held.key))
+    homes = [store.blobs] if store.archive_blobs is store.blobs else [store.blobs, store.archive_blobs]
+    for home in homes:
+        for leftover in home.leftovers():
+            if leftover.temp not in live and leftover.started_at <= now - ttl:
+                if not dry_run:
+                    home.remove_leftover(leftover.temp)
+                removed += 1
     return SweepReport(released, removed, orphans, freed)

@@ -44,9 +44,10 @@ def upgrade() -> None:
         sa.Column("accessed_at", _TIME, nullable=False),
         sa.Column("archived_at", _TIME),
     )
-    op.create_index("buttress_files_owner", "buttress_files", ["owner", "created_at"])
-    op.create_index("buttress_files_age", "buttress_files", ["state", "created_at"])
-    op.create_index("buttress_files_access", "buttress_files", ["state", "accessed_at"])
+    op.create_index("buttress_files_owner", "buttress_files", ["owner", "created_at", "id"])
+    op.create_index("buttress_files_age", "buttress_files", ["state", "created_at", "id"])
+    op.create_index("buttress_files_access", "buttress_files", ["state", "accessed_at", "id"])
+    op.create_index("buttress_files_archive_key", "buttress_files", ["archive_key"])
     op.create_table(
         "buttress_file_tags",
         sa.Column(
