@@ -14,7 +14,7 @@ import pytest
 
 from buttress.clock import FakeClock
 from buttress.errors import BackendUnavailable, ConflictError, FileTooLarge, ValidationError
-from buttress.files import FileStore
+from buttress.files import FileStore, Upload
 from buttress.files._s3 import MIN_PART_SIZE, S3BlobStore, content_disposition
 from tests._ports import free_port
 from tests.files._moto import (  # noqa: F401 - fixtures
@@ -263,8 +263,7 @@ def test_a_file_store_over_s3_leaves_no_upload_after_a_refusal_or_an_outage_and_
         time.sleep(0.01)
     own_server.stop()
     with pytest.raises(BackendUnavailable):  # raised by the write that meets it, or at the latest by finish
-        upload.write(data[2 * PART :] + data)
-        upload.finish()
+        _write_and_finish(upload, data[2 * PART :] + data)
     own_server.start()
     assert len(incomplete_uploads(client, bucket)) == 1  # S3 was gone, so nobody could abort it then
 
@@ -275,3 +274,8 @@ def test_a_file_store_over_s3_leaves_no_upload_after_a_refusal_or_an_outage_and_
     assert incomplete_uploads(client, bucket) == []
     assert [f.id for f in files.list()] == [saved.id]
     drop_bucket(client, bucket)
+
+
+def _write_and_finish(upload: Upload, chunk: bytes) -> None:
+    upload.write(chunk)
+    upload.finish()
