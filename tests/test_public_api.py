@@ -223,3 +223,42 @@ def test_jobs_all_is_the_curated_list() -> None:
     assert jobs.__all__ == JOBS
     for name in jobs.__all__:
         assert getattr(jobs, name) is not None
+
+FILES = [
+    "HEAD_SIZE",
+    "AsyncUpload",
+    "BlobStore",
+    "BlobWriter",
+    "CleanupAction",
+    "CleanupReport",
+    "CleanupTask",
+    "FileState",
+    "FileStore",
+    "Leftover",
+    "LocalBlobStore",
+    "Retention",
+    "S3BlobStore",
+    "ScopeUsage",
+    "StorageStats",
+    "StoredFile",
+    "SweepReport",
+    "TypeDetector",
+    "Upload",
+    "Uploaded",
+    "Uploads",
+    "cleanup_job",
+    "get_files",
+    "health_checks",
+    "register_services",
+    "safe_name",
+    "schedule_cleanup",
+    "upload_route",
+]
+
+
+def test_files_all_is_the_curated_list() -> None:
+    from buttress import files
+
+    assert files.__all__ == FILES
+    for name in files.__all__:
+        assert getattr(files, name) is not None

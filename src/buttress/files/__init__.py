@@ -15,11 +15,14 @@ for _package in ("filetype", "sqlalchemy", "cronsim"):  # libmagic is optional: 
 
 from buttress.files._blobs import BlobStore, BlobWriter, Leftover
 from buttress.files._catalog import ScopeUsage
+from buttress.files._cleanup import CleanupAction, CleanupReport
+from buttress.files._cleanup_job import CleanupTask, cleanup_job, schedule_cleanup
 from buttress.files._detect import HEAD_SIZE, TypeDetector
 from buttress.files._info import FileState, StoredFile
 from buttress.files._local import LocalBlobStore
 from buttress.files._names import safe_name
 from buttress.files._provide import get_files, health_checks, register_services
+from buttress.files._retention import Retention
 from buttress.files._s3 import S3BlobStore
 from buttress.files._stats import StorageStats
 from buttress.files._store import FileStore
@@ -38,10 +41,14 @@ __all__ = [
     "AsyncUpload",
     "BlobStore",
     "BlobWriter",
+    "CleanupAction",
+    "CleanupReport",
+    "CleanupTask",
     "FileState",
     "FileStore",
     "Leftover",
     "LocalBlobStore",
+    "Retention",
     "S3BlobStore",
     "ScopeUsage",
     "StorageStats",
@@ -51,9 +58,11 @@ __all__ = [
     "Upload",
     "Uploaded",
     "Uploads",
+    "cleanup_job",
     "get_files",
     "health_checks",
     "register_services",
     "safe_name",
+    "schedule_cleanup",
     "upload_route",
 ]

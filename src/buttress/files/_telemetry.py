@@ -4,8 +4,8 @@ Metrics (labels bounded: reasons and actions are fixed sets):
 
 - ``buttress_files_saved_total`` and ``buttress_files_saved_bytes_total``: files stored and their bytes;
 - ``buttress_files_rejected_total{reason}``: saves refused (``too_large``, ``type``, ``quota``);
-- ``buttress_files_cleanup_total{action}``: what upkeep did (``archived``, ``deleted``, ``restored``,
-  ``leftovers``, ``reservations``);
+- ``buttress_files_cleanup_total{action}``: what upkeep did (``archived``, ``deleted``, ``purged``,
+  ``restored``, ``leftovers``, ``reservations``);
 - ``buttress_files_stored_bytes`` / ``buttress_files_stored_files`` and
   ``buttress_files_quota_bytes``: the store's totals and global quota, refreshed by ``stats()``.
 
