@@ -224,6 +224,7 @@ def test_jobs_all_is_the_curated_list() -> None:
     for name in jobs.__all__:
         assert getattr(jobs, name) is not None
 
+
 FILES = [
     "HEAD_SIZE",
     "AsyncUpload",
