@@ -14,6 +14,7 @@ or a read gets to a file first, the file is counted as ``raced``: someone else d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -22,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from buttress.errors import ButtressError, ConflictError, NotFoundError, ValidationError
-from buttress.files._archive import archive_key
+from buttress.files._archive import archive_key, copy_blob
 from buttress.files._catalog import get_plan
 from buttress.files._info import StoredFile
+from buttress.files._reservations import guard_plan, unguard_plan
 from buttress.files._retention import (
     BATCH,
     Retention,
@@ -235,14 +237,20 @@ class _Run:
         packed = store.settings.archive_compress
         copied: list[tuple[str, str]] = []
         outcomes: dict[str, tuple[Outcome, str | None]] = {}
-        for found in picked:
-            target = archive_key(found.id, packed)
-            failed = self._copy(found, target, packed)
-            if failed is None:
-                copied.append((found.id, target))
-            else:
-                outcomes[found.id] = failed
-        won = store.runner.run(lambda: archive_batch_plan(copied, packed, self.now)) if copied else set()
+        planned = {found.id: archive_key(found.id, packed) for found in picked}
+        guards = [store._copy_guard(target) for target in planned.values()]
+        store.runner.run(lambda: guard_plan(guards))  # one transaction guards the batch's copies
+        try:
+            for found in picked:
+                failed = self._copy(found, planned[found.id], packed)
+                if failed is None:
+                    copied.append((found.id, planned[found.id]))
+                else:
+                    outcomes[found.id] = failed
+            won = store.runner.run(lambda: archive_batch_plan(copied, packed, self.now)) if copied else set()
+        finally:
+            with contextlib.suppress(ButtressError):  # guards left behind expire and are swept
+                store.runner.run(lambda: unguard_plan([guard.id for guard in guards]))
         targets = dict(copied)
         for found in picked:
             if found.id in targets:
@@ -260,8 +268,11 @@ class _Run:
         """Copy one file to the archive and check it; None when the copy is good, else the outcome."""
         store = self.store
         try:
-            digest, _ = store._guarded_copy(
-                store.blobs, found.key, store.archive_blobs, target, transform="gzip" if packed else None
+            digest, _ = copy_blob(
+                store.blobs,
+                found.key,
+                store.archive_blobs.writer(target),
+                transform="gzip" if packed else None,
             )
         except (ConflictError, NotFoundError) as exc:
             # The copy already exists (another cleanup is archiving it) or the bytes are gone (it was

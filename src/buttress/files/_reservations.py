@@ -37,6 +37,7 @@ __all__ = [
     "reserve_plan",
     "scopes_of",
     "settle_plan",
+    "unguard_plan",
 ]
 
 GLOBAL: Final = "*"
@@ -168,23 +169,36 @@ def reserve_plan(new: NewReservation, limits: Limits, *, postgres: bool) -> Plan
     )
 
 
-def guard_plan(new: NewReservation) -> Plan[None]:
-    """Record a copy in flight (archive, restore): a reservation of no bytes, outside every quota, that
-    names its temp data and key so a sweeper can tell a live copy from a crashed one's leftovers."""
+def guard_plan(guards: Sequence[NewReservation]) -> Plan[None]:
+    """Record copies in flight (archive, restore): reservations of no bytes, outside every quota, naming
+    their temp data (when known) and key, so a sweeper can tell a live copy from a crashed one's leftovers."""
     yield Step(
         text(
             "INSERT INTO buttress_file_reservations (id, owner, bytes, temp, key, host, pid, created_at, "
             "expires_at) VALUES (:id, NULL, 0, :temp, :key, :host, :pid, :now, :expires_at)"
         ),
-        {
-            "id": new.id,
-            "temp": new.temp,
-            "key": new.key,
-            "host": new.host,
-            "pid": new.pid,
-            "now": new.now,
-            "expires_at": new.expires_at,
-        },
+        [
+            {
+                "id": new.id,
+                "temp": new.temp,
+                "key": new.key,
+                "host": new.host,
+                "pid": new.pid,
+                "now": new.now,
+                "expires_at": new.expires_at,
+            }
+            for new in guards
+        ],
+    )
+
+
+def unguard_plan(ids: Sequence[str]) -> Plan[None]:
+    """Drop the guards of finished copies (they hold no bytes: no counter changes)."""
+    yield Step(
+        text("DELETE FROM buttress_file_reservations WHERE id IN :ids AND bytes = 0").bindparams(
+            bindparam("ids", expanding=True)
+        ),
+        {"ids": list(ids)},
     )
 
 

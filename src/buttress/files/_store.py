@@ -42,7 +42,7 @@ from buttress.files._detect import TypeDetector, validate_allowed
 from buttress.files._info import FileState, StoredFile
 from buttress.files._names import safe_name
 from buttress.files._reader import ChunkReader
-from buttress.files._reservations import Limits, NewReservation, guard_plan, release_plan, reserve_plan
+from buttress.files._reservations import Limits, NewReservation, guard_plan, reserve_plan, unguard_plan
 from buttress.files._retention import Retention, check_rules
 from buttress.files._sources import achunks, chunks, upload_file_hints
 from buttress.files._stats import StorageStats, stats_plan
@@ -526,20 +526,9 @@ class FileStore:
     ) -> tuple[str, int]:
         """Copy between blob stores under a guard row (see ``guard_plan``); the sha256 and size copied."""
         writer = target.writer(target_key)
-        now = self.clock.time()
-        guard = NewReservation(
-            id=uuid.uuid4().hex,
-            owner=None,
-            bytes=0,
-            temp=writer.temp,
-            key=target_key,
-            host=_HOST,
-            pid=os.getpid(),
-            now=now,
-            expires_at=now + max(_COPY_GUARD, self.settings.reservation_ttl),
-        )
+        guard = self._copy_guard(target_key, writer.temp)
         try:
-            self.runner.run(lambda: guard_plan(guard))
+            self.runner.run(lambda: guard_plan([guard]))
         except BaseException:
             writer.abort()
             raise
@@ -547,7 +536,22 @@ class FileStore:
             return copy_blob(source, source_key, writer, transform=transform)
         finally:
             with contextlib.suppress(ButtressError):  # a guard left behind expires and is swept
-                self.runner.run(lambda: release_plan(guard.id, None, postgres=self.postgres))
+                self.runner.run(lambda: unguard_plan([guard.id]))
+
+    def _copy_guard(self, key: str, temp: str | None = None) -> NewReservation:
+        """The guard row of a copy to ``key`` (see ``guard_plan``): owned by this process, long-lived."""
+        now = self.clock.time()
+        return NewReservation(
+            id=uuid.uuid4().hex,
+            owner=None,
+            bytes=0,
+            temp=temp,
+            key=key,
+            host=_HOST,
+            pid=os.getpid(),
+            now=now,
+            expires_at=now + max(_COPY_GUARD, self.settings.reservation_ttl),
+        )
 
     # -- quotas, stats, upkeep ----------------------------------------------------------------------
 
