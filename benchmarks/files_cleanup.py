@@ -3,9 +3,8 @@
 The files are seeded directly (rows through one ``executemany``, counters set, a small file on disk per
 row under the store's key), one second apart, as a store that has been saving for a while would hold
 them; then the clock moves past ``max_age`` and the cleanup runs. The issue's goal: 100k expired files
-in at most 60 s. ``--ties`` saves them all at one instant (a bulk import): the indexes ``(state,
-created_at)`` cannot order ties by id, so each batch sorts them; ``--index-with-id`` adds ``id`` to both
-indexes, which removes that cost.
+in at most 60 s. ``--ties`` saves them all at one instant (a bulk import); the indexes end in ``id``
+(``(state, created_at, id)``), so ties cost no sort per batch.
 
     .venv/bin/python -m benchmarks.files_cleanup [N] [--archive M] [--only sqlite|postgresql]
 
@@ -105,18 +104,11 @@ def _timed(kind: str, what: str, count: int, run: Callable[[], CleanupReport]) -
     print(f"{kind:<10} {what:<18} {count:>7} files {seconds:7.2f} s {rate:9.0f} files/s ({done} listed)")
 
 
-def bench(kind: str, count: int, archived: int, *, ties: bool, with_id: bool) -> None:
+def bench(kind: str, count: int, archived: int, *, ties: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, _database(kind, Path(tmp)) as url:
         root = Path(tmp) / "blobs"
         clock = FakeClock(start_time=time.time())
         store = _store(url, root, clock)
-        if with_id:
-            with store.db.engine.begin() as connection:
-                for name, column in (("age", "created_at"), ("access", "accessed_at")):
-                    connection.execute(text(f"DROP INDEX buttress_files_{name}"))
-                    connection.execute(
-                        text(f"CREATE INDEX buttress_files_{name} ON buttress_files (state, {column}, id)")
-                    )
         _seed(store, root, count, clock.time(), ties=ties)
         clock.advance(31 * DAY)
         delete = [Retention(action="delete", max_age=30 * DAY)]
@@ -137,11 +129,10 @@ def main() -> None:
     parser.add_argument("--archive", type=int, default=2_000, help="files to archive after the delete")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     parser.add_argument("--ties", action="store_true", help="every file saved at the same instant")
-    parser.add_argument("--index-with-id", action="store_true", help="indexes (state, time, id)")
     options = parser.parse_args()
     for kind in ("sqlite", "postgresql"):
         if options.only in (None, kind):
-            bench(kind, options.count, options.archive, ties=options.ties, with_id=options.index_with_id)
+            bench(kind, options.count, options.archive, ties=options.ties)
 
 
 if __name__ == "__main__":
