@@ -26,6 +26,7 @@ from buttress.files._typenames import (
     canonical,
     compatible,
     is_dangerous,
+    is_data_text,
     type_of_extension,
 )
 
@@ -129,7 +130,7 @@ class TypeDetector:
         """
         exact, majors = _compiled(allowed)
         head = bytes(head[:HEAD_SIZE])
-        detected = self.detect(head)
+        detected = _refined(self.detect(head), name, declared)
         listed = [*exact, *(f"{major}/*" for major in majors)]
         context: dict[str, Any] = {"detected": detected, "allowed": listed}
         shown = ", ".join(listed) or "any type but executables and scripts"
@@ -182,6 +183,18 @@ def _open_libmagic(*, required: bool) -> Any:
 
 def _matches(detected: str, exact: tuple[str, ...], majors: tuple[str, ...]) -> bool:
     return detected in exact or "*" in majors or detected.split("/", 1)[0] in majors
+
+
+def _refined(detected: str, name: str | None, declared: str | None) -> str:
+    """Plain text named or declared as a harmless text type (CSV, Markdown, TSV...) is that type: libmagic
+    reads only "text", and an allow-list of ``text/csv`` must be able to take a CSV file."""
+    if detected != "text/plain":
+        return detected
+    by_name = type_of_extension(extension(safe_name(name))) if name else None
+    for claimed in (canonical(declared or ""), by_name):
+        if claimed and claimed != detected and is_data_text(claimed) and not is_dangerous(claimed):
+            return claimed
+    return detected
 
 
 def _check_claims(detected: str, name: str | None, declared: str | None, context: dict[str, Any]) -> None:

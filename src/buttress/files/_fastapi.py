@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,6 +53,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header  # 
 from starlette.requests import ClientDisconnect  # noqa: E402 - after the extras check
 
 from buttress.errors import ButtressError, FileTooLarge, ValidationError  # noqa: E402 - after the extras check
+from buttress.files._detect import validate_allowed  # noqa: E402 - after the extras check
 
 if TYPE_CHECKING:
     from buttress.files._info import StoredFile
@@ -69,7 +71,7 @@ PART_ALLOWANCE: Final = MAX_PART_HEADERS * (MAX_HEADER_LINE + 2) + 512
 """Most bytes a part can spend outside its content: its header lines and the boundary line before it."""
 _CLOSE: Final = {"Connection": "close"}
 
-Owner = Callable[[Request], str | None]
+Owner = Callable[[Request], str | None] | Callable[[Request], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +169,10 @@ class Uploads:
         max_field_size: int = 64 * 1024,
     ) -> None:
         _check_options(field, max_size, max_files, min_files, max_fields, max_field_size)
-        for name, value in (("allowed_types", allowed_types), ("tags", tags)):
-            if isinstance(value, str):
-                raise ValidationError(
-                    f"{name} must be a list of strings, got the string {value!r}", field=name
-                )
+        if allowed_types is not None:
+            allowed_types = validate_allowed(allowed_types, "allowed_types")
+        if isinstance(tags, str) or not all(isinstance(tag, str) and tag for tag in tags):
+            raise ValidationError(f"tags must be a list of non-empty strings, got {tags!r}", field="tags")
         self.store = store
         self.field = field
         self.max_size = max_size
@@ -316,6 +317,16 @@ class _Receiving:
             raise ValidationError(f"at most {uploads.max_fields} form fields per request", field=part.name)
         self._part = part
 
+    async def _owner(self) -> str | None:
+        """The ``owner`` hook's answer for this request (a coroutine function is awaited)."""
+        hook = self.uploads.owner
+        if hook is None:
+            return None
+        answer = hook(self.request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer
+
     async def _write(self, part: _Part, *, last: bool) -> None:
         """Hand the pending bytes to the store; the previous write must be done (its error raised) first.
 
@@ -326,7 +337,7 @@ class _Receiving:
             uploads = self.uploads
             self._upload = await uploads.store.abegin(
                 name=part.filename or None,
-                owner=None if uploads.owner is None else uploads.owner(self.request),
+                owner=await self._owner(),
                 content_type=part.content_type,
                 size=len(self._pending) if last else None,
                 max_size=uploads.max_size,
@@ -416,8 +427,15 @@ def _check_options(  # noqa: PLR0917 - the options of Uploads, checked in one pl
     field: str, max_size: int | None, max_files: int, min_files: int, max_fields: int, max_field_size: int
 ) -> None:
     """A misconfigured helper fails when the route is defined, not on the first request."""
-    if not field:
+    if not isinstance(field, str) or not field:
         raise ValidationError("field must name the form field files come in, e.g. 'file'", field="field")
+    numbers = {"max_files": max_files, "min_files": min_files, "max_fields": max_fields}
+    numbers["max_field_size"] = max_field_size
+    if max_size is not None:
+        numbers["max_size"] = max_size
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{name} must be an int (bytes or a count), got {value!r}", field=name)
     if max_size is not None and max_size <= 0:
         raise ValidationError(f"max_size must be positive bytes, got {max_size}", field="max_size")
     if max_files < 1:

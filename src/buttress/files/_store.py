@@ -14,6 +14,7 @@ import builtins
 import contextlib
 import io
 import os
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import FilesSettings
 from buttress.db import Database, PlanRunner, SchemaGate
-from buttress.errors import ButtressError, ConflictError, QuotaExceeded, ValidationError
+from buttress.errors import ButtressError, ConflictError, NotFoundError, QuotaExceeded, ValidationError
 from buttress.files._archive import archive_key, copy_blob
 from buttress.files._blobs import BlobStore
 from buttress.files._catalog import (
@@ -61,6 +62,7 @@ FILES_REVISION: Final = "0003"
 _HOST: Final = socket.gethostname()
 
 
+_MEDIA_TYPE: Final = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9*][\w.+*-]*")
 _COPY_GUARD: Final = 86_400.0  # seconds a copy's guard outlives its start when its process is elsewhere
 
 
@@ -140,8 +142,13 @@ class FileStore:
             raise ValidationError(
                 f"owner must be a non-empty string, got {owner!r}; e.g. 'user-42'", field="owner"
             )
-        if content_type is not None and not isinstance(content_type, str):
-            raise ValidationError("content_type must be a string such as 'image/png'", field="content_type")
+        if content_type is not None and (
+            not isinstance(content_type, str) or not _MEDIA_TYPE.fullmatch(content_type.split(";")[0].strip())
+        ):
+            raise ValidationError(
+                f"content_type must be a media type such as 'image/png', got {content_type!r}",
+                field="content_type",
+            )
         limit = self.settings.max_size if max_size is None else max_size
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             raise ValidationError(
@@ -351,6 +358,14 @@ class FileStore:
             raise ValidationError(f"limit must be 1..10000, got {limit!r}", field="limit")
         if state is not None and state not in ("stored", "archived"):
             raise ValidationError(f"state must be 'stored' or 'archived', got {state!r}", field="state")
+        for name, value in (("owner", owner), ("tag", tag)):
+            if value is not None and not isinstance(value, str):
+                raise ValidationError(f"{name} must be a string, got {type(value).__name__}", field=name)
+        if after is not None and not isinstance(after, StoredFile):
+            raise ValidationError(
+                "after must be the last StoredFile of the previous page, e.g. list(after=page[-1])",
+                field="after",
+            )
         self.ensure_schema()
         listing = Listing(
             owner=owner,
@@ -390,7 +405,11 @@ class FileStore:
     ) -> Iterator[bytes]:
         """The bytes ``[start, end)`` of a stored file, in chunks; records the read for retention."""
         found = self._readable(file_id)
-        body = self.blobs.read(found.key, start, end, chunk_size=chunk_size)
+        _check_range(start, end, chunk_size)
+        try:
+            body = self.blobs.read(found.key, start, end, chunk_size=chunk_size)
+        except NotFoundError:
+            raise _missing(found) from None
         self.runner.run(lambda: touch_plan(found.id, self.clock.time()))
         return body
 
@@ -454,14 +473,19 @@ class FileStore:
 
     def archive(self, file_id: str, *, compress: bool | None = None) -> StoredFile:
         """Move a stored file's bytes to the archive (gzipped unless ``compress=False``); returns it."""
+        if compress is not None and not isinstance(compress, bool):
+            raise ValidationError(f"compress must be True, False or None, got {compress!r}", field="compress")
         found = self.stat(file_id)
         if found.state == "archived":
             return found
         packed = self.settings.archive_compress if compress is None else compress
         target = archive_key(found.id, packed)
-        digest, _ = self._guarded_copy(
-            self.blobs, found.key, self.archive_blobs, target, transform="gzip" if packed else None
-        )
+        try:
+            digest, _ = self._guarded_copy(
+                self.blobs, found.key, self.archive_blobs, target, transform="gzip" if packed else None
+            )
+        except NotFoundError:
+            raise _missing(found) from None
         if digest != found.sha256:
             self.archive_blobs.delete(target)
             raise ConflictError(
@@ -469,7 +493,12 @@ class FileStore:
                 error_code="file_corrupt",
                 context={"file_id": found.id},
             )
-        if not self.runner.run(lambda: archived_plan(found.id, target, packed, self.clock.time())):
+        try:
+            marked = self.runner.run(lambda: archived_plan(found.id, target, packed, self.clock.time()))
+        except BaseException:
+            self.archive_blobs.delete(target)  # no row will name this copy
+            raise
+        if not marked:
             self.archive_blobs.delete(target)  # deleted or archived meanwhile by another process
             return self.stat(file_id)
         self.blobs.delete(found.key)
@@ -488,13 +517,16 @@ class FileStore:
         if found.state == "stored" or found.archive_key is None:
             return found
         self.blobs.delete(found.key)  # what a crashed restore left: the row says no stored copy is live
-        digest, _ = self._guarded_copy(
-            self.archive_blobs,
-            found.archive_key,
-            self.blobs,
-            found.key,
-            transform="gunzip" if found.compressed else None,
-        )
+        try:
+            digest, _ = self._guarded_copy(
+                self.archive_blobs,
+                found.archive_key,
+                self.blobs,
+                found.key,
+                transform="gunzip" if found.compressed else None,
+            )
+        except NotFoundError:
+            raise _missing(found) from None
         if digest != found.sha256:
             self.blobs.delete(found.key)
             raise ConflictError(
@@ -634,6 +666,25 @@ def _described(
         content_type if content_type is not None else hinted_type,
         size,
     )
+
+
+def _missing(found: StoredFile) -> ConflictError:
+    return ConflictError(
+        f"the bytes of file {found.id} are missing from the store (removed outside buttress); "
+        "delete the file or restore its bytes",
+        error_code="file_corrupt",
+        context={"file_id": found.id},
+    )
+
+
+def _check_range(start: object, end: object, chunk_size: object) -> None:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValidationError(f"{name} must be a byte offset (an int >= 0), got {value!r}", field=name)
+    if start is None:
+        raise ValidationError("start must be a byte offset (an int >= 0), got None", field="start")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValidationError(f"chunk_size must be a positive int, got {chunk_size!r}", field="chunk_size")
 
 
 def _checked_id(file_id: object) -> str:

@@ -280,6 +280,11 @@ def cleanup_command(
     def run() -> int:
         store = get_files()
         rules = (rule,) if rule is not None else _app_rules()
+        if not (rules if rules is not None else store.retention) and not as_json:
+            err_console.print(
+                "no retention rules: only abandoned saves are swept (give --max-age/--idle/--high-water, "
+                "or --import the module that calls schedule_cleanup)"
+            )
         report = store.cleanup(dry_run=dry_run, rules=rules, limit=limit)
         if as_json:
             _dump(console, report.to_dict())

@@ -300,7 +300,7 @@ def files_admin_router(ops: Ops, route_class: type, require_admin: Any) -> APIRo
     def delete(file_id: _FileId) -> Deleted:
         """Remove a file (stored or archived), its bytes and its share of the quota."""
         if not found(file_id).delete(file_id):
-            raise _not_found(file_id)
+            raise NotFoundError("file", file_id, context={"file_id": file_id})  # deleted meanwhile
         _log.warning("file %s deleted by admin", file_id)
         return Deleted(id=file_id, deleted=True)
 
