@@ -183,7 +183,8 @@ def test_a_save_killed_mid_write_leaves_nothing_after_the_next_sweep(
         assert writer.stdout.readline().strip() == "written"
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=30)
-    assert leftover_bytes(root) == 20 * 65536  # the .part file the killed save left
+    assert 0 < leftover_bytes(root) <= 20 * 65536  # the .part file the killed save left (its writer thread
+    # may not have written the last queued chunks when the kill came)
     store = make_store()
     assert store.usage().reserved > 0
     report = store.sweep()  # what the next start runs: the owner process is gone, so no TTL wait
