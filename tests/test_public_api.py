@@ -253,6 +253,7 @@ FILES = [
     "register_services",
     "safe_name",
     "schedule_cleanup",
+    "scheduled_rules",
     "upload_route",
 ]
 

@@ -76,3 +76,14 @@ def test_a_worker_runs_the_cleanup_on_the_process_store(
     assert [f.id for f in store.list()] == [young.id]
     assert old.id not in {f.id for f in store.list()}
     assert load_settings(env_file=None, environ={}).files.cleanup_cron == "17 * * * *"
+
+
+def test_the_scheduled_rules_are_what_a_cleanup_by_hand_applies() -> None:
+    from buttress.files import Retention, cleanup_job, scheduled_rules
+    from buttress.jobs import Registry
+
+    registry = Registry()
+    assert scheduled_rules(registry) is None  # no cleanup job: the store's own retention applies
+    rules = [Retention(max_age=30 * 86400)]
+    cleanup_job(rules, registry=registry)
+    assert scheduled_rules(registry) == tuple(rules)

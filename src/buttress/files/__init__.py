@@ -16,7 +16,7 @@ for _package in ("filetype", "sqlalchemy", "cronsim"):  # libmagic is optional: 
 from buttress.files._blobs import BlobStore, BlobWriter, Leftover
 from buttress.files._catalog import ScopeUsage
 from buttress.files._cleanup import CleanupAction, CleanupReport
-from buttress.files._cleanup_job import CleanupTask, cleanup_job, schedule_cleanup
+from buttress.files._cleanup_job import CleanupTask, cleanup_job, schedule_cleanup, scheduled_rules
 from buttress.files._detect import HEAD_SIZE, TypeDetector
 from buttress.files._info import FileState, StoredFile
 from buttress.files._local import LocalBlobStore
@@ -64,5 +64,6 @@ __all__ = [
     "register_services",
     "safe_name",
     "schedule_cleanup",
+    "scheduled_rules",
     "upload_route",
 ]

@@ -27,7 +27,14 @@ from buttress.files._retention import Retention, check_rules
 from buttress.jobs import REGISTRY, Registry, Task, schedule
 from buttress.resilience import Retry
 
-__all__ = ["CLEANUP_QUEUE", "CLEANUP_TASK", "CleanupTask", "cleanup_job", "schedule_cleanup"]
+__all__ = [
+    "CLEANUP_QUEUE",
+    "CLEANUP_TASK",
+    "CleanupTask",
+    "cleanup_job",
+    "schedule_cleanup",
+    "scheduled_rules",
+]
 
 CLEANUP_TASK: Final = "files.cleanup"
 CLEANUP_QUEUE: Final = "files"
@@ -122,3 +129,11 @@ def schedule_cleanup(
     task = cleanup_job(rules, limit=limit, queue=queue, retry=retry, timeout=timeout, registry=registry)
     schedule(cron=cron, tz=tz, name=CLEANUP_TASK, catch_up="once", overlap="skip", registry=registry)(task)
     return task
+
+
+def scheduled_rules(registry: Registry | None = None) -> tuple[Retention, ...] | None:
+    """The rules of the ``files.cleanup`` job this process defined (``schedule_cleanup``/``cleanup_job``),
+    or None when it defined none or left its rules to the store's ``retention``; the CLI's and the ops
+    server's cleanups apply these, so a cleanup by hand does what the scheduled one does."""
+    task = (REGISTRY if registry is None else registry).tasks.get(CLEANUP_TASK)
+    return task.rules if isinstance(task, CleanupTask) else None

@@ -32,11 +32,10 @@ from rich.text import Text
 from buttress._console import FOLD
 from buttress.errors import ButtressError, ValidationError
 from buttress.files._cleanup import CleanupReport
-from buttress.files._cleanup_job import CLEANUP_TASK, CleanupTask
+from buttress.files._cleanup_job import scheduled_rules
 from buttress.files._info import FileState, StoredFile
 from buttress.files._provide import get_files
 from buttress.files._retention import Action, Retention
-from buttress.jobs import REGISTRY
 
 __all__ = [
     "EXIT_FAILED",
@@ -243,12 +242,6 @@ def rule_from_options(
     )
 
 
-def _app_rules() -> tuple[Retention, ...] | None:
-    """The rules of the ``files.cleanup`` job the imported modules define, if they gave any."""
-    task = REGISTRY.tasks.get(CLEANUP_TASK)
-    return task.rules if isinstance(task, CleanupTask) else None
-
-
 def _report_table(report: CleanupReport) -> Table:
     table = Table(title_justify="left")
     for column in ("file", "name", "owner", "size", "action", "rule", "outcome"):
@@ -279,7 +272,7 @@ def cleanup_command(
 
     def run() -> int:
         store = get_files()
-        rules = (rule,) if rule is not None else _app_rules()
+        rules = (rule,) if rule is not None else scheduled_rules()
         if not (rules if rules is not None else store.retention) and not as_json:
             err_console.print(
                 "no retention rules: only abandoned saves are swept (give --max-age/--idle/--high-water, "

@@ -6,8 +6,9 @@ and state, paged by ``after``: the last file's id) read the process's
 so they are shown only in development (``expose_details``) or to a caller with valid admin credentials;
 anonymous readers get them as null, with ``details: false``. ``POST /files/{id}/archive``,
 ``/files/{id}/restore``, ``DELETE /files/{id}`` and ``POST /storage/cleanup`` exist only when admin auth
-is configured, like every admin endpoint; the cleanup sweeps, then applies the store's ``retention``
-(``dry_run=true``: lists what it would do, changing nothing).
+is configured, like every admin endpoint; the cleanup sweeps, then applies the rules of the process's
+scheduled cleanup (``schedule_cleanup``), else the store's ``retention`` (``dry_run=true``: lists what it
+would do, changing nothing).
 
 The routes describe the files only where files are in use: the process built its ``FileStore``, or the
 store's directory exists (or ``files.url`` is a bucket) and so does its database. Otherwise the totals
@@ -327,7 +328,9 @@ def files_admin_router(ops: Ops, route_class: type, require_admin: Any) -> APIRo
                 "actions": [],
                 "actions_total": 0,
             }
-        report = store.cleanup(dry_run=dry_run, limit=limit)
+        from buttress.files import scheduled_rules  # noqa: PLC0415 - libmagic, only when files are in use
+
+        report = store.cleanup(dry_run=dry_run, limit=limit, rules=scheduled_rules())
         if not dry_run:
             _log.warning("files cleanup by admin: %s", report.summary())
         return report.to_dict(max_actions=_ACTIONS_SHOWN)
