@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, text
 
 from buttress.db import Plan, Step
 from buttress.errors import NotFoundError
-from buttress.files._info import COLUMNS, FileState, StoredFile, stored_file
+from buttress.files._info import ALIASED_COLUMNS, COLUMNS, FileState, StoredFile, stored_file
 from buttress.files._reservations import GLOBAL, Limits, lock_scopes, scopes_of
 
 __all__ = [
@@ -96,10 +96,9 @@ def list_plan(listing: Listing) -> Plan[list[StoredFile]]:
     if listing.after is not None:
         where.append("(f.created_at < :after_at OR (f.created_at = :after_at AND f.id < :after_id))")
         params["after_at"], params["after_id"] = listing.after
-    columns = ", ".join(f"f.{name.strip()}" for name in COLUMNS.split(","))
     rows = yield Step(
         text(
-            f"SELECT {columns} FROM buttress_files f WHERE {' AND '.join(where)} "
+            f"SELECT {ALIASED_COLUMNS} FROM buttress_files f WHERE {' AND '.join(where)} "
             "ORDER BY f.created_at DESC, f.id DESC LIMIT :limit"
         ),
         params,

@@ -7,13 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-__all__ = ["COLUMNS", "FileState", "StoredFile", "stored_file"]
+__all__ = ["ALIASED_COLUMNS", "COLUMNS", "FileState", "StoredFile", "stored_file"]
 
 FileState = Literal["stored", "archived"]
 COLUMNS: Final = (
     "id, key, owner, name, content_type, size, sha256, state, archive_key, compressed, metadata, "
     "created_at, accessed_at, archived_at"
 )
+ALIASED_COLUMNS: Final = ", ".join(f"f.{name.strip()}" for name in COLUMNS.split(","))
+""":data:`COLUMNS` of ``buttress_files f``, for statements that join or filter on the alias."""
 
 
 @dataclass(frozen=True, slots=True)

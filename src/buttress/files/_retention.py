@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, text
 
 from buttress.db import Plan, Step
 from buttress.errors import ValidationError
-from buttress.files._info import COLUMNS, FileState, StoredFile, stored_file
+from buttress.files._info import ALIASED_COLUMNS, COLUMNS, FileState, StoredFile, stored_file
 from buttress.files._reservations import scopes_of
 
 __all__ = [
@@ -261,10 +261,9 @@ def candidates_plan(
         where.append(f"(f.{column} > :after_at OR (f.{column} = :after_at AND f.id > :after_id))")
         params["after_at"], params["after_id"] = after
     params["batch"] = batch
-    columns = ", ".join(f"f.{name.strip()}" for name in COLUMNS.split(","))
     rows = yield Step(
         text(
-            f"SELECT {columns} FROM buttress_files f WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments
+            f"SELECT {ALIASED_COLUMNS} FROM buttress_files f WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments
             f"ORDER BY f.{column}, f.id LIMIT :batch"
         ),
         params,
