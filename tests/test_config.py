@@ -406,6 +406,9 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     files = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_FILES__")}
     assert files["BUTTRESS_FILES__MAX_SIZE"] == (100 * 1024 * 1024, "default")
     assert files["BUTTRESS_FILES__ALLOWED_TYPES"] == ("[]", "default")
+    realtime = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_REALTIME__")}
+    assert realtime["BUTTRESS_REALTIME__RECORD"] == ('["**"]', "default")
+    assert realtime["BUTTRESS_REALTIME__OVERFLOW"] == ("gap", "default")
     assert len(files) == 13
     assert rows == {
         "BUTTRESS_APP__NAME": ("from-dotenv", ".env"),
@@ -488,7 +491,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 125
+    assert len(fields) == 136
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"

@@ -25,6 +25,7 @@ from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField, env_var_name
 from buttress.config._files import FilesSettings
+from buttress.config._realtime import RealtimeSettings
 from buttress.config._http import (
     HttpBulkheadSettings,
     HttpHostPolicySettings,
@@ -79,6 +80,7 @@ __all__ = [
     "LoggingSettings",
     "ObserveSettings",
     "PipelineSettings",
+    "RealtimeSettings",
     "ResilienceSettings",
     "RetrySettings",
     "SecuritySettings",

@@ -26,6 +26,7 @@ from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
 from buttress.config._files import FilesSettings
+from buttress.config._realtime import RealtimeSettings
 from buttress.config._http import HttpSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._logging import LoggingSettings
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     db: DbSettings = Field(default_factory=DbSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
 
     @field_validator("redis_url")
     @classmethod
