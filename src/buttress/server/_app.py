@@ -32,7 +32,7 @@ from buttress.observe.metrics import MetricsRegistry, get_metrics
 from buttress.observe.profiler import Profiler, get_profiler
 from buttress.observe.secrets import register_secrets
 from buttress.observe.system import SystemSampler
-from buttress.server._auth import AdminAuth
+from buttress._bearer import AdminAuth
 from buttress.server._middleware import OpsMiddleware
 from buttress.server._ops import Ops, buttress_version, default_sampler, ops_health_registry
 from buttress.server._problems import (

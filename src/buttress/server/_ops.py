@@ -28,7 +28,7 @@ from buttress.observe.health import HealthRegistry, rfc3339
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSample, SystemSampler, SystemThresholds
-from buttress.server._auth import AdminAuth
+from buttress._bearer import AdminAuth
 
 __all__ = ["Lifespan", "Ops", "default_sampler", "ops_health_registry"]
 

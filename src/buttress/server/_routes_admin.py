@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from buttress.server._auth import AdminAuth, AdminIdentity
+from buttress._bearer import AdminAuth, AdminIdentity
 from buttress.server._models import LevelChange, LoggerLevel, ProfilerState
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses

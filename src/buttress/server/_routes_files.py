@@ -32,7 +32,7 @@ from buttress.config import Settings
 from buttress.container import get_container
 from buttress.db import DEFAULT_URL
 from buttress.errors import NotFoundError
-from buttress.server._auth import AdminIdentity
+from buttress._bearer import AdminIdentity
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses
 

@@ -26,7 +26,7 @@ from buttress.container import get_container
 from buttress.db import DEFAULT_URL
 from buttress.errors import ConflictError, NotFoundError
 from buttress.jobs import REGISTRY, JobInfo, Jobs, JobStatus, Stats, describe_schedules
-from buttress.server._auth import AdminIdentity
+from buttress._bearer import AdminIdentity
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses
 

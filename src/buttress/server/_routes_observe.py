@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from buttress.config import describe_settings
-from buttress.server._auth import AdminIdentity
+from buttress._bearer import AdminIdentity
 from buttress.server._models import (
     ConfigEntry,
     ErrorsSnapshot,

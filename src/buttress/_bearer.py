@@ -1,4 +1,4 @@
-"""Admin authentication: a static bearer token or a JWT, checked on every admin request.
+"""Bearer credentials (a static admin token or a JWT), checked for the ops server and for realtime connections.
 
 Two credentials are accepted in ``Authorization: Bearer <credential>``:
 
