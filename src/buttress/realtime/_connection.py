@@ -13,17 +13,21 @@ import itertools
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from buttress.events._patterns import Pattern
+from buttress.events import Pattern
 from buttress.realtime._auth import Identity
 from buttress.realtime._entry import Entry, encode_message, format_id
+
+if TYPE_CHECKING:
+    from buttress.realtime._hub import Feed
 
 __all__ = ["CloseRequest", "Connection", "Item"]
 
 _ids = itertools.count(1)
 
 Item = tuple[str, str | None, float | None]
-"""A queued message: its JSON text, its entry id (None for control messages and feeds), its publication time."""
+"""A queued message: its JSON text, its entry id (None for control messages and feeds), when published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class Connection:
         self._queue_size = queue_size
         self._overflow = overflow
         self._ready = asyncio.Event()
+        self.closed = asyncio.Event()
         self.dropped = 0
         self._gap = 0  # dropped since the last gap marker
         self._gap_after: str | None = None  # id of the last entry queued before the drops
@@ -65,6 +70,7 @@ class Connection:
         self.last_ping = now
         self.sending_since: float | None = None
         self.closing: CloseRequest | None = None
+        self.feeds: tuple[Feed, ...] = ()
 
     @property
     def subject(self) -> str | None:
@@ -123,6 +129,7 @@ class Connection:
         if self.closing is None:
             self.closing = CloseRequest(code, reason)
         self._ready.set()
+        self.closed.set()
 
     def _last_queued_id(self) -> str | None:
         for _frame, entry_id, _time in reversed(self._queue):

@@ -38,7 +38,8 @@ class TopicLog(Protocol):
       by the backend, so appends from several processes share one order.
     - ``follow(after)`` yields, on the caller's event loop, lists of entries in position order, starting
       after ``after`` when it is a position of the current epoch, else after the newest entry at the
-      time it is called (so a caller that read the newest position first misses nothing in between). It never ends by itself and survives
+      time it is called (so a caller that read the newest position first misses nothing in between).
+      It never ends by itself and survives
       outages: after the backend lost its data it carries on with the new epoch's entries from
       position 1, so nothing appended after the loss is skipped.
     - ``read_after(position, limit)`` returns up to ``limit`` entries after ``position`` with a
@@ -97,7 +98,7 @@ class MemoryTopicLog:
             except RuntimeError:  # that loop is closed; its follower is gone
                 continue
 
-    async def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]:  # type: ignore[override]
+    async def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]:
         wake = asyncio.Event()
         waiter = (asyncio.get_running_loop(), wake)
         with self._lock:

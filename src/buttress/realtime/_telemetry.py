@@ -31,7 +31,9 @@ class RealtimeTelemetry:
             "buttress_realtime_connections", "Open realtime connections.", labels=("transport",)
         )
         sent = registry.counter(
-            "buttress_realtime_messages_sent_total", "Messages written to realtime clients.", labels=("transport",)
+            "buttress_realtime_messages_sent_total",
+            "Messages written to realtime clients.",
+            labels=("transport",),
         )
         self.connections = {name: connections.labels(transport=name) for name in ("ws", "sse")}
         self.sent = {name: sent.labels(transport=name) for name in ("ws", "sse")}
@@ -46,7 +48,9 @@ class RealtimeTelemetry:
             "Realtime connections or subscriptions refused, by reason.",
             labels=("reason",),
         )
-        self.rejected = {name: rejected.labels(reason=name) for name in ("auth", "forbidden", "limit", "invalid")}
+        self.rejected = {
+            name: rejected.labels(reason=name) for name in ("auth", "forbidden", "limit", "invalid")
+        }
         self.delivery: Any = registry.histogram(
             "buttress_realtime_delivery_seconds",
             "Seconds from an event's publication to its write to a realtime client.",
