@@ -42,14 +42,14 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(STARTUP_SECONDS)
 
 
-async def messages(socket: ClientConnection, timeout: float = WAIT) -> list[dict[str, Any]]:
+async def messages(socket: ClientConnection, timeout: float = WAIT) -> list[dict[str, Any]]:  # noqa: ASYNC109 - a bound on the wait
     """The JSON messages of the next frame (a frame may hold several, one per line)."""
     frame = await asyncio.wait_for(socket.recv(), timeout)
     assert isinstance(frame, str)
     return [json.loads(line) for line in frame.split("\n")]
 
 
-async def until(socket: ClientConnection, kind: str, timeout: float = WAIT) -> list[dict[str, Any]]:
+async def until(socket: ClientConnection, kind: str, timeout: float = WAIT) -> list[dict[str, Any]]:  # noqa: ASYNC109 - a bound on the wait
     """Every message up to the frame holding the first of type ``kind`` (that whole frame included)."""
     seen: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + timeout
@@ -62,7 +62,7 @@ async def until(socket: ClientConnection, kind: str, timeout: float = WAIT) -> l
             return seen
 
 
-async def events(socket: ClientConnection, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:
+async def events(socket: ClientConnection, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:  # noqa: ASYNC109 - a bound on the wait
     """The next ``count`` event messages (control messages skipped)."""
     found: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + timeout

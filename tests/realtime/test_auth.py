@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from buttress.clock import FakeClock
 
-from ._live import last, WAIT, events, until
+from ._live import WAIT, events, last, until
 from .conftest import ADMIN_TOKEN, realtime_server, token
 
 

@@ -8,7 +8,7 @@ from websockets.asyncio.client import connect
 
 from buttress.realtime import Realtime
 
-from ._live import last, events, until
+from ._live import events, last, until
 
 
 async def test_a_subscriber_receives_matching_events_with_ids_and_offsets(
