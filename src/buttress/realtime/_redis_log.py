@@ -247,6 +247,11 @@ class RedisTopicLog:
                 not self._stopping
             )
 
+    def wait_disconnected(self, timeout: float | None = None) -> bool:
+        """Block until the sender has found Redis unreachable (for tests and health probes)."""
+        with self._lock:
+            return self._changed.wait_for(lambda: self._state == _DISCONNECTED, timeout)
+
     def _start_sender(self) -> None:
         with self._lock:
             if self._pid == os.getpid() or self._stopping:
