@@ -30,14 +30,14 @@ WAIT = 20.0  # upper bound of every wait on a condition
 class Follower:
     """A task draining ``log.follow()`` on the test's loop, with what it received so far."""
 
-    def __init__(self, log: TopicLog) -> None:
+    def __init__(self, log: TopicLog, after: Position | None = None) -> None:
         self.entries: list[Entry] = []
         self.batches = 0
         self._changed = asyncio.Condition()
-        self._task = asyncio.get_running_loop().create_task(self._run(log))
+        self._task = asyncio.get_running_loop().create_task(self._run(log, after))
 
-    async def _run(self, log: TopicLog) -> None:
-        async for batch in log.follow():
+    async def _run(self, log: TopicLog, after: Position | None) -> None:
+        async for batch in log.follow(after):
             async with self._changed:
                 self.entries.extend(batch)
                 self.batches += 1
@@ -84,8 +84,8 @@ class Subject:
         if isinstance(log, RedisTopicLog):
             assert await asyncio.to_thread(log.flush, WAIT), log.status()
 
-    def follow(self, log: TopicLog) -> Follower:
-        follower = Follower(log)
+    def follow(self, log: TopicLog, after: Position | None = None) -> Follower:
+        follower = Follower(log, after)
         self.followers.append(follower)
         return follower
 
@@ -240,6 +240,47 @@ async def test_two_followers_receive_the_same_entries(subject: Subject) -> None:
     assert await second.wait_for(all_news)
     news = [[e for e in f.entries if e.topic == "news"] for f in (first, second)]
     assert news[0] == news[1]
+
+
+async def test_follow_after_a_position_of_the_epoch_starts_there(subject: Subject) -> None:
+    """The hub's start: read the newest position, then follow after it, and miss nothing in between."""
+    log = subject.log()
+    epoch = await epoch_of(log)
+    for index in range(10):
+        log.append("t", {"n": index}, 0.0)
+    await subject.flush(log)
+    start = await log.read_after(Position("", 0), 0)
+    assert (start.epoch, start.last, start.entries) == (epoch, 10, ())
+    for index in range(10, 15):  # appended after the read, before following starts
+        log.append("t", {"n": index}, 0.0)
+    await subject.flush(log)
+
+    follower = subject.follow(log, Position(epoch, 7))
+    for index in range(15, 20):
+        log.append("t", {"n": index}, 0.0)
+
+    assert await follower.wait_for(lambda entries: any(e.data["n"] == 19 for e in entries))
+    assert [e.position for e in follower.entries] == list(range(8, 21))
+    assert [e.data["n"] for e in follower.entries] == list(range(7, 20))
+
+
+@pytest.mark.parametrize("after", [Position("0badc0de", 3), Position("<epoch>", 99), None])
+async def test_follow_after_another_epoch_or_a_future_position_starts_after_the_newest(
+    subject: Subject, after: Position | None
+) -> None:
+    log = subject.log()
+    epoch = await epoch_of(log)
+    for index in range(5):
+        log.append("before", {"n": index}, 0.0)
+    await subject.flush(log)
+    if after is not None and after.epoch == "<epoch>":
+        after = Position(epoch, after.position)
+
+    follower = subject.follow(log, after)
+    await subject.following(log, follower)
+
+    assert all(e.topic == "tick" for e in follower.entries)
+    assert follower.entries[0].position > 5
 
 
 # -- read_after --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ and the entries asked for in one transaction, and raise
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -184,6 +185,7 @@ class RedisTopicLog:
         self._batches = 0
         self._epoch: str | None = None
         self._position = 0
+        self._followers: dict[asyncio.AbstractEventLoop, int] = {}
         self._pid = 0
         self._thread: threading.Thread | None = None
         self._start_sender()
@@ -396,49 +398,64 @@ class RedisTopicLog:
 
     # -- following -----------------------------------------------------------------------------------
 
-    async def follow(self) -> AsyncIterator[list[Entry]]:
+    async def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]:
         reader = self._reader
-        known, cursor = await self._follow_start()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._followers[loop] = self._followers.get(loop, 0) + 1
         try:
+            known, cursor = await self._follow_start(after)
             while not self._stopping:
                 reply = await reader.acall(self._read_round, cursor)
                 if reply is UNAVAILABLE:
                     await self._clock.asleep(max(reader.outage.retry_in(), self._min_backoff))
                     continue
-                epoch, batch = reply
-                epoch = None if epoch is None else _text(epoch)
+                epoch = None if reply[0] is None else _text(reply[0])
                 if epoch != known:
                     if known is not None:  # Redis lost its data: the new epoch's entries from the first
-                        logger.warning(
-                            "the Redis topic log at %s (prefix %r) started a new epoch (%s after %s): Redis "
-                            "lost its data; following the new epoch from its first entry",
-                            self.url,
-                            self.prefix,
-                            epoch,
-                            known,
-                        )
+                        self._new_epoch_seen(known, epoch)
                         known, cursor = epoch, "0-0"
                         continue
                     known = epoch
-                entries = _stream_entries(batch)
+                entries = _stream_entries(reply[1])
                 if entries:
                     if known is None:
                         known = entries[-1].epoch
                     cursor = f"{entries[-1].position}-0"
                     yield entries
         finally:
-            with contextlib.suppress(Exception):
-                await reader.aclose()
+            with self._lock:
+                left = self._followers.pop(loop) - 1
+                if left:
+                    self._followers[loop] = left
+            if not left:  # the loop's last follower closes its connections (no socket left for GC)
+                with contextlib.suppress(Exception):
+                    await self._reader.aclose()
+                    await self._redis.aclose()
 
-    async def _follow_start(self) -> tuple[str | None, str]:
-        """The epoch and the id of the newest entry when following starts (waiting out an outage)."""
+    def _new_epoch_seen(self, old: str, new: str | None) -> None:
+        logger.warning(
+            "the Redis topic log at %s (prefix %r) started a new epoch (%s after %s): Redis lost its data; "
+            "following the new epoch from its first entry",
+            self.url,
+            self.prefix,
+            new,
+            old,
+        )
+
+    async def _follow_start(self, after: Position | None) -> tuple[str | None, str]:
+        """The epoch, and the stream id to read after: ``after``'s if it is of the current epoch and not
+        beyond the newest entry, else the newest entry's. An outage is waited out."""
         while True:
             reply = await self._reader.acall(self._newest)
             if reply is not UNAVAILABLE:
-                epoch, newest = reply
-                cursor = _text(newest[0][0]) if newest else "0-0"
-                return (None if epoch is None else _text(epoch)), cursor
+                break
             await self._clock.asleep(max(self._reader.outage.retry_in(), self._min_backoff))
+        epoch = None if reply[0] is None else _text(reply[0])
+        newest = int(_text(reply[1][0][0]).partition("-")[0]) if reply[1] else 0
+        if after is not None and after.epoch == epoch and 0 <= after.position < newest:
+            return epoch, f"{after.position}-0"
+        return epoch, f"{newest}-0"
 
     def _newest(self, client: Any) -> Any:
         pipe = client.pipeline(transaction=True)
