@@ -113,6 +113,12 @@ def _stream_entries(reply: Any) -> list[Entry]:
     return [_entry(entry_id, fields) for entry_id, fields in reply]
 
 
+def _cancelled() -> bool:
+    """Whether the running task was asked to stop (a cancellation some library code swallowed)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _backoff(failures: int, minimum: float, maximum: float) -> float:
     """Seconds to wait after ``failures`` consecutive failures: doubling from ``minimum``, capped."""
     return min(maximum, minimum * 2.0 ** max(0, min(failures - 1, 60)))
@@ -407,6 +413,8 @@ class RedisTopicLog:
             known, cursor = await self._follow_start(after)
             while not self._stopping:
                 reply = await reader.acall(self._read_round, cursor)
+                if _cancelled():  # redis-py can lose a cancellation that lands in a blocking read
+                    raise asyncio.CancelledError
                 if reply is UNAVAILABLE:
                     await self._clock.asleep(max(reader.outage.retry_in(), self._min_backoff))
                     continue
