@@ -44,6 +44,7 @@ from buttress._redis import (
     Script,
     check_prefix,
     check_url,
+    execute,
     mask_text,
     mask_url,
 )
@@ -62,6 +63,7 @@ _APPEND = Script.file("realtime_append")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _BLOCK_MS = 1000  # how long one XREAD of a follower waits for news (also how soon it notices close())
 _FOLLOW_COUNT = 500  # entries per XREAD
+_RECENT_BATCHES = 64  # batch ids a follower remembers, to skip a batch written again in a new epoch
 _IDLE_CHECK = 10.0  # seconds without traffic after which the sender PINGs before writing a batch
 _POLL = 0.1  # how often a backing-off sender looks for close()
 _CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
@@ -87,9 +89,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _entry(entry_id: Any, fields: Mapping[Any, Any]) -> Entry:
-    """An :class:`Entry` from one stream entry (``<position>-0`` and its fields), bytes or str alike."""
-    values = {_text(key): value for key, value in fields.items()}
+def _fields(fields: Mapping[Any, Any]) -> dict[str, Any]:
+    return {_text(key): value for key, value in fields.items()}
+
+
+def _entry(entry_id: Any, values: Mapping[str, Any]) -> Entry:
+    """An :class:`Entry` from one stream entry (``<position>-0`` and its fields, keys as str)."""
     return Entry(
         epoch=_text(values["epoch"]),
         position=int(_text(entry_id).partition("-")[0]),
@@ -100,8 +105,8 @@ def _entry(entry_id: Any, fields: Mapping[Any, Any]) -> Entry:
     )
 
 
-def _stream_entries(reply: Any) -> list[Entry]:
-    """The entries of an XRANGE reply, or of an XREAD reply on one stream (RESP2 or RESP3 shape)."""
+def _raw_entries(reply: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """The (id, fields) of an XRANGE reply, or of an XREAD reply on one stream (RESP2 or RESP3 shape)."""
     if not reply:
         return []
     if isinstance(reply, dict):  # XREAD, RESP3: {stream: [entries]} (or [[entries]] in some versions)
@@ -110,7 +115,40 @@ def _stream_entries(reply: Any) -> list[Entry]:
             reply = reply[0]
     elif isinstance(reply[0], list | tuple) and len(reply[0]) == 2 and isinstance(reply[0][1], list):
         reply = reply[0][1]  # XREAD, RESP2: [[stream, [entries]]]
-    return [_entry(entry_id, fields) for entry_id, fields in reply]
+    return [(entry_id, _fields(fields)) for entry_id, fields in reply]
+
+
+def _stream_entries(reply: Any) -> list[Entry]:
+    return [_entry(entry_id, values) for entry_id, values in _raw_entries(reply)]
+
+
+class _Batches:
+    """The batches a follower saw lately, so it skips one written again after Redis lost its data.
+
+    A sender whose reply was lost with the old Redis cannot know whether its batch was written, so it
+    writes it again in the new epoch; a follower that already yielded it in the old epoch skips it.
+    """
+
+    __slots__ = ("_before", "_recent")
+
+    def __init__(self) -> None:
+        self._recent: deque[str] = deque(maxlen=_RECENT_BATCHES)  # newest last
+        self._before: frozenset[str] = frozenset()
+
+    def new_epoch(self) -> None:
+        self._before = frozenset(self._recent)
+        self._recent.clear()
+
+    def keep(self, raw: list[tuple[Any, dict[str, Any]]]) -> list[Entry]:
+        entries = []
+        recent, before = self._recent, self._before
+        for entry_id, values in raw:
+            batch = _text(values.get("batch", ""))
+            if batch and (not recent or recent[-1] != batch):
+                recent.append(batch)
+            if batch not in before:
+                entries.append(_entry(entry_id, values))
+        return entries
 
 
 def _cancelled() -> bool:
@@ -166,8 +204,8 @@ class RedisTopicLog:
         tag = "{" + prefix + "}"
         self._stream, self._offsets = f"{tag}:stream", f"{tag}:offsets"
         self._epoch_key, self._position_key = f"{tag}:epoch", f"{tag}:position"
-        self._sender_id = new_epoch() + new_epoch()
-        self._done_key = f"{tag}:done:{self._sender_id}"
+        self._tag = tag
+        self._done_key = ""  # named per sender thread (_start_sender): a forked child numbers its own batches
         self._clock = clock
         self._socket_timeout = timeout
         self._redis = self._connection(url, timeout)
@@ -265,6 +303,8 @@ class RedisTopicLog:
             if self._pid == os.getpid() or self._stopping:
                 return
             self._pid = os.getpid()
+            self._done_key = f"{self._tag}:done:{new_epoch()}{new_epoch()}"
+            self._batches = 0
             self._outbox.clear()  # a parent's entries are the parent's to write
             self._inflight = 0
             self._sender_idle = True
@@ -341,7 +381,7 @@ class RedisTopicLog:
 
     def _write(self, connection: Any, number: int, batch: list[tuple[str, str, str]]) -> Any:
         keys = (self._stream, self._offsets, self._epoch_key, self._position_key, self._done_key)
-        args: list[str | int] = [new_epoch(), self.retention, number]
+        args: list[str | int] = [new_epoch(), self.retention, number, self._done_key.rpartition(":")[2]]
         for entry in batch:
             args.extend(entry)
         try:
@@ -411,6 +451,7 @@ class RedisTopicLog:
             self._followers[loop] = self._followers.get(loop, 0) + 1
         try:
             known, cursor = await self._follow_start(after)
+            batches = _Batches()
             while not self._stopping:
                 reply = await reader.acall(self._read_round, cursor)
                 if _cancelled():  # redis-py can lose a cancellation that lands in a blocking read
@@ -423,13 +464,17 @@ class RedisTopicLog:
                     if known is not None:  # Redis lost its data: the new epoch's entries from the first
                         self._new_epoch_seen(known, epoch)
                         known, cursor = epoch, "0-0"
+                        batches.new_epoch()
                         continue
                     known = epoch
-                entries = _stream_entries(reply[1])
+                raw = _raw_entries(reply[1])
+                if not raw:
+                    continue
+                cursor = _text(raw[-1][0])
+                entries = batches.keep(raw)
+                if known is None:
+                    known = _text(raw[-1][1]["epoch"])
                 if entries:
-                    if known is None:
-                        known = entries[-1].epoch
-                    cursor = f"{entries[-1].position}-0"
                     yield entries
         finally:
             with self._lock:
@@ -563,7 +608,14 @@ class RedisTopicLog:
         return self._state == _CONNECTED and self._redis.available and self._reader.available
 
     def info(self) -> TransportInfo:
-        """Available unless the sender, a follower or a replay has found Redis unreachable."""
+        """Available unless the sender, a follower or a replay has found Redis unreachable.
+
+        A connection marked down is probed here when its backoff allows (one PING), so a replay that
+        failed once does not leave the log reported down after Redis is back.
+        """
+        for connection in (self._redis, self._reader):
+            if not connection.available:
+                connection.call(execute, "PING")
         with self._lock:
             up = self._state != _DISCONNECTED and self._redis.available and self._reader.available
             error = self._last_error or self._redis.last_error or self._reader.last_error

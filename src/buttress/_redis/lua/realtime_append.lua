@@ -1,5 +1,5 @@
 -- Realtime topic log: append a batch of entries. KEYS: stream, offsets, epoch, position, done.
--- ARGV: candidate epoch, retention, batch number, then topic, time, data for each entry.
+-- ARGV: candidate epoch, retention, batch number, sender, then topic, time, data for each entry.
 -- Returns {epoch, newest position, entries written}.
 --
 -- The epoch names one life of the log's data. A log whose epoch key is missing starts a new one (a fresh or
@@ -19,11 +19,13 @@ end
 redis.call('SET', done_key, ARGV[3], 'EX', 86400)
 local position = tonumber(redis.call('GET', position_key)) or 0
 local count = 0
-for i = 4, #ARGV, 3 do
+local batch_id = ARGV[4] .. ':' .. ARGV[3]  -- lets followers tell a batch written again in a new epoch
+for i = 5, #ARGV, 3 do
   position = redis.call('INCR', position_key)
   local offset = redis.call('HINCRBY', offsets, ARGV[i], 1)
   redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], string.format('%d-0', position),
-    'epoch', epoch, 'topic', ARGV[i], 'offset', offset, 'time', ARGV[i + 1], 'data', ARGV[i + 2])
+    'epoch', epoch, 'topic', ARGV[i], 'offset', offset, 'time', ARGV[i + 1], 'data', ARGV[i + 2],
+    'batch', batch_id)
   count = count + 1
 end
 return {epoch, position, count}
