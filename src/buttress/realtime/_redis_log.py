@@ -10,13 +10,18 @@ first append after that starts a new epoch, and positions and offsets count from
 bounded outbox (the oldest is dropped and counted when it is full). A sender thread writes the outbox in
 batches, one ``EVALSHA`` of ``realtime_append.lua`` per batch on a dedicated connection. A batch that
 fails stays with the sender, which retries it with capped exponential backoff on the injected clock, so
-what was appended while Redis was down is written once it is back. Batches are numbered per sender and
-the script skips one it has already written, so a batch resent after a lost reply is not written twice.
+what was appended while Redis was down is written once it is back. Batches are numbered per sender (the
+last number written is kept in ``{<prefix>}:done:<sender>`` for a day) and the script skips one it has
+already written, so a batch resent after a lost reply is not written twice. Each entry names its batch:
+a batch whose reply was lost *with* the old Redis is written again in the new epoch (it might never have
+been written), and a follower that yielded it in the old epoch skips it there.
 
 **Followers** run on the caller's event loop: each round trip reads the epoch key and then blocks in
 ``XREAD`` for up to a second. When the epoch differs from the one the follower was reading, Redis lost
 its data: the follower starts again from the new epoch's first entry, so nothing appended after the loss
-is skipped. Outages are ridden out with the Redis layer's reconnect backoff.
+is skipped. Outages are ridden out with the Redis layer's reconnect backoff, so a follower is back at
+most ``max_backoff`` after Redis is. A follower that falls more than ``retention`` entries behind the
+writers reads on from the oldest entry kept: its positions jump, and that jump is the only sign.
 
 **Replays** (:meth:`RedisTopicLog.read_after`) read the epoch, the newest position, the oldest entry kept
 and the entries asked for in one transaction, and raise
