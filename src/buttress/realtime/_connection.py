@@ -110,9 +110,6 @@ class Connection:
                 self._gap_after = self._last_queued_id()
             self._gap += 1
             return False
-        if self._gap:
-            queue.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
-            self._gap = 0
         queue.append(item)
         self._ready.set()
         return True
@@ -149,6 +146,9 @@ class Connection:
                 continue
             batch = list(queue)
             queue.clear()
+            if self._gap:  # every drop came after what was queued: say so after it, and at once
+                batch.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
+                self._gap = 0
             yield batch
 
     def discard(self) -> int:

@@ -99,10 +99,11 @@ def realtime_router(
             endpoint.sse,
             methods=["GET"],
             name="realtime_sse",
-            summary="Server-sent events of the requested topics",
             response_class=StreamingResponse,
             response_model=None,
-            responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream."}},
+            # An endless stream that OpenAPI cannot describe (and a fuzzer would wait on forever); the
+            # README's Realtime section is its documentation, as it is the WebSocket's.
+            include_in_schema=False,
         )
     return router
 
