@@ -49,7 +49,10 @@ def realtime_server(
     app.include_router(realtime_router(realtime, public=public, auth=auth))
     try:
         with serving(app) as address:
-            yield realtime, address
+            try:
+                yield realtime, address
+            finally:
+                realtime.close()  # while the server's loop runs: its hub's tasks end there
     finally:
         realtime.close()
         if own_bus:

@@ -114,6 +114,14 @@ class Connection:
         self._ready.set()
         return True
 
+    def missed(self, count: int, last_id: str) -> None:
+        """Entries went by unseen (the hub fell behind): the next batch carries a ``gap`` marker."""
+        if not self._gap:
+            self._gap_after = last_id
+        self._gap += count
+        self.dropped += count
+        self._ready.set()
+
     def end_replay(self) -> None:
         """Live entries held while the replay was read: queue those it did not cover."""
         self.replaying = False
@@ -140,7 +148,7 @@ class Connection:
         """Everything queued since the last batch, as soon as there is something; ends when closing."""
         queue = self._queue
         while self.closing is None:
-            if not queue:
+            if not queue and not self._gap:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
