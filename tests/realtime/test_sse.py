@@ -59,10 +59,14 @@ async def test_protected_topics_need_a_bearer_token() -> None:
     with realtime_server(clock=clock) as (realtime, server):
         async with httpx.AsyncClient(base_url=f"http://{server}", timeout=WAIT) as client:
             anonymous = await client.get("/sse", params={"topics": "secret.*"})
-            wrong = await client.get("/sse", params={"topics": "secret.*"}, headers={"Authorization": "Bearer nope"})
+            wrong = await client.get(
+                "/sse", params={"topics": "secret.*"}, headers={"Authorization": "Bearer nope"}
+            )
             invalid = await client.get("/sse", params={"topics": "secret.*x"})
             headers = {"Authorization": f"Bearer {token(clock)}"}
-            async with client.stream("GET", "/sse", params={"topics": "secret.*"}, headers=headers) as response:
+            async with client.stream(
+                "GET", "/sse", params={"topics": "secret.*"}, headers=headers
+            ) as response:
                 lines = response.aiter_lines()
                 assert await anext(lines) == "retry: 2000"
                 realtime.publish("secret.plans", {"x": 1})
@@ -83,7 +87,9 @@ async def test_an_sse_stream_ends_when_its_token_expires() -> None:
     with realtime_server(clock=clock) as (_realtime, server):
         async with httpx.AsyncClient(base_url=f"http://{server}", timeout=WAIT) as client:
             headers = {"Authorization": f"Bearer {token(clock, lifetime=30)}"}
-            async with client.stream("GET", "/sse", params={"topics": "secret.*"}, headers=headers) as response:
+            async with client.stream(
+                "GET", "/sse", params={"topics": "secret.*"}, headers=headers
+            ) as response:
                 lines = response.aiter_lines()
                 assert await anext(lines) == "retry: 2000"
                 clock.advance(31)

@@ -120,6 +120,12 @@ class Realtime:
                 hub.stop()
         self.log.close()
 
+    async def astop_hub(self) -> None:
+        """Stop the running loop's hub, if any (an app shutting down); the Realtime stays usable."""
+        hub = self._hubs.pop(asyncio.get_running_loop(), None)
+        if hub is not None:
+            await hub.aclose()
+
     async def aclose(self) -> None:
         """:meth:`close` from the server's own event loop (a lifespan's shutdown)."""
         if self._closed:
