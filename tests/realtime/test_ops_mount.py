@@ -1,4 +1,4 @@
-"""The realtime endpoints on the ops server: the ops credentials, and anonymous readers kept to the snapshot feed."""
+"""The realtime endpoints on the ops server: its credentials; anonymous readers kept to the snapshot feed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Realtime on the Redis log: any process serves and replays what any process published; restarts lose nothing."""
+"""Realtime on the Redis log: any process serves and replays what any published; a restart loses nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import redis
 from websockets.asyncio.client import connect
 
 from buttress.events import EventBus
-from buttress.realtime import Realtime
 from buttress.realtime._redis_log import RedisTopicLog
 from tests._redis_server import RedisServer
 
@@ -76,46 +75,50 @@ async def test_a_thousand_reconnects_with_resume_on_redis(redis_url: str) -> Non
 
 
 async def test_a_redis_restart_mid_stream_loses_nothing(tmp_path: Path) -> None:
-    with RedisServer(tmp_path) as server_process, _redis_log(server_process.url) as log:
-        with EventBus() as bus, realtime_server(log=log, bus=bus) as (realtime, server):
-            async with connect(f"ws://{server}/ws?topics=news.*") as socket:
-                await until(socket, "subscribed")
-                received: list[int] = []
-                stop = threading.Event()
-                published: list[int] = []
+    with (
+        RedisServer(tmp_path) as server_process,
+        _redis_log(server_process.url) as log,
+        EventBus() as bus,
+        realtime_server(log=log, bus=bus) as (realtime, server),
+    ):
+        async with connect(f"ws://{server}/ws?topics=news.*") as socket:
+            await until(socket, "subscribed")
+            received: list[int] = []
+            stop = threading.Event()
+            published: list[int] = []
 
-                def publish() -> None:
-                    n = 0
-                    while not stop.wait(0.002):
-                        realtime.publish("news.seq", {"n": n})
-                        published.append(n)
-                        n += 1
+            def publish() -> None:
+                n = 0
+                while not stop.wait(0.002):
+                    realtime.publish("news.seq", {"n": n})
+                    published.append(n)
+                    n += 1
 
-                async def read_until(count: int) -> None:
-                    async with asyncio.timeout(WAIT):
-                        while len(received) < count:
-                            received.extend(
-                                m["data"]["n"] for m in await messages(socket) if m["type"] == "event"
-                            )
+            async def read_until(count: int) -> None:
+                async with asyncio.timeout(WAIT):
+                    while len(received) < count:
+                        received.extend(
+                            m["data"]["n"] for m in await messages(socket) if m["type"] == "event"
+                        )
 
-                thread = threading.Thread(target=publish, daemon=True)
-                thread.start()
-                try:
-                    await read_until(50)
-                    server_process.stop()
-                    outage = len(published)
-                    await asyncio.to_thread(lambda: time.sleep(0.5))  # the outage lasts: events go on
-                    during = len(published) - outage
-                    server_process.start()
-                    restarted = time.monotonic()
-                    await read_until(outage + during + 1)
-                    back_within = time.monotonic() - restarted
-                    await read_until(len(published) + 20)
-                finally:
-                    stop.set()
-                    thread.join(WAIT)
-                assert realtime.flush()
-                await read_until(len(published))
+            thread = threading.Thread(target=publish, daemon=True)
+            thread.start()
+            try:
+                await read_until(50)
+                server_process.stop()
+                outage = len(published)
+                await asyncio.to_thread(lambda: time.sleep(0.5))  # the outage lasts: events go on
+                during = len(published) - outage
+                server_process.start()
+                restarted = time.monotonic()
+                await read_until(outage + during + 1)
+                back_within = time.monotonic() - restarted
+                await read_until(len(published) + 20)
+            finally:
+                stop.set()
+                thread.join(WAIT)
+            assert realtime.flush()
+            await read_until(len(published))
     assert during > 50
     assert back_within < 2.0
     assert received == list(range(len(published)))

@@ -57,9 +57,7 @@ async def _resume_storm(realtime: Realtime, server: str) -> tuple[list[int], lis
     assert realtime.flush()
     async with connect(f"ws://{server}/ws?topics=news.*&last_id={last_id}") as socket:
         while not received or received[-1] < published[-1]:
-            for message in await messages(socket):
-                if message["type"] == "event":
-                    received.append(message["data"]["n"])
+            received.extend(m["data"]["n"] for m in await messages(socket) if m["type"] == "event")
     return received, published, resets
 
 

@@ -21,16 +21,16 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
+from buttress._bearer import AdminAuth
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.composition import health_registry
-from buttress.container import get_container
 from buttress.config import Settings
+from buttress.container import get_container
 from buttress.observe.errors import ErrorAggregator
 from buttress.observe.health import HealthRegistry, rfc3339
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSample, SystemSampler, SystemThresholds
-from buttress._bearer import AdminAuth
 
 __all__ = ["Lifespan", "Ops", "default_sampler", "ops_health_registry"]
 
