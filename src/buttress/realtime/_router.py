@@ -270,9 +270,9 @@ class _Endpoint:
             connection.sending_since = None
             now = clock.time()
             sent.inc(len(batch))
-            for _frame, _id, published in batch:
-                if published is not None:
-                    observe(max(0.0, now - published))
+            oldest = _oldest(batch)
+            if oldest is not None:  # once per write: its oldest message waited longest
+                observe(max(0.0, now - oldest))
 
     async def _read(self, websocket: WebSocket, hub: Hub, connection: Connection) -> None:
         clock = self.realtime.clock
@@ -421,12 +421,20 @@ class _Endpoint:
                 yield "".join([_sse_item(item) for item in batch])
                 now = clock.time()
                 telemetry.sent["sse"].inc(len(batch))
-                for _frame, _id, published in batch:
-                    if published is not None:
-                        telemetry.delivery.observe(max(0.0, now - published))
+                oldest = _oldest(batch)
+                if oldest is not None:
+                    telemetry.delivery.observe(max(0.0, now - oldest))
         finally:
             hub.leave(connection)
             self.realtime.release(hub)
+
+
+def _oldest(batch: list[Item]) -> float | None:
+    """The publication time of the first logged message of a batch (queued in order: the oldest)."""
+    for _frame, _id, published in batch:
+        if published is not None:
+            return published
+    return None
 
 
 def _bearer(authorization: str) -> str:
