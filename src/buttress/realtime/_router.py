@@ -16,6 +16,10 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Annotated, Any
 
+from buttress._extras import require
+
+require("fastapi", "server", "buttress.realtime's WebSocket and SSE endpoints")
+
 from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
