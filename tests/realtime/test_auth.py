@@ -131,3 +131,16 @@ async def test_connections_per_process_are_limited() -> None:
             async with connect(f"ws://{server}/ws") as second:
                 code, _ = await _closed_code(second)
     assert code == 1013
+
+
+async def test_first_message_auth_counts_against_the_users_limit_and_keeps_the_welcome() -> None:
+    clock = FakeClock()
+    with realtime_server(clock=clock, max_connections_per_user=1) as (_realtime, server):
+        protocols = ["buttress.v1", f"bearer.{token(clock)}"]
+        async with connect(f"ws://{server}/ws", subprotocols=protocols) as first:
+            await until(first, "welcome")
+            async with connect(f"ws://{server}/ws") as second:
+                await second.send(json.dumps({"type": "auth", "token": token(clock)}))
+                code, seen = await _closed_code(second)
+    assert code == 1013
+    assert seen[0]["type"] == "welcome"

@@ -88,8 +88,14 @@ class Connection:
     def offer_entry(self, entry: Entry, frame: str) -> bool:
         """Queue a logged entry unless this connection already has it; False when it was dropped."""
         if self.replaying:
-            self.held.append((entry, frame))
-            return True
+            if len(self.held) < self._queue_size:
+                self.held.append((entry, frame))
+                return True
+            if not self._gap:  # held past the queue's size: the rest is a gap, said after the held ones
+                self._gap_after = self.held[-1][0].id
+            self._gap += 1
+            self.dropped += 1
+            return False
         if entry.epoch == self.epoch and entry.position <= self.position:
             return True  # replayed already
         self.epoch = entry.epoch

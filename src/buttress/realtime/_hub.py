@@ -16,6 +16,7 @@ from typing import Any
 from buttress.clock import Clock
 from buttress.config import RealtimeSettings
 from buttress.errors import BackendUnavailable
+from buttress.realtime._auth import Identity
 from buttress.realtime._connection import Connection
 from buttress.realtime._entry import Entry, Position, encode_entry, encode_message, format_id
 from buttress.realtime._log import TopicLog
@@ -132,6 +133,17 @@ class Hub:
         self.connections.add(connection)
         self.telemetry.connections[connection.transport].inc()
         self._routes.clear()
+        return None
+
+    def identify(self, connection: Connection, identity: Identity) -> str | None:
+        """Give ``connection`` its identity (a first-message auth), or say which limit refuses it."""
+        subject = identity.subject
+        if subject is not None:
+            count = self._per_subject.get(subject, 0)
+            if count >= self.settings.max_connections_per_user:
+                return f"this user holds the limit of {self.settings.max_connections_per_user} connections"
+            self._per_subject[subject] = count + 1
+        connection.identity = identity
         return None
 
     def leave(self, connection: Connection) -> None:

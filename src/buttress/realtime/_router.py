@@ -337,12 +337,9 @@ class _Endpoint:
             self.realtime.telemetry.rejected["auth"].inc()
             connection.close(1008, str(exc))
             return
-        hub.leave(connection)
-        connection.identity = identity
-        refusal = hub.admit(connection)
+        refusal = hub.identify(connection, identity)
         if refusal is not None:
             self.realtime.telemetry.rejected["limit"].inc()
-            connection.identity = None
             connection.close(1013, refusal)
             return
         if identity.expires is not None and self.realtime.clock.time() >= identity.expires:
