@@ -1,0 +1,180 @@
+"""The servers of the realtime benchmark, each run alone in a uvicorn child process.
+
+``python -m benchmarks._realtime_servers KIND PORT`` with KIND one of:
+
+- ``naive``: Starlette, a set of accepted WebSockets and ``for ws in clients: await ws.send_text(msg)``
+  per message (shared/bench/wave2/ws_server.py, MODE=naive);
+- ``socketio``: python-socketio's ``AsyncServer`` (ASGI), ``await sio.emit("bench.tick", data)`` to
+  everyone in the default namespace;
+- ``buttress``: FastAPI with ``realtime_router(public=["**"])`` and ``get_realtime().publish(...)``.
+
+Every server answers ``POST /publish?n=N&p=PHASE&pad=BYTES`` by publishing N messages
+``{"t": time.time(), "k": k, "p": PHASE, "pad": "x" * BYTES}`` one after the other (``t`` taken just
+before each publish call: latency is publish-to-client), yielding to the loop between two; and
+``GET /count`` with the connections it holds. The same uvicorn settings for all (:data:`UVICORN`).
+
+``BENCH_REALTIME_PROFILE=PATH`` runs the server under cProfile (CPU clock;
+``BENCH_REALTIME_PROFILE_CLOCK=wall`` for wall time) and writes the stats to PATH when uvicorn stops
+(SIGTERM or SIGINT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
+
+from benchmarks._realtime_clients import raise_open_files
+
+__all__ = ["UVICORN", "main"]
+
+UVICORN: Final[dict[str, Any]] = {
+    "host": "127.0.0.1",
+    "ws": "websockets",
+    "http": "h11",
+    "loop": "auto",  # uvloop when installed
+    "log_level": "warning",
+    "access_log": False,
+    "backlog": 4096,
+    "timeout_graceful_shutdown": 3,
+}
+TOPIC: Final = "bench.tick"
+
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _message(k: int, phase: int, pad: str) -> dict[str, Any]:
+    return {"t": time.time(), "k": k, "p": phase, "pad": pad}
+
+
+def _publish_route(publish: Publish, count: Callable[[], int]) -> list[Route]:
+    async def publish_endpoint(request: Request) -> PlainTextResponse:
+        n = int(request.query_params.get("n", "1"))
+        phase = int(request.query_params.get("p", "0"))
+        pad = "x" * int(request.query_params.get("pad", "200"))
+        for k in range(n):
+            await publish(_message(k, phase, pad))
+            await asyncio.sleep(0)
+        return PlainTextResponse(str(count()))
+
+    async def count_endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(count()))
+
+    return [
+        Route("/publish", publish_endpoint, methods=["POST"]),
+        Route("/count", count_endpoint),
+    ]
+
+
+def naive_app() -> ASGIApp:
+    """The naive broadcast loop: every send awaited in turn, one stuck socket holds up the rest."""
+    import json
+
+    clients: set[WebSocket] = set()
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        clients.add(ws)
+        try:
+            while True:
+                await ws.receive_text()
+        except Exception:  # noqa: BLE001, S110 - any end of the socket ends its membership
+            pass
+        finally:
+            clients.discard(ws)
+
+    async def publish(data: dict[str, Any]) -> None:
+        text = json.dumps(data)
+        for ws in list(clients):
+            try:
+                await ws.send_text(text)
+            except Exception:  # noqa: BLE001, S112 - a dead socket is skipped, as the anchor does
+                continue
+
+    routes: list[Route | WebSocketRoute] = [WebSocketRoute("/ws", endpoint)]
+    routes += _publish_route(publish, lambda: len(clients))
+    return Starlette(routes=routes)
+
+
+def socketio_app() -> ASGIApp:
+    """python-socketio's AsyncServer: ``emit`` to the whole default namespace, queues per engine.io socket."""
+    import socketio  # type: ignore[import-untyped]
+
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[])
+    connected: set[str] = set()
+
+    @sio.event  # type: ignore[untyped-decorator]
+    async def connect(sid: str, environ: dict[str, Any]) -> None:
+        connected.add(sid)
+
+    @sio.event  # type: ignore[untyped-decorator]
+    async def disconnect(sid: str, *args: Any) -> None:
+        connected.discard(sid)
+
+    async def publish(data: dict[str, Any]) -> None:
+        await sio.emit(TOPIC, data)
+
+    other = Starlette(routes=_publish_route(publish, lambda: len(connected)))
+    app: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=other)
+    return app
+
+
+def buttress_app() -> ASGIApp:
+    """buttress.realtime on FastAPI: every topic public, publish through the process's Realtime."""
+    from fastapi import FastAPI
+
+    from buttress.realtime import get_realtime, realtime_router
+
+    app = FastAPI()
+    app.include_router(realtime_router(public=["**"]))
+
+    async def publish(data: dict[str, Any]) -> None:
+        get_realtime().publish(TOPIC, data)
+
+    def count() -> int:
+        return -1  # no public count yet: the clients' own readiness is what the harness trusts
+
+    for route in _publish_route(publish, count):
+        app.router.routes.append(route)
+    return app
+
+
+APPS: Final[dict[str, Callable[[], ASGIApp]]] = {
+    "naive": naive_app,
+    "socketio": socketio_app,
+    "buttress": buttress_app,
+}
+
+
+def main(argv: list[str]) -> None:
+    kind, port = argv[0], int(argv[1])
+    raise_open_files(20_000)
+    app = APPS[kind]()
+    profile_path = os.environ.get("BENCH_REALTIME_PROFILE")
+    profiler = None
+    if profile_path:
+        wall = os.environ.get("BENCH_REALTIME_PROFILE_CLOCK", "cpu") == "wall"
+        profiler = cProfile.Profile() if wall else cProfile.Profile(time.process_time)
+        profiler.enable()
+    try:
+        uvicorn.run(app, port=port, **UVICORN)
+    finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
