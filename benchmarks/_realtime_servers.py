@@ -13,9 +13,11 @@ Every server answers ``POST /publish?n=N&p=PHASE&pad=BYTES`` by publishing N mes
 before each publish call: latency is publish-to-client), yielding to the loop between two; and
 ``GET /count`` with the connections it holds. The same uvicorn settings for all (:data:`UVICORN`).
 
-``BENCH_REALTIME_PROFILE=PATH`` runs the server under cProfile (CPU clock;
-``BENCH_REALTIME_PROFILE_CLOCK=wall`` for wall time) and writes the stats to PATH when uvicorn stops
-(SIGTERM or SIGINT).
+``BENCH_REALTIME_PROFILE=PATH`` profiles the server and writes pstats-format stats to PATH when uvicorn
+stops (SIGTERM or SIGINT): with yappi when it is importable (every thread: the event bus hands events over
+in threads of its own; ``PATH.threads`` gets CPU time per thread), else cProfile (the loop's thread only).
+``BENCH_REALTIME_PROFILER=cprofile`` forces cProfile; ``BENCH_REALTIME_PROFILE_CLOCK=wall`` measures wall
+time instead of CPU time. Either slows the server: read proportions, not times.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -158,22 +161,58 @@ APPS: Final[dict[str, Callable[[], ASGIApp]]] = {
 }
 
 
+class _Profile:
+    """The profiler ``BENCH_REALTIME_PROFILE`` asks for: yappi (all threads) if importable, else cProfile."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        wall = os.environ.get("BENCH_REALTIME_PROFILE_CLOCK", "cpu") == "wall"
+        self._yappi: Any = None
+        self._cprofile: cProfile.Profile | None = None
+        if os.environ.get("BENCH_REALTIME_PROFILER", "yappi") == "yappi":
+            try:
+                import yappi  # type: ignore[import-not-found, unused-ignore]
+            except ImportError:
+                pass
+            else:
+                yappi.set_clock_type("wall" if wall else "cpu")
+                self._yappi = yappi
+        if self._yappi is None:
+            self._cprofile = cProfile.Profile() if wall else cProfile.Profile(time.process_time)
+
+    def start(self) -> None:
+        if self._yappi is not None:
+            self._yappi.start(builtins=True)
+        elif self._cprofile is not None:
+            self._cprofile.enable()
+
+    def stop(self) -> None:
+        if self._yappi is not None:
+            self._yappi.stop()
+            self._yappi.get_func_stats().save(self.path, type="pstat")
+            with open(f"{self.path}.threads", "w") as file:
+                self._yappi.get_thread_stats().print_all(out=file)
+        elif self._cprofile is not None:
+            self._cprofile.disable()
+            self._cprofile.dump_stats(self.path)
+
+
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
     raise_open_files(20_000)
     app = APPS[kind]()
-    profile_path = os.environ.get("BENCH_REALTIME_PROFILE")
-    profiler = None
-    if profile_path:
-        wall = os.environ.get("BENCH_REALTIME_PROFILE_CLOCK", "cpu") == "wall"
-        profiler = cProfile.Profile() if wall else cProfile.Profile(time.process_time)
-        profiler.enable()
+    path = os.environ.get("BENCH_REALTIME_PROFILE")
+    profile = _Profile(path) if path else None
+    if profile is not None:
+        # uvicorn stops gracefully on SIGTERM, then raises it again under the handler that was there
+        # before: an empty one lets run() return, so the profile is written.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        profile.start()
     try:
         uvicorn.run(app, port=port, **UVICORN)
     finally:
-        if profiler is not None and profile_path:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
+        if profile is not None:
+            profile.stop()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ Server and client CPU time per delivery are read around each throughput run (psu
 their own): a server's cost that does not depend on how fast the clients read.
 
 ``python -m benchmarks realtime`` (or ``python -m benchmarks.bench_realtime [--quick] [...]``, see
-``--help``); ``BENCH_REALTIME_QUICK=1`` makes the first one quick too. ``--profile PATH`` runs the buttress
-server under cProfile and prints where its time went.
+``--help``); ``BENCH_REALTIME_QUICK=1`` makes the first one quick too. ``--profile PATH`` profiles the
+buttress server (yappi when importable, else cProfile: :mod:`benchmarks._realtime_servers`) and prints
+where its time went; e.g. ``uv pip install --target /tmp/yappi yappi`` and ``PYTHONPATH=/tmp/yappi``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Options:
     kinds: tuple[str, ...] = KINDS
     slow: bool = True
     profile: str | None = None
+    profiled: str = "buttress"
 
     @classmethod
     def quick(cls, **changes: Any) -> Options:
@@ -286,7 +288,7 @@ class Run:
 
     def start(self) -> None:
         for kind in self.options.kinds:
-            profile = self.options.profile if kind == "buttress" else None
+            profile = self.options.profile if kind == self.options.profiled else None
             self.servers[kind] = Server(kind, profile=profile)
         for server in self.servers.values():
             server.wait_ready()
@@ -617,10 +619,13 @@ def _notes(options: Options, results: dict[str, Measured]) -> list[str]:
     return notes
 
 
-def _print_profile(path: str) -> None:
+def _print_profile(path: str, kind: str) -> None:
     stats = pstats.Stats(path, stream=sys.stderr)
     stats.strip_dirs()
-    print(f"# buttress server profile ({path}), by own time:", file=sys.stderr)
+    threads = Path(f"{path}.threads")
+    if threads.exists():
+        print(f"# {kind} server threads:\n{threads.read_text()}", file=sys.stderr)
+    print(f"# {kind} server profile ({path}), by own time:", file=sys.stderr)
     stats.sort_stats("tottime").print_stats(35)
     print("# by cumulative time:", file=sys.stderr)
     stats.sort_stats("cumulative").print_stats(45)
@@ -667,7 +672,7 @@ def bench(options: Options) -> RealtimeTable:
         finally:
             run.stop()
     if options.profile:
-        _print_profile(options.profile)
+        _print_profile(options.profile, options.profiled)
     return RealtimeTable(
         title=(
             f"Realtime: WebSocket fan-out to {options.clients:,} clients "
@@ -696,10 +701,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latency-seconds", type=float, help="length of the 10 msg/s latency run")
     parser.add_argument("--only", help="comma-separated servers to run (naive,socketio,buttress)")
     parser.add_argument("--no-slow", action="store_true", help="skip the slow-consumer scenario")
-    parser.add_argument("--profile", metavar="PATH", help="run the buttress server under cProfile into PATH")
+    parser.add_argument("--profile", metavar="PATH", help="profile one server (yappi or cProfile) into PATH")
+    parser.add_argument("--profiled", choices=KINDS, help="the server --profile profiles (default buttress)")
     args = parser.parse_args(argv)
     changes: dict[str, Any] = {}
-    for name in ("clients", "messages", "rounds", "latency_seconds", "profile"):
+    for name in ("clients", "messages", "rounds", "latency_seconds", "profile", "profiled"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.only:
