@@ -45,6 +45,7 @@ from buttress.server._problems import (
 from buttress.server._routes_admin import admin_dependencies, admin_router
 from buttress.server._routes_cache import cache_admin_router, cache_router
 from buttress.server._routes_health import health_router
+from buttress.server._routes_realtime import realtime_routes
 from buttress.server._routes_observe import observe_router
 from buttress.server._routes_resilience import resilience_admin_router, resilience_router
 
@@ -160,6 +161,7 @@ def install(
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
     app.include_router(cache_router(route_class), prefix=prefix)
+    app.include_router(realtime_routes(ops), prefix=f"{prefix}/realtime")
     if db_installed():  # without the [db] extra there is no database to describe
         from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
         from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs are
