@@ -131,6 +131,7 @@ class Server:
         self.kind = kind
         self.port = _free_port()
         env = _env()
+        env["BUTTRESS_REALTIME__LOG"] = "memory"  # one process: the in-memory ring, whatever the shell says
         if profile:
             env["BENCH_REALTIME_PROFILE"] = profile
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
