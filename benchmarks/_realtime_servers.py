@@ -11,13 +11,17 @@
 Every server answers ``POST /publish?n=N&p=PHASE&pad=BYTES`` by publishing N messages
 ``{"t": time.time(), "k": k, "p": PHASE, "pad": "x" * BYTES}`` one after the other (``t`` taken just
 before each publish call: latency is publish-to-client), yielding to the loop between two; and
-``GET /count`` with the connections it holds. The same uvicorn settings for all (:data:`UVICORN`).
+``GET /count`` with the connections it holds (never called while a phase is timed). The same uvicorn
+settings for all (:data:`UVICORN`).
 
 ``BENCH_REALTIME_PROFILE=PATH`` profiles the server and writes pstats-format stats to PATH when uvicorn
 stops (SIGTERM or SIGINT): with yappi when it is importable (every thread: the event bus hands events over
 in threads of its own; ``PATH.threads`` gets CPU time per thread), else cProfile (the loop's thread only).
-``BENCH_REALTIME_PROFILER=cprofile`` forces cProfile; ``BENCH_REALTIME_PROFILE_CLOCK=wall`` measures wall
-time instead of CPU time. Either slows the server: read proportions, not times.
+``BENCH_REALTIME_PROFILER=cprofile`` forces cProfile; ``BENCH_REALTIME_PROFILE_CLOCK=wall`` measures
+wall time instead of CPU time. Either slows the server: read proportions, not times.
+``BENCH_REALTIME_PROFILER=sample`` samples the loop thread's stack every millisecond instead (no
+per-call overhead, so small functions are not inflated) and writes the hottest functions and stacks
+as text to ``PATH.txt``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import cProfile
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -70,7 +75,7 @@ def _publish_route(publish: Publish, count: Callable[[], int]) -> list[Route]:
         for k in range(n):
             await publish(_message(k, phase, pad))
             await asyncio.sleep(0)
-        return PlainTextResponse(str(count()))
+        return PlainTextResponse("published")  # nothing else in the timed window (buttress counts in O(n))
 
     async def count_endpoint(request: Request) -> PlainTextResponse:
         return PlainTextResponse(str(count()))
@@ -161,6 +166,62 @@ APPS: Final[dict[str, Callable[[], ASGIApp]]] = {
 }
 
 
+class _Sampler:
+    """Samples the loop thread's stack from a thread of its own; counts own and total hits per function.
+
+    A deterministic profiler charges every Python call, so code made of many small calls (the event
+    loop's callbacks, a metric's observe) looks costlier than it is. Sampling does not; the samples land
+    where the loop thread lets the GIL go (every switch interval, set to 1 ms here, and around I/O).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.own: dict[str, int] = {}
+        self.total: dict[str, int] = {}
+        self.stacks: dict[str, int] = {}
+        self.samples = 0
+        self._target = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def start(self) -> None:
+        sys.setswitchinterval(0.001)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            frame = sys._current_frames().get(self._target)
+            if frame is None:
+                continue
+            self.samples += 1
+            names: list[str] = []
+            while frame is not None:
+                code = frame.f_code
+                names.append(f"{code.co_filename.rsplit('/', 2)[-1]}:{code.co_firstlineno}({code.co_name})")
+                frame = frame.f_back
+            self.own[names[0]] = self.own.get(names[0], 0) + 1
+            for name in set(names):
+                self.total[name] = self.total.get(name, 0) + 1
+            key = " < ".join(names[:6])
+            self.stacks[key] = self.stacks.get(key, 0) + 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        lines = [f"{self.samples} samples of the loop thread's stack", "", "own (leaf) share:"]
+        lines += self._top(self.own, 40)
+        lines += ["", "total (anywhere on the stack) share:"]
+        lines += self._top(self.total, 60)
+        lines += ["", "hottest stacks (leaf first, 6 frames):"]
+        lines += self._top(self.stacks, 30)
+        with open(f"{self.path}.txt", "w") as file:
+            file.write("\n".join(lines) + "\n")
+
+    def _top(self, counts: dict[str, int], n: int) -> list[str]:
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:n]
+        return [f"{100 * hits / max(1, self.samples):6.2f} %  {name}" for name, hits in ranked]
+
+
 class _Profile:
     """The profiler ``BENCH_REALTIME_PROFILE`` asks for: yappi (all threads) if importable, else cProfile."""
 
@@ -169,7 +230,12 @@ class _Profile:
         wall = os.environ.get("BENCH_REALTIME_PROFILE_CLOCK", "cpu") == "wall"
         self._yappi: Any = None
         self._cprofile: cProfile.Profile | None = None
-        if os.environ.get("BENCH_REALTIME_PROFILER", "yappi") == "yappi":
+        self._sampler: _Sampler | None = None
+        chosen = os.environ.get("BENCH_REALTIME_PROFILER", "yappi")
+        if chosen == "sample":
+            self._sampler = _Sampler(path)
+            return
+        if chosen == "yappi":
             try:
                 import yappi  # type: ignore[import-not-found, unused-ignore]
             except ImportError:
@@ -181,13 +247,17 @@ class _Profile:
             self._cprofile = cProfile.Profile() if wall else cProfile.Profile(time.process_time)
 
     def start(self) -> None:
-        if self._yappi is not None:
+        if self._sampler is not None:
+            self._sampler.start()
+        elif self._yappi is not None:
             self._yappi.start(builtins=True)
         elif self._cprofile is not None:
             self._cprofile.enable()
 
     def stop(self) -> None:
-        if self._yappi is not None:
+        if self._sampler is not None:
+            self._sampler.stop()
+        elif self._yappi is not None:
             self._yappi.stop()
             self._yappi.get_func_stats().save(self.path, type="pstat")
             with open(f"{self.path}.threads", "w") as file:

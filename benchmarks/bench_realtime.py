@@ -67,7 +67,7 @@ class Options:
 
     clients: int = 1_000
     messages: int = 100
-    rounds: int = 3
+    rounds: int = 5
     rate: float = 10.0
     latency_seconds: float = 10.0
     slow_healthy: int = 20
@@ -85,7 +85,7 @@ class Options:
         sizes: dict[str, Any] = {
             "clients": 200,
             "messages": 50,
-            "rounds": 2,
+            "rounds": 3,
             "latency_seconds": 4.0,
             "slow_messages": 500,
             "slow_timeout": 10.0,
@@ -621,6 +621,10 @@ def _notes(options: Options, results: dict[str, Measured]) -> list[str]:
 
 
 def _print_profile(path: str, kind: str) -> None:
+    sampled = Path(f"{path}.txt")
+    if sampled.exists():
+        print(f"# {kind} server, sampled:\n{sampled.read_text()}", file=sys.stderr)
+        return
     stats = pstats.Stats(path, stream=sys.stderr)
     stats.strip_dirs()
     threads = Path(f"{path}.threads")
@@ -698,7 +702,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--clients", type=int, help="WebSocket clients per server (default 1000)")
     parser.add_argument("--messages", type=int, help="broadcasts per throughput round (default 100)")
-    parser.add_argument("--rounds", type=int, help="throughput rounds per server (default 3)")
+    parser.add_argument("--rounds", type=int, help="throughput rounds per server (default 5)")
     parser.add_argument("--latency-seconds", type=float, help="length of the 10 msg/s latency run")
     parser.add_argument("--only", help="comma-separated servers to run (naive,socketio,buttress)")
     parser.add_argument("--no-slow", action="store_true", help="skip the slow-consumer scenario")
