@@ -93,6 +93,7 @@ class Phase:
     connections: int = 0
     complete: int = 0
     received: int = 0
+    frames: int = 0  # text frames read while the phase ran (a server may batch messages)
     first: float = 0.0
     last: float = 0.0
     latencies: array.array[float] = field(default_factory=lambda: array.array("d"))
@@ -205,6 +206,7 @@ class Feed(asyncio.Protocol):
             if self._fragments:
                 payload = b"".join([*self._fragments, payload])
                 self._fragments.clear()
+            self.target.phase.frames += 1
             self._on_text(payload.decode("utf-8"), now)
         elif opcode == OP_PING:
             self._write(_frame(OP_PONG, payload))
@@ -348,6 +350,7 @@ async def _phase(target: Target, command: dict[str, Any]) -> dict[str, Any]:
         "connections": phase.connections,
         "complete": phase.complete,
         "received": phase.received,
+        "frames": phase.frames,
         "first": phase.first,
         "last": phase.last,
         "cpu_s": time.process_time() - cpu,

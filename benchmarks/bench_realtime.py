@@ -269,6 +269,7 @@ class PhaseResult:
     client_cpu_s: float
     latencies: array.array[float]
     gaps: int = 0
+    frames: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -372,6 +373,7 @@ class Run:
         return PhaseResult(
             expected=expect * sum(report["connections"] for report in reports),
             received=sum(report["received"] for report in reports),
+            frames=sum(report.get("frames", 0) for report in reports),
             seconds=seconds,
             complete=complete,
             server_cpu_s=server_cpu,
@@ -434,6 +436,7 @@ def _slow_consumer(run: Run, kind: str) -> PhaseResult:
         return PhaseResult(
             expected=options.slow_messages * report["connections"],
             received=report["received"],
+            frames=report.get("frames", 0),
             seconds=(report["last"] - started) if complete else options.slow_timeout,
             complete=complete,
             server_cpu_s=server.cpu() - cpu,
@@ -537,6 +540,13 @@ def _version(kind: str) -> str:
         return ""
 
 
+def _round(result: PhaseResult) -> str:
+    """One throughput round: rate, server CPU per delivery, and messages per WebSocket frame."""
+    cpu = result.server_cpu_s / result.received * 1e6 if result.received else float("nan")
+    per_frame = result.received / result.frames if result.frames else float("nan")
+    return f"{result.rate:,.0f}/s ({cpu:.0f} µs CPU, {per_frame:.1f} msg/frame)"
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -571,8 +581,8 @@ def _notes(options: Options, results: dict[str, Measured]) -> list[str]:
         notes.append("Budgets: " + "; ".join(budgets) + ".")
     if options.rounds > 1:
         for kind, measured in results.items():
-            rates = ", ".join(f"{r.rate:,.0f}" for r in measured.throughput)
-            notes.append(f"{LABELS[kind]}, deliveries/s round by round: {rates}")
+            rates = ", ".join(_round(r) for r in measured.throughput)
+            notes.append(f"{LABELS[kind]}, round by round: {rates}")
     for kind, measured in results.items():
         problems = [e for r in [*measured.throughput, *measured.latency] for e in r.errors]
         gaps = sum(r.gaps for r in [*measured.throughput, *measured.latency])
@@ -651,9 +661,9 @@ def bench(options: Options) -> RealtimeTable:
             for kind in rotations(list(options.kinds), options.rounds):
                 result = run.throughput(kind, options.messages)
                 print(
-                    f"  {kind}: {result.rate:,.0f} deliveries/s ({result.received:,}/{result.expected:,} "
+                    f"  {kind}: {_round(result)}, {result.received:,}/{result.expected:,} "
                     f"in {result.seconds:.2f} s, server CPU {result.server_cpu_s:.2f} s, clients "
-                    f"{result.client_cpu_s:.2f} s)",
+                    f"{result.client_cpu_s:.2f} s",
                     file=sys.stderr,
                     flush=True,
                 )
