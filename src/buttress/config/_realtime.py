@@ -68,7 +68,7 @@ class RealtimeSettings(BaseModel):
     idle_timeout: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds without any message from a WebSocket client (pongs included) before it is closed.",
+        description="Seconds without a message from a WebSocket client (pongs included) before it is closed.",
         examples=[120.0],
     )
     max_connections: int = Field(

@@ -110,12 +110,17 @@ class Connection:
                 self._gap_after = self._last_queued_id()
             self._gap += 1
             return False
-        if self._gap:
-            queue.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
-            self._gap = 0
         queue.append(item)
         self._ready.set()
         return True
+
+    def missed(self, count: int, last_id: str) -> None:
+        """Entries went by unseen (the hub fell behind): the next batch carries a ``gap`` marker."""
+        if not self._gap:
+            self._gap_after = last_id
+        self._gap += count
+        self.dropped += count
+        self._ready.set()
 
     def end_replay(self) -> None:
         """Live entries held while the replay was read: queue those it did not cover."""
@@ -143,12 +148,15 @@ class Connection:
         """Everything queued since the last batch, as soon as there is something; ends when closing."""
         queue = self._queue
         while self.closing is None:
-            if not queue:
+            if not queue and not self._gap:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
             batch = list(queue)
             queue.clear()
+            if self._gap:  # every drop came after what was queued: say so after it, and at once
+                batch.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
+                self._gap = 0
             yield batch
 
     def discard(self) -> int:

@@ -17,7 +17,7 @@ from buttress.clock import Clock
 from buttress.config import RealtimeSettings
 from buttress.errors import BackendUnavailable
 from buttress.realtime._connection import Connection
-from buttress.realtime._entry import Entry, Position, encode_entry, encode_message
+from buttress.realtime._entry import Entry, Position, encode_entry, encode_message, format_id
 from buttress.realtime._log import TopicLog
 from buttress.realtime._telemetry import RealtimeTelemetry
 
@@ -29,6 +29,7 @@ TICK = 0.2
 """Seconds between housekeeping rounds: the bound on how late an expired token is closed."""
 
 _REPLAY_PAGE = 500
+_STOP_WAIT = 5.0  # seconds a stopping hub waits for its tasks (a blocked Redis read ends within ~1 s)
 PING = encode_message("ping")
 
 
@@ -66,6 +67,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
         self.epoch: str | None = None
+        self._position = 0  # of the newest entry dispatched
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -85,15 +87,24 @@ class Hub:
         """Cancel the hub's tasks (they end on the loop's next turns) and close what is still open."""
         for task in self._tasks:
             task.cancel()
-        self._tasks = []
         for connection in list(self.connections):
             connection.close(1001, "the server is stopping")
+
+    async def aclose(self) -> None:
+        """:meth:`stop`, and wait for the tasks to end (the log's follower closes its connections)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for connection in list(self.connections):
+            connection.close(1001, "the server is stopping")
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_WAIT)
 
     async def _follow(self) -> None:
         while True:
             try:
                 start = await self.log.read_after(Position("", 0), 0)  # learns the epoch and newest position
-                self.epoch = start.epoch
+                self.epoch, self._position = start.epoch, start.last
                 self._started.set()
                 async for entries in self.log.follow(Position(start.epoch, start.last)):
                     self.dispatch(entries)
@@ -184,6 +195,9 @@ class Hub:
         routes = self._routes
         dropped = 0
         for entry in entries:
+            if entry.epoch == self.epoch and entry.position > self._position + 1:
+                self._skipped(entry.position - self._position - 1)
+            self.epoch, self._position = entry.epoch, entry.position
             targets = routes.get(entry.topic)
             if targets is None:
                 targets = routes[entry.topic] = tuple(c for c in self.connections if c.matches(entry.topic))
@@ -195,6 +209,15 @@ class Hub:
                     dropped += 1
         if dropped:
             self.telemetry.dropped["overflow"].inc(dropped)
+
+    def _skipped(self, count: int) -> None:
+        """The log moved past entries this hub never got (it fell behind the retention): tell everyone."""
+        logger.warning(
+            "realtime: %d events passed this server by (it fell behind the log's retention)", count
+        )
+        last = format_id(self.epoch or "", self._position)
+        for connection in self.connections:
+            connection.missed(count, last)
 
     def broadcast(self, connections: Iterable[Connection], frame: str) -> None:
         for connection in connections:
