@@ -85,7 +85,7 @@ class Connection:
 
     # -- the hub's side: never waits ----------------------------------------------------------------
 
-    def offer_entry(self, entry: Entry, frame: str) -> bool:
+    def offer_entry(self, entry: Entry, frame: str, entry_id: str | None = None) -> bool:
         """Queue a logged entry unless this connection already has it; False when it was dropped."""
         if self.replaying:
             if len(self.held) < self._queue_size:
@@ -100,7 +100,7 @@ class Connection:
             return True  # replayed already
         self.epoch = entry.epoch
         self.position = entry.position
-        return self.offer((frame, entry.id, entry.time))
+        return self.offer((frame, entry_id if entry_id is not None else entry.id, entry.time))
 
     def offer(self, item: Item) -> bool:
         """Queue ``item``; False when the queue is full (the item is dropped and counted)."""
@@ -150,8 +150,8 @@ class Connection:
 
     # -- the writer's side ---------------------------------------------------------------------------
 
-    async def batches(self) -> AsyncIterator[list[Item]]:
-        """Everything queued since the last batch, as soon as there is something; ends when closing."""
+    async def next_batch(self) -> list[Item] | None:
+        """Everything queued since the last batch, as soon as there is something; None once closing."""
         queue = self._queue
         while self.closing is None:
             if not queue and not self._gap:
@@ -163,6 +163,12 @@ class Connection:
             if self._gap:  # every drop came after what was queued: say so after it, and at once
                 batch.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
                 self._gap = 0
+            return batch
+        return None
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        """:meth:`next_batch` until the connection closes."""
+        while (batch := await self.next_batch()) is not None:
             yield batch
 
     def discard(self) -> int:

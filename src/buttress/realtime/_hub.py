@@ -67,6 +67,8 @@ class Hub:
         self._routes: dict[str, tuple[Connection, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._inbox: list[Entry] = []
+        self._arrived = asyncio.Event()
         self.epoch: str | None = None
         self._position = 0  # of the newest entry dispatched
 
@@ -76,6 +78,7 @@ class Hub:
         if not self._tasks:
             self._tasks = [
                 self.loop.create_task(self._follow(), name="buttress-realtime-follow"),
+                self.loop.create_task(self._deliver(), name="buttress-realtime-deliver"),
                 self.loop.create_task(self._housekeep(), name="buttress-realtime-housekeeping"),
             ]
 
@@ -108,7 +111,8 @@ class Hub:
                 self.epoch, self._position = start.epoch, start.last
                 self._started.set()
                 async for entries in self.log.follow(Position(start.epoch, start.last)):
-                    self.dispatch(entries)
+                    self._inbox.extend(entries)
+                    self._arrived.set()
             except asyncio.CancelledError:
                 raise
             except BackendUnavailable:
@@ -117,6 +121,20 @@ class Hub:
             except Exception:
                 logger.exception("realtime: following the topic log failed; starting again")
                 await asyncio.sleep(TICK)
+
+    async def _deliver(self) -> None:
+        """Hand what the follower gathered to the connections, ``batch_window`` after the first of it."""
+        window = self.settings.batch_window
+        while True:
+            await self._arrived.wait()
+            if window:
+                await asyncio.sleep(window)  # a burst arriving meanwhile leaves as one frame per client
+            self._arrived.clear()
+            entries, self._inbox = self._inbox, []
+            try:
+                self.dispatch(entries)
+            except Exception:
+                logger.exception("realtime: handing events to connections failed")
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -216,8 +234,9 @@ class Hub:
             if not targets:
                 continue
             frame = encode_entry(entry)
+            entry_id = entry.id
             for connection in targets:
-                if not connection.offer_entry(entry, frame):
+                if not connection.offer_entry(entry, frame, entry_id):
                     dropped += 1
         if dropped:
             self.telemetry.dropped["overflow"].inc(dropped)
