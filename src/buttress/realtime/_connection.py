@@ -57,7 +57,7 @@ class Connection:
         self._queue: deque[Item] = deque()
         self._queue_size = queue_size
         self._overflow = overflow
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for messages
         self.closed = asyncio.Event()
         self.dropped = 0
         self._gap = 0  # dropped since the last gap marker
@@ -117,7 +117,7 @@ class Connection:
             self._gap += 1
             return False
         queue.append(item)
-        self._ready.set()
+        self._wake()
         return True
 
     def missed(self, count: int, last_id: str) -> None:
@@ -126,7 +126,13 @@ class Connection:
             self._gap_after = last_id
         self._gap += count
         self.dropped += count
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Resume the writer if it waits (a bare future: cheaper than an Event, set once per message)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end_replay(self) -> None:
         """Live entries held while the replay was read: queue those it did not cover."""
@@ -139,7 +145,7 @@ class Connection:
         """Ask the writer to stop and the endpoint to close with ``code`` (first request wins)."""
         if self.closing is None:
             self.closing = CloseRequest(code, reason)
-        self._ready.set()
+        self._wake()
         self.closed.set()
 
     def _last_queued_id(self) -> str | None:
@@ -155,8 +161,11 @@ class Connection:
         queue = self._queue
         while self.closing is None:
             if not queue and not self._gap:
-                self._ready.clear()
-                await self._ready.wait()
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
                 continue
             batch = list(queue)
             queue.clear()
