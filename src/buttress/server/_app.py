@@ -33,6 +33,8 @@ from buttress.observe.profiler import Profiler, get_profiler
 from buttress.observe.secrets import register_secrets
 from buttress.observe.system import SystemSampler
 from buttress._bearer import AdminAuth
+from buttress.server._dashboard import dashboard_router
+from buttress.server._docs_assets import ASSETS, add_offline_docs, assets_router
 from buttress.server._middleware import OpsMiddleware
 from buttress.server._ops import Ops, buttress_version, default_sampler, ops_health_registry
 from buttress.server._problems import (
@@ -160,6 +162,10 @@ def install(
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
     app.include_router(cache_router(route_class), prefix=prefix)
+    app.include_router(assets_router(route_class), prefix=prefix)
+    app.include_router(dashboard_router(ops, route_class, optional_admin), prefix=prefix)
+    if app.docs_url is None and getattr(app.state, "buttress_docs", None) is None:  # the host's docs stay
+        add_offline_docs(app, assets=prefix + ASSETS, docs=f"{prefix}/docs")
     if db_installed():  # without the [db] extra there is no database to describe
         from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
         from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs are
@@ -227,7 +233,10 @@ def create_app(
         title=f"{settings.app.name} ops",
         version=buttress_version(),
         description="buttress ops server: health probes, Prometheus metrics, stats, errors and admin.",
+        docs_url=None,  # Swagger UI and ReDoc from the package's files, not a CDN (below)
+        redoc_url=None,
     )
+    add_offline_docs(app, assets=prefix + ASSETS, docs="/docs", redoc="/redoc")
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     install(
