@@ -29,7 +29,7 @@ CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-"""Only this server: its script, its stylesheet, its HTTP routes and its WebSocket (CSP3 'self' covers ws:)."""
+"""Only this server: its script, stylesheet, HTTP routes and WebSocket (CSP3's 'self' covers ws:)."""
 
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 

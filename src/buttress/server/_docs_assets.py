@@ -39,7 +39,9 @@ _TYPES: Final = {
     ".png": "image/png",
 }
 _OWN: Final = frozenset({"dashboard.css", "dashboard.js"})
-_SWAGGER_FILES: Final = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"})
+_SWAGGER_FILES: Final = frozenset(
+    {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"}
+)
 
 _cache: dict[tuple[str, str], tuple[bytes, str]] = {}
 _cache_lock = threading.Lock()

@@ -43,7 +43,7 @@ _NO_DETAILS: Final = {"message": "", "sample_message": "", "traceback": ""}
 _FIRST_HEALTH_WAIT: Final = 1.0
 
 
-def build_snapshot(ops: Ops, admin: bool) -> dict[str, Any]:  # noqa: FBT001 - the feed calls build(admin)
+def build_snapshot(ops: Ops, admin: bool) -> dict[str, Any]:
     """Everything the dashboard shows, JSON-safe (no NaN or infinity); ``admin`` adds the details.
 
     Each section is a dict; a capability this process does not have reads ``{"available": false}`` and
@@ -58,7 +58,7 @@ def build_snapshot(ops: Ops, admin: bool) -> dict[str, Any]:  # noqa: FBT001 - t
         "jobs": lambda: _jobs(ops, details=details),
         "storage": lambda: _storage(ops, details=details),
         "db": lambda: _db(ops),
-        "system": lambda: ops.sampler.snapshot(),
+        "system": ops.sampler.snapshot,
         "errors": lambda: _errors(ops, details=details),
     }
     snapshot: dict[str, Any] = {
@@ -74,7 +74,8 @@ def build_snapshot(ops: Ops, admin: bool) -> dict[str, Any]:  # noqa: FBT001 - t
         except Exception as exc:  # noqa: BLE001 - one failing section must not blank the whole page
             _log.debug("dashboard section %s failed", name, exc_info=True)
             snapshot[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    return _json_safe(snapshot)
+    safe: dict[str, Any] = _json_safe(snapshot)
+    return safe
 
 
 # -- sections ----------------------------------------------------------------------------------------------
