@@ -114,6 +114,12 @@ def _files(container: Container) -> None:
     files.register_services(container)
 
 
+def _realtime(container: Container) -> None:
+    from buttress import realtime  # noqa: PLC0415 - loaded already: one of its types was asked for
+
+    realtime.register_services(container)
+
+
 _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.config": _settings,
     "buttress.clock": _clock,
@@ -125,6 +131,7 @@ _PROVIDERS: dict[str, Callable[[Container], None]] = {
     "buttress.db": _db,
     "buttress.jobs": _jobs,
     "buttress.files": _files,
+    "buttress.realtime": _realtime,
 }
 """Which provider registers the types defined under each package (the health registry aside)."""
 
@@ -213,6 +220,12 @@ def _runs_files(container: Container) -> bool:
     return files is not None and container.peek(files.FileStore) is not None
 
 
+def _runs_realtime(container: Container) -> bool:
+    """Whether this program already built its Realtime (building the health registry builds none)."""
+    realtime = sys.modules.get("buttress.realtime._realtime")
+    return realtime is not None and container.peek(realtime.Realtime) is not None
+
+
 def health_registry(
     settings: "Settings | None" = None,
     container: Container | None = None,
@@ -225,7 +238,8 @@ def health_registry(
     In order: ``redis`` and ``database`` (when their URL is set, critical; the database check probes the
     container's :class:`~buttress.db.Database`, and without the ``[db]`` extra observe's own check says
     which extra to install), then ``resilience_store`` (Redis
-    store), ``cache`` and ``events`` (Redis transport), all optional, then ``disk`` and ``memory``. The
+    store), ``cache`` and ``events`` (Redis transport), ``jobs``, ``files`` and ``realtime`` once this program
+    built them, all optional, then ``disk`` and ``memory``. The
     capabilities' checks resolve what they probe from ``container`` (default: the default container)
     when they run, so building the registry builds nothing else. ``settings`` defaults to
     :func:`~buttress.config.get_settings`.
@@ -245,5 +259,7 @@ def health_registry(
         capabilities.append(sys.modules["buttress.jobs"])
     if _runs_files(container):
         capabilities.append(sys.modules["buttress.files"])
+    if _runs_realtime(container):
+        capabilities.append(sys.modules["buttress.realtime"])
     checks = [check for capability in capabilities for check in capability.health_checks(container, settings)]
     return default_health_registry(settings, clock=clock, disk_path=disk_path, checks=checks)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         subscribe,
     )
     from buttress.events._event import Event, EventHandler, EventTransport, MemoryTransport, TransportInfo
-    from buttress.events._patterns import validate_topic
+    from buttress.events._patterns import Pattern, compile_pattern, validate_topic
     from buttress.events._provide import health_checks, register_services
     from buttress.events._quiet import publish_quietly
     from buttress.events._redis import RedisTransport
@@ -51,7 +51,7 @@ __getattr__, __dir__ = lazy_exports(
             ["Event", "EventHandler", "EventTransport", "MemoryTransport", "TransportInfo"],
             "buttress.events._event",
         ),
-        "validate_topic": "buttress.events._patterns",
+        **dict.fromkeys(["Pattern", "compile_pattern", "validate_topic"], "buttress.events._patterns"),
         **dict.fromkeys(["health_checks", "register_services"], "buttress.events._provide"),
         "publish_quietly": "buttress.events._quiet",
         "RedisTransport": "buttress.events._redis",
@@ -66,9 +66,11 @@ __all__ = [
     "EventHandler",
     "EventTransport",
     "MemoryTransport",
+    "Pattern",
     "RedisTransport",
     "Subscription",
     "TransportInfo",
+    "compile_pattern",
     "create_event_bus",
     "get_event_bus",
     "health_checks",

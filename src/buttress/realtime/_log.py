@@ -36,8 +36,10 @@ class TopicLog(Protocol):
       raises for an outage: the entry is queued (bounded; the oldest is dropped and counted when
       full) and written when the backend is reachable. Positions and per-topic offsets are assigned
       by the backend, so appends from several processes share one order.
-    - ``follow()`` yields, on the caller's event loop, lists of entries in position order, starting
-      after the newest entry at the time it is called. It never ends by itself and survives
+    - ``follow(after)`` yields, on the caller's event loop, lists of entries in position order, starting
+      after ``after`` when it is a position of the current epoch, else after the newest entry at the
+      time it is called (so a caller that read the newest position first misses nothing in between).
+      It never ends by itself and survives
       outages: after the backend lost its data it carries on with the new epoch's entries from
       position 1, so nothing appended after the loss is skipped.
     - ``read_after(position, limit)`` returns up to ``limit`` entries after ``position`` with a
@@ -55,7 +57,7 @@ class TopicLog(Protocol):
 
     def append(self, topic: str, data: Mapping[str, Any], time: float) -> None: ...
 
-    def follow(self) -> AsyncIterator[list[Entry]]: ...
+    def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]: ...
 
     async def read_after(self, position: Position, limit: int) -> Replay: ...
 
@@ -96,11 +98,14 @@ class MemoryTopicLog:
             except RuntimeError:  # that loop is closed; its follower is gone
                 continue
 
-    async def follow(self) -> AsyncIterator[list[Entry]]:  # type: ignore[override]
+    async def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]:
         wake = asyncio.Event()
         waiter = (asyncio.get_running_loop(), wake)
         with self._lock:
             seen = self._position
+            if after is not None and after.epoch == self.epoch and after.position < seen:
+                seen = after.position
+                wake.set()
             self._waiters.append(waiter)
         try:
             while True:

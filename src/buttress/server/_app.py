@@ -13,6 +13,7 @@ problem+json whatever handlers the host app has registered, so their documented 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,8 +48,10 @@ from buttress.server._problems import (
 from buttress.server._routes_admin import admin_dependencies, admin_router
 from buttress.server._routes_cache import cache_admin_router, cache_router
 from buttress.server._routes_health import health_router
+from buttress.server._routes_realtime import realtime_routes
 from buttress.server._routes_observe import observe_router
 from buttress.server._routes_resilience import resilience_admin_router, resilience_router
+from buttress.server._snapshot import build_snapshot
 
 __all__ = ["create_app", "install"]
 
@@ -162,6 +165,7 @@ def install(
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
     app.include_router(cache_router(route_class), prefix=prefix)
+    app.include_router(realtime_routes(ops, partial(build_snapshot, ops)), prefix=f"{prefix}/realtime")
     app.include_router(assets_router(route_class), prefix=prefix)
     app.include_router(dashboard_router(ops, route_class, optional_admin), prefix=prefix)
     if app.docs_url is None and getattr(app.state, "buttress_docs", None) is None:  # the host's docs stay

@@ -1,0 +1,463 @@
+"""The WebSocket and SSE endpoints, as a FastAPI router to mount on the ops server or on any app.
+
+::
+
+    app.include_router(realtime_router(public=["news.**"]), prefix="/realtime")
+
+The wire protocol is in the README's Realtime section: JSON messages, several per frame separated by
+``\\n``; ``event`` messages carry an ``id`` to resume from (``last_id`` / ``Last-Event-ID``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from buttress._bearer import AdminAuth, AdminAuthError
+from buttress.config import get_settings
+from buttress.errors import BackendUnavailable, ValidationError
+from buttress.events import compile_pattern, validate_topic
+from buttress.realtime._auth import (
+    PROTOCOL,
+    Authorize,
+    Identity,
+    Policy,
+    bearer_from_subprotocols,
+    check_pattern,
+)
+from buttress.realtime._connection import Connection, Item
+from buttress.realtime._entry import encode_message, parse_id
+from buttress.realtime._hub import PING, Feed, Hub
+from buttress.realtime._realtime import Realtime
+
+__all__ = ["realtime_router"]
+
+_CLOSE_WAIT = 1.0  # seconds a close may take on a client that stopped reading
+_MAX_MESSAGE = 64 * 1024  # bytes of one client message; clients only send small control messages
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+FeedBuilder = Callable[[bool], Mapping[str, Any]]
+
+
+def _check_path(path: str, field: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/") or (len(path) > 1 and path.endswith("/")):
+        raise ValidationError(
+            f"{field} must start with '/' and not end with one, e.g. '/ws'; got {path!r}", field=field
+        )
+    return path
+
+
+def _feeds(feeds: Mapping[str, FeedBuilder | tuple[FeedBuilder, float]] | None) -> tuple[Feed, ...]:
+    built = []
+    for topic, spec in (feeds or {}).items():
+        validate_topic(topic)
+        build, interval = spec if isinstance(spec, tuple) else (spec, 1.0)
+        if not callable(build):
+            raise ValidationError(f"feeds[{topic!r}] must be a function build(admin) -> dict", field="feeds")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise ValidationError(
+                f"feeds[{topic!r}]: the interval must be seconds > 0, got {interval!r}", field="feeds"
+            )
+        built.append(Feed(topic, build, float(interval)))
+    return tuple(built)
+
+
+def realtime_router(
+    realtime: Realtime | None = None,
+    *,
+    path: str = "/ws",
+    sse_path: str | None = "/sse",
+    public: Iterable[str] = (),
+    authorize: Authorize | None = None,
+    feeds: Mapping[str, FeedBuilder | tuple[FeedBuilder, float]] | None = None,
+    auth: AdminAuth | None = None,
+) -> APIRouter:
+    """A router with the WebSocket endpoint at ``path`` and the SSE endpoint at ``sse_path`` (None: none).
+
+    ``realtime`` defaults to the process-wide one (:func:`get_realtime`, resolved at the first
+    connection). Anonymous clients may follow the topics ``public`` covers; clients with a valid token
+    (``auth``, default: the ops server's, from settings) anything, unless ``authorize(identity, pattern)``
+    decides instead. ``feeds`` maps local topics to ``build(admin)`` functions (or ``(build, seconds)``)
+    run in a thread every second (or every ``seconds``) while someone follows the topic.
+    """
+    _check_path(path, "path")
+    if sse_path is not None:
+        _check_path(sse_path, "sse_path")
+    endpoint = _Endpoint(realtime, public=tuple(public), authorize=authorize, feeds=_feeds(feeds), auth=auth)
+    router = APIRouter()
+    router.add_api_websocket_route(path, endpoint.websocket, name="realtime_websocket")
+    if sse_path is not None:
+        router.add_api_route(
+            sse_path,
+            endpoint.sse,
+            methods=["GET"],
+            name="realtime_sse",
+            response_class=StreamingResponse,
+            response_model=None,
+            # An endless stream that OpenAPI cannot describe (and a fuzzer would wait on forever); the
+            # README's Realtime section is its documentation, as it is the WebSocket's.
+            include_in_schema=False,
+        )
+    return router
+
+
+class _Endpoint:
+    """What both endpoints share: the realtime object, the policy and the feeds, resolved lazily."""
+
+    def __init__(
+        self,
+        realtime: Realtime | None,
+        *,
+        public: tuple[str, ...],
+        authorize: Authorize | None,
+        feeds: tuple[Feed, ...],
+        auth: AdminAuth | None,
+    ) -> None:
+        for pattern in public:
+            check_pattern(pattern, "public")
+        self._realtime = realtime
+        self._public = public
+        self._authorize = authorize
+        self._auth = auth
+        self._policy: Policy | None = None
+        self.feeds = feeds
+
+    @property
+    def realtime(self) -> Realtime:
+        if self._realtime is None:
+            from buttress.realtime._provide import get_realtime  # noqa: PLC0415 - the container, on first use
+
+            self._realtime = get_realtime()
+        return self._realtime
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            auth = self._auth if self._auth is not None else AdminAuth.from_settings(get_settings())
+            self._policy = Policy(auth, public=self._public, authorize=self._authorize)
+        return self._policy
+
+    def connection(self, transport: str, identity: Identity | None) -> Connection:
+        settings = self.realtime.settings
+        connection = Connection(
+            transport=transport,
+            identity=identity,
+            queue_size=settings.queue_size,
+            overflow=settings.overflow,
+            now=self.realtime.clock.time(),
+        )
+        connection.feeds = self.feeds
+        return connection
+
+    async def subscribe(self, hub: Hub, connection: Connection, topics: list[str], last_id: object) -> None:
+        """Add the allowed ``topics``; refuse the others with an ``error``; replay after ``last_id`` once."""
+        patterns = [check_pattern(topic) for topic in topics]
+        position = parse_id(last_id) if last_id is not None else None
+        first = not connection.patterns
+        if position is not None and not first:
+            raise ValidationError(
+                "last_id is taken with the connection's first subscription only", field="last_id"
+            )
+        allowed: list[str] = []
+        denied: list[str] = []
+        for pattern in patterns:
+            (allowed if await self.policy.allows(connection.identity, pattern) else denied).append(pattern)
+        if denied:
+            self.realtime.telemetry.rejected["forbidden"].inc()
+            message = "not allowed to follow these topics" + (
+                "" if connection.identity else " without a token"
+            )
+            connection.offer(
+                (encode_message("error", code="forbidden", topics=denied, message=message), None, None)
+            )
+        for pattern in allowed:
+            connection.patterns[pattern] = compile_pattern(pattern)
+        hub.subscriptions_changed()
+        connection.offer((encode_message("subscribed", topics=sorted(connection.patterns)), None, None))
+        if position is not None and allowed:
+            await hub.resume(connection, position)
+
+    # -- WebSocket -----------------------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        realtime = self.realtime
+        token, versioned = bearer_from_subprotocols(websocket.scope.get("subprotocols", ()))
+        await websocket.accept(subprotocol=PROTOCOL if versioned else None)
+        identity = None
+        if token is not None:
+            try:
+                identity = self.policy.identify(token)
+            except AdminAuthError as exc:
+                realtime.telemetry.rejected["auth"].inc()
+                await _close(websocket, 1008, str(exc))
+                return
+        if (
+            identity is not None
+            and identity.expires is not None
+            and realtime.clock.time() >= identity.expires
+        ):
+            realtime.telemetry.rejected["auth"].inc()
+            await _close(websocket, 1008, "the token expired")
+            return
+        hub = realtime.hub()
+        connection = self.connection("ws", identity)
+        refusal = hub.admit(connection)
+        if refusal is not None:
+            realtime.telemetry.rejected["limit"].inc()
+            realtime.release(hub)
+            await _close(websocket, 1013, refusal)
+            return
+        try:
+            await self._serve(websocket, hub, connection)
+        finally:
+            hub.leave(connection)
+            realtime.release(hub)
+
+    async def _serve(self, websocket: WebSocket, hub: Hub, connection: Connection) -> None:
+        await hub.ready()
+        connection.offer(
+            (
+                encode_message(
+                    "welcome",
+                    connection=connection.id,
+                    epoch=hub.epoch,
+                    heartbeat=self.realtime.settings.heartbeat,
+                ),
+                None,
+                None,
+            )
+        )
+        query = websocket.query_params
+        topics = query.getlist("topics")
+        try:
+            if topics:
+                await self.subscribe(hub, connection, topics, query.get("last_id"))
+        except ValidationError as exc:
+            self.realtime.telemetry.rejected["invalid"].inc()
+            await _close(websocket, 1008, str(exc)[:120])
+            return
+        except BackendUnavailable:
+            await _close(websocket, 1013, "the event log is unreachable; reconnect with the same last_id")
+            return
+        writer = asyncio.create_task(self._write(websocket, connection))
+        reader = asyncio.create_task(self._read(websocket, hub, connection))
+        closing = asyncio.create_task(connection.closed.wait())
+        try:
+            await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, reader, closing):
+                task.cancel()
+            await asyncio.gather(writer, reader, closing, return_exceptions=True)
+        request = connection.closing
+        if request is not None:
+            await _close(websocket, request.code, request.reason)
+
+    async def _write(self, websocket: WebSocket, connection: Connection) -> None:
+        clock = self.realtime.clock
+        telemetry = self.realtime.telemetry
+        sent = telemetry.sent["ws"]
+        observe = telemetry.delivery.observe
+        async for batch in connection.batches():
+            connection.sending_since = clock.time()
+            await websocket.send_text("\n".join([item[0] for item in batch]))
+            connection.sending_since = None
+            now = clock.time()
+            sent.inc(len(batch))
+            for _frame, _id, published in batch:
+                if published is not None:
+                    observe(max(0.0, now - published))
+
+    async def _read(self, websocket: WebSocket, hub: Hub, connection: Connection) -> None:
+        clock = self.realtime.clock
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                text = await websocket.receive_text()
+                connection.last_seen = clock.time()
+                await self._handle(hub, connection, text)
+
+    async def _handle(self, hub: Hub, connection: Connection, text: str) -> None:
+        try:
+            message = json.loads(text) if len(text) <= _MAX_MESSAGE else None
+        except ValueError:
+            message = None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "pong":
+            return
+        try:
+            await self._dispatch(hub, connection, kind, message if isinstance(message, dict) else {})
+        except ValidationError as exc:
+            self.realtime.telemetry.rejected["invalid"].inc()
+            connection.offer(
+                (encode_message("error", code="invalid", field=exc.field, message=str(exc)), None, None)
+            )
+        except BackendUnavailable:
+            connection.close(1013, "the event log is unreachable; reconnect with the same last_id")
+
+    async def _dispatch(
+        self, hub: Hub, connection: Connection, kind: object, message: dict[str, Any]
+    ) -> None:
+        if kind == "subscribe":
+            topics = message.get("topics")
+            if not isinstance(topics, list) or not topics:
+                raise ValidationError("subscribe needs topics: a non-empty list of patterns", field="topics")
+            await self.subscribe(hub, connection, topics, message.get("last_id"))
+        elif kind == "unsubscribe":
+            topics = message.get("topics")
+            for topic in topics if isinstance(topics, list) else ():
+                if isinstance(topic, str):
+                    connection.patterns.pop(topic, None)
+            hub.subscriptions_changed()
+            connection.offer((encode_message("subscribed", topics=sorted(connection.patterns)), None, None))
+        elif kind == "auth":
+            self._authenticate(hub, connection, message.get("token"))
+        else:
+            raise ValidationError(
+                "a message is a JSON object whose type is subscribe, unsubscribe, auth or pong", field="type"
+            )
+
+    def _authenticate(self, hub: Hub, connection: Connection, token: object) -> None:
+        if connection.identity is not None:
+            raise ValidationError("this connection is authenticated already", field="token")
+        if connection.patterns:
+            raise ValidationError("send auth before the first subscribe", field="token")
+        try:
+            identity = self.policy.identify(token if isinstance(token, str) else "")
+        except AdminAuthError as exc:
+            self.realtime.telemetry.rejected["auth"].inc()
+            connection.close(1008, str(exc))
+            return
+        hub.leave(connection)
+        connection.identity = identity
+        refusal = hub.admit(connection)
+        if refusal is not None:
+            self.realtime.telemetry.rejected["limit"].inc()
+            connection.identity = None
+            connection.close(1013, refusal)
+            return
+        if identity.expires is not None and self.realtime.clock.time() >= identity.expires:
+            connection.close(1008, "the token expired")
+            return
+        connection.offer((encode_message("authenticated", subject=identity.subject), None, None))
+
+    # -- SSE -----------------------------------------------------------------------------------------
+
+    async def sse(
+        self,
+        request: Request,
+        topics: Annotated[
+            list[str], Query(description="Topic patterns to follow, e.g. jobs.** (repeatable).")
+        ],
+        last_id: Annotated[str | None, Query(description="Resume after this event id.")] = None,
+        last_event_id: Annotated[
+            str | None, Header(description="Resume after this id (EventSource sends it).")
+        ] = None,
+        authorization: Annotated[
+            str | None, Header(description="Bearer <token> for protected topics.")
+        ] = None,
+    ) -> StreamingResponse | JSONResponse:
+        realtime = self.realtime
+        identity = None
+        if authorization:
+            try:
+                identity = self.policy.identify(_bearer(authorization))
+            except AdminAuthError as exc:
+                realtime.telemetry.rejected["auth"].inc()
+                return _problem(
+                    401, "unauthorized", str(exc), {"WWW-Authenticate": 'Bearer realm="buttress"'}
+                )
+        resume_from = last_event_id or last_id
+        try:
+            patterns = [check_pattern(topic) for topic in topics]
+            if resume_from is not None:
+                parse_id(resume_from, field="Last-Event-ID")
+        except ValidationError as exc:
+            realtime.telemetry.rejected["invalid"].inc()
+            return _problem(422, "validation_error", str(exc))
+        for pattern in patterns:
+            if not await self.policy.allows(identity, pattern):
+                realtime.telemetry.rejected["forbidden"].inc()
+                status = 403 if identity is not None else 401
+                return _problem(status, "forbidden", f"not allowed to follow {pattern!r}")
+        hub = realtime.hub()
+        connection = self.connection("sse", identity)
+        refusal = hub.admit(connection)
+        if refusal is not None:
+            realtime.telemetry.rejected["limit"].inc()
+            realtime.release(hub)
+            return _problem(503, "overloaded", refusal, {"Retry-After": "1"})
+        return StreamingResponse(
+            self._stream(hub, connection, patterns, resume_from),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+
+    async def _stream(
+        self, hub: Hub, connection: Connection, patterns: list[str], resume_from: str | None
+    ) -> AsyncIterator[str]:
+        clock = self.realtime.clock
+        telemetry = self.realtime.telemetry
+        try:
+            await hub.ready()
+            yield "retry: 2000\n\n"
+            try:
+                await self.subscribe(hub, connection, patterns, resume_from)
+            except BackendUnavailable:
+                yield _sse_item(
+                    (
+                        encode_message("error", code="unavailable", message="the event log is unreachable"),
+                        None,
+                        None,
+                    )
+                )
+                return
+            async for batch in connection.batches():
+                yield "".join([_sse_item(item) for item in batch])
+                now = clock.time()
+                telemetry.sent["sse"].inc(len(batch))
+                for _frame, _id, published in batch:
+                    if published is not None:
+                        telemetry.delivery.observe(max(0.0, now - published))
+        finally:
+            hub.leave(connection)
+            self.realtime.release(hub)
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise AdminAuthError("send 'Authorization: Bearer <token>'")
+    return credential.strip()
+
+
+def _sse_item(item: Item) -> str:
+    frame, entry_id, _time = item
+    if frame is PING:
+        return ": ping\n\n"
+    if entry_id is None:
+        return f"data: {frame}\n\n"
+    return f"id: {entry_id}\ndata: {frame}\n\n"
+
+
+def _problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(code, reason[:120]), _CLOSE_WAIT)
