@@ -5,7 +5,8 @@
 "use strict";
 
 const base = location.pathname.replace(/\/dashboard\/?$/, "");
-const TOPICS = ["ops.snapshot", "jobs.**", "resilience.**"];
+const SNAPSHOT = "ops.snapshot";
+const LIVE_TOPICS = ["jobs.**", "resilience.**"];  // events need a token; a reader follows the snapshot only
 const TOKEN_KEY = "buttress.dashboard.token";
 const POLL_MS = 2000;
 const MAX_BACKOFF_MS = 30000;
@@ -19,6 +20,7 @@ const state = {
   pollTimer: null,
   reconnectTimer: null,
   adminActions: false,
+  progress: new Map(),  // job id -> latest progress from its events, newer than the stored one
 };
 
 // -- small DOM helpers ------------------------------------------------------------------------------
@@ -44,7 +46,7 @@ function body(id) {
 }
 
 function fill(id, ...children) {
-  body(id).replaceChildren(...children.flat());
+  body(id).replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined));
 }
 
 function badge(text) {
@@ -85,9 +87,10 @@ function seconds(value) {
 
 function bar(fraction, level) {
   const pct = Math.max(0, Math.min(100, Math.round((fraction || 0) * 100)));
+  const fillNode = el("span");
+  fillNode.style.width = `${pct}%`;  // CSSOM, not a style attribute: the CSP allows no inline styles
   return el("div", { class: `bar ${level || ""}`, role: "progressbar", "aria-valuemin": "0",
-    "aria-valuemax": "100", "aria-valuenow": String(pct) },
-  el("span", { style: `width: ${pct}%` }));
+    "aria-valuemax": "100", "aria-valuenow": String(pct) }, fillNode);
 }
 
 function setBar(node, fraction) {
@@ -221,7 +224,8 @@ function jobActions(job) {
 }
 
 function jobRow(job) {
-  const progress = job.status === "succeeded" ? 1 : job.progress;
+  const live = job.status === "running" ? state.progress.get(job.id) : undefined;
+  const progress = job.status === "succeeded" ? 1 : Math.max(job.progress || 0, live || 0);
   return el("tr", { dataset: { job: String(job.id), status: job.status } },
     el("td", { class: "num" }, job.id), el("td", {}, job.task), el("td", {}, job.queue),
     el("td", { class: "status" }, badge(job.status)), el("td", {}, bar(progress)),
@@ -233,6 +237,8 @@ function renderJobs(jobs) {
   if (failed("jobs", jobs)) return;
   if (!jobs.available) { absent("jobs", "jobs are not in use in this process"); return; }
   const all = [...jobs.active, ...jobs.ended];
+  const running = new Set(jobs.active.filter((job) => job.status === "running").map((job) => job.id));
+  for (const id of state.progress.keys()) if (!running.has(id)) state.progress.delete(id);
   fill("jobs", table(["id", "task", "queue", "status", "progress", "message", "attempts", ""], all.map(jobRow)));
 }
 
@@ -241,6 +247,7 @@ function jobRowOf(id) {
 }
 
 function jobProgress(data) {
+  state.progress.set(data.job_id, data.progress);
   const row = jobRowOf(data.job_id);
   if (!row) return;
   setBar(row.querySelector(".bar"), data.progress);
@@ -348,7 +355,8 @@ function stopPolling() {
 
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = TOPICS.map((topic) => `topics=${encodeURIComponent(topic)}`);
+  const topics = state.token ? [SNAPSHOT, ...LIVE_TOPICS] : [SNAPSHOT];
+  const query = topics.map((topic) => `topics=${encodeURIComponent(topic)}`);
   if (state.lastId) query.push(`last_id=${encodeURIComponent(state.lastId)}`);
   return `${scheme}//${location.host}${base}/realtime/ws?${query.join("&")}`;
 }
@@ -363,7 +371,7 @@ function handle(message) {
       break;
     case "event":
       if (message.id) state.lastId = message.id;
-      if (message.topic === "ops.snapshot") render(message.data);
+      if (message.topic === SNAPSHOT) render(message.data);
       else if (message.topic.startsWith("jobs.") && message.topic.endsWith(".progress")) jobProgress(message.data);
       else if (message.topic.startsWith("jobs.") && message.topic.endsWith(".status")) jobStatus(message.data);
       else if (message.topic.startsWith("resilience.breaker.")) breakerChanged(message.data);
