@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,19 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-LEAKED_WORKER_CONNECTION = (
-    "ignore:Exception ignored in. <function Connection.__del__:pytest.PytestUnraisableExceptionWarning"
-)
-"""The job worker's loop leaves aiosqlite connections unclosed when the dashboard watches it (reported to
-the jobs' owner; not reproduced without the browser). Only that warning is ignored, nothing else."""
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.filterwarnings(LEAKED_WORKER_CONNECTION))
 
 
 @job(queue="dashboard-browser", name="dashboard_browser.stepped", retry=1)
@@ -88,9 +81,13 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session, launched from its Debian path (no download, ever)."""
+    """One headless Chromium for these tests, launched from its Debian path (no download, ever).
+
+    Package scope, not session: Playwright's sync API marks an event loop running in the main thread
+    while it is open, which the rest of the suite's asyncio tests must not inherit.
+    """
     path = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
@@ -143,6 +140,43 @@ class OpsServer:
             self.http.get(self.upstream.url("payments", "/charge"))
 
 
+@contextmanager
+def worker_thread(path: Path) -> Iterator[JobWorker]:
+    """:func:`job_worker` entered and left on a thread of its own.
+
+    Playwright's sync API keeps an event loop marked running in the main thread, and a ``Database``
+    closed under a running loop only detaches its async pool (its aiosqlite connections would be left to
+    the garbage collector, a ResourceWarning). On a plain thread the pool is closed properly.
+    """
+    ready, stop = threading.Event(), threading.Event()
+    box: dict[str, Any] = {}
+
+    def own() -> None:
+        try:
+            with job_worker(path, queues=["dashboard-browser"]) as worker:
+                box["worker"] = worker
+                ready.set()
+                stop.wait()
+                worker.drain()
+        except BaseException as exc:  # handed to the test's thread
+            box["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=own, name="job-worker-owner", daemon=True)
+    thread.start()
+    assert ready.wait(STARTUP_SECONDS), "the job worker did not start in time"
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["worker"]
+    finally:
+        stop.set()
+        thread.join(STARTUP_SECONDS)
+        assert not thread.is_alive(), "the job worker did not stop in time"
+    if "error" in box:
+        raise box["error"]
+
+
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_config=None, ws="websockets-sansio", lifespan="on"
@@ -172,7 +206,7 @@ def ops_server(isolated_settings: None, tmp_path: Path) -> Iterator[OpsServer]:
     upstream.add("payments", Fault())
     server, thread, url = _serve(create_app(settings))
     try:
-        with upstream, job_worker(tmp_path / "jobs.db", queues=["dashboard-browser"]) as worker:
+        with upstream, worker_thread(tmp_path / "jobs.db") as worker:
             http = HttpClient(policies=policies, raise_for_status=True)
             served = OpsServer(url, worker, upstream, http)
             try:
@@ -180,7 +214,6 @@ def ops_server(isolated_settings: None, tmp_path: Path) -> Iterator[OpsServer]:
             finally:
                 for run in served.runs:  # let every job still waiting finish: the worker stops idle
                     GATES.pop(run).release(1000)
-                worker.drain()
                 http.close()
     finally:  # the server stops last: its lifespan's end must not close what the worker still uses
         server.should_exit = True
