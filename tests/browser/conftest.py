@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from buttress.config import HttpSettings, Settings
+from buttress.config import HttpSettings, Settings, reset_settings
 from buttress.http import HttpClient, HttpPolicies
 from buttress.jobs import JobContext, job
 from buttress.server import create_app
@@ -37,6 +37,8 @@ from tests.conftest import services_required
 
 ADMIN_TOKEN = "browser-admin-token-0123456789abcdef"
 STARTUP_SECONDS = 20.0
+HEARTBEAT = 0.5
+IDLE_TIMEOUT = 2.0
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts"
 """Screenshots the tests keep (gitignored): ``.artifacts/dashboard.png`` at the repository's root."""
 
@@ -194,7 +196,14 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
 
 
 @pytest.fixture
-def ops_server(isolated_settings: None, tmp_path: Path) -> Iterator[OpsServer]:
+def ops_server(
+    isolated_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OpsServer]:
+    # Pings every half second and a 2 s idle timeout: a page that stopped answering pings is dropped
+    # within any test, so every test checks the page's pongs too.
+    monkeypatch.setenv("BUTTRESS_REALTIME__HEARTBEAT", str(HEARTBEAT))
+    monkeypatch.setenv("BUTTRESS_REALTIME__IDLE_TIMEOUT", str(IDLE_TIMEOUT))
+    reset_settings()
     settings = Settings(_env_file=None, security={"admin_token": ADMIN_TOKEN})
     policies = HttpPolicies(
         HttpSettings.model_validate(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN_TOKEN, ARTIFACTS, OpsServer
+from .conftest import ADMIN_TOKEN, ARTIFACTS, IDLE_TIMEOUT, OpsServer
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -128,3 +128,36 @@ def test_a_breaker_turns_open_live_when_its_upstream_dies(
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+
+
+def test_the_page_answers_pings_and_resumes_after_a_drop(
+    ops_server: OpsServer, page: Any, problems: list[str]
+) -> None:
+    sockets: list[Any] = []
+    page.on("websocket", lambda socket: sockets.append(socket))  # noqa: PLW0108 - Playwright wraps a function, not a bound builtin
+    page.goto(ops_server.dashboard)
+    sign_in(page)
+    socket = sockets[-1]
+    assert "bearer." not in socket.url  # the token travels in the subprotocol, never in the URL
+    # Pongs for longer than the idle timeout: the server keeps the connection, the page stays on it.
+    answered = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5 * IDLE_TIMEOUT:
+        with socket.expect_event("framesent", predicate=lambda payload: '"pong"' in str(payload)):
+            pass
+        answered += 1
+    assert answered >= 3
+    expect(page.locator("#connection")).to_have_text("live")
+    assert sockets[-1] is socket
+
+    job_id, gate = ops_server.start_job(steps=2)
+    bar = job_row(page, job_id).locator(".bar")
+    gate.release()
+    expect(bar).to_have_attribute("aria-valuenow", "50", timeout=LIVE)
+    # The connection drops; the page reconnects by itself, with the id of the last event it saw.
+    with page.expect_websocket(predicate=lambda ws: "last_id=" in ws.url, timeout=LIVE):
+        page.evaluate("() => state.socket.close()")
+    expect(page.locator("#connection")).to_have_text("live", timeout=LIVE)
+    gate.release()
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=LIVE)
+    expect(job_row(page, job_id)).to_have_attribute("data-status", "succeeded", timeout=LIVE)

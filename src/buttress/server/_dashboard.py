@@ -39,7 +39,7 @@ def dashboard_router(ops: Ops, route_class: type, optional_admin: Any) -> APIRou
     Identity = Annotated[AdminIdentity | None, Depends(optional_admin)]  # noqa: N806 - a type alias
 
     @router.get("/dashboard")
-    def page() -> Response:
+    async def page() -> Response:  # memory only (read once): no worker thread needed for first paint
         html, etag = read_asset("buttress.server", "dashboard.html")
         headers = {
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
