@@ -51,6 +51,7 @@ PUBLIC_MODULES = [
     "buttress.observe.metrics",
     "buttress.observe.profiler",
     "buttress.observe.system",
+    "buttress.realtime",
     "buttress.resilience",
     "buttress.server",
     "buttress.testing",
@@ -128,6 +129,26 @@ def server() -> None:
 
     with TestClient(create_app(Settings())) as client:
         assert client.get("/health/live").status_code == 200
+
+
+def realtime() -> None:
+    from buttress.realtime import realtime_router  # first: without [server] this is the MissingExtra
+
+    with warnings.catch_warnings():  # starlette's notice about its test client, not ours to act on
+        warnings.simplefilter("ignore")
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+
+    from buttress.realtime import get_realtime
+
+    app = FastAPI()
+    app.include_router(realtime_router(public=["ci.**"]))
+    with TestClient(app) as client, client.websocket_connect("/ws?topics=ci.*") as socket:
+        assert "welcome" in socket.receive_text()
+        get_realtime().publish("ci.hello", {"n": 1})
+        frames = ""
+        while '"ci.hello"' not in frames:
+            frames += socket.receive_text()
 
 
 def db() -> None:
@@ -210,6 +231,7 @@ FEATURES: list[tuple[str, set[str], Callable[[], None]]] = [
     ("core", set(), core),
     ("redis event transport and health check", {"redis"}, redis),
     ("ops server", {"server"}, server),
+    ("realtime over WebSocket", {"server"}, realtime),
     ("database health check, drivers", {"db"}, db),
     ("durable jobs on SQLite", {"db", "jobs"}, jobs),
     ("files on local disk", {"db", "jobs", "files"}, files),

@@ -491,7 +491,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 136
+    assert len(fields) == 137
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"

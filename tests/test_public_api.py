@@ -264,3 +264,32 @@ def test_files_all_is_the_curated_list() -> None:
     assert files.__all__ == FILES
     for name in files.__all__:
         assert getattr(files, name) is not None
+
+
+REALTIME = [
+    "Authorize",
+    "Entry",
+    "Identity",
+    "MemoryTopicLog",
+    "Position",
+    "Realtime",
+    "RedisTopicLog",
+    "Replay",
+    "TopicLog",
+    "covers",
+    "create_realtime",
+    "get_realtime",
+    "health_checks",
+    "parse_id",
+    "realtime_router",
+    "register_services",
+    "set_realtime",
+]
+
+
+def test_realtime_all_is_the_curated_list() -> None:
+    from buttress import realtime
+
+    assert realtime.__all__ == REALTIME
+    for name in realtime.__all__:
+        assert getattr(realtime, name) is not None

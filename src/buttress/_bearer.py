@@ -1,4 +1,4 @@
-"""Bearer credentials (a static admin token or a JWT), checked for the ops server and for realtime connections.
+"""Bearer credentials (the admin token or a JWT), checked by the ops server and by realtime connections.
 
 Two credentials are accepted in ``Authorization: Bearer <credential>``:
 

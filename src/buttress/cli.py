@@ -131,6 +131,7 @@ def serve(
         host=host if host is not None else settings.server.host,
         port=port if port is not None else settings.server.port,
         log_config=None,  # keep the handler configure_logging installed: one format for every line
+        ws="websockets-sansio",  # the realtime endpoints; uvicorn's "auto" picks its deprecated legacy one
     )
 
 

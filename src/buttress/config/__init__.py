@@ -25,7 +25,6 @@ from buttress.config._db import DbSettings
 from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField, env_var_name
 from buttress.config._files import FilesSettings
-from buttress.config._realtime import RealtimeSettings
 from buttress.config._http import (
     HttpBulkheadSettings,
     HttpHostPolicySettings,
@@ -38,6 +37,7 @@ from buttress.config._jobs import JobsSettings
 from buttress.config._load import check_settings, get_settings, load_settings, reset_settings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
+from buttress.config._realtime import RealtimeSettings
 from buttress.config._render import (
     SettingValue,
     Source,

@@ -53,6 +53,16 @@ class RealtimeSettings(BaseModel):
         ),
         examples=["close"],
     )
+    batch_window: float = Field(
+        default=0.002,
+        ge=0,
+        le=1,
+        description=(
+            "Seconds the server gathers new events before handing them to connections, so a burst goes out "
+            "as one frame per client; 0 sends each at once."
+        ),
+        examples=[0.0],
+    )
     stall_timeout: float = Field(
         default=30.0,
         gt=0,
@@ -68,7 +78,7 @@ class RealtimeSettings(BaseModel):
     idle_timeout: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds without any message from a WebSocket client (pongs included) before it is closed.",
+        description="Seconds without a message from a WebSocket client (pongs included) before it is closed.",
         examples=[120.0],
     )
     max_connections: int = Field(

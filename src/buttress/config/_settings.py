@@ -26,11 +26,11 @@ from buttress.config._events import EventsSettings
 from buttress.config._fields import ENV_PREFIX, NESTED_DELIMITER, SettingField
 from buttress.config._fields import setting_fields as _setting_fields
 from buttress.config._files import FilesSettings
-from buttress.config._realtime import RealtimeSettings
 from buttress.config._http import HttpSettings
 from buttress.config._jobs import JobsSettings
 from buttress.config._logging import LoggingSettings
 from buttress.config._observe import ObserveSettings
+from buttress.config._realtime import RealtimeSettings
 from buttress.config._resilience import ResilienceSettings
 from buttress.config._rules import check_section_rules, sections_with_rules
 from buttress.config._security import SecuritySettings

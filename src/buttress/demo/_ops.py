@@ -28,7 +28,13 @@ class OpsServer:
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", log_config=None, ws="none", lifespan="on"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,
+            ws="websockets-sansio",
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="buttress-demo-ops", daemon=True)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from buttress._bearer import AdminAuth, AdminAuthError
 from buttress.errors import ValidationError
 from buttress.events import compile_pattern
+
+if TYPE_CHECKING:
+    from buttress._bearer import AdminAuth
 
 __all__ = [
     "Authorize",
@@ -101,6 +103,8 @@ class Policy:
 
     def identify(self, token: str) -> Identity:
         """The :class:`Identity` behind ``token``; :class:`AdminAuthError` when it is missing or invalid."""
+        from buttress._bearer import AdminAuthError  # noqa: PLC0415 - PyJWT (the [server] extra), only here
+
         if not self.auth.configured:
             raise AdminAuthError(
                 "this server checks no tokens: set BUTTRESS_SECURITY__ADMIN_TOKEN or BUTTRESS_SERVER__JWT_KEY"

@@ -85,16 +85,22 @@ class Connection:
 
     # -- the hub's side: never waits ----------------------------------------------------------------
 
-    def offer_entry(self, entry: Entry, frame: str) -> bool:
+    def offer_entry(self, entry: Entry, frame: str, entry_id: str | None = None) -> bool:
         """Queue a logged entry unless this connection already has it; False when it was dropped."""
         if self.replaying:
-            self.held.append((entry, frame))
-            return True
+            if len(self.held) < self._queue_size:
+                self.held.append((entry, frame))
+                return True
+            if not self._gap:  # held past the queue's size: the rest is a gap, said after the held ones
+                self._gap_after = self.held[-1][0].id
+            self._gap += 1
+            self.dropped += 1
+            return False
         if entry.epoch == self.epoch and entry.position <= self.position:
             return True  # replayed already
         self.epoch = entry.epoch
         self.position = entry.position
-        return self.offer((frame, entry.id, entry.time))
+        return self.offer((frame, entry_id if entry_id is not None else entry.id, entry.time))
 
     def offer(self, item: Item) -> bool:
         """Queue ``item``; False when the queue is full (the item is dropped and counted)."""
@@ -110,12 +116,17 @@ class Connection:
                 self._gap_after = self._last_queued_id()
             self._gap += 1
             return False
-        if self._gap:
-            queue.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
-            self._gap = 0
         queue.append(item)
         self._ready.set()
         return True
+
+    def missed(self, count: int, last_id: str) -> None:
+        """Entries went by unseen (the hub fell behind): the next batch carries a ``gap`` marker."""
+        if not self._gap:
+            self._gap_after = last_id
+        self._gap += count
+        self.dropped += count
+        self._ready.set()
 
     def end_replay(self) -> None:
         """Live entries held while the replay was read: queue those it did not cover."""
@@ -139,16 +150,25 @@ class Connection:
 
     # -- the writer's side ---------------------------------------------------------------------------
 
-    async def batches(self) -> AsyncIterator[list[Item]]:
-        """Everything queued since the last batch, as soon as there is something; ends when closing."""
+    async def next_batch(self) -> list[Item] | None:
+        """Everything queued since the last batch, as soon as there is something; None once closing."""
         queue = self._queue
         while self.closing is None:
-            if not queue:
+            if not queue and not self._gap:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
             batch = list(queue)
             queue.clear()
+            if self._gap:  # every drop came after what was queued: say so after it, and at once
+                batch.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
+                self._gap = 0
+            return batch
+        return None
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        """:meth:`next_batch` until the connection closes."""
+        while (batch := await self.next_batch()) is not None:
             yield batch
 
     def discard(self) -> int:

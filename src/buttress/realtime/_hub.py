@@ -16,8 +16,9 @@ from typing import Any
 from buttress.clock import Clock
 from buttress.config import RealtimeSettings
 from buttress.errors import BackendUnavailable
+from buttress.realtime._auth import Identity
 from buttress.realtime._connection import Connection
-from buttress.realtime._entry import Entry, Position, encode_entry, encode_message
+from buttress.realtime._entry import Entry, Position, encode_entry, encode_message, format_id
 from buttress.realtime._log import TopicLog
 from buttress.realtime._telemetry import RealtimeTelemetry
 
@@ -29,6 +30,7 @@ TICK = 0.2
 """Seconds between housekeeping rounds: the bound on how late an expired token is closed."""
 
 _REPLAY_PAGE = 500
+_STOP_WAIT = 5.0  # seconds a stopping hub waits for its tasks (a blocked Redis read ends within ~1 s)
 PING = encode_message("ping")
 
 
@@ -65,7 +67,10 @@ class Hub:
         self._routes: dict[str, tuple[Connection, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._inbox: list[Entry] = []
+        self._arrived = asyncio.Event()
         self.epoch: str | None = None
+        self._position = 0  # of the newest entry dispatched
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -73,6 +78,7 @@ class Hub:
         if not self._tasks:
             self._tasks = [
                 self.loop.create_task(self._follow(), name="buttress-realtime-follow"),
+                self.loop.create_task(self._deliver(), name="buttress-realtime-deliver"),
                 self.loop.create_task(self._housekeep(), name="buttress-realtime-housekeeping"),
             ]
 
@@ -85,18 +91,28 @@ class Hub:
         """Cancel the hub's tasks (they end on the loop's next turns) and close what is still open."""
         for task in self._tasks:
             task.cancel()
-        self._tasks = []
         for connection in list(self.connections):
             connection.close(1001, "the server is stopping")
+
+    async def aclose(self) -> None:
+        """:meth:`stop`, and wait for the tasks to end (the log's follower closes its connections)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for connection in list(self.connections):
+            connection.close(1001, "the server is stopping")
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_WAIT)
 
     async def _follow(self) -> None:
         while True:
             try:
                 start = await self.log.read_after(Position("", 0), 0)  # learns the epoch and newest position
-                self.epoch = start.epoch
+                self.epoch, self._position = start.epoch, start.last
                 self._started.set()
                 async for entries in self.log.follow(Position(start.epoch, start.last)):
-                    self.dispatch(entries)
+                    self._inbox.extend(entries)
+                    self._arrived.set()
             except asyncio.CancelledError:
                 raise
             except BackendUnavailable:
@@ -105,6 +121,20 @@ class Hub:
             except Exception:
                 logger.exception("realtime: following the topic log failed; starting again")
                 await asyncio.sleep(TICK)
+
+    async def _deliver(self) -> None:
+        """Hand what the follower gathered to the connections, ``batch_window`` after the first of it."""
+        window = self.settings.batch_window
+        while True:
+            await self._arrived.wait()
+            if window:
+                await asyncio.sleep(window)  # a burst arriving meanwhile leaves as one frame per client
+            self._arrived.clear()
+            entries, self._inbox = self._inbox, []
+            try:
+                self.dispatch(entries)
+            except Exception:
+                logger.exception("realtime: handing events to connections failed")
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -121,6 +151,17 @@ class Hub:
         self.connections.add(connection)
         self.telemetry.connections[connection.transport].inc()
         self._routes.clear()
+        return None
+
+    def identify(self, connection: Connection, identity: Identity) -> str | None:
+        """Give ``connection`` its identity (a first-message auth), or say which limit refuses it."""
+        subject = identity.subject
+        if subject is not None:
+            count = self._per_subject.get(subject, 0)
+            if count >= self.settings.max_connections_per_user:
+                return f"this user holds the limit of {self.settings.max_connections_per_user} connections"
+            self._per_subject[subject] = count + 1
+        connection.identity = identity
         return None
 
     def leave(self, connection: Connection) -> None:
@@ -184,17 +225,30 @@ class Hub:
         routes = self._routes
         dropped = 0
         for entry in entries:
+            if entry.epoch == self.epoch and entry.position > self._position + 1:
+                self._skipped(entry.position - self._position - 1)
+            self.epoch, self._position = entry.epoch, entry.position
             targets = routes.get(entry.topic)
             if targets is None:
                 targets = routes[entry.topic] = tuple(c for c in self.connections if c.matches(entry.topic))
             if not targets:
                 continue
             frame = encode_entry(entry)
+            entry_id = entry.id
             for connection in targets:
-                if not connection.offer_entry(entry, frame):
+                if not connection.offer_entry(entry, frame, entry_id):
                     dropped += 1
         if dropped:
             self.telemetry.dropped["overflow"].inc(dropped)
+
+    def _skipped(self, count: int) -> None:
+        """The log moved past entries this hub never got (it fell behind the retention): tell everyone."""
+        logger.warning(
+            "realtime: %d events passed this server by (it fell behind the log's retention)", count
+        )
+        last = format_id(self.epoch or "", self._position)
+        for connection in self.connections:
+            connection.missed(count, last)
 
     def broadcast(self, connections: Iterable[Connection], frame: str) -> None:
         for connection in connections:

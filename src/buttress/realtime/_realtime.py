@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,11 @@ if TYPE_CHECKING:
     from buttress.config import Settings
     from buttress.observe.metrics import MetricsRegistry
 
-__all__ = ["Realtime", "create_realtime"]
+__all__ = ["LINGER", "Realtime", "create_realtime"]
+
+LINGER = 10.0
+"""Seconds a hub keeps following the log after its last connection left, so reconnects find it running."""
+_CLOSE_WAIT = 6.0
 
 
 class Realtime:
@@ -74,10 +79,14 @@ class Realtime:
         return hub
 
     def release(self, hub: Hub) -> None:
-        """Stop ``hub`` once its last connection left (a new one starts with the next connection)."""
+        """Stop ``hub`` when it has had no connection for ``LINGER`` seconds (reconnects find it running)."""
+        if not hub.connections:
+            hub.loop.call_later(LINGER, self._stop_if_idle, hub)
+
+    def _stop_if_idle(self, hub: Hub) -> None:
         if not hub.connections and self._hubs.get(hub.loop) is hub:
             del self._hubs[hub.loop]
-            hub.stop()
+            hub.loop.create_task(hub.aclose())
 
     def stats(self) -> dict[str, Any]:
         hubs = [hub.stats() for hub in list(self._hubs.values())]
@@ -91,14 +100,47 @@ class Realtime:
         return self.log.check()
 
     def close(self) -> None:
-        """Stop recording and close the log; open connections are asked to close (1001)."""
+        """Stop recording, close open connections (1001) and the log.
+
+        Call it from outside the server's event loop (after the app stopped, or from another thread),
+        or use :meth:`aclose` on it: the hubs' tasks are waited for on their own loops.
+        """
         if self._closed:
             return
         self._closed = True
         self._recorder.close()
-        for hub in list(self._hubs.values()):
-            hub.loop.call_soon_threadsafe(hub.stop)
-        self._hubs.clear()
+        hubs, self._hubs = list(self._hubs.values()), {}
+        for hub in hubs:
+            if hub.loop.is_closed():
+                continue
+            if hub.loop.is_running():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(hub.aclose(), hub.loop).result(_CLOSE_WAIT)
+            else:
+                hub.stop()
+        self.log.close()
+
+    async def astop_hub(self) -> None:
+        """Stop the running loop's hub, if any (an app shutting down); the Realtime stays usable."""
+        hub = self._hubs.pop(asyncio.get_running_loop(), None)
+        if hub is not None:
+            await hub.aclose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` from the server's own event loop (a lifespan's shutdown)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._recorder.close()
+        hubs, self._hubs = list(self._hubs.values()), {}
+        running = asyncio.get_running_loop()
+        for hub in hubs:
+            if hub.loop is running:
+                await hub.aclose()
+            elif hub.loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(hub.aclose(), hub.loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(future), _CLOSE_WAIT)
         self.log.close()
 
     def __enter__(self) -> Realtime:

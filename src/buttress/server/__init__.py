@@ -21,8 +21,8 @@ from buttress._extras import require
 for _package in ("fastapi", "jwt"):
     require(_package, "server", "buttress.server (the ops server)")
 
-from buttress.server._app import create_app, install
 from buttress._bearer import AdminAuth, AdminAuthError, AdminIdentity
+from buttress.server._app import create_app, install
 from buttress.server._middleware import REQUEST_ID_HEADER, UNMATCHED_ROUTE, OpsMiddleware, route_template
 from buttress.server._ops import Ops
 from buttress.server._problems import PROBLEM_CONTENT_TYPE, Problem

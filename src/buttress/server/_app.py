@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from buttress._bearer import AdminAuth
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.composition import db_installed
 from buttress.config import Settings, get_settings
@@ -33,7 +34,6 @@ from buttress.observe.metrics import MetricsRegistry, get_metrics
 from buttress.observe.profiler import Profiler, get_profiler
 from buttress.observe.secrets import register_secrets
 from buttress.observe.system import SystemSampler
-from buttress._bearer import AdminAuth
 from buttress.server._dashboard import dashboard_router
 from buttress.server._docs_assets import ASSETS, add_offline_docs, assets_router
 from buttress.server._middleware import OpsMiddleware
@@ -48,8 +48,8 @@ from buttress.server._problems import (
 from buttress.server._routes_admin import admin_dependencies, admin_router
 from buttress.server._routes_cache import cache_admin_router, cache_router
 from buttress.server._routes_health import health_router
-from buttress.server._routes_realtime import realtime_routes
 from buttress.server._routes_observe import observe_router
+from buttress.server._routes_realtime import realtime_routes
 from buttress.server._routes_resilience import resilience_admin_router, resilience_router
 from buttress.server._snapshot import build_snapshot
 

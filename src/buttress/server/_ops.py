@@ -12,6 +12,7 @@ import asyncio
 import os
 import platform
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,15 +21,16 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
+from buttress._bearer import AdminAuth
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.composition import health_registry
 from buttress.config import Settings
+from buttress.container import get_container
 from buttress.observe.errors import ErrorAggregator
 from buttress.observe.health import HealthRegistry, rfc3339
 from buttress.observe.metrics import MetricsRegistry
 from buttress.observe.profiler import Profiler
 from buttress.observe.system import SystemSample, SystemSampler, SystemThresholds
-from buttress._bearer import AdminAuth
 
 __all__ = ["Lifespan", "Ops", "default_sampler", "ops_health_registry"]
 
@@ -69,6 +71,16 @@ def ops_health_registry(settings: Settings, sampler: SystemSampler, *, clock: Cl
             registry.remove(name)
     registry.add("system", sampler.health_check(), critical=False, component_type="system")
     return registry
+
+
+async def stop_realtime_hub() -> None:
+    """Stop this loop's realtime hub, if the process built its Realtime (connections close with 1001)."""
+    realtime = sys.modules.get("buttress.realtime._realtime")
+    if realtime is None:
+        return
+    built = get_container().peek(realtime.Realtime)
+    if built is not None:
+        await built.astop_hub()
 
 
 @dataclass(eq=False)
@@ -204,6 +216,7 @@ class Ops:
         finally:
             if start_profiler:
                 self.profiler.stop()
+            await stop_realtime_hub()
             await asyncio.to_thread(self.sampler.stop)
             if self.owns_health:
                 await asyncio.to_thread(self.health.close)

@@ -28,11 +28,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
+from buttress._bearer import AdminIdentity
 from buttress.config import Settings
 from buttress.container import get_container
 from buttress.db import DEFAULT_URL
 from buttress.errors import NotFoundError
-from buttress._bearer import AdminIdentity
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses
 

@@ -22,11 +22,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
+from buttress._bearer import AdminIdentity
 from buttress.container import get_container
 from buttress.db import DEFAULT_URL
 from buttress.errors import ConflictError, NotFoundError
 from buttress.jobs import REGISTRY, JobInfo, Jobs, JobStatus, Stats, describe_schedules
-from buttress._bearer import AdminIdentity
 from buttress.server._ops import Ops
 from buttress.server._problems import problem_responses
 

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
-from buttress.config import describe_settings
 from buttress._bearer import AdminIdentity
+from buttress.config import describe_settings
 from buttress.server._models import (
     ConfigEntry,
     ErrorsSnapshot,
