@@ -127,12 +127,16 @@ def test_a_breaker_turns_open_live_when_its_upstream_dies(
     job_id, gate = ops_server.start_job(steps=2)  # something moving in the screenshot
     gate.release()
     expect(job_row(page, job_id).locator(".bar")).to_have_attribute("aria-valuenow", "50", timeout=LIVE)
+    expect(job_row(page, job_id).locator(".message")).to_have_text("step 1 of 2", timeout=LIVE)
 
     ops_server.upstream.set_down("payments")
     for _ in range(3):  # consecutive_failures=3
         ops_server.call_upstream()
     expect(breaker.locator(".state")).to_have_text("open", timeout=LIVE)
 
+    # Snapshots came meanwhile (the stored progress lags its events): the bar and message stay put.
+    expect(job_row(page, job_id).locator(".message")).to_have_text("step 1 of 2")
+    expect(job_row(page, job_id).locator(".bar")).to_have_attribute("aria-valuenow", "50")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)

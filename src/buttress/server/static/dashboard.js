@@ -20,7 +20,7 @@ const state = {
   pollTimer: null,
   reconnectTimer: null,
   adminActions: false,
-  progress: new Map(),  // job id -> latest progress from its events, newer than the stored one
+  progress: new Map(),  // job id -> {progress, message} from its events, newer than the stored row
 };
 
 // -- small DOM helpers ------------------------------------------------------------------------------
@@ -224,12 +224,13 @@ function jobActions(job) {
 }
 
 function jobRow(job) {
-  const live = job.status === "running" ? state.progress.get(job.id) : undefined;
-  const progress = job.status === "succeeded" ? 1 : Math.max(job.progress || 0, live || 0);
+  const live = (job.status === "running" && state.progress.get(job.id)) || {};
+  const progress = job.status === "succeeded" ? 1 : Math.max(job.progress || 0, live.progress || 0);
+  const message = (live.progress || 0) > (job.progress || 0) ? live.message : job.message;
   return el("tr", { dataset: { job: String(job.id), status: job.status } },
     el("td", { class: "num" }, job.id), el("td", {}, job.task), el("td", {}, job.queue),
     el("td", { class: "status" }, badge(job.status)), el("td", {}, bar(progress)),
-    el("td", { class: "message muted" }, job.message || (job.error || "")),
+    el("td", { class: "message muted" }, message || (job.error || "")),
     el("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`), jobActions(job));
 }
 
@@ -247,7 +248,7 @@ function jobRowOf(id) {
 }
 
 function jobProgress(data) {
-  state.progress.set(data.job_id, data.progress);
+  state.progress.set(data.job_id, { progress: data.progress, message: data.message });
   const row = jobRowOf(data.job_id);
   if (!row) return;
   setBar(row.querySelector(".bar"), data.progress);
