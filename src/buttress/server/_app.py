@@ -13,6 +13,7 @@ problem+json whatever handlers the host app has registered, so their documented 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,6 +34,8 @@ from buttress.observe.metrics import MetricsRegistry, get_metrics
 from buttress.observe.profiler import Profiler, get_profiler
 from buttress.observe.secrets import register_secrets
 from buttress.observe.system import SystemSampler
+from buttress.server._dashboard import dashboard_router
+from buttress.server._docs_assets import ASSETS, add_offline_docs, assets_router
 from buttress.server._middleware import OpsMiddleware
 from buttress.server._ops import Ops, buttress_version, default_sampler, ops_health_registry
 from buttress.server._problems import (
@@ -48,6 +51,7 @@ from buttress.server._routes_health import health_router
 from buttress.server._routes_observe import observe_router
 from buttress.server._routes_realtime import realtime_routes
 from buttress.server._routes_resilience import resilience_admin_router, resilience_router
+from buttress.server._snapshot import build_snapshot
 
 __all__ = ["create_app", "install"]
 
@@ -161,7 +165,11 @@ def install(
     app.include_router(observe_router(ops, route_class, optional_admin), prefix=prefix)
     app.include_router(resilience_router(route_class), prefix=prefix)
     app.include_router(cache_router(route_class), prefix=prefix)
-    app.include_router(realtime_routes(ops), prefix=f"{prefix}/realtime")
+    app.include_router(realtime_routes(ops, partial(build_snapshot, ops)), prefix=f"{prefix}/realtime")
+    app.include_router(assets_router(route_class), prefix=prefix)
+    app.include_router(dashboard_router(ops, route_class, optional_admin), prefix=prefix)
+    if app.docs_url is None and getattr(app.state, "buttress_docs", None) is None:  # the host's docs stay
+        add_offline_docs(app, assets=prefix + ASSETS, docs=f"{prefix}/docs")
     if db_installed():  # without the [db] extra there is no database to describe
         from buttress.server._routes_db import db_router  # noqa: PLC0415 - SQLAlchemy, only with the extra
         from buttress.server._routes_files import files_installed, files_router  # noqa: PLC0415 - as jobs are
@@ -229,7 +237,10 @@ def create_app(
         title=f"{settings.app.name} ops",
         version=buttress_version(),
         description="buttress ops server: health probes, Prometheus metrics, stats, errors and admin.",
+        docs_url=None,  # Swagger UI and ReDoc from the package's files, not a CDN (below)
+        redoc_url=None,
     )
+    add_offline_docs(app, assets=prefix + ASSETS, docs="/docs", redoc="/redoc")
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     install(
