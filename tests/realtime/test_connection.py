@@ -71,4 +71,5 @@ async def test_a_closing_connection_stops_its_writer_and_takes_nothing_more() ->
     entry = _entry(1)
     assert connection.offer_entry(entry, encode_entry(entry)) is False
     assert [batch async for batch in connection.batches()] == []
-    assert connection.closing is not None and connection.closing.code == 1008
+    assert connection.closing is not None
+    assert connection.closing.code == 1008
