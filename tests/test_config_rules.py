@@ -149,6 +149,7 @@ def test_the_public_names_are_curated() -> None:
         "LoggingSettings",
         "ObserveSettings",
         "PipelineSettings",
+        "RealtimeSettings",
         "ResilienceSettings",
         "RetrySettings",
         "SecuritySettings",

@@ -60,7 +60,9 @@ class Pattern:
         # Match against "." + topic so every segment, the first included, is preceded by a dot.
         # An exact pattern compiles too (to an escaped literal) but is matched by string equality.
         parts: list[str] = []
-        for segment in segments:
+        for index, segment in enumerate(segments):
+            if segment == "**" and index and segments[index - 1] == "**":
+                continue  # "**.**" matches what "**" does; chained, the regex would backtrack exponentially
             if segment == "**":
                 parts.append(r"(?:\.[^.]+)*")
             elif segment == "*":

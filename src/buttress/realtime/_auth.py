@@ -14,6 +14,7 @@ topic the second can match is matched by the first, so ``news.*`` does not let a
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -23,6 +24,8 @@ from buttress.events import compile_pattern
 
 if TYPE_CHECKING:
     from buttress._bearer import AdminAuth
+
+logger = logging.getLogger("buttress.realtime")
 
 __all__ = [
     "Authorize",
@@ -34,6 +37,9 @@ __all__ = [
 ]
 
 PROTOCOL = "buttress.v1"
+MAX_PATTERN_LENGTH = 256
+MAX_SEGMENTS = 16
+MAX_DEEP = 2  # '**' per pattern: each one multiplies the work of matching a topic
 _BEARER = "bearer."
 
 
@@ -55,9 +61,17 @@ Authorize: TypeAlias = Callable[[Identity | None, str], bool | Awaitable[bool]]
 def check_pattern(pattern: object, field_name: str = "topics") -> str:
     """``pattern`` if it is a valid subscription pattern (``*`` one segment, ``**`` any number)."""
     try:
-        return compile_pattern(pattern).text
+        text = compile_pattern(pattern).text
     except ValidationError as exc:
         raise ValidationError(f"{field_name}: {exc}", field=field_name) from None
+    segments = text.split(".")
+    if len(text) > MAX_PATTERN_LENGTH or len(segments) > MAX_SEGMENTS or segments.count("**") > MAX_DEEP:
+        raise ValidationError(
+            f"{field_name}: a pattern has at most {MAX_PATTERN_LENGTH} characters, {MAX_SEGMENTS} segments "
+            f"and {MAX_DEEP} '**'; got {text[:40]!r}...",
+            field=field_name,
+        )
+    return text
 
 
 def covers(granted: str, requested: str) -> bool:
@@ -117,9 +131,15 @@ class Policy:
 
     async def allows(self, identity: Identity | None, pattern: str) -> bool:
         if self._authorize is not None:
-            verdict = self._authorize(identity, pattern)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
+            try:
+                verdict = self._authorize(identity, pattern)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+            except Exception:  # a broken hook refuses, loudly, rather than killing the connection
+                logger.exception(
+                    "realtime: the authorize hook failed on %r; the subscription is refused", pattern
+                )
+                return False
             return bool(verdict)
         if identity is not None:
             return True

@@ -57,7 +57,10 @@ class Connection:
         self._queue: deque[Item] = deque()
         self._queue_size = queue_size
         self._overflow = overflow
-        self._waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for messages
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = (
+            None  # a replay's, while it waits for room  # the writer's, while it waits for messages
+        )
         self.closed = asyncio.Event()
         self.dropped = 0
         self._gap = 0  # dropped since the last gap marker
@@ -128,6 +131,15 @@ class Connection:
         self.dropped += count
         self._wake()
 
+    async def room(self) -> None:
+        """Wait until the queue has room again (the writer took a batch) or the connection closes."""
+        while len(self._queue) >= self._queue_size and self.closing is None:
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+
     def _wake(self) -> None:
         """Resume the writer if it waits (a bare future: cheaper than an Event, set once per message)."""
         waiter = self._waiter
@@ -146,6 +158,9 @@ class Connection:
         if self.closing is None:
             self.closing = CloseRequest(code, reason)
         self._wake()
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
         self.closed.set()
 
     def _last_queued_id(self) -> str | None:
@@ -169,6 +184,9 @@ class Connection:
                 continue
             batch = list(queue)
             queue.clear()
+            drained = self._drained
+            if drained is not None and not drained.done():
+                drained.set_result(None)
             if self._gap:  # every drop came after what was queued: say so after it, and at once
                 batch.append((encode_message("gap", dropped=self._gap, last_id=self._gap_after), None, None))
                 self._gap = 0

@@ -68,7 +68,7 @@ def parse_id(value: object, *, field: str = "last_id") -> Position:
     """The :class:`Position` in a client's last id, or a :class:`ValidationError` naming ``field``."""
     if isinstance(value, str):
         epoch, _, number = value.rpartition("-")
-        if epoch and number.isdigit() and len(number) <= 18 and len(epoch) <= 64:
+        if epoch and number.isascii() and number.isdigit() and len(number) <= 18 and len(epoch) <= 64:
             return Position(epoch, int(number))
     raise ValidationError(
         f"{field} must be the id of an event this server sent, like 'k3f9a2c1-1042'; got {value!r}",

@@ -204,9 +204,12 @@ class Hub:
                     connection.position = replay.last
                     return
                 for entry in replay.entries:
-                    connection.epoch, connection.position = entry.epoch, entry.position
                     if connection.matches(entry.topic):
+                        await connection.room()  # a replay waits for the writer: it never overflows
+                        if connection.closing is not None:
+                            return
                         self._queue(connection, entry, encode_entry(entry))
+                    connection.epoch, connection.position = entry.epoch, entry.position
                 if not replay.entries or replay.entries[-1].position >= replay.last:
                     connection.epoch = replay.epoch
                     connection.position = max(connection.position, current.position)

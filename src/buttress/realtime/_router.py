@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Annotated, Any
 
@@ -37,14 +38,17 @@ from buttress.realtime._auth import (
     check_pattern,
 )
 from buttress.realtime._connection import Connection, Item
-from buttress.realtime._entry import encode_message, parse_id
+from buttress.realtime._entry import Position, encode_message, parse_id
 from buttress.realtime._hub import PING, Feed, Hub
 from buttress.realtime._realtime import Realtime
 
 __all__ = ["realtime_router"]
 
+logger = logging.getLogger("buttress.realtime")
+
 _SAMPLE = 7  # writes & _SAMPLE == 1: the delivery histogram sees the first write and then one in eight
 _CLOSE_WAIT = 1.0  # seconds a close may take on a client that stopped reading
+MAX_PATTERNS = 100  # per connection: each topic is matched against every pattern of every connection once
 _MAX_MESSAGE = 64 * 1024  # bytes of one client message; clients only send small control messages
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -161,9 +165,20 @@ class _Endpoint:
         connection.feeds = self.feeds
         return connection
 
-    async def subscribe(self, hub: Hub, connection: Connection, topics: list[str], last_id: object) -> None:
-        """Add the allowed ``topics``; refuse the others with an ``error``; replay after ``last_id`` once."""
+    async def subscribe(
+        self, hub: Hub, connection: Connection, topics: list[str], last_id: object
+    ) -> Position | None:
+        """Add the allowed ``topics``; refuse the others with an ``error``; where to replay from, if anywhere.
+
+        When it returns a position the connection already holds live events back, so that the replay
+        (:meth:`resume`, run while the writer drains the queue) comes first.
+        """
         patterns = [check_pattern(topic) for topic in topics]
+        if len(set(patterns) | set(connection.patterns)) > MAX_PATTERNS:
+            raise ValidationError(
+                f"topics: a connection follows at most {MAX_PATTERNS} patterns; use wildcards to cover more",
+                field="topics",
+            )
         position = parse_id(last_id) if last_id is not None else None
         first = not connection.patterns
         if position is not None and not first:
@@ -186,8 +201,19 @@ class _Endpoint:
             connection.patterns[pattern] = compile_pattern(pattern)
         hub.subscriptions_changed()
         connection.offer((encode_message("subscribed", topics=sorted(connection.patterns)), None, None))
-        if position is not None and allowed:
+        if position is None or not allowed:
+            return None
+        connection.replaying = True  # before any await: live events from now on wait for the replay
+        return position
+
+    async def resume(self, hub: Hub, connection: Connection, position: Position | None) -> None:
+        """Replay after ``position``; a log that cannot be read closes the connection with 1013."""
+        if position is None:
+            return
+        try:
             await hub.resume(connection, position)
+        except BackendUnavailable:
+            connection.close(1013, "the event log is unreachable; reconnect with the same last_id")
 
     # -- WebSocket -----------------------------------------------------------------------------------
 
@@ -242,24 +268,21 @@ class _Endpoint:
         query = websocket.query_params
         topics = query.getlist("topics")
         try:
-            if topics:
-                await self.subscribe(hub, connection, topics, query.get("last_id"))
+            position = await self.subscribe(hub, connection, topics, query.get("last_id")) if topics else None
         except ValidationError as exc:
             self.realtime.telemetry.rejected["invalid"].inc()
-            await _close(websocket, 1008, str(exc)[:120])
-            return
-        except BackendUnavailable:
-            await _close(websocket, 1013, "the event log is unreachable; reconnect with the same last_id")
+            await _close(websocket, 1008, str(exc))
             return
         writer = asyncio.create_task(self._write(websocket, connection))
+        replay = asyncio.create_task(self.resume(hub, connection, position))  # while the writer drains
         reader = asyncio.create_task(self._read(websocket, hub, connection))
         closing = asyncio.create_task(connection.closed.wait())
         try:
             await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (writer, reader, closing):
+            for task in (writer, replay, reader, closing):
                 task.cancel()
-            await asyncio.gather(writer, reader, closing, return_exceptions=True)
+            await asyncio.gather(writer, replay, reader, closing, return_exceptions=True)
         request = connection.closing
         if request is not None:
             await _close(websocket, request.code, request.reason)
@@ -284,16 +307,38 @@ class _Endpoint:
 
     async def _read(self, websocket: WebSocket, hub: Hub, connection: Connection) -> None:
         clock = self.realtime.clock
-        with contextlib.suppress(WebSocketDisconnect):
+        try:
             while True:
-                text = await websocket.receive_text()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:  # a binary frame: decoded the same way, or refused as invalid
+                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
                 connection.last_seen = clock.time()
                 await self._handle(hub, connection, text)
+        except WebSocketDisconnect:
+            return
+        except Exception:
+            logger.exception("realtime: reading from a client failed; closing it")
+            connection.close(1011, "the server failed reading a message")
 
     async def _handle(self, hub: Hub, connection: Connection, text: str) -> None:
+        if len(text) > _MAX_MESSAGE:
+            self.realtime.telemetry.rejected["invalid"].inc()
+            connection.offer(
+                (
+                    encode_message(
+                        "error", code="invalid", field="message", message="a message is at most 64 KiB"
+                    ),
+                    None,
+                    None,
+                )
+            )
+            return
         try:
-            message = json.loads(text) if len(text) <= _MAX_MESSAGE else None
-        except ValueError:
+            message = json.loads(text)
+        except (ValueError, RecursionError):
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "pong":
@@ -315,7 +360,9 @@ class _Endpoint:
             topics = message.get("topics")
             if not isinstance(topics, list) or not topics:
                 raise ValidationError("subscribe needs topics: a non-empty list of patterns", field="topics")
-            await self.subscribe(hub, connection, topics, message.get("last_id"))
+            await self.resume(
+                hub, connection, await self.subscribe(hub, connection, topics, message.get("last_id"))
+            )
         elif kind == "unsubscribe":
             topics = message.get("topics")
             for topic in topics if isinstance(topics, list) else ():
@@ -335,8 +382,12 @@ class _Endpoint:
             raise ValidationError("this connection is authenticated already", field="token")
         if connection.patterns:
             raise ValidationError("send auth before the first subscribe", field="token")
+        if not isinstance(token, str) or not token:
+            raise ValidationError(
+                'auth needs a token: {"type": "auth", "token": "<admin token or JWT>"}', field="token"
+            )
         try:
-            identity = self.policy.identify(token if isinstance(token, str) else "")
+            identity = self.policy.identify(token)
         except AdminAuthError as exc:
             self.realtime.telemetry.rejected["auth"].inc()
             connection.close(1008, str(exc))
@@ -388,8 +439,14 @@ class _Endpoint:
         for pattern in patterns:
             if not await self.policy.allows(identity, pattern):
                 realtime.telemetry.rejected["forbidden"].inc()
-                status = 403 if identity is not None else 401
-                return _problem(status, "forbidden", f"not allowed to follow {pattern!r}")
+                if identity is not None:
+                    return _problem(403, "forbidden", f"not allowed to follow {pattern!r}")
+                return _problem(
+                    401,
+                    "unauthorized",
+                    f"{pattern!r} needs a token: send 'Authorization: Bearer <token>'",
+                    {"WWW-Authenticate": 'Bearer realm="buttress"'},
+                )
         hub = realtime.hub()
         connection = self.connection("sse", identity)
         refusal = hub.admit(connection)
@@ -411,24 +468,18 @@ class _Endpoint:
         try:
             await hub.ready()
             yield "retry: 2000\n\n"
+            position = await self.subscribe(hub, connection, patterns, resume_from)
+            replay = asyncio.create_task(self.resume(hub, connection, position))  # while this drains
             try:
-                await self.subscribe(hub, connection, patterns, resume_from)
-            except BackendUnavailable:
-                yield _sse_item(
-                    (
-                        encode_message("error", code="unavailable", message="the event log is unreachable"),
-                        None,
-                        None,
-                    )
-                )
-                return
-            async for batch in connection.batches():
-                yield "".join([_sse_item(item) for item in batch])
-                now = clock.time()
-                telemetry.sent["sse"].inc(len(batch))
-                oldest = _oldest(batch)
-                if oldest is not None:
-                    telemetry.delivery.observe(max(0.0, now - oldest))
+                async for batch in connection.batches():
+                    yield "".join([_sse_item(item) for item in batch])
+                    now = clock.time()
+                    telemetry.sent["sse"].inc(len(batch))
+                    oldest = _oldest(batch)
+                    if oldest is not None:
+                        telemetry.delivery.observe(max(0.0, now - oldest))
+            finally:
+                replay.cancel()
         finally:
             hub.leave(connection)
             self.realtime.release(hub)
@@ -469,8 +520,13 @@ def _problem(status: int, code: str, detail: str, headers: dict[str, str] | None
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
+def _reason(text: str) -> str:
+    """``text`` cut to the 123 UTF-8 bytes a close frame can carry (on a character boundary)."""
+    return text.encode()[:123].decode(errors="ignore")
+
+
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state == WebSocketState.DISCONNECTED:
         return
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(websocket.close(code, reason[:120]), _CLOSE_WAIT)
+        await asyncio.wait_for(websocket.close(code, _reason(reason)), _CLOSE_WAIT)
