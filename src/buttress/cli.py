@@ -132,6 +132,7 @@ def serve(
         port=port if port is not None else settings.server.port,
         log_config=None,  # keep the handler configure_logging installed: one format for every line
         ws="websockets-sansio",  # the realtime endpoints; uvicorn's "auto" picks its deprecated legacy one
+        timeout_graceful_shutdown=5,  # an open SSE stream would otherwise hold the shutdown until it ends
     )
 
 
