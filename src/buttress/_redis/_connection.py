@@ -179,10 +179,14 @@ class RedisConnection:
 
     async def aclose(self) -> None:
         """Close the running loop's async client, then the sync pool."""
+        await self.aclose_loop()
+        self.close()
+
+    async def aclose_loop(self) -> None:
+        """Close the running loop's async client only (that loop is stopping; other users go on)."""
         client = self._async_clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
-        self.close()
 
     # -- running commands ---------------------------------------------------------------------------
 

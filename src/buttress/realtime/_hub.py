@@ -8,6 +8,7 @@ tick of ``exp``), that went idle or stalled, sends heartbeats, and runs the endp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,10 @@ class Hub:
             connection.close(1001, "the server is stopping")
         if tasks:
             await asyncio.wait(tasks, timeout=_STOP_WAIT)
+        release = getattr(self.log, "release_loop", None)  # a log with connections per event loop
+        if release is not None:
+            with contextlib.suppress(Exception):
+                await release()
 
     async def _follow(self) -> None:
         while True:

@@ -582,6 +582,11 @@ class RedisTopicLog:
         self._redis.close()
         self._reader.close()
 
+    async def release_loop(self) -> None:
+        """Close the running loop's connections (a server on that loop is stopping); the log stays open."""
+        await self._redis.aclose_loop()
+        await self._reader.aclose_loop()
+
     async def aclose(self) -> None:
         """:meth:`close`, and the running loop's connections closed too (call it on the followers' loop)."""
         self.close()
