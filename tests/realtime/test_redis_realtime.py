@@ -68,8 +68,9 @@ async def test_an_event_published_in_one_process_reaches_a_client_of_another_and
 
 
 @pytest.mark.skip(
-    reason="under coverage (CI's run) this storm saw a `reset` and left two Redis connections of the server's "
-    "loop unclosed; passes without coverage. Open in issue 17's note, to be found before it runs in CI again."
+    reason="under coverage (CI's run) this storm saw a `reset` and left two Redis connections of the "
+    "server's loop unclosed; passes without coverage. Open in issue 17's note, to be found before it "
+    "runs in CI again."
 )
 async def test_a_thousand_reconnects_with_resume_on_redis(redis_url: str) -> None:
     with _redis_log(redis_url, retention=1_000_000) as log, realtime_server(log=log) as (realtime, server):
