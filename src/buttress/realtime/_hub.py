@@ -147,12 +147,9 @@ class Hub:
         """Register ``connection``, or say why it cannot be (a connection limit)."""
         if len(self.connections) >= self.settings.max_connections:
             return f"this server holds its limit of {self.settings.max_connections} connections"
-        subject = connection.subject
-        if subject is not None:
-            count = self._per_subject.get(subject, 0)
-            if count >= self.settings.max_connections_per_user:
-                return f"this user holds the limit of {self.settings.max_connections_per_user} connections"
-            self._per_subject[subject] = count + 1
+        refusal = self._count_subject(connection.subject)
+        if refusal is not None:
+            return refusal
         self.connections.add(connection)
         self.telemetry.connections[connection.transport].inc()
         self._routes.clear()
@@ -160,13 +157,19 @@ class Hub:
 
     def identify(self, connection: Connection, identity: Identity) -> str | None:
         """Give ``connection`` its identity (a first-message auth), or say which limit refuses it."""
-        subject = identity.subject
-        if subject is not None:
-            count = self._per_subject.get(subject, 0)
-            if count >= self.settings.max_connections_per_user:
-                return f"this user holds the limit of {self.settings.max_connections_per_user} connections"
-            self._per_subject[subject] = count + 1
-        connection.identity = identity
+        refusal = self._count_subject(identity.subject)
+        if refusal is None:
+            connection.identity = identity
+        return refusal
+
+    def _count_subject(self, subject: str | None) -> str | None:
+        """Count one more connection of ``subject`` (anonymous: not counted), or say the limit refuses it."""
+        if subject is None:
+            return None
+        count = self._per_subject.get(subject, 0)
+        if count >= self.settings.max_connections_per_user:
+            return f"this user holds the limit of {self.settings.max_connections_per_user} connections"
+        self._per_subject[subject] = count + 1
         return None
 
     def leave(self, connection: Connection) -> None:
