@@ -109,7 +109,8 @@ INVALID = {
 }
 PROBLEM_LINES = (
     "Invalid configuration (3 problems):\n"
-    f"  BUTTRESS_REDIS_URL='http://u:{MASK}@cache': a URL starting with redis://, rediss:// or unix:// "
+    f"  BUTTRESS_REDIS_URL='http://u:{MASK}@cache': a URL starting with redis://, rediss://, unix://, "
+    "redis+sentinel:// or redis+cluster:// "
     "(example: BUTTRESS_REDIS_URL=redis://127.0.0.1:6379/0)\n"
     "  BUTTRESS_LOGGING__LEVEL='LOUD': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' "
     "(example: BUTTRESS_LOGGING__LEVEL=DEBUG)\n"

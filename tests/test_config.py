@@ -193,8 +193,8 @@ def test_every_bad_variable_is_reported_at_once() -> None:
             "'production' (example: BUTTRESS_APP__ENVIRONMENT=production)"
         ),
         (
-            "  - BUTTRESS_REDIS_URL='http://cache:6379': a URL starting with redis://, rediss:// or "
-            "unix:// (example: BUTTRESS_REDIS_URL=redis://127.0.0.1:6379/0)"
+            "  - BUTTRESS_REDIS_URL='http://cache:6379': a URL starting with redis://, rediss://, "
+            "unix://, redis+sentinel:// or redis+cluster:// (example: BUTTRESS_REDIS_URL=redis://127.0.0.1:6379/0)"
         ),
         (
             "  - BUTTRESS_DATABASE_URL='nope': a SQLAlchemy URL such as "

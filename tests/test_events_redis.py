@@ -253,7 +253,9 @@ def test_malformed_messages_are_counted_and_skipped(
 
 def test_urls_are_validated_and_passwords_masked() -> None:
     for bad in ("http://localhost:6379", "localhost:6379", "redis://[::1", 6379):
-        with pytest.raises(ValidationError, match="redis://, rediss:// or unix://") as info:
+        with pytest.raises(
+            ValidationError, match=r"redis://, rediss://, unix://, redis\+sentinel:// or redis\+cluster://"
+        ) as info:
             RedisTransport(bad)  # type: ignore[arg-type]
         assert info.value.field == "redis_url"
     with pytest.raises(ValidationError, match="not a valid Redis URL") as info:

@@ -12,8 +12,10 @@ from buttress._redis import (
     RedisConnection,
     check_prefix,
     check_url,
+    hosts,
     mask_text,
     mask_url,
+    topology,
 )
 from buttress._redis._client import module
 from buttress.errors import ValidationError
@@ -26,7 +28,10 @@ def test_redis_urls_pass(url: str) -> None:
 
 @pytest.mark.parametrize("bad", ["http://localhost:6379", "localhost:6379", "redis://[::1", 6379, None])
 def test_other_urls_name_the_field_and_the_fix(bad: object) -> None:
-    with pytest.raises(ValidationError, match=r"must be a redis://, rediss:// or unix:// URL") as info:
+    with pytest.raises(
+        ValidationError,
+        match=r"must be a redis://, rediss://, unix://, redis\+sentinel:// or redis\+cluster:// URL",
+    ) as info:
         check_url(bad, "redis_url")
     assert info.value.field == "redis_url"
     assert "e.g. redis://127.0.0.1:6379/0" in str(info.value)
@@ -95,3 +100,24 @@ def test_a_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
         module()
     with pytest.raises(MissingExtra, match=r"buttress\[redis\]"):
         RedisConnection("redis://127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", "standalone"),
+        ("unix:///run/redis.sock", "standalone"),
+        ("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/0", "sentinel"),
+        ("REDIS+CLUSTER://10.0.0.1:7000,10.0.0.2:7001", "cluster"),
+    ],
+)
+def test_the_scheme_names_the_topology(url: str, expected: str) -> None:
+    assert topology(check_url(url)) == expected
+
+
+def test_every_host_of_a_seed_list_is_checked_and_listed() -> None:
+    url = "redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001"
+    assert hosts(url) == ["10.0.0.1:7000", "10.0.0.2:7001"]
+    with pytest.raises(ValidationError, match="not a valid Redis URL") as info:
+        check_url("redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:port")
+    assert "s3cret" not in str(info.value)

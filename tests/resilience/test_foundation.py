@@ -140,7 +140,10 @@ _ECHO_NOW = Script(LUA_NOW + "redis.call('SET', KEYS[1], fmt(now), 'PX', 60000) 
 
 
 def test_redis_state_validates_its_arguments(redis_url: str) -> None:
-    with pytest.raises(ValidationError, match="must be a redis://, rediss:// or unix:// URL"):
+    with pytest.raises(
+        ValidationError,
+        match="must be a redis://, rediss://, unix://, redis\\+sentinel:// or redis\\+cluster:// URL",
+    ):
         RedisState("http://x")
     with pytest.raises(ValidationError, match="prefix"):
         RedisState(redis_url, prefix="a b")

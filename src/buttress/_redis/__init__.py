@@ -1,7 +1,7 @@
 """The Redis layer: the one place buttress connects to Redis (cache, resilience and events all use it).
 
-- URLs: :func:`check_url` (a ValidationError naming the field) and :func:`mask_url` (the password masked in
-  every message and repr).
+- URLs: :func:`check_url` (a ValidationError naming the field), :func:`mask_url` (the password masked in
+  every message and repr) and :func:`topology` (standalone, Sentinel or cluster, by the URL's scheme).
 - Keys: every owner takes a ``prefix`` (:func:`check_prefix`); keys are ``<prefix>:<...>``.
 - :class:`RedisConnection`: a sync pool and one ``redis.asyncio`` client per event loop, with one timeout
   default, one pool policy and one reconnect rule (:mod:`buttress._redis._client`); ``run``/``arun`` a
@@ -21,7 +21,17 @@ from buttress._redis._connection import UNAVAILABLE, Plan, RedisConnection, exec
 from buttress._redis._pubsub import PubSubConnections
 from buttress._redis._script import LUA_NOW, Script, script_names
 from buttress._redis._subscriber import Subscriber, glob_escape
-from buttress._redis._url import EXAMPLE_URL, check_prefix, check_url, mask_text, mask_url
+from buttress._redis._url import (
+    EXAMPLE_URL,
+    SCHEMES,
+    Topology,
+    check_prefix,
+    check_url,
+    hosts,
+    mask_text,
+    mask_url,
+    topology,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -29,20 +39,24 @@ __all__ = [
     "LUA_NOW",
     "POOL_SIZE",
     "POOL_WAIT",
+    "SCHEMES",
     "UNAVAILABLE",
     "Plan",
     "PubSubConnections",
     "RedisConnection",
     "Script",
     "Subscriber",
+    "Topology",
     "check_prefix",
     "check_url",
     "execute",
     "glob_escape",
+    "hosts",
     "mask_text",
     "mask_url",
     "ping",
     "pipeline",
     "plain_client",
     "script_names",
+    "topology",
 ]

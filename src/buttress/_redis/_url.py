@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from buttress.errors import MASK, ValidationError
 
-__all__ = ["EXAMPLE_URL", "check_prefix", "check_url", "invalid_url", "mask_text", "mask_url"]
+__all__ = [
+    "EXAMPLE_URL",
+    "SCHEMES",
+    "Topology",
+    "check_prefix",
+    "check_url",
+    "hosts",
+    "invalid_url",
+    "mask_text",
+    "mask_url",
+    "topology",
+]
 
 EXAMPLE_URL = "redis://127.0.0.1:6379/0"
-_SCHEMES = ("redis", "rediss", "unix")
+Topology = Literal["standalone", "sentinel", "cluster"]
+"""How the servers behind a URL are arranged: one server, a primary found through Sentinel, or a cluster."""
+
+_TOPOLOGIES: Final[dict[str, Topology]] = {
+    "redis": "standalone",
+    "rediss": "standalone",
+    "unix": "standalone",
+    "redis+sentinel": "sentinel",
+    "rediss+sentinel": "sentinel",
+    "redis+cluster": "cluster",
+    "rediss+cluster": "cluster",
+}
+SCHEMES: Final = tuple(_TOPOLOGIES)
+"""Every scheme a Redis URL may have. ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``
+names sentinels and a service; ``redis+cluster://[:password@]host:port[,host:port...]`` names seed nodes."""
 
 
 def mask_url(url: str) -> str:
@@ -43,6 +69,11 @@ def mask_text(text: str, url: str) -> str:
     return text
 
 
+def topology(url: str) -> Topology:
+    """The topology a checked URL names by its scheme (:data:`SCHEMES`)."""
+    return _TOPOLOGIES[urlsplit(url).scheme.lower()]
+
+
 def check_url(url: object, field: str = "url") -> str:
     """``url`` if it is a Redis URL redis-py can parse, else a ValidationError naming ``field``."""
     scheme = None
@@ -51,17 +82,30 @@ def check_url(url: object, field: str = "url") -> str:
             scheme = urlsplit(url).scheme
         except ValueError:
             scheme = None
-    if not isinstance(url, str) or scheme not in _SCHEMES:
+    if not isinstance(url, str) or scheme is None or scheme.lower() not in _TOPOLOGIES:
         shown = repr(mask_url(url)) if isinstance(url, str) else repr(url)
         raise ValidationError(
-            f"{field} must be a redis://, rediss:// or unix:// URL, got {shown}; e.g. {EXAMPLE_URL}",
+            f"{field} must be a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL, "
+            f"got {shown}; e.g. {EXAMPLE_URL}",
             field=field,
         )
     try:
-        _ = urlsplit(url).port  # a port that is not a number raises here, not on the first call
+        _check_ports(url)  # a port that is not a number raises here, not on the first call
     except ValueError as exc:
         raise invalid_url(url, exc, field) from None
     return url
+
+
+def _check_ports(url: str) -> None:
+    """Raise ValueError for a port that is not a number in 1-65535, in each of the URL's ``host:port``s."""
+    for address in hosts(url):
+        _ = urlsplit(f"redis://{address}").port
+
+
+def hosts(url: str) -> list[str]:
+    """The ``host[:port]`` items of a URL's authority (several for Sentinel and cluster seed lists)."""
+    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    return [item for item in netloc.split(",") if item]
 
 
 def invalid_url(url: str, exc: Exception, field: str = "url") -> ValidationError:

@@ -40,7 +40,15 @@ from buttress.config._unknown import WithoutUnknownKeys
 
 __all__ = ["DATABASE_SCHEMES", "Settings", "setting_fields"]
 
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES: Final = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 _SQLALCHEMY_URL: Final = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:\+[A-Za-z0-9_]+)?)://")
 # What the data layer can open with the drivers buttress ships (psycopg 3, sqlite3, aiosqlite); a bare
 # postgresql:// or postgres:// gets psycopg 3.
@@ -98,7 +106,8 @@ class Settings(BaseSettings):
     def _check_redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.lower().startswith(_REDIS_SCHEMES):
             raise PydanticCustomError(
-                "redis_url_scheme", "a URL starting with redis://, rediss:// or unix://"
+                "redis_url_scheme",
+                "a URL starting with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
             )
         return value
 
