@@ -67,11 +67,6 @@ async def test_an_event_published_in_one_process_reaches_a_client_of_another_and
     assert [event["data"]["n"] for event in replayed] == [2, 3, 4]
 
 
-@pytest.mark.skip(
-    reason="under coverage (CI's run) this storm saw a `reset` and left two Redis connections of the "
-    "server's loop unclosed; passes without coverage. Open in issue 17's note, to be found before it "
-    "runs in CI again."
-)
 async def test_a_thousand_reconnects_with_resume_on_redis(redis_url: str) -> None:
     with _redis_log(redis_url, retention=1_000_000) as log, realtime_server(log=log) as (realtime, server):
         received, published, resets = await _resume_storm(realtime, server)
@@ -79,11 +74,6 @@ async def test_a_thousand_reconnects_with_resume_on_redis(redis_url: str) -> Non
     assert received == published[published.index(received[0]) :]
 
 
-@pytest.mark.skip(
-    reason="under coverage one run in five timed out waiting for the events after the restart (the "
-    "log-level restart test in test_redis_log.py runs); open in issue 17's note, to be found before it "
-    "runs in CI again."
-)
 async def test_a_redis_restart_mid_stream_loses_nothing(tmp_path: Path) -> None:
     with (
         RedisServer(tmp_path) as server_process,

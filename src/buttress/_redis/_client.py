@@ -20,14 +20,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from buttress._extras import require
+from buttress._extras import MissingExtra, require
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     import redis
 
-__all__ = ["DEFAULT_TIMEOUT", "POOL_SIZE", "POOL_WAIT", "module", "ping", "plain_client", "pool_options"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "module",
+    "no_maintenance_notifications",
+    "ping",
+    "plain_client",
+    "pool_options",
+]
 
 DEFAULT_TIMEOUT: Final = 0.5
 POOL_SIZE: Final = 50
@@ -52,7 +61,23 @@ def pool_options(timeout: float, max_connections: int, *, is_async: bool = False
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": retry.Retry(backoff.NoBackoff(), 1, supported_errors=(exceptions.ConnectionError,)),
+        **no_maintenance_notifications(),
     }
+
+
+def no_maintenance_notifications() -> dict[str, Any]:
+    """Connection options that turn off redis-py's maintenance notifications (redis-py 8 and later).
+
+    They follow a managed Redis's planned upgrades, which buttress does not use; left on (redis-py's
+    default with RESP3) every new connection spends a round trip on ``CLIENT MAINT_NOTIFICATIONS``,
+    which Redis 7 refuses, and a pooled connection is handed out without the check that it holds no
+    unread reply.
+    """
+    try:
+        notifications = module("redis.maint_notifications")
+    except MissingExtra:  # an older redis-py has none to turn off
+        return {}
+    return {"maint_notifications_config": notifications.MaintNotificationsConfig(enabled=False)}
 
 
 def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
@@ -67,6 +92,7 @@ def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
         socket_timeout=timeout,
         retry=module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
         health_check_interval=0,
+        **no_maintenance_notifications(),
     )
     return client
 

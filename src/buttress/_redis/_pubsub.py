@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from buttress._redis._client import DEFAULT_TIMEOUT, module
+from buttress._redis._client import DEFAULT_TIMEOUT, module, no_maintenance_notifications
 from buttress._redis._url import check_url, invalid_url, mask_url
 
 __all__ = ["PubSubConnections"]
@@ -28,6 +28,7 @@ class PubSubConnections:
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
             "retry": no_retry,  # the owner reconnects, with backoff on its clock
+            **no_maintenance_notifications(),
         }
         try:
             self._sender = redis_module.ConnectionPool.from_url(url, **options)

@@ -72,6 +72,8 @@ class Hub:
         self._arrived = asyncio.Event()
         self.epoch: str | None = None
         self._position = 0  # of the newest entry dispatched
+        self.idle_since = clock.monotonic()
+        """When the last connection left (the injected clock's monotonic time); see ``Realtime.release``."""
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -110,14 +112,20 @@ class Hub:
                 await release()
 
     async def _follow(self) -> None:
+        followed: Position | None = None  # the newest entry handed to the inbox
         while True:
             try:
-                start = await self.log.read_after(Position("", 0), 0)  # learns the epoch and newest position
-                self.epoch, self._position = start.epoch, start.last
+                if followed is None:
+                    start = await self.log.read_after(Position("", 0), 0)  # the epoch and newest position
+                    self.epoch, self._position = start.epoch, start.last
+                    followed = Position(start.epoch, start.last)
                 self._started.set()
-                async for entries in self.log.follow(Position(start.epoch, start.last)):
+                # After a failure the follower starts again where it stopped: what was appended
+                # meanwhile still reaches the connections, late but not lost.
+                async for entries in self.log.follow(followed):
                     self._inbox.extend(entries)
                     self._arrived.set()
+                    followed = Position(entries[-1].epoch, entries[-1].position)
             except asyncio.CancelledError:
                 raise
             except BackendUnavailable:

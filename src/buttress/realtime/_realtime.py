@@ -81,12 +81,22 @@ class Realtime:
     def release(self, hub: Hub) -> None:
         """Stop ``hub`` when it has had no connection for ``LINGER`` seconds (reconnects find it running)."""
         if not hub.connections:
+            hub.idle_since = self.clock.monotonic()
             hub.loop.call_later(LINGER, self._stop_if_idle, hub)
 
     def _stop_if_idle(self, hub: Hub) -> None:
-        if not hub.connections and self._hubs.get(hub.loop) is hub:
-            del self._hubs[hub.loop]
-            hub.loop.create_task(hub.aclose())
+        """Stop ``hub`` if it has been idle for ``LINGER`` seconds *without a break*.
+
+        Each release schedules this check; a hub whose clients come and go is idle for an instant at
+        many moments, and stopping it at one of them would end its follower under the new hub that the
+        next connection makes. A later release's own check decides instead.
+        """
+        if hub.connections or self._hubs.get(hub.loop) is not hub:
+            return
+        if self.clock.monotonic() - hub.idle_since < LINGER:
+            return
+        del self._hubs[hub.loop]
+        hub.loop.create_task(hub.aclose())
 
     def stats(self) -> dict[str, Any]:
         hubs = [hub.stats() for hub in list(self._hubs.values())]

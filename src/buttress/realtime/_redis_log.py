@@ -534,7 +534,9 @@ class RedisTopicLog:
     # -- replaying -----------------------------------------------------------------------------------
 
     async def read_after(self, position: Position, limit: int) -> Replay:
-        reply = await self._redis.acall(self._replay_commands, position.position, limit)
+        # Shielded: a client that leaves mid-resume cancels its handler, and redis-py cancelled while
+        # it connects can hand the half-made connection to the next caller. The read finishes instead.
+        reply = await asyncio.shield(self._redis.acall(self._replay_commands, position.position, limit))
         if reply is UNAVAILABLE:
             raise BackendUnavailable(
                 f"the Redis topic log at {self.url} is unreachable ({self._redis.last_error}); "
