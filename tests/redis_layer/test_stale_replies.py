@@ -24,11 +24,8 @@ async def test_a_command_cancelled_before_its_reply_never_answers_the_next_one(
     redis_url: str, pipelined: bool
 ) -> None:
     """A caller cancelled while its command waits in Redis leaves that reply on the socket; the pool
-    must not hand the socket to the next command, which would read the stale reply as its own.
-
-    redis-py skips that check while its maintenance notifications are on (its default with RESP3), so
-    the Redis layer turns them off: they serve managed Redis upgrades, which buttress does not follow.
-    """
+    must not hand the socket to the next command, which would read the stale reply as its own (the
+    realtime hub's resumes are cancelled this way whenever a client leaves mid-replay)."""
     connection = RedisConnection(redis_url, prefix="buttress-test-stale", max_connections=1)
     key, other = connection.key("list"), connection.key("value")
     plain = redis.Redis.from_url(redis_url)
