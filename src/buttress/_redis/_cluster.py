@@ -17,6 +17,8 @@ standalone one where it can be:
 The wrappers also make the commands the owners send work across slots: ``MGET``/``UNLINK``/``DEL``/
 ``EXISTS``/``TOUCH`` with keys in several slots are split per slot into one pipeline and their replies
 merged, and ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits).
+
+Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get their own, smaller pieces.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from urllib.parse import unquote, urlsplit
 from buttress._redis._client import module
 from buttress._redis._url import hosts
 
-__all__ = ["AsyncClusterClient", "ClusterClient", "cluster_errors", "seed_nodes", "split_url"]
+__all__ = [
+    "AsyncClusterClient",
+    "ClusterClient",
+    "ClusterProbe",
+    "SeedRotation",
+    "cluster_errors",
+    "seed_nodes",
+    "seed_pools",
+    "split_url",
+]
 
 _MULTI_KEY: Final = frozenset({"MGET", "UNLINK", "DEL", "EXISTS", "TOUCH"})
 _NODE_SHIFT: Final = 64  # a SCAN cursor is (index of the primary << 64) | that primary's own cursor
@@ -72,14 +83,16 @@ def cluster_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _options(url: str, timeout: float, max_connections: int, *, is_async: bool) -> dict[str, Any]:
+def _options(
+    url: str, timeout: float, max_connections: int, *, is_async: bool, retries: int = _RETRIES
+) -> dict[str, Any]:
     retry = module("redis.asyncio.retry" if is_async else "redis.retry")
     return {
         **split_url(url),
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "max_connections": max_connections,
-        "retry": retry.Retry(module("redis.backoff").NoBackoff(), _RETRIES),
+        "retry": retry.Retry(module("redis.backoff").NoBackoff(), retries),
     }
 
 
@@ -121,10 +134,10 @@ def _scan_reply(primaries: list[Any], index: int, reply: Any) -> tuple[int, list
 class ClusterClient:
     """The sync ``RedisCluster`` behind a cluster URL, built on first use; see the module docstring."""
 
-    def __init__(self, url: str, timeout: float, max_connections: int) -> None:
+    def __init__(self, url: str, timeout: float, max_connections: int, *, retries: int = _RETRIES) -> None:
         self._make: Callable[[], Any] = lambda: module("redis.cluster").RedisCluster(
             startup_nodes=[module("redis.cluster").ClusterNode(host, port) for host, port in seed_nodes(url)],
-            **_options(url, timeout, max_connections, is_async=False),
+            **_options(url, timeout, max_connections, is_async=False, retries=retries),
         )
         self._cluster: Any = None
         self._lock = threading.Lock()
@@ -211,3 +224,58 @@ class AsyncClusterClient:
 
     async def aclose(self) -> None:
         await self._cluster.aclose()
+
+
+class ClusterProbe:
+    """A health check's view of a cluster: PING every primary, one attempt, nothing retried."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._client = ClusterClient(url, timeout, 2, retries=0)
+
+    def ping(self) -> bool:
+        """True when every primary answers (a primary down is a part of the keyspace unserved)."""
+        cluster = self._client.cluster()
+        return bool(cluster.ping(target_nodes=cluster.PRIMARIES))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def seed_pools(url: str, options: dict[str, Any]) -> list[Any]:
+    """One never-used ``redis.ConnectionPool`` per seed node, to make raw connections from."""
+    redis_module = module()
+    settings = {**options, **split_url(url)}
+    if settings.pop("ssl"):
+        settings["connection_class"] = redis_module.SSLConnection
+    return [redis_module.ConnectionPool(host=host, port=port, **settings) for host, port in seed_nodes(url)]
+
+
+class SeedRotation:
+    """Connections to the first seed node that answers, starting from the last one that did.
+
+    Plain ``PUBLISH``/``PSUBSCRIBE`` work on any node of a cluster (a message is forwarded to every
+    node), so a pub/sub connection needs just one live node; a dead seed costs one refused connect.
+    """
+
+    def __init__(self, pools: list[Any]) -> None:
+        self._pools = pools
+        self._next = 0
+
+    def connect(self) -> Any:
+        """A connected connection to a live seed; the last seed's error when none answers."""
+        error: Exception = module("redis.exceptions").ConnectionError("no seed node")
+        for step in range(len(self._pools)):
+            index = (self._next + step) % len(self._pools)
+            connection = self._pools[index].make_connection()
+            try:
+                connection.connect()
+            except Exception as exc:  # noqa: BLE001 - try the next seed; the last error is raised
+                error = exc
+                continue
+            self._next = index
+            return connection
+        raise error
+
+    def disconnect(self) -> None:
+        for pool in self._pools:
+            pool.disconnect()
