@@ -15,8 +15,6 @@ import binascii
 import functools
 from typing import Final
 
-from buttress._redis._client import module
-
 __all__ = ["SLOTS", "key_slot", "slot_tag"]
 
 SLOTS: Final = 16384
@@ -43,6 +41,11 @@ def slot_tag(slot: int) -> str:
 
 
 def key_slot(key: str) -> int:
-    """The cluster slot of ``key`` (its ``{hash tag}`` if it has one, as Redis computes it)."""
-    slot: int = module("redis.crc").key_slot(key.encode())
-    return slot
+    """The cluster slot of ``key``: CRC16 of its ``{hash tag}`` if it has a non-empty one, else of it all."""
+    data = key.encode()
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    return binascii.crc_hqx(data, 0) % SLOTS
