@@ -174,12 +174,13 @@ class _Missed:
 class RedisBackend:
     """A cache backend on Redis (redis-py, pooled), serving from memory while Redis is unreachable.
 
-    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL; ``prefix`` starts every key so several
-    services share one Redis. ``serializer`` turns values into bytes (JSON by default; msgpack, or pickle
-    signed with a key). ``socket_timeout`` bounds how long a call waits on a Redis that hangs before it is
-    served from ``fallback`` instead. Sync callers share one connection pool of ``max_connections``;
-    each event loop gets its own ``redis.asyncio`` client. The connection, its timeout default, pool and
-    reconnect rule are the Redis layer's (:mod:`buttress._redis`); this backend adds the fallback.
+    ``url`` is a ``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://`` URL; ``prefix``
+    starts every key so several services share one Redis. ``serializer`` turns values into bytes (JSON by
+    default; msgpack, or pickle signed with a key). ``socket_timeout`` bounds how long a call waits on a
+    Redis that hangs before it is served from ``fallback`` instead. Sync callers share one connection pool
+    of ``max_connections``; each event loop gets its own ``redis.asyncio`` client. The connection, its
+    timeout default, pool and reconnect rule are the Redis layer's (:mod:`buttress._redis`); this
+    backend adds the fallback.
 
     An async call served from memory (an outage) does not suspend, as no in-process cache call does.
     """
