@@ -24,7 +24,7 @@ Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -96,17 +96,29 @@ def _options(
     }
 
 
-def _by_slot(keys: Sequence[Any]) -> dict[int, list[Any]]:
+def _split(cluster: Any, args: tuple[Any, ...]) -> tuple[Any, dict[int, list[Any]]] | None:
+    """For a multi-key command whose keys span slots: a pipeline of one command per slot, and the keys
+    of each; None for any other command (it goes to redis-py as it is)."""
+    name = str(args[0]).upper()
+    if name not in _MULTI_KEY or len(args) <= 2:
+        return None
     key_slot = module("redis.crc").key_slot
     groups: dict[int, list[Any]] = {}
-    for key in keys:
+    for key in args[1:]:
         groups.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
-    return groups
+    if len(groups) == 1:
+        return None
+    pipe = cluster.pipeline()
+    for group in groups.values():
+        pipe.execute_command(name, *group)
+    return pipe, groups
 
 
-def _merge(name: str, keys: Sequence[Any], groups: dict[int, list[Any]], replies: list[Any]) -> Any:
-    if name != "MGET":
+def _merge(args: tuple[Any, ...], groups: dict[int, list[Any]], replies: list[Any]) -> Any:
+    """The reply the command would have had on one server: MGET's values in order, else the sum."""
+    if str(args[0]).upper() != "MGET":
         return sum(replies)
+    keys = args[1:]
     found = {
         key: value
         for group, reply in zip(groups.values(), replies, strict=True)
@@ -154,15 +166,10 @@ class ClusterClient:
 
     def execute_command(self, *args: Any) -> Any:
         cluster = self.cluster()
-        name = str(args[0]).upper()
-        if name in _MULTI_KEY and len(args) > 2:
-            groups = _by_slot(args[1:])
-            if len(groups) > 1:
-                pipe = cluster.pipeline()
-                for group in groups.values():
-                    pipe.execute_command(name, *group)
-                return _merge(name, args[1:], groups, pipe.execute())
-        elif name == "SCAN":
+        split = _split(cluster, args)
+        if split is not None:
+            return _merge(args, split[1], split[0].execute())
+        if str(args[0]).upper() == "SCAN":
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):
                 return 0, []
@@ -177,9 +184,6 @@ class ClusterClient:
     def script_load(self, source: str) -> Any:
         """``SCRIPT LOAD`` on every primary (a promoted replica has none of the scripts)."""
         return self.cluster().script_load(source)
-
-    def ping(self) -> bool:
-        return bool(self.cluster().ping())
 
     def close(self) -> None:
         if self._cluster is not None:
@@ -198,15 +202,10 @@ class AsyncClusterClient:
 
     async def execute_command(self, *args: Any) -> Any:
         cluster = self._cluster
-        name = str(args[0]).upper()
-        if name in _MULTI_KEY and len(args) > 2:
-            groups = _by_slot(args[1:])
-            if len(groups) > 1:
-                pipe = cluster.pipeline()
-                for group in groups.values():
-                    pipe.execute_command(name, *group)
-                return _merge(name, args[1:], groups, await pipe.execute())
-        elif name == "SCAN":
+        split = _split(cluster, args)
+        if split is not None:
+            return _merge(args, split[1], await split[0].execute())
+        if str(args[0]).upper() == "SCAN":
             if cluster._initialize:  # the primaries are known once it has read the topology
                 await cluster.initialize()
             primaries, index, own, rest = _scan_args(cluster, args)
