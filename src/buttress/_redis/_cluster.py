@@ -16,7 +16,8 @@ standalone one where it can be:
 
 The wrappers also make the commands the owners send work across slots: ``MGET``/``UNLINK``/``DEL``/
 ``EXISTS``/``TOUCH`` with keys in several slots are split per slot into one pipeline and their replies
-merged, and ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits).
+merged, ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits), and a bare
+``PING`` (an outage probe) asks every primary, so a probe passes only once every slot is served again.
 
 Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get their own, smaller pieces.
 """
@@ -175,6 +176,8 @@ class ClusterClient:
                 return 0, []
             reply = cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
             return _scan_reply(primaries, index, reply)
+        if args == ("PING",):  # an outage probe: the cluster is back when every primary answers
+            return cluster.execute_command("PING", target_nodes=cluster.PRIMARIES)
         return cluster.execute_command(*args)
 
     def pipeline(self, transaction: bool = False) -> Any:
@@ -205,14 +208,16 @@ class AsyncClusterClient:
         split = _split(cluster, args)
         if split is not None:
             return _merge(args, split[1], await split[0].execute())
+        if cluster._initialize and args[0] in ("SCAN", "PING"):  # they need the primaries known
+            await cluster.initialize()
         if str(args[0]).upper() == "SCAN":
-            if cluster._initialize:  # the primaries are known once it has read the topology
-                await cluster.initialize()
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):
                 return 0, []
             reply = await cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
             return _scan_reply(primaries, index, reply)
+        if args == ("PING",):
+            return await cluster.execute_command("PING", target_nodes=cluster.PRIMARIES)
         return await cluster.execute_command(*args)
 
     def pipeline(self, transaction: bool = False) -> Any:
