@@ -149,7 +149,7 @@ class RedisConnection:
 
     def _cluster_clients(self) -> None:
         """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""
-        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415
+        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415 - cluster code loads only for a cluster URL
 
         # Typed as the standalone clients: the wrappers answer every call owners make of those.
         self._client = cast("redis.Redis", ClusterClient(self.url, self.timeout, self.max_connections))
