@@ -166,3 +166,28 @@ def test_a_ping_probe_asks_every_primary(redis_cluster: RedisCluster) -> None:
         assert asyncio.run(aping()) is True
     finally:
         connection.close()
+
+
+def test_threads_beyond_the_pool_wait_for_a_connection_instead_of_an_outage(
+    redis_cluster: RedisCluster,
+) -> None:
+    """Each node's sync pool is the layer's waiting pool, as with one server: 20 threads, 2 connections."""
+    connection = RedisConnection(redis_cluster.url, prefix="t", max_connections=2)
+    key = f"buttress-test:{uuid.uuid4().hex}"
+    replies: list[object] = []
+
+    def work() -> None:
+        replies.extend(connection.call(execute, "INCR", key) for _ in range(25))
+
+    threads = [threading.Thread(target=work) for _ in range(20)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 4)
+        assert UNAVAILABLE not in replies
+        assert connection.available
+        assert connection.call(execute, "GET", key) == b"500"
+    finally:
+        connection.call(execute, "UNLINK", key)
+        connection.close()

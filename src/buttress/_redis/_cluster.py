@@ -6,6 +6,9 @@ topology from the first seed that answers and route each command by its key's sl
 standalone one where it can be:
 
 - **Timeout**: the connection's timeout for connecting and for each reply, on every node.
+- **Pool**: ``max_connections`` per node; the sync client's pools wait :data:`POOL_WAIT` for a free
+  connection, as a standalone client's do (the asyncio cluster client's cannot: past its limit, a call
+  is an outage).
 - **Retry**: one. A command that meets a dead node (refused, reset, timed out) makes redis-py re-read
   the topology and try once more, so a call right after a promotion reaches the new primary; a second
   failure is an outage (:data:`~buttress._redis.UNAVAILABLE`) and the outage tracker keeps other calls
@@ -29,7 +32,8 @@ from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from buttress._redis._client import module
+from buttress._redis._client import POOL_WAIT, module
+from buttress._redis._pool import waiting_pool
 from buttress._redis._url import hosts
 
 __all__ = [
@@ -148,9 +152,16 @@ class ClusterClient:
     """The sync ``RedisCluster`` behind a cluster URL, built on first use; see the module docstring."""
 
     def __init__(self, url: str, timeout: float, max_connections: int, *, retries: int = _RETRIES) -> None:
+        options = _options(url, timeout, max_connections, is_async=False, retries=retries)
+        (host, port), *others = seed_nodes(url)
+        scheme = "rediss" if options.pop("ssl") else "redis"
+        # Given a URL, redis-py builds each node's pool from connection_pool_class: the layer's waiting
+        # pool (:func:`~buttress._redis._pool.waiting_pool`), as a standalone client has.
         self._make: Callable[[], Any] = lambda: module("redis.cluster").RedisCluster(
-            startup_nodes=[module("redis.cluster").ClusterNode(host, port) for host, port in seed_nodes(url)],
-            **_options(url, timeout, max_connections, is_async=False, retries=retries),
+            url=f"{scheme}://{host}:{port}",
+            startup_nodes=[module("redis.cluster").ClusterNode(*node) for node in others],
+            connection_pool_class=waiting_pool(POOL_WAIT),
+            **options,
         )
         self._cluster: Any = None
         self._lock = threading.Lock()
