@@ -17,13 +17,13 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
 from buttress._redis._pool import async_pool, sync_pool
 from buttress._redis._script import Script
-from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url
+from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url, topology
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult
@@ -132,15 +132,42 @@ class RedisConnection:
         """What counts as "Redis is unreachable": refused, reset, timed out, no pooled connection."""
         self.response_error: type[Exception] = exceptions.ResponseError
         self._noscript: type[Exception] = exceptions.NoScriptError
-        try:
-            pool = sync_pool(url, **pool_options(self.timeout, max_connections))
-        except ValueError as exc:  # a malformed port, database or query option
-            raise invalid_url(url, exc, url_field) from None
-        self._client: redis.Redis = redis_module.Redis.from_pool(pool)
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self._client: redis.Redis
+        self._new_async_client: Callable[[], redis.asyncio.Redis] = self._async_standalone
+        self._whole_cluster = False
+        """On a cluster, a probe first PINGs every primary: a call to a live slot must not end an outage
+        that the dead ones still have (the owner would flap between its fallback and Redis)."""
+        if topology(url) == "cluster":  # chosen once here: the calls below never ask again
+            self._cluster_clients()
+            return
+        try:
+            pool = sync_pool(url, **pool_options(self.timeout, max_connections))
+        except ValueError as exc:  # a malformed port, database or query option
+            raise invalid_url(url, exc, url_field) from None
+        self._client = redis_module.Redis.from_pool(pool)
+
+    def _cluster_clients(self) -> None:
+        """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""
+        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415 - cluster code loads only for a cluster URL
+
+        # Typed as the standalone clients: the wrappers answer every call owners make of those.
+        self._client = cast("redis.Redis", ClusterClient(self.url, self.timeout, self.max_connections))
+        self._new_async_client = lambda: cast(
+            "redis.asyncio.Redis", AsyncClusterClient(self.url, self.timeout, self.max_connections)
+        )
+        self.errors = (*self.errors, *cluster_errors())
+        self._whole_cluster = True
+
+    def _async_standalone(self) -> redis.asyncio.Redis:
+        """A standalone server's asyncio client, over the layer's pool (:mod:`buttress._redis._pool`)."""
+        redis_asyncio = module("redis.asyncio")
+        pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
+        client: redis.asyncio.Redis = redis_asyncio.Redis.from_pool(pool)
+        return client
 
     def __repr__(self) -> str:
         state = "available" if self.available else "degraded"
@@ -159,7 +186,8 @@ class RedisConnection:
     # -- clients ------------------------------------------------------------------------------------
 
     def client(self) -> redis.Redis:
-        """The pooled sync client."""
+        """The pooled sync client (on a cluster, a :class:`~buttress._redis._cluster.ClusterClient`:
+        ``execute_command``, ``pipeline``, ``script_load`` and ``close``, routed by slot)."""
         return self._client
 
     def async_client(self) -> redis.asyncio.Redis:
@@ -167,10 +195,9 @@ class RedisConnection:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            redis_asyncio = module("redis.asyncio")
-            pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
+            made = self._new_async_client()
             with self._lock:
-                client = self._async_clients.setdefault(loop, redis_asyncio.Redis.from_pool(pool))
+                client = self._async_clients.setdefault(loop, made)
         return client
 
     def close(self) -> None:
@@ -209,7 +236,7 @@ class RedisConnection:
         """
         outage = self.outage
         epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
+        if probe and (outage.skip() or (self._whole_cluster and not self._primaries_answer(epoch))):
             return UNAVAILABLE
         client = self._client
         try:
@@ -232,7 +259,7 @@ class RedisConnection:
         """:meth:`call` on the running loop's async client (``command`` returns an awaitable)."""
         outage = self.outage
         epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
+        if probe and (outage.skip() or (self._whole_cluster and not await self._aprimaries_answer(epoch))):
             return UNAVAILABLE
         client = self.async_client()
         try:
@@ -308,6 +335,24 @@ class RedisConnection:
             return result
 
     # -- outages ------------------------------------------------------------------------------------
+
+    def _primaries_answer(self, epoch: int) -> bool:
+        """Whether every primary of the cluster answers a PING (a probe's first step on a cluster)."""
+        try:
+            execute(self._client, "PING")  # the cluster client sends a bare PING to every primary
+        except self.errors as exc:
+            self._went_down(exc, epoch)
+            return False
+        return True
+
+    async def _aprimaries_answer(self, epoch: int) -> bool:
+        """:meth:`_primaries_answer` on the running loop's async client."""
+        try:
+            await execute(self.async_client(), "PING")
+        except self.errors as exc:
+            self._went_down(exc, epoch)
+            return False
+        return True
 
     @property
     def last_error(self) -> str:

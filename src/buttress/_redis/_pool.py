@@ -11,7 +11,7 @@ and a release notifies one only when someone waits.
 
 - :func:`async_pool`: a ``redis.asyncio.BlockingConnectionPool`` whose free path is the plain pool's.
 - :func:`sync_pool`: a plain ``redis.ConnectionPool`` that, instead of raising "Too many connections",
-  waits for a release up to ``timeout`` seconds.
+  waits for a release up to ``timeout`` seconds; :func:`waiting_pool` makes them for a cluster's nodes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from buttress._redis._client import module
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["async_pool", "sync_pool"]
+__all__ = ["async_pool", "sync_pool", "waiting_pool"]
 
 
 @functools.cache
@@ -124,3 +125,8 @@ def _sync_pool_class() -> type[redis.ConnectionPool]:
 def sync_pool(url: str, **options: Any) -> redis.ConnectionPool:
     """A sync pool for ``url`` with ``options`` (``pool_options(...)``), as described above."""
     return _sync_pool_class().from_url(url, **options)
+
+
+def waiting_pool(timeout: float) -> Callable[..., redis.ConnectionPool]:
+    """A factory of the sync pools above that wait ``timeout`` seconds (a cluster node's pool)."""
+    return functools.partial(_sync_pool_class(), timeout=timeout)
