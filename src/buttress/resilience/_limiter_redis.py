@@ -5,6 +5,10 @@ ends when the bucket would be full again (a missing key *is* a full bucket, so e
 Every process asks Redis, so N processes share one limit exactly; waiters reserve their slot in the same
 script that decides, which keeps them fair and spaced across processes without polling.
 
+Keys are ``<prefix>:limiter:<name>:<key>``, without a hash tag: every script but the peek touches one
+bucket, so a Redis Cluster spreads one limiter's buckets (a per-user limit, say) over all its primaries;
+on a cluster a peek at several buckets makes one call per slot (:attr:`RedisLimiterStore.by_slot`).
+
 While Redis is unreachable the limiter follows :attr:`RedisState.policy`: ``local`` decides with an
 in-memory fallback (each process then enforces the full limit on its own), ``open`` admits every call and
 ``closed`` rejects every call with ``retry_after`` of one interval.
@@ -62,7 +66,6 @@ class RedisLimiterStore:
     __slots__ = (
         "_arun",
         "_burst",
-        "_by_slot",
         "_constants",
         "_interval",
         "_interval_us",
@@ -73,6 +76,7 @@ class RedisLimiterStore:
         "_run",
         "_seen",
         "_server_time",
+        "by_slot",
         "fallback",
         "name",
         "state",
@@ -104,7 +108,8 @@ class RedisLimiterStore:
         )
         # no hash tag: each bucket is one key, so a cluster spreads one limiter's buckets over its slots
         self._prefix = f"{state.prefix}:limiter:{name}:"
-        self._by_slot = topology(state.url) == "cluster"
+        self.by_slot = topology(state.url) == "cluster"
+        """True on a cluster: a peek at several buckets reads one slot at a time."""
         self._interval = interval
         self._interval_us = repr(period * 1_000_000 / limit)
         self._burst = burst
@@ -197,7 +202,7 @@ class RedisLimiterStore:
 
     def _groups(self, keys: Sequence[str]) -> list[list[str]]:
         """``keys`` in the groups one PEEK may read: all at once, or one group per cluster slot."""
-        if not self._by_slot:
+        if not self.by_slot:
             return [list(keys)]
         from redis.crc import key_slot  # noqa: PLC0415 - redis-py is imported by the first connection
 
