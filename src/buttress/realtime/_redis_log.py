@@ -8,7 +8,8 @@ first append after that starts a new epoch, and positions and offsets count from
 
 **Appends** never wait on Redis: :meth:`RedisTopicLog.append` serialises the entry and queues it in a
 bounded outbox (the oldest is dropped and counted when it is full). A sender thread writes the outbox in
-batches, one ``EVALSHA`` of ``realtime_append.lua`` per batch on a dedicated connection. A batch that
+batches, one ``EVALSHA`` of ``realtime_append.lua`` per batch on a dedicated connection (on a Redis
+Cluster, through the cluster client, which sends it to the primary of the log's slot). A batch that
 fails stays with the sender, which retries it with capped exponential backoff on the injected clock, so
 what was appended while Redis was down is written once it is back. Batches are numbered per sender (the
 last number written is kept in ``{<prefix>}:done:<sender>`` for a day) and the script skips one it has
@@ -52,6 +53,7 @@ from buttress._redis import (
     execute,
     mask_text,
     mask_url,
+    topology,
 )
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import BackendUnavailable, ValidationError
@@ -167,6 +169,28 @@ def _backoff(failures: int, minimum: float, maximum: float) -> float:
     return min(maximum, minimum * 2.0 ** max(0, min(failures - 1, 60)))
 
 
+class _Routed:
+    """The sender's connection on a Redis Cluster: the cluster client, used like one raw connection.
+
+    A raw connection reaches one node, and the log's slot may move to another (a failover); the
+    cluster client sends each command to the primary that serves its keys now, following ``MOVED``.
+    A command runs when it is sent; its failure is raised there, as a raw connection's would be on read.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._reply: Any = None
+
+    def send_command(self, *args: Any) -> None:
+        self._reply = self._client.execute_command(*args)
+
+    def read_response(self) -> Any:
+        return self._reply
+
+    def disconnect(self) -> None:
+        """Nothing to close: the client is the connection's, shared with the log's other calls."""
+
+
 class RedisTopicLog:
     """The :class:`~buttress.realtime.TopicLog` of every process on the Redis at ``url`` and ``prefix``.
 
@@ -217,6 +241,7 @@ class RedisTopicLog:
         # Followers block in XREAD for up to _BLOCK_MS: their replies may take that much longer.
         self._reader = self._connection(url, timeout + _BLOCK_MS / 1000)
         self._connections = PubSubConnections(url, timeout=timeout, url_field="redis_url")
+        self._cluster = topology(url) == "cluster"
         self._noscript: type[Exception] = importlib.import_module("redis.exceptions").NoScriptError
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
@@ -397,7 +422,10 @@ class RedisTopicLog:
             return connection.read_response()
 
     def _connect(self) -> Any:
-        connection: Any = self._connections.sender()
+        if self._cluster:
+            connection: Any = _Routed(self._redis.client())
+        else:
+            connection = self._connections.sender()
         try:
             connection.send_command("SCRIPT", "LOAD", _APPEND.source)
             connection.read_response()
