@@ -21,11 +21,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress._extras import require
+from buttress._redis._url import topology
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     import redis
+
+    from buttress._redis._cluster import ClusterProbe
 
 __all__ = ["DEFAULT_TIMEOUT", "POOL_SIZE", "POOL_WAIT", "module", "ping", "plain_client", "pool_options"]
 
@@ -55,11 +58,16 @@ def pool_options(timeout: float, max_connections: int, *, is_async: bool = False
     }
 
 
-def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
+def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis | ClusterProbe:
     """A sync client that never retries, for probes that report rather than recover (health checks).
 
-    Raises ValueError for a URL redis-py cannot parse.
+    On a cluster URL, a :class:`~buttress._redis._cluster.ClusterProbe` whose ``ping()`` asks every
+    primary. Raises ValueError for a URL redis-py cannot parse.
     """
+    if topology(url) == "cluster":
+        from buttress._redis._cluster import ClusterProbe  # noqa: PLC0415
+
+        return ClusterProbe(url, timeout)
     redis_module = module()
     client: redis.Redis = redis_module.Redis.from_url(
         url,
@@ -76,7 +84,7 @@ def ping(url: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     client = plain_client(url, timeout)
     try:
         return bool(client.ping())
-    except (module("redis.exceptions").RedisError, OSError):
+    except (module("redis.exceptions").RedisError, module("redis.exceptions").RedisClusterException, OSError):
         return False
     finally:
         client.close()

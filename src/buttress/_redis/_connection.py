@@ -23,7 +23,7 @@ from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
 from buttress._redis._pool import async_pool, sync_pool
 from buttress._redis._script import Script
-from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url
+from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url, topology
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
+    from buttress._redis._cluster import AsyncClusterClient, ClusterClient
     from buttress._tally import Tally
 
 __all__ = ["UNAVAILABLE", "Plan", "RedisConnection", "execute", "pipeline"]
@@ -132,15 +133,37 @@ class RedisConnection:
         """What counts as "Redis is unreachable": refused, reset, timed out, no pooled connection."""
         self.response_error: type[Exception] = exceptions.ResponseError
         self._noscript: type[Exception] = exceptions.NoScriptError
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, redis.asyncio.Redis | AsyncClusterClient
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._client: redis.Redis | ClusterClient
+        self._new_async_client: Callable[[], redis.asyncio.Redis | AsyncClusterClient] = (
+            self._async_standalone
+        )
+        if topology(url) == "cluster":  # chosen once here: the calls below never ask again
+            self._cluster_clients()
+            return
         try:
             pool = sync_pool(url, **pool_options(self.timeout, max_connections))
         except ValueError as exc:  # a malformed port, database or query option
             raise invalid_url(url, exc, url_field) from None
-        self._client: redis.Redis = redis_module.Redis.from_pool(pool)
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
+        self._client = redis_module.Redis.from_pool(pool)
+
+    def _cluster_clients(self) -> None:
+        """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""
+        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415
+
+        self._client = ClusterClient(self.url, self.timeout, self.max_connections)
+        self._new_async_client = lambda: AsyncClusterClient(self.url, self.timeout, self.max_connections)
+        self.errors = (*self.errors, *cluster_errors())
+
+    def _async_standalone(self) -> redis.asyncio.Redis | AsyncClusterClient:
+        """A standalone server's asyncio client, over the layer's pool (:mod:`buttress._redis._pool`)."""
+        redis_asyncio = module("redis.asyncio")
+        pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
+        client: redis.asyncio.Redis = redis_asyncio.Redis.from_pool(pool)
+        return client
 
     def __repr__(self) -> str:
         state = "available" if self.available else "degraded"
@@ -158,19 +181,18 @@ class RedisConnection:
 
     # -- clients ------------------------------------------------------------------------------------
 
-    def client(self) -> redis.Redis:
-        """The pooled sync client."""
+    def client(self) -> redis.Redis | ClusterClient:
+        """The pooled sync client (on a cluster, a wrapper of ``RedisCluster`` with the same calls)."""
         return self._client
 
-    def async_client(self) -> redis.asyncio.Redis:
+    def async_client(self) -> redis.asyncio.Redis | AsyncClusterClient:
         """The ``redis.asyncio`` client of the running event loop (one per loop, created on first use)."""
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            redis_asyncio = module("redis.asyncio")
-            pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
+            made = self._new_async_client()
             with self._lock:
-                client = self._async_clients.setdefault(loop, redis_asyncio.Redis.from_pool(pool))
+                client = self._async_clients.setdefault(loop, made)
         return client
 
     def close(self) -> None:
@@ -211,7 +233,7 @@ class RedisConnection:
         epoch, probe = outage.epoch, outage.down_since is not None
         if probe and outage.skip():
             return UNAVAILABLE
-        client = self._client
+        client: Any = self._client
         try:
             try:
                 reply = command(client, *args)
@@ -234,7 +256,7 @@ class RedisConnection:
         epoch, probe = outage.epoch, outage.down_since is not None
         if probe and outage.skip():
             return UNAVAILABLE
-        client = self.async_client()
+        client: Any = self.async_client()
         try:
             try:
                 reply = await command(client, *args)

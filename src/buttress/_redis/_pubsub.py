@@ -5,6 +5,9 @@ else, and a sender that packs its own PUBLISH batches owns its socket. redis-py 
 (:data:`~buttress._redis._client.DEFAULT_TIMEOUT` bounds connecting and each reply); the owner's thread
 reconnects with backoff on its own clock. The listener speaks RESP2 unless the URL asks otherwise:
 redis-py parses it about 1.5x faster than RESP3, and every event on the prefix passes through it.
+
+On a Redis Cluster (``redis+cluster://``) each connection goes to the first seed node that answers
+(:class:`~buttress._redis._cluster.SeedRotation`): a plain PUBLISH reaches the subscribers of every node.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from buttress._redis._client import DEFAULT_TIMEOUT, module
-from buttress._redis._url import check_url, invalid_url, mask_url
+from buttress._redis._url import check_url, invalid_url, mask_url, topology
 
 __all__ = ["PubSubConnections"]
 
@@ -29,12 +32,24 @@ class PubSubConnections:
             "socket_timeout": timeout,
             "retry": no_retry,  # the owner reconnects, with backoff on its clock
         }
-        try:
-            self._sender = redis_module.ConnectionPool.from_url(url, **options)
-            self._listener = redis_module.ConnectionPool.from_url(url, **{"protocol": 2, **options})
-        except ValueError as exc:
-            raise invalid_url(url, exc, url_field) from None
         self.url = url
+        self._pools: list[Any]
+        if topology(url) == "cluster":
+            from buttress._redis._cluster import SeedRotation, seed_pools  # noqa: PLC0415
+
+            sender, listener = (
+                SeedRotation(seed_pools(url, options)),
+                SeedRotation(seed_pools(url, {"protocol": 2, **options})),
+            )
+            self._pools = [sender, listener]
+            self.sender, self.listener = sender.connect, listener.connect  # type: ignore[method-assign]
+        else:
+            try:
+                self._sender = redis_module.ConnectionPool.from_url(url, **options)
+                self._listener = redis_module.ConnectionPool.from_url(url, **{"protocol": 2, **options})
+            except ValueError as exc:
+                raise invalid_url(url, exc, url_field) from None
+            self._pools = [self._sender, self._listener]
         self.label = mask_url(url)
         self.timeout = timeout
 
@@ -42,14 +57,14 @@ class PubSubConnections:
         return f"PubSubConnections({self.label!r})"
 
     def sender(self) -> Any:
-        """A new, unconnected connection for PUBLISH batches (``redis.Connection``)."""
+        """A new connection for PUBLISH batches (``redis.Connection``; on a cluster already connected)."""
         return self._sender.make_connection()
 
     def listener(self) -> Any:
-        """A new, unconnected RESP2 connection to PSUBSCRIBE on (``redis.Connection``)."""
+        """A new, unconnected RESP2 connection to PSUBSCRIBE on (``redis.Connection``; ditto)."""
         return self._listener.make_connection()
 
     def disconnect(self) -> None:
         """Close every connection made here."""
-        self._sender.disconnect()
-        self._listener.disconnect()
+        for pool in self._pools:
+            pool.disconnect()

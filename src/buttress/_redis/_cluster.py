@@ -1,0 +1,281 @@
+"""Redis Cluster: the clients a ``redis+cluster://`` URL gets, under the layer's one connection policy.
+
+A cluster URL names seed nodes (``redis+cluster://[:password@]host:port[,host:port...]``); redis-py's
+``RedisCluster`` (sync) and ``redis.asyncio.cluster.RedisCluster`` (one per event loop) read the
+topology from the first seed that answers and route each command by its key's slot. The policy is the
+standalone one where it can be:
+
+- **Timeout**: the connection's timeout for connecting and for each reply, on every node.
+- **Retry**: one. A command that meets a dead node (refused, reset, timed out) makes redis-py re-read
+  the topology and try once more, so a call right after a promotion reaches the new primary; a second
+  failure is an outage (:data:`~buttress._redis.UNAVAILABLE`) and the outage tracker keeps other calls
+  off the network until its next probe. ``MOVED``/``ASK`` redirections are followed and patch the slot
+  table (a full re-read every few); a ``CLUSTERDOWN``/``MASTERDOWN`` reply counts as an outage too.
+- **Lazy**: nothing connects before the first command (as with one server), so a cluster that is down
+  when the owner is built is an outage, not an exception (:func:`cluster_errors`).
+
+The wrappers also make the commands the owners send work across slots: ``MGET``/``UNLINK``/``DEL``/
+``EXISTS``/``TOUCH`` with keys in several slots are split per slot into one pipeline and their replies
+merged, and ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits).
+
+Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get their own, smaller pieces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from buttress._redis._client import module
+from buttress._redis._url import hosts
+
+__all__ = [
+    "AsyncClusterClient",
+    "ClusterClient",
+    "ClusterProbe",
+    "SeedRotation",
+    "cluster_errors",
+    "seed_nodes",
+    "seed_pools",
+    "split_url",
+]
+
+_MULTI_KEY: Final = frozenset({"MGET", "UNLINK", "DEL", "EXISTS", "TOUCH"})
+_NODE_SHIFT: Final = 64  # a SCAN cursor is (index of the primary << 64) | that primary's own cursor
+_RETRIES: Final = 1
+
+
+def seed_nodes(url: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each seed node in a cluster URL (port 6379 when left out)."""
+    nodes = []
+    for address in hosts(url):
+        parts = urlsplit(f"redis://{address}")
+        nodes.append((parts.hostname or "127.0.0.1", parts.port or 6379))
+    return nodes
+
+
+def split_url(url: str) -> dict[str, Any]:
+    """The connection options a cluster URL carries: ``username``, ``password``, ``ssl``."""
+    parts = urlsplit(url)
+    options: dict[str, Any] = {"ssl": parts.scheme.lower().startswith("rediss")}
+    userinfo = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options["username"] = unquote(user) or None
+        options["password"] = unquote(password) or None
+    return options
+
+
+def cluster_errors() -> tuple[type[BaseException], ...]:
+    """Replies and failures that mean "this part of the cluster cannot serve now" (an outage).
+
+    ``RedisClusterException`` is redis-py's "no seed node answers" and "no slot table"; it is also its
+    "keys in several slots", which the wrappers here never send, so it counts as an outage (logged
+    through the owner's ``on_down`` with its message) rather than raising into every caller.
+    """
+    exceptions = module("redis.exceptions")
+    return (
+        exceptions.ClusterDownError,  # CLUSTERDOWN, and MASTERDOWN (a subclass)
+        exceptions.TryAgainError,
+        exceptions.RedisClusterException,  # SlotNotCoveredError and "cannot be connected" among them
+    )
+
+
+def _options(
+    url: str, timeout: float, max_connections: int, *, is_async: bool, retries: int = _RETRIES
+) -> dict[str, Any]:
+    retry = module("redis.asyncio.retry" if is_async else "redis.retry")
+    return {
+        **split_url(url),
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "max_connections": max_connections,
+        "retry": retry.Retry(module("redis.backoff").NoBackoff(), retries),
+    }
+
+
+def _by_slot(keys: Sequence[Any]) -> dict[int, list[Any]]:
+    key_slot = module("redis.crc").key_slot
+    groups: dict[int, list[Any]] = {}
+    for key in keys:
+        groups.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
+    return groups
+
+
+def _merge(name: str, keys: Sequence[Any], groups: dict[int, list[Any]], replies: list[Any]) -> Any:
+    if name != "MGET":
+        return sum(replies)
+    found = {
+        key: value
+        for group, reply in zip(groups.values(), replies, strict=True)
+        for key, value in zip(group, reply, strict=True)
+    }
+    return [found[key] for key in keys]
+
+
+def _scan_args(client: Any, args: tuple[Any, ...]) -> tuple[list[Any], int, int, tuple[Any, ...]]:
+    primaries = sorted(client.get_primaries(), key=lambda node: node.name)
+    cursor = int(args[1])
+    index, own = cursor >> _NODE_SHIFT, cursor & ((1 << _NODE_SHIFT) - 1)
+    return primaries, index, own, args[2:]
+
+
+def _scan_reply(primaries: list[Any], index: int, reply: Any) -> tuple[int, list[Any]]:
+    cursors, keys = reply
+    own = int(next(iter(cursors.values()))) if isinstance(cursors, dict) else int(cursors)
+    if own == 0:
+        index += 1
+        return (index << _NODE_SHIFT if index < len(primaries) else 0), keys
+    return (index << _NODE_SHIFT) | own, keys
+
+
+class ClusterClient:
+    """The sync ``RedisCluster`` behind a cluster URL, built on first use; see the module docstring."""
+
+    def __init__(self, url: str, timeout: float, max_connections: int, *, retries: int = _RETRIES) -> None:
+        self._make: Callable[[], Any] = lambda: module("redis.cluster").RedisCluster(
+            startup_nodes=[module("redis.cluster").ClusterNode(host, port) for host, port in seed_nodes(url)],
+            **_options(url, timeout, max_connections, is_async=False, retries=retries),
+        )
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+
+    def cluster(self) -> Any:
+        """The ``redis.cluster.RedisCluster`` (read the topology now if not yet done)."""
+        cluster = self._cluster
+        if cluster is None:
+            with self._lock:
+                if self._cluster is None:
+                    self._cluster = self._make()
+                cluster = self._cluster
+        return cluster
+
+    def execute_command(self, *args: Any) -> Any:
+        cluster = self.cluster()
+        name = str(args[0]).upper()
+        if name in _MULTI_KEY and len(args) > 2:
+            groups = _by_slot(args[1:])
+            if len(groups) > 1:
+                pipe = cluster.pipeline()
+                for group in groups.values():
+                    pipe.execute_command(name, *group)
+                return _merge(name, args[1:], groups, pipe.execute())
+        elif name == "SCAN":
+            primaries, index, own, rest = _scan_args(cluster, args)
+            if index >= len(primaries):
+                return 0, []
+            reply = cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
+            return _scan_reply(primaries, index, reply)
+        return cluster.execute_command(*args)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        """A non-transactional cluster pipeline (each command routed by its key)."""
+        return self.cluster().pipeline()
+
+    def script_load(self, source: str) -> Any:
+        """``SCRIPT LOAD`` on every primary (a promoted replica has none of the scripts)."""
+        return self.cluster().script_load(source)
+
+    def ping(self) -> bool:
+        return bool(self.cluster().ping())
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+class AsyncClusterClient:
+    """The ``redis.asyncio.cluster.RedisCluster`` of one event loop; it reads the topology on first use."""
+
+    def __init__(self, url: str, timeout: float, max_connections: int) -> None:
+        cluster_module = module("redis.asyncio.cluster")
+        self._cluster = cluster_module.RedisCluster(
+            startup_nodes=[cluster_module.ClusterNode(host, port) for host, port in seed_nodes(url)],
+            **_options(url, timeout, max_connections, is_async=True),
+        )
+
+    async def execute_command(self, *args: Any) -> Any:
+        cluster = self._cluster
+        name = str(args[0]).upper()
+        if name in _MULTI_KEY and len(args) > 2:
+            groups = _by_slot(args[1:])
+            if len(groups) > 1:
+                pipe = cluster.pipeline()
+                for group in groups.values():
+                    pipe.execute_command(name, *group)
+                return _merge(name, args[1:], groups, await pipe.execute())
+        elif name == "SCAN":
+            if cluster._initialize:  # the primaries are known once it has read the topology
+                await cluster.initialize()
+            primaries, index, own, rest = _scan_args(cluster, args)
+            if index >= len(primaries):
+                return 0, []
+            reply = await cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
+            return _scan_reply(primaries, index, reply)
+        return await cluster.execute_command(*args)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        return self._cluster.pipeline()
+
+    async def script_load(self, source: str) -> Any:
+        return await self._cluster.script_load(source)
+
+    async def aclose(self) -> None:
+        await self._cluster.aclose()
+
+
+class ClusterProbe:
+    """A health check's view of a cluster: PING every primary, one attempt, nothing retried."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._client = ClusterClient(url, timeout, 2, retries=0)
+
+    def ping(self) -> bool:
+        """True when every primary answers (a primary down is a part of the keyspace unserved)."""
+        cluster = self._client.cluster()
+        return bool(cluster.ping(target_nodes=cluster.PRIMARIES))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def seed_pools(url: str, options: dict[str, Any]) -> list[Any]:
+    """One never-used ``redis.ConnectionPool`` per seed node, to make raw connections from."""
+    redis_module = module()
+    settings = {**options, **split_url(url)}
+    if settings.pop("ssl"):
+        settings["connection_class"] = redis_module.SSLConnection
+    return [redis_module.ConnectionPool(host=host, port=port, **settings) for host, port in seed_nodes(url)]
+
+
+class SeedRotation:
+    """Connections to the first seed node that answers, starting from the last one that did.
+
+    Plain ``PUBLISH``/``PSUBSCRIBE`` work on any node of a cluster (a message is forwarded to every
+    node), so a pub/sub connection needs just one live node; a dead seed costs one refused connect.
+    """
+
+    def __init__(self, pools: list[Any]) -> None:
+        self._pools = pools
+        self._next = 0
+
+    def connect(self) -> Any:
+        """A connected connection to a live seed; the last seed's error when none answers."""
+        error: Exception = module("redis.exceptions").ConnectionError("no seed node")
+        for step in range(len(self._pools)):
+            index = (self._next + step) % len(self._pools)
+            connection = self._pools[index].make_connection()
+            try:
+                connection.connect()
+            except Exception as exc:  # noqa: BLE001 - try the next seed; the last error is raised
+                error = exc
+                continue
+            self._next = index
+            return connection
+        raise error
+
+    def disconnect(self) -> None:
+        for pool in self._pools:
+            pool.disconnect()
