@@ -17,13 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from tests._redis_cluster import RedisCluster
 
 from buttress.errors import CircuitOpen, RateLimited
 from buttress.events import EventBus
 from buttress.observe.metrics import MetricsRegistry
 from buttress.resilience import CircuitBreaker, RateLimiter, RedisState
 from buttress.resilience._redis_state import StorePolicy
+from tests._redis_cluster import RedisCluster
 
 POLICIES: tuple[StorePolicy, ...] = ("local", "open", "closed")
 RECOVERY = 40.0  # seconds from the kill until every store must use the cluster again
