@@ -148,7 +148,7 @@ def _key_on(cluster: RedisCluster, port: int, prefix: str) -> str:
     raise AssertionError("no key found on that primary")
 
 
-def _judge(callers: list[Caller], before: dict[str, Counter[str]], promoted: float) -> None:
+def _judge(callers: list[Caller], before: dict[StorePolicy, Counter[str]], promoted: float) -> None:
     """Check what each policy's callers saw during the failover, and print the figures."""
     report = [f"failover drill: promoted {promoted:.2f} s after the kill"]
     for caller in callers:
