@@ -5,6 +5,7 @@ The API, for every suite that needs a real cluster (cache, resilience, realtime,
     with RedisCluster(tmp_dir) as cluster:       # or the session fixture ``redis_cluster``
         cluster.url                               # redis+cluster://127.0.0.1:P1,127.0.0.1:P2
         port = cluster.kill_primary_of("k")       # SIGKILL the primary serving key "k"; its port
+        cluster.kill_node(cluster.ports[0])       # or any node (here the URL's first seed)
         cluster.wait_until_promoted("k")          # block until a live primary serves "k" again
         cluster.restart_node(port)                # start the killed node again (it rejoins as a replica)
 
@@ -193,7 +194,10 @@ class RedisCluster:
 
     def kill_primary_of(self, key: str) -> int:
         """SIGKILL the primary serving ``key``; its port (for :meth:`restart_node`)."""
-        port = self.primary_of(key)
+        return self.kill_node(self.primary_of(key))
+
+    def kill_node(self, port: int) -> int:
+        """SIGKILL the node on ``port`` (a primary or a replica); ``port``."""
         process = self.processes[port]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)

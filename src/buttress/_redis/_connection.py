@@ -17,7 +17,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-    from buttress._redis._cluster import AsyncClusterClient, ClusterClient
     from buttress._tally import Tally
 
 __all__ = ["UNAVAILABLE", "Plan", "RedisConnection", "execute", "pipeline"]
@@ -133,14 +132,12 @@ class RedisConnection:
         """What counts as "Redis is unreachable": refused, reset, timed out, no pooled connection."""
         self.response_error: type[Exception] = exceptions.ResponseError
         self._noscript: type[Exception] = exceptions.NoScriptError
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, redis.asyncio.Redis | AsyncClusterClient
-        ] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-        self._client: redis.Redis | ClusterClient
-        self._new_async_client: Callable[[], redis.asyncio.Redis | AsyncClusterClient] = (
-            self._async_standalone
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
         )
+        self._lock = threading.Lock()
+        self._client: redis.Redis
+        self._new_async_client: Callable[[], redis.asyncio.Redis] = self._async_standalone
         if topology(url) == "cluster":  # chosen once here: the calls below never ask again
             self._cluster_clients()
             return
@@ -154,11 +151,14 @@ class RedisConnection:
         """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""
         from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415
 
-        self._client = ClusterClient(self.url, self.timeout, self.max_connections)
-        self._new_async_client = lambda: AsyncClusterClient(self.url, self.timeout, self.max_connections)
+        # Typed as the standalone clients: the wrappers answer every call owners make of those.
+        self._client = cast("redis.Redis", ClusterClient(self.url, self.timeout, self.max_connections))
+        self._new_async_client = lambda: cast(
+            "redis.asyncio.Redis", AsyncClusterClient(self.url, self.timeout, self.max_connections)
+        )
         self.errors = (*self.errors, *cluster_errors())
 
-    def _async_standalone(self) -> redis.asyncio.Redis | AsyncClusterClient:
+    def _async_standalone(self) -> redis.asyncio.Redis:
         """A standalone server's asyncio client, over the layer's pool (:mod:`buttress._redis._pool`)."""
         redis_asyncio = module("redis.asyncio")
         pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
@@ -181,11 +181,12 @@ class RedisConnection:
 
     # -- clients ------------------------------------------------------------------------------------
 
-    def client(self) -> redis.Redis | ClusterClient:
-        """The pooled sync client (on a cluster, a wrapper of ``RedisCluster`` with the same calls)."""
+    def client(self) -> redis.Redis:
+        """The pooled sync client (on a cluster, a :class:`~buttress._redis._cluster.ClusterClient`:
+        ``execute_command``, ``pipeline``, ``script_load`` and ``close``, routed by slot)."""
         return self._client
 
-    def async_client(self) -> redis.asyncio.Redis | AsyncClusterClient:
+    def async_client(self) -> redis.asyncio.Redis:
         """The ``redis.asyncio`` client of the running event loop (one per loop, created on first use)."""
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
@@ -233,7 +234,7 @@ class RedisConnection:
         epoch, probe = outage.epoch, outage.down_since is not None
         if probe and outage.skip():
             return UNAVAILABLE
-        client: Any = self._client
+        client = self._client
         try:
             try:
                 reply = command(client, *args)
@@ -256,7 +257,7 @@ class RedisConnection:
         epoch, probe = outage.epoch, outage.down_since is not None
         if probe and outage.skip():
             return UNAVAILABLE
-        client: Any = self.async_client()
+        client = self.async_client()
         try:
             try:
                 reply = await command(client, *args)

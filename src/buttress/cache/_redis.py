@@ -17,8 +17,10 @@ Tags live in sets ``f"{prefix}:~tag:{tag}"`` whose TTL is at least their members
 ``f"{prefix}:~lock:{key}"`` (``SET NX PX``, released by compare-and-delete). The ``~`` keeps them out of
 any namespace a :class:`~buttress.cache.Cache` can clear, so do not name a namespace ``~tag`` or ``~lock``.
 A tag set may keep members that were deleted or re-set without the tag: invalidation re-reads each
-member's own tags before removing it. Scripts read keys they are not passed (tag members), so this backend
-needs a single Redis server or a replicated pair, not Redis Cluster.
+member's own tags before removing it. Every script is passed every key it touches (invalidation reads a
+tag set first, then passes its members), so the backend also runs on a Redis Cluster
+(``redis+cluster://``): there a tag's set is split per slot of its members, with an index of those
+slots (:mod:`buttress.cache._slots`), and a namespace clear scans every primary.
 
 When Redis cannot be reached (connection refused or reset, a timeout after ``socket_timeout``) nothing
 raises: the call is served by ``fallback`` (a :class:`MemoryBackend`) and counted in
@@ -38,7 +40,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 from urllib.parse import unquote
 
 from buttress._redis import (
@@ -50,11 +52,13 @@ from buttress._redis import (
     Script,
     execute,
     pipeline,
+    topology,
 )
 from buttress._tally import Tally
 from buttress.cache._backend import NEVER, BackendInfo, Entry, namespace_of
 from buttress.cache._memory import MemoryBackend
 from buttress.cache._serializers import JsonSerializer, Serializer
+from buttress.cache._slots import key_slot, slot_tag
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ValidationError
 from buttress.events import publish_quietly
@@ -100,9 +104,14 @@ _RELEASE = Script.file("cache_release_lock")
 """Delete the lock only if this token still holds it."""
 
 _INVALIDATE = Script.file("cache_invalidate")
-"""Remove every value still carrying one of the tags (KEYS: tag sets; ARGV: escaped tags), then the sets."""
+"""Remove the values of one tag set still carrying its tag (KEYS: the set, members read from it; ARGV:
+the escaped tag), and forget them; the set goes once empty."""
 
-_SCRIPTS: Final = (_SET_TAGGED, _EXPIRE, _INCR, _RELEASE, _INVALIDATE)
+_TAG_SLOT = Script.file("cache_tag_slot")
+"""On a cluster: add a slot to a tag's index of slots, kept at least as long as its per-slot sets."""
+
+_SCRIPTS: Final = (_SET_TAGGED, _EXPIRE, _INCR, _RELEASE, _INVALIDATE, _TAG_SLOT)
+_EXPIRE_TRIES: Final = 5  # a value re-tagged between the read and the script, five times running, is left
 
 
 def _escape_tag(tag: str) -> str:
@@ -116,6 +125,11 @@ def _decode_tags(field: bytes) -> tuple[str, ...]:
     if "%" in text:
         return tuple(unquote(tag) for tag in text.split(","))
     return tuple(text.split(","))
+
+
+def _chunks(members: list[bytes]) -> list[list[bytes]]:
+    """Tag set members in script-sized batches (a few hundred keys per EVALSHA)."""
+    return [members[start : start + _UNLINK_BATCH] for start in range(0, len(members), _UNLINK_BATCH)]
 
 
 def _ms(ttl: float) -> int:
@@ -160,12 +174,13 @@ class _Missed:
 class RedisBackend:
     """A cache backend on Redis (redis-py, pooled), serving from memory while Redis is unreachable.
 
-    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL; ``prefix`` starts every key so several
-    services share one Redis. ``serializer`` turns values into bytes (JSON by default; msgpack, or pickle
-    signed with a key). ``socket_timeout`` bounds how long a call waits on a Redis that hangs before it is
-    served from ``fallback`` instead. Sync callers share one connection pool of ``max_connections``;
-    each event loop gets its own ``redis.asyncio`` client. The connection, its timeout default, pool and
-    reconnect rule are the Redis layer's (:mod:`buttress._redis`); this backend adds the fallback.
+    ``url`` is a ``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://`` URL; ``prefix``
+    starts every key so several services share one Redis. ``serializer`` turns values into bytes (JSON by
+    default; msgpack, or pickle signed with a key). ``socket_timeout`` bounds how long a call waits on a
+    Redis that hangs before it is served from ``fallback`` instead. Sync callers share one connection pool
+    of ``max_connections``; each event loop gets its own ``redis.asyncio`` client. The connection, its
+    timeout default, pool and reconnect rule are the Redis layer's (:mod:`buttress._redis`); this
+    backend adds the fallback.
 
     An async call served from memory (an outage) does not suspend, as no in-process cache call does.
     """
@@ -210,6 +225,9 @@ class RedisBackend:
         self._label = connection.label
         self._prefix = f"{prefix}:"
         self._tag_prefix = f"{prefix}:~tag:"
+        self._slots_prefix = f"{prefix}:~tagslots:"
+        self._cluster = topology(url) == "cluster"
+        """Tag sets per slot, with an index (:mod:`buttress.cache._slots`); chosen once, here."""
         self._lock_prefix = f"{prefix}:~lock:"
         self._loads = self.serializer.loads
         self._dumps = self.serializer.dumps
@@ -312,12 +330,26 @@ class RedisBackend:
             return ("UNLINK", rkey)  # already past its TTL, as the memory backend would have it
         data = self._encode(entry)
         if entry.tags:
-            tag_keys = [self._tag_prefix + tag for tag in entry.tags]
+            tag_keys = self._tag_keys(rkey, entry.tags)
             ms = "" if ttl is None else _ms(ttl)
             return ("EVALSHA", _SET_TAGGED.sha, 1 + len(tag_keys), rkey, *tag_keys, data, ms)
         if ttl is None:
             return ("SET", rkey, data)
         return ("SET", rkey, data, "PX", _ms(ttl))
+
+    def _tag_keys(self, rkey: str, tags: Sequence[str]) -> list[str]:
+        """The tag sets a value at ``rkey`` joins: one per tag, on a cluster in ``rkey``'s slot."""
+        if not self._cluster:
+            return [self._tag_prefix + tag for tag in tags]
+        prefix = f"{self._tag_prefix}{{{slot_tag(key_slot(rkey))}}}:"
+        return [prefix + tag for tag in tags]
+
+    def _index_args(self, rkey: str, tags: Sequence[str], ttl: float | None) -> list[tuple[Any, ...]]:
+        """On a cluster, the commands that list ``rkey``'s slot in each tag's index (none elsewhere)."""
+        if not self._cluster or not tags or (ttl is not None and ttl <= 0):
+            return []
+        slot, ms = key_slot(rkey), "" if ttl is None else _ms(ttl)
+        return [("EVALSHA", _TAG_SLOT.sha, 1, self._slots_prefix + tag, slot, ms) for tag in tags]
 
     # -- plans: every operation, for the sync and the async methods ------------------------------------
 
@@ -342,10 +374,14 @@ class RedisBackend:
     def _set_plan(self, items: Sequence[tuple[str, Entry]], ttl: float | None) -> Plan[None]:
         if not items:
             return
-        if len(items) == 1:
+        if len(items) == 1 and not (self._cluster and items[0][1].tags):
             reply = yield (execute, *self._set_args(items[0][0], items[0][1], ttl))
         else:
-            reply = yield (pipeline, [self._set_args(key, entry, ttl) for key, entry in items])
+            commands = [self._set_args(key, entry, ttl) for key, entry in items]
+            if self._cluster:
+                for key, entry in items:
+                    commands.extend(self._index_args(self._prefix + key, entry.tags, ttl))
+            reply = yield (pipeline, commands)
         if reply is UNAVAILABLE:
             self.fallback.set_many(items, ttl)
             self._missed.add(keys=[key for key, _ in items])
@@ -384,12 +420,24 @@ class RedisBackend:
         return int(value)
 
     def _expire_plan(self, key: str, ttl: float | None) -> Plan[bool]:
-        ms = "" if ttl is None else _ms(ttl)
-        reply = yield (execute, "EVALSHA", _EXPIRE.sha, 1, self._prefix + key, ms, self._tag_prefix)
-        if reply is UNAVAILABLE:
-            self._missed.add(keys=(key,))
-            return self.fallback.expire(key, ttl)
-        return bool(reply)
+        rkey, ms = self._prefix + key, "" if ttl is None else _ms(ttl)
+        field, tags = (
+            b"",
+            cast("tuple[str, ...]", ()),
+        )  # first guess: no tags (one round trip); the script says if it has some
+        for _ in range(_EXPIRE_TRIES):
+            tag_keys = self._tag_keys(rkey, tags)
+            reply = yield (execute, "EVALSHA", _EXPIRE.sha, 1 + len(tag_keys), rkey, *tag_keys, ms, field)
+            if reply is UNAVAILABLE:
+                self._missed.add(keys=(key,))
+                return self.fallback.expire(key, ttl)
+            if not isinstance(reply, list):
+                if reply and tags and self._cluster:
+                    yield (pipeline, self._index_args(rkey, tags, ttl))
+                return bool(reply)
+            field = reply[0]
+            tags = _decode_tags(field) if field else ()
+        return False
 
     def _clear_plan(self, namespace: str) -> Plan[int]:
         pattern = _GLOB.sub(r"\\\1", f"{self._prefix}{namespace}:") + "*"
@@ -410,15 +458,44 @@ class RedisBackend:
         return removed + self.fallback.clear(namespace)
 
     def _invalidate_plan(self, tags: Sequence[str]) -> Plan[int]:
+        """Read each tag's set(s), then remove their members that still carry the tag, set by set."""
         if not tags:
             return 0
-        tag_keys = [self._tag_prefix + tag for tag in tags]
-        escaped = [_escape_tag(tag) for tag in tags]
-        removed = yield (execute, "EVALSHA", _INVALIDATE.sha, len(tag_keys), *tag_keys, *escaped)
+        sets = yield from self._tag_sets_plan(tags)
+        if not sets:
+            return 0 if sets is not None else self._invalidate_locally(tags)
+        members = yield (pipeline, [("SMEMBERS", key) for key, _ in sets])
+        if members is UNAVAILABLE:
+            return self._invalidate_locally(tags)
+        commands = [
+            ("EVALSHA", _INVALIDATE.sha, 1 + len(chunk), tag_key, *chunk, escaped)
+            for (tag_key, escaped), found in zip(sets, members, strict=True)
+            for chunk in _chunks(sorted(found))
+        ]
+        removed = (yield (pipeline, commands)) if commands else []
         if removed is UNAVAILABLE:
-            self._missed.add(tags=tags)
-            return self.fallback.invalidate_tags(tags)
-        return int(removed)
+            return self._invalidate_locally(tags)
+        return sum(int(count) for count in removed)
+
+    def _tag_sets_plan(self, tags: Sequence[str]) -> Plan[list[tuple[str, str]] | None]:
+        """``(tag set key, escaped tag)`` of every set holding ``tags``; None when Redis is unreachable.
+
+        One set per tag, or on a cluster one per slot its index lists (:mod:`buttress.cache._slots`).
+        """
+        if not self._cluster:
+            return [(self._tag_prefix + tag, _escape_tag(tag)) for tag in tags]
+        slots = yield (pipeline, [("SMEMBERS", self._slots_prefix + tag) for tag in tags])
+        if slots is UNAVAILABLE:
+            return None
+        return [
+            (f"{self._tag_prefix}{{{slot_tag(int(slot))}}}:{tag}", _escape_tag(tag))
+            for tag, listed in zip(tags, slots, strict=True)
+            for slot in sorted(listed)
+        ]
+
+    def _invalidate_locally(self, tags: Sequence[str]) -> int:
+        self._missed.add(tags=tags)
+        return self.fallback.invalidate_tags(tags)
 
     def _acquire_plan(self, key: str, token: str, lease: float) -> Plan[bool]:
         taken = yield (execute, "SET", self._lock_prefix + key, token, "NX", "PX", max(_ms(lease), 1))

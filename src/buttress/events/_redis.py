@@ -12,6 +12,11 @@ trip is counted as ``failed``. Both threads reconnect with capped exponential ba
 clock, :meth:`RedisTransport.status` reports ``connected: False`` with ``last_error``, and delivery resumes
 by itself when Redis returns. Passwords in the URL are masked everywhere they are shown. The connections
 come from the Redis layer (:class:`buttress._redis.PubSubConnections`); this module creates no pool.
+
+On a Redis Cluster (``redis+cluster://``) the transport uses plain PUBLISH and PSUBSCRIBE, not sharded
+pub/sub: the listener needs a pattern (``<prefix>:*``) and there is no sharded PSUBSCRIBE, and a plain
+message reaches every node, so both threads talk to the first seed node that answers and move to the
+next one when it dies.
 """
 
 from __future__ import annotations
