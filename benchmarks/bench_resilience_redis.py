@@ -170,7 +170,7 @@ def _async_rows(state: RedisState, namespace: str) -> list[Row]:
         return setup
 
     async def get() -> object:
-        return await state.async_client().execute_command("GET", get_key)
+        return await state.async_client().get(get_key)
 
     purgatory_clients: list[redis.asyncio.Redis] = []
 

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-    from buttress._redis._cluster import AsyncClusterClient, ClusterClient
     from buttress.events import EventBus
     from buttress.health_types import CheckResult
     from buttress.observe.metrics import MetricsRegistry
@@ -156,11 +155,11 @@ class RedisState:
         """A script's ``now`` argument: empty (use Redis ``TIME``), or the injected clock in microseconds."""
         return self.connection.now_arg()
 
-    def client(self) -> redis.Redis | ClusterClient:
-        """The pooled sync client (on a cluster, the layer's wrapper of ``RedisCluster``)."""
+    def client(self) -> redis.Redis:
+        """The pooled sync client."""
         return self.connection.client()
 
-    def async_client(self) -> redis.asyncio.Redis | AsyncClusterClient:
+    def async_client(self) -> redis.asyncio.Redis:
         """The ``redis.asyncio`` client of the running event loop (one per loop, created on first use)."""
         return self.connection.async_client()
 
