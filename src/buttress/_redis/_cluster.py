@@ -198,6 +198,8 @@ class AsyncClusterClient:
 
     async def execute_command(self, *args: Any) -> Any:
         cluster = self._cluster
+        if cluster._initialize:  # read the topology first: commands racing the first read lose their socket
+            await cluster.initialize()
         name = str(args[0]).upper()
         if name in _MULTI_KEY and len(args) > 2:
             groups = _by_slot(args[1:])
@@ -207,8 +209,6 @@ class AsyncClusterClient:
                     pipe.execute_command(name, *group)
                 return _merge(name, args[1:], groups, await pipe.execute())
         elif name == "SCAN":
-            if cluster._initialize:  # the primaries are known once it has read the topology
-                await cluster.initialize()
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):
                 return 0, []
