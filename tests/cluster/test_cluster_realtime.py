@@ -56,6 +56,16 @@ async def test_a_follower_blocks_in_xread_on_the_logs_primary_and_wakes_for_an_a
         await log.aclose()
 
 
+async def _reading(log: RedisTopicLog, follower: suite.Follower) -> None:
+    """Return once ``follower`` receives what is appended now (it starts after the newest entry)."""
+    for _ in range(int(suite.WAIT / 0.05)):
+        log.append("tick", {}, 0.0)
+        assert await asyncio.to_thread(log.flush, suite.WAIT)
+        if await follower.wait_for(lambda got: any(e.topic == "tick" for e in got), 0.05):
+            return
+    raise AssertionError("the follower received nothing")
+
+
 async def test_appends_made_while_the_logs_primary_is_down_are_written_after_the_promotion(
     redis_cluster: RedisCluster,
 ) -> None:
@@ -67,6 +77,8 @@ async def test_appends_made_while_the_logs_primary_is_down_are_written_after_the
         for n in range(5):
             log.append("before", {"n": n}, 0.0)
         assert await asyncio.to_thread(log.flush, suite.WAIT)
+        follower = suite.Follower(log)
+        await _reading(log, follower)
         killed_at = time.monotonic()
         killed = redis_cluster.kill_primary_of("{" + prefix + "}")
         for n in range(5):
@@ -80,6 +92,11 @@ async def test_appends_made_while_the_logs_primary_is_down_are_written_after_the
         epoch = (await log.read_after(Position("no-such-epoch", 0), 1)).epoch
         topics = [entry.topic for entry in await suite.read_all(log, epoch)]
         assert topics[-5:] == ["during"] * 5  # the replica may have lost the last "before" writes, not these
+        # the follower reads on from the new primary
+        assert await follower.wait_for(
+            lambda entries: sum(e.topic == "during" for e in entries) == 5, RECOVERY
+        )
+        await follower.stop()
     finally:
         await log.aclose()
         if killed is not None:
