@@ -11,6 +11,7 @@ requires.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -24,6 +25,7 @@ from redis.crc import key_slot
 
 from buttress._redis import Script, script_names
 from buttress.observe.metrics import MetricsRegistry
+from buttress.realtime import Position, Replay
 from buttress.realtime._redis_log import RedisTopicLog
 from buttress.resilience._breaker_redis import RedisBreakerStore
 from buttress.resilience._breaker_state import FAILURE, BreakerConfig, BreakerState
@@ -165,7 +167,7 @@ class Monitor:
         while not self._stop:
             try:
                 line = connection.read_response()
-            except (redis.ConnectionError, OSError, ValueError):
+            except (redis.RedisError, OSError, ValueError):  # closed at the end of the test
                 return
             words = _QUOTED.findall(line.decode() if isinstance(line, bytes) else str(line))
             command = words[0].upper() if words else ""
@@ -223,6 +225,13 @@ def _exercise_resilience(url: str) -> None:
         state.close()
 
 
+async def _replay(log: RedisTopicLog) -> Replay:
+    try:
+        return await log.read_after(Position(log.status()["epoch"], 0), 10)
+    finally:
+        await log.release_loop()
+
+
 def test_every_call_passes_keys_of_one_slot(server: RedisServer) -> None:
     monitor = Monitor(server.port)
     try:
@@ -231,6 +240,11 @@ def test_every_call_passes_keys_of_one_slot(server: RedisServer) -> None:
         try:
             log.append("orders", {"n": 1}, time.time())
             assert log.flush(10.0)
+            loop = asyncio.new_event_loop()  # not asyncio.run: it would unset the loop pytest-asyncio keeps
+            try:
+                assert loop.run_until_complete(_replay(log)).entries
+            finally:
+                loop.close()
         finally:
             log.close()
         names = [n for n in script_names() if n.split("_")[0] in ("breaker", "limiter", "budget", "realtime")]

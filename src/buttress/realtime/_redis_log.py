@@ -25,7 +25,7 @@ most ``max_backoff`` after Redis is. A follower that falls more than ``retention
 writers reads on from the oldest entry kept: its positions jump, and that jump is the only sign.
 
 **Replays** (:meth:`RedisTopicLog.read_after`) read the epoch, the newest position, the oldest entry kept
-and the entries asked for in one transaction, and raise
+and the entries asked for in one script (``realtime_replay.lua``: atomic on a cluster too), and raise
 :class:`~buttress.errors.BackendUnavailable` while Redis is unreachable.
 """
 
@@ -67,6 +67,7 @@ __all__ = ["RedisTopicLog"]
 logger = logging.getLogger("buttress.realtime")
 
 _APPEND = Script.file("realtime_append")
+_REPLAY = Script.file("realtime_replay")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _BLOCK_MS = 1000  # how long one XREAD of a follower waits for news (also how soon it notices close())
 _FOLLOW_COUNT = 500  # entries per XREAD
@@ -127,6 +128,13 @@ def _raw_entries(reply: Any) -> list[tuple[Any, dict[str, Any]]]:
 
 def _stream_entries(reply: Any) -> list[Entry]:
     return [_entry(entry_id, values) for entry_id, values in _raw_entries(reply)]
+
+
+def _script_entries(reply: Any) -> list[Entry]:
+    """Entries as a script returns them: ``[id, [field, value, ...]]`` each."""
+    return [
+        _entry(entry_id, _fields(dict(zip(flat[::2], flat[1::2], strict=True)))) for entry_id, flat in reply
+    ]
 
 
 class _Batches:
@@ -272,7 +280,7 @@ class RedisTopicLog:
             clock=self._clock,
             reconnect_min=self._min_backoff,
             reconnect_max=self._max_backoff,
-            scripts=(_APPEND,),
+            scripts=(_APPEND, _REPLAY),
             url_field="redis_url",
         )
 
@@ -562,7 +570,8 @@ class RedisTopicLog:
     # -- replaying -----------------------------------------------------------------------------------
 
     async def read_after(self, position: Position, limit: int) -> Replay:
-        reply = await self._redis.acall(self._replay_commands, position.position, limit)
+        keys = (self._epoch_key, self._position_key, self._stream)
+        reply = await self._redis.arun(_REPLAY, keys, (new_epoch(), position.position + 1, max(1, limit)))
         if reply is UNAVAILABLE:
             raise BackendUnavailable(
                 f"the Redis topic log at {self.url} is unreachable ({self._redis.last_error}); "
@@ -570,26 +579,15 @@ class RedisTopicLog:
                 backend="redis",
                 context={"prefix": self.prefix},
             )
-        _set, epoch_value, last_value, oldest, after = reply
+        epoch_value, last_value, oldest, after = reply
         epoch = _text(epoch_value)
         last = int(last_value or 0)
         if position.epoch != epoch or position.position > last:
             return Replay(epoch, (), last, reset="epoch")
-        first = _stream_entries(oldest)
+        first = _script_entries(oldest)
         if position.position + 1 < (first[0].position if first else last + 1):
             return Replay(epoch, (), last, reset="retention")
-        return Replay(epoch, tuple(_stream_entries(after)[:limit]), last)
-
-    def _replay_commands(self, client: Any, position: int, limit: int) -> Any:
-        # One transaction: the epoch (started here if Redis has none yet, so the answer names the epoch
-        # the next appends join), the newest position, the oldest entry kept and the entries asked for.
-        pipe = client.pipeline(transaction=True)
-        pipe.execute_command("SET", self._epoch_key, new_epoch(), "NX")
-        pipe.execute_command("GET", self._epoch_key)
-        pipe.execute_command("GET", self._position_key)
-        pipe.execute_command("XRANGE", self._stream, "-", "+", "COUNT", 1)
-        pipe.execute_command("XRANGE", self._stream, f"{position + 1}-0", "+", "COUNT", max(1, limit))
-        return pipe.execute()
+        return Replay(epoch, tuple(_script_entries(after)[:limit]), last)
 
     # -- lifecycle and reporting ---------------------------------------------------------------------
 
