@@ -57,7 +57,7 @@ def raw(redis_cluster: RedisCluster) -> Iterator[redis.cluster.RedisCluster]:
 
 
 def test_a_killed_primary_degrades_then_recovers_without_errors(
-    redis_cluster: RedisCluster, raw: redis.cluster.RedisCluster
+    redis_cluster: RedisCluster, raw: redis.cluster.RedisCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     prefix = f"buttress-test:{uuid.uuid4().hex}"
     backend = RedisBackend(redis_cluster.url, prefix=prefix, reconnect_min=0.05, reconnect_max=0.2)
@@ -100,6 +100,8 @@ def test_a_killed_primary_degrades_then_recovers_without_errors(
         assert raw.get(backend.redis_key(victim)) is None
         assert tiered.get(victim) is None
         assert run.errors == [], f"callers saw errors: {run.errors[:5]}"
+        outages = [r for r in caplog.records if r.name == "buttress.cache" and "unreachable (" in r.message]
+        assert len(outages) == 1, "one outage, not a flapping between live and dead slots"
         print(  # the figures docs/redis-cluster.md quotes (pytest -s)
             f"\ncluster failover: degraded {recovered_at - killed_at:.2f} s after the kill "
             f"(marked down {0.0 if degraded_at is None else degraded_at - killed_at:.2f} s in), "

@@ -151,3 +151,18 @@ def test_scripts_are_loaded_again_on_a_promoted_replica(redis_cluster: RedisClus
 def test_a_cluster_url_is_accepted_at_construction_without_connecting(scheme: str) -> None:
     RedisConnection(f"{scheme}://user:pw@127.0.0.1:1,127.0.0.1:2", prefix="t").close()
     PubSubConnections(f"{scheme}://127.0.0.1:1").disconnect()
+
+
+def test_a_ping_probe_asks_every_primary(redis_cluster: RedisCluster) -> None:
+    connection = RedisConnection(redis_cluster.url, prefix="t")
+
+    async def aping() -> object:
+        reply = await connection.acall(execute, "PING")
+        await connection.aclose_loop()
+        return reply
+
+    try:
+        assert connection.call(execute, "PING") is True
+        assert asyncio.run(aping()) is True
+    finally:
+        connection.close()

@@ -65,7 +65,7 @@ def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis | Cl
     primary. Raises ValueError for a URL redis-py cannot parse.
     """
     if topology(url) == "cluster":
-        from buttress._redis._cluster import ClusterProbe  # noqa: PLC0415
+        from buttress._redis._cluster import ClusterProbe  # noqa: PLC0415 - cluster code loads only for a cluster URL
 
         return ClusterProbe(url, timeout)
     redis_module = module()

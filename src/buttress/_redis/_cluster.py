@@ -16,7 +16,8 @@ standalone one where it can be:
 
 The wrappers also make the commands the owners send work across slots: ``MGET``/``UNLINK``/``DEL``/
 ``EXISTS``/``TOUCH`` with keys in several slots are split per slot into one pipeline and their replies
-merged, and ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits).
+merged, ``SCAN`` walks every primary in turn behind one cursor (node index in the high bits), and a bare
+``PING`` (an outage probe) asks every primary, so a probe passes only once every slot is served again.
 
 Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get their own, smaller pieces.
 """
@@ -24,7 +25,7 @@ Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -96,17 +97,29 @@ def _options(
     }
 
 
-def _by_slot(keys: Sequence[Any]) -> dict[int, list[Any]]:
+def _split(cluster: Any, args: tuple[Any, ...]) -> tuple[Any, dict[int, list[Any]]] | None:
+    """For a multi-key command whose keys span slots: a pipeline of one command per slot, and the keys
+    of each; None for any other command (it goes to redis-py as it is)."""
+    name = str(args[0]).upper()
+    if name not in _MULTI_KEY or len(args) <= 2:
+        return None
     key_slot = module("redis.crc").key_slot
     groups: dict[int, list[Any]] = {}
-    for key in keys:
+    for key in args[1:]:
         groups.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
-    return groups
+    if len(groups) == 1:
+        return None
+    pipe = cluster.pipeline()
+    for group in groups.values():
+        pipe.execute_command(name, *group)
+    return pipe, groups
 
 
-def _merge(name: str, keys: Sequence[Any], groups: dict[int, list[Any]], replies: list[Any]) -> Any:
-    if name != "MGET":
+def _merge(args: tuple[Any, ...], groups: dict[int, list[Any]], replies: list[Any]) -> Any:
+    """The reply the command would have had on one server: MGET's values in order, else the sum."""
+    if str(args[0]).upper() != "MGET":
         return sum(replies)
+    keys = args[1:]
     found = {
         key: value
         for group, reply in zip(groups.values(), replies, strict=True)
@@ -154,20 +167,17 @@ class ClusterClient:
 
     def execute_command(self, *args: Any) -> Any:
         cluster = self.cluster()
-        name = str(args[0]).upper()
-        if name in _MULTI_KEY and len(args) > 2:
-            groups = _by_slot(args[1:])
-            if len(groups) > 1:
-                pipe = cluster.pipeline()
-                for group in groups.values():
-                    pipe.execute_command(name, *group)
-                return _merge(name, args[1:], groups, pipe.execute())
-        elif name == "SCAN":
+        split = _split(cluster, args)
+        if split is not None:
+            return _merge(args, split[1], split[0].execute())
+        if str(args[0]).upper() == "SCAN":
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):
                 return 0, []
             reply = cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
             return _scan_reply(primaries, index, reply)
+        if args == ("PING",):  # an outage probe: the cluster is back when every primary answers
+            return cluster.execute_command("PING", target_nodes=cluster.PRIMARIES)
         return cluster.execute_command(*args)
 
     def pipeline(self, transaction: bool = False) -> Any:
@@ -177,9 +187,6 @@ class ClusterClient:
     def script_load(self, source: str) -> Any:
         """``SCRIPT LOAD`` on every primary (a promoted replica has none of the scripts)."""
         return self.cluster().script_load(source)
-
-    def ping(self) -> bool:
-        return bool(self.cluster().ping())
 
     def close(self) -> None:
         if self._cluster is not None:
@@ -199,21 +206,18 @@ class AsyncClusterClient:
     async def execute_command(self, *args: Any) -> Any:
         cluster = self._cluster
         if cluster._initialize:  # read the topology first: commands racing the first read lose their socket
-            await cluster.initialize()
-        name = str(args[0]).upper()
-        if name in _MULTI_KEY and len(args) > 2:
-            groups = _by_slot(args[1:])
-            if len(groups) > 1:
-                pipe = cluster.pipeline()
-                for group in groups.values():
-                    pipe.execute_command(name, *group)
-                return _merge(name, args[1:], groups, await pipe.execute())
-        elif name == "SCAN":
+            await cluster.initialize()  # (and SCAN and PING need the primaries known)
+        split = _split(cluster, args)
+        if split is not None:
+            return _merge(args, split[1], await split[0].execute())
+        if str(args[0]).upper() == "SCAN":
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):
                 return 0, []
             reply = await cluster.execute_command("SCAN", own, *rest, target_nodes=primaries[index])
             return _scan_reply(primaries, index, reply)
+        if args == ("PING",):
+            return await cluster.execute_command("PING", target_nodes=cluster.PRIMARIES)
         return await cluster.execute_command(*args)
 
     def pipeline(self, transaction: bool = False) -> Any:

@@ -138,6 +138,9 @@ class RedisConnection:
         self._lock = threading.Lock()
         self._client: redis.Redis
         self._new_async_client: Callable[[], redis.asyncio.Redis] = self._async_standalone
+        self._whole_cluster = False
+        """On a cluster, a probe first PINGs every primary: a call to a live slot must not end an outage
+        that the dead ones still have (the owner would flap between its fallback and Redis)."""
         if topology(url) == "cluster":  # chosen once here: the calls below never ask again
             self._cluster_clients()
             return
@@ -149,7 +152,7 @@ class RedisConnection:
 
     def _cluster_clients(self) -> None:
         """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""
-        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415
+        from buttress._redis._cluster import AsyncClusterClient, ClusterClient, cluster_errors  # noqa: PLC0415 - cluster code loads only for a cluster URL
 
         # Typed as the standalone clients: the wrappers answer every call owners make of those.
         self._client = cast("redis.Redis", ClusterClient(self.url, self.timeout, self.max_connections))
@@ -157,6 +160,7 @@ class RedisConnection:
             "redis.asyncio.Redis", AsyncClusterClient(self.url, self.timeout, self.max_connections)
         )
         self.errors = (*self.errors, *cluster_errors())
+        self._whole_cluster = True
 
     def _async_standalone(self) -> redis.asyncio.Redis:
         """A standalone server's asyncio client, over the layer's pool (:mod:`buttress._redis._pool`)."""
@@ -232,7 +236,7 @@ class RedisConnection:
         """
         outage = self.outage
         epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
+        if probe and (outage.skip() or (self._whole_cluster and not self._primaries_answer(epoch))):
             return UNAVAILABLE
         client = self._client
         try:
@@ -255,7 +259,7 @@ class RedisConnection:
         """:meth:`call` on the running loop's async client (``command`` returns an awaitable)."""
         outage = self.outage
         epoch, probe = outage.epoch, outage.down_since is not None
-        if probe and outage.skip():
+        if probe and (outage.skip() or (self._whole_cluster and not await self._aprimaries_answer(epoch))):
             return UNAVAILABLE
         client = self.async_client()
         try:
@@ -331,6 +335,24 @@ class RedisConnection:
             return result
 
     # -- outages ------------------------------------------------------------------------------------
+
+    def _primaries_answer(self, epoch: int) -> bool:
+        """Whether every primary of the cluster answers a PING (a probe's first step on a cluster)."""
+        try:
+            execute(self._client, "PING")  # the cluster client sends a bare PING to every primary
+        except self.errors as exc:
+            self._went_down(exc, epoch)
+            return False
+        return True
+
+    async def _aprimaries_answer(self, epoch: int) -> bool:
+        """:meth:`_primaries_answer` on the running loop's async client."""
+        try:
+            await execute(self.async_client(), "PING")
+        except self.errors as exc:
+            self._went_down(exc, epoch)
+            return False
+        return True
 
     @property
     def last_error(self) -> str:

@@ -35,7 +35,7 @@ class PubSubConnections:
         self.url = url
         self._pools: list[Any]
         if topology(url) == "cluster":
-            from buttress._redis._cluster import SeedRotation, seed_pools  # noqa: PLC0415
+            from buttress._redis._cluster import SeedRotation, seed_pools  # noqa: PLC0415 - cluster code loads only for a cluster URL
 
             sender, listener = (
                 SeedRotation(seed_pools(url, options)),
