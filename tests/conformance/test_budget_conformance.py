@@ -45,10 +45,15 @@ async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterat
     namespace = f"test-budget-{uuid.uuid4().hex}"
     state = RedisState(url, prefix=namespace, clock=clock, metrics=MetricsRegistry())
     yield state
-    client = state.client()
-    keys = list(client.scan_iter(match=f"{namespace}:*"))
+    client = state.client()  # SCAN and DEL through execute_command: on a cluster too (the layer's wrapper)
+    cursor, keys = 0, []
+    while True:
+        cursor, found = client.execute_command("SCAN", cursor, "MATCH", f"{namespace}:*")
+        keys.extend(found)
+        if not int(cursor):
+            break
     if keys:
-        client.delete(*keys)
+        client.execute_command("DEL", *keys)
     await state.aclose()  # the async client of this test's loop, and the sync pool
 
 

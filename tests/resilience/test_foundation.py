@@ -161,7 +161,7 @@ def test_scripts_use_redis_time_or_the_injected_clock(redis_url: str) -> None:
         state.client().script_flush()  # NOSCRIPT path: the script is loaded again on the next call
         fake = RedisState(redis_url, clock=FakeClock(start_time=1_000.25), metrics=MetricsRegistry())
         assert fake.run(_ECHO_NOW, [key], [fake.now_arg()]) == str(round(fake.clock.time() * 1e6)).encode()
-        assert state.key("breaker", "api") == "buttress:breaker:api"
+        assert state.key("breaker", "api") == "buttress:{breaker:api}"
         assert "available" in repr(state)
         fake.close()
     finally:

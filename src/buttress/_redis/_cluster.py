@@ -216,11 +216,11 @@ class AsyncClusterClient:
 
     async def execute_command(self, *args: Any) -> Any:
         cluster = self._cluster
+        if cluster._initialize:  # read the topology first: commands racing the first read lose their socket
+            await cluster.initialize()  # (and SCAN and PING need the primaries known)
         split = _split(cluster, args)
         if split is not None:
             return _merge(args, split[1], await split[0].execute())
-        if cluster._initialize and args[0] in ("SCAN", "PING"):  # they need the primaries known
-            await cluster.initialize()
         if str(args[0]).upper() == "SCAN":
             primaries, index, own, rest = _scan_args(cluster, args)
             if index >= len(primaries):

@@ -8,7 +8,8 @@ first append after that starts a new epoch, and positions and offsets count from
 
 **Appends** never wait on Redis: :meth:`RedisTopicLog.append` serialises the entry and queues it in a
 bounded outbox (the oldest is dropped and counted when it is full). A sender thread writes the outbox in
-batches, one ``EVALSHA`` of ``realtime_append.lua`` per batch on a dedicated connection. A batch that
+batches, one ``EVALSHA`` of ``realtime_append.lua`` per batch on a dedicated connection (on a Redis
+Cluster, through the cluster client, which sends it to the primary of the log's slot). A batch that
 fails stays with the sender, which retries it with capped exponential backoff on the injected clock, so
 what was appended while Redis was down is written once it is back. Batches are numbered per sender (the
 last number written is kept in ``{<prefix>}:done:<sender>`` for a day) and the script skips one it has
@@ -24,7 +25,7 @@ most ``max_backoff`` after Redis is. A follower that falls more than ``retention
 writers reads on from the oldest entry kept: its positions jump, and that jump is the only sign.
 
 **Replays** (:meth:`RedisTopicLog.read_after`) read the epoch, the newest position, the oldest entry kept
-and the entries asked for in one transaction, and raise
+and the entries asked for in one script (``realtime_replay.lua``: atomic on a cluster too), and raise
 :class:`~buttress.errors.BackendUnavailable` while Redis is unreachable.
 """
 
@@ -52,6 +53,7 @@ from buttress._redis import (
     execute,
     mask_text,
     mask_url,
+    topology,
 )
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import BackendUnavailable, ValidationError
@@ -65,6 +67,7 @@ __all__ = ["RedisTopicLog"]
 logger = logging.getLogger("buttress.realtime")
 
 _APPEND = Script.file("realtime_append")
+_REPLAY = Script.file("realtime_replay")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _BLOCK_MS = 1000  # how long one XREAD of a follower waits for news (also how soon it notices close())
 _FOLLOW_COUNT = 500  # entries per XREAD
@@ -127,6 +130,13 @@ def _stream_entries(reply: Any) -> list[Entry]:
     return [_entry(entry_id, values) for entry_id, values in _raw_entries(reply)]
 
 
+def _script_entries(reply: Any) -> list[Entry]:
+    """Entries as a script returns them: ``[id, [field, value, ...]]`` each."""
+    return [
+        _entry(entry_id, _fields(dict(zip(flat[::2], flat[1::2], strict=True)))) for entry_id, flat in reply
+    ]
+
+
 class _Batches:
     """The batches a follower saw lately, so it skips one written again after Redis lost its data.
 
@@ -165,6 +175,28 @@ def _cancelled() -> bool:
 def _backoff(failures: int, minimum: float, maximum: float) -> float:
     """Seconds to wait after ``failures`` consecutive failures: doubling from ``minimum``, capped."""
     return min(maximum, minimum * 2.0 ** max(0, min(failures - 1, 60)))
+
+
+class _Routed:
+    """The sender's connection on a Redis Cluster: the cluster client, used like one raw connection.
+
+    A raw connection reaches one node, and the log's slot may move to another (a failover); the
+    cluster client sends each command to the primary that serves its keys now, following ``MOVED``.
+    A command runs when it is sent; its failure is raised there, as a raw connection's would be on read.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._reply: Any = None
+
+    def send_command(self, *args: Any) -> None:
+        self._reply = self._client.execute_command(*args)
+
+    def read_response(self) -> Any:
+        return self._reply
+
+    def disconnect(self) -> None:
+        """Nothing to close: the client is the connection's, shared with the log's other calls."""
 
 
 class RedisTopicLog:
@@ -217,6 +249,7 @@ class RedisTopicLog:
         # Followers block in XREAD for up to _BLOCK_MS: their replies may take that much longer.
         self._reader = self._connection(url, timeout + _BLOCK_MS / 1000)
         self._connections = PubSubConnections(url, timeout=timeout, url_field="redis_url")
+        self._cluster = topology(url) == "cluster"
         self._noscript: type[Exception] = importlib.import_module("redis.exceptions").NoScriptError
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
@@ -247,7 +280,7 @@ class RedisTopicLog:
             clock=self._clock,
             reconnect_min=self._min_backoff,
             reconnect_max=self._max_backoff,
-            scripts=(_APPEND,),
+            scripts=(_APPEND, _REPLAY),
             url_field="redis_url",
         )
 
@@ -397,7 +430,10 @@ class RedisTopicLog:
             return connection.read_response()
 
     def _connect(self) -> Any:
-        connection: Any = self._connections.sender()
+        if self._cluster:
+            connection: Any = _Routed(self._redis.client())
+        else:
+            connection = self._connections.sender()
         try:
             connection.send_command("SCRIPT", "LOAD", _APPEND.source)
             connection.read_response()
@@ -536,7 +572,9 @@ class RedisTopicLog:
     async def read_after(self, position: Position, limit: int) -> Replay:
         # Shielded: a client that leaves mid-resume cancels its handler, and redis-py cancelled while
         # it connects can hand the half-made connection to the next caller. The read finishes instead.
-        reply = await asyncio.shield(self._redis.acall(self._replay_commands, position.position, limit))
+        keys = (self._epoch_key, self._position_key, self._stream)
+        args = (new_epoch(), position.position + 1, max(1, limit))
+        reply = await asyncio.shield(self._redis.arun(_REPLAY, keys, args))
         if reply is UNAVAILABLE:
             raise BackendUnavailable(
                 f"the Redis topic log at {self.url} is unreachable ({self._redis.last_error}); "
@@ -544,26 +582,15 @@ class RedisTopicLog:
                 backend="redis",
                 context={"prefix": self.prefix},
             )
-        _set, epoch_value, last_value, oldest, after = reply
+        epoch_value, last_value, oldest, after = reply
         epoch = _text(epoch_value)
         last = int(last_value or 0)
         if position.epoch != epoch or position.position > last:
             return Replay(epoch, (), last, reset="epoch")
-        first = _stream_entries(oldest)
+        first = _script_entries(oldest)
         if position.position + 1 < (first[0].position if first else last + 1):
             return Replay(epoch, (), last, reset="retention")
-        return Replay(epoch, tuple(_stream_entries(after)[:limit]), last)
-
-    def _replay_commands(self, client: Any, position: int, limit: int) -> Any:
-        # One transaction: the epoch (started here if Redis has none yet, so the answer names the epoch
-        # the next appends join), the newest position, the oldest entry kept and the entries asked for.
-        pipe = client.pipeline(transaction=True)
-        pipe.execute_command("SET", self._epoch_key, new_epoch(), "NX")
-        pipe.execute_command("GET", self._epoch_key)
-        pipe.execute_command("GET", self._position_key)
-        pipe.execute_command("XRANGE", self._stream, "-", "+", "COUNT", 1)
-        pipe.execute_command("XRANGE", self._stream, f"{position + 1}-0", "+", "COUNT", max(1, limit))
-        return pipe.execute()
+        return Replay(epoch, tuple(_script_entries(after)[:limit]), last)
 
     # -- lifecycle and reporting ---------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Breaker state pushed to every process: one subscriber per RedisState, each transition fanned out by name.
 
 Every breaker script that changes a state publishes ``epoch * 8 + state`` on the channel named like the
-breaker's state key (``<prefix>:breaker:<name>``). A :class:`BreakerFeed` PSUBSCRIBEs
-``<prefix>:breaker:*`` once per :class:`~buttress.resilience.RedisState` (one thread, one connection,
+breaker's state key (``<prefix>:{breaker:<name>}``). A :class:`BreakerFeed` PSUBSCRIBEs
+``<prefix>:{breaker:*`` once per :class:`~buttress.resilience.RedisState` (one thread, one connection,
 started when the first Redis breaker store joins) and hands each message to the stores of that name in
 this process (:meth:`RedisBreakerStore.pushed`). When messages may have been lost (the connection
 dropped, or was just re-established) every store is marked stale, so its next call re-reads Redis.
@@ -33,7 +33,7 @@ class BreakerFeed:
 
     def __init__(self, connection: RedisConnection) -> None:
         self._connection = connection
-        base = connection.key("breaker") + ":"
+        base = connection.prefix + ":{breaker:"  # a channel is named like the state key: <base><name>}
         self._base = base.encode()
         self._stores: dict[str, weakref.WeakSet[_Listening]] = {}
         self._lock = threading.Lock()
@@ -79,7 +79,7 @@ class BreakerFeed:
     # -- the subscriber thread -------------------------------------------------------------------------
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
-        name = channel[len(self._base) :]
+        name = channel[len(self._base) : -1]  # without the hash tag's closing brace
         if not name:
             arrived = self._settles.get(data[1:])
             if arrived is not None:

@@ -1,8 +1,9 @@
 """The circuit breaker's state in Redis, shared by every process; each process serves its own copy.
 
-Keys (all with a TTL refreshed on write, longer than any period they record):
+Keys (all with a TTL refreshed on write, longer than any period they record; one hash tag, so a Redis
+Cluster keeps them in one slot and every script is passed all three):
 
-- ``<ns>:breaker:<name>`` (hash): ``s`` = epoch * 8 + state code, ``ou`` open-until and ``od`` current
+- ``<prefix>:{breaker:<name>}`` (hash): ``s`` = epoch * 8 + state code, ``ou`` open-until and ``od`` current
   open duration (integer microseconds), ``cf`` consecutive failures, ``hs`` probe successes, ``ln`` the
   lease counter. A missing hash is CLOSED at epoch 0.
 - ``…:w`` (hash): the window. Count window: ``n`` calls ever, ``f``/``s`` failures and slow calls in the

@@ -1,10 +1,11 @@
 """The RetryBudget's Redis store: the same 10 buckets as in memory, in one hash, one Lua script per change.
 
-The hash ``<namespace>:budget:<name>`` holds ``e<i>`` (the bucket's epoch: time // step), ``c<i>``
-(calls) and ``r<i>`` (retries) for the 10 slots ``i = epoch % 10``: 30 fields at most, whatever the
-traffic. Recording a call is one ``HINCRBY`` (or a slot reset when the bucket is new); spending sums the
-buckets of the window, decides and counts the retry in the same script, so two processes can never both
-take the last retry. Every write renews a TTL of two windows plus a second.
+The hash ``<prefix>:{budget:<name>}`` (hash-tagged like every primitive's state) holds ``e<i>`` (the
+bucket's epoch: time // step), ``c<i>`` (calls) and ``r<i>`` (retries) for the 10 slots
+``i = epoch % 10``: 30 fields at most, whatever the traffic. Recording a call is one ``HINCRBY`` (or a
+slot reset when the bucket is new); spending sums the buckets of the window, decides and counts the retry
+in the same script, so two processes can never both take the last retry. Every write renews a TTL of
+two windows plus a second.
 """
 
 from __future__ import annotations

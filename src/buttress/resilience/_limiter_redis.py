@@ -5,6 +5,10 @@ ends when the bucket would be full again (a missing key *is* a full bucket, so e
 Every process asks Redis, so N processes share one limit exactly; waiters reserve their slot in the same
 script that decides, which keeps them fair and spaced across processes without polling.
 
+Keys are ``<prefix>:limiter:<name>:<key>``, without a hash tag: every script but the peek touches one
+bucket, so a Redis Cluster spreads one limiter's buckets (a per-user limit, say) over all its primaries;
+on a cluster a peek at several buckets makes one call per slot (:attr:`RedisLimiterStore.by_slot`).
+
 While Redis is unreachable the limiter follows :attr:`RedisState.policy`: ``local`` decides with an
 in-memory fallback (each process then enforces the full limit on its own), ``open`` admits every call and
 ``closed`` rejects every call with ``retry_after`` of one interval.
@@ -17,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from buttress._redis import topology
 from buttress.resilience._decorate import check_name
 from buttress.resilience._limiter_memory import MemoryLimiterStore
 from buttress.resilience._redis_state import UNAVAILABLE, RedisState, Script
@@ -71,6 +76,7 @@ class RedisLimiterStore:
         "_run",
         "_seen",
         "_server_time",
+        "by_slot",
         "fallback",
         "name",
         "state",
@@ -100,7 +106,10 @@ class RedisLimiterStore:
                 interval=interval, burst=burst, max_keys=max_keys, now=state.clock.monotonic
             )
         )
-        self._prefix = state.key("limiter", f"{name}:")
+        # no hash tag: each bucket is one key, so a cluster spreads one limiter's buckets over its slots
+        self._prefix = f"{state.prefix}:limiter:{name}:"
+        self.by_slot = topology(state.url) == "cluster"
+        """True on a cluster: a peek at several buckets reads one slot at a time."""
         self._interval = interval
         self._interval_us = repr(period * 1_000_000 / limit)
         self._burst = burst
@@ -191,17 +200,35 @@ class RedisLimiterStore:
         if await self.state.arun(REFUND, (self._key(key),), args) is UNAVAILABLE:
             self.fallback.refund(key, cost, tat)
 
+    def _groups(self, keys: Sequence[str]) -> list[list[str]]:
+        """``keys`` in the groups one PEEK may read: all at once, or one group per cluster slot."""
+        if not self.by_slot:
+            return [list(keys)]
+        from redis.crc import key_slot  # noqa: PLC0415 - redis-py is imported by the first connection
+
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(key_slot((self._prefix + key).encode()), []).append(key)
+        return list(groups.values())
+
     def available(self, keys: Sequence[str]) -> list[float]:
-        """Tokens available now in each of ``keys`` (one round trip for all)."""
-        redis_keys = [self._prefix + key for key in keys]  # looking is not using: keys() stays as is
-        reply = self.state.run(PEEK, redis_keys, (self.state.now_arg(), self._interval_us, self._burst))
-        return self._peeked(reply, keys)
+        """Tokens available now in each of ``keys`` (one round trip for all; one per slot on a cluster)."""
+        found: dict[str, float] = {}
+        for group in self._groups(keys):
+            redis_keys = [self._prefix + key for key in group]  # looking is not using: keys() stays as is
+            args = (self.state.now_arg(), self._interval_us, self._burst)
+            found.update(zip(group, self._peeked(self.state.run(PEEK, redis_keys, args), group), strict=True))
+        return [found[key] for key in keys]
 
     async def aavailable(self, keys: Sequence[str]) -> list[float]:
         """:meth:`available` on the running loop's async client."""
-        redis_keys = [self._prefix + key for key in keys]  # looking is not using: keys() stays as is
-        args = (self.state.now_arg(), self._interval_us, self._burst)
-        return self._peeked(await self.state.arun(PEEK, redis_keys, args), keys)
+        found: dict[str, float] = {}
+        for group in self._groups(keys):
+            redis_keys = [self._prefix + key for key in group]  # looking is not using: keys() stays as is
+            args = (self.state.now_arg(), self._interval_us, self._burst)
+            reply = await self.state.arun(PEEK, redis_keys, args)
+            found.update(zip(group, self._peeked(reply, group), strict=True))
+        return [found[key] for key in keys]
 
     def reset(self, key: str) -> None:
         """Forget ``key``'s bucket in Redis and in the fallback."""

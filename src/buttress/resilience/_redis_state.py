@@ -87,7 +87,7 @@ def _check_interval(value: object) -> float:
 class RedisState:
     """A connection to the Redis that holds shared resilience state, with its outage policy.
 
-    ``url`` is a ``redis://`` URL; ``prefix`` starts every key (``<prefix>:<kind>:<name>``) so several
+    ``url`` is a ``redis://`` URL; ``prefix`` starts every key (``<prefix>:{<kind>:<name>}``) so several
     services can share one Redis. ``socket_timeout`` bounds how long a call can stall on a Redis that
     hangs (the Redis layer's one default, :data:`buttress._redis.DEFAULT_TIMEOUT`). ``sync_interval``
     is the longest a process serves a shared breaker from its own copy without re-reading Redis (and
@@ -144,8 +144,12 @@ class RedisState:
         return f"RedisState({self._label!r}, prefix={self.prefix!r}, policy={self.policy!r}, {state})"
 
     def key(self, kind: str, name: str) -> str:
-        """The Redis key of ``name``'s state of ``kind`` (``breaker``, ``limiter``, ``budget``)."""
-        return f"{self.prefix}:{kind}:{name}"
+        """The key of ``name``'s state of ``kind`` (``breaker``, ``budget``): ``<prefix>:{<kind>:<name>}``.
+
+        The braces are a Redis Cluster hash tag: every key of one primitive (this key and the ones made
+        by appending ``:<suffix>``) lands in one slot, so one script may touch them all.
+        """
+        return f"{self.prefix}:{{{kind}:{name}}}"
 
     def now_arg(self) -> str:
         """A script's ``now`` argument: empty (use Redis ``TIME``), or the injected clock in microseconds."""
