@@ -61,13 +61,17 @@ def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     Raises ValueError for a URL redis-py cannot parse.
     """
     redis_module = module()
-    client: redis.Redis = redis_module.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
+        "health_check_interval": 0,
+    }
+    if url.lower().startswith(("redis+sentinel:", "rediss+sentinel:")):
+        from buttress._redis._sentinel import sentinel_target  # noqa: PLC0415 - it builds on this module
+
+        return redis_module.Redis.from_pool(sentinel_target(url).plain_pool(**options))  # type: ignore[no-any-return]
+    client: redis.Redis = redis_module.Redis.from_url(url, **options)
     return client
 
 

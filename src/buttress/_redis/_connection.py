@@ -23,7 +23,8 @@ from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
 from buttress._redis._pool import async_pool, sync_pool
 from buttress._redis._script import Script
-from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url
+from buttress._redis._sentinel import sentinel_target
+from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url, topology
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
 from buttress.health_types import CheckResult
@@ -132,8 +133,13 @@ class RedisConnection:
         """What counts as "Redis is unreachable": refused, reset, timed out, no pooled connection."""
         self.response_error: type[Exception] = exceptions.ResponseError
         self._noscript: type[Exception] = exceptions.NoScriptError
+        sentinel = sentinel_target(url, url_field) if topology(url) == "sentinel" else None
+        self._async_pool: Callable[..., redis.asyncio.ConnectionPool] = (
+            async_pool if sentinel is None else lambda _url, **options: sentinel.async_pool(**options)
+        )
         try:
-            pool = sync_pool(url, **pool_options(self.timeout, max_connections))
+            options = pool_options(self.timeout, max_connections)
+            pool = sync_pool(url, **options) if sentinel is None else sentinel.sync_pool(**options)
         except ValueError as exc:  # a malformed port, database or query option
             raise invalid_url(url, exc, url_field) from None
         self._client: redis.Redis = redis_module.Redis.from_pool(pool)
@@ -168,7 +174,9 @@ class RedisConnection:
         client = self._async_clients.get(loop)
         if client is None:
             redis_asyncio = module("redis.asyncio")
-            pool = async_pool(self.url, **pool_options(self.timeout, self.max_connections, is_async=True))
+            pool = self._async_pool(
+                self.url, **pool_options(self.timeout, self.max_connections, is_async=True)
+            )
             with self._lock:
                 client = self._async_clients.setdefault(loop, redis_asyncio.Redis.from_pool(pool))
         return client
