@@ -83,11 +83,8 @@ class SentinelTarget:
         manager = sentinel_module.Sentinel(
             self.sentinels, sentinel_kwargs=self._sentinel_options(options, is_async=is_async)
         )
-        connection = (
-            sentinel_module.SentinelManagedSSLConnection
-            if self.tls
-            else sentinel_module.SentinelManagedConnection
-        )
+        plain, tls = _async_connections() if is_async else _sync_connections()
+        connection = tls if self.tls else plain
         return {
             "service_name": self.service,
             "sentinel_manager": manager,
@@ -143,6 +140,47 @@ def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
         split = urlsplit(f"//{address}")
         sentinels.append((split.hostname or "127.0.0.1", split.port or SENTINEL_PORT))
     return SentinelTarget(url, sentinels, service, options, sentinel_password or None, tls=tls)
+
+
+@functools.cache
+def _sync_connections() -> tuple[type[Any], type[Any]]:
+    """redis-py's Sentinel connections (plain, TLS), asking the sentinels on every connect, made on first use.
+
+    redis-py's own ask them only in ``connect()``; a command sent on an unconnected one (a pub/sub
+    connection's first PSUBSCRIBE, a retry after a broken socket) connects to the last address it had, or
+    to localhost:6379 at first.
+    """
+    sentinel = module("redis.sentinel")
+    ssl = module("redis.connection").SSLConnection
+
+    class PrimaryConnection(sentinel.SentinelManagedConnection):  # type: ignore[misc, name-defined]
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self._sock:
+                self.connect()
+            super().send_packed_command(command, check_health)
+
+    class PrimarySSLConnection(PrimaryConnection, ssl):  # type: ignore[misc, valid-type]
+        pass
+
+    return PrimaryConnection, PrimarySSLConnection
+
+
+@functools.cache
+def _async_connections() -> tuple[type[Any], type[Any]]:
+    """:func:`_sync_connections` for ``redis.asyncio``."""
+    sentinel = module("redis.asyncio.sentinel")
+    ssl = module("redis.asyncio.connection").SSLConnection
+
+    class PrimaryConnection(sentinel.SentinelManagedConnection):  # type: ignore[misc, name-defined]
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self.is_connected:
+                await self.connect()
+            await super().send_packed_command(command, check_health)
+
+    class PrimarySSLConnection(PrimaryConnection, ssl):  # type: ignore[misc, valid-type]
+        pass
+
+    return PrimaryConnection, PrimarySSLConnection
 
 
 @functools.cache
