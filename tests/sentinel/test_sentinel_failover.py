@@ -93,9 +93,8 @@ def test_a_failover_costs_seconds_of_outage_policy_and_no_exception(deployment: 
     ]
 
     def failover() -> None:
-        old = deployment.primary()
-        drill.killed_at = time.monotonic()
-        deployment.kill_primary()
+        old = deployment.kill_primary()
+        drill.killed_at = time.monotonic()  # t=0: the primary has exited
         deployment.wait_for_failover(old)
         drill.promoted_at = time.monotonic()
 
@@ -125,7 +124,7 @@ def test_a_failover_costs_seconds_of_outage_policy_and_no_exception(deployment: 
     try:
         while True:
             now = time.monotonic()
-            if now - started > STEADY and not killer.is_alive() and drill.killed_at == 0.0:
+            if now - started > STEADY and killer.ident is None:
                 killer.start()
             one_round(i)
             for owner in owners:

@@ -1,5 +1,6 @@
 """Every Redis owner through a Sentinel URL: the cache (Redis and tiered), the resilience store (limiter and
-breaker, with the trip pushed over pub/sub), the event transport, the health probe, and the pool's limit.
+breaker, with the trip pushed over pub/sub), the event transport, the realtime log, the health probe, and the
+pool's limit.
 
 The data lands on the primary the sentinels name (checked on the server itself) and replicates to the replica.
 """
@@ -21,6 +22,8 @@ from buttress.cache._tiered import TieredBackend
 from buttress.errors import CircuitOpen
 from buttress.observe.health import redis_check
 from buttress.observe.metrics import MetricsRegistry
+from buttress.realtime import Position
+from buttress.realtime._redis_log import RedisTopicLog
 from buttress.resilience import CircuitBreaker, RateLimiter, RedisState
 from tests._redis_sentinel import SentinelDeployment
 from tests.cache._tiered_child import Arrivals, redis_bus
@@ -143,6 +146,19 @@ def test_events_fan_out_between_buses_through_sentinel(redis_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_the_realtime_log_appends_and_replays_through_sentinel(redis_url: str) -> None:
+    log = RedisTopicLog(redis_url, prefix=_prefix())
+    try:
+        assert await asyncio.to_thread(log.wait_connected, WAIT), log.status()
+        for n in range(5):
+            log.append("t", {"n": n}, 0.0)
+        assert await asyncio.to_thread(log.flush, WAIT)
+        replay = await log.read_after(Position(log.status()["epoch"], 0), 100)
+        assert [entry.data["n"] for entry in replay.entries] == list(range(5))
+    finally:
+        await log.aclose()
 
 
 def test_the_health_probe_pings_the_primary(redis_url: str) -> None:
