@@ -1,8 +1,9 @@
 """A throwaway Sentinel deployment: a primary, one replica and three sentinels on spare loopback ports.
 
-``kill_primary()`` SIGKILLs the primary; ``wait_for_failover()`` returns once the sentinels name the
-replica as the new primary. Every process is killed on ``stop()``. Skipped when redis-server is missing,
-unless BUTTRESS_REQUIRE_SERVICES is set (then it fails).
+``kill_primary()`` SIGKILLs the primary, ``switchover()`` asks for a planned failover (``SENTINEL
+FAILOVER``); ``wait_for_failover()`` returns once the sentinels name the replica as the new primary, and
+``wait_for_demotion()`` once a switched-over primary answers as a replica. Every process is killed on
+``stop()``. Skipped when redis-server is missing, unless BUTTRESS_REQUIRE_SERVICES is set (then it fails).
 """
 
 from __future__ import annotations
@@ -172,6 +173,14 @@ class SentinelDeployment:
         process.wait(timeout=10)
         return port
 
+    def switchover(self) -> int:
+        """Ask a sentinel for a planned failover (``SENTINEL FAILOVER``): the primary, still running, is
+        demoted to a replica while clients are connected to it. The old primary's port."""
+        old = self.primary()
+        with self.sentinel_client(self.sentinel_ports[0]) as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        return old
+
     def wait_for_failover(self, old: int, timeout: float = FAILOVER) -> int:
         """Wait until every sentinel names a primary other than ``old`` that answers as a master; its port."""
 
@@ -188,6 +197,11 @@ class SentinelDeployment:
         _until(promoted, timeout, "the sentinels to promote the replica")
         self.primary_port = self.primary()
         return self.primary_port
+
+    def wait_for_demotion(self, old: int, timeout: float = FAILOVER) -> None:
+        """After a switchover: wait until the old primary (still running) answers as a replica."""
+        with self.data_client(old) as client:
+            _until(lambda: client.info("replication")["role"] == "slave", timeout, f"{old} to be demoted")
 
     def stop(self) -> None:
         for process in self.processes.values():
