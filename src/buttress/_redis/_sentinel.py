@@ -10,15 +10,18 @@ The clients are redis-py's (``redis.sentinel``, ``redis.asyncio.sentinel``) unde
 (:mod:`buttress._redis._client`): the timeout bounds each sentinel query and each connect to and reply from a
 data node, and the command pools are the layer's own (:mod:`buttress._redis._pool`: the size limit, the wait
 for a free connection, the free path without a Condition) mixed into a Sentinel pool. A connection asks the
-sentinels for the primary when it connects, so after a failover the first reconnect reaches the new primary;
-one still open to a demoted primary gets ``READONLY``, which redis-py turns into a ConnectionError, so it
-counts as an outage and the next probe reconnects. Closing a pool also closes its sentinel clients.
+sentinels for the primary when it connects, so after a failover the first reconnect reaches the new primary.
+A planned failover leaves the old primary up and writable until Sentinel demotes it (about 10 s), so a busy
+pool or pub/sub connection also asks every :data:`RECHECK` seconds and drops what is connected elsewhere;
+one still open to a demoted primary gets ``READONLY``, which redis-py turns into a ConnectionError (an
+outage, or a reconnect by redis-py's one retry). Closing a pool also closes its sentinel clients.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["SENTINEL_EXAMPLE", "SENTINEL_PORT", "SentinelTarget", "sentinel_target"]
 
 SENTINEL_PORT: Final = 26379
+RECHECK: Final = 1.0
+"""Seconds between two checks, by a busy pool or pub/sub connection, that the primary has not moved."""
+_RECHECK_AFTER_FAILURE: Final = 10 * RECHECK  # the sentinels did not answer: bother them less
 SENTINEL_EXAMPLE: Final = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
 _SERVICE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
@@ -77,13 +83,15 @@ class SentinelTarget:
             "password": self.sentinel_password,
         }
 
-    def _arguments(self, options: dict[str, Any], *, is_async: bool) -> dict[str, Any]:
+    def _arguments(
+        self, options: dict[str, Any], connections: tuple[type[Any], type[Any]], *, is_async: bool
+    ) -> dict[str, Any]:
         """Keyword arguments of a ``SentinelConnectionPool``: service, a new Sentinel, connection options."""
         sentinel_module = module("redis.asyncio.sentinel" if is_async else "redis.sentinel")
         manager = sentinel_module.Sentinel(
             self.sentinels, sentinel_kwargs=self._sentinel_options(options, is_async=is_async)
         )
-        plain, tls = _async_connections() if is_async else _sync_connections()
+        plain, tls = connections
         connection = tls if self.tls else plain
         return {
             "service_name": self.service,
@@ -95,17 +103,27 @@ class SentinelTarget:
 
     def sync_pool(self, **options: Any) -> redis.ConnectionPool:
         """The layer's waiting sync pool (:func:`~buttress._redis._pool.sync_pool`) on the primary."""
-        pool: redis.ConnectionPool = _waiting_class()(**self._arguments(options, is_async=False))
+        pool: redis.ConnectionPool = _waiting_class()(
+            **self._arguments(options, _sync_connections(), is_async=False)
+        )
         return pool
 
     def async_pool(self, **options: Any) -> redis.asyncio.ConnectionPool:
         """The layer's blocking asyncio pool (:func:`~buttress._redis._pool.async_pool`) on the primary."""
-        pool: redis.asyncio.ConnectionPool = _wait_free_class()(**self._arguments(options, is_async=True))
+        pool: redis.asyncio.ConnectionPool = _wait_free_class()(
+            **self._arguments(options, _async_connections(), is_async=True)
+        )
         return pool
 
     def plain_pool(self, **options: Any) -> redis.ConnectionPool:
-        """A sync pool without a wait, for dedicated connections (pub/sub) and one-shot probes."""
-        pool: redis.ConnectionPool = _plain_class()(**self._arguments(options, is_async=False))
+        """A sync pool without a wait, for dedicated connections (pub/sub) and one-shot probes.
+
+        Its connections check the primary every :data:`RECHECK` seconds they send or poll, and fail with a
+        ConnectionError once it has moved (their owner reconnects and reports the gap).
+        """
+        pool: redis.ConnectionPool = _plain_class()(
+            **self._arguments(options, _dedicated_connections(), is_async=False)
+        )
         return pool
 
 
@@ -166,6 +184,54 @@ def _sync_connections() -> tuple[type[Any], type[Any]]:
 
 
 @functools.cache
+def _dedicated_connections() -> tuple[type[Any], type[Any]]:
+    """:func:`_sync_connections` that notice a switchover while they stay connected, made on first use.
+
+    A planned failover leaves the old primary up, accepting writes, until Sentinel demotes it (about 10 s);
+    a pub/sub connection on it would publish to nobody else. So at most every :data:`RECHECK` seconds, a
+    send first asks the sentinels where the primary is, and a connection that is no longer there is closed
+    with a ConnectionError.
+    """
+    primary, _ = _sync_connections()
+    ssl = module("redis.connection").SSLConnection
+    errors = (module("redis.exceptions").RedisError, OSError)
+    moved = module("redis.exceptions").ConnectionError
+
+    class DedicatedConnection(primary):  # type: ignore[misc, valid-type]
+        recheck_at = 0.0
+
+        def connect_to(self, address: Any) -> None:
+            super().connect_to(address)
+            self.recheck_at = time.monotonic() + RECHECK
+
+        def _recheck(self) -> None:
+            now = time.monotonic()
+            if self._sock and now >= self.recheck_at:
+                self.recheck_at = now + RECHECK
+                try:
+                    address = self.connection_pool.get_master_address()
+                except errors:
+                    self.recheck_at = now + _RECHECK_AFTER_FAILURE
+                else:
+                    if tuple(address) != (self.host, self.port):
+                        self.disconnect()
+                        raise moved(f"the primary moved to {address[0]}:{address[1]}")
+
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            self._recheck()  # a sender
+            super().send_packed_command(command, check_health)
+
+        def can_read(self, timeout: float = 0) -> bool:
+            self._recheck()  # a listener, polling
+            return bool(super().can_read(timeout))
+
+    class DedicatedSSLConnection(DedicatedConnection, ssl):  # type: ignore[misc, valid-type]
+        pass
+
+    return DedicatedConnection, DedicatedSSLConnection
+
+
+@functools.cache
 def _async_connections() -> tuple[type[Any], type[Any]]:
     """:func:`_sync_connections` for ``redis.asyncio``."""
     sentinel = module("redis.asyncio.sentinel")
@@ -187,9 +253,29 @@ def _async_connections() -> tuple[type[Any], type[Any]]:
 def _waiting_class() -> type[redis.ConnectionPool]:
     """The layer's waiting sync pool mixed into redis-py's Sentinel pool, made on first use."""
     sentinel = module("redis.sentinel")
+    errors = (module("redis.exceptions").RedisError, OSError)
 
     class WaitingSentinelPool(_sync_pool_class(), sentinel.SentinelConnectionPool):  # type: ignore[misc, name-defined]
-        """Waits for a free connection like the standalone pool; ``disconnect()`` closes the sentinels too."""
+        """Waits for a free connection like the standalone pool; ``disconnect()`` closes the sentinels too.
+
+        Every :data:`RECHECK` seconds a checkout first asks the sentinels for the primary: if it moved while
+        the old one stays up (a planned failover), the idle connections are dropped, and the busy ones when
+        they come back, instead of writing to the old primary until Sentinel demotes it.
+        """
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.recheck_at = time.monotonic() + RECHECK
+
+        def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            if now >= self.recheck_at:
+                self.recheck_at = now + RECHECK
+                try:
+                    self.get_master_address()  # a new address disconnects the idle connections
+                except errors:
+                    self.recheck_at = now + _RECHECK_AFTER_FAILURE
+            return super().get_connection(*args, **kwargs)
 
         def disconnect(self, inuse_connections: bool = True) -> None:
             super().disconnect(inuse_connections)
@@ -217,9 +303,35 @@ def _plain_class() -> type[redis.ConnectionPool]:
 def _wait_free_class() -> type[redis.asyncio.ConnectionPool]:
     """The layer's asyncio pool mixed into redis-py's asyncio Sentinel pool, made on first use."""
     sentinel = module("redis.asyncio.sentinel")
+    errors = (module("redis.exceptions").RedisError, OSError)
 
     class WaitFreeSentinelPool(_pool_class(), sentinel.SentinelConnectionPool):  # type: ignore[misc, name-defined]
-        """Waits on a Condition only when every connection is busy; ``disconnect()`` closes the sentinels."""
+        """Waits on a Condition only when every connection is busy; ``disconnect()`` closes the sentinels.
+
+        Rechecks the primary every :data:`RECHECK` seconds, as the sync pool does.
+        """
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.recheck_at = time.monotonic() + RECHECK
+
+        async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            if now >= self.recheck_at:
+                self.recheck_at = now + RECHECK
+                try:
+                    await self.get_master_address()  # a new address disconnects the idle connections
+                except errors:
+                    self.recheck_at = now + _RECHECK_AFTER_FAILURE
+            connection = await super().get_connection(*args, **kwargs)
+            address = self.master_address
+            if (
+                address is not None
+                and connection.is_connected
+                and (connection.host, connection.port) != address
+            ):
+                await connection.disconnect()  # busy at the move (an asyncio release keeps any connection)
+            return connection
 
         async def disconnect(self, inuse_connections: bool = True) -> None:
             await super().disconnect(inuse_connections)
