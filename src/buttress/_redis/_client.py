@@ -94,14 +94,18 @@ def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis | Cl
 
         return ClusterProbe(url, timeout)
     redis_module = module()
-    client: redis.Redis = redis_module.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
-        health_check_interval=0,
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
+        "health_check_interval": 0,
         **no_maintenance_notifications(),
-    )
+    }
+    if topology(url) == "sentinel":
+        from buttress._redis._sentinel import sentinel_target  # noqa: PLC0415 - it builds on this module
+
+        return redis_module.Redis.from_pool(sentinel_target(url).plain_pool(**options))  # type: ignore[no-any-return]
+    client: redis.Redis = redis_module.Redis.from_url(url, **options)
     return client
 
 

@@ -23,6 +23,7 @@ from buttress._outage import OutageTracker
 from buttress._redis._client import DEFAULT_TIMEOUT, POOL_SIZE, module, pool_options
 from buttress._redis._pool import async_pool, sync_pool
 from buttress._redis._script import Script
+from buttress._redis._sentinel import sentinel_target
 from buttress._redis._url import check_prefix, check_url, invalid_url, mask_text, mask_url, topology
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.errors import ValidationError
@@ -141,14 +142,21 @@ class RedisConnection:
         self._whole_cluster = False
         """On a cluster, a probe first PINGs every primary: a call to a live slot must not end an outage
         that the dead ones still have (the owner would flap between its fallback and Redis)."""
-        if topology(url) == "cluster":  # chosen once here: the calls below never ask again
+        kind = topology(url)  # chosen once here: the calls below never ask again
+        if kind == "cluster":
             self._cluster_clients()
             return
+        sentinel = sentinel_target(url, url_field) if kind == "sentinel" else None
         try:
-            pool = sync_pool(url, **pool_options(self.timeout, max_connections))
+            options = pool_options(self.timeout, max_connections)
+            pool = sync_pool(url, **options) if sentinel is None else sentinel.sync_pool(**options)
         except ValueError as exc:  # a malformed port, database or query option
             raise invalid_url(url, exc, url_field) from None
         self._client = redis_module.Redis.from_pool(pool)
+        if sentinel is not None:  # a Sentinel pool's connections ask the sentinels for the primary
+            self._new_async_client = lambda: module("redis.asyncio").Redis.from_pool(
+                sentinel.async_pool(**pool_options(self.timeout, self.max_connections, is_async=True))
+            )
 
     def _cluster_clients(self) -> None:
         """Redis Cluster (:mod:`buttress._redis._cluster`): its clients, and its failures as outages."""

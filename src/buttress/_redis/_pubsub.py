@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from buttress._redis._client import DEFAULT_TIMEOUT, module, no_maintenance_notifications
+from buttress._redis._sentinel import sentinel_target
 from buttress._redis._url import check_url, invalid_url, mask_url, topology
 
 __all__ = ["PubSubConnections"]
@@ -45,9 +46,15 @@ class PubSubConnections:
             self._pools = [sender, listener]
             self.sender, self.listener = sender.connect, listener.connect  # type: ignore[method-assign]
         else:
-            try:
-                self._sender = redis_module.ConnectionPool.from_url(url, **options)
-                self._listener = redis_module.ConnectionPool.from_url(url, **{"protocol": 2, **options})
+            sentinel = sentinel_target(url, url_field) if topology(url) == "sentinel" else None
+            pool = (
+                redis_module.ConnectionPool.from_url
+                if sentinel is None
+                else lambda _, **kw: sentinel.plain_pool(**kw)
+            )
+            try:  # a Sentinel pool's connections ask the sentinels for the primary each time they connect
+                self._sender = pool(url, **options)
+                self._listener = pool(url, **{"protocol": 2, **options})
             except ValueError as exc:
                 raise invalid_url(url, exc, url_field) from None
             self._pools = [self._sender, self._listener]

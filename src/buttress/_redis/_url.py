@@ -39,7 +39,7 @@ names sentinels and a service; ``redis+cluster://[:password@]host:port[,host:por
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (in the authority or a ``password=`` query parameter) masked."""
+    """``url`` with its passwords (the authority's, ``password=`` and ``sentinel_password=``) masked."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -51,7 +51,9 @@ def mask_url(url: str) -> str:
             netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
     query = parts.query
     if "password=" in query:
-        pairs = [(k, MASK if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        pairs = [
+            (k, MASK if k.endswith("password") else v) for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
         query = urlencode(pairs, safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
@@ -60,12 +62,11 @@ def mask_text(text: str, url: str) -> str:
     """``text`` (an error message, say) with ``url``'s password replaced by the mask wherever it appears."""
     try:
         parts = urlsplit(url)
-        secrets = [parts.password, *(v for k, v in parse_qsl(parts.query) if k == "password")]
+        secrets = [parts.password, *(v for k, v in parse_qsl(parts.query) if k.endswith("password"))]
     except ValueError:
         return text
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):  # one inside another: longest first
+        text = text.replace(secret, MASK)
     return text
 
 
