@@ -121,12 +121,13 @@ class PgBouncer:
             try:
                 with psycopg.connect(probe, connect_timeout=1, prepare_threshold=None) as connection:
                     connection.execute("SELECT 1")
-                return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise
                 time.sleep(0.02)  # waiting for a real server to listen, not a test sleep
+            else:
+                return
 
     def stop(self) -> None:
         """Kill PgBouncer (its server connections close with it)."""
