@@ -40,11 +40,8 @@ def procs(pgbouncer: PgBouncer, direct_url: str, tmp_path: Path) -> Iterator[tup
 def test_a_worker_behind_pgbouncer_is_woken_by_notify_on_its_direct_listen(procs: tuple[Procs, str]) -> None:
     harness, pooled = procs
     harness.url = pooled  # the worker's database: through the pooler
-    settings = {
-        "poll_interval": 5.0,
-        "listen_url": harness.db.urls.sync.render_as_string(hide_password=False),
-    }
-    worker = harness.start(concurrency=2, db={"pooler": "pgbouncer"}, **settings)
+    direct = harness.db.urls.sync.render_as_string(hide_password=False)
+    worker = harness.start(concurrency=2, db={"pooler": "pgbouncer"}, poll_interval=5.0, listen_url=direct)
     harness.wait_registered(worker)
     database = Database(pooled, settings=POOLED)
     try:
@@ -72,7 +69,7 @@ def test_without_a_listen_url_a_pooled_worker_polls(fresh_pair: tuple[str, str])
     try:
         jobs.ensure_schema()
         done: list[int] = []
-        task = Task(done.append, name="polled-append", queue="polled", registry=registry)
+        task: Task[[int], None] = Task(done.append, name="polled-append", queue="polled", registry=registry)
         worker = jobs.worker(queues=["polled"])
         assert worker._listen_at is None
         task.configure(jobs=jobs).defer(7)
