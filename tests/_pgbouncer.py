@@ -113,7 +113,7 @@ class PgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        probe = f"postgresql://{self.server.username or 'postgres'}@127.0.0.1:{self.port}/test"
+        probe = self.url(urlunsplit(self.server))
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
