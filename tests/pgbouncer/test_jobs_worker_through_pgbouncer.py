@@ -61,7 +61,9 @@ def test_a_worker_behind_pgbouncer_is_woken_by_notify_on_its_direct_listen(procs
     assert "LISTEN connection lost" not in worker.log()
 
 
-def test_without_a_listen_url_a_pooled_worker_polls(fresh_pair: tuple[str, str]) -> None:
+def test_without_a_listen_url_a_pooled_worker_polls_and_says_so(
+    fresh_pair: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     pooled, _ = fresh_pair
     database = Database(pooled, settings=POOLED)
     registry = Registry()
@@ -75,5 +77,6 @@ def test_without_a_listen_url_a_pooled_worker_polls(fresh_pair: tuple[str, str])
         task.configure(jobs=jobs).defer(7)
         asyncio.run(worker.run(burst=True))
         assert done == [7]
+        assert "db.pooler is set and jobs.listen_url is not" in caplog.text
     finally:
         database.close()

@@ -263,6 +263,13 @@ class Worker:
             self._turns = PostgresTurns(
                 _conninfo(self.store.db), pooled=self.store.db.settings.pooler != "none"
             )
+        if self.store.dialect.postgres and self._listen_at is None:
+            _log.warning(
+                "jobs: worker %s polls every %s s: db.pooler is set and jobs.listen_url is not (a "
+                "pooler cannot hold a LISTEN; set jobs.listen_url to the server itself)",
+                self.id,
+                self.settings.poll_interval,
+            )
         if self._listen_at is not None:
             helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
             with contextlib.suppress(TimeoutError):
