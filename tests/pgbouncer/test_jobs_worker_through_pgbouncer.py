@@ -1,7 +1,8 @@
 """A real worker process whose database is behind PgBouncer (transaction mode), its LISTEN direct.
 
-A job deferred through the pooler is picked up by NOTIFY, not by a poll: with LISTEN the idle worker
-looks for work only once a second, so five pickups each under 0.3 s cannot be polls (odds 0.3**5).
+A job deferred through the pooler is picked up by NOTIFY, not by a poll: with LISTEN an idle worker looks
+for work only once a second, and each job here is deferred as the worker has just gone idle after the one
+before, so a poll would find it close to a second later; five pickups each under 0.3 s are wake-ups.
 Without ``jobs.listen_url`` a pooled worker opens no LISTEN (it would listen on a server session the
 pooler hands to others) and finds work by polling.
 """
@@ -48,7 +49,6 @@ def test_a_worker_behind_pgbouncer_is_woken_by_notify_on_its_direct_listen(procs
         quick = jobs_module.quick.configure(jobs=Jobs(database, settings=JobsSettings(auto_migrate=False)))
         pickups = []
         for n in range(5):
-            time.sleep(0.1 + 0.13 * n)  # a different phase of the worker's once-a-second look each time
             deferred_at = time.time()
             handle = quick.defer()
             wait_for(lambda: harness.lines("start", handle.id), 10, f"job {n} starting")  # noqa: B023
