@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
 
 from buttress.config import DbSettings
-from buttress.db import Database
 from tests.db import test_advice as suite
 from tests.db._subject import MODES
 from tests.pgbouncer._borrow import borrow
@@ -21,17 +18,8 @@ POOLED = {"pooler": "pgbouncer"}
 @pytest.fixture(scope="module")
 def world(database_url: str) -> Iterator[suite.World]:
     suite.need_hypopg(database_url)
-    suffix = uuid.uuid4().hex[:8]
-    made = suite.World("postgresql", database_url, f"adv_events_{suffix}", f"adv_parents_{suffix}")
-    db = Database(database_url, settings=DbSettings(**POOLED))
-    try:
-        suite._seed(db, made.events, made.parents)
+    with suite.seeded_world("postgresql", database_url, DbSettings(**POOLED)) as made:
         yield made
-    finally:
-        with db.session() as session:
-            session.execute(text(f"DROP TABLE IF EXISTS {made.events}"))
-            session.execute(text(f"DROP TABLE IF EXISTS {made.parents}"))
-        db.close()
 
 
 @pytest.fixture(params=MODES)
