@@ -97,3 +97,18 @@ def test_with_the_setting_the_statement_timeout_holds_per_transaction_and_leaks_
         assert held.execute("SHOW statement_timeout").fetchone() == ("0",)
     finally:
         db.close()
+
+
+def test_the_settings_take_the_pooler_and_a_direct_listen_url_and_mask_its_password() -> None:
+    from pydantic import ValidationError as SettingsError
+
+    from buttress.config import JobsSettings
+
+    assert DbSettings().pooler == "none"
+    with pytest.raises(SettingsError, match="pooler"):
+        DbSettings(pooler="pgpool")  # type: ignore[arg-type]
+    jobs = JobsSettings(listen_url="postgresql://app:hunter2@10.0.0.1:5432/app")
+    assert "hunter2" not in repr(jobs)
+    with pytest.raises(SettingsError, match="the server, not the pooler") as caught:
+        JobsSettings(listen_url="redis://app:hunter2@10.0.0.1:6379/0")
+    assert "hunter2" not in str(caught.value)
