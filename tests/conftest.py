@@ -69,6 +69,12 @@ def database_url() -> str:
     return need_service("PostgreSQL", DATABASE_URL, 5432)
 
 
+@pytest.fixture(scope="session")
+def database_pooler() -> str:
+    """What ``database_url`` points at (``db.pooler``): the server itself; tests/pgbouncer says pgbouncer."""
+    return "none"
+
+
 @pytest.fixture
 def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> Iterator[None]:
     """An empty working directory, no BUTTRESS_* settings (test-service ones kept), fresh defaults.

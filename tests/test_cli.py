@@ -89,7 +89,7 @@ def test_config_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert document["BUTTRESS_EVENTS__QUEUE_SIZE"] == {"value": 12, "source": ".env"}
     assert document["BUTTRESS_SECURITY__ADMIN_TOKEN"] == {"value": MASK, "source": "env"}
     assert document["BUTTRESS_REDIS_URL"] == {"value": None, "source": "default"}
-    assert len(document) == 137
+    assert len(document) == 139
     assert "tok-value" not in result.output
 
 
@@ -169,7 +169,7 @@ def test_config_check_reads_the_env_file(tmp_path: Path) -> None:
 def test_example_writes_the_default_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "--example"])
     assert result.exit_code == 0
-    assert result.stdout == "Wrote .env.example (137 variables, commented out).\n"
+    assert result.stdout == "Wrote .env.example (139 variables, commented out).\n"
     assert (tmp_path / ".env.example").read_text(encoding="utf-8") == render_env_example()
     assert [p.name for p in tmp_path.iterdir()] == [".env.example"]  # no partial file left over
 
@@ -180,7 +180,7 @@ def test_example_writes_a_given_path_and_replaces_it(tmp_path: Path) -> None:
     target.write_text("stale")
     result = runner.invoke(app, ["config", "--example", str(target)])
     assert result.exit_code == 0
-    assert result.stdout == f"Wrote {target} (137 variables, commented out).\n"
+    assert result.stdout == f"Wrote {target} (139 variables, commented out).\n"
     assert target.read_text(encoding="utf-8") == render_env_example()
 
 

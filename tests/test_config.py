@@ -400,9 +400,11 @@ def test_describe_reports_default_env_and_dotenv(monkeypatch: pytest.MonkeyPatch
     db = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_DB__")}
     assert db["BUTTRESS_DB__POOL_SIZE"] == (5, "default")
     assert db["BUTTRESS_DB__STATEMENT_TIMEOUT"] == (30.0, "default")
+    assert db["BUTTRESS_DB__POOLER"] == ("none", "default")
     jobs = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_JOBS__")}
     assert jobs["BUTTRESS_JOBS__LEASE"] == (30.0, "default")
-    assert len(jobs) == 11
+    assert jobs["BUTTRESS_JOBS__LISTEN_URL"] == (None, "default")
+    assert len(jobs) == 12
     files = {name: rows.pop(name) for name in list(rows) if name.startswith("BUTTRESS_FILES__")}
     assert files["BUTTRESS_FILES__MAX_SIZE"] == (100 * 1024 * 1024, "default")
     assert files["BUTTRESS_FILES__ALLOWED_TYPES"] == ("[]", "default")
@@ -491,7 +493,7 @@ def test_mask_url_password(text: str, masked: str) -> None:
 
 def test_every_leaf_has_a_description_and_an_example() -> None:
     fields = setting_fields()
-    assert len(fields) == 137
+    assert len(fields) == 139
     for field in (*fields, *setting_fields(PipelineSettings)):  # the knobs inside each named pipeline too
         assert field.info.description, f"{field.variable} needs Field(description=...)"
         assert field.info.examples, f"{field.variable} needs Field(examples=[...])"

@@ -28,8 +28,10 @@ MODES = ["sync", "async"]
 
 def open_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **options: Any) -> Database:
     """A Database of ``kind`` with the ``db`` settings ``options``."""
-    url = f"sqlite:///{tmp_path / 'test.db'}" if kind == "sqlite" else request.getfixturevalue("database_url")
-    return Database(url, settings=DbSettings(**options))
+    if kind == "sqlite":
+        return Database(f"sqlite:///{tmp_path / 'test.db'}", settings=DbSettings(**options))
+    pooler = request.getfixturevalue("database_pooler")
+    return Database(request.getfixturevalue("database_url"), settings=DbSettings(pooler=pooler, **options))
 
 
 def rows_of(result: Result[Any]) -> list[tuple[Any, ...]]:

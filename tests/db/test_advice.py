@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,16 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     else:
         url = request.getfixturevalue("database_url")
         need_hypopg(url)
+    with seeded_world(kind, url, DbSettings()) as made:
+        yield made
+
+
+@contextmanager
+def seeded_world(kind: str, url: str, settings: DbSettings) -> Iterator[World]:
+    """The seeded tables on ``url``, dropped when the block ends."""
     suffix = uuid.uuid4().hex[:8]
     made = World(kind, url, f"adv_events_{suffix}", f"adv_parents_{suffix}")
-    db = Database(url, settings=DbSettings())
+    db = Database(url, settings=settings)
     try:
         _seed(db, made.events, made.parents)
         yield made

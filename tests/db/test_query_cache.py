@@ -450,7 +450,7 @@ def test_invalidation_survives_killed_connections(pg_qc: Cached) -> None:
     own = Subject(
         qc.s.kind,
         qc.s.mode,
-        Database(qc.db.urls.sync.update_query_dict({"application_name": label})),
+        Database(qc.db.urls.sync.update_query_dict({"application_name": label}), settings=qc.db.settings),
         asyncio.new_event_loop(),
     )
     try:
@@ -512,7 +512,7 @@ def test_a_tiered_cache_reads_versions_from_its_shared_store(
     prefix = f"qc-{uuid.uuid4().hex[:8]}"
     caches = [Cache(TieredBackend(RedisBackend(redis_url, prefix=prefix))) for _ in range(2)]
     reader = Cached(subject, caches[0])
-    writer = Database(subject.db.urls.sync)
+    writer = Database(subject.db.urls.sync, settings=subject.db.settings)
     try:
         writer.query_cache.use(caches[1])
         assert reader.cached() == [(0,)]

@@ -19,12 +19,13 @@ def main() -> None:
 
     import tests.jobs._proc_jobs  # noqa: F401 - defines the jobs
 
-    from buttress.config import JobsSettings
+    from buttress.config import DbSettings, JobsSettings
     from buttress.db import Database
     from buttress.jobs import Jobs
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(message)s")
-    jobs = Jobs(Database(url), settings=JobsSettings(**options.get("settings", {})))
+    database = Database(url, settings=DbSettings(**options.get("db", {})))
+    jobs = Jobs(database, settings=JobsSettings(**options.get("settings", {})))
     worker = jobs.worker(
         queues=options.get("queues"), concurrency=options.get("concurrency", 4), tasks=options.get("tasks")
     )

@@ -136,16 +136,18 @@ class Procs:
         queues: list[str] | None = None,
         tasks: list[str] | None = None,
         env: dict[str, str] | None = None,
+        db: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Proc:
-        """Start a worker process with these ``JobsSettings``.
+        """Start a worker process with these ``JobsSettings`` (and ``db``: its ``DbSettings``).
 
         Defaults here: a 2-second lease, and no migration check (the harness migrated the database; not
         importing alembic saves a second of CPU per start, which counts when workers restart every second).
         """
         settings.setdefault("lease", 2)
         settings.setdefault("auto_migrate", False)
-        options = {"settings": settings, "concurrency": concurrency, "queues": queues, "tasks": tasks}
+        options = {"settings": settings, "db": db or {}, "concurrency": concurrency, "queues": queues}
+        options["tasks"] = tasks
         self._names += 1
         name = f"w{self._names}"
         stderr_path = self.tmp / f"{name}.stderr"

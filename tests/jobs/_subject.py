@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from buttress.clock import FakeClock
-from buttress.config import JobsSettings
+from buttress.config import DbSettings, JobsSettings
 from buttress.db import Database
 from buttress.events import EventBus
 from buttress.jobs import JobHandle, JobInfo, Jobs, JobStatus, Registry, Task
@@ -36,7 +36,7 @@ async def aiosqlite_threads_ended() -> None:
 class Subject:
     """A job queue under test; ``mode`` picks the sync or the async twin of every call."""
 
-    def __init__(self, url: str, mode: str, **settings: Any) -> None:
+    def __init__(self, url: str, mode: str, *, db: DbSettings | None = None, **settings: Any) -> None:
         self.mode = mode
         self.suffix = uuid.uuid4().hex[:8]
         self.queue = f"q-{self.suffix}"
@@ -45,7 +45,7 @@ class Subject:
         self.registry = Registry()
         self.bus = EventBus()
         self.metrics = MetricsRegistry()
-        self.db = Database(url)
+        self.db = Database(url, settings=db)
         self.jobs = Jobs(
             self.db,
             settings=JobsSettings(**{"poll_interval": 0.01, **settings}),

@@ -8,7 +8,7 @@ embedded SQLite file ``buttress.db`` in the working directory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
@@ -48,6 +48,14 @@ class DbSettings(BaseModel):
         gt=0,
         description="PostgreSQL only: seconds a statement may run before the server cancels it; unset: none.",
         examples=[5],
+    )
+    pooler: Literal["none", "pgbouncer"] = Field(
+        default="none",
+        description=(
+            "PostgreSQL only: what database_url points at; pgbouncer (transaction pooling): no server-side "
+            "prepared statements, the statement timeout set per transaction, not per connection."
+        ),
+        examples=["pgbouncer"],
     )
     busy_timeout: float = Field(
         default=5.0,

@@ -6,7 +6,13 @@ settings only shape how workers lease, poll and keep results.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from buttress._redaction import mask_url_password
 
 __all__ = ["JobsSettings"]
 
@@ -14,7 +20,8 @@ __all__ = ["JobsSettings"]
 class JobsSettings(BaseModel):
     """How workers lease jobs, how often they look for work, and how long results are kept."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a rejected listen URL may carry a password
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     lease: float = Field(
         default=30.0,
@@ -36,6 +43,12 @@ class JobsSettings(BaseModel):
         description="Seconds an idle worker waits before looking for due jobs again (PostgreSQL wakes it "
         "at once by NOTIFY; SQLite workers in other processes rely on this).",
         examples=[0.05],
+    )
+    listen_url: str | None = Field(
+        default=None,
+        description="PostgreSQL only: a direct URL (not through a pooler) of the job database for workers' "
+        "LISTEN connection; unset: the database URL, or polling when db.pooler is set.",
+        examples=["postgresql://app@10.0.0.1:5432/app"],
     )
     cancel_poll_interval: float = Field(
         default=0.1,
@@ -84,3 +97,18 @@ class JobsSettings(BaseModel):
         description="Create or upgrade buttress's job tables on first use (buttress db upgrade does it too).",
         examples=[False],
     )
+
+    @field_validator("listen_url")
+    @classmethod
+    def _check_listen_url(cls, value: str | None) -> str | None:
+        scheme = value.split("://", 1)[0].lower() if value and "://" in value else ""
+        if value is not None and not scheme.startswith("postgresql"):
+            raise PydanticCustomError(
+                "listen_url_scheme",
+                "a PostgreSQL URL such as postgresql://app@10.0.0.1:5432/app (the server, not the pooler)",
+            )
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url_password(value) if name == "listen_url" and value else value

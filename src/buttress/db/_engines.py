@@ -1,7 +1,11 @@
 """Build the sync and async engines of one database URL, with the per-connection settings applied.
 
 PostgreSQL runs on psycopg 3 (``postgresql+psycopg`` and ``postgresql+psycopg_async``) with the statement
-timeout sent as a connect option, so it holds from the first statement of every connection. SQLite runs
+timeout sent as a connect option, so it holds from the first statement of every connection. Behind a
+transaction-pooling PgBouncer (``db.pooler``) a connection is a different server session in each
+transaction: the pooler refuses the connect option and a prepared statement is gone in the next
+transaction, so there psycopg prepares nothing and each transaction opens with ``SET LOCAL
+statement_timeout`` (one more round trip, only on that path). SQLite runs
 on sqlite3 and aiosqlite; on every new connection a ``connect`` event turns on WAL, the busy timeout and
 foreign keys, and takes over transaction control from the driver (the SQLAlchemy recipe): the driver
 would otherwise start a transaction only at the first write, so a read-then-write unit would read outside
@@ -92,9 +96,10 @@ def _in_memory(url: URL) -> bool:
 
 def _engine_args(urls: Urls, settings: DbSettings) -> dict[str, Any]:
     args: dict[str, Any] = {"pool_pre_ping": True}
-    if urls.backend == "postgresql" and settings.statement_timeout is not None:
-        millis = max(1, round(settings.statement_timeout * 1000))
-        args["connect_args"] = {"options": f"-c statement_timeout={millis}"}
+    if urls.backend == "postgresql" and settings.pooler != "none":
+        args["connect_args"] = {"prepare_threshold": None}  # the timeout: _pooled_events
+    elif urls.backend == "postgresql" and settings.statement_timeout is not None:
+        args["connect_args"] = {"options": f"-c statement_timeout={_millis(settings.statement_timeout)}"}
     if urls.backend == "postgresql" or not _in_memory(urls.sync):
         args.update(
             pool_size=settings.pool_size,
@@ -102,6 +107,21 @@ def _engine_args(urls: Urls, settings: DbSettings) -> dict[str, Any]:
             pool_timeout=settings.pool_timeout,
         )
     return args
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _pooled_events(engine: Engine, settings: DbSettings) -> None:
+    """Behind a transaction pooler: the statement timeout on each transaction (``SET LOCAL`` ends with it)."""
+    if settings.statement_timeout is None:
+        return
+    statement = f"SET LOCAL statement_timeout = {_millis(settings.statement_timeout)}"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
 
 
 def _sqlite_events(engine: Engine, settings: DbSettings) -> None:
@@ -128,6 +148,8 @@ def build_engine(urls: Urls, settings: DbSettings) -> Engine:
     engine = create_engine(urls.sync, **_engine_args(urls, settings))
     if urls.backend == "sqlite":
         _sqlite_events(engine, settings)
+    elif settings.pooler != "none":
+        _pooled_events(engine, settings)
     return engine
 
 
@@ -136,6 +158,8 @@ def build_async_engine(urls: Urls, settings: DbSettings) -> AsyncEngine:
     engine = create_async_engine(urls.asynchronous, **_engine_args(urls, settings))
     if urls.backend == "sqlite":
         _sqlite_events(engine.sync_engine, settings)
+    elif settings.pooler != "none":
+        _pooled_events(engine.sync_engine, settings)
     return engine
 
 

@@ -67,8 +67,10 @@ def _leased(row: dict[str, Any]) -> Leased:
 class PostgresTurns:
     """Runs a worker's turns on one autocommit psycopg connection (reconnected after a failure)."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, pooled: bool = False) -> None:
         self._conninfo = conninfo
+        # through a transaction pooler the next turn may run on another server session: prepare nothing
+        self._prepare: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
     async def turn(
@@ -86,7 +88,9 @@ class PostgresTurns:
         }
         try:
             if self._connection is None or self._connection.closed:
-                self._connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                self._connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, **self._prepare
+                )
             cursor = await self._connection.execute(_TURN, params)
             row = await cursor.fetchone()
         except psycopg.Error as exc:

@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import make_url
+
 from buttress.container import get_container
 from buttress.errors import ButtressError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext, enter, leave
@@ -154,6 +156,7 @@ class Worker:
         self._cancel_check = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turns: PostgresTurns | None = None
+        self._listen_at = _listen_conninfo(jobs) if self.store.dialect.postgres else None
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="buttress-job")
         self._in_threads = 0  # sync calls of this worker running in its threads now
         self._in_threads_lock = threading.Lock()
@@ -257,7 +260,17 @@ class Worker:
             helpers.append(asyncio.create_task(self.scheduler.arun(), name="scheduler"))
         listening = asyncio.Event()
         if self.store.dialect.postgres:
-            self._turns = PostgresTurns(_conninfo(self.store.db))
+            self._turns = PostgresTurns(
+                _conninfo(self.store.db), pooled=self.store.db.settings.pooler != "none"
+            )
+        if self.store.dialect.postgres and self._listen_at is None:
+            _log.warning(
+                "jobs: worker %s polls every %s s: db.pooler is set and jobs.listen_url is not (a "
+                "pooler cannot hold a LISTEN; set jobs.listen_url to the server itself)",
+                self.id,
+                self.settings.poll_interval,
+            )
+        if self._listen_at is not None:
             helpers.append(asyncio.create_task(self._listen(listening.set), name="listen"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(listening.wait(), 5.0)
@@ -285,7 +298,7 @@ class Worker:
         )
 
     def _idle_wait(self) -> float:
-        if self.store.dialect.postgres:
+        if self._listen_at is not None:
             return min(1.0, max(self.settings.poll_interval, 0.25))  # NOTIFY wakes; this finds delayed jobs
         return self.settings.poll_interval
 
@@ -608,7 +621,8 @@ class Worker:
     async def _listen(self, ready: Callable[[], None]) -> None:
         from buttress.jobs._listen import listen  # noqa: PLC0415 - psycopg, PostgreSQL workers only
 
-        conninfo = _conninfo(self.store.db)
+        conninfo = self._listen_at
+        assert conninfo is not None  # noqa: S101 - started only with a URL
 
         def on_wake(queue: str) -> None:
             if not queue or queue in self.queues:
@@ -686,6 +700,18 @@ class Worker:
 def _conninfo(db: Database) -> str:
     """The libpq URL of ``db`` (PostgreSQL) for the worker's own connections."""
     return db.urls.sync.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _listen_conninfo(jobs: Jobs) -> str | None:
+    """The libpq URL of the LISTEN connection: ``jobs.listen_url``, else the database's unless it is a
+    pooler's (a transaction pooler hands the LISTEN's session to others: the worker polls instead)."""
+    if jobs.settings.listen_url is not None:
+        return (
+            make_url(jobs.settings.listen_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+    return None if jobs.store.db.settings.pooler != "none" else _conninfo(jobs.store.db)
 
 
 def _call_sync(task: Task[..., Any], ctx: JobContext, call: tuple[Any, ...], keywords: dict[str, Any]) -> Any:
