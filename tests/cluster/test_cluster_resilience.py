@@ -5,7 +5,7 @@ outage policy at once (three RedisStates on one prefix, as three services would 
 promoted the policy decides (``local``/``open``: every call admitted, no error; ``closed``: refused with
 ``CircuitOpen``/``RateLimited``, never another error), and after the promotion the shared state is used
 again. It prints the seconds each store was degraded and what its callers saw (the figures in
-docs/redis-cluster-keys.md come from this output).
+docs/redis-cluster.md come from this output).
 """
 
 from __future__ import annotations
