@@ -1,0 +1,135 @@
+"""What the soak's chaos loop breaks: its own redis-server and a pausable TCP proxy in front of PostgreSQL.
+
+The database is paused through a proxy, not by SIGSTOP of server processes: the PostgreSQL on 5432 is
+shared, and a proxy that stops relaying bytes looks to every client exactly like a frozen server (open
+connections hang, new ones connect and then hang), while the server itself and its other users are left
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+from tests._ports import free_port
+
+__all__ = ["PausableProxy", "RedisProcess"]
+
+
+class RedisProcess:
+    """A throwaway ``redis-server`` (no persistence) on a spare port: :meth:`kill` and :meth:`start` again."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = subprocess.Popen(  # noqa: S603 - the installed redis-server
+            command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)  # waiting for the server to listen
+        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: every key is lost, as on a crash of a Redis without persistence."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class PausableProxy:
+    """Relays 127.0.0.1:``port`` to ``host``:``upstream``; :meth:`pause` stops relaying until :meth:`resume`.
+
+    Runs its own event loop in a daemon thread. While paused, no byte moves either way and new
+    connections are accepted but not connected upstream.
+    """
+
+    def __init__(self, host: str, upstream: int) -> None:
+        self.host = host
+        self.upstream = upstream
+        self.port = free_port()
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-proxy", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the proxy did not start")
+
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def stop(self) -> None:
+        self._flowing.set()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _wait_flowing(self) -> None:
+        while not self._flowing.is_set():  # noqa: ASYNC110 - a threading.Event, set from the chaos thread
+            await asyncio.sleep(0.01)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._wait_flowing()
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                await self._wait_flowing()
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.close()
