@@ -73,10 +73,10 @@ class Cluster:
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
-        log = (self.directory / f"{name}.out").open("ab")
-        return subprocess.Popen(  # noqa: S603 - our own interpreter on our own modules
-            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.directory / f"{name}.out").open("ab") as log:  # the child keeps its own copy
+            return subprocess.Popen(  # noqa: S603 - our own interpreter on our own modules
+                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "buttress", "worker", "--import", "benchmarks.soak_jobs", "-c", "4"]
@@ -252,8 +252,8 @@ def run(
             cluster.start(nodes)
             began = time.time()
             drills = chaos(cluster, seconds)
-            cluster.stop()
             ended = time.time()
+            cluster.stop()
             drained = _drain(engine, DRAIN_S)
             cluster.stop_workers()
             return evaluate(directory, engine, drills, began, ended, nodes=nodes, drained=drained)

@@ -107,10 +107,16 @@ class PausableProxy:
         self._thread.join(10)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
         self._ready.set()
-        self._loop.run_forever()
+        loop.run_forever()
+        server.close()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))  # let the cancelled relays close their sockets
+        loop.close()
 
     async def _wait_flowing(self) -> None:
         while not self._flowing.is_set():  # noqa: ASYNC110 - a threading.Event, set from the chaos thread
