@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, TextClause, create_engine, make_url, text
 from tests._fresh_db import fresh_postgres
 from tests._ports import free_port
+from tests._redis_server import RedisServer
 
 from benchmarks.soak_checks import Drill, Outcome, evaluate
 from benchmarks.soak_report import write_report
-from benchmarks.soak_services import PausableProxy, RedisProcess
+from benchmarks.soak_services import PausableProxy
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_DB: Final = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -44,6 +46,7 @@ DRAIN_S: Final = 90.0
 _UNFINISHED: Final = text(
     "SELECT count(*) FROM buttress_jobs WHERE status IN ('queued', 'scheduled', 'retrying', 'running')"
 )
+_WORKERS: Final = text("SELECT count(*) FROM buttress_job_workers")
 
 # A trigger counts every move of a job into 'succeeded': a job completed twice would show two rows.
 _COMPLETIONS_SQL: Final = """
@@ -67,7 +70,7 @@ class Cluster:
     directory: Path
     env: dict[str, str]
     proxy: PausableProxy
-    redis: RedisProcess | None
+    redis: RedisServer | None
     ports: list[int]
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -82,7 +85,8 @@ class Cluster:
         argv = [sys.executable, "-m", "buttress", "worker", "--import", "benchmarks.soak_jobs", "-c", "4"]
         return self.spawn(argv, f"worker-{index}")
 
-    def start(self, nodes: int) -> None:
+    def start(self, nodes: int, engine: Engine) -> None:
+        """Start every worker and node; return once every ops server answers and every worker is polling."""
         self.workers = [self.start_worker(i) for i in range(nodes)]
         self.nodes = [
             self.spawn([sys.executable, "-m", "benchmarks.soak_node", str(i), str(port)], f"node-{i}")
@@ -90,6 +94,11 @@ class Cluster:
         ]
         for port in self.ports:
             _wait_ready(f"http://127.0.0.1:{port}/health/live", 60)
+        deadline = time.monotonic() + 60
+        while _count(engine, _WORKERS) < nodes:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{nodes} workers did not register within 60 s")
+            time.sleep(0.1)  # polling the real workers table
 
     def stop(self) -> None:
         (self.directory / "stop").touch()
@@ -162,7 +171,7 @@ def restart_redis(cluster: Cluster, round_: int) -> Drill | None:
     if cluster.redis is None:
         return None
     start = time.time()
-    cluster.redis.kill()
+    cluster.redis.stop()
     time.sleep(REDIS_DOWN_S)
     cluster.redis.start()
     return Drill("Redis restart", start, time.time(), f"SIGKILL, down {REDIS_DOWN_S:g} s, no persistence")
@@ -235,7 +244,9 @@ def run(
         directory = Path(tmp)
         redis = None
         if redis_url is None:
-            redis = RedisProcess(directory)
+            if shutil.which("redis-server") is None:
+                raise RuntimeError("the soak's Redis drill needs redis-server (or pass --redis-url)")
+            redis = RedisServer(directory)
             redis.start()
             redis_url = redis.url
         direct = make_url(db)
@@ -249,7 +260,7 @@ def run(
             connection.exec_driver_sql(_COMPLETIONS_SQL)
         cluster = Cluster(directory, env, proxy, redis, [free_port() for _ in range(nodes)])
         try:
-            cluster.start(nodes)
+            cluster.start(nodes, engine)
             began = time.time()
             drills = chaos(cluster, seconds)
             ended = time.time()
@@ -266,16 +277,19 @@ def run(
             engine.dispose()
             proxy.stop()
             if redis is not None:
-                redis.kill()
+                redis.stop()
+
+
+def _count(engine: Engine, query: TextClause) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def _drain(engine: Engine, seconds: float) -> bool:
     """Wait until no job is waiting or running (the workers finish what the load left); False on timeout."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            left = connection.execute(_UNFINISHED).scalar_one()
-        if left == 0:
+        if _count(engine, _UNFINISHED) == 0:
             return True
         time.sleep(0.5)  # polling the real queue until the workers empty it
     return False

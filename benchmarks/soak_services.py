@@ -1,4 +1,4 @@
-"""What the soak's chaos loop breaks: its own redis-server and a pausable TCP proxy in front of PostgreSQL.
+"""What the soak's chaos loop pauses: a TCP proxy in front of PostgreSQL (Redis: tests/_redis_server.py).
 
 The database is paused through a proxy, not by SIGSTOP of server processes: the PostgreSQL on 5432 is
 shared, and a proxy that stops relaying bytes looks to every client exactly like a frozen server (open
@@ -10,67 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
 import threading
-import time
-from pathlib import Path
 
-import redis
 from tests._ports import free_port
 
-__all__ = ["PausableProxy", "RedisProcess"]
-
-
-class RedisProcess:
-    """A throwaway ``redis-server`` (no persistence) on a spare port: :meth:`kill` and :meth:`start` again."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        command = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.process = subprocess.Popen(  # noqa: S603 - the installed redis-server
-            command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)  # waiting for the server to listen
-        client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: every key is lost, as on a crash of a Redis without persistence."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
+__all__ = ["PausableProxy"]
 
 
 class PausableProxy:
