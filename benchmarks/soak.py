@@ -35,6 +35,7 @@ from tests._redis_server import RedisServer
 from benchmarks.soak_checks import Drill, Outcome, evaluate
 from benchmarks.soak_report import write_report
 from benchmarks.soak_services import PausableProxy
+from buttress._redis import mask_url
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_DB: Final = os.environ.get("BUTTRESS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -310,7 +311,8 @@ def main(argv: list[str]) -> int:
     outcome = run(
         nodes=args.nodes, seconds=args.seconds, redis_url=args.redis_url, database_url=args.database_url
     )
-    command = "make soak" if not argv else "python -m benchmarks.soak " + shlex.join(argv)
+    shown = [mask_url(arg) if "://" in arg else arg for arg in argv]  # no password reaches the report
+    command = "make soak" if not argv else "python -m benchmarks.soak " + shlex.join(shown)
     write_report(args.out, outcome, command)
     print(json.dumps(outcome.summary(), indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
