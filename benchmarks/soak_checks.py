@@ -260,7 +260,7 @@ def costs(
         bad: list[tuple[float, float]] = []
         slowest_defer = 0.0
         for event in events:
-            t = event.get("t", event.get("t0", 0.0))
+            t = event.get("t", event.get("t1", event.get("t0", 0.0)))  # a defer counts where it returned
             if not low <= t < high:
                 continue
             if event["k"] == "err":
