@@ -234,9 +234,14 @@ def _environment(directory: Path, redis_url: str, database_url: str, run_id: str
 
 
 def run(
-    *, nodes: int = 3, seconds: float = 120.0, redis_url: str | None = None, database_url: str = DEFAULT_DB
+    *,
+    nodes: int = 3,
+    seconds: float = 120.0,
+    redis_url: str | None = None,
+    database_url: str = DEFAULT_DB,
+    keep: Path | None = None,
 ) -> Outcome:
-    """One soak run; its checks and figures (nothing is written)."""
+    """One soak run; its checks and figures. ``keep``: a folder to copy the nodes' logs to."""
     run_id = os.urandom(3).hex()
     with (
         tempfile.TemporaryDirectory(prefix="buttress-soak-") as tmp,
@@ -279,6 +284,8 @@ def run(
             proxy.stop()
             if redis is not None:
                 redis.stop()
+            if keep is not None:
+                shutil.copytree(directory, keep, dirs_exist_ok=True)
 
 
 def _count(engine: Engine, query: TextClause) -> int:
@@ -307,9 +314,14 @@ def main(argv: list[str]) -> int:
         "--database-url", default=DEFAULT_DB, help="the PostgreSQL server to make a fresh database on"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the nodes' and workers' logs here")
     args = parser.parse_args(argv)
     outcome = run(
-        nodes=args.nodes, seconds=args.seconds, redis_url=args.redis_url, database_url=args.database_url
+        nodes=args.nodes,
+        seconds=args.seconds,
+        redis_url=args.redis_url,
+        database_url=args.database_url,
+        keep=args.keep,
     )
     shown = [mask_url(arg) if "://" in arg else arg for arg in argv]  # no password reaches the report
     command = "make soak" if not argv else "python -m benchmarks.soak " + shlex.join(shown)

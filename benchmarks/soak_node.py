@@ -113,6 +113,10 @@ class Node:
 
         self.every(0.02, step)
 
+    def degraded(self) -> bool:
+        """Whether the tiered cache serves by its outage policy now (its L2 was found unreachable)."""
+        return bool(getattr(self.cache.backend, "degraded", False))
+
     def read_cache(self) -> None:
         count = 0
 
@@ -120,13 +124,14 @@ class Node:
             nonlocal count
             count += 1
             key = f"item{count % CACHE_KEYS}"
-            start = time.time()
+            start, degraded = time.time(), self.degraded()
             try:
                 value = self.cache.get(key)
             except Exception as exc:  # noqa: BLE001
                 self.log("err", op="cache.get", e=type(exc).__name__, t=start)
                 return
-            self.log("read", key=key, v=value["v"] if value else None, t0=start)
+            deg = degraded or self.degraded()
+            self.log("read", key=key, v=value["v"] if value else None, t0=start, deg=deg)
 
         self.every(0.025, step)
 
@@ -137,13 +142,14 @@ class Node:
             nonlocal version
             version += 1
             key = f"item{version % CACHE_KEYS}"
-            start = time.time()
+            start, degraded = time.time(), self.degraded()
             try:
                 self.cache.set(key, {"v": version})
             except Exception as exc:  # noqa: BLE001
                 self.log("err", op="cache.set", e=type(exc).__name__, t=start)
                 return
-            self.log("write", key=key, v=version, t0=start, t1=time.time())
+            deg = degraded or self.degraded()
+            self.log("write", key=key, v=version, t0=start, t1=time.time(), deg=deg)
 
         self.every(0.25, step)
 

@@ -8,6 +8,7 @@ node seeing the trip while it lasts, no stale read outside a Redis outage), neve
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from benchmarks.soak import run
@@ -16,13 +17,13 @@ from tests.conftest import services_required
 
 
 @pytest.mark.timeout(300)
-def test_two_nodes_under_chaos_keep_every_promise(database_url: str) -> None:
+def test_two_nodes_under_chaos_keep_every_promise(database_url: str, tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
         if services_required():
             pytest.fail("redis-server is not installed", pytrace=False)
         pytest.skip("redis-server is not installed")
 
-    outcome = run(nodes=2, seconds=32.0, database_url=database_url)
+    outcome = run(nodes=2, seconds=32.0, database_url=database_url, keep=tmp_path)  # logs kept for a failure
 
     drills = [cost.drill.name for cost in outcome.costs]
     assert drills == [
