@@ -33,6 +33,7 @@ from tests._ports import free_port
 from tests._redis_server import RedisServer
 
 from benchmarks.soak_checks import Drill, Outcome, evaluate
+from benchmarks.soak_jobs import TICK_EVERY, TICK_SCHEDULE
 from benchmarks.soak_report import write_report
 from benchmarks.soak_services import PausableProxy
 from buttress._redis import mask_url
@@ -48,6 +49,9 @@ _UNFINISHED: Final = text(
     "SELECT count(*) FROM buttress_jobs WHERE status IN ('queued', 'scheduled', 'retrying', 'running')"
 )
 _WORKERS: Final = text("SELECT count(*) FROM buttress_job_workers")
+_TICKS_SINCE: Final = text(
+    "SELECT count(*) FROM buttress_job_ticks WHERE schedule = :schedule AND fire_at >= :since"
+)
 
 # A trigger counts every move of a job into 'succeeded': a job completed twice would show two rows.
 _COMPLETIONS_SQL: Final = """
@@ -271,7 +275,7 @@ def run(
             drills = chaos(cluster, seconds)
             ended = time.time()
             cluster.stop()
-            drained = _drain(engine, DRAIN_S)
+            drained = _drain(engine, DRAIN_S, ended)
             cluster.stop_workers()
             return evaluate(directory, engine, drills, began, ended, nodes=nodes, drained=drained)
         finally:
@@ -288,16 +292,18 @@ def run(
                 shutil.copytree(directory, keep, dirs_exist_ok=True)
 
 
-def _count(engine: Engine, query: TextClause) -> int:
+def _count(engine: Engine, query: TextClause, **params: object) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
+        return int(connection.execute(query, params).scalar_one())
 
 
-def _drain(engine: Engine, seconds: float) -> bool:
-    """Wait until no job is waiting or running (the workers finish what the load left); False on timeout."""
+def _drain(engine: Engine, seconds: float, ended: float) -> bool:
+    """Wait until the schedule fired past the end of the load and no job is waiting or running (the
+    workers finish what the load left); False on timeout."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if _count(engine, _UNFINISHED) == 0:
+        fired = _count(engine, _TICKS_SINCE, schedule=TICK_SCHEDULE, since=ended - TICK_EVERY)
+        if fired and _count(engine, _UNFINISHED) == 0:
             return True
         time.sleep(0.5)  # polling the real queue until the workers empty it
     return False
