@@ -7,13 +7,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help venv test lint bench lock demo format clean
+.PHONY: help venv test lint bench soak lock demo format clean
 
 help:
 	@echo "make demo   run the main job: an HTTP batch through per-host policies against failing upstreams"
 	@echo "make test   run the test suite with coverage (needs Redis and PostgreSQL for the service tests)"
 	@echo "make lint   ruff + mypy --strict + lint-imports (the layer contracts in pyproject.toml)"
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
+	@echo "make soak   run 3 nodes for 120 s under chaos (needs redis-server and PostgreSQL); rewrite RELIABILITY.md"
 	@echo "make lock   re-resolve uv.lock after editing pyproject.toml"
 
 # Two installs, two stamps. `make demo` needs the core and the extras the demo uses, nothing else; `make test`,
@@ -51,6 +52,10 @@ format: venv
 
 bench: venv
 	$(RUN) python -m benchmarks
+
+# The multi-node soak (docs/soak.md); SOAK_ARGS="--nodes 5 --seconds 600" for a longer one.
+soak: venv
+	$(RUN) python -m benchmarks.soak $(SOAK_ARGS)
 
 lock: | $(UV)
 	$(UV) lock
