@@ -1,12 +1,15 @@
 """The multi-node soak (``make soak``): N nodes share one Redis and one PostgreSQL while a chaos loop
 kills workers, trips a breaker, restarts Redis and pauses the database; then the checks, in RELIABILITY.md.
 
-``python -m benchmarks.soak [--nodes 3] [--seconds 120] [--redis-url URL] [--database-url URL] [--out PATH]``
+``python -m benchmarks.soak [--nodes 3] [--seconds 120] [--redis-cluster | --redis-url URL]
+[--database-url URL] [--out PATH]``
 
 Each node is two processes: :mod:`benchmarks.soak_node` (the ops server on its own port and the load) and
 ``buttress worker`` (jobs and schedules), which the chaos loop SIGKILLs and starts again. Without
-``--redis-url`` the soak starts its own redis-server and its Redis drill kills and restarts it; with one
-(a cluster, say) the Redis drill is skipped. The database is a fresh one on ``--database-url``'s server,
+``--redis-url`` the soak starts its own redis-server and its Redis drill kills and restarts it; with
+``--redis-cluster`` it starts its own 3-primary/3-replica cluster and the drill SIGKILLs the primary holding
+the shared breaker (its replica is promoted; the killed node rejoins as a replica); with a URL of yours the
+Redis drill is skipped. The database is a fresh one on ``--database-url``'s server,
 reached through a pausable proxy (:mod:`benchmarks.soak_services`). See docs/soak.md.
 """
 
@@ -30,10 +33,12 @@ from typing import Final
 from sqlalchemy import Engine, TextClause, create_engine, make_url, text
 from tests._fresh_db import fresh_postgres
 from tests._ports import free_port
+from tests._redis_cluster import RedisCluster
 from tests._redis_server import RedisServer
 
 from benchmarks.soak_checks import Drill, Outcome, evaluate
 from benchmarks.soak_jobs import TICK_EVERY, TICK_SCHEDULE
+from benchmarks.soak_node import BREAKER_NAME
 from benchmarks.soak_report import write_report
 from benchmarks.soak_services import PausableProxy
 from buttress._redis import mask_url
@@ -77,6 +82,7 @@ class Cluster:
     proxy: PausableProxy
     redis: RedisServer | None
     ports: list[int]
+    redis_cluster: RedisCluster | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -172,7 +178,9 @@ def trip_breaker(cluster: Cluster, round_: int) -> Drill:
 
 
 def restart_redis(cluster: Cluster, round_: int) -> Drill | None:
-    """SIGKILL Redis (every key is lost) and start it again on the same port."""
+    """SIGKILL Redis (every key is lost) and start it again on the same port; on a cluster, its primary."""
+    if cluster.redis_cluster is not None:
+        return _fail_over(cluster.redis_cluster, cluster.env["BUTTRESS_RESILIENCE__PREFIX"])
     if cluster.redis is None:
         return None
     start = time.time()
@@ -180,6 +188,23 @@ def restart_redis(cluster: Cluster, round_: int) -> Drill | None:
     time.sleep(REDIS_DOWN_S)
     cluster.redis.start()
     return Drill("Redis restart", start, time.time(), f"SIGKILL, down {REDIS_DOWN_S:g} s, no persistence")
+
+
+def _fail_over(redis_cluster: RedisCluster, prefix: str) -> Drill:
+    """SIGKILL the primary that holds the shared breaker; once its replica serves the slot, the killed node
+    comes back (as a replica), so the next round has a replica to promote again."""
+    key = f"{prefix}:{{breaker:{BREAKER_NAME}}}"
+    start = time.time()
+    port = redis_cluster.kill_primary_of(key)
+    redis_cluster.wait_until_promoted(key)
+    promoted = time.time() - start
+    redis_cluster.restart_node(port)
+    return Drill(
+        "Redis primary SIGKILL",
+        start,
+        time.time(),
+        f"the breaker's primary (port {port}); replica promoted after {promoted:.1f} s, node rejoined",
+    )
 
 
 def pause_database(cluster: Cluster, round_: int) -> Drill:
@@ -242,10 +267,13 @@ def run(
     nodes: int = 3,
     seconds: float = 120.0,
     redis_url: str | None = None,
+    redis_cluster: bool = False,
     database_url: str = DEFAULT_DB,
     keep: Path | None = None,
 ) -> Outcome:
     """One soak run; its checks and figures. ``keep``: a folder to copy the nodes' logs to."""
+    if redis_cluster and redis_url is not None:
+        raise ValueError("give --redis-cluster or --redis-url, not both")
     run_id = os.urandom(3).hex()
     with (
         tempfile.TemporaryDirectory(prefix="buttress-soak-") as tmp,
@@ -253,7 +281,12 @@ def run(
     ):
         directory = Path(tmp)
         redis = None
-        if redis_url is None:
+        own_cluster = None
+        if redis_cluster:
+            own_cluster = RedisCluster(directory / "redis-cluster")
+            own_cluster.start()
+            redis_url = own_cluster.url
+        elif redis_url is None:
             if shutil.which("redis-server") is None:
                 raise RuntimeError("the soak's Redis drill needs redis-server (or pass --redis-url)")
             redis = RedisServer(directory)
@@ -268,7 +301,7 @@ def run(
         engine = create_engine(direct.set(drivername="postgresql+psycopg"))
         with engine.begin() as connection:
             connection.exec_driver_sql(_COMPLETIONS_SQL)
-        cluster = Cluster(directory, env, proxy, redis, [free_port() for _ in range(nodes)])
+        cluster = Cluster(directory, env, proxy, redis, [free_port() for _ in range(nodes)], own_cluster)
         try:
             cluster.start(nodes, engine)
             began = time.time()
@@ -288,6 +321,8 @@ def run(
             proxy.stop()
             if redis is not None:
                 redis.stop()
+            if own_cluster is not None:
+                own_cluster.stop()
             if keep is not None:
                 shutil.copytree(directory, keep, dirs_exist_ok=True)
 
@@ -317,6 +352,11 @@ def main(argv: list[str]) -> int:
         "--redis-url", default=None, help="use this Redis (no Redis drill) instead of starting one"
     )
     parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="start a 3-primary/3-replica Redis Cluster; the Redis drill kills a primary",
+    )
+    parser.add_argument(
         "--database-url", default=DEFAULT_DB, help="the PostgreSQL server to make a fresh database on"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
@@ -326,6 +366,7 @@ def main(argv: list[str]) -> int:
         nodes=args.nodes,
         seconds=args.seconds,
         redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
         database_url=args.database_url,
         keep=args.keep,
     )

@@ -30,6 +30,7 @@ LIMIT_RATE: Final = 20.0  # calls per second, across every node
 LIMIT_BURST: Final = 5
 BREAKER_FAILURES: Final = 5
 BREAKER_OPEN_S: Final = 2.0
+BREAKER_NAME: Final = "soak.upstream"
 CACHE_KEYS: Final = 4
 
 
@@ -69,7 +70,7 @@ class Node:
             f"{LIMIT_RATE:g}/s", burst=LIMIT_BURST, max_wait=0, name="soak.limited", store=state
         )
         self.breaker = CircuitBreaker(
-            "soak.upstream", consecutive_failures=BREAKER_FAILURES, open_duration=BREAKER_OPEN_S, store=state
+            BREAKER_NAME, consecutive_failures=BREAKER_FAILURES, open_duration=BREAKER_OPEN_S, store=state
         )
         self.cache = get_cache()
         self.fail_flag = directory / f"fail-{index}"

@@ -35,12 +35,15 @@ def _commit(root: Path) -> str:
 
 def write_report(path: Path, outcome: Outcome, command: str) -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(outcome.began))
+    on_cluster = "--redis-cluster" in command
+    redis = "one Redis Cluster (3 primaries, 3 replicas)" if on_cluster else "one Redis"
+    redis_drill = "SIGKILLs a Redis primary" if on_cluster else "SIGKILLs and restarts Redis"
     lines = [
         "# Reliability",
         "",
         f"The multi-node soak (docs/soak.md): {outcome.nodes} nodes, each with its own ops server and jobs",
-        "worker, share one Redis and one PostgreSQL under a mixed load while a chaos loop SIGKILLs workers,",
-        "trips a breaker from one node, SIGKILLs and restarts Redis and freezes the database. Every figure",
+        f"worker, share {redis} and one PostgreSQL under a mixed load while a chaos loop SIGKILLs workers,",
+        f"trips a breaker from one node, {redis_drill} and freezes the database. Every figure",
         "below is from that one run.",
         "",
         f"- Command: `{command}`",

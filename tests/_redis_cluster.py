@@ -160,7 +160,7 @@ class RedisCluster:
         for port in self.alive():
             client = _client(port)
             try:
-                info = client.execute_command("CLUSTER INFO")
+                info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
                 replication = client.info("replication")
             finally:
                 client.close()
@@ -181,7 +181,8 @@ class RedisCluster:
         for port in self.alive():
             client = _client(port)
             try:
-                for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+                slots = client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+                for start, end, primary, *_ in slots:
                     if start <= slot <= end:
                         return int(primary[1])
             except (redis.RedisError, OSError):
