@@ -242,6 +242,26 @@ async def test_two_followers_receive_the_same_entries(subject: Subject) -> None:
     assert news[0] == news[1]
 
 
+async def test_a_released_loop_follows_and_replays_again(subject: Subject) -> None:
+    log = subject.log()
+    first = subject.follow(log)
+    await subject.following(log, first)
+    log.append("news", {"n": 1}, 0.0)
+    assert await first.wait_for(lambda entries: any(e.topic == "news" for e in entries))
+    await first.stop()
+    await log.release_loop()  # what a stopping server's hub does on its loop
+    await log.release_loop()  # twice is harmless
+
+    second = subject.follow(log)
+    await subject.following(log, second)
+    log.append("news", {"n": 2}, 0.0)
+    assert await second.wait_for(lambda entries: any(e.topic == "news" for e in entries))
+    news = [e for e in second.entries if e.topic == "news"]
+    assert [e.data for e in news] == [{"n": 2}]
+    replay = await log.read_after(Position(news[0].epoch, 0), 100)
+    assert [e.data["n"] for e in replay.entries if e.topic == "news"] == [1, 2]
+
+
 async def test_follow_after_a_position_of_the_epoch_starts_there(subject: Subject) -> None:
     """The hub's start: read the newest position, then follow after it, and miss nothing in between."""
     log = subject.log()

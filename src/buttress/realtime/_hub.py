@@ -106,10 +106,8 @@ class Hub:
             connection.close(1001, "the server is stopping")
         if tasks:
             await asyncio.wait(tasks, timeout=_STOP_WAIT)
-        release = getattr(self.log, "release_loop", None)  # a log with connections per event loop
-        if release is not None:
-            with contextlib.suppress(Exception):
-                await release()
+        with contextlib.suppress(Exception):  # the loop is stopping: its connections to the log go too
+            await self.log.release_loop()
 
     async def _follow(self) -> None:
         followed: Position | None = None  # the newest entry handed to the inbox

@@ -46,6 +46,9 @@ class TopicLog(Protocol):
       :class:`Replay`; ``reset`` says when that is impossible (another epoch, or trimmed).
       It raises :class:`~buttress.errors.BackendUnavailable` while the backend is unreachable.
     - ``retention`` entries at least are kept (the newest ones).
+    - ``release_loop()`` (on an event loop that is stopping, such as a server's) closes what the log keeps
+      for that loop (connections); the log stays open, and a later follow or replay on that loop
+      opens what it needs again.
     - ``close()`` is idempotent; ``status()``, ``info()`` and ``check()`` keep answering after it.
 
     Outage policy: realtime events are notifications. While the backend is down the log keeps the
@@ -60,6 +63,8 @@ class TopicLog(Protocol):
     def follow(self, after: Position | None = None) -> AsyncIterator[list[Entry]]: ...
 
     async def read_after(self, position: Position, limit: int) -> Replay: ...
+
+    async def release_loop(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -133,6 +138,9 @@ class MemoryTopicLog:
             start = position.position + 1 - oldest
             entries = tuple(self._ring[index] for index in range(start, min(len(self._ring), start + limit)))
         return Replay(self.epoch, entries, last)
+
+    async def release_loop(self) -> None:
+        """Nothing to release: the ring keeps no per-loop resources."""
 
     def close(self) -> None:
         with self._lock:
