@@ -18,10 +18,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 
+from tests._harness import Harness
 from tests._ports import free_port
 
 PG_BIN = Path(os.environ.get("BUTTRESS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -99,7 +99,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-class PgCluster:
+class PgCluster(Harness):
     """A primary and a hot standby (``pg_basebackup -R``), both PostgreSQL 15, on their own loopback ports."""
 
     def __init__(self) -> None:
@@ -205,19 +205,6 @@ class PgCluster:
             self.restart_standby()
         self.resume_replay()
         self.wait_replayed()
-
-    def __enter__(self) -> PgCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- replication -----------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from tests._harness import Harness
 from tests._ports import free_port
 
 __all__ = ["PgBouncer", "missing_reason"]
@@ -52,7 +53,7 @@ def _run_as() -> list[str]:
     raise RuntimeError("pgbouncer will not run as root and neither postgres nor nobody exists")
 
 
-class PgBouncer:
+class PgBouncer(Harness):
     """``pgbouncer`` forwarding every database of ``server_url``'s server, ``pool_mode = transaction``."""
 
     def __init__(self, server_url: str, *, pool_size: int = 10) -> None:
@@ -136,12 +137,8 @@ class PgBouncer:
             self.process.wait(timeout=10)
             self.process = None
 
-    def __enter__(self) -> PgBouncer:
-        self.start()
-        return self
-
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        super().__exit__(exc_type, exc, tb)
         shutil.rmtree(self.directory, ignore_errors=True)

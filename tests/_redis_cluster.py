@@ -21,11 +21,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 from redis.crc import key_slot
 
+from tests._harness import Harness, kill_all
 from tests._ports import free_port
 
 NODES = 6
@@ -66,7 +66,7 @@ def _until(what: str, deadline: float, check: object) -> None:
         time.sleep(0.05)  # polling a real server for a real condition, bounded by the deadline
 
 
-class RedisCluster:
+class RedisCluster(Harness):
     """Six ``redis-server`` nodes made into a cluster with ``redis-cli --cluster create``."""
 
     def __init__(self, directory: Path) -> None:
@@ -130,25 +130,7 @@ class RedisCluster:
 
     def stop(self) -> None:
         """SIGKILL every node (teardown)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-        for process in self.processes.values():
-            process.wait(timeout=10)
-        self.processes.clear()
-
-    def __enter__(self) -> RedisCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        kill_all(self.processes)
 
     # -- state --------------------------------------------------------------------------------------
 

@@ -12,12 +12,12 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
 import redis
 
+from tests._harness import Harness, kill_all
 from tests._ports import free_port
 from tests.conftest import services_required
 
@@ -52,7 +52,7 @@ def _until(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.05)  # waiting for real servers, not a test sleep
 
 
-class SentinelDeployment:
+class SentinelDeployment(Harness):
     """redis-server processes: ``primary``/``replica`` data nodes and three sentinels, monitored as SERVICE.
 
     ``password`` protects the data nodes (``requirepass``/``masterauth``, ``auth-pass`` in the sentinels);
@@ -204,21 +204,4 @@ class SentinelDeployment:
             _until(lambda: client.info("replication")["role"] == "slave", timeout, f"{old} to be demoted")
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.kill()
-        for process in self.processes.values():
-            process.wait(timeout=10)
-        self.processes.clear()
-
-    def __enter__(self) -> SentinelDeployment:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        kill_all(self.processes)

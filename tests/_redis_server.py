@@ -6,15 +6,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 import redis
 
+from tests._harness import Harness
 from tests._ports import free_port
 
 
-class RedisServer:
+class RedisServer(Harness):
     """``redis-server`` in a subprocess: :meth:`stop` kills it, :meth:`start` brings it back (same port)."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
@@ -55,12 +55,3 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
