@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["SENTINEL_EXAMPLE", "SENTINEL_PORT", "SentinelTarget", "sentinel_target"]
+__all__ = ["SENTINEL_EXAMPLE", "SENTINEL_PORT", "SentinelTarget", "sentinel_target", "service_path"]
 
 SENTINEL_PORT: Final = 26379
 RECHECK: Final = 1.0
@@ -127,10 +127,9 @@ class SentinelTarget:
         return pool
 
 
-def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
-    """Parse a ``redis+sentinel://`` URL (checked by ``check_url``); a ValidationError naming ``field``."""
-    parts = urlsplit(url)
-    path = [part for part in parts.path.split("/") if part]
+def service_path(url: str, field: str = "url") -> list[str]:
+    """``[service]`` or ``[service, db]`` from a Sentinel URL's path; a ValidationError naming ``field``."""
+    path = [part for part in urlsplit(url).path.split("/") if part]
     service = path[0] if path else ""
     if not _SERVICE.match(service) or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValidationError(
@@ -140,6 +139,14 @@ def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
             f"e.g. {SENTINEL_EXAMPLE}",
             field=field,
         )
+    return path
+
+
+def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
+    """Parse a ``redis+sentinel://`` URL (checked by ``check_url``); a ValidationError naming ``field``."""
+    parts = urlsplit(url)
+    path = service_path(url, field)
+    service = path[0]
     query = parse_qsl(parts.query, keep_blank_values=True)
     sentinel_password = next((value for key, value in query if key == "sentinel_password"), None)
     rest = urlencode([(key, value) for key, value in query if key != "sentinel_password"])

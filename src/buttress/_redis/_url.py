@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 EXAMPLE_URL = "redis://127.0.0.1:6379/0"
+CLUSTER_EXAMPLE = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000"
 Topology = Literal["standalone", "sentinel", "cluster"]
 """How the servers behind a URL are arranged: one server, a primary found through Sentinel, or a cluster."""
 
@@ -94,7 +95,35 @@ def check_url(url: object, field: str = "url") -> str:
         _check_ports(url)  # a port that is not a number raises here, not on the first call
     except ValueError as exc:
         raise invalid_url(url, exc, field) from None
+    kind = _TOPOLOGIES[scheme.lower()]
+    if kind != "standalone":
+        _check_seed_list(url, kind, field)
     return url
+
+
+def _check_seed_list(url: str, kind: Topology, field: str) -> None:
+    """A Sentinel or cluster URL names at least one host; a cluster has one database (0); a Sentinel URL
+    names its service. Raised here, so a settings check catches it, not the first connection."""
+    example = CLUSTER_EXAMPLE if kind == "cluster" else "redis+sentinel://127.0.0.1:26379/mymaster/0"
+    if not hosts(url):
+        raise ValidationError(
+            f"{field} {mask_url(url)!r} names no {'seed node' if kind == 'cluster' else 'sentinel'}: "
+            f"list at least one host:port, e.g. {example}",
+            field=field,
+        )
+    if kind == "sentinel":
+        from buttress._redis._sentinel import service_path  # noqa: PLC0415 - it builds on this module
+
+        service_path(url, field)
+        return
+    parts = urlsplit(url)
+    databases = [value for key, value in parse_qsl(parts.query) if key == "db"]
+    if parts.path.strip("/") not in ("", "0") or any(value != "0" for value in databases):
+        raise ValidationError(
+            f"{field} {mask_url(url)!r} names a database, but a Redis Cluster has only database 0: "
+            f"drop the /<db> (and ?db=), e.g. {example}",
+            field=field,
+        )
 
 
 def _check_ports(url: str) -> None:

@@ -92,7 +92,7 @@ def check_section_rules(
     if section == "cache":
         problems += _pickle_problems(model, validated)
     if section == "db":
-        problems += _replica_problems(model, validated)
+        problems += _replica_problems(model, validated) + _pooler_problems(model, validated)
     if problems:
         raise PydanticCustomError(
             "section_rules",
@@ -163,6 +163,31 @@ def _replica_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple
                 f"set {url_variable} to the PostgreSQL primary "
                 "(for example postgresql+psycopg://app@10.0.0.1:5432/app) "
                 f"or leave {variable} empty"
+            ),
+        )
+    ]
+
+
+def _pooler_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A pooler (PgBouncer) sits in front of PostgreSQL: with SQLite the setting would be silently ignored."""
+    pooler = getattr(db, "pooler", "none")
+    if pooler == "none" or "database_url" not in validated:  # unset, or the URL's own problem is reported
+        return []
+    url = validated["database_url"]
+    if url is not None and url.lower().startswith("postgres"):
+        return []
+    variable = env_var_name(("db", "pooler"))
+    url_variable = env_var_name(("database_url",))
+    return [
+        (
+            variable,
+            str(pooler),
+            (
+                f"{variable}={pooler} is PostgreSQL only and {url_variable} is "
+                f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
+                f"set {url_variable} to the pooler's address "
+                "(for example postgresql+psycopg://app@10.0.0.1:6432/app) "
+                f"or use {variable}=none"
             ),
         )
     ]
