@@ -153,3 +153,21 @@ def test_a_seed_list_url_without_hosts_service_or_with_a_cluster_db_is_refused_u
 @pytest.mark.parametrize("url", ["redis+cluster://10.0.0.1:7000/", "redis+cluster://10.0.0.1:7000/0"])
 def test_a_cluster_url_may_spell_out_database_zero(url: str) -> None:
     assert check_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:ab#cd@127.0.0.1:6379/0",
+        "redis+cluster://:ab/cd@10.0.0.1:7000",
+        "redis://:12?cd@10.0.0.1:6379",
+    ],
+)
+def test_a_password_with_an_unescaped_delimiter_is_masked_whole_and_refused(url: str) -> None:
+    shown = mask_url(url)
+    assert "ab" not in shown
+    assert "cd" not in shown
+    with pytest.raises(ValidationError, match="percent-encode") as info:
+        check_url(url, "redis_url")
+    assert "ab" not in str(info.value)
+    assert "cd" not in str(info.value)

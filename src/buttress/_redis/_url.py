@@ -46,6 +46,10 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparseable URL>"  # cannot tell where a password would be, so show none of it
     netloc = parts.netloc
+    loose = _loose_userinfo(url, netloc)
+    if loose is not None:  # "redis://:pa#ss@host": the parser cut the password short; show none of it
+        user = loose.split(":", 1)[0]
+        return mask_url(f"{parts.scheme}://{user}:{MASK}@{url.rsplit('@', 1)[1]}")
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         if ":" in userinfo:
@@ -57,6 +61,16 @@ def mask_url(url: str) -> str:
         ]
         query = urlencode(pairs, safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _loose_userinfo(url: str, netloc: str) -> str | None:
+    """The ``user:password`` typed before the last '@' when its password holds an unescaped '/', '?' or
+    '#' (so the parser ended the authority inside it), else None."""
+    rest = url.partition("://")[2]
+    if "@" in netloc or not netloc or "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    return userinfo if ":" in userinfo and any(c in userinfo for c in "/?#") else None
 
 
 def mask_text(text: str, url: str) -> str:
@@ -130,6 +144,8 @@ def _check_ports(url: str) -> None:
     """Raise ValueError for a port that is not a number in 1-65535, in each of the URL's ``host:port``s."""
     for address in hosts(url):
         _ = urlsplit(f"redis://{address}").port
+    if not urlsplit(url).hostname and _loose_userinfo(url, urlsplit(url).netloc):
+        raise ValueError("no host")  # "redis://:12#x@host": the host would be '' and the port 12
 
 
 def hosts(url: str) -> list[str]:
@@ -140,6 +156,16 @@ def hosts(url: str) -> list[str]:
 
 def invalid_url(url: str, exc: Exception, field: str = "url") -> ValidationError:
     """The error for a URL redis-py refused (``exc``), password masked in both URL and reason."""
+    try:
+        loose = _loose_userinfo(url, urlsplit(url).netloc)
+    except ValueError:
+        loose = None
+    if loose is not None:  # the reason would quote a piece of the password (as a port, say)
+        return ValidationError(
+            f"{field} {mask_url(url)!r} is not a valid Redis URL (its password holds '/', '?' or '#': "
+            "percent-encode them as %2F, %3F, %23); e.g. redis://:p%23ss@127.0.0.1:6379/0",
+            field=field,
+        )
     return ValidationError(
         f"{field} {mask_url(url)!r} is not a valid Redis URL ({mask_text(str(exc), url)}); "
         f"e.g. {EXAMPLE_URL}",
