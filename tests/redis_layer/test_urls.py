@@ -161,6 +161,7 @@ def test_a_cluster_url_may_spell_out_database_zero(url: str) -> None:
         "redis://:ab#cd@127.0.0.1:6379/0",
         "redis+cluster://:ab/cd@10.0.0.1:7000",
         "redis://:12?cd@10.0.0.1:6379",
+        "redis+sentinel://:ab#cd@10.0.0.1:26379/mymaster?sentinel_password=ab@cd",
     ],
 )
 def test_a_password_with_an_unescaped_delimiter_is_masked_whole_and_refused(url: str) -> None:

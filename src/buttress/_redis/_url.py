@@ -48,8 +48,8 @@ def mask_url(url: str) -> str:
     netloc = parts.netloc
     loose = _loose_userinfo(url, netloc)
     if loose is not None:  # "redis://:pa#ss@host": the parser cut the password short; show none of it
-        user = loose.split(":", 1)[0]
-        return mask_url(f"{parts.scheme}://{user}:{MASK}@{url.rsplit('@', 1)[1]}")
+        user, after = loose.split(":", 1)[0], url.partition("://")[2][len(loose) + 1 :]
+        return mask_url(f"{parts.scheme}://{user}:{MASK}@{after}")
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         if ":" in userinfo:
@@ -64,12 +64,18 @@ def mask_url(url: str) -> str:
 
 
 def _loose_userinfo(url: str, netloc: str) -> str | None:
-    """The ``user:password`` typed before the last '@' when its password holds an unescaped '/', '?' or
-    '#' (so the parser ended the authority inside it), else None."""
+    """The ``user:password`` typed before the authority's '@' when its password holds an unescaped '/', '?'
+    or '#' (so the parser ended the authority inside it), else None.
+
+    That '@' is the last one before the first '/', '?' or '#' that follows the first '@' (a query value,
+    ``sentinel_password=a@b``, may hold one too).
+    """
     rest = url.partition("://")[2]
     if "@" in netloc or not netloc or "@" not in rest:
         return None
-    userinfo = rest.rsplit("@", 1)[0]
+    first = rest.index("@")
+    ends = [i for i in (rest.find(c, first) for c in "/?#") if i >= 0]
+    userinfo = rest[: rest.rindex("@", 0, min(ends, default=len(rest)))]
     return userinfo if ":" in userinfo and any(c in userinfo for c in "/?#") else None
 
 
