@@ -668,3 +668,22 @@ def test_a_listen_url_may_say_postgres_and_must_have_a_numeric_port() -> None:
     (problem,) = _problems({"BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@h:notaport/app"}).problems
     assert problem.variable == "BUTTRESS_JOBS__LISTEN_URL"
     assert "hunter2" not in str(problem)
+
+
+def test_a_sentinel_password_in_the_query_is_masked_in_the_config_listing_and_its_problems() -> None:
+    url = "redis+sentinel://:data-pw@10.0.0.1:26379/mymaster/0?sentinel_password=sentinel-pw"
+    shown = {
+        value.variable: value.value
+        for value in describe_settings(
+            load_settings(environ={"BUTTRESS_REDIS_URL": url}), environ={"BUTTRESS_REDIS_URL": url}
+        )
+    }
+    assert (
+        shown["BUTTRESS_REDIS_URL"]
+        == f"redis+sentinel://:{MASK}@10.0.0.1:26379/mymaster/0?sentinel_password={MASK}"
+    )
+    (problem,) = _problems(
+        {"BUTTRESS_REDIS_URL": "redis+sentinel://10.0.0.1?sentinel_password=sentinel-pw"}
+    ).problems
+    assert "sentinel-pw" not in str(problem)
+    assert mask_url_password("redis://h:6379/0?password=pw&db=1") == f"redis://h:6379/0?password={MASK}&db=1"
