@@ -133,6 +133,7 @@ def test_every_host_of_a_seed_list_is_checked_and_listed() -> None:
         ("redis+cluster://:s3cret@10.0.0.1:7000/3", "only database 0"),
         ("redis+cluster://:s3cret@10.0.0.1:7000?db=2", "only database 0"),
         ("redis+sentinel://:s3cret@10.0.0.1:26379", "must name the Sentinel service"),
+        ("rediss+cluster://:s3cret@10.0.0.1:7000?ssl_cert_reqs=none", "does not take"),
     ],
 )
 def test_a_seed_list_url_without_hosts_service_or_with_a_cluster_db_is_refused_up_front(

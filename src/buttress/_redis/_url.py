@@ -122,8 +122,9 @@ def check_url(url: object, field: str = "url") -> str:
 
 
 def _check_seed_list(url: str, kind: Topology, field: str) -> None:
-    """A Sentinel or cluster URL names at least one host; a cluster has one database (0); a Sentinel URL
-    names its service. Raised here, so a settings check catches it, not the first connection."""
+    """A Sentinel or cluster URL names at least one host; a cluster has one database (0) and no query
+    options; a Sentinel URL names its service. Raised here, so a settings check catches it, not the first
+    connection."""
     example = CLUSTER_EXAMPLE if kind == "cluster" else "redis+sentinel://127.0.0.1:26379/mymaster/0"
     if not hosts(url):
         raise ValidationError(
@@ -142,6 +143,13 @@ def _check_seed_list(url: str, kind: Topology, field: str) -> None:
         raise ValidationError(
             f"{field} {mask_url(url)!r} names a database, but a Redis Cluster has only database 0: "
             f"drop the /<db> (and ?db=), e.g. {example}",
+            field=field,
+        )
+    options = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True)} - {"db"})
+    if options:  # the cluster clients take only the scheme, the seeds and the password: say so
+        raise ValidationError(
+            f"{field} {mask_url(url)!r} has query options ({', '.join(options)}), which a cluster URL does "
+            f"not take (they would be ignored): drop them, e.g. {example}",
             field=field,
         )
 
