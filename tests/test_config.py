@@ -664,8 +664,10 @@ def test_the_pgbouncer_pooler_on_sqlite_names_the_field_and_the_fix(url: str | N
 
 def test_a_listen_url_may_say_postgres_and_must_have_a_numeric_port() -> None:
     url = "postgres://app:hunter2@10.0.0.1:5432/app"
-    assert load_settings(environ={"BUTTRESS_JOBS__LISTEN_URL": url}).jobs.listen_url == url
-    (problem,) = _problems({"BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@h:notaport/app"}).problems
+    database = {"BUTTRESS_DATABASE_URL": "postgresql://app@10.0.0.1:5432/app"}
+    assert load_settings(environ={**database, "BUTTRESS_JOBS__LISTEN_URL": url}).jobs.listen_url == url
+    bad = {**database, "BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@h:notaport/app"}
+    (problem,) = _problems(bad).problems
     assert problem.variable == "BUTTRESS_JOBS__LISTEN_URL"
     assert "hunter2" not in str(problem)
 
@@ -687,3 +689,18 @@ def test_a_sentinel_password_in_the_query_is_masked_in_the_config_listing_and_it
     ).problems
     assert "sentinel-pw" not in str(problem)
     assert mask_url_password("redis://h:6379/0?password=pw&db=1") == f"redis://h:6379/0?password={MASK}&db=1"
+
+
+def test_a_listen_url_without_a_postgresql_database_names_the_field_and_the_fix() -> None:
+    (problem,) = _problems(
+        {"BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@10.0.0.1:5432/app"}
+    ).problems
+    assert problem.variable == "BUTTRESS_JOBS__LISTEN_URL"
+    assert "PostgreSQL only" in problem.expected
+    assert "hunter2" not in str(problem)
+    environ = {
+        "BUTTRESS_DATABASE_URL": "postgresql+psycopg://app@pgbouncer:6432/app",
+        "BUTTRESS_DB__POOLER": "pgbouncer",
+        "BUTTRESS_JOBS__LISTEN_URL": "postgresql://app@10.0.0.1:5432/app",
+    }
+    assert load_settings(environ=environ).jobs.listen_url == environ["BUTTRESS_JOBS__LISTEN_URL"]

@@ -76,7 +76,7 @@ _PICKLE_KEY_BYTES: Final = 16  # what the signed pickle serializer insists on
 
 def sections_with_rules() -> tuple[str, ...]:
     """The root fields (sections) some rule reads, in table order."""
-    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache", "db"]))
+    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache", "db", "jobs"]))
 
 
 def check_section_rules(
@@ -93,6 +93,8 @@ def check_section_rules(
         problems += _pickle_problems(model, validated)
     if section == "db":
         problems += _replica_problems(model, validated) + _pooler_problems(model, validated)
+    if section == "jobs":
+        problems += _listen_problems(model, validated)
     if problems:
         raise PydanticCustomError(
             "section_rules",
@@ -188,6 +190,29 @@ def _pooler_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple[
                 f"set {url_variable} to the pooler's address "
                 "(for example postgresql+psycopg://app@10.0.0.1:6432/app) "
                 f"or use {variable}=none"
+            ),
+        )
+    ]
+
+
+def _listen_problems(jobs: BaseModel, validated: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A direct LISTEN URL serves PostgreSQL job workers; with SQLite it would be silently ignored."""
+    listen_url = getattr(jobs, "listen_url", None)
+    if listen_url is None or "database_url" not in validated:  # unset, or the URL's own problem is reported
+        return []
+    url = validated["database_url"]
+    if url is not None and url.lower().startswith("postgres"):
+        return []
+    variable = env_var_name(("jobs", "listen_url"))
+    url_variable = env_var_name(("database_url",))
+    return [
+        (
+            variable,
+            mask_url_password(listen_url),
+            (
+                f"{variable} is PostgreSQL only and {url_variable} is "
+                f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
+                f"set {url_variable} to PostgreSQL (or its pooler) or leave {variable} unset"
             ),
         )
     ]
