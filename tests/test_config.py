@@ -634,3 +634,73 @@ def test_errors_inside_a_leaf_and_on_a_whole_section_name_the_nearest_variable()
             '{"low": 1, "high": 5}',
         ),
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis+cluster://:s3cret@", "names no seed node"),
+        ("redis+cluster://:s3cret@10.0.0.1:7000/3", "only database 0"),
+        ("redis+sentinel://:s3cret@10.0.0.1:26379", "must name the Sentinel service"),
+    ],
+)
+def test_a_cluster_or_sentinel_url_is_checked_with_the_settings(url: str, reason: str) -> None:
+    (problem,) = _problems({"BUTTRESS_REDIS_URL": url}).problems
+    assert problem.variable == "BUTTRESS_REDIS_URL"
+    assert reason in problem.expected
+    assert "s3cret" not in str(problem)
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///jobs.db"])
+def test_the_pgbouncer_pooler_on_sqlite_names_the_field_and_the_fix(url: str | None) -> None:
+    environ = {"BUTTRESS_DB__POOLER": "pgbouncer"}
+    if url is not None:
+        environ["BUTTRESS_DATABASE_URL"] = url
+    (problem,) = _problems(environ).problems
+    assert problem.variable == "BUTTRESS_DB__POOLER"
+    assert "PostgreSQL only" in problem.expected
+    assert "BUTTRESS_DB__POOLER=none" in problem.expected
+
+
+def test_a_listen_url_may_say_postgres_and_must_have_a_numeric_port() -> None:
+    url = "postgres://app:hunter2@10.0.0.1:5432/app"
+    database = {"BUTTRESS_DATABASE_URL": "postgresql://app@10.0.0.1:5432/app"}
+    assert load_settings(environ={**database, "BUTTRESS_JOBS__LISTEN_URL": url}).jobs.listen_url == url
+    bad = {**database, "BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@h:notaport/app"}
+    (problem,) = _problems(bad).problems
+    assert problem.variable == "BUTTRESS_JOBS__LISTEN_URL"
+    assert "hunter2" not in str(problem)
+
+
+def test_a_sentinel_password_in_the_query_is_masked_in_the_config_listing_and_its_problems() -> None:
+    url = "redis+sentinel://:data-pw@10.0.0.1:26379/mymaster/0?sentinel_password=sentinel-pw"
+    shown = {
+        value.variable: value.value
+        for value in describe_settings(
+            load_settings(environ={"BUTTRESS_REDIS_URL": url}), environ={"BUTTRESS_REDIS_URL": url}
+        )
+    }
+    assert (
+        shown["BUTTRESS_REDIS_URL"]
+        == f"redis+sentinel://:{MASK}@10.0.0.1:26379/mymaster/0?sentinel_password={MASK}"
+    )
+    (problem,) = _problems(
+        {"BUTTRESS_REDIS_URL": "redis+sentinel://10.0.0.1?sentinel_password=sentinel-pw"}
+    ).problems
+    assert "sentinel-pw" not in str(problem)
+    assert mask_url_password("redis://h:6379/0?password=pw&db=1") == f"redis://h:6379/0?password={MASK}&db=1"
+
+
+def test_a_listen_url_without_a_postgresql_database_names_the_field_and_the_fix() -> None:
+    (problem,) = _problems(
+        {"BUTTRESS_JOBS__LISTEN_URL": "postgresql://app:hunter2@10.0.0.1:5432/app"}
+    ).problems
+    assert problem.variable == "BUTTRESS_JOBS__LISTEN_URL"
+    assert "PostgreSQL only" in problem.expected
+    assert "hunter2" not in str(problem)
+    environ = {
+        "BUTTRESS_DATABASE_URL": "postgresql+psycopg://app@pgbouncer:6432/app",
+        "BUTTRESS_DB__POOLER": "pgbouncer",
+        "BUTTRESS_JOBS__LISTEN_URL": "postgresql://app@10.0.0.1:5432/app",
+    }
+    assert load_settings(environ=environ).jobs.listen_url == environ["BUTTRESS_JOBS__LISTEN_URL"]

@@ -41,10 +41,12 @@ _URL_CREDENTIALS = re.compile(
 
 
 def mask_url_password(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@host`` URL in ``text`` with the mask."""
+    """Replace the password of every ``scheme://user:password@host`` URL in ``text`` with the mask, and
+    a URL's credential query parameters (``?sentinel_password=``, ``&password=``) too."""
     if "://" not in text:  # the common case costs one substring search
         return text
-    return _URL_CREDENTIALS.sub(lambda match: f"{match['prefix']}:{MASK}@", text)
+    text = _URL_CREDENTIALS.sub(lambda match: f"{match['prefix']}:{MASK}@", text)
+    return mask_credential_params(text) if "?" in text else text
 
 
 SENSITIVE_WORDS = frozenset(

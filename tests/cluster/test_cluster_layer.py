@@ -83,6 +83,31 @@ def test_the_async_client_does_the_same(redis_cluster: RedisCluster) -> None:
     asyncio.run(main())
 
 
+def test_an_async_burst_past_the_pool_size_waits_for_a_connection_instead_of_an_outage(
+    redis_cluster: RedisCluster,
+) -> None:
+    """redis-py's asyncio cluster pools refuse a call past max_connections: that was an outage of the
+    whole cluster for one ``asyncio.gather`` of 51 reads."""
+    downs: list[str] = []
+    connection = RedisConnection(redis_cluster.url, prefix="t", max_connections=4, on_down=downs.append)
+    pipelined = [("SET", key, "v") for key in _keys(f"buttress-test:{uuid.uuid4().hex}", 30)]
+
+    async def main() -> list[object]:
+        try:
+            return list(
+                await asyncio.gather(
+                    *(connection.acall(execute, "GET", f"burst:{i % 3}") for i in range(60)),
+                    *(connection.acall(pipeline, pipelined) for _ in range(10)),
+                )
+            )
+        finally:
+            await connection.aclose()
+
+    replies = asyncio.run(main())
+    assert UNAVAILABLE not in replies
+    assert downs == []
+
+
 def test_a_cluster_down_is_an_outage_not_an_exception_and_hides_the_password() -> None:
     url = "redis+cluster://:s3cret-pw@127.0.0.1:1,127.0.0.1:2"
     downs: list[str] = []

@@ -82,6 +82,17 @@ def test_redis_check_refuses_a_url_that_is_not_redis() -> None:
     assert info.value.field == "url"
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("redis://:ab#cd@127.0.0.1:6379/0", "percent-encode"), ("redis+cluster://:abcd@", "names no seed node")],
+)
+def test_redis_check_masks_the_password_of_a_bad_url(url: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason) as info:
+        redis_check(url)
+    assert "ab" not in str(info.value)
+    assert "cd" not in str(info.value)
+
+
 # -- database -----------------------------------------------------------------------------------
 
 

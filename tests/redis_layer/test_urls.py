@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -121,3 +122,54 @@ def test_every_host_of_a_seed_list_is_checked_and_listed() -> None:
     with pytest.raises(ValidationError, match="not a valid Redis URL") as info:
         check_url("redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:port")
     assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis+cluster://", "names no seed node"),
+        ("redis+cluster://:s3cret@", "names no seed node"),
+        ("redis+sentinel://:s3cret@/mymaster", "names no sentinel"),
+        ("redis+cluster://:s3cret@10.0.0.1:7000/3", "only database 0"),
+        ("redis+cluster://:s3cret@10.0.0.1:7000?db=2", "only database 0"),
+        ("redis+sentinel://:s3cret@10.0.0.1:26379", "must name the Sentinel service"),
+        ("rediss+cluster://:s3cret@10.0.0.1:7000?ssl_cert_reqs=none", "does not take"),
+    ],
+)
+def test_a_seed_list_url_without_hosts_service_or_with_a_cluster_db_is_refused_up_front(
+    url: str, reason: str
+) -> None:
+    builds: list[Callable[[], object]] = [
+        lambda: check_url(url, "redis_url"),
+        lambda: RedisConnection(url, url_field="redis_url"),
+        lambda: PubSubConnections(url, url_field="redis_url"),
+    ]
+    for build in builds:
+        with pytest.raises(ValidationError, match=reason) as info:
+            build()
+        assert info.value.field == "redis_url"
+        assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://10.0.0.1:7000/", "redis+cluster://10.0.0.1:7000/0"])
+def test_a_cluster_url_may_spell_out_database_zero(url: str) -> None:
+    assert check_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:ab#cd@127.0.0.1:6379/0",
+        "redis+cluster://:ab/cd@10.0.0.1:7000",
+        "redis://:12?cd@10.0.0.1:6379",
+        "redis+sentinel://:ab#cd@10.0.0.1:26379/mymaster?sentinel_password=ab@cd",
+    ],
+)
+def test_a_password_with_an_unescaped_delimiter_is_masked_whole_and_refused(url: str) -> None:
+    shown = mask_url(url)
+    assert "ab" not in shown
+    assert "cd" not in shown
+    with pytest.raises(ValidationError, match="percent-encode") as info:
+        check_url(url, "redis_url")
+    assert "ab" not in str(info.value)
+    assert "cd" not in str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from buttress._redis import RedisConnection, mask_text, mask_url
@@ -50,3 +52,38 @@ def test_a_bad_query_option_is_a_validation_error_with_passwords_masked() -> Non
         sentinel_target("redis+sentinel://:data-pw@10.0.0.1/orders?socket_timeout=soon", "redis_url")
     assert info.value.field == "redis_url"
     assert "data-pw" not in str(info.value)
+
+
+def test_no_primary_found_names_each_sentinel_by_address_not_by_its_client_repr() -> None:
+    """redis-py quotes each sentinel client's repr (2 kB each) in every outage log and health check."""
+    import asyncio
+
+    from buttress._redis._client import module, pool_options
+    from tests._ports import free_port
+
+    ports = [free_port(), free_port()]
+    url = f"redis+sentinel://:data-pw@127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/orders?sentinel_password=s-pw"
+    target = sentinel_target(url)
+    not_found = module("redis.exceptions").ConnectionError  # redis-py's two MasterNotFoundErrors' base
+    pool: Any = target.sync_pool(**pool_options(0.2, 2))
+    with pytest.raises(not_found) as caught:
+        pool.get_master_address()
+    message = str(caught.value)
+    assert all(f"127.0.0.1:{port}" in message for port in ports)
+    assert "redis.client.Redis" not in message
+    assert len(message) < 300
+    assert "MasterNotFoundError" in type(caught.value).__name__
+
+    async def discover() -> str:
+        apool: Any = target.async_pool(**pool_options(0.2, 2, is_async=True))
+        try:
+            await apool.get_master_address()
+        except not_found as exc:
+            return str(exc)
+        finally:
+            await apool.disconnect()
+        return ""
+
+    message = asyncio.run(discover())
+    assert all(f"127.0.0.1:{port}" in message for port in ports)
+    assert "redis.asyncio.client.Redis" not in message

@@ -7,8 +7,8 @@ standalone one where it can be:
 
 - **Timeout**: the connection's timeout for connecting and for each reply, on every node.
 - **Pool**: ``max_connections`` per node; the sync client's pools wait :data:`POOL_WAIT` for a free
-  connection, as a standalone client's do (the asyncio cluster client's cannot: past its limit, a call
-  is an outage).
+  connection, as a standalone client's do (the asyncio cluster client's cannot, so at most
+  ``max_connections`` of its calls are in flight at once and the next waits as long).
 - **Retry**: one. A command that meets a dead node (refused, reset, timed out) makes redis-py re-read
   the topology and try once more, so a call right after a promotion reaches the new primary; a second
   failure is an outage (:data:`~buttress._redis.UNAVAILABLE`) and the outage tracker keeps other calls
@@ -27,8 +27,10 @@ Pub/sub (:class:`SeedRotation`) and health checks (:class:`ClusterProbe`) get th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -205,7 +207,14 @@ class ClusterClient:
 
 
 class AsyncClusterClient:
-    """The ``redis.asyncio.cluster.RedisCluster`` of one event loop; it reads the topology on first use."""
+    """The ``redis.asyncio.cluster.RedisCluster`` of one event loop; it reads the topology on first use.
+
+    redis-py's asyncio cluster pools cannot wait for a free connection: past ``max_connections`` calls in
+    flight to one node, a call fails (MaxConnectionsError), which would be an outage of the whole cluster
+    for a mere burst (an ``asyncio.gather`` of 51 reads). So at most ``max_connections`` calls are in
+    flight here at once (each uses at most one connection per node); the next waits up to
+    :data:`POOL_WAIT` for one to end, as with a standalone pool, and past that counts as an outage.
+    """
 
     def __init__(self, url: str, timeout: float, max_connections: int) -> None:
         cluster_module = module("redis.asyncio.cluster")
@@ -213,8 +222,30 @@ class AsyncClusterClient:
             startup_nodes=[cluster_module.ClusterNode(host, port) for host, port in seed_nodes(url)],
             **_options(url, timeout, max_connections, is_async=True),
         )
+        self._in_flight = asyncio.Semaphore(max_connections)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One of the ``max_connections`` places in flight (no suspension while one is free)."""
+        if self._in_flight.locked():
+            try:
+                await asyncio.wait_for(self._in_flight.acquire(), POOL_WAIT)
+            except TimeoutError:
+                raise module("redis.exceptions").ConnectionError(
+                    f"no free connection within {POOL_WAIT} s"
+                ) from None
+        else:
+            await self._in_flight.acquire()
+        try:
+            yield
+        finally:
+            self._in_flight.release()
 
     async def execute_command(self, *args: Any) -> Any:
+        async with self._turn():
+            return await self._execute(*args)
+
+    async def _execute(self, *args: Any) -> Any:
         cluster = self._cluster
         if cluster._initialize:  # read the topology first: commands racing the first read lose their socket
             await cluster.initialize()  # (and SCAN and PING need the primaries known)
@@ -231,14 +262,31 @@ class AsyncClusterClient:
             return await cluster.execute_command("PING", target_nodes=cluster.PRIMARIES)
         return await cluster.execute_command(*args)
 
-    def pipeline(self, transaction: bool = False) -> Any:
-        return self._cluster.pipeline()
+    def pipeline(self, transaction: bool = False) -> _AsyncPipeline:
+        return _AsyncPipeline(self._cluster.pipeline(), self)
 
     async def script_load(self, source: str) -> Any:
-        return await self._cluster.script_load(source)
+        async with self._turn():
+            return await self._cluster.script_load(source)
 
     async def aclose(self) -> None:
         await self._cluster.aclose()
+
+
+class _AsyncPipeline:
+    """A cluster pipeline whose ``execute`` takes a place in flight (:class:`AsyncClusterClient`)."""
+
+    def __init__(self, pipe: Any, client: AsyncClusterClient) -> None:
+        self._pipe = pipe
+        self._client = client
+
+    def execute_command(self, *args: Any) -> _AsyncPipeline:
+        self._pipe.execute_command(*args)
+        return self
+
+    async def execute(self) -> Any:
+        async with self._client._turn():
+            return await self._pipe.execute()
 
 
 class ClusterProbe:

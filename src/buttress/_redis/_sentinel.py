@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["SENTINEL_EXAMPLE", "SENTINEL_PORT", "SentinelTarget", "sentinel_target"]
+__all__ = ["SENTINEL_EXAMPLE", "SENTINEL_PORT", "SentinelTarget", "sentinel_target", "service_path"]
 
 SENTINEL_PORT: Final = 26379
 RECHECK: Final = 1.0
@@ -87,8 +87,7 @@ class SentinelTarget:
         self, options: dict[str, Any], connections: tuple[type[Any], type[Any]], *, is_async: bool
     ) -> dict[str, Any]:
         """Keyword arguments of a ``SentinelConnectionPool``: service, a new Sentinel, connection options."""
-        sentinel_module = module("redis.asyncio.sentinel" if is_async else "redis.sentinel")
-        manager = sentinel_module.Sentinel(
+        manager = _manager_class(is_async=is_async)(
             self.sentinels, sentinel_kwargs=self._sentinel_options(options, is_async=is_async)
         )
         plain, tls = connections
@@ -127,10 +126,9 @@ class SentinelTarget:
         return pool
 
 
-def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
-    """Parse a ``redis+sentinel://`` URL (checked by ``check_url``); a ValidationError naming ``field``."""
-    parts = urlsplit(url)
-    path = [part for part in parts.path.split("/") if part]
+def service_path(url: str, field: str = "url") -> list[str]:
+    """``[service]`` or ``[service, db]`` from a Sentinel URL's path; a ValidationError naming ``field``."""
+    path = [part for part in urlsplit(url).path.split("/") if part]
     service = path[0] if path else ""
     if not _SERVICE.match(service) or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValidationError(
@@ -140,6 +138,14 @@ def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
             f"e.g. {SENTINEL_EXAMPLE}",
             field=field,
         )
+    return path
+
+
+def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
+    """Parse a ``redis+sentinel://`` URL (checked by ``check_url``); a ValidationError naming ``field``."""
+    parts = urlsplit(url)
+    path = service_path(url, field)
+    service = path[0]
     query = parse_qsl(parts.query, keep_blank_values=True)
     sentinel_password = next((value for key, value in query if key == "sentinel_password"), None)
     rest = urlencode([(key, value) for key, value in query if key != "sentinel_password"])
@@ -158,6 +164,45 @@ def sentinel_target(url: str, field: str = "url") -> SentinelTarget:
         split = urlsplit(f"//{address}")
         sentinels.append((split.hostname or "127.0.0.1", split.port or SENTINEL_PORT))
     return SentinelTarget(url, sentinels, service, options, sentinel_password or None, tls=tls)
+
+
+def _short(exc: BaseException, sentinels: list[Any]) -> Any:
+    """``exc`` (MasterNotFoundError) with each sentinel client's repr, some 2 kB, replaced by its address."""
+    message = str(exc)
+    for client in sentinels:
+        kwargs = client.connection_pool.connection_kwargs
+        message = message.replace(str(client), f"{kwargs.get('host')}:{kwargs.get('port')}")
+    return type(exc)(message)
+
+
+@functools.cache
+def _manager_class(*, is_async: bool) -> type[Any]:
+    """redis-py's Sentinel client whose "no primary found" error names each sentinel by its address.
+
+    redis-py's quotes each sentinel client's repr: a 2 kB line per sentinel in every outage log and
+    health check.
+    """
+    sentinel = module("redis.asyncio.sentinel" if is_async else "redis.sentinel")
+
+    if is_async:
+
+        class AsyncManager(sentinel.Sentinel):  # type: ignore[misc, name-defined]
+            async def discover_master(self, service_name: str) -> Any:
+                try:
+                    return await super().discover_master(service_name)
+                except sentinel.MasterNotFoundError as exc:
+                    raise _short(exc, self.sentinels) from None
+
+        return AsyncManager
+
+    class Manager(sentinel.Sentinel):  # type: ignore[misc, name-defined]
+        def discover_master(self, service_name: str) -> Any:
+            try:
+                return super().discover_master(service_name)
+            except sentinel.MasterNotFoundError as exc:
+                raise _short(exc, self.sentinels) from None
+
+    return Manager
 
 
 @functools.cache

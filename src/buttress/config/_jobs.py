@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -102,7 +103,7 @@ class JobsSettings(BaseModel):
     @classmethod
     def _check_listen_url(cls, value: str | None) -> str | None:
         scheme = value.split("://", 1)[0].lower() if value and "://" in value else ""
-        if value is not None and not scheme.startswith("postgresql"):
+        if value is not None and (not scheme.startswith("postgres") or not _parses(value)):
             raise PydanticCustomError(
                 "listen_url_scheme",
                 "a PostgreSQL URL such as postgresql://app@10.0.0.1:5432/app (the server, not the pooler)",
@@ -112,3 +113,12 @@ class JobsSettings(BaseModel):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_url_password(value) if name == "listen_url" and value else value
+
+
+def _parses(url: str) -> bool:
+    """Whether ``url``'s port is a number (SQLAlchemy would fail on it only when the worker starts)."""
+    try:
+        _ = urlsplit(url).port
+    except ValueError:
+        return False
+    return True

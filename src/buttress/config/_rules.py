@@ -7,7 +7,8 @@ Adding a backend that needs a server is adding a row here; the validator picks i
 
 The validator also checks what would otherwise fail only once the cache is built: the pickle serializer
 needs a signing key (``cache.signing_key``, else ``security.secret_key``); and what would fail once the
-database is opened: read replicas (``db.replicas``) need a PostgreSQL ``database_url``. Every rule a
+database is opened or silently ignored: read replicas (``db.replicas``), the pooler (``db.pooler``) and
+the workers' direct LISTEN URL (``jobs.listen_url``) need a PostgreSQL ``database_url``. Every rule a
 section breaks is reported, each under its own variable.
 """
 
@@ -76,7 +77,7 @@ _PICKLE_KEY_BYTES: Final = 16  # what the signed pickle serializer insists on
 
 def sections_with_rules() -> tuple[str, ...]:
     """The root fields (sections) some rule reads, in table order."""
-    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache", "db"]))
+    return tuple(dict.fromkeys([*(rule.path[0] for rule in URL_RULES), "cache", "db", "jobs"]))
 
 
 def check_section_rules(
@@ -91,8 +92,7 @@ def check_section_rules(
     problems = [*_url_problems(section, model, validated, root)]
     if section == "cache":
         problems += _pickle_problems(model, validated)
-    if section == "db":
-        problems += _replica_problems(model, validated)
+    problems += _postgres_only_problems(section, model, validated)
     if problems:
         raise PydanticCustomError(
             "section_rules",
@@ -143,26 +143,56 @@ def _pickle_problems(cache: BaseModel, validated: Mapping[str, Any]) -> list[tup
     ]
 
 
-def _replica_problems(db: BaseModel, validated: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Read replicas are PostgreSQL hot standbys: the primary (``database_url``) must be PostgreSQL too."""
-    replicas = getattr(db, "replicas", None)
-    if not replicas or "database_url" not in validated:  # none, or the URL's own problem is reported
+@dataclass(frozen=True, slots=True)
+class _PostgresOnly:
+    """A setting that means something only with a PostgreSQL ``database_url`` (else silently ignored)."""
+
+    path: tuple[str, str]
+    subject: str  # what is PostgreSQL only; {variable} and {value} are filled in
+    target: str  # what database_url should point at instead
+    way_back: str  # how to drop the setting; {variable} is filled in
+
+
+_POSTGRES_ONLY: Final = (
+    _PostgresOnly(
+        ("db", "replicas"),
+        "read replicas are",
+        "the PostgreSQL primary (for example postgresql+psycopg://app@10.0.0.1:5432/app)",
+        "leave {variable} empty",
+    ),
+    _PostgresOnly(
+        ("db", "pooler"),
+        "{variable}={value} is",
+        "the pooler's address (for example postgresql+psycopg://app@10.0.0.1:6432/app)",
+        "use {variable}=none",
+    ),
+    _PostgresOnly(
+        ("jobs", "listen_url"), "{variable} is", "PostgreSQL (or its pooler)", "leave {variable} unset"
+    ),
+)
+
+
+def _postgres_only_problems(
+    section: str, model: BaseModel, validated: Mapping[str, Any]
+) -> list[tuple[str, str, str]]:
+    """Each :data:`_POSTGRES_ONLY` setting of ``section`` set while ``database_url`` is not PostgreSQL."""
+    if "database_url" not in validated:  # the URL's own problem is reported
         return []
     url = validated["database_url"]
-    if url is not None and url.lower().startswith("postgresql"):
+    if url is not None and url.lower().startswith("postgres"):
         return []
-    variable = env_var_name(("db", "replicas"))
     url_variable = env_var_name(("database_url",))
-    return [
-        (
-            variable,
-            mask_url_password(json.dumps(replicas)),
-            (
-                f"read replicas are PostgreSQL only and {url_variable} is "
-                f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
-                f"set {url_variable} to the PostgreSQL primary "
-                "(for example postgresql+psycopg://app@10.0.0.1:5432/app) "
-                f"or leave {variable} empty"
-            ),
+    problems = []
+    for rule in _POSTGRES_ONLY:
+        value = getattr(model, rule.path[1], None)
+        if rule.path[0] != section or value in (None, "none", [], ()):
+            continue
+        variable = env_var_name(rule.path)
+        shown = mask_url_password(value if isinstance(value, str) else json.dumps(value))
+        message = (
+            f"{rule.subject.format(variable=variable, value=shown)} PostgreSQL only and {url_variable} is "
+            f"{'unset (the embedded SQLite file)' if url is None else 'a SQLite URL'}: "
+            f"set {url_variable} to {rule.target} or {rule.way_back.format(variable=variable)}"
         )
-    ]
+        problems.append((variable, shown, message))
+    return problems

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from buttress._redis import check_url
 from buttress.config._app import AppSettings
 from buttress.config._cache import CacheSettings
 from buttress.config._db import DbSettings
@@ -37,6 +38,7 @@ from buttress.config._security import SecuritySettings
 from buttress.config._server import ServerSettings
 from buttress.config._sources import environment_source, tolerant_dotenv_source
 from buttress.config._unknown import WithoutUnknownKeys
+from buttress.errors import ValidationError
 
 __all__ = ["DATABASE_SCHEMES", "Settings", "setting_fields"]
 
@@ -109,6 +111,11 @@ class Settings(BaseSettings):
                 "redis_url_scheme",
                 "a URL starting with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
             )
+        if value is not None:
+            try:  # a cluster or Sentinel URL without hosts or service, or a cluster db: an error now
+                check_url(value, "redis_url")
+            except ValidationError as exc:
+                raise PydanticCustomError("redis_url_shape", "{message}", {"message": str(exc)}) from None
         return value
 
     @field_validator("database_url")

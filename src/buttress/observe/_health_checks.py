@@ -85,12 +85,15 @@ def redis_check(
     A sync client with a connection pool, not an asyncio one: it survives the fresh event loop of
     each :meth:`HealthRegistry.run_sync`, and it does not retry, because a health check reports.
     """
-    from buttress._redis import plain_client  # noqa: PLC0415 - redis-py is imported on use, see module docstring
+    from buttress._redis import check_url, mask_text, plain_client  # noqa: PLC0415 - redis-py is imported on use, see module docstring
 
     try:
+        check_url(url)  # the URL's shape, password masked in the error (a cluster URL without hosts, say)
         client = plain_client(url, timeout)
-    except ValueError as exc:
-        raise ValidationError(f"redis_check needs a Redis URL: {exc}", field="url") from exc
+    except ValueError as exc:  # ValidationError is one too
+        raise ValidationError(
+            f"redis_check needs a Redis URL: {mask_text(str(exc), url)}", field="url"
+        ) from None
 
     def ping() -> CheckResult:
         start = SYSTEM_CLOCK.monotonic()
