@@ -37,8 +37,7 @@ from tests._redis_cluster import RedisCluster
 from tests._redis_server import RedisServer
 
 from benchmarks.soak_checks import Drill, Outcome, evaluate
-from benchmarks.soak_jobs import TICK_EVERY, TICK_SCHEDULE
-from benchmarks.soak_node import BREAKER_NAME
+from benchmarks.soak_plan import BREAKER_NAME, TICK_EVERY, TICK_SCHEDULE
 from benchmarks.soak_report import write_report
 from benchmarks.soak_services import PausableProxy
 from buttress._redis import mask_url

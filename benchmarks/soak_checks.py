@@ -16,8 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, text
 
-from benchmarks.soak_jobs import TICK_EVERY, TICK_SCHEDULE
-from benchmarks.soak_node import BREAKER_OPEN_S, LIMIT_BURST, LIMIT_RATE
+from benchmarks.soak_plan import BREAKER_OPEN_S, LIMIT_BURST, LIMIT_RATE, TICK_EVERY, TICK_SCHEDULE
 
 __all__ = ["Check", "Drill", "DrillCost", "Outcome", "evaluate"]
 

@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Final
 
+from benchmarks.soak_plan import TICK_EVERY, TICK_SCHEDULE
 from buttress.jobs import current_job, job, schedule
 
-__all__ = ["QUEUE", "TICK_EVERY", "TICK_SCHEDULE", "tick", "work"]
+__all__ = ["QUEUE", "tick", "work"]
 
 QUEUE: Final = "soak"
-TICK_EVERY: Final = 2.0
-TICK_SCHEDULE: Final = "soak.tick"
 
 
 def _record(kind: str) -> None:

@@ -16,22 +16,23 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import uvicorn
 
 from benchmarks.soak_jobs import work
+from benchmarks.soak_plan import (
+    BREAKER_FAILURES,
+    BREAKER_NAME,
+    BREAKER_OPEN_S,
+    CACHE_KEYS,
+    LIMIT_BURST,
+    LIMIT_RATE,
+)
 from buttress.cache import get_cache
 from buttress.errors import CircuitOpen
 from buttress.resilience import CircuitBreaker, RateLimiter, get_resilience_store
 from buttress.server import create_app
-
-LIMIT_RATE: Final = 20.0  # calls per second, across every node
-LIMIT_BURST: Final = 5
-BREAKER_FAILURES: Final = 5
-BREAKER_OPEN_S: Final = 2.0
-BREAKER_NAME: Final = "soak.upstream"
-CACHE_KEYS: Final = 4
 
 
 class Log:

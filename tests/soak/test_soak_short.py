@@ -38,3 +38,18 @@ def test_two_nodes_under_chaos_keep_every_promise(database_url: str, tmp_path: P
     assert outcome.counts["adm"] > 0
     assert outcome.counts["defer"] > 0
     assert outcome.counts["write"] > 0
+
+
+def test_the_coordinator_registers_no_job_in_the_process_that_runs_it() -> None:
+    """Only the soak's workers import its jobs: a schedule registered in the test process would fire into
+    every later test's worker (it did, and four dashboard tests waited for the soak's ticks)."""
+    import benchmarks.soak
+    import benchmarks.soak_checks
+    import benchmarks.soak_report
+
+    from buttress.jobs import REGISTRY
+
+    modules = (benchmarks.soak, benchmarks.soak_checks, benchmarks.soak_report)
+    assert all(module.__name__ for module in modules)
+    assert not [name for name in REGISTRY.schedules if name.startswith("soak")]
+    assert not [name for name in REGISTRY.tasks if name.startswith("benchmarks.soak")]
