@@ -92,22 +92,24 @@ class Hub:
 
     def stop(self) -> None:
         """Cancel the hub's tasks (they end on the loop's next turns) and close what is still open."""
-        for task in self._tasks:
-            task.cancel()
-        for connection in list(self.connections):
-            connection.close(1001, "the server is stopping")
+        self._cancel()
 
     async def aclose(self) -> None:
         """:meth:`stop`, and wait for the tasks to end (the log's follower closes its connections)."""
+        tasks = self._cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_WAIT)
+        with contextlib.suppress(Exception):  # the loop is stopping: its connections to the log go too
+            await self.log.release_loop()
+
+    def _cancel(self) -> list[asyncio.Task[None]]:
+        """Cancel the tasks and close the connections; the tasks, for a caller that waits for them."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for connection in list(self.connections):
             connection.close(1001, "the server is stopping")
-        if tasks:
-            await asyncio.wait(tasks, timeout=_STOP_WAIT)
-        with contextlib.suppress(Exception):  # the loop is stopping: its connections to the log go too
-            await self.log.release_loop()
+        return tasks
 
     async def _follow(self) -> None:
         followed: Position | None = None  # the newest entry handed to the inbox

@@ -41,6 +41,7 @@ from buttress.realtime._connection import Connection, Item
 from buttress.realtime._entry import Position, encode_message, parse_id
 from buttress.realtime._hub import PING, Feed, Hub
 from buttress.realtime._realtime import Realtime
+from buttress.realtime._telemetry import RealtimeTelemetry
 
 __all__ = ["realtime_router"]
 
@@ -289,21 +290,13 @@ class _Endpoint:
 
     async def _write(self, websocket: WebSocket, connection: Connection) -> None:
         now = self.realtime.clock.time
-        telemetry = self.realtime.telemetry
-        sent = telemetry.sent["ws"]
-        observe = telemetry.delivery.observe
+        delivered = _Delivered(self.realtime.telemetry, "ws")
         send = websocket.send_text
-        writes = 0
         while (batch := await connection.next_batch()) is not None:
             connection.sending_since = started = now()
             await send("\n".join([item[0] for item in batch]) if len(batch) > 1 else batch[0][0])
             connection.sending_since = None
-            sent.inc(len(batch))
-            writes += 1
-            if writes & _SAMPLE == 1:  # the first write, then one in eight: its oldest event waited longest
-                oldest = _oldest(batch)
-                if oldest is not None:
-                    observe(max(0.0, started - oldest))
+            delivered.record(batch, started)
 
     async def _read(self, websocket: WebSocket, hub: Hub, connection: Connection) -> None:
         clock = self.realtime.clock
@@ -463,8 +456,8 @@ class _Endpoint:
     async def _stream(
         self, hub: Hub, connection: Connection, patterns: list[str], resume_from: str | None
     ) -> AsyncIterator[str]:
-        clock = self.realtime.clock
-        telemetry = self.realtime.telemetry
+        now = self.realtime.clock.time
+        delivered = _Delivered(self.realtime.telemetry, "sse")
         try:
             await hub.ready()
             yield "retry: 2000\n\n"
@@ -472,17 +465,35 @@ class _Endpoint:
             replay = asyncio.create_task(self.resume(hub, connection, position))  # while this drains
             try:
                 async for batch in connection.batches():
+                    started = now()
                     yield "".join([_sse_item(item) for item in batch])
-                    now = clock.time()
-                    telemetry.sent["sse"].inc(len(batch))
-                    oldest = _oldest(batch)
-                    if oldest is not None:
-                        telemetry.delivery.observe(max(0.0, now - oldest))
+                    delivered.record(batch, started)
             finally:
                 replay.cancel()
         finally:
             hub.leave(connection)
             self.realtime.release(hub)
+
+
+class _Delivered:
+    """A writer's sent counter and its sampled delivery times, the same for WebSocket and SSE."""
+
+    __slots__ = ("_observe", "_sent", "_writes")
+
+    def __init__(self, telemetry: RealtimeTelemetry, transport: str) -> None:
+        self._sent = telemetry.sent[transport]
+        self._observe = telemetry.delivery.observe
+        self._writes = 0
+
+    def record(self, batch: list[Item], started: float) -> None:
+        """``batch`` was written from ``started`` on: count it; time the first write, then one in eight
+        (a batch's first logged event is its oldest, so it waited longest)."""
+        self._sent.inc(len(batch))
+        self._writes += 1
+        if self._writes & _SAMPLE == 1:
+            oldest = _oldest(batch)
+            if oldest is not None:
+                self._observe(max(0.0, started - oldest))
 
 
 def _oldest(batch: list[Item]) -> float | None:
