@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from buttress._extras import MissingExtra, require
+from buttress._extras import require
 from buttress._redis._url import topology
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ __all__ = [
     "POOL_SIZE",
     "POOL_WAIT",
     "module",
-    "no_maintenance_notifications",
     "ping",
     "plain_client",
     "pool_options",
@@ -64,23 +63,7 @@ def pool_options(timeout: float, max_connections: int, *, is_async: bool = False
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": retry.Retry(backoff.NoBackoff(), 1, supported_errors=(exceptions.ConnectionError,)),
-        **no_maintenance_notifications(),
     }
-
-
-def no_maintenance_notifications() -> dict[str, Any]:
-    """Connection options that turn off redis-py's maintenance notifications (redis-py 8 and later).
-
-    They follow a managed Redis's planned upgrades, which buttress does not use; left on (redis-py's
-    default with RESP3) every new connection spends a round trip on ``CLIENT MAINT_NOTIFICATIONS``,
-    which Redis 7 refuses, and a pooled connection is handed out without the check that it holds no
-    unread reply.
-    """
-    try:
-        notifications = module("redis.maint_notifications")
-    except MissingExtra:  # an older redis-py has none to turn off
-        return {}
-    return {"maint_notifications_config": notifications.MaintNotificationsConfig(enabled=False)}
 
 
 def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis | ClusterProbe:
@@ -99,7 +82,6 @@ def plain_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis | Cl
         "socket_timeout": timeout,
         "retry": module("redis.retry").Retry(module("redis.backoff").NoBackoff(), 0),
         "health_check_interval": 0,
-        **no_maintenance_notifications(),
     }
     if topology(url) == "sentinel":
         from buttress._redis._sentinel import sentinel_target  # noqa: PLC0415 - it builds on this module

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from buttress._redis._client import DEFAULT_TIMEOUT, module, no_maintenance_notifications
+from buttress._redis._client import DEFAULT_TIMEOUT, module
 from buttress._redis._sentinel import sentinel_target
 from buttress._redis._url import check_url, invalid_url, mask_url, topology
 
@@ -32,7 +32,6 @@ class PubSubConnections:
             "socket_connect_timeout": timeout,
             "socket_timeout": timeout,
             "retry": no_retry,  # the owner reconnects, with backoff on its clock
-            **no_maintenance_notifications(),
         }
         self.url = url
         self._pools: list[Any]
