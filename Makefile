@@ -41,14 +41,14 @@ test: venv
 	$(RUN) pytest --cov=buttress --cov-report=term-missing $(PYTEST_ARGS)
 
 lint: venv
-	$(RUN) ruff check src tests benchmarks .ci
-	$(RUN) ruff format --check src tests benchmarks .ci
+	$(RUN) ruff check src tests benchmarks examples .ci
+	$(RUN) ruff format --check src tests benchmarks examples .ci
 	$(RUN) mypy
 	$(RUN) lint-imports
 
 format: venv
-	$(RUN) ruff format src tests benchmarks .ci
-	$(RUN) ruff check --fix src tests benchmarks .ci
+	$(RUN) ruff format src tests benchmarks examples .ci
+	$(RUN) ruff check --fix src tests benchmarks examples .ci
 
 bench: venv
 	$(RUN) python -m benchmarks
