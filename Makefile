@@ -7,7 +7,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help venv test lint bench soak lock demo format clean
+.PHONY: help venv test lint bench soak lock demo docs format clean
 
 help:
 	@echo "make demo   run the main job: an HTTP batch through per-host policies against failing upstreams"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
 	@echo "make soak   run 3 nodes for 120 s under chaos (needs redis-server and PostgreSQL); rewrite RELIABILITY.md"
 	@echo "make lock   re-resolve uv.lock after editing pyproject.toml"
+	@echo "make docs   build the documentation site strictly (mkdocs-material) into site/"
 
 # Two installs, two stamps. `make demo` needs the core and the extras the demo uses, nothing else; `make test`,
 # `make lint` and `make bench` need the dev and bench groups (which install buttress[all]). The demo's sync is
@@ -56,6 +57,10 @@ bench: venv
 # The multi-node soak (docs/soak.md); SOAK_ARGS="--nodes 5 --seconds 600" for a longer one.
 soak: venv
 	$(RUN) python -m benchmarks.soak $(SOAK_ARGS)
+
+# The documentation site (mkdocs.yml); --strict turns every warning (a broken link or anchor) into a failure.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict
 
 lock: | $(UV)
 	$(UV) lock
