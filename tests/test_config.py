@@ -544,8 +544,8 @@ def test_env_example_file_is_in_sync() -> None:
     assert (ROOT / ".env.example").read_text(encoding="utf-8") == render_env_example()
 
 
-def test_readme_table_is_in_sync() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_settings_reference_table_is_in_sync() -> None:
+    readme = (ROOT / "docs" / "reference" / "settings.md").read_text(encoding="utf-8")
     between = readme.split("<!-- config-table:start -->")[1].split("<!-- config-table:end -->")[0]
     assert between == "\n" + render_config_table()
     knobs = readme.split("<!-- pipeline-table:start -->")[1].split("<!-- pipeline-table:end -->")[0]

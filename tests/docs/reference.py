@@ -14,6 +14,7 @@ kept here by hand, and the test checks it both ways against the source.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import re
@@ -190,7 +191,8 @@ def _functions(tree: ast.Module) -> list[ast.AST]:
     return [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
-def metrics() -> list[Metric]:
+@functools.cache
+def metrics() -> tuple[Metric, ...]:
     """Every ``buttress_*`` metric family the source declares, by name."""
     source = _Source()
     found: dict[str, Metric] = {}
@@ -214,7 +216,7 @@ def metrics() -> list[Metric]:
                 for metric, text in pairs:
                     if isinstance(metric, str) and metric.startswith("buttress_") and isinstance(text, str):
                         found.setdefault(metric, Metric(metric, kind, labels, " ".join(text.split()), module))
-    return sorted(found.values(), key=lambda m: m.name)
+    return tuple(sorted(found.values(), key=lambda m: m.name))
 
 
 def metrics_page() -> str:

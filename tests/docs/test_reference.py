@@ -1,0 +1,86 @@
+"""The generated reference pages match the code, and the hand-kept events table matches the source."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+
+import pytest
+
+from tests.docs import reference
+from tests.docs.reference import EVENTS, PAGES, PAGES_BY_NAME, REGENERATE, SRC
+
+
+@pytest.mark.parametrize("name", sorted(PAGES_BY_NAME))
+def test_reference_page_is_in_sync(name: str) -> None:
+    page = PAGES / name
+    assert page.read_text(encoding="utf-8") == PAGES_BY_NAME[name](), (
+        f"docs/reference/{name} is out of date: run {REGENERATE}"
+    )
+
+
+def test_the_metrics_found_are_the_families_buttress_declares() -> None:
+    found = {metric.name: metric for metric in reference.metrics()}
+    assert len(found) >= 60
+    assert found["buttress_http_requests_total"].labels == ("host", "status_class")
+    assert found["buttress_cache_requests_total"].kind == "counter"  # a constant from another module
+    assert found["buttress_db_query_cache_hits_total"].help  # declared in a loop over (name, help, tally)
+    assert found["buttress_system_cpu_percent"].kind == "gauge"  # gauge = self.metrics.gauge; gauge(...)
+    for metric in found.values():
+        assert re.fullmatch(r"buttress_[a-z0-9_]+", metric.name) and metric.help, metric
+
+
+def test_every_metric_name_in_the_source_is_in_the_table() -> None:
+    """A ``buttress_*`` string that names a metric (it ends in a unit or a known suffix) is listed."""
+    listed = {metric.name for metric in reference.metrics()}
+    suffixes = ("_total", "_seconds", "_bytes", "_percent", "_state", "_tokens", "_degraded", "_connections")
+    named = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if re.fullmatch(r"buttress_[a-z0-9_]+", text) and text.endswith(suffixes):
+                    named.add(text)
+    examples = {"buttress_cache_size_bytes"}  # a name in MetricsRegistry's error messages, not a metric
+    assert named - listed - examples == set()
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[event.topic for event in EVENTS])
+def test_each_documented_event_is_published_where_the_table_says(event: reference.Event) -> None:
+    module = importlib.import_module(event.module)
+    source = (SRC.parent / (event.module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+    assert module is not None
+    for word in event.words:
+        assert word in source, f"{event.topic}: {word} is no longer in {event.module}"
+
+
+def _published_words() -> set[tuple[str, str]]:
+    """(module, word): the literal first argument of every emit/_emit/_publish/event/announce call."""
+    calls = {"emit", "_emit", "_publish", "event", "announce"}
+    found = set()
+    for path in SRC.rglob("*.py"):
+        module = ".".join(path.relative_to(SRC.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in calls
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add((module, node.args[0].value))
+    return found
+
+
+def test_every_event_the_source_publishes_is_in_the_table() -> None:
+    documented = {(event.module, word.strip('"')) for event in EVENTS for word in event.words}
+    documented |= {(event.module, event.topic) for event in EVENTS}
+    topics = {event.topic for event in EVENTS}  # a whole topic may be published from several modules
+    missing = sorted(
+        (module, word)
+        for module, word in _published_words()
+        if (module, word) not in documented and word not in topics
+    )
+    assert missing == [], f"add these to EVENTS in tests/docs/reference.py, then run {REGENERATE}"
