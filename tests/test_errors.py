@@ -211,7 +211,9 @@ def test_errors_reference_lists_every_error_code() -> None:
 
     readme = (Path(__file__).parent.parent / "docs" / "reference" / "errors.md").read_text()
     for cls, (code, status) in EXPECTED.items():
-        assert f"| `{cls.__name__}` | `{code}` | {status} |" in readme, f"the errors reference misses {cls.__name__}"
+        assert f"| `{cls.__name__}` | `{code}` | {status} |" in readme, (
+            f"the errors reference misses {cls.__name__}"
+        )
     public = {EventBusClosed: "buttress.events", AdminAuthError: "buttress.server"}  # where users import them
     for cls, package in public.items():
         public_name = f"{package}.{cls.__name__}"

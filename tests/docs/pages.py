@@ -53,7 +53,9 @@ def blocks_of(path: Path) -> list[Block]:
             needs = frozenset(n.strip() for n in marker.group(1).split(",")) if marker else frozenset()
             unknown = needs - SERVICES
             if unknown:
-                raise ValueError(f"{path}:{start + 1}: unknown service(s) {sorted(unknown)}; known: {sorted(SERVICES)}")
+                raise ValueError(
+                    f"{path}:{start + 1}: unknown service(s) {sorted(unknown)}; known: {sorted(SERVICES)}"
+                )
             found.append(Block(str(path.relative_to(ROOT)), start + 1, "\n".join(body) + "\n", needs))
         index += 1
     return found

@@ -15,8 +15,10 @@ README_LINES = 200
 
 
 def run(block: Block) -> None:
-    """Run the block as a module of its own, as a reader's script would be (SQLAlchemy resolves a mapped class's
-    annotations through ``sys.modules``)."""
+    """Run the block as a module of its own, as a reader's script would be.
+
+    SQLAlchemy resolves a mapped class's annotations through ``sys.modules``.
+    """
     module = types.ModuleType("docs_example")
     if "redis" in block.needs:
         module.REDIS_URL = need_service("Redis", REDIS_URL, 6379)  # type: ignore[attr-defined]
@@ -43,7 +45,9 @@ def test_the_pages_hold_examples() -> None:
 
 def test_readme_stays_a_first_visit() -> None:
     lines = README.read_text(encoding="utf-8").count("\n")
-    assert lines <= README_LINES, f"README.md has {lines} lines; move detail into docs/ (at most {README_LINES})"
+    assert lines <= README_LINES, (
+        f"README.md has {lines} lines; move detail into docs/ (at most {README_LINES})"
+    )
 
 
 @pytest.mark.usefixtures("isolated_settings")

@@ -28,7 +28,8 @@ def test_the_metrics_found_are_the_families_buttress_declares() -> None:
     assert found["buttress_db_query_cache_hits_total"].help  # declared in a loop over (name, help, tally)
     assert found["buttress_system_cpu_percent"].kind == "gauge"  # gauge = self.metrics.gauge; gauge(...)
     for metric in found.values():
-        assert re.fullmatch(r"buttress_[a-z0-9_]+", metric.name) and metric.help, metric
+        assert re.fullmatch(r"buttress_[a-z0-9_]+", metric.name), metric
+        assert metric.help, metric
 
 
 def test_every_metric_name_in_the_source_is_in_the_table() -> None:
