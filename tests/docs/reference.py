@@ -238,8 +238,8 @@ def metrics_page() -> str:
         (
             "Every `buttress_*` metric family, as `/metrics` exposes it (a counter's samples end in "
             "`_total`; a histogram adds `_bucket`, `_sum` and `_count`). A family appears once its part "
-            "has recorded something in the process. Each metric keeps at most 1,000 label sets: the rest go to an "
-            "`__overflow__` series, counted in `buttress_metrics_series_overflow_total` "
+            "has recorded something in the process. Each metric keeps at most 1,000 label sets: the rest "
+            "go to an `__overflow__` series, counted in `buttress_metrics_series_overflow_total` "
             "([Observability](../observability.md#metrics)).\n"
         ),
         "| metric | type | labels | help | declared in |",
