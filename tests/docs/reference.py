@@ -7,6 +7,7 @@ Each page is rendered from the code, so a test can compare the checked-in page w
 Metrics have no catalog in code: each capability declares its families where it first records (many lazily,
 at a scrape), so they are found by reading the source (``ast``): every ``counter``/``gauge``/``histogram``
 call whose name is a ``buttress_*`` string, a module constant naming one, or a loop over tuples of them.
+Each error's code and status come from its class, what it means from ``_RAISED_WHEN`` below.
 Events are published under topics built at run time (``f"resilience.{strategy}.{what}"``), so their table is
 kept here by hand, and the test checks it both ways against the source.
 """
@@ -17,8 +18,6 @@ import ast
 import contextlib
 import functools
 import importlib
-import inspect
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,14 +60,47 @@ def settings_page() -> str:
 
 # --- errors ------------------------------------------------------------------------------------------------
 
+# What each error means, kept by hand beside the code and status the classes give; a new error without an
+# entry fails test_every_error_has_a_description.
+_RAISED_WHEN = {
+    "ButtressError": "base class; an unexpected failure inside buttress",
+    "ConfigError": "settings are invalid; `problems` lists every bad variable",
+    "ValidationError": "an argument or input is invalid; `field` names it",
+    "NotFoundError": "a resource does not exist (`resource_type`, `resource_id`)",
+    "ConflictError": "a duplicate or a stale version",
+    "RateLimited": "a rate limiter refused the call; carries `retry_after` seconds",
+    "CircuitOpen": "a circuit breaker short-circuited the call; carries `retry_after` seconds",
+    "RetryExhausted": "every attempt failed; `attempts`, `last_error` (also the `__cause__`)",
+    "DeadlineExceeded": "a deadline or timeout ran out",
+    "BulkheadFull": "no free slot and no room to wait in a bulkhead",
+    "QueueFull": "a bounded queue refused an item",
+    "QuotaExceeded": "a usage quota is spent (413 when a file is larger than the whole quota)",
+    "FileTooLarge": "an upload went over its size limit; it was cut there and nothing was kept",
+    "FileTypeRejected": (
+        "a file's content is not an allowed type, or disagrees with its name or declared type"
+    ),
+    "BackendUnavailable": "Redis, PostgreSQL or another backend cannot be reached; `backend` names it",
+    "UpstreamError": (
+        "an HTTP request failed: no connection, a broken one; context names host, method, URL (no query),"
+        " attempts"
+    ),
+    "UpstreamTimeout": "the other service did not answer within a timeout",
+    "UpstreamStatusError": "the other service answered 4xx/5xx; `status_code`, `response`",
+    "DownloadTooLarge": "a download went over its size cap; nothing was left on disk",
+    "ContainerError": "base of the container's errors",
+    "ServiceNotRegistered": "a type (or a factory's parameter) is not registered",
+    "DependencyCycle": "services depend on each other in a cycle; the message names its members",
+    "ScopeRequired": "a SCOPED service was resolved outside `container.scope()`",
+    "buttress.cache.CacheIntegrityError": (
+        "a signed cached value failed its HMAC check (tampered, or another key); the backends treat it as"
+        " a miss"
+    ),
+    "buttress.events.EventBusClosed": "an event was published on a closed bus",
+    "buttress.server.AdminAuthError": "an admin endpoint got no, a wrong or an expired credential",
+}
+
 # Errors that live with their capability, under the name users import them by.
 _ELSEWHERE = ("buttress.cache", "buttress.events", "buttress.server")
-
-
-def _doc_sentence(cls: type) -> str:
-    """The first paragraph of a class docstring, on one line, with reST literals as markdown."""
-    first = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
-    return re.sub(r"``([^`]+)``", r"`\1`", " ".join(first.split())).replace("|", "\\|")
 
 
 def error_rows() -> list[tuple[str, str, int, str]]:
@@ -78,7 +110,7 @@ def error_rows() -> list[tuple[str, str, int, str]]:
     rows = []
     for name, value in vars(errors).items():
         if isinstance(value, type) and issubclass(value, errors.ButtressError) and not name.startswith("_"):
-            rows.append((name, value.default_code, value.default_status, _doc_sentence(value)))
+            rows.append((name, value.default_code, value.default_status, _RAISED_WHEN.get(name, "")))
     for package in _ELSEWHERE:
         module = importlib.import_module(package)
         for name in sorted(getattr(module, "__all__", ())):
@@ -88,9 +120,8 @@ def error_rows() -> list[tuple[str, str, int, str]]:
                 and issubclass(value, errors.ButtressError)
                 and value.__module__ != "buttress.errors"
             ):
-                rows.append(
-                    (f"{package}.{name}", value.default_code, value.default_status, _doc_sentence(value))
-                )
+                public = f"{package}.{name}"
+                rows.append((public, value.default_code, value.default_status, _RAISED_WHEN.get(public, "")))
     return rows
 
 

@@ -20,6 +20,15 @@ def test_reference_page_is_in_sync(name: str) -> None:
     )
 
 
+def test_every_error_has_a_description() -> None:
+    rows = reference.error_rows()
+    assert len(rows) >= 27
+    assert [name for name, _, _, when in rows if not when] == [], "add them to _RAISED_WHEN"
+    assert {name for name, *_ in rows} == set(reference._RAISED_WHEN), (
+        "_RAISED_WHEN names an error that is gone"
+    )
+
+
 def test_the_metrics_found_are_the_families_buttress_declares() -> None:
     found = {metric.name: metric for metric in reference.metrics()}
     assert len(found) >= 60
