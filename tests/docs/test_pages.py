@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 
@@ -48,6 +49,14 @@ def test_readme_stays_a_first_visit() -> None:
     assert lines <= README_LINES, (
         f"README.md has {lines} lines; move detail into docs/ (at most {README_LINES})"
     )
+
+
+def test_the_readme_links_reach_files_of_the_repository() -> None:
+    """mkdocs checks the site's links strictly; the README is outside the site: its links are checked here."""
+    text = README.read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text) if "://" not in t]
+    assert len(targets) >= 20
+    assert [t for t in targets if not (README.parent / t).exists()] == []
 
 
 @pytest.mark.usefixtures("isolated_settings")
