@@ -94,3 +94,40 @@ def test_every_event_the_source_publishes_is_in_the_table() -> None:
         if (module, word) not in documented and word not in topics
     )
     assert missing == [], f"add these to EVENTS in tests/docs/reference.py, then run {REGENERATE}"
+
+
+@pytest.mark.usefixtures("isolated_settings")
+def test_every_family_a_live_ops_server_exposes_is_in_the_table() -> None:
+    """What the source scan finds is what a process exposes: HTTP calls, a cache, a breaker, then /metrics."""
+    import asyncio
+
+    import httpx
+
+    from buttress.cache import get_cache
+    from buttress.clock import FakeClock
+    from buttress.http import HttpClient
+    from buttress.resilience import CircuitBreaker
+    from buttress.server import create_app
+    from buttress.testing import Fault, Upstream
+
+    with Upstream(seed=3) as upstream, HttpClient(clock=FakeClock()) as client:  # backoff without waiting
+        upstream.add("flaky", Fault(errors={503: 0.5}))
+        for n in range(6):
+            client.get(upstream.url("flaky", f"/n/{n}"), raise_for_status=False)
+    get_cache().get_or_set("docs:reference", lambda: 1)
+    CircuitBreaker("docs-reference").call(len, "abc")
+
+    async def scrape() -> str:
+        app = create_app()
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as ops,
+        ):
+            return (await ops.get("/metrics")).text
+
+    exposition = asyncio.run(scrape())
+    exposed = set(re.findall(r"^# TYPE (buttress_[a-z0-9_]+) ", exposition, flags=re.MULTILINE))
+    exposed = {name for name in exposed if not name.endswith("_created")}  # prometheus-client's own gauges
+    listed = {metric.name for metric in reference.metrics()}
+    assert len(exposed) >= 15
+    assert exposed - listed == set(), f"the scan misses these: fix tests/docs/reference.py, then {REGENERATE}"
