@@ -88,7 +88,7 @@ def list_summaries(
             view.add_row(row["url"], str(tokens), f"${row['cost']:.5f}", row["summary"][:60])
         out.print(view)
         if page.next:
-            out.print(f"next page: --after {page.next}")
+            out.print(f"next page: --after {page.next}", soft_wrap=True)
 
 
 @app.command()
@@ -99,7 +99,7 @@ def demo(dry_run: DryRun = False, as_json: AsJson = False, pages: int = 8) -> No
         config = SummarizerConfig.build(llm_url=world.llm_url, tokens_per_minute=20_000, database_url=url)
         _execute(config, world.urls, dry_run=dry_run, as_json=as_json)
         if not as_json:
-            out.print(f"LLM requests sent: {world.upstream.calls('llm')}")
+            out.print(f"requests the fake LLM received: {world.upstream.calls('llm')}")
 
 
 def _execute(config: SummarizerConfig, urls: list[str], *, dry_run: bool, as_json: bool) -> None:
@@ -131,17 +131,19 @@ def _show(report: Report) -> None:
     view = Table("url", "outcome", "tokens", "cost", "note")
     for item in report.items:
         tokens = item.prompt_tokens + item.completion_tokens
-        view.add_row(item.url, item.outcome, str(tokens or ""), f"${item.cost:.5f}" if tokens else "", item.reason)
+        view.add_row(item.url.split("://", 1)[-1], item.outcome, str(tokens or ""), f"${item.cost:.5f}" if tokens else "", item.reason)
     out.print(view)
     if report.dry_run:
         out.print(
             f"dry run: {report.count('estimated')} of {len(report.items)} pages would be summarised, "
-            f"about {report.tokens} tokens, ${report.cost:.4f}; nothing was sent to the LLM or written"
+            f"about {report.tokens} tokens, ${report.cost:.4f}; nothing was sent to the LLM or written",
+            soft_wrap=True,
         )
     else:
         out.print(
             f"{report.count('summarised')} of {len(report.items)} pages summarised, {report.tokens} tokens, "
-            f"${report.cost:.4f}; {report.written} summaries written"
+            f"${report.cost:.4f}; {report.written} summaries written",
+            soft_wrap=True,
         )
 
 
