@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from buttress.errors import ValidationError
-
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.demo import demo_world
 from examples.summarizer.run import Item, Report, Summarizer
@@ -26,22 +25,29 @@ from examples.summarizer.sources import read_sources
 
 __all__ = ["app"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Summarise web pages with an LLM, on buttress.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Summarise web pages with an LLM, on buttress."
+)
 out = Console()
 err = Console(stderr=True)
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Fetch and estimate only: nothing goes to the LLM.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-DatabaseUrl = Annotated[str | None, typer.Option(help="Where summaries go; default BUTTRESS_DATABASE_URL or SQLite.")]
+DatabaseUrl = Annotated[
+    str | None, typer.Option(help="Where summaries go; default BUTTRESS_DATABASE_URL or SQLite.")
+]
 TableName = Annotated[str, typer.Option(help="The summaries table.")]
 
 
 @app.command()
 def run(
     sources: Annotated[list[str], typer.Argument(help="URLs, or files with one URL per line.")],
+    *,
     dry_run: DryRun = False,
     as_json: AsJson = False,
-    llm_url: Annotated[str | None, typer.Option(envvar="SUMMARIZER_LLM_URL", help="The LLM's endpoint.")] = None,
+    llm_url: Annotated[
+        str | None, typer.Option(envvar="SUMMARIZER_LLM_URL", help="The LLM's endpoint.")
+    ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="SUMMARIZER_API_KEY", help="Bearer token.")] = None,
     tokens_per_minute: Annotated[int, typer.Option(help="The LLM's token limit.")] = 10_000,
     batch_size: Annotated[int, typer.Option(help="Summaries per database transaction.")] = 50,
@@ -131,7 +137,13 @@ def _show(report: Report) -> None:
     view = Table("url", "outcome", "tokens", "cost", "note")
     for item in report.items:
         tokens = item.prompt_tokens + item.completion_tokens
-        view.add_row(item.url.split("://", 1)[-1], item.outcome, str(tokens or ""), f"${item.cost:.5f}" if tokens else "", item.reason)
+        view.add_row(
+            item.url.split("://", 1)[-1],
+            item.outcome,
+            str(tokens or ""),
+            f"${item.cost:.5f}" if tokens else "",
+            item.reason,
+        )
     out.print(view)
     if report.dry_run:
         out.print(

@@ -19,7 +19,6 @@ from buttress.errors import UpstreamError, ValidationError
 from buttress.http import HttpClient
 from buttress.rate import Rate
 from buttress.resilience import RateLimiter
-
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.tokens import CHARS_PER_TOKEN, Usage, estimate_tokens, truncate
 

@@ -7,7 +7,6 @@ has at most three values and ``kind`` two, whatever the URLs.
 from __future__ import annotations
 
 from buttress.observe.metrics import MetricsRegistry, get_metrics
-
 from examples.summarizer.pages import Outcome
 from examples.summarizer.tokens import Usage
 

@@ -14,7 +14,14 @@ from typing import Literal
 import httpx
 
 from buttress.config import HttpSettings
-from buttress.errors import BulkheadFull, CircuitOpen, DeadlineExceeded, RateLimited, UpstreamError, UpstreamStatusError
+from buttress.errors import (
+    BulkheadFull,
+    CircuitOpen,
+    DeadlineExceeded,
+    RateLimited,
+    UpstreamError,
+    UpstreamStatusError,
+)
 from buttress.http import HttpClient
 
 __all__ = ["Fetched", "Outcome", "fetch_page", "http_settings", "page_text"]
@@ -60,9 +67,13 @@ def fetch_page(client: HttpClient, url: str) -> Fetched:
     try:
         response = client.get(url)
     except CircuitOpen as exc:
-        return Fetched(url, host, "breaker_open", reason=f"breaker open, retry in {exc.retry_after or 0:.0f} s")
+        return Fetched(
+            url, host, "breaker_open", reason=f"breaker open, retry in {exc.retry_after or 0:.0f} s"
+        )
     except UpstreamStatusError as exc:
-        return Fetched(url, host, "failed", reason=f"{exc.status_code} after {exc.context.get('attempts')} attempt(s)")
+        return Fetched(
+            url, host, "failed", reason=f"{exc.status_code} after {exc.context.get('attempts')} attempt(s)"
+        )
     except (UpstreamError, RateLimited, BulkheadFull, DeadlineExceeded) as exc:
         return Fetched(url, host, "failed", reason=exc.error_code)
     return Fetched(url, host, "ok", text=page_text(response))

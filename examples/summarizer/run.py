@@ -15,7 +15,6 @@ from buttress.db import Database
 from buttress.errors import BulkheadFull, CircuitOpen, DeadlineExceeded, RateLimited, UpstreamError
 from buttress.http import HttpClient
 from buttress.observe.metrics import MetricsRegistry
-
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.llm import LlmClient, token_limiter
 from examples.summarizer.metrics import SummarizerMetrics

@@ -22,13 +22,14 @@ def read_sources(arguments: Iterable[str]) -> list[str]:
         path = Path(argument)
         if not path.is_file():
             raise ValidationError(
-                f"urls: {argument!r} is neither an http(s) URL nor a file; e.g. https://example.com/a or urls.txt",
+                f"urls: {argument!r} is neither an http(s) URL nor a file; "
+                "e.g. https://example.com/a or urls.txt",
                 field="urls",
             )
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                urls.append(_checked(line, f"{argument}:{number}"))
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                urls.append(_checked(entry, f"{argument}:{number}"))
     if not urls:
         raise ValidationError("urls: no URL given; pass URLs or a file of URLs, e.g. urls.txt", field="urls")
     return urls

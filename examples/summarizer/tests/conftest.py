@@ -12,7 +12,6 @@ from buttress.clock import FakeClock
 from buttress.db import Database
 from buttress.observe.metrics import MetricsRegistry
 from buttress.testing import Fault, Upstream
-
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.run import Summarizer
 

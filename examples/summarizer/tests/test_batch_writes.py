@@ -13,13 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from buttress.clock import FakeClock
 from buttress.config import DbSettings
 from buttress.db import Database
 from buttress.resilience import Retry
-
 from examples.summarizer.store import SummaryStore
 
 
@@ -38,7 +37,9 @@ def rows(count: int, prefix: str = "https://news.test/") -> list[dict[str, Any]]
     ]
 
 
-def write_in_thread(store: SummaryStore, batch: list[dict[str, Any]]) -> tuple[threading.Thread, list[object]]:
+def write_in_thread(
+    store: SummaryStore, batch: list[dict[str, Any]]
+) -> tuple[threading.Thread, list[object]]:
     outcome: list[object] = []
 
     def write() -> None:
@@ -64,13 +65,15 @@ def test_a_batch_blocked_by_a_sqlite_write_lock_is_retried_whole(tmp_path: Path)
     try:
         thread, outcome = write_in_thread(store, rows(30))
         clock.wait_for_sleepers(1, timeout=10.0)  # attempt 1 failed with "database is locked"
-        assert outcome == [] and store.count() == 0
+        assert outcome == []
+        assert store.count() == 0
         holder.execute("ROLLBACK")
         clock.advance(1.0)
         thread.join(timeout=10.0)
     finally:
         holder.close()
-    assert outcome == [30] and len(clock.sleeps) == 1
+    assert outcome == [30]
+    assert len(clock.sleeps) == 1
     assert store.count() == 30
     db.close()
 
@@ -89,16 +92,19 @@ def test_a_batch_whose_postgresql_backend_is_killed_is_retried_whole(database_ur
         store.write(batch[10:11], batch_size=1)  # the row the holder will lock
         with admin.connect() as holder, admin.connect() as killer:
             holder.execute(text("BEGIN"))
-            holder.execute(text(f"SELECT * FROM {name} WHERE url = :url FOR UPDATE"), {"url": batch[10]["url"]})
+            table = store.table
+            holder.execute(select(table).where(table.c.url == batch[10]["url"]).with_for_update())
             thread, outcome = write_in_thread(store, batch)
             pid = wait_for_blocked_backend(killer, name)
             killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             clock.wait_for_sleepers(1, timeout=10.0)  # attempt 1 lost its connection
-            assert outcome == [] and store.count() == 1  # what attempt 1 inserted went with it
+            assert outcome == []
+            assert store.count() == 1
             holder.execute(text("ROLLBACK"))
             clock.advance(1.0)
             thread.join(timeout=10.0)
-        assert outcome == [20] and len(clock.sleeps) == 1
+        assert outcome == [20]
+        assert len(clock.sleeps) == 1
         assert store.count() == 20
         page = store.page(limit=50)
         assert [row["url"] for row in page.items] == [row["url"] for row in reversed(batch)]

@@ -1,4 +1,4 @@
-"""The command line: a dry run estimates and sends nothing; a real run writes; mistakes exit 2 with the fix."""
+"""The command line: a dry run estimates and sends nothing, a real run writes, a mistake exits 2."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from buttress.errors import ValidationError
 from buttress.testing import Fault, Upstream
-
 from examples.summarizer.cli import app
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.sources import read_sources
@@ -38,9 +37,11 @@ def test_a_dry_run_estimates_tokens_and_sends_nothing_to_the_llm(world: Path, up
     result = CliRunner().invoke(app, ["run", "--dry-run", "--json", "--llm-url", llm, str(world)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["dry_run"] is True and report["written"] == 0
+    assert report["dry_run"] is True
+    assert report["written"] == 0
     assert [i["outcome"] for i in report["items"]].count("estimated") == 4
-    assert report["tokens"] > 400 and report["cost"] > 0  # 4 prompts plus 100 reserved tokens each
+    assert report["tokens"] > 400
+    assert report["cost"] > 0
     assert upstream.calls("llm") == 0
     assert upstream.calls("news") == 4  # the pages themselves were read, to estimate
     assert not Path("buttress.db").exists()  # no database was opened
@@ -59,27 +60,35 @@ def test_a_real_run_writes_summaries_that_list_pages_through(world: Path, upstre
     llm = upstream.url("llm", "/v1/summarize")
     ran = runner.invoke(app, ["run", "--json", "--llm-url", llm, "--batch-size", "3", str(world)])
     assert ran.exit_code == 0, ran.output
-    assert json.loads(ran.stdout)["written"] == 4 and upstream.calls("llm") == 4
+    assert json.loads(ran.stdout)["written"] == 4
+    assert upstream.calls("llm") == 4
     first = json.loads(runner.invoke(app, ["list", "--json", "--limit", "3"]).stdout)
-    assert len(first["items"]) == 3 and first["next"]
+    assert len(first["items"]) == 3
+    assert first["next"]
     rest = json.loads(runner.invoke(app, ["list", "--json", "--limit", "3", "--after", first["next"]]).stdout)
-    assert len(rest["items"]) == 1 and rest["next"] is None
+    assert len(rest["items"]) == 1
+    assert rest["next"] is None
 
 
 def test_mistakes_exit_2_naming_what_to_fix(world: Path) -> None:
     runner = CliRunner()
     no_llm = runner.invoke(app, ["run", str(world)])
-    assert no_llm.exit_code == 2 and "--llm-url" in no_llm.stderr
+    assert no_llm.exit_code == 2
+    assert "--llm-url" in no_llm.stderr
     bad = runner.invoke(app, ["run", "--dry-run", "not-a-file.txt"])
-    assert bad.exit_code == 2 and "neither an http(s) URL nor a file" in bad.stderr
+    assert bad.exit_code == 2
+    assert "neither an http(s) URL nor a file" in bad.stderr
     secret = runner.invoke(app, ["run", "--tokens-per-minute", "50", "--api-key", "sk-hush", str(world)])
-    assert secret.exit_code == 2 and "tokens_per_minute" in secret.stderr and "sk-hush" not in secret.output
+    assert secret.exit_code == 2
+    assert "tokens_per_minute" in secret.stderr
+    assert "sk-hush" not in secret.output
 
 
 def test_config_and_sources_refuse_bad_values_by_field(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         SummarizerConfig.build(batch_size=0)
-    assert caught.value.field == "batch_size" and "e.g. batch_size=50" in str(caught.value)
+    assert caught.value.field == "batch_size"
+    assert "e.g. batch_size=50" in str(caught.value)
     with pytest.raises(ValidationError) as caught:
         SummarizerConfig.build(table="drop table;")
     assert caught.value.field == "table"
@@ -87,7 +96,10 @@ def test_config_and_sources_refuse_bad_values_by_field(tmp_path: Path) -> None:
     listing.write_text("https://ok.example/a\nftp://no.example/b\n")
     with pytest.raises(ValidationError, match=r"urls.txt:2\) is not an absolute http\(s\) URL"):
         read_sources([str(listing)])
-    assert read_sources(["https://a.example/x", "http://b.example/y"]) == ["https://a.example/x", "http://b.example/y"]
+    assert read_sources(["https://a.example/x", "http://b.example/y"]) == [
+        "https://a.example/x",
+        "http://b.example/y",
+    ]
 
 
 def test_the_demo_runs_as_a_module_on_embedded_defaults(tmp_path: Path) -> None:
@@ -95,10 +107,16 @@ def test_the_demo_runs_as_a_module_on_embedded_defaults(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, "-m", "examples.summarizer", "demo", "--json", "--pages", "4"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     outcomes = [i["outcome"] for i in report["items"]]
-    assert outcomes.count("summarised") == 8 and report["written"] == 8
+    assert outcomes.count("summarised") == 8
+    assert report["written"] == 8
     assert outcomes.count("breaker_open") == 2  # the failing domain: two failures, then refused

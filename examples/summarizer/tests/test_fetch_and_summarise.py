@@ -23,7 +23,8 @@ def test_a_failing_domain_opens_its_breaker_while_the_others_are_summarised(rig:
     assert stats[rig.upstream.host("news")].breaker_state == "closed"
     assert rig.summarizer.run([rig.upstream.url("down", "/again")]).items[0].outcome == "breaker_open"
     assert rig.upstream.calls("down") == wire_calls
-    assert report.written == 16 and rig.summarizer.store.count() == 16
+    assert report.written == 16
+    assert rig.summarizer.store.count() == 16
     assert rig.upstream.calls("llm") == 16
 
 
@@ -58,7 +59,8 @@ def test_pages_walk_every_summary_once_newest_first(rig: Rig) -> None:
         page = store.page(after=page.next, limit=20)
         seen += [row["url"] for row in page.items]
         pages += 1
-    assert pages == 3 and len(seen) == 46
+    assert pages == 3
+    assert len(seen) == 46
     assert sorted(seen, reverse=True) == seen  # ties on created_at fall back to the key, descending
     assert set(seen) == set(urls)
 

@@ -10,7 +10,6 @@ from buttress.clock import FakeClock
 from buttress.errors import RateLimited, ValidationError
 from buttress.http import HttpClient
 from buttress.testing import Upstream
-
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.llm import LlmClient, token_limiter
 from examples.summarizer.pages import http_settings
@@ -62,5 +61,7 @@ def test_the_third_llm_call_waits_for_the_clock_and_only_then_reaches_the_api(up
         assert upstream.calls("llm") == 2  # parked on the limiter: nothing sent yet
         clock.advance(12.0)
         third.join(timeout=5.0)
-    assert done == [pytest.approx(12.0)] and upstream.calls("llm") == 3
-    assert first.usage.prompt == 300 and first.usage.completion <= 100
+    assert done == [pytest.approx(12.0)]
+    assert upstream.calls("llm") == 3
+    assert first.usage.prompt == 300
+    assert first.usage.completion <= 100
