@@ -51,6 +51,7 @@ def run(
     api_key: Annotated[str | None, typer.Option(envvar="SUMMARIZER_API_KEY", help="Bearer token.")] = None,
     tokens_per_minute: Annotated[int, typer.Option(help="The LLM's token limit.")] = 10_000,
     batch_size: Annotated[int, typer.Option(help="Summaries per database transaction.")] = 50,
+    redis_url: Annotated[str | None, typer.Option(help="Share the token limit between processes.")] = None,
     database_url: DatabaseUrl = None,
     table: TableName = "summaries",
 ) -> None:
@@ -61,6 +62,7 @@ def run(
             api_key=api_key,
             tokens_per_minute=tokens_per_minute,
             batch_size=batch_size,
+            redis_url=redis_url,
             database_url=database_url,
             table=table,
         )

@@ -33,6 +33,8 @@ class SummarizerConfig(BaseModel):
     batch_size: int = Field(50, ge=1, le=10_000)
     """Summaries written per transaction."""
     table: str = Field("summaries", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    redis_url: str | None = None
+    """Set: the token bucket lives in Redis, so every process of the app shares one limit."""
     database_url: str | None = None
     """Unset: ``BUTTRESS_DATABASE_URL``, else the SQLite file ``buttress.db`` in the working directory."""
 

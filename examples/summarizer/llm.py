@@ -3,14 +3,15 @@
 ``RateLimiter(Rate(tokens_per_minute, 60), burst=tokens_per_minute)`` is a bucket of a minute's tokens that
 refills continuously; ``acquire(model, cost=tokens)`` takes a call's prompt plus its reserved completion, and
 waits (on the injected clock) when the bucket is short. The fake API in the tests and the demo
-(``buttress.testing.Upstream``) answers a JSON echo that reports the bytes it received, not a summary, so the
-summary is computed here, deterministically, from the text the API acknowledged: its leading sentences,
-cut to the completion budget.
+(``buttress.testing.Upstream``) cannot write a summary: it answers a JSON echo that reports how many bytes it
+received. So the call checks that the API acknowledged every byte it was sent, and the summary is computed
+here, deterministically, from that text: its leading sentences, cut to the completion budget.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -18,20 +19,26 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import UpstreamError, ValidationError
 from buttress.http import HttpClient
 from buttress.rate import Rate
-from buttress.resilience import RateLimiter
+from buttress.resilience import RateLimiter, RedisState
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.tokens import CHARS_PER_TOKEN, Usage, estimate_tokens, truncate
 
 __all__ = ["LlmClient", "Summary", "token_limiter"]
 
 
-def token_limiter(config: SummarizerConfig, clock: Clock = SYSTEM_CLOCK) -> RateLimiter:
-    """A minute's worth of tokens, refilled continuously; a call may wait up to a minute for its share."""
+def token_limiter(
+    config: SummarizerConfig, clock: Clock = SYSTEM_CLOCK, store: RedisState | None = None
+) -> RateLimiter:
+    """A minute's worth of tokens, refilled continuously; a call may wait up to a minute for its share.
+
+    With ``store`` (a ``RedisState``) the bucket is shared by every process that uses the same model.
+    """
     return RateLimiter(
         Rate(config.tokens_per_minute, 60.0),
         burst=config.tokens_per_minute,
         max_wait=60.0,
         name="summarizer_llm_tokens",
+        store=store or "memory",
         clock=clock,
     )
 
@@ -78,15 +85,21 @@ class LlmClient:
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         key = hashlib.sha256(f"{self.config.model}\n{prompt}".encode()).hexdigest()
+        body = json.dumps(
+            {"model": self.config.model, "max_tokens": self.config.summary_tokens, "input": prompt}
+        )
         response = self.http.post(
             self.url,
-            json={"model": self.config.model, "max_tokens": self.config.summary_tokens, "input": prompt},
-            headers=headers,
+            content=body.encode(),
+            headers={"Content-Type": "application/json", **headers},
             idempotency_key=key,  # a POST with a key is retried safely
         )
-        received = int(response.json().get("body_bytes", 0))
-        if received <= 0:
-            raise UpstreamError(f"the LLM API acknowledged no input for {url}", context={"url": url})
+        received = response.json().get("body_bytes")
+        if received != len(body.encode()):
+            raise UpstreamError(
+                f"the LLM API acknowledged {received} of the {len(body.encode())} bytes sent for {url}",
+                context={"url": url},
+            )
         summary = _lead(prompt, self.config.summary_tokens * CHARS_PER_TOKEN)
         usage = Usage.of(estimate_tokens(prompt), estimate_tokens(summary), self.config)
         return Summary(url, summary, usage, waited)

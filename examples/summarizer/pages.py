@@ -32,12 +32,19 @@ Outcome = Literal["ok", "failed", "breaker_open"]
 def http_settings(llm_url: str | None = None) -> HttpSettings:
     """Pages: 2 attempts, a short backoff, a breaker that opens after 3 failures in a row for 30 s.
 
-    The LLM's host gets a named policy: a longer deadline (summaries are slow) and its own breaker.
+    The LLM's host gets a named policy: a longer deadline (summaries are slow), 4 attempts and a breaker
+    that opens after 5 failures; its POSTs carry an Idempotency-Key, which is what makes them retryable.
     """
     policies: dict[str, object] = {}
     if llm_url is not None:
         host = httpx.URL(llm_url).netloc.decode()
-        policies["llm"] = {"hosts": [host], "deadline": 60.0, "timeout": {"read": 60.0}}
+        policies["llm"] = {
+            "hosts": [host],
+            "deadline": 60.0,
+            "timeout": {"read": 60.0},
+            "retry": {"attempts": 4},  # a lost summary costs more than a page: try harder
+            "breaker": {"consecutive_failures": 5},
+        }
     return HttpSettings.model_validate(
         {
             "default": {

@@ -15,6 +15,7 @@ from buttress.db import Database
 from buttress.errors import BulkheadFull, CircuitOpen, DeadlineExceeded, RateLimited, UpstreamError
 from buttress.http import HttpClient
 from buttress.observe.metrics import MetricsRegistry
+from buttress.resilience import RedisState
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.llm import LlmClient, token_limiter
 from examples.summarizer.metrics import SummarizerMetrics
@@ -90,7 +91,10 @@ class Summarizer:
         self._own_db = db is None
         self._store: SummaryStore | None = None
         self.metrics = SummarizerMetrics(metrics)
-        self.limiter = token_limiter(config, clock)
+        self._state = (
+            RedisState(config.redis_url, prefix="summarizer", clock=clock) if config.redis_url else None
+        )
+        self.limiter = token_limiter(config, clock, self._state)
 
     @property
     def store(self) -> SummaryStore:
@@ -169,6 +173,8 @@ class Summarizer:
             self.http.close()
         if self._own_db and self._db is not None:
             self._db.close()
+        if self._state is not None:
+            self._state.close()
 
     def __enter__(self) -> Summarizer:
         return self

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 
 from buttress.clock import FakeClock
 from buttress.errors import RateLimited, ValidationError
 from buttress.http import HttpClient
-from buttress.testing import Upstream
+from buttress.testing import Fault, Upstream
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.llm import LlmClient, token_limiter
 from examples.summarizer.pages import http_settings
+from examples.summarizer.run import Summarizer
 
 CONFIG = SummarizerConfig.build(
     llm_url="http://unused.test/", tokens_per_minute=1_000, max_prompt_tokens=600, summary_tokens=100
@@ -65,3 +67,40 @@ def test_the_third_llm_call_waits_for_the_clock_and_only_then_reaches_the_api(up
     assert upstream.calls("llm") == 3
     assert first.usage.prompt == 300
     assert first.usage.completion <= 100
+
+
+def test_two_processes_share_one_limit_through_redis(redis_url: str) -> None:
+    """Two summarisers (as two processes would) on Redis db 12 draw from one bucket, on one injected clock."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/12"  # the summariser's own database number
+    model = f"test-{uuid.uuid4().hex[:8]}"  # a bucket of this test's own
+    config = CONFIG.model_copy(update={"redis_url": url, "model": model})
+    clock = FakeClock(auto_advance=False)
+    first, second = Summarizer(config, clock=clock), Summarizer(config, clock=clock)
+    try:
+        assert first.limiter.try_acquire(model, cost=400)
+        assert second.limiter.try_acquire(model, cost=400)
+        assert not first.limiter.try_acquire(model, cost=400)  # the other's 400 counted here too
+        assert not second.limiter.try_acquire(model, cost=400)
+        clock.advance(12.0)
+        assert second.limiter.try_acquire(model, cost=400)
+        assert not first.limiter.try_acquire(model, cost=400)
+    finally:
+        first.close()
+        second.close()
+        client = redis.Redis.from_url(url)
+        keys = [key for key in client.scan_iter("summarizer:*") if model.encode() in key]
+        assert keys  # the bucket really was in Redis
+        client.delete(*keys)
+        client.close()
+
+
+def test_a_503_from_the_llm_is_retried_under_the_idempotency_key(upstream: Upstream) -> None:
+    upstream.add("llm", Fault(errors={503: 0.3}))
+    config = CONFIG.model_copy(update={"llm_url": upstream.url("llm", "/v1/summarize")})
+    with HttpClient(settings=http_settings(config.llm_url), clock=FakeClock()) as http:
+        llm = LlmClient(http, config, token_limiter(config, FakeClock()))
+        summaries = [llm.summarize(f"u{n}", f"Page {n} says hello. It goes on.") for n in range(6)]
+    assert [s.text for s in summaries] == [f"Page {n} says hello. It goes on." for n in range(6)]
+    assert upstream.calls("llm") > 6  # some POSTs were answered 503 and sent again
