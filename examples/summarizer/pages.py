@@ -92,15 +92,20 @@ def page_text(response: httpx.Response) -> str:
         return _squash(response.text)
     parser = _TextOnly()
     parser.feed(response.text)
-    return _squash(" ".join(parser.parts))
+    return _squash("".join(parser.parts))
 
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_BLOCKS = frozenset(
+    {"p", "div", "br", "li", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article"}
+)
+
+
 class _TextOnly(HTMLParser):
-    """Collects text outside ``<script>`` and ``<style>``."""
+    """Collects text outside ``<script>`` and ``<style>``; block elements are kept apart by a space."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,6 +114,8 @@ class _TextOnly(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._skip += tag in ("script", "style")
+        if tag in _BLOCKS:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         self._skip -= tag in ("script", "style") and self._skip > 0

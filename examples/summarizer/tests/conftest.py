@@ -31,7 +31,9 @@ class Rig:
 def rig(upstream: Upstream, tmp_path: Path, isolated_settings: None) -> Iterator[Rig]:
     upstream.add("news")
     upstream.add("blog")
-    upstream.add("down", Fault(errors={503: 1.0}))
+    upstream.add("down", Fault(errors={503: 1.0}))  # answers, always 503
+    upstream.add("dead")
+    upstream.set_down("dead")  # refuses connections
     upstream.add("llm")
     config = SummarizerConfig.build(llm_url=upstream.url("llm", "/v1/summarize"), batch_size=4)
     db = Database(f"sqlite:///{tmp_path / 'summaries.db'}")

@@ -2,30 +2,63 @@
 
 from __future__ import annotations
 
+import httpx
+
+from buttress.testing import Fault
+from examples.summarizer.pages import page_text
 from examples.summarizer.tests.conftest import Rig
 
 
-def test_a_failing_domain_opens_its_breaker_while_the_others_are_summarised(rig: Rig) -> None:
-    urls = rig.urls(("news", "down", "blog"), pages=8)
-    report = rig.summarizer.run(urls)
+def test_failing_and_dead_domains_open_their_breakers_while_the_others_are_summarised(rig: Rig) -> None:
+    domains = ("news", "down", "blog", "dead")
+    report = rig.summarizer.run(rig.urls(domains, pages=8))
 
-    by_host = {rig.upstream.host(d): d for d in ("news", "down", "blog")}
-    outcomes = {d: [i.outcome for i in report.items if by_host[i.host] == d] for d in by_host.values()}
+    by_host = {rig.upstream.host(d): d for d in domains}
+    outcomes = {d: [i.outcome for i in report.items if by_host[i.host] == d] for d in domains}
     assert outcomes["news"] == ["summarised"] * 8
     assert outcomes["blog"] == ["summarised"] * 8
-    # three failed requests in a row open the breaker; the rest are refused without touching the network
-    assert outcomes["down"][:2] == ["failed", "failed"]
-    assert outcomes["down"][-5:] == ["breaker_open"] * 5
-    wire_calls = rig.upstream.calls("down")
-    assert wire_calls == 3  # 2 attempts for the first page; the second's first failure opens the breaker
+    # 2 attempts for the first page; the second page's first failure is the third in a row and opens the
+    # breaker: its 503 is returned, but a refused connection has no answer to return, so the refusal is;
+    # the other 6 pages are refused without a request
+    assert outcomes["down"] == ["failed"] * 2 + ["breaker_open"] * 6
+    assert outcomes["dead"] == ["failed"] + ["breaker_open"] * 7
+    assert rig.upstream.calls("down") == 3
+    assert [i.reason for i in report.items if by_host[i.host] == "down"][:2] == [
+        "503 after 2 attempt(s)",
+        "503 after 1 attempt(s)",
+    ]
     stats = {s.host: s for s in rig.summarizer.http.stats()}
-    assert stats[rig.upstream.host("down")].breaker_state == "open"
-    assert stats[rig.upstream.host("news")].breaker_state == "closed"
+    assert {d: stats[rig.upstream.host(d)].breaker_state for d in domains} == {
+        "news": "closed",
+        "down": "open",
+        "blog": "closed",
+        "dead": "open",
+    }
+    assert stats[rig.upstream.host("dead")].requests == 3
+    assert stats[rig.upstream.host("dead")].rejected["breaker"] == 7
     assert rig.summarizer.run([rig.upstream.url("down", "/again")]).items[0].outcome == "breaker_open"
-    assert rig.upstream.calls("down") == wire_calls
+    assert rig.upstream.calls("down") == 3
     assert report.written == 16
     assert rig.summarizer.store.count() == 16
     assert rig.upstream.calls("llm") == 16
+
+
+def test_an_llm_that_keeps_failing_writes_nothing_and_is_counted(rig: Rig) -> None:
+    rig.upstream.set_fault("llm", Fault(errors={503: 1.0}))
+    report = rig.summarizer.run(rig.urls(("news",), pages=2))
+    assert [i.outcome for i in report.items] == ["llm_failed", "llm_failed"]
+    assert report.items[0].reason == "LLM: upstream_status"
+    assert report.written == 0
+    assert rig.summarizer.store.count() == 0
+    calls = rig.metrics.snapshot()["summarizer_llm_calls_total"]["series"]
+    assert calls == [{"labels": {"outcome": "failed"}, "value": 2.0}]
+
+
+def test_html_pages_are_read_as_their_text() -> None:
+    html = "<head><style>p {}</style><script>x()</script></head><p>Hello,\n  <b>world</b>.</p><p>Bye.</p>"
+    response = httpx.Response(200, headers={"content-type": "text/html; charset=utf-8"}, text=html)
+    assert page_text(response) == "Hello, world. Bye."
+    assert page_text(httpx.Response(200, text="plain   text\n")) == "plain text"
 
 
 def test_the_metrics_count_pages_calls_tokens_and_cost(rig: Rig) -> None:
