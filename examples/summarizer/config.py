@@ -15,9 +15,9 @@ class SummarizerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    llm_url: str | None = None
+    llm_url: str | None = Field(None, examples=["https://llm.example.com/v1/summarize"])
     """The LLM API's summarise endpoint; required unless the run is a dry run."""
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(None, examples=["<from SUMMARIZER_API_KEY>"])
     """Sent as a bearer token; a SecretStr so it never reaches a log line or an error message."""
     model: str = Field("fake-small", min_length=1)
     tokens_per_minute: int = Field(10_000, ge=1)
@@ -32,10 +32,10 @@ class SummarizerConfig(BaseModel):
     """Dollars per 1,000 completion tokens."""
     batch_size: int = Field(50, ge=1, le=10_000)
     """Summaries written per transaction."""
-    table: str = Field("summaries", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    redis_url: str | None = None
+    table: str = Field("summaries", pattern=r"^[a-z_][a-z0-9_]{0,62}$", examples=["summaries"])
+    redis_url: str | None = Field(None, examples=["redis://127.0.0.1:6379/0"])
     """Set: the token bucket lives in Redis, so every process of the app shares one limit."""
-    database_url: str | None = None
+    database_url: str | None = Field(None, examples=["postgresql://app@db.example.com/app"])
     """Unset: ``BUTTRESS_DATABASE_URL``, else the SQLite file ``buttress.db`` in the working directory."""
 
     @classmethod
@@ -46,10 +46,12 @@ class SummarizerConfig(BaseModel):
         except pydantic.ValidationError as exc:
             problem = exc.errors()[0]
             field = ".".join(str(part) for part in problem["loc"]) or "config"
-            example = cls.model_fields[field].default if field in cls.model_fields else None
-            raise ValidationError(
-                f"{field}: {problem['msg']}; e.g. {field}={example!r}", field=field
-            ) from None
+            known = cls.model_fields.get(field)
+            if known is None:
+                fix = f"the fields are {', '.join(cls.model_fields)}"
+            else:
+                fix = f"e.g. {field}={(known.examples or [known.default])[0]!r}"
+            raise ValidationError(f"{field}: {problem['msg']}; {fix}", field=field) from None
         per_call = config.max_prompt_tokens + config.summary_tokens
         if per_call > config.tokens_per_minute:
             raise ValidationError(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
+import httpx
+import pytest
+
+from buttress.clock import FakeClock
+from buttress.db import Database
 from buttress.testing import Fault
 from examples.summarizer.pages import page_text
+from examples.summarizer.run import Summarizer
 from examples.summarizer.tests.conftest import Rig
 
 
@@ -102,3 +108,20 @@ def test_a_page_summarised_again_replaces_its_row(rig: Rig) -> None:
     url = rig.upstream.url("news", "/same")
     rig.summarizer.run([url, url])
     assert rig.summarizer.store.count() == 1
+
+
+def test_calls_past_the_token_limit_wait_and_the_wait_is_counted(rig: Rig, tmp_path: Path) -> None:
+    config = rig.summarizer.config.model_copy(update={"tokens_per_minute": 1_000})
+    clock = FakeClock()  # auto-advancing: each wait for tokens moves it by exactly that wait
+    db = Database(f"sqlite:///{tmp_path / 'limited.db'}")
+    with Summarizer(config, db=db, metrics=rig.metrics, clock=clock) as summarizer:
+        report = summarizer.run(rig.urls(("news",), pages=10))
+    db.close()
+    per_call = report.items[0].prompt_tokens + config.summary_tokens
+    assert report.count("summarised") == 10
+    assert per_call * 10 > 1_000  # more than a minute's tokens: some calls had to wait
+    waited = rig.metrics.snapshot()["summarizer_llm_wait_seconds_total"]["series"][0]["value"]
+    assert waited == pytest.approx(sum(clock.sleeps))
+    assert waited > 0
+    # GCRA: a call's tokens come back at 1,000 a minute, so the wait is what the overdraft takes to refill
+    assert waited == pytest.approx((per_call * 10 - 1_000) * 60 / 1_000, abs=0.06 * 10)
