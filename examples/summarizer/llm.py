@@ -85,19 +85,18 @@ class LlmClient:
         if self.config.api_key is not None:
             headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         key = hashlib.sha256(f"{self.config.model}\n{prompt}".encode()).hexdigest()
-        body = json.dumps(
-            {"model": self.config.model, "max_tokens": self.config.summary_tokens, "input": prompt}
-        )
+        document = {"model": self.config.model, "max_tokens": self.config.summary_tokens, "input": prompt}
+        body = json.dumps(document).encode()
         response = self.http.post(
             self.url,
-            content=body.encode(),
+            content=body,
             headers={"Content-Type": "application/json", **headers},
             idempotency_key=key,  # a POST with a key is retried safely
         )
         received = response.json().get("body_bytes")
-        if received != len(body.encode()):
+        if received != len(body):
             raise UpstreamError(
-                f"the LLM API acknowledged {received} of the {len(body.encode())} bytes sent for {url}",
+                f"the LLM API acknowledged {received} of the {len(body)} bytes sent for {url}",
                 context={"url": url},
             )
         summary = _lead(prompt, self.config.summary_tokens * CHARS_PER_TOKEN)

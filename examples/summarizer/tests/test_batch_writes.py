@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select, text
 
 from buttress.clock import FakeClock
@@ -78,6 +79,7 @@ def test_a_batch_blocked_by_a_sqlite_write_lock_is_retried_whole(tmp_path: Path)
     db.close()
 
 
+@pytest.mark.postgres
 def test_a_batch_whose_postgresql_backend_is_killed_is_retried_whole(database_url: str) -> None:
     """A row the batch updates is locked elsewhere; the batch's backend, blocked mid-statement after
     inserting earlier rows, is terminated; those rows vanish with it, and the retry writes all once."""

@@ -58,8 +58,10 @@ def test_a_dry_run_shows_a_table_and_says_what_it_did_not_do(world: Path, upstre
 def test_a_real_run_writes_summaries_that_list_pages_through(world: Path, upstream: Upstream) -> None:
     runner = CliRunner()
     llm = upstream.url("llm", "/v1/summarize")
-    ran = runner.invoke(app, ["run", "--json", "--llm-url", llm, "--batch-size", "3", str(world)])
+    arguments = ["run", "--json", "--llm-url", llm, "--batch-size", "3", str(world)]
+    ran = runner.invoke(app, arguments, env={"SUMMARIZER_API_KEY": "sk-hush"})
     assert ran.exit_code == 0, ran.output
+    assert "sk-hush" not in ran.output
     assert json.loads(ran.stdout)["written"] == 4
     assert upstream.calls("llm") == 4
     first = json.loads(runner.invoke(app, ["list", "--json", "--limit", "3"]).stdout)

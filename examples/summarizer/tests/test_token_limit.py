@@ -69,6 +69,7 @@ def test_the_third_llm_call_waits_for_the_clock_and_only_then_reaches_the_api(up
     assert first.usage.completion <= 100
 
 
+@pytest.mark.redis
 def test_two_processes_share_one_limit_through_redis(redis_url: str) -> None:
     """Two summarisers (as two processes would) on Redis db 12 draw from one bucket, on one injected clock."""
     import redis
