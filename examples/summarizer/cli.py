@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,22 +105,30 @@ def demo(dry_run: DryRun = False, as_json: AsJson = False, pages: int = 8) -> No
     with demo_world(pages) as world, tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'summaries.db'}"
         config = SummarizerConfig.build(llm_url=world.llm_url, tokens_per_minute=20_000, database_url=url)
-        _execute(config, world.urls, dry_run=dry_run, as_json=as_json)
+        _execute(config, world.urls, dry_run=dry_run, as_json=as_json, label=world.label)
         if not as_json:
             out.print(f"requests the fake LLM received: {world.upstream.calls('llm')}")
 
 
-def _execute(config: SummarizerConfig, urls: list[str], *, dry_run: bool, as_json: bool) -> None:
-    with Summarizer(config) as summarizer, _progress(len(urls), quiet=as_json) as advance:
+def _execute(
+    config: SummarizerConfig,
+    urls: list[str],
+    *,
+    dry_run: bool,
+    as_json: bool,
+    label: Callable[[str], str] = lambda url: url.split("://", 1)[-1],
+) -> None:
+    """Run or plan with a progress bar, then print the report; ``label`` shortens URLs for people."""
+    with Summarizer(config) as summarizer, _progress(len(urls), label, quiet=as_json) as advance:
         report = summarizer.plan(urls, advance) if dry_run else summarizer.run(urls, advance)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
-        _show(report)
+        _show(report, label)
 
 
 @contextmanager
-def _progress(total: int, *, quiet: bool) -> Iterator[Any]:
+def _progress(total: int, label: Callable[[str], str], *, quiet: bool) -> Iterator[Any]:
     """A callback that moves a rich bar one URL on (to stderr); a no-op when ``quiet``."""
     if quiet:
         yield lambda item: None
@@ -130,17 +138,17 @@ def _progress(total: int, *, quiet: bool) -> Iterator[Any]:
         task = bar.add_task("summarising", total=total)
 
         def advance(item: Item) -> None:
-            bar.update(task, advance=1, description=f"{item.host} {item.outcome}")
+            bar.update(task, advance=1, description=f"{label(item.url)} {item.outcome}")
 
         yield advance
 
 
-def _show(report: Report) -> None:
+def _show(report: Report, label: Callable[[str], str]) -> None:
     view = Table("url", "outcome", "tokens", "cost", "note")
     for item in report.items:
         tokens = item.prompt_tokens + item.completion_tokens
         view.add_row(
-            item.url.split("://", 1)[-1],
+            label(item.url),
             item.outcome,
             str(tokens or ""),
             f"${item.cost:.5f}" if tokens else "",

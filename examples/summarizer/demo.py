@@ -23,6 +23,12 @@ class World:
     llm_url: str
     urls: list[str]
 
+    def label(self, url: str) -> str:
+        """``url`` for people: the domain's name instead of its loopback address and port."""
+        for name in (*PAGE_DOMAINS, "llm"):
+            url = url.replace(f"http://{self.upstream.host(name)}", name)
+        return url
+
 
 @contextmanager
 def demo_world(pages_per_domain: int = 8, seed: int = 1) -> Iterator[World]:
