@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from buttress.db import Database
 from buttress.errors import ValidationError
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.demo import demo_world
 from examples.summarizer.run import Item, Report, Summarizer
 from examples.summarizer.sources import read_sources
+from examples.summarizer.store import SummaryStore
 
 __all__ = ["app"]
 
@@ -85,8 +87,15 @@ def list_summaries(
     table: TableName = "summaries",
 ) -> None:
     """Show stored summaries, newest first, one keyset page at a time."""
-    with _refusals(), Summarizer(SummarizerConfig.build(database_url=database_url, table=table)) as app_:
-        page = app_.store.page(after=after, limit=limit)
+    with _refusals():
+        config = SummarizerConfig.build(database_url=database_url, table=table)
+        db = Database(config.database_url)
+        try:
+            store = SummaryStore(db, config.table)
+            store.create()
+            page = store.page(after=after, limit=limit)
+        finally:
+            db.close()
         if as_json:
             out.print_json(json.dumps({"items": page.items, "next": page.next}))
             return
