@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from buttress.config import reset_settings
 from buttress.db import Database
 from buttress.errors import ValidationError
 from buttress.testing import Fault, Upstream
@@ -127,7 +128,9 @@ def test_the_demo_runs_as_a_module_on_embedded_defaults(tmp_path: Path) -> None:
     assert outcomes.count("breaker_open") == 2  # the failing domain: two failures, then refused
 
 
-def test_a_cursor_from_one_list_command_opens_the_next_page_in_another(tmp_path: Path) -> None:
+def test_a_cursor_from_one_process_opens_the_next_page_in_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_settings: None
+) -> None:
     """Cursors are signed: with BUTTRESS_DB__CURSOR_KEY set, every process accepts the others' cursors."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     db = Database(url)
@@ -135,27 +138,16 @@ def test_a_cursor_from_one_list_command_opens_the_next_page_in_another(tmp_path:
     store.create()
     store.write([{**ROW, "url": f"https://a.example/{n}", "created_at": float(n)} for n in range(5)], 10)
     db.close()
+    monkeypatch.setenv("BUTTRESS_DB__CURSOR_KEY", "a-key-of-this-test-0123456789abcdef")
+    reset_settings()
+    arguments = ["list", "--json", "--limit", "3", "--database-url", url]
+    first = json.loads(CliRunner().invoke(app, arguments).stdout)  # this process
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUTTRESS_")}
     env |= {"PYTHONPATH": str(ROOT), "BUTTRESS_DB__CURSOR_KEY": "a-key-of-this-test-0123456789abcdef"}
-
-    def list_page(*more: str) -> dict[str, object]:
-        command = [
-            sys.executable,
-            "-m",
-            "examples.summarizer",
-            "list",
-            "--json",
-            "--limit",
-            "3",
-            "--database-url",
-            url,
-        ]
-        done = subprocess.run([*command, *more], env=env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    first = list_page()
-    second = list_page("--after", str(first["next"]))
+    command = [sys.executable, "-m", "examples.summarizer", *arguments, "--after", first["next"]]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # another
+    assert done.returncode == 0, done.stderr
+    second = json.loads(done.stdout)
     urls = [row["url"] for page in (first, second) for row in page["items"]]
     assert urls == [f"https://a.example/{n}" for n in (4, 3, 2, 1, 0)]
     assert second["next"] is None
