@@ -110,7 +110,7 @@ def list_summaries(
 
 @app.command()
 def demo(dry_run: DryRun = False, as_json: AsJson = False, pages: int = 8) -> None:
-    """Run against fake upstreams on loopback (two healthy domains, one failing, a fake LLM)."""
+    """Run against fake upstreams on loopback (two healthy domains, a failing and a dead one, a fake LLM)."""
     with demo_world(pages) as world, tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'summaries.db'}"
         config = SummarizerConfig.build(llm_url=world.llm_url, tokens_per_minute=20_000, database_url=url)

@@ -1,7 +1,8 @@
-"""A world to run against with no network: news and blog domains, one that always fails, and a fake LLM.
+"""A world to run against with no network: news and blog domains, a failing one, a dead one, a fake LLM.
 
-Every domain is a ``buttress.testing.Upstream`` domain on loopback; ``down`` answers 503 to everything, so
-its breaker opens after three failed requests while the other domains are summarised.
+Every domain is a ``buttress.testing.Upstream`` domain on loopback; ``down`` answers 503 to everything and
+``dead`` refuses connections, so their breakers open after three failed requests while the other domains
+are summarised.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from buttress.testing import Fault, Latency, Upstream
 
 __all__ = ["World", "demo_world"]
 
-PAGE_DOMAINS = ("news", "blog", "down")
+PAGE_DOMAINS = ("news", "blog", "down", "dead")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ def demo_world(pages_per_domain: int = 8, seed: int = 1) -> Iterator[World]:
         upstream.add("news", Fault(latency=Latency.uniform(0.001, 0.005)))
         upstream.add("blog", Fault(latency=Latency.uniform(0.001, 0.005)))
         upstream.add("down", Fault(errors={503: 1.0}))
+        upstream.add("dead")
+        upstream.set_down("dead")
         upstream.add("llm", Fault(latency=Latency.fixed(0.002)))
         urls = [
             upstream.url(domain, f"/articles/{number}")

@@ -81,7 +81,10 @@ def fetch_page(client: HttpClient, url: str) -> Fetched:
         return Fetched(
             url, host, "failed", reason=f"{exc.status_code} after {exc.context.get('attempts')} attempt(s)"
         )
-    except (UpstreamError, RateLimited, BulkheadFull, DeadlineExceeded) as exc:
+    except UpstreamError as exc:  # no answer: refused, reset, timed out
+        cause = exc.context.get("error", exc.error_code)
+        return Fetched(url, host, "failed", reason=f"{cause} after {exc.context.get('attempts')} attempt(s)")
+    except (RateLimited, BulkheadFull, DeadlineExceeded) as exc:
         return Fetched(url, host, "failed", reason=exc.error_code)
     return Fetched(url, host, "ok", text=page_text(response))
 

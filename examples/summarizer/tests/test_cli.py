@@ -125,7 +125,8 @@ def test_the_demo_runs_as_a_module_on_embedded_defaults(tmp_path: Path) -> None:
     outcomes = [i["outcome"] for i in report["items"]]
     assert outcomes.count("summarised") == 8
     assert report["written"] == 8
-    assert outcomes.count("breaker_open") == 2  # the failing domain: two failures, then refused
+    assert outcomes.count("failed") == 3  # the failing domain twice (its 503s), the dead one once
+    assert outcomes.count("breaker_open") == 5  # then both are refused without a request
 
 
 def test_a_cursor_from_one_process_opens_the_next_page_in_another(

@@ -33,6 +33,8 @@ def test_failing_and_dead_domains_open_their_breakers_while_the_others_are_summa
         "503 after 2 attempt(s)",
         "503 after 1 attempt(s)",
     ]
+    dead = next(i for i in report.items if by_host[i.host] == "dead")
+    assert dead.reason == "ConnectError after 2 attempt(s)"
     stats = {s.host: s for s in rig.summarizer.http.stats()}
     assert {d: stats[rig.upstream.host(d)].breaker_state for d in domains} == {
         "news": "closed",
