@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
@@ -127,3 +128,22 @@ def test_calls_past_the_token_limit_wait_and_the_wait_is_counted(rig: Rig, tmp_p
     assert waited > 0
     # GCRA: a call's tokens come back at 1,000 a minute, so the wait is what the overdraft takes to refill
     assert waited == pytest.approx((per_call * 10 - 1_000) * 60 / 1_000, abs=0.06 * 10)
+
+
+@pytest.mark.postgres
+def test_a_run_on_postgresql_writes_and_pages_the_same(rig: Rig, database_url: str) -> None:
+    table = f"summaries_{uuid.uuid4().hex[:8]}"  # a table of this test's own, dropped after
+    config = rig.summarizer.config.model_copy(update={"database_url": database_url, "table": table})
+    with Summarizer(config, clock=FakeClock(), metrics=rig.metrics) as summarizer:
+        try:
+            urls = rig.urls(("news", "down", "blog"), pages=9)
+            report = summarizer.run(urls)  # 18 summaries in batches of 4: 5 COPY transactions
+            assert report.written == 18
+            first = summarizer.store.page(limit=10)
+            second = summarizer.store.page(after=first.next, limit=10)
+            seen = [row["url"] for row in (*first.items, *second.items)]
+            assert len(seen) == 18
+            assert set(seen) == {i.url for i in report.items if i.outcome == "summarised"}
+            assert second.next is None
+        finally:
+            summarizer.store.drop()
