@@ -1,0 +1,188 @@
+"""``python -m examples.summarizer``: ``run`` (``--dry-run`` estimates and sends nothing), ``list``, ``demo``.
+
+Progress goes to stderr as a rich bar, so ``--json`` output on stdout stays clean for machines.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from buttress.db import Database
+from buttress.errors import ValidationError
+from examples.summarizer.config import SummarizerConfig
+from examples.summarizer.demo import demo_world
+from examples.summarizer.run import Item, Report, Summarizer
+from examples.summarizer.sources import read_sources
+from examples.summarizer.store import SummaryStore
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Summarise web pages with an LLM, on buttress."
+)
+out = Console()
+err = Console(stderr=True)
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Fetch and estimate only: nothing goes to the LLM.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+DatabaseUrl = Annotated[
+    str | None, typer.Option(help="Where summaries go; default BUTTRESS_DATABASE_URL or SQLite.")
+]
+TableName = Annotated[str, typer.Option(help="The summaries table.")]
+
+
+@app.command()
+def run(
+    sources: Annotated[list[str], typer.Argument(help="URLs, or files with one URL per line.")],
+    *,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+    llm_url: Annotated[
+        str | None, typer.Option(envvar="SUMMARIZER_LLM_URL", help="The LLM's endpoint.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="SUMMARIZER_API_KEY", help="Bearer token.")] = None,
+    tokens_per_minute: Annotated[int, typer.Option(help="The LLM's token limit.")] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Summaries per database transaction.")] = 50,
+    redis_url: Annotated[str | None, typer.Option(help="Share the token limit between processes.")] = None,
+    database_url: DatabaseUrl = None,
+    table: TableName = "summaries",
+) -> None:
+    """Summarise the pages at SOURCES, or with --dry-run say what that would fetch and cost."""
+    with _refusals():
+        config = SummarizerConfig.build(
+            llm_url=llm_url,
+            api_key=api_key,
+            tokens_per_minute=tokens_per_minute,
+            batch_size=batch_size,
+            redis_url=redis_url,
+            database_url=database_url,
+            table=table,
+        )
+        urls = read_sources(sources)
+        if not dry_run and config.llm_url is None:
+            raise ValidationError(
+                "llm_url: a real run needs the LLM's endpoint; pass --llm-url or set SUMMARIZER_LLM_URL, "
+                "or use --dry-run",
+                field="llm_url",
+            )
+        _execute(config, urls, dry_run=dry_run, as_json=as_json)
+
+
+@app.command("list")
+def list_summaries(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Rows per page.")] = 20,
+    after: Annotated[str | None, typer.Option(help="The cursor printed after the previous page.")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    table: TableName = "summaries",
+) -> None:
+    """Show stored summaries, newest first, one keyset page at a time."""
+    with _refusals():
+        config = SummarizerConfig.build(database_url=database_url, table=table)
+        db = Database(config.database_url)
+        try:
+            store = SummaryStore(db, config.table)
+            store.create()
+            page = store.page(after=after, limit=limit)
+        finally:
+            db.close()
+        if as_json:
+            out.print_json(json.dumps({"items": page.items, "next": page.next}))
+            return
+        view = Table("url", "tokens", "cost", "summary")
+        for row in page.items:
+            tokens = row["prompt_tokens"] + row["completion_tokens"]
+            view.add_row(row["url"], str(tokens), f"${row['cost']:.5f}", row["summary"][:60])
+        out.print(view)
+        if page.next:
+            out.print(f"next page: --after {page.next}", soft_wrap=True)
+
+
+@app.command()
+def demo(dry_run: DryRun = False, as_json: AsJson = False, pages: int = 8) -> None:
+    """Run against fake upstreams on loopback (two healthy domains, a failing and a dead one, a fake LLM)."""
+    with demo_world(pages) as world, tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'summaries.db'}"
+        config = SummarizerConfig.build(llm_url=world.llm_url, tokens_per_minute=20_000, database_url=url)
+        _execute(config, world.urls, dry_run=dry_run, as_json=as_json, label=world.label)
+        if not as_json:
+            out.print(f"requests the fake LLM received: {world.upstream.calls('llm')}")
+
+
+def _execute(
+    config: SummarizerConfig,
+    urls: list[str],
+    *,
+    dry_run: bool,
+    as_json: bool,
+    label: Callable[[str], str] = lambda url: url.split("://", 1)[-1],
+) -> None:
+    """Run or plan with a progress bar, then print the report; ``label`` shortens URLs for people."""
+    with Summarizer(config) as summarizer, _progress(len(urls), label, quiet=as_json) as advance:
+        report = summarizer.plan(urls, advance) if dry_run else summarizer.run(urls, advance)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        _show(report, label)
+
+
+@contextmanager
+def _progress(total: int, label: Callable[[str], str], *, quiet: bool) -> Iterator[Any]:
+    """A callback that moves a rich bar one URL on (to stderr); a no-op when ``quiet``."""
+    if quiet:
+        yield lambda item: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("summarising", total=total)
+
+        def advance(item: Item) -> None:
+            bar.update(task, advance=1, description=f"{label(item.url)} {item.outcome}")
+
+        yield advance
+
+
+def _show(report: Report, label: Callable[[str], str]) -> None:
+    view = Table("url", "outcome", "tokens", "cost", "note")
+    for item in report.items:
+        tokens = item.prompt_tokens + item.completion_tokens
+        view.add_row(
+            label(item.url),
+            item.outcome,
+            str(tokens or ""),
+            f"${item.cost:.5f}" if tokens else "",
+            item.reason,
+        )
+    out.print(view)
+    if report.dry_run:
+        out.print(
+            f"dry run: {report.count('estimated')} of {len(report.items)} pages would be summarised, "
+            f"about {report.tokens} tokens, ${report.cost:.4f}; nothing was sent to the LLM or written",
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"{report.count('summarised')} of {len(report.items)} pages summarised, {report.tokens} tokens, "
+            f"${report.cost:.4f}; {report.written} summaries written",
+            soft_wrap=True,
+        )
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A caller's mistake exits 2 with its one-line message, not a traceback."""
+    try:
+        yield
+    except ValidationError as exc:
+        err.print(f"error: {exc.message}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
