@@ -24,7 +24,7 @@ from .batch import compute_batch
 from .channels import channel_router, issue_token
 from .horoscope import daily, horoscopes, register_warmer
 from .store import by_birth_date, create_tables, database, get_reading, save_pending
-from .zodiac import SIGNS, check_sign, sign_for
+from .zodiac import PROFILER, SIGNS, check_sign, sign_for
 
 __all__ = ["create_app", "effective_settings"]
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_warmer(horoscopes())
     _routes(app, settings)
     app.include_router(channel_router(settings), prefix="/realtime")
-    install(app, settings)
+    install(app, settings, profiler=PROFILER)  # /ops/profiler reports and switches the app's profiler
     return app
 
 

@@ -10,9 +10,9 @@ import hashlib
 from datetime import date
 
 from buttress.errors import NotFoundError
-from buttress.observe.profiler import profiled
+from buttress.observe.profiler import Profiler, profiled
 
-__all__ = ["SIGNS", "check_sign", "daily_text", "reading_text", "sign_for"]
+__all__ = ["PROFILER", "SIGNS", "check_sign", "daily_text", "reading_text", "sign_for"]
 
 # Each sign with the month and day it starts on; Capricorn wraps around the new year.
 _STARTS = (
@@ -30,6 +30,8 @@ _STARTS = (
     ("sagittarius", 11, 22),
     ("capricorn", 12, 22),
 )
+PROFILER = Profiler()
+"""The app's profiler: ``@profiled`` binds one when it decorates, so the app hands this one to ``install``."""
 SIGNS = tuple(dict.fromkeys(name for name, _, _ in _STARTS[1:]))
 _MOODS = ("bold", "patient", "curious", "tender", "restless", "steady", "bright", "quiet")
 _THEMES = ("work", "love", "travel", "money", "friends", "home", "health", "study")
@@ -57,7 +59,7 @@ def _pick(options: tuple[str, ...], *seed: object) -> str:
     return options[digest[0] % len(options)]
 
 
-@profiled(name="astrology.reading")
+@profiled(name="astrology.reading", profiler=PROFILER)
 def reading_text(name: str, birth: date) -> str:
     """A natal reading: the same person always gets the same words."""
     sign = sign_for(birth)
@@ -65,7 +67,7 @@ def reading_text(name: str, birth: date) -> str:
     return f"{name}, a {mood} {sign.capitalize()}, will find their strength in {theme}."
 
 
-@profiled(name="astrology.daily")
+@profiled(name="astrology.daily", profiler=PROFILER)
 def daily_text(sign: str, day: date, moon: str) -> str:
     """The horoscope of ``sign`` for ``day`` under the moon phase ``moon``."""
     mood, theme = _pick(_MOODS, sign, day), _pick(_THEMES, day, sign)
