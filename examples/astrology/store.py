@@ -39,8 +39,7 @@ def database() -> Database:
 
 
 def create_tables(db: Database) -> None:
-    """The app's table (if missing) and buttress's own (the job queue), safe on every start."""
-    db.upgrade()
+    """The app's table, if missing (the job queue creates its own tables on first use: ``jobs.auto_migrate``)."""
     metadata.create_all(db.engine)
 
 
