@@ -1,5 +1,6 @@
 """``python -m examples.astrology serve [--host H] [--port P]``: the API under uvicorn and a job worker in a
-thread, on embedded defaults (SQLite ``./buttress.db``, memory cache) unless ``BUTTRESS_*`` variables say otherwise."""
+thread, on embedded defaults (SQLite ``./buttress.db``, memory cache) unless ``BUTTRESS_*`` variables say
+otherwise."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import sys
 import uvicorn
 
 from buttress.config import get_settings
-
 from buttress.jobs import get_jobs
 
 from .app import create_app

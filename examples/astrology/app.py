@@ -24,7 +24,7 @@ from .batch import compute_batch
 from .channels import channel_router, issue_token
 from .horoscope import daily, horoscopes, register_warmer
 from .store import by_birth_date, create_tables, database, get_reading, save_pending
-from .zodiac import PROFILER, SIGNS, check_sign, sign_for
+from .zodiac import PROFILER, SIGNS, check_sign, sign_for, today
 
 __all__ = ["create_app", "effective_settings"]
 
@@ -74,7 +74,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/signs/{sign}/daily")
     def daily_horoscope(sign: str, day: date | None = None) -> dict[str, Any]:
-        return daily(check_sign(sign), day or date.today())
+        return daily(check_sign(sign), day or today())
 
     @app.post("/batches", status_code=202)
     def create_batch(request: BatchRequest) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Realtime channels: batch progress and one channel per reading, each behind a JWT that names them.
 
-The app mounts buttress's ``realtime_router`` at ``/realtime`` (``/realtime/ws``, ``/realtime/sse``). A batch's
-creator gets a JWT whose claims list the batch's job and readings (``jobs``, ``readings``), signed with
-``BUTTRESS_SERVER__JWT_KEY`` for the audience ``astrology:readings``. The ops server's admin check refuses
-tokens that carry an audience it does not expect, so a reading token never opens an admin endpoint. The
-static admin token (``BUTTRESS_SECURITY__ADMIN_TOKEN``) follows everything. Anonymous clients follow nothing.
+The app mounts buttress's ``realtime_router`` at ``/realtime`` (``/realtime/ws``, ``/realtime/sse``). A
+batch's creator gets a JWT whose claims list the batch's job and readings (``jobs``, ``readings``), signed
+with ``BUTTRESS_SERVER__JWT_KEY`` for the audience ``astrology:readings``. The ops server's admin check
+refuses tokens that carry an audience it does not expect, so a reading token never opens an admin
+endpoint. The static admin token (``BUTTRESS_SECURITY__ADMIN_TOKEN``) follows everything. Anonymous
+clients follow nothing.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from buttress.cache import Cache, get_cache
 
 from .ephemeris import moon_phase
-from .zodiac import SIGNS, daily_text
+from .zodiac import SIGNS, daily_text, today
 
 __all__ = ["NAMESPACE", "daily", "horoscopes", "register_warmer", "warm_daily"]
 
@@ -45,9 +45,9 @@ def daily(sign: str, day: date) -> dict[str, Any]:
 
 def warm_daily() -> Iterator[tuple[int, int]]:
     """Today's twelve horoscopes, computed afresh and stored, yielding ``(done, total)`` as progress."""
-    today, cache = date.today(), horoscopes()
+    day, cache = today(), horoscopes()
     for done, sign in enumerate(SIGNS, start=1):
-        cache.set(f"{sign}:{today.isoformat()}", _build(sign, today), ttl=TTL)
+        cache.set(f"{sign}:{day.isoformat()}", _build(sign, day), ttl=TTL)
         yield done, len(SIGNS)
 
 

@@ -18,7 +18,16 @@ from buttress.container import get_container
 from buttress.db import Database
 from buttress.errors import NotFoundError
 
-__all__ = ["KEY", "by_birth_date", "create_tables", "database", "get_many", "get_reading", "save_pending", "save_texts"]
+__all__ = [
+    "KEY",
+    "by_birth_date",
+    "create_tables",
+    "database",
+    "get_many",
+    "get_reading",
+    "save_pending",
+    "save_texts",
+]
 
 KEY = "astrology:readings"
 metadata = MetaData()
@@ -39,7 +48,7 @@ def database() -> Database:
 
 
 def create_tables(db: Database) -> None:
-    """The app's table, if missing (the job queue creates its own tables on first use: ``jobs.auto_migrate``)."""
+    """The app's table, if missing (the job queue makes its own on first use: ``jobs.auto_migrate``)."""
     metadata.create_all(db.engine)
 
 

@@ -1,18 +1,20 @@
 """The astrology itself: which sign a birth date falls under, and the text of a reading.
 
 Pure functions, so the API, the batch job and the cache warmer share them. An unknown sign is a
-``NotFoundError``: the API answers it as a 404 problem carrying ``not_found`` and, in development, its context.
+``NotFoundError``: the API answers it as a 404 problem carrying ``not_found`` and, in development only,
+its context.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime
 
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import NotFoundError
 from buttress.observe.profiler import Profiler, profiled
 
-__all__ = ["PROFILER", "SIGNS", "check_sign", "daily_text", "reading_text", "sign_for"]
+__all__ = ["PROFILER", "SIGNS", "check_sign", "daily_text", "reading_text", "sign_for", "today"]
 
 # Each sign with the month and day it starts on; Capricorn wraps around the new year.
 _STARTS = (
@@ -37,6 +39,11 @@ _MOODS = ("bold", "patient", "curious", "tender", "restless", "steady", "bright"
 _THEMES = ("work", "love", "travel", "money", "friends", "home", "health", "study")
 
 
+def today(clock: Clock = SYSTEM_CLOCK) -> date:
+    """The date in UTC: horoscopes change at midnight UTC, wherever the server runs."""
+    return datetime.fromtimestamp(clock.time(), UTC).date()
+
+
 def sign_for(birth: date) -> str:
     """The sun sign of a birth date."""
     found = _STARTS[0][0]
@@ -47,7 +54,7 @@ def sign_for(birth: date) -> str:
 
 
 def check_sign(sign: str) -> str:
-    """``sign`` in lower case if it is one of the twelve; ``NotFoundError`` naming the known ones otherwise."""
+    """``sign`` in lower case if it is one of the twelve; else ``NotFoundError`` naming the known ones."""
     name = sign.lower()
     if name not in SIGNS:
         raise NotFoundError("sign", sign, context={"known_signs": list(SIGNS)})

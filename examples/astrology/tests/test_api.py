@@ -4,7 +4,6 @@ and the breakers' admin endpoints, and the query tracker on the lookup by birth 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import httpx
@@ -12,13 +11,16 @@ import httpx
 from buttress.testing import Upstream
 from examples.astrology.app import create_app
 from examples.astrology.ephemeris import EPHEMERIS_ENV
+from examples.astrology.zodiac import today
 
 from .conftest import ADMIN, serving, wait_for
 
 PROBLEM = "application/problem+json"
 
 
-def test_an_unknown_sign_is_a_404_problem_with_its_code_and_context_in_development(client: httpx.Client) -> None:
+def test_an_unknown_sign_is_a_404_problem_with_its_code_and_context_in_development(
+    client: httpx.Client,
+) -> None:
     response = client.get("/signs/ophiuchus/daily")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith(PROBLEM)
@@ -58,7 +60,7 @@ def test_startup_warms_todays_horoscopes_so_reads_are_hits(client: httpx.Client)
     assert warmer["last"]["items"] == 12
     before = _horoscopes(client)  # the counters are the process's metrics: compare, do not count from 0
     for sign in ("aries", "leo", "pisces"):
-        assert client.get(f"/signs/{sign}/daily").json()["day"] == date.today().isoformat()
+        assert client.get(f"/signs/{sign}/daily").json()["day"] == today().isoformat()
     after = _horoscopes(client)
     assert (after["hits"] - before["hits"], after["misses"] - before["misses"]) == (3, 0)
     assert after["entries"] == 12
@@ -126,7 +128,9 @@ def test_the_ephemeris_breaker_is_listed_isolated_and_reset_by_admins(
         assert upstream.calls() == before + 1
 
 
-def test_the_lookup_by_birth_date_is_tracked_and_advice_names_its_index_on_sqlite(client: httpx.Client) -> None:
+def test_the_lookup_by_birth_date_is_tracked_and_advice_names_its_index_on_sqlite(
+    client: httpx.Client,
+) -> None:
     people = [{"name": f"p{n}", "birth_date": f"1990-04-{1 + n % 28:02d}"} for n in range(56)]
     assert client.post("/batches", json={"people": people}).status_code == 202
     for _ in range(3):

@@ -14,11 +14,11 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
+from tests._pg_cluster import PgCluster, missing_reason
+from tests.conftest import services_required
 
 from examples.astrology.app import create_app
 from examples.astrology.store import database, save_pending
-from tests._pg_cluster import PgCluster, missing_reason
-from tests.conftest import services_required
 
 from .conftest import serving, wait_for
 
@@ -60,7 +60,7 @@ def test_the_tracked_lookup_by_birth_date_gets_verified_index_advice(
         advice = http.get("/ops/db/advice").json()
     assert advice["hypopg"] is True
     [index] = [i for i in advice["indexes"] if i["table"] == "astro_readings"]
-    schema = own_schema.split("//")[1].split("@")[0]  # the advice names the table with its schema
+    schema = own_schema.split("//")[1].split("@", maxsplit=1)[0]  # the advice names the table with its schema
     ddl = f"CREATE INDEX CONCURRENTLY ix_astro_readings_birth_date ON {schema}.astro_readings (birth_date)"
     assert index["ddl"] == ddl
     assert index["verified"] is True
@@ -79,14 +79,18 @@ def cluster() -> Iterator[PgCluster]:
 
 
 def _replica_reads(http: httpx.Client) -> dict[str, float]:
-    found = re.findall(r'buttress_db_replica_reads_total\{replica="(\w+)"\} ([0-9.]+)', http.get("/ops/metrics").text)
+    found = re.findall(
+        r'buttress_db_replica_reads_total\{replica="(\w+)"\} ([0-9.]+)', http.get("/ops/metrics").text
+    )
     return {name: float(value) for name, value in found}
 
 
 def test_reads_go_to_the_standby_writes_to_the_primary_and_reads_survive_its_death(
     configure: Callable[..., None], cluster: PgCluster
 ) -> None:
-    configure(BUTTRESS_DATABASE_URL=cluster.primary_url, BUTTRESS_DB__REPLICAS=json.dumps([cluster.standby_url]))
+    configure(
+        BUTTRESS_DATABASE_URL=cluster.primary_url, BUTTRESS_DB__REPLICAS=json.dumps([cluster.standby_url])
+    )
     with serving(create_app()) as http:
         created = http.post("/batches", json={"people": [{"name": "Ada", "birth_date": "1990-04-17"}]})
         [reading] = created.json()["readings"]  # written on the primary: the standby cannot take writes

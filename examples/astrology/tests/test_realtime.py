@@ -29,7 +29,9 @@ async def _messages(socket: ClientConnection) -> list[dict[str, Any]]:
     return [json.loads(line) for line in frame.split("\n")]
 
 
-async def _until(socket: ClientConnection, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+async def _until(
+    socket: ClientConnection, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
     """Messages (answering pings) until ``done(seen)`` holds."""
     seen: list[dict[str, Any]] = []
     while not done(seen):
@@ -74,8 +76,10 @@ async def test_a_batch_streams_its_progress_and_each_reading_to_its_token_holder
             with get_jobs().worker(queues=[QUEUE]).running():  # `buttress worker` in production
                 seen = await _until(
                     socket,
-                    lambda seen: any(e["data"].get("progress") == 1.0 for e in _of(seen, "event"))
-                    and any(e["topic"].startswith("readings.") for e in _of(seen, "event")),
+                    lambda seen: (
+                        any(e["data"].get("progress") == 1.0 for e in _of(seen, "event"))
+                        and any(e["topic"].startswith("readings.") for e in _of(seen, "event"))
+                    ),
                 )
         progress = [e["data"]["progress"] for e in _of(seen, "event") if e["topic"].endswith(".progress")]
         assert progress == [0.4, 0.8, 1.0]  # one step per chunk of ten readings
@@ -100,13 +104,20 @@ async def test_channels_refuse_absent_foreign_and_bad_tokens(configure: Callable
         assert "without a token" in error["message"]
 
         protocols = ["buttress.v1", f"bearer.{mine['token']}"]
-        async with connect(_ws(base, foreign, f"readings.{mine['readings'][0]}.*"), subprotocols=protocols) as socket:
+        async with connect(
+            _ws(base, foreign, f"readings.{mine['readings'][0]}.*"), subprotocols=protocols
+        ) as socket:
             seen = await _until(socket, lambda seen: bool(_of(seen, "subscribed")))
         assert _of(seen, "error")[0]["topics"] == [foreign]  # someone else's reading
         assert _of(seen, "subscribed")[-1]["topics"] == [f"readings.{mine['readings'][0]}.*"]
 
         forged = jwt.encode(
-            {"sub": "x", "aud": "astrology:readings", "exp": int(time.time()) + 60, "readings": theirs["readings"]},
+            {
+                "sub": "x",
+                "aud": "astrology:readings",
+                "exp": int(time.time()) + 60,
+                "readings": theirs["readings"],
+            },
             "another-key-0123456789abcdef-0123456789abcdef",
             algorithm="HS256",
         )
@@ -115,7 +126,9 @@ async def test_channels_refuse_absent_foreign_and_bad_tokens(configure: Callable
                 assert await _close_code(socket) == 1008
 
         # The admin token follows anything; a reading token opens no admin endpoint.
-        async with connect(_ws(base, foreign), subprotocols=["buttress.v1", f"bearer.{ADMIN_TOKEN}"]) as socket:
+        async with connect(
+            _ws(base, foreign), subprotocols=["buttress.v1", f"bearer.{ADMIN_TOKEN}"]
+        ) as socket:
             seen = await _until(socket, lambda seen: bool(_of(seen, "subscribed")))
         assert not _of(seen, "error")
         refused = http.post("/ops/profiler/start", headers={"Authorization": f"Bearer {mine['token']}"})
