@@ -24,12 +24,15 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 @pytest.fixture
 def configure(isolated_settings: None, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Set ``BUTTRESS_*`` (and the app's own) variables, then start from fresh settings and container."""
+    """Set ``BUTTRESS_*`` (and the app's own) variables (None: unset), then fresh settings and container."""
 
-    def apply(**variables: str) -> None:
+    def apply(**variables: str | None) -> None:
         defaults = {"BUTTRESS_SECURITY__ADMIN_TOKEN": ADMIN_TOKEN, "BUTTRESS_SERVER__JWT_KEY": JWT_KEY}
         for name, value in {**defaults, **variables}.items():
-            monkeypatch.setenv(name, value)
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
         reset_settings()
         reset_container()
 

@@ -97,6 +97,17 @@ def test_the_profiler_is_switched_by_admins_and_reports_the_readings(client: htt
     assert client.get("/ops/profiler").json()["by_total"] == []
 
 
+def test_without_admin_auth_the_admin_endpoints_do_not_exist(configure: Callable[..., None]) -> None:
+    configure(BUTTRESS_SECURITY__ADMIN_TOKEN=None, BUTTRESS_SERVER__JWT_KEY=None)
+    with serving(create_app()) as client:
+        assert client.get("/ops/profiler").status_code == 200  # reads stay open, as on the ops server
+        assert client.get("/ops/breakers").status_code == 200
+        for path in ("/ops/profiler/start", "/ops/cache/warm", "/ops/breakers/anything/isolate"):
+            assert client.post(path).status_code == 404
+        batch = client.post("/batches", json={"people": [{"name": "Ada", "birth_date": "1990-04-17"}]})
+        assert batch.json()["token"] is None  # no key to sign channel tokens with
+
+
 def _breaker(client: httpx.Client, name: str) -> dict[str, Any]:
     [found] = [b for b in client.get("/ops/breakers").json() if b["name"] == name]
     return dict(found)
