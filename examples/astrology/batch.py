@@ -2,8 +2,7 @@
 
 A durable ``buttress.jobs`` job (SQLite by default, PostgreSQL with ``BUTTRESS_DATABASE_URL``): retried,
 leased, cancellable, its progress stored and published as ``jobs.<id>.progress``, which the realtime router
-carries to WebSocket clients. The seed app ran batches in a thread with a dict of progress and a hand-made
-WebSocket broadcaster; none of that is left.
+carries to WebSocket clients.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The service is called through buttress's process-wide ``HttpClient``, so its host gets retries, a deadline
 and a circuit breaker (``http:<host>``, listed and switched at ``/ops/breakers``). When the call fails or
 its breaker is open, the phase is computed locally and marked ``fallback``, so the API degrades instead of
-failing; the seed app had a hand-made retry loop and no breaker here.
+failing.
 """
 
 from __future__ import annotations
