@@ -39,6 +39,21 @@ def configure(isolated_settings: None, monkeypatch: pytest.MonkeyPatch) -> Calla
     return apply
 
 
+@pytest.fixture
+def astro_redis_url(redis_url: str) -> Iterator[str]:
+    """The test Redis server's database 13 (this example's own), emptied before and after."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @contextmanager
 def serving(app: FastAPI) -> Iterator[httpx.Client]:
     """``app`` under a real uvicorn (lifespan on) on a spare loopback port; a client for it."""

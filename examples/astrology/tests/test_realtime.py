@@ -10,10 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from buttress.jobs import get_jobs
+from buttress.realtime import MemoryTopicLog, RedisTopicLog, get_realtime
 from examples.astrology.app import create_app
 from examples.astrology.batch import QUEUE
 
@@ -58,10 +60,13 @@ def _ws(base: str, *topics: str) -> str:
     return base.replace("http://", "ws://") + "/realtime/ws?" + "&".join(f"topics={t}" for t in topics)
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_a_batch_streams_its_progress_and_each_reading_to_its_token_holder(
-    configure: Callable[..., None],
+    configure: Callable[..., None], request: pytest.FixtureRequest, backend: str
 ) -> None:
-    configure()
+    # With Redis, the cache and the realtime log (a Redis Stream) move there; the app does not change.
+    redis_url = request.getfixturevalue("astro_redis_url") if backend == "redis" else None
+    configure(**({"BUTTRESS_REDIS_URL": redis_url} if redis_url else {}))
     with serving(create_app()) as http:
         batch = http.post("/batches", json={"people": PEOPLE}).json()
         job, first = batch["job_id"], batch["readings"][0]
@@ -87,6 +92,8 @@ async def test_a_batch_streams_its_progress_and_each_reading_to_its_token_holder
         assert ready["topic"] == f"readings.{first}.ready"
         assert ready["data"]["text"].startswith("n0, a ")
         assert http.get(f"/readings/{first}").json()["text"] == ready["data"]["text"]
+        log = get_realtime().log
+        assert isinstance(log, RedisTopicLog if redis_url else MemoryTopicLog)
 
 
 async def test_channels_refuse_absent_foreign_and_bad_tokens(configure: Callable[..., None]) -> None:
