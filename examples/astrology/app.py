@@ -18,12 +18,13 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
 from buttress.config import Settings, get_settings
+from buttress.errors import ButtressError
 from buttress.server import install
 
 from .batch import compute_batch
 from .channels import channel_router, issue_token
 from .horoscope import daily, horoscopes, register_warmer
-from .store import by_birth_date, create_tables, database, get_reading, save_pending
+from .store import by_birth_date, create_tables, database, discard, get_reading, save_pending
 from .zodiac import PROFILER, SIGNS, check_sign, sign_for, today
 
 __all__ = ["create_app", "effective_settings"]
@@ -79,8 +80,13 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @app.post("/batches", status_code=202)
     def create_batch(request: BatchRequest) -> dict[str, Any]:
         people = [(p.name, p.birth_date, sign_for(p.birth_date)) for p in request.people]
-        ids = save_pending(database(), people)
-        handle = compute_batch.defer(ids)
+        db = database()
+        ids = save_pending(db, people)
+        try:
+            handle = compute_batch.defer(ids)  # QueueFull (503) past 1,000 waiting batches
+        except ButtressError:
+            discard(db, ids)  # nothing half-written: no reading is left without a job to compute it
+            raise
         token = issue_token(settings, f"batch-{handle.id}", jobs=[handle.id], readings=ids)
         return {"job_id": handle.id, "readings": ids, "token": token}
 

@@ -7,6 +7,7 @@ carries to WebSocket clients.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -16,10 +17,11 @@ from buttress.realtime import get_realtime
 from .store import database, get_many, save_texts
 from .zodiac import reading_text
 
-__all__ = ["CHUNK", "QUEUE", "compute_batch"]
+__all__ = ["QUEUE", "STEPS", "compute_batch"]
 
 QUEUE = "readings"
-CHUNK = 10  # readings written per statement: one UPDATE per chunk, not one per reading (no N+1)
+STEPS = 8  # at most this many chunks, each one UPDATE and one progress report: never an N+1 pattern
+MIN_CHUNK = 10
 define_queue(QUEUE, max_size=1000, concurrency=4)
 
 
@@ -28,10 +30,11 @@ def compute_batch(ctx: JobContext, reading_ids: list[int]) -> dict[str, Any]:
     """Write the text of every reading in ``reading_ids``; publish ``readings.<id>.ready`` for each."""
     db, realtime = database(), get_realtime()
     rows = get_many(db, reading_ids)
-    for start in range(0, len(rows), CHUNK):
+    size = max(MIN_CHUNK, math.ceil(len(rows) / STEPS))
+    for start in range(0, len(rows), size):
         ctx.raise_if_cancelled()
         chunk = [{**row, "text": reading_text(row["name"], date.fromisoformat(row["birth_date"]))}
-                 for row in rows[start : start + CHUNK]]  # fmt: skip
+                 for row in rows[start : start + size]]  # fmt: skip
         save_texts(db, {row["id"]: row["text"] for row in chunk})
         for row in chunk:
             realtime.publish(f"readings.{row['id']}.ready", row)

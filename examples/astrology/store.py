@@ -12,7 +12,19 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from buttress.container import get_container
 from buttress.db import Database
@@ -23,6 +35,7 @@ __all__ = [
     "by_birth_date",
     "create_tables",
     "database",
+    "discard",
     "get_many",
     "get_reading",
     "save_pending",
@@ -62,6 +75,12 @@ def save_pending(db: Database, people: Sequence[tuple[str, date, str]]) -> list[
         rows = [{"name": name, "birth_date": born, "sign": sign} for name, born, sign in people]
         returning = insert(readings).returning(readings.c.id, sort_by_parameter_order=True)
         return list(session.execute(returning, rows).scalars())
+
+
+def discard(db: Database, reading_ids: list[int]) -> None:
+    """Remove readings that will never be computed (their job could not be queued)."""
+    with db.session(key=KEY) as session:
+        session.execute(delete(readings).where(readings.c.id.in_(reading_ids)))
 
 
 def save_texts(db: Database, texts: dict[int, str]) -> None:

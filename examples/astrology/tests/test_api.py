@@ -10,6 +10,7 @@ import httpx
 
 from buttress.testing import Upstream
 from examples.astrology.app import create_app
+from examples.astrology.batch import compute_batch
 from examples.astrology.ephemeris import EPHEMERIS_ENV
 from examples.astrology.zodiac import today
 
@@ -155,3 +156,11 @@ def test_the_lookup_by_birth_date_is_tracked_and_advice_names_its_index_on_sqlit
     [index] = [i for i in advice["indexes"] if i["table"] == "astro_readings"]
     assert index["ddl"] == "CREATE INDEX ix_astro_readings_birth_date ON astro_readings (birth_date)"
     assert index["verified"] is False  # SQLite cannot try a hypothetical index: PostgreSQL + hypopg can
+
+
+def test_a_batch_refused_by_a_full_queue_leaves_no_reading_behind(client: httpx.Client) -> None:
+    compute_batch.defer_many([([],)] * 1000)  # the queue's max_size: nobody works it in this test
+    person = {"name": "Late", "birth_date": "1999-09-09"}
+    response = client.post("/batches", json={"people": [person]})
+    assert (response.status_code, response.json()["error_code"]) == (503, "queue_full")
+    assert client.get("/readings", params={"birth_date": "1999-09-09"}).json() == []
