@@ -92,6 +92,7 @@ async def test_a_batch_streams_its_progress_and_each_reading_to_its_token_holder
         assert ready["topic"] == f"readings.{first}.ready"
         assert ready["data"]["text"].startswith("n0, a ")
         assert http.get(f"/readings/{first}").json()["text"] == ready["data"]["text"]
+        assert http.get("/ops/db").json()["n_plus_one"] == []  # one UPDATE per chunk, not per reading
         log = get_realtime().log
         assert isinstance(log, RedisTopicLog if redis_url else MemoryTopicLog)
 
