@@ -60,7 +60,7 @@ def _ws(base: str, *topics: str) -> str:
     return base.replace("http://", "ws://") + "/realtime/ws?" + "&".join(f"topics={t}" for t in topics)
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_batch_streams_its_progress_and_each_reading_to_its_token_holder(
     configure: Callable[..., None], request: pytest.FixtureRequest, backend: str
 ) -> None:
