@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -95,6 +95,20 @@ def test_statement_timeout_is_deadline_exceeded(database_url: str) -> None:
         with pytest.raises(DeadlineExceeded):
             run_then_close(db, "SELECT pg_sleep(2)")
         assert db.info()["statement_timeout"] == 0.1
+    finally:
+        db.close()
+
+
+def test_the_urls_own_options_are_kept_beside_the_statement_timeout(database_url: str) -> None:
+    """``?options=`` in the URL used to be replaced by the timeout's own ``options`` connect argument."""
+    url = make_url(database_url).update_query_dict({"options": "-c search_path=buttress_opts,public"})
+    db = Database(url, settings=DbSettings(statement_timeout=2.5))
+    try:
+        with db.session() as session:
+            shown = session.execute(
+                text("SELECT current_setting('search_path'), current_setting('statement_timeout')")
+            )
+            assert tuple(shown.one()) == ("buttress_opts,public", "2500ms")
     finally:
         db.close()
 

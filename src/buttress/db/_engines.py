@@ -99,7 +99,10 @@ def _engine_args(urls: Urls, settings: DbSettings) -> dict[str, Any]:
     if urls.backend == "postgresql" and settings.pooler != "none":
         args["connect_args"] = {"prepare_threshold": None}  # the timeout: _pooled_events
     elif urls.backend == "postgresql" and settings.statement_timeout is not None:
-        args["connect_args"] = {"options": f"-c statement_timeout={_millis(settings.statement_timeout)}"}
+        timeout = f"-c statement_timeout={_millis(settings.statement_timeout)}"
+        # connect_args replaces the URL's own ``options`` (e.g. -csearch_path=app): keep both.
+        given = urls.sync.query.get("options")
+        args["connect_args"] = {"options": f"{given} {timeout}" if isinstance(given, str) else timeout}
     if urls.backend == "postgresql" or not _in_memory(urls.sync):
         args.update(
             pool_size=settings.pool_size,
