@@ -363,6 +363,25 @@ def test_a_dropped_cache_is_forgotten() -> None:
     assert marker not in {id(c) for c in warmer_caches()}
 
 
+def test_a_closed_cache_is_no_longer_warmed() -> None:
+    """A cache a module still holds (its @cached functions do) is not warmed once closed."""
+    closed, kept = Cache(MemoryBackend()), Cache(MemoryBackend())
+    warmer(closed, "old")(lambda: None)
+    warmer(kept, "new")(lambda: None)
+    closed.close()
+    live = {id(c) for c in warmer_caches()}
+    assert id(closed) not in live
+    assert id(kept) in live
+    kept.close()
+
+
+async def test_an_async_closed_cache_is_no_longer_warmed() -> None:
+    closed = Cache(MemoryBackend())
+    warmer(closed, "old")(lambda: None)
+    await closed.aclose()
+    assert id(closed) not in {id(c) for c in warmer_caches()}
+
+
 def test_a_broken_progress_callback_does_not_fail_the_warmers(cache: Cache) -> None:
     def broken(progress: WarmProgress) -> None:
         raise RuntimeError("display gone")

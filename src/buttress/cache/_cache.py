@@ -849,10 +849,18 @@ class Cache:
         return self.backend.check()
 
     def close(self) -> None:
+        self._forget_warmers()
         self.backend.close()
 
     async def aclose(self) -> None:
+        self._forget_warmers()
         await self.backend.aclose()
+
+    def _forget_warmers(self) -> None:
+        if self._shared.warmers is not None:
+            from buttress.cache._warm import forget_warmers  # noqa: PLC0415 - _warm builds on this module
+
+            forget_warmers(self)
 
 
 def _check_delta(delta: object) -> int:

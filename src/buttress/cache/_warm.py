@@ -244,6 +244,14 @@ def warmers_of(cache: Cache) -> dict[str, Warmer]:
         return dict(registry.warmers)
 
 
+def forget_warmers(cache: Cache) -> None:
+    """A closed cache is no longer warmed: ``buttress cache warm`` and ``POST /cache/warm`` skip it."""
+    registry = cache._shared.warmers
+    if registry is not None:
+        with _live_lock:
+            _live.discard(registry)
+
+
 def warmer_caches() -> list[Cache]:
     """Every live cache of this process that has warmers (what ``buttress cache warm`` and startup run)."""
     with _live_lock:
