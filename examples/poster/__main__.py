@@ -1,4 +1,4 @@
-"""``python -m examples.poster check | post-now | worker``: the startup checks, one post now, the schedules."""
+"""``python -m examples.poster check | post-now | worker``: startup checks, one post now, the schedules."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from buttress.errors import ConfigError
 from buttress.jobs import get_jobs
 from buttress.observe.health_cli import health_command
 from buttress.observe.logging import configure_logging
-
 from buttress.testing import Upstream
-
 from examples.poster.checks import poster_health
 from examples.poster.config import NETWORKS
 from examples.poster.jobs import QUEUE, compose, get_poster

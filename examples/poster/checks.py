@@ -8,7 +8,6 @@ key is optional is not critical: its failure warns, it does not take the service
 from __future__ import annotations
 
 from buttress.observe.health import HealthRegistry, http_check, required_settings_check
-
 from examples.poster.config import PosterConfig
 
 __all__ = ["poster_health"]
@@ -18,13 +17,19 @@ def poster_health(config: PosterConfig, *, timeout: float = 2.0) -> HealthRegist
     """The settings check and one connectivity check per configured network, in the startup group too."""
     registry = HealthRegistry()
     groups = ("startup", "readiness")
-    keys = required_settings_check(config.required_keys, config.optional_keys, name="poster-keys", groups=groups)
+    keys = required_settings_check(
+        config.required_keys, config.optional_keys, name="poster-keys", groups=groups
+    )
     registry.register(keys)
     for network in config.networks:
         url = network.url + network.spec.verify_path
         check = http_check(
-            url, headers=network.headers(), name=network.name, timeout=timeout,
-            critical=network.spec.required, groups=groups,
+            url,
+            headers=network.headers(),
+            name=network.name,
+            timeout=timeout,
+            critical=network.spec.required,
+            groups=groups,
         )
         registry.register(check)
     return registry

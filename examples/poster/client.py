@@ -16,7 +16,6 @@ from buttress.clock import Clock
 from buttress.config import HttpSettings
 from buttress.http import HttpClient, attempts_of
 from buttress.observe.logging import get_logger
-
 from examples.poster.config import Network, PosterConfig, load_config
 
 __all__ = ["RETRY_POLICY", "Poster", "http_settings"]
@@ -60,7 +59,9 @@ class Poster:
     def post_all(self, text: str, *, key: str | None = None) -> dict[str, int]:
         """Publish on every configured network, one idempotency ``key`` for the lot (default: a new one)."""
         key = key or uuid.uuid4().hex
-        return {network.name: self.post(network, text, key=key).status_code for network in self.config.networks}
+        return {
+            network.name: self.post(network, text, key=key).status_code for network in self.config.networks
+        }
 
     def close(self) -> None:
         self.client.close()

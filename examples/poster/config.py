@@ -17,7 +17,16 @@ from pydantic import SecretStr
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.observe.logging import get_logger
 
-__all__ = ["CADENCES", "NETWORKS", "Network", "NetworkSpec", "PosterConfig", "load_config"]
+__all__ = [
+    "CADENCES",
+    "CHIRP",
+    "NETWORKS",
+    "SKYLINE",
+    "Network",
+    "NetworkSpec",
+    "PosterConfig",
+    "load_config",
+]
 
 log = get_logger("poster")
 
@@ -35,10 +44,25 @@ class NetworkSpec:
     verify_path: str
 
 
-NETWORKS: Final = (
-    NetworkSpec("chirp", "https://api.chirp.example", True, "Authorization", "Bearer ", "/v1/posts", "/v1/me"),
-    NetworkSpec("skyline", "https://api.skyline.example", False, "X-Api-Key", "", "/xrpc/post", "/xrpc/session"),
+CHIRP: Final = NetworkSpec(
+    name="chirp",
+    default_url="https://api.chirp.example",
+    required=True,
+    key_header="Authorization",
+    key_prefix="Bearer ",
+    post_path="/v1/posts",
+    verify_path="/v1/me",
 )
+SKYLINE: Final = NetworkSpec(
+    name="skyline",
+    default_url="https://api.skyline.example",
+    required=False,
+    key_header="X-Api-Key",
+    key_prefix="",
+    post_path="/xrpc/post",
+    verify_path="/xrpc/session",
+)
+NETWORKS: Final = (CHIRP, SKYLINE)
 CADENCES: Final = {1: ("morning",), 2: ("morning", "evening"), 3: ("morning", "noon", "evening")}
 """Posts a day -> the named slots that post; every slot's schedule fires, the others do nothing."""
 

@@ -12,7 +12,6 @@ from typing import Final
 
 from buttress.container import get_container
 from buttress.jobs import JobContext, define_queue, job, schedule
-
 from examples.poster.client import Poster
 
 __all__ = ["GREETINGS", "QUEUE", "compose", "get_poster", "post_slot"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,6 @@ from buttress.errors import ConfigError, UpstreamStatusError
 from buttress.jobs import Jobs, Scheduler
 from buttress.observe.logging import configure_logging
 from buttress.testing import Fault, Upstream
-
 from examples.poster.__main__ import main
 from examples.poster.checks import poster_health
 from examples.poster.client import Poster
@@ -39,7 +39,8 @@ def environ(upstream: Upstream, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def networks(upstream_factory: MakeUpstream) -> Upstream:
-    up = upstream_factory(seed=6)  # seed 6: under a 50% fault, each network's first post fails, the next 3 pass
+    # seed 6: under a 50% fault, each network's first post fails and the next three pass
+    up = upstream_factory(seed=6)
     up.add("chirp")
     up.add("skyline")
     return up
@@ -67,7 +68,9 @@ def make_poster() -> Iterator[Callable[..., Poster]]:
         poster.close()
 
 
-def test_a_503_then_a_200_is_retried_and_the_key_goes_in_a_header(networks: Upstream, make_poster: Callable[..., Poster]) -> None:
+def test_a_503_then_a_200_is_retried_and_the_key_goes_in_a_header(
+    networks: Upstream, make_poster: Callable[..., Poster]
+) -> None:
     networks.set_fault("chirp", Fault(errors={503: 0.5}))
     poster = make_poster(networks)
     chirp = poster.config.networks[0]
@@ -87,10 +90,12 @@ def test_a_429_waits_out_its_retry_after(networks: Upstream, make_poster: Callab
     assert response.status_code == 200
     assert networks.outcomes("skyline") == {"429": 1, "200": 1}
     assert response.request.headers["x-api-key"] == SKYLINE_KEY
-    assert clock.sleeps and max(clock.sleeps) >= 7  # waited on the injected clock, not for real
+    assert max(clock.sleeps, default=0) >= 7  # waited on the injected clock, not for real
 
 
-def test_three_retries_then_the_error_reaches_the_caller(networks: Upstream, make_poster: Callable[..., Poster]) -> None:
+def test_three_retries_then_the_error_reaches_the_caller(
+    networks: Upstream, make_poster: Callable[..., Poster]
+) -> None:
     networks.set_fault("chirp", Fault(errors={503: 1.0}))
     poster = make_poster(networks)
     with pytest.raises(UpstreamStatusError) as caught:
@@ -107,11 +112,13 @@ def test_keys_never_reach_the_logs(
     assert make_poster(networks).post_all("hello") == {"chirp": 200, "skyline": 200}
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert [line["network"] for line in lines if line["event"] == "posted"] == ["chirp", "skyline"]
-    assert CHIRP_KEY not in logs.getvalue() and SKYLINE_KEY not in logs.getvalue()
+    assert CHIRP_KEY not in logs.getvalue()
+    assert SKYLINE_KEY not in logs.getvalue()
 
 
+@pytest.mark.usefixtures("isolated_settings")
 def test_a_missing_required_key_is_refused_before_anything_is_sent(
-    networks: Upstream, isolated_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = environ(networks)
     del env["POSTER_CHIRP_KEY"]
@@ -137,7 +144,7 @@ def test_a_missing_optional_key_warns_and_skips_its_network(
     assert poster.post_all("hello") == {"chirp": 200}
     assert networks.calls("skyline") == 0
     report = poster_health(poster.config).run_sync("startup")
-    assert report.status == "warn" and report.http_status == 200
+    assert (report.status, report.http_status) == ("warn", 200)
     assert "POSTER_SKYLINE_KEY is not set" in (report["poster-keys"].output or "")
 
 
@@ -149,12 +156,13 @@ def test_a_dead_host_fails_the_health_check(networks: Upstream, make_poster: Cal
     assert (report.status, report["skyline"].status) == ("warn", "fail")
     networks.set_down("chirp")  # required network: the check fails, startup stops
     report = poster_health(config).run_sync("startup")
-    assert report.status == "fail" and report.http_status == 503
+    assert (report.status, report.http_status) == ("fail", 503)
     assert [outcome.name for outcome in report.failed_critical] == ["chirp"]
 
 
+@pytest.mark.usefixtures("isolated_settings")
 def test_the_check_command_exits_1_on_a_dead_required_host(
-    networks: Upstream, isolated_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in environ(networks).items():
         monkeypatch.setenv(name, value)
@@ -167,8 +175,9 @@ def test_the_check_command_exits_1_on_a_dead_required_host(
 
 
 @pytest.mark.parametrize(("per_day", "posts"), [("1", 1), ("2", 2), ("3", 3)])
+@pytest.mark.usefixtures("isolated_settings")
 def test_the_named_schedules_post_the_cadence_a_day(
-    networks: Upstream, isolated_settings: None, tmp_path: Path, make_poster: Callable[..., Poster], per_day: str, posts: int
+    networks: Upstream, tmp_path: Path, make_poster: Callable[..., Poster], per_day: str, posts: int
 ) -> None:
     clock = FakeClock(start_time=datetime(2027, 5, 3, tzinfo=UTC).timestamp())
     poster = make_poster(networks, clock, POSTER_POSTS_PER_DAY=per_day)
@@ -190,3 +199,11 @@ async def burst(jobs: Jobs) -> None:
     """Run what is due, then close this loop's connections (each asyncio.run is a new loop)."""
     await jobs.worker(queues=["poster"], scheduler=False).run(burst=True)
     await jobs.db.aclose()
+
+
+def test_the_readme_python_blocks_run() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own examples
