@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from buttress.db import BulkResult, Database
-from examples.music.tables import plays
+from examples.music.tables import Play
 
 __all__ = ["generate_plays", "save_plays", "summary"]
 
@@ -33,17 +33,18 @@ def generate_plays(n: int, *, seed: int = 0, users: int = 20) -> Iterator[dict[s
 
 def save_plays(db: Database, rows: Iterator[dict[str, Any]], *, chunk_size: int = 50_000) -> BulkResult:
     """Bulk save: COPY on PostgreSQL, executemany on SQLite, one transaction per chunk."""
-    return db.bulk_insert(plays, rows, chunk_size=chunk_size)
+    return db.bulk_insert(Play, rows, chunk_size=chunk_size)
 
 
 def summary(db: Database, user_id: str, *, top: int = 5) -> list[dict[str, Any]]:
     """The user's top tracks (plays, minutes), from the query-result cache until ``music_plays`` changes."""
     count = func.count().label("plays")
     query = (
-        select(plays.c.track_id, plays.c.artist_id, count, func.sum(plays.c.ms_played).label("ms"))
-        .where(plays.c.user_id == user_id)
-        .group_by(plays.c.track_id, plays.c.artist_id)
-        .order_by(count.desc(), plays.c.track_id)
+        select(Play.track_id, Play.artist_id, count, func.sum(Play.ms_played).label("ms"))
+        .where(Play.user_id == user_id)
+        .group_by(Play.track_id, Play.artist_id)
+        .order_by(count.desc(), Play.track_id)
         .limit(top)
     )
-    return db.cached(query, ttl=600).mappings()
+    # cast: buttress types the statement as Select[Any], one column on SQLAlchemy 2.1 (reported upstream)
+    return db.cached(cast("Select[Any]", query), ttl=600).mappings()

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from buttress.cache import cached
 from buttress.container import Container, Lifetime
 from buttress.http import HttpClient
-from examples.music.tables import plays
+from examples.music.tables import Play
 
 __all__ = ["Catalog", "Listening", "MusicSettings", "ReportBuilder", "register_music"]
 
@@ -57,11 +57,11 @@ class Listening:
         self.session = session
 
     def record(self, play: dict[str, Any]) -> None:
-        self.session.execute(plays.insert(), [play])
+        self.session.execute(insert(Play), [play])
 
     def plays_of(self, users: Sequence[str]) -> list[dict[str, Any]]:
         """Every play of several users in one query, oldest first (the bulk read)."""
-        query = select(plays).where(plays.c.user_id.in_(users)).order_by(plays.c.played_at, plays.c.id)
+        query = select(Play.__table__).where(Play.user_id.in_(users)).order_by(Play.played_at, Play.id)
         return [dict(row) for row in self.session.execute(query).mappings()]
 
     def commit(self) -> None:

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from buttress.db import Database
 
-__all__ = ["create_schema", "metadata", "plays"]
+__all__ = ["Base", "Play", "create_schema"]
 
-metadata: Final = MetaData()
-plays: Final = Table(
-    "music_plays",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    Column("user_id", Text, nullable=False),
-    Column("track_id", Text, nullable=False),
-    Column("artist_id", Text, nullable=False),
-    Column("played_at", DateTime(timezone=True), nullable=False),
-    Column("ms_played", Integer, nullable=False),
-    Index("music_plays_user", "user_id", "track_id"),
-)
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Play(Base):
+    """One listening event; ``id`` is a BIGINT on PostgreSQL and SQLite's rowid alias there."""
+
+    __tablename__ = "music_plays"
+    __table_args__ = (Index("music_plays_user", "user_id", "track_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    user_id: Mapped[str]
+    track_id: Mapped[str]
+    artist_id: Mapped[str]
+    played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ms_played: Mapped[int]
 
 
 def create_schema(db: Database) -> None:
     """Create the table if missing (an app with migrations would run alembic instead)."""
-    metadata.create_all(db.engine)
+    Base.metadata.create_all(db.engine)

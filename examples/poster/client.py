@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,8 +30,9 @@ RETRY_POLICY: Final[dict[str, Any]] = {
 
 
 def http_settings(networks: tuple[Network, ...]) -> HttpSettings:
-    """A named policy per network, claiming its host."""
-    policies = {network.name: {"hosts": [network.host], **RETRY_POLICY} for network in networks}
+    """A named policy per network, claiming its ``host[:port]``."""
+    hosts = {network.name: urlsplit(network.url).netloc.lower() for network in networks}
+    policies = {name: {"hosts": [host], **RETRY_POLICY} for name, host in hosts.items()}
     return HttpSettings.model_validate({"policies": policies})
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Final, NamedTuple
 
 from pydantic import SecretStr
 
@@ -31,37 +30,23 @@ __all__ = [
 log = get_logger("poster")
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkSpec:
-    """How to talk to one network: its default URL, where the key goes, the post and verify paths."""
+class NetworkSpec(NamedTuple):
+    """How to talk to one network: where its key goes, its post and verify paths, whether it is required."""
 
     name: str
-    default_url: str
-    required: bool
     key_header: str
     key_prefix: str
     post_path: str
     verify_path: str
+    required: bool = False
+
+    @property
+    def default_url(self) -> str:
+        return f"https://api.{self.name}.example"
 
 
-CHIRP: Final = NetworkSpec(
-    name="chirp",
-    default_url="https://api.chirp.example",
-    required=True,
-    key_header="Authorization",
-    key_prefix="Bearer ",
-    post_path="/v1/posts",
-    verify_path="/v1/me",
-)
-SKYLINE: Final = NetworkSpec(
-    name="skyline",
-    default_url="https://api.skyline.example",
-    required=False,
-    key_header="X-Api-Key",
-    key_prefix="",
-    post_path="/xrpc/post",
-    verify_path="/xrpc/session",
-)
+CHIRP: Final = NetworkSpec("chirp", "Authorization", "Bearer ", "/v1/posts", "/v1/me", required=True)
+SKYLINE: Final = NetworkSpec("skyline", "X-Api-Key", "", "/xrpc/post", "/xrpc/session")
 NETWORKS: Final = (CHIRP, SKYLINE)
 CADENCES: Final = {1: ("morning",), 2: ("morning", "evening"), 3: ("morning", "noon", "evening")}
 """Posts a day -> the named slots that post; every slot's schedule fires, the others do nothing."""
@@ -78,11 +63,6 @@ class Network:
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def host(self) -> str:
-        """``host[:port]``, what the HTTP client's per-host policies are keyed by."""
-        return urlsplit(self.url).netloc.lower()
 
     def headers(self) -> dict[str, str]:
         return {self.spec.key_header: self.spec.key_prefix + self.key.get_secret_value()}
