@@ -8,10 +8,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
+from buttress.config import get_settings
 from buttress.errors import ConfigError
 from buttress.jobs import get_jobs
 from buttress.observe.health_cli import health_command
-from buttress.observe.logging import configure_logging
+from buttress.observe.logging import configure_logging_from_settings
 from buttress.testing import Upstream
 from examples.poster.checks import poster_health
 from examples.poster.config import NETWORKS
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["check", "post-now", "worker"])
     parser.add_argument("--fake-networks", action="store_true", help="post to a local fake upstream")
     args = parser.parse_args(argv)
-    configure_logging(json=False, stream=sys.stderr)
+    configure_logging_from_settings(get_settings(), stream=sys.stderr)  # BUTTRESS_LOGGING__FORMAT/LEVEL
     with fake_networks() if args.fake_networks else nullcontext():
         return run(args.command)
 

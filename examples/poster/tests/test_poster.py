@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,3 +212,26 @@ def test_the_readme_python_blocks_run() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own examples
+
+
+def test_the_worker_command_stores_the_schedules_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUTTRESS_", "POSTER_"))}
+    env |= {"BUTTRESS_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}", "POSTER_CHIRP_KEY": CHIRP_KEY}
+    root = Path(__file__).parents[3]
+    command = [sys.executable, "-m", "examples.poster", "worker", "--fake-networks"]
+    worker = subprocess.Popen(
+        command, cwd=root, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        seen = ""
+        assert worker.stderr is not None
+        while "schedules created" not in seen and time.monotonic() < deadline:
+            seen += worker.stderr.readline()  # a line at a time until the scheduler has stored them
+        assert "schedules created: post-evening, post-morning, post-noon" in seen
+        assert CHIRP_KEY not in seen
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err
+    assert out.startswith("health: ⚠ warn (startup)")  # the startup checks ran first (skyline has no key)
