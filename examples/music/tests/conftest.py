@@ -1,4 +1,4 @@
-"""Where the music app's state lives in a test: SQLite in a temporary folder or a PostgreSQL schema of its
+"""Where the music app's state lives in a test: SQLite in a temporary folder or a PostgreSQL database of its
 own; the cache in memory or under a key prefix of its own in Redis database 11."""
 
 from __future__ import annotations
@@ -11,6 +11,20 @@ from pathlib import Path
 import pytest
 
 REDIS_DB = 11
+
+
+def new_process() -> None:
+    """Forget every process-wide object, as a new process would, then build the log scrubber at once.
+
+    Why the scrubber: after a reset, the first log line builds it through the container while holding the
+    logging handler's lock; a thread building the cache holds the container's lock and logs. With the
+    tiered cache's event threads logging that Redis is away, the two can deadlock (reported upstream).
+    """
+    from buttress.container import reset_container
+    from buttress.observe.secrets import get_secret_scrubber
+
+    reset_container()
+    get_secret_scrubber()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

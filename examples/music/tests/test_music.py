@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from buttress.cache import get_cache
 from buttress.composition import register_defaults
-from buttress.container import Container, get_container, reset_container
+from buttress.container import Container, get_container
 from buttress.db import Database
 from buttress.errors import ScopeRequired
 from buttress.http import HttpClient
@@ -21,6 +21,7 @@ from examples.music.app import import_plays, music_container, summary_report
 from examples.music.plays import generate_plays, summary
 from examples.music.services import Catalog, Listening, MusicSettings, ReportBuilder, register_music
 from examples.music.tables import create_schema
+from examples.music.tests.conftest import new_process
 
 PLAY = next(generate_plays(1, seed=99)) | {"user_id": "user-new", "track_id": "track-new"}
 
@@ -107,22 +108,24 @@ def catalog(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
 
 @pytest.mark.usefixtures("isolated_settings")
 def test_the_cached_catalog_call_in_memory(catalog: Upstream) -> None:
+    new_process()
     artist = music_container().resolve(Catalog).artist
     assert artist("artist-7") == artist("artist-7") == {"id": "artist-7", "source": "/artists/artist-7"}
     assert catalog.calls(path="/artists/artist-7") == 1
     assert get_cache().backend_choice is not None
-    reset_container()  # a new process: memory is not shared, so the next call asks again
+    new_process()  # memory is not shared, so the next call asks again
     music_container().resolve(Catalog).artist("artist-7")
     assert catalog.calls(path="/artists/artist-7") == 2
 
 
 @pytest.mark.usefixtures("isolated_settings", "music_redis")
 def test_the_cached_catalog_call_on_redis_is_shared(catalog: Upstream) -> None:
+    new_process()
     artist = music_container().resolve(Catalog).artist
     assert artist("artist-7")["id"] == "artist-7"
     assert artist("artist-7")["id"] == "artist-7"
     assert get_cache().backend_choice.chosen == "tiered"
-    reset_container()  # a new process: its L1 is empty, Redis still holds the profile
+    new_process()  # its L1 is empty, Redis still holds the profile
     assert music_container().resolve(Catalog).artist("artist-7")["id"] == "artist-7"
     assert catalog.calls(path="/artists/artist-7") == 1
 
@@ -133,6 +136,7 @@ def test_calls_still_answer_when_redis_is_unreachable(
 ) -> None:
     monkeypatch.setenv("BUTTRESS_REDIS_URL", f"redis://127.0.0.1:{closed_port}/11")
     monkeypatch.setenv("BUTTRESS_CACHE__BACKEND", "tiered")  # asked for Redis; it is not there
+    new_process()
     artist = music_container().resolve(Catalog).artist
     assert artist("artist-3") == artist("artist-3") == {"id": "artist-3", "source": "/artists/artist-3"}
     assert catalog.calls(path="/artists/artist-3") == 1  # the second call was served locally

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 from buttress.clock import FakeClock
 from buttress.container import get_container
@@ -53,11 +55,17 @@ def networks(upstream_factory: MakeUpstream) -> Upstream:
 
 @pytest.fixture(autouse=True)
 def logs() -> Iterator[io.StringIO]:
-    """Every log line of the test, as JSON; also keeps lines away from a closed capture stream."""
+    """Every log line of the test, as JSON; afterwards logging is put back as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     stream = io.StringIO()
     configure_logging(json=True, level="DEBUG", stream=stream)
     yield stream
-    configure_logging(json=True, stream=io.StringIO())
+    for handler in [handler for handler in root.handlers if handler not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 @pytest.fixture
