@@ -54,16 +54,13 @@ def networks(upstream_factory: MakeUpstream) -> Upstream:
 
 
 @pytest.fixture(autouse=True)
-def logs() -> Iterator[io.StringIO]:
+def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """Every log line of the test, as JSON; afterwards logging is put back as it was."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the original list is put back afterwards
+    level, stream = root.level, io.StringIO()
     configure_logging(json=True, level="DEBUG", stream=stream)
     yield stream
-    for handler in [handler for handler in root.handlers if handler not in handlers]:
-        root.removeHandler(handler)
-        handler.close()
     root.setLevel(level)
     structlog.reset_defaults()
 
