@@ -170,6 +170,14 @@ def test_a_dead_host_fails_the_health_check(networks: Upstream, make_poster: Cal
     assert [outcome.name for outcome in report.failed_critical] == ["chirp"]
 
 
+def test_a_refused_key_fails_the_health_check(networks: Upstream) -> None:
+    networks.set_fault("chirp", Fault(status=401), path="/v1/me")  # the verify endpoint refuses the key
+    report = poster_health(load_config(environ(networks))).run_sync("startup")
+    assert (report.status, report["chirp"].status) == ("fail", "fail")
+    assert "returned 401" in (report["chirp"].output or "")
+    assert CHIRP_KEY not in report.to_json()
+
+
 @pytest.mark.usefixtures("isolated_settings")
 def test_the_check_command_exits_1_on_a_dead_required_host(
     networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
