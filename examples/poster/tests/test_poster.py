@@ -239,7 +239,7 @@ def test_the_worker_command_stores_the_schedules_and_stops_on_sigterm(tmp_path: 
         deadline = time.monotonic() + 20
         seen = ""
         assert worker.stderr is not None
-        while "schedules created" not in seen and time.monotonic() < deadline:
+        while "schedules created" not in seen and time.monotonic() < deadline and worker.poll() is None:
             seen += worker.stderr.readline()  # a line at a time until the scheduler has stored them
         assert "schedules created: post-evening, post-morning, post-noon" in seen
         assert CHIRP_KEY not in seen
