@@ -27,7 +27,7 @@ def new_process() -> None:
     get_secret_scrubber()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def music_db(
     request: pytest.FixtureRequest, isolated_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:

@@ -118,6 +118,7 @@ def test_the_cached_catalog_call_in_memory(catalog: Upstream) -> None:
     assert catalog.calls(path="/artists/artist-7") == 2
 
 
+@pytest.mark.redis
 @pytest.mark.usefixtures("isolated_settings", "music_redis")
 def test_the_cached_catalog_call_on_redis_is_shared(catalog: Upstream) -> None:
     new_process()
