@@ -466,3 +466,53 @@ def test_uvicorns_color_message_is_dropped() -> None:
     assert line["event"] == "Started server process [42]"
     assert "color_message" not in line
     assert "color_message" not in console.getvalue()
+
+
+# --- a line logged while another thread builds a singleton -------------------------------------------------
+
+
+@pytest.mark.usefixtures("isolated_settings")
+def test_a_line_never_waits_on_a_thread_that_builds_a_singleton_and_logs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a container reset the first line used to build the scrubber through the container under the
+    handler's lock, while a thread building a singleton held the container's lock and logged: both waited
+    forever (seen about one run in ten with the tiered cache's threads logging that Redis was away)."""
+    from buttress.config import reset_settings
+    from buttress.container import get_container, reset_container
+
+    secret = "s3cr3t-key-for-the-deadlock-test"
+    monkeypatch.setenv("BUTTRESS_SECURITY__SECRET_KEY", secret)
+    reset_settings()
+    stream = _configured(json=True)
+    reset_container()  # the new container has no scrubber yet
+    inside, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def __init__(self) -> None:
+            inside.set()
+            assert release.wait(10)
+            logging.getLogger("builder").warning("built while holding the container's lock")
+
+    get_container().register(Slow, Slow)
+    builder = threading.Thread(target=get_container().resolve, args=(Slow,), daemon=True)
+    builder.start()
+    assert inside.wait(10)
+    writer = threading.Thread(
+        target=lambda: logging.getLogger("writer").warning("the key is %s", secret), daemon=True
+    )
+    writer.start()
+    writer.join(10)
+    try:
+        assert not writer.is_alive(), "the line waited on the container's lock"
+    finally:
+        release.set()
+    builder.join(10)
+    assert not builder.is_alive()
+    lines = _json_lines(stream)
+    assert [line["event"] for line in lines] == [
+        f"the key is {MASK}",
+        "built while holding the container's lock",
+    ]
+    assert secret not in stream.getvalue()
+    reset_container()

@@ -26,8 +26,7 @@ from .conftest import serving, wait_for
 @pytest.fixture
 def own_schema(database_url: str) -> Iterator[str]:
     """A role and a schema of the same name (first on its search path, ``"$user", public``) on the shared
-    server: the app's tables live there and are dropped afterwards. A role rather than ``options=`` in the
-    URL, because buttress's engine sets ``options`` itself (the statement timeout)."""
+    server: the app's tables live there, with nothing to set in the URL, and are dropped afterwards."""
     name = f"astro_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {name} LOGIN".encode())

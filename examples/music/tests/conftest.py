@@ -14,17 +14,10 @@ REDIS_DB = 11
 
 
 def new_process() -> None:
-    """Forget every process-wide object, as a new process would, then build the log scrubber at once.
-
-    Why the scrubber: after a reset, the first log line builds it through the container while holding the
-    logging handler's lock; a thread building the cache holds the container's lock and logs. With the
-    tiered cache's event threads logging that Redis is away, the two can deadlock (reported upstream).
-    """
+    """Forget every process-wide object, as a new process would."""
     from buttress.container import reset_container
-    from buttress.observe.secrets import get_secret_scrubber
 
     reset_container()
-    get_secret_scrubber()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -33,8 +26,7 @@ def music_db(
 ) -> Iterator[str]:
     """BUTTRESS_DATABASE_URL for the test: an SQLite file, or a database of our own on the real PostgreSQL.
 
-    A database rather than a schema: buttress sets the connection's ``options`` (statement_timeout), so
-    a ``search_path`` in the URL's options would not reach the server.
+    A database rather than a schema, so that dropping it leaves nothing behind.
     """
     if request.param == "sqlite":
         monkeypatch.setenv("BUTTRESS_DATABASE_URL", f"sqlite:///{tmp_path / 'music.db'}")

@@ -273,6 +273,22 @@ class Container:
             )
         return instance
 
+    def try_resolve(self, service_type: type[T]) -> T | None:
+        """Like :meth:`resolve`, but never waits: None while another thread is building a singleton here.
+
+        For code that runs under a lock of its own (a log handler's): a thread building a singleton holds
+        this container's lock and may log, so waiting for it there would deadlock both.
+        """
+        instance: T = self._singletons.get(service_type, _MISSING)
+        if instance is not _MISSING and not self._overrides:
+            return instance
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self.resolve(service_type)
+        finally:
+            self._lock.release()
+
     async def aresolve(self, service_type: type[T]) -> T:
         """Like :meth:`resolve`, and awaits ``async def`` factories (sync ones are called as usual)."""
         instance: T = self._singletons.get(service_type, _MISSING)

@@ -59,7 +59,7 @@ from buttress._redaction import (
     scrub_text,
 )
 from buttress.errors import ValidationError
-from buttress.observe.secrets import get_secret_scrubber, register_secrets
+from buttress.observe.secrets import get_secret_scrubber, register_secrets, scrubber_without_waiting
 
 if TYPE_CHECKING:
     from buttress.config import Settings
@@ -126,7 +126,7 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
     The rules are in the module docstring. This is the one choke point of every log line, structlog's
     and stdlib's alike.
     """
-    secrets = get_secret_scrubber().values
+    secrets = scrubber_without_waiting().values
     for key, value in event_dict.items():
         if key in _PROCESSOR_META_KEYS:
             continue

@@ -77,6 +77,16 @@ def get_secret_scrubber() -> SecretScrubber:
     return get_container().resolve(SecretScrubber)
 
 
+def scrubber_without_waiting() -> SecretScrubber:
+    """The process-wide scrubber for code under a lock of its own (a log line is written under its handler's).
+
+    While another thread builds one of the container's singletons (and may log as it does), a scrubber
+    made from the settings stands in; it holds the same secrets, since none can have been registered in
+    a process-wide scrubber not built yet.
+    """
+    return get_container().try_resolve(SecretScrubber) or default_scrubber()
+
+
 def register_secrets(settings: object) -> None:
     """Add the secret values of ``settings`` to the process-wide scrubber."""
     get_secret_scrubber().add_settings(settings)
