@@ -46,14 +46,21 @@ async def process_episode(ctx: JobContext, file_id: str, show: str) -> dict[str,
     hosts, http = Hosts.from_env(), get_async_http_client()
     stored = await get_files().astat(file_id)
 
-    transcript = await cache.aget(f"podpromo:transcript:{stored.sha256}")
+    async def show_profile() -> dict[str, Any]:  # one call per show per worker a minute, not per episode
+        return dict((await http.get(f"{hosts.transcribe}/shows/{show}")).json())
+
+    await cache.namespaced("shows").aget_or_set(show, show_profile, ttl=60)
+    transcripts = cache.namespaced("transcripts")  # the same bytes uploaded twice are transcribed once
+    transcript = await transcripts.aget(stored.sha256)
     cached = transcript is not None
     if transcript is None:
-        answer = await http.post(
-            f"{hosts.transcribe}/transcribe", json={"sha256": stored.sha256, "size": stored.size}
+        answer = await http.post(  # a POST is retried only with an idempotency key: this one is safe to repeat
+            f"{hosts.transcribe}/transcribe",
+            json={"sha256": stored.sha256, "size": stored.size},
+            idempotency_key=f"transcribe:{stored.sha256}",
         )
         transcript = {"words": _words(stored.sha256, stored.size), "echo": answer.json().get("path", "")}
-        await cache.aset(f"podpromo:transcript:{stored.sha256}", transcript, ttl=3600)
+        await transcripts.aset(stored.sha256, transcript, ttl=3600)
     ctx.progress(0.4, "transcribed" + (" (cache)" if cached else ""))
 
     rows = []

@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 from buttress.db import Database
 
-__all__ = ["METADATA", "clips", "create_tables", "host_stats", "results", "runs"]
+__all__ = ["METADATA", "cache_stats", "clips", "create_tables", "host_stats", "results", "runs"]
 
 METADATA = MetaData()
 
@@ -74,6 +74,16 @@ host_stats = Table(  # what each worker's HTTP client saw per host, written by t
     Column("rejected_breaker", Integer, nullable=False),
     Column("limiter_waits", Integer, nullable=False),
     Column("limiter_wait_seconds", Float, nullable=False),
+)
+
+cache_stats = Table(  # each worker's cache counters per namespace, written beside its HTTP stats
+    "podpromo_cache_stats",
+    METADATA,
+    Column("pid", Integer, primary_key=True),
+    Column("namespace", Text, primary_key=True),
+    Column("backend", Text, nullable=False),
+    Column("lookups", Integer, nullable=False),
+    Column("hits", Integer, nullable=False),
 )
 
 

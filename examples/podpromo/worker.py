@@ -2,7 +2,8 @@
 
 ``python -m examples.podpromo worker`` is ``buttress worker --import examples.podpromo.pipeline
 --import examples.podpromo.upkeep`` plus one thread that copies the client's per-host stats (retries,
-breaker openings, limiter waits) into ``podpromo_host_stats`` twice a second, so the numbers of every
+breaker openings, limiter waits) and the cache's counters into podpromo's tables twice a second, so the
+numbers of every
 worker, a killed one included, can be read from the database.
 """
 
@@ -11,18 +12,19 @@ from __future__ import annotations
 import os
 import threading
 
+from buttress.cache import Cache
 from buttress.container import get_container
 from buttress.db import Database
 from buttress.http import get_http_client
 from buttress.jobs import get_jobs
 from examples.podpromo import pipeline, upkeep  # noqa: F401 - the job types this worker runs
-from examples.podpromo.tables import create_tables, host_stats
+from examples.podpromo.tables import cache_stats, create_tables, host_stats
 
 __all__ = ["record_host_stats", "run_worker"]
 
 
 def record_host_stats(db: Database) -> int:
-    """Write this process's per-host HTTP stats; the number of hosts written."""
+    """Write this process's per-host HTTP stats and cache counters; the number of hosts written."""
     pid = os.getpid()
     rows = [
         {
@@ -35,6 +37,14 @@ def record_host_stats(db: Database) -> int:
     ]  # fmt: skip
     if rows:
         db.bulk_upsert(host_stats, rows, conflict=["pid", "host"])
+    report = get_container().resolve(Cache).stats()
+    counters = [
+        {"pid": pid, "namespace": space.namespace, "backend": report.backend.name, "lookups": space.lookups,
+         "hits": space.hits + space.stale_hits}
+        for space in report.namespaces
+    ]  # fmt: skip
+    if counters:
+        db.bulk_upsert(cache_stats, counters, conflict=["pid", "namespace"])
     return len(rows)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from buttress.config import reset_settings
 from buttress.container import reset_container
+from buttress.http import get_async_http_client
 from buttress.testing import Fault, Upstream
 from examples.podpromo.hosts import Hosts
 
@@ -53,3 +54,4 @@ async def client(services: Upstream) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=transport, base_url="http://app") as http,
     ):
         yield http
+    await get_async_http_client().aclose()  # the jobs' client on this test's loop

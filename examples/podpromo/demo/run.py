@@ -1,0 +1,111 @@
+"""The demo's run, start to end: services, app, workers, uploads, the kill, the figures.
+
+:func:`run_demo` returns the report as plain data (what ``--json`` prints); :mod:`.report` renders it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from buttress.testing import Fault, Latency, Upstream
+
+from examples.podpromo.demo.batch import Episode
+from examples.podpromo.demo.chaos import RedisChaos
+from examples.podpromo.demo.processes import RedisServer, spawn_worker
+from examples.podpromo.hosts import Hosts
+
+__all__ = ["Options", "run_demo"]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What ``python -m examples.podpromo.demo`` was asked for."""
+
+    episodes: int = 24
+    seed: int = 7
+    workers: int = 2
+    concurrency: int = 3
+    lease: float = 3.0
+    redis: bool = False
+    time_limit: float = 50.0
+    live: bool = True
+
+
+def settings_env(folder: Path, options: Options, redis_url: str | None) -> dict[str, str]:
+    """The settings the app and every worker share: embedded defaults in ``folder`` unless the user set URLs."""
+    env = {
+        "BUTTRESS_FILES__URL": str(folder / "files"),
+        "BUTTRESS_FILES__OWNER_QUOTA": "3MB",
+        "BUTTRESS_JOBS__LEASE": str(options.lease),
+        "BUTTRESS_DB__SLOW_QUERY_MS": "20",  # the report lists what was slower
+        "BUTTRESS_LOGGING__LEVEL": "ERROR",
+        "PODPROMO_CONCURRENCY": str(max(2, options.workers * options.concurrency - 2)),
+    }
+    if not os.environ.get("BUTTRESS_DATABASE_URL"):
+        env["BUTTRESS_DATABASE_URL"] = f"sqlite:///{folder / 'podpromo.db'}"
+    if redis_url:
+        env["BUTTRESS_REDIS_URL"] = redis_url
+    if redis_url or os.environ.get("BUTTRESS_REDIS_URL"):
+        env["BUTTRESS_RESILIENCE__STORE"] = "redis"  # breakers, limiters and budgets shared by the workers
+        env["BUTTRESS_EVENTS__TRANSPORT"] = "redis"
+    return env
+
+
+def start_services(upstream: Upstream) -> Hosts:
+    """A flaky transcriber (25 % 503s, slow), a clip cutter that allows 20 requests a second, a dead host."""
+    upstream.add("transcribe", Fault(errors={503: 0.25}, latency=Latency.uniform(0.3, 0.9)))
+    upstream.add("clips", Fault(rate_limit="20/s", retry_after=0.2, latency=0.02))
+    upstream.add("thumbnails")
+    upstream.set_down("thumbnails")
+    return Hosts(*(upstream.url(name).rstrip("/") for name in ("transcribe", "clips", "thumbnails")))
+
+
+def upload_all(client: httpx.Client, batch: list[Episode]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Upload each episode; the accepted ones by file id, and the refusals counted by error code."""
+    accepted: dict[str, dict[str, Any]] = {}
+    refused: dict[str, int] = {}
+    for episode in batch:
+        answer = client.post(
+            f"/shows/{episode.show}/episodes",
+            files={"episode": (episode.name, episode.data)},
+            data={"priority": str(episode.priority)},
+        )
+        if answer.status_code == 202:
+            accepted[answer.json()["file"]] = {**answer.json(), "name": episode.name, "show": episode.show}
+        else:
+            code = answer.json().get("error_code", str(answer.status_code))
+            refused[code] = refused.get(code, 0) + 1
+    return accepted, refused
+
+
+def run_demo(options: Options, console: Console | None = None) -> dict[str, Any]:
+    """Run the whole demo and return its report as plain data."""
+    started = time.monotonic()
+    with TemporaryDirectory(prefix="podpromo-demo-") as temp:
+        folder = Path(temp)
+        redis = RedisServer(folder) if options.redis else None
+        try:
+            os.environ.update(settings_env(folder, options, redis.url if redis else None))
+            with Upstream(seed=options.seed) as upstream:
+                hosts = start_services(upstream)
+                os.environ.update(hosts.env())
+                workers = [spawn_worker(folder, n, options.concurrency) for n in range(options.workers)]
+                try:
+                    from examples.podpromo.demo.session import Session  # noqa: PLC0415 - after the settings
+
+                    return Session(options, folder, upstream, RedisChaos(redis), workers, started).run(console)
+                finally:
+                    for worker in workers:
+                        worker.stop()
+        finally:
+            if redis is not None:
+                redis.stop()
+
