@@ -1,4 +1,4 @@
-"""`buttress demo http`: the HTTP batch through per-host policies, next to plain httpx, against real upstreams."""
+"""`buttress demo http`: the HTTP batch through per-host policies, next to plain httpx, on real upstreams."""
 
 from __future__ import annotations
 
@@ -301,4 +301,5 @@ def test_ops_server_that_cannot_start_raises() -> None:
 def test_demo_without_a_command_names_http_and_make_demo() -> None:
     result = CliRunner().invoke(app, ["demo"], env={"COLUMNS": "200"})
     assert "http" in result.output
-    assert "make demo" in result.output and "full-layer demo" in result.output
+    assert "make demo" in result.output
+    assert "full-layer demo" in result.output

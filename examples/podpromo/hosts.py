@@ -62,6 +62,7 @@ def policy_env(hosts: Hosts, *, clips_rate: str = "10/s") -> dict[str, str]:
         f"{prefix}TRANSCRIBE__RETRY__ATTEMPTS": "6",
         f"{prefix}TRANSCRIBE__RETRY__INITIAL_DELAY": "0.05",
         f"{prefix}TRANSCRIBE__DEADLINE": "15",
+        f"{prefix}TRANSCRIBE__BREAKER__CONSECUTIVE_FAILURES": "10",  # a quarter of 503s is its normal
         f"{prefix}CLIPS__HOSTS": _authority(hosts.clips),
         f"{prefix}CLIPS__LIMITER__RATE": clips_rate,
         f"{prefix}CLIPS__LIMITER__BURST": "2",

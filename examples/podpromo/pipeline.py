@@ -54,10 +54,12 @@ async def process_episode(ctx: JobContext, file_id: str, show: str) -> dict[str,
     transcript = await transcripts.aget(stored.sha256)
     cached = transcript is not None
     if transcript is None:
-        answer = await http.post(  # a POST is retried only with an idempotency key: this one is safe to repeat
-            f"{hosts.transcribe}/transcribe",
-            json={"sha256": stored.sha256, "size": stored.size},
-            idempotency_key=f"transcribe:{stored.sha256}",
+        answer = (
+            await http.post(  # a POST is retried only with an idempotency key: this one is safe to repeat
+                f"{hosts.transcribe}/transcribe",
+                json={"sha256": stored.sha256, "size": stored.size},
+                idempotency_key=f"transcribe:{stored.sha256}",
+            )
         )
         transcript = {"words": _words(stored.sha256, stored.size), "echo": answer.json().get("path", "")}
         await transcripts.aset(stored.sha256, transcript, ttl=3600)

@@ -137,9 +137,9 @@ def serve(
 
 
 demo_app = typer.Typer(
-    help="Demos of buttress at work. `buttress demo http`: the HTTP policies next to plain httpx. From a clone "
-    "of the repository, `make demo` runs the full-layer demo (examples/podpromo: uploads, jobs on two worker "
-    "processes, one of them killed, the database, the cache and the ops server).",
+    help="Demos of buttress at work. `buttress demo http`: the HTTP policies next to plain httpx. From a "
+    "clone of the repository, `make demo` runs the full-layer demo (examples/podpromo: uploads, jobs on two "
+    "worker processes, one of them killed, the database, the cache and the ops server).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -18,13 +18,25 @@ DEFAULTS = Options()
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; print the report (rich tables, or JSON only with ``--json``)."""
     parser = argparse.ArgumentParser(prog="python -m examples.podpromo.demo", description=__doc__)
-    parser.add_argument("--episodes", type=int, default=DEFAULTS.episodes, help="accepted uploads (default 24)")
+    parser.add_argument(
+        "--episodes", type=int, default=DEFAULTS.episodes, help="accepted uploads (default 24)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument("--lease", type=float, default=DEFAULTS.lease, help="job lease in seconds (default 3)")
+    parser.add_argument(
+        "--lease", type=float, default=DEFAULTS.lease, help="job lease in seconds (default 3)"
+    )
     parser.add_argument("--redis", action="store_true", help="start a throwaway redis-server, kill it midway")
     parser.add_argument("--json", action="store_true", help="print only the report, as JSON, on stdout")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (database, files, logs)")
     args = parser.parse_args(argv)
-    options = Options(episodes=args.episodes, seed=args.seed, lease=args.lease, redis=args.redis, live=not args.json)
+    options = Options(
+        episodes=args.episodes,
+        seed=args.seed,
+        lease=args.lease,
+        redis=args.redis,
+        live=not args.json,
+        keep=args.keep,
+    )
     report = run_demo(options, None if args.json else Console())
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)

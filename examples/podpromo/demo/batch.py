@@ -28,7 +28,9 @@ def wav(size: int, seed: int) -> bytes:
     """A WAV header over ``size`` seeded bytes of 8-bit mono samples."""
     body = random.Random(seed).randbytes(size)
     fmt = struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
-    return b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", size) + body
+    return (
+        b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", size) + body
+    )
 
 
 def mp3(size: int, seed: int) -> bytes:

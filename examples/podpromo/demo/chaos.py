@@ -65,13 +65,14 @@ class RedisChaos:
         self.degraded = time.monotonic() - self.killed_at
         return f"redis-server back after {self.degraded:.2f} s"
 
-    def summary(self, worker_logs: list[str]) -> dict[str, Any]:
-        """The report's Redis section; ``errors_seen`` counts the workers' log lines about Redis errors."""
-        errors = sum(1 for text in worker_logs for line in text.splitlines() if "redis" in line.lower())
+    def summary(self, logs: list[str]) -> dict[str, Any]:
+        """The report's Redis section; the log lines about Redis of the app and the workers, and the first."""
+        lines = [line for text in logs for line in text.splitlines() if "redis" in line.lower()]
         return {
             "in_use": self.in_use,
             "action": self.action,
             "connections_dropped": self.dropped if self.user_url else None,
             "degraded_seconds": round(self.degraded, 2) if self.degraded is not None else None,
-            "worker_log_lines_about_redis": errors,
+            "log_lines_about_redis": len(lines),
+            "first_log_line": lines[0][:300] if lines else None,
         }

@@ -24,13 +24,16 @@ MAX_ROWS = 30
 def view(
     names: Mapping[int, str],
     infos: Mapping[int, JobInfo],
+    *,
     pids: Mapping[int, int],
     events: Sequence[str],
     started: float,
     dashboard: str,
 ) -> RenderableType:
     """The table of jobs (the first ``MAX_ROWS``), then the events, newest last."""
-    table = Table(title=f"podpromo jobs, {time.monotonic() - started:4.1f} s   dashboard: {dashboard}", expand=True)
+    table = Table(
+        title=f"podpromo jobs, {time.monotonic() - started:4.1f} s   dashboard: {dashboard}", expand=True
+    )
     for column in ("job", "episode", "prio", "status", "progress", "step", "pid"):
         table.add_column(column, no_wrap=True)
     for job_id, name in list(names.items())[:MAX_ROWS]:

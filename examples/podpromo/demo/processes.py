@@ -43,7 +43,9 @@ class WorkerProcess:
     def __init__(self, env: Mapping[str, str], log: Path, concurrency: int) -> None:
         self.log: IO[bytes] = log.open("wb")
         command = [sys.executable, "-m", "examples.podpromo", "worker", "--concurrency", str(concurrency)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter, a fixed module
+            command, cwd=ROOT, env=dict(env), stdout=self.log, stderr=subprocess.STDOUT
+        )
         self.pid = self.process.pid
         self.killed_at: float | None = None
 
@@ -70,7 +72,7 @@ class WorkerProcess:
 
 
 class RedisServer:
-    """A ``redis-server`` from PATH on a spare loopback port, no persistence; the demo kills and restarts it."""
+    """``redis-server`` from PATH on a spare loopback port, no persistence; the demo kills and restarts it."""
 
     def __init__(self, folder: Path) -> None:
         binary = shutil.which("redis-server")
@@ -82,8 +84,18 @@ class RedisServer:
         self.start()
 
     def start(self) -> None:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = subprocess.Popen(  # noqa: S603 - redis-server from PATH, fixed arguments
             command, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         _wait_for(self.answers, 10, "redis-server")
@@ -97,7 +109,8 @@ class RedisServer:
             return False
 
     def kill(self) -> None:
-        assert self.process is not None
+        if self.process is None:
+            return
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 

@@ -51,7 +51,9 @@ def _jobs(report: dict[str, Any]) -> Table:
     table.add_row("job attempts in all", str(report["job_attempts"]))
     table.add_row("lost (not ended, or succeeded without its result row)", str(jobs["lost"]))
     table.add_row("completed twice (two job bodies ran to their end)", str(jobs["completed_twice"]))
-    table.add_row("ran more than once (started again after a kill or a failed attempt)", str(jobs["ran_more_than_once"]))
+    table.add_row(
+        "ran more than once (started again after a kill or a failed attempt)", str(jobs["ran_more_than_once"])
+    )
     table.add_row("exactly one result row per succeeded episode", _mark(jobs["result_rows_per_episode_ok"]))
     return table
 
@@ -114,7 +116,9 @@ def _database(report: dict[str, Any]) -> Table:
     for slow in db["slow"]:
         table.add_row(f"[yellow]slow[/] {slow['sql'][:120]} at {slow['site']}", "", str(slow["ms"]))
     for advice in db["advice"]:
-        verified = "verified" if advice["verified"] else "unverified (SQLite cannot plan hypothetical indexes)"
+        verified = (
+            "verified" if advice["verified"] else "unverified (SQLite cannot plan hypothetical indexes)"
+        )
         table.add_row(f"[cyan]advice[/] {advice['ddl']}  ({verified})", str(advice["calls"]), "")
     return table
 
@@ -122,7 +126,8 @@ def _database(report: dict[str, Any]) -> Table:
 def _storage(report: dict[str, Any]) -> Table:
     storage = report["storage"]
     table = _table(
-        f"Storage ({storage['location']} disk): {storage['stored_files']} files, {storage['stored_bytes']:,} bytes",
+        f"Storage ({storage['location']} disk): {storage['stored_files']} files, "
+        f"{storage['stored_bytes']:,} bytes",
         "show (owner)", "used", "quota",
     )  # fmt: skip
     for show, usage in storage["quota_by_show"].items():
@@ -139,5 +144,7 @@ def _redis(report: dict[str, Any]) -> Table:
         table.add_row("unreachable for", f"{redis['degraded_seconds']} s")
     if redis["connections_dropped"] is not None:
         table.add_row("client connections dropped", str(redis["connections_dropped"]))
-    table.add_row("worker log lines about Redis", str(redis["worker_log_lines_about_redis"]))
+    table.add_row("warnings about Redis in the logs (app and workers)", str(redis["log_lines_about_redis"]))
+    if redis["first_log_line"]:
+        table.add_row("the first of them", redis["first_log_line"])
     return table

@@ -5,18 +5,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from tempfile import TemporaryDirectory
+from tempfile import TemporaryDirectory, mkdtemp
 from typing import Any
 
 import httpx
 from rich.console import Console
 
 from buttress.testing import Fault, Latency, Upstream
-
 from examples.podpromo.demo.batch import Episode
 from examples.podpromo.demo.chaos import RedisChaos
 from examples.podpromo.demo.processes import RedisServer, spawn_worker
@@ -37,10 +38,11 @@ class Options:
     redis: bool = False
     time_limit: float = 50.0
     live: bool = True
+    keep: bool = False
 
 
 def settings_env(folder: Path, options: Options, redis_url: str | None) -> dict[str, str]:
-    """The settings the app and every worker share: embedded defaults in ``folder`` unless the user set URLs."""
+    """What the app and every worker share: embedded defaults in ``folder``, unless the user set URLs."""
     env = {
         "BUTTRESS_FILES__URL": str(folder / "files"),
         "BUTTRESS_FILES__OWNER_QUOTA": "3MB",
@@ -68,7 +70,9 @@ def start_services(upstream: Upstream) -> Hosts:
     return Hosts(*(upstream.url(name).rstrip("/") for name in ("transcribe", "clips", "thumbnails")))
 
 
-def upload_all(client: httpx.Client, batch: list[Episode]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+def upload_all(
+    client: httpx.Client, batch: list[Episode]
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Upload each episode; the accepted ones by file id, and the refusals counted by error code."""
     accepted: dict[str, dict[str, Any]] = {}
     refused: dict[str, int] = {}
@@ -89,8 +93,12 @@ def upload_all(client: httpx.Client, batch: list[Episode]) -> tuple[dict[str, di
 def run_demo(options: Options, console: Console | None = None) -> dict[str, Any]:
     """Run the whole demo and return its report as plain data."""
     started = time.monotonic()
-    with TemporaryDirectory(prefix="podpromo-demo-") as temp:
+    kept = nullcontext(mkdtemp(prefix="podpromo-demo-")) if options.keep else None
+    with kept or TemporaryDirectory(prefix="podpromo-demo-") as temp:
         folder = Path(temp)
+        # This process's warnings (a Redis that went away, a breaker that opened) go to a file, not over the
+        # live view; the workers' go to their own files. The report counts the lines about Redis.
+        logging.basicConfig(filename=folder / "app.log", level=logging.WARNING, force=True)
         redis = RedisServer(folder) if options.redis else None
         try:
             os.environ.update(settings_env(folder, options, redis.url if redis else None))
@@ -101,11 +109,14 @@ def run_demo(options: Options, console: Console | None = None) -> dict[str, Any]
                 try:
                     from examples.podpromo.demo.session import Session  # noqa: PLC0415 - after the settings
 
-                    return Session(options, folder, upstream, RedisChaos(redis), workers, started).run(console)
+                    chaos = RedisChaos(redis)
+                    session = Session(
+                        options, folder, upstream=upstream, chaos=chaos, workers=workers, started=started
+                    )
+                    return session.run(console)
                 finally:
                     for worker in workers:
                         worker.stop()
         finally:
             if redis is not None:
                 redis.stop()
-

@@ -1,4 +1,4 @@
-"""One run of the demo once the settings and the services are in place: app, workers, uploads, watch, tally."""
+"""A run of the demo once the settings and services are in place: app, workers, uploads, watch, tally."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import select
 from rich.console import Console
 from rich.live import Live
+from sqlalchemy import select
 
 from buttress.container import get_container
 from buttress.db import Database
 from buttress.files import get_files
 from buttress.jobs import JobInfo, JobStatus, get_jobs
 from buttress.testing import Upstream
-
 from examples.podpromo.app import MAX_EPISODE_SIZE, create_app
 from examples.podpromo.demo.batch import SHOWS, make_batch
 from examples.podpromo.demo.chaos import RedisChaos
@@ -46,19 +45,28 @@ SLOW_MS = 20
 class Session:
     """The app in a thread, the worker processes, and what the demo saw while they worked."""
 
-    def __init__(  # noqa: PLR0913 - the run's parts, handed over once
+    def __init__(
         self,
         options: Options,
         folder: Path,
+        *,
         upstream: Upstream,
         chaos: RedisChaos,
         workers: list[WorkerProcess],
         started: float,
     ) -> None:
-        self.options, self.folder, self.upstream, self.chaos, self.started = options, folder, upstream, chaos, started
+        self.options, self.folder, self.upstream, self.chaos, self.started = (
+            options,
+            folder,
+            upstream,
+            chaos,
+            started,
+        )
         self.db = get_container().resolve(Database)
+        self.embedded_db = str(folder) in str(self.db.info().get("url", ""))
         self.events: list[str] = []
         self.workers = workers
+        self.uploaded: list[str] = []
         for worker in workers:
             self.note(f"worker started, pid {worker.pid}")
 
@@ -75,7 +83,11 @@ class Session:
         create_tables(self.db)
         try:
             with AppServer(create_app()) as app, httpx.Client(base_url=app.url, timeout=30) as client:
-                return self.drive(app, client, console)
+                report = self.drive(app, client, console)
+                if not self.embedded_db:  # your database: take back the demo's files and their quota
+                    for file_id in self.uploaded:
+                        get_files().delete(file_id)
+                return report
         finally:
             for worker in self.workers:
                 worker.stop()
@@ -83,9 +95,12 @@ class Session:
     def drive(self, app: AppServer, client: httpx.Client, console: Console | None) -> dict[str, Any]:
         dashboard = f"{app.url}/ops/dashboard"
         if console is not None:
-            console.print(f"[bold]podpromo demo[/]: the app at {app.url}, live dashboard at [link]{dashboard}[/]")
+            console.print(
+                f"[bold]podpromo demo[/]: the app at {app.url}, live dashboard at [link]{dashboard}[/]"
+            )
         batch = make_batch(self.options.episodes, self.options.seed, max_size=MAX_EPISODE_SIZE)
         accepted, refused = upload_all(client, batch)
+        self.uploaded = list(accepted)
         self.note(f"uploaded {len(batch)} files: {len(accepted)} accepted, {sum(refused.values())} refused")
         jobs_of = {info["job"]: file_id for file_id, info in accepted.items()}
         self.cancel_lowest(client, accepted)
@@ -97,7 +112,7 @@ class Session:
             for _ in range(3):
                 client.get(f"/shows/{show}/results").raise_for_status()
         infos = {job_id: get_jobs().get(job_id) for job_id in jobs_of}
-        return self.tally(client, accepted, refused, infos, kill, dashboard)
+        return self.tally(client, accepted, refused=refused, infos=infos, kill=kill, dashboard=dashboard)
 
     def cancel_lowest(self, client: httpx.Client, accepted: dict[str, dict[str, Any]]) -> None:
         """Cancel the job that would run last (lowest priority, newest) while it still waits."""
@@ -121,7 +136,11 @@ class Session:
                     kill = self.maybe_kill(infos, bodies, len(names))
                 for line in filter(None, [self.chaos.tend()]):
                     self.note(line)
-                live.update(view(names, infos, pids, self.events, self.started, dashboard))
+                live.update(
+                    view(
+                        names, infos, pids=pids, events=self.events, started=self.started, dashboard=dashboard
+                    )
+                )
                 if kill is not None and all(info.status in TERMINAL for info in infos.values()):
                     break
                 if kill is None and all(info.status in TERMINAL for info in infos.values()):
@@ -140,7 +159,9 @@ class Session:
             {
                 run.job_id
                 for run in bodies
-                if run.pid == victim.pid and run.finished_at is None and infos[run.job_id].status is JobStatus.RUNNING
+                if run.pid == victim.pid
+                and run.finished_at is None
+                and infos[run.job_id].status is JobStatus.RUNNING
             }
         )
         if ended < max(1, total // 4) or not running:
@@ -157,6 +178,7 @@ class Session:
         self,
         client: httpx.Client,
         accepted: dict[str, dict[str, Any]],
+        *,
         refused: dict[str, int],
         infos: dict[int, JobInfo],
         kill: Kill | None,
@@ -169,12 +191,16 @@ class Session:
         db_stats = client.get("/ops/db").json()
         advice = client.get("/ops/db/advice").json()
         storage = client.get("/ops/storage/stats").json()
-        logs = [path.read_text(errors="replace") for path in sorted(self.folder.glob("worker-*.log"))]
+        logs = [path.read_text(errors="replace") for path in sorted(self.folder.glob("*.log"))]
         return {
             "wall_seconds": round(time.monotonic() - self.started, 1),
             "backends": self.backends(),
             "dashboard": dashboard,
-            "uploads": {"sent": len(accepted) + sum(refused.values()), "accepted": len(accepted), "refused": refused},
+            "uploads": {
+                "sent": len(accepted) + sum(refused.values()),
+                "accepted": len(accepted),
+                "refused": refused,
+            },
             "jobs": {**outcomes, "refused_at_upload": sum(refused.values()), **checks},
             "job_attempts": sum(info.attempts for info in infos.values()),
             "worker_kill": kill_cost(kill, self.options.lease, infos, bodies),
@@ -191,9 +217,9 @@ class Session:
 
     def backends(self) -> dict[str, str]:
         database = self.db.info()
-        embedded = "podpromo.db" in str(database.get("url", ""))
+        where = "embedded, a temp file" if self.embedded_db else "BUTTRESS_DATABASE_URL"
         return {
-            "database": f"{database.get('backend')} ({'embedded, a temp file' if embedded else 'BUTTRESS_DATABASE_URL'})",
+            "database": f"{database.get('backend')} ({where})",
             "redis": self.chaos.in_use or "none (memory cache, limiter and breakers in each process)",
             "files": "local disk, a temp directory",
         }
@@ -216,6 +242,7 @@ class Session:
             "hits": hits,
             "hit_rate": round(hits / lookups, 3) if lookups else 0.0,
         }
+
 
 class _Quiet:
     """A stand-in for rich's Live when nothing is shown (``--json``)."""
@@ -252,18 +279,31 @@ def database_figures(stats: dict[str, Any], advice: dict[str, Any]) -> dict[str,
         "statement_shapes": len(statements),
         "statements": sum(entry["calls"] for entry in statements),
         "top": [
-            {"sql": entry["sql"], "calls": entry["calls"], "total_ms": round(entry["total_seconds"] * 1000, 1),
-             "p95_ms": round(entry["p95_seconds"] * 1000, 2)}
+            {
+                "sql": entry["sql"],
+                "calls": entry["calls"],
+                "total_ms": round(entry["total_seconds"] * 1000, 1),
+                "p95_ms": round(entry["p95_seconds"] * 1000, 2),
+            }
             for entry in statements[:5]
         ],
         "slow_threshold_ms": SLOW_MS,
         "slow": [
-            {"sql": entry.get("sql"), "ms": round(entry.get("seconds", 0) * 1000, 1), "site": entry.get("site")}
+            {
+                "sql": entry.get("sql"),
+                "ms": round(entry.get("seconds", 0) * 1000, 1),
+                "site": entry.get("site"),
+            }
             for entry in stats.get("slow", [])
         ],
         "n_plus_one": len(stats.get("n_plus_one", [])),
         "advice": [
-            {"ddl": index["ddl"], "verified": index["verified"], "calls": index["calls"], "reason": index["reason"]}
+            {
+                "ddl": index["ddl"],
+                "verified": index["verified"],
+                "calls": index["calls"],
+                "reason": index["reason"],
+            }
             for index in advice.get("indexes", [])
         ],
     }
@@ -278,7 +318,5 @@ def storage_figures(storage: dict[str, Any], shows: list[str]) -> dict[str, Any]
         "archived_files": storage["archived"]["files"],
         "in_flight": storage["in_flight"],
         "location": storage["location"]["kind"],
-        "quota_by_show": {
-            show: {"used": scope.used, "quota": scope.quota} for show, scope in usage.items()
-        },
+        "quota_by_show": {show: {"used": scope.used, "quota": scope.quota} for show, scope in usage.items()},
     }

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from buttress.db import Database
 from buttress.jobs import JobInfo, JobStatus
-
 from examples.podpromo.pipeline import CLIPS_PER_EPISODE
 from examples.podpromo.tables import clips, host_stats, results, runs
 
@@ -58,7 +57,10 @@ def read_runs(db: Database, job_ids: Iterable[int]) -> list[Run]:
 def job_outcomes(infos: Iterable[JobInfo]) -> dict[str, int]:
     """Jobs by final status (``dead`` counts as failed: its attempts are spent)."""
     counts = Counter("failed" if info.status is JobStatus.DEAD else info.status.value for info in infos)
-    return {name: counts.get(name, 0) for name in ("succeeded", "failed", "cancelled", "queued", "running", "retrying")}
+    return {
+        name: counts.get(name, 0)
+        for name in ("succeeded", "failed", "cancelled", "queued", "running", "retrying")
+    }
 
 
 def result_checks(db: Database, jobs: Mapping[str, JobInfo], bodies: list[Run]) -> dict[str, Any]:
@@ -68,9 +70,11 @@ def result_checks(db: Database, jobs: Mapping[str, JobInfo], bodies: list[Run]) 
         result_rows = Counter(
             session.execute(select(results.c.file_id).where(results.c.file_id.in_(files))).scalars().all()
         )
-        clip_rows = dict(
+        clip_rows: dict[str, int] = dict(
             session.execute(
-                select(clips.c.file_id, func.count()).where(clips.c.file_id.in_(files)).group_by(clips.c.file_id)
+                select(clips.c.file_id, func.count())
+                .where(clips.c.file_id.in_(files))
+                .group_by(clips.c.file_id)
             ).all()
         )
     finished = Counter(run.job_id for run in bodies if run.finished_at is not None)
@@ -91,11 +95,15 @@ def result_checks(db: Database, jobs: Mapping[str, JobInfo], bodies: list[Run]) 
     }
 
 
-def kill_cost(kill: Kill | None, lease: float, jobs: Mapping[int, JobInfo], bodies: list[Run]) -> dict[str, Any]:
+def kill_cost(
+    kill: Kill | None, lease: float, jobs: Mapping[int, JobInfo], bodies: list[Run]
+) -> dict[str, Any]:
     """The killed worker's jobs: re-leased elsewhere, how long after the kill, and how they ended."""
     if kill is None:
         return {"killed": False}
-    again = [run for run in bodies if run.job_id in kill.jobs and run.pid != kill.pid and run.started_at >= kill.at]
+    again = [
+        run for run in bodies if run.job_id in kill.jobs and run.pid != kill.pid and run.started_at >= kill.at
+    ]
     first_again: dict[int, float] = {}
     for run in again:
         first_again.setdefault(run.job_id, run.started_at)
@@ -115,7 +123,14 @@ def kill_cost(kill: Kill | None, lease: float, jobs: Mapping[int, JobInfo], bodi
 
 def sum_host_stats(db: Database, pids: Iterable[int]) -> dict[str, dict[str, float]]:
     """Per policy (transcribe, clips, thumbnails), the workers' HTTP stats added up."""
-    columns = ("requests", "retries", "breaker_openings", "rejected_breaker", "limiter_waits", "limiter_wait_seconds")
+    columns = (
+        "requests",
+        "retries",
+        "breaker_openings",
+        "rejected_breaker",
+        "limiter_waits",
+        "limiter_wait_seconds",
+    )
     totals: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(columns, 0))
     with db.session() as session:
         found = session.execute(select(host_stats).where(host_stats.c.pid.in_(list(pids)))).mappings().all()

@@ -26,7 +26,16 @@ def _start(*flags: str) -> tuple[subprocess.Popen[str], float]:
         for name, value in os.environ.items()
         if not name.upper().startswith("BUTTRESS_") or name.upper().startswith("BUTTRESS_TEST_")
     }
-    command = [sys.executable, "-m", "examples.podpromo.demo", "--json", "--episodes", str(EPISODES), "--lease", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "examples.podpromo.demo",
+        "--json",
+        "--episodes",
+        str(EPISODES),
+        "--lease",
+        "2",
+    ]
     process = subprocess.Popen(
         [*command, *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -44,7 +53,7 @@ def runs() -> Iterator[dict[str, tuple[dict[str, Any], float]]]:
     started = {"embedded": _start()}
     if shutil.which("redis-server"):
         started["redis"] = _start("--redis")
-    yield {name: _finish(*pair) for name, pair in started.items()}
+    return {name: _finish(*pair) for name, pair in started.items()}
 
 
 def _check_the_run(report: dict[str, Any], seconds: float) -> None:
@@ -54,8 +63,11 @@ def _check_the_run(report: dict[str, Any], seconds: float) -> None:
     assert report["uploads"]["refused"] == {"file_too_large": 1, "file_type_rejected": 1, "quota_exceeded": 1}
     assert jobs["succeeded"] + jobs["failed"] + jobs["cancelled"] == report["uploads"]["accepted"]
     assert (jobs["lost"], jobs["completed_twice"]) == (0, 0)
-    assert jobs["result_rows_per_episode_ok"] and jobs["clips_per_episode_ok"]
-    assert kill["killed"] and kill["recovered"] >= 1 and kill["not_recovered"] == 0
+    assert jobs["result_rows_per_episode_ok"]
+    assert jobs["clips_per_episode_ok"]
+    assert kill["killed"]
+    assert kill["recovered"] >= 1
+    assert kill["not_recovered"] == 0
     assert jobs["ran_more_than_once"] >= kill["recovered"]
     http = report["http"]
     assert http["transcribe"]["retries"] > 0  # the flaky host's 503s
@@ -70,7 +82,8 @@ def test_the_demo_on_embedded_defaults(runs: dict[str, tuple[dict[str, Any], flo
     report, seconds = runs["embedded"]
     _check_the_run(report, seconds)
     assert report["backends"]["database"] == "sqlite (embedded, a temp file)"
-    assert report["redis"]["in_use"] is None and report["cache"]["backend"] == ["memory"]
+    assert report["redis"]["in_use"] is None
+    assert report["cache"]["backend"] == ["memory"]
 
 
 def test_the_demo_with_its_own_redis_killed_midway(runs: dict[str, tuple[dict[str, Any], float]]) -> None:

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from buttress.clock import Clock, FakeClock
-from buttress.container import get_container
+from buttress.config import reset_settings
+from buttress.container import get_container, reset_container
 from buttress.db import Database
 from buttress.files import get_files
+from buttress.http import get_async_http_client
 from buttress.jobs import Scheduler, define_queue, get_jobs
 from buttress.testing import Upstream
 from examples.podpromo.app import MAX_EPISODE_SIZE
@@ -123,3 +125,40 @@ def test_the_scheduled_cleanup_archives_old_episodes(services: Upstream) -> None
         assert done.status.value == "succeeded", done.error
         assert done.result["archived"] == 1
         assert (store.stat(old.id).state, store.stat(recent.id).state) == ("archived", "stored")
+
+
+@pytest.fixture
+def postgres(database_url: str, services: Upstream, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database of podpromo's own on the test PostgreSQL server, as BUTTRESS_DATABASE_URL."""
+    import psycopg
+
+    server = make_url(database_url)
+    with psycopg.connect(
+        server.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as admin:
+        admin.execute("DROP DATABASE IF EXISTS podpromo_test WITH (FORCE)")
+        admin.execute("CREATE DATABASE podpromo_test")
+    url = server.set(database="podpromo_test").render_as_string(hide_password=False)
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", url)
+    reset_settings()
+    reset_container()
+    return url
+
+
+async def test_the_same_flow_on_postgresql(postgres: str) -> None:
+    from examples.podpromo.app import create_app
+
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+    ):
+        accepted = [(await upload(client, wav(3000, seed=n), name=f"ep{n}.wav")).json() for n in range(2)]
+        assert (await upload(client, b"plain text\n", name="ep.wav")).status_code == 415
+        await get_jobs().worker(concurrency=2).run(burst=True)
+        assert await counts(client) == (2, {"succeeded": 2})
+        assert len((await client.get("/shows/ana/results")).json()) == 2
+        assert get_container().resolve(Database).info()["backend"] == "postgresql"
+    await get_async_http_client().aclose()
+    assert {episode["type"] for episode in accepted} == {"audio/x-wav"}
