@@ -47,6 +47,7 @@ class WorkerProcess:
             command, cwd=ROOT, env=dict(env), stdout=self.log, stderr=subprocess.STDOUT
         )
         self.pid = self.process.pid
+        self.started = time.monotonic()
         self.killed_at: float | None = None
 
     def alive(self) -> bool:

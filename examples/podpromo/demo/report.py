@@ -50,9 +50,14 @@ def _jobs(report: dict[str, Any]) -> Table:
     table.add_row("jobs cancelled by the demo while waiting", str(jobs["cancelled"]))
     table.add_row("job attempts in all", str(report["job_attempts"]))
     table.add_row("lost (not ended, or succeeded without its result row)", str(jobs["lost"]))
-    table.add_row("completed twice (two job bodies ran to their end)", str(jobs["completed_twice"]))
+    table.add_row("completed twice (a second result row for an episode)", str(jobs["completed_twice"]))
     table.add_row(
-        "ran more than once (started again after a kill or a failed attempt)", str(jobs["ran_more_than_once"])
+        "job bodies started more than once (after a kill or a failed attempt)",
+        str(jobs["ran_more_than_once"]),
+    )
+    table.add_row(
+        "job bodies run to their end more than once (a stalled worker's copy; its writes are upserts)",
+        str(jobs["bodies_finished_more_than_once"]),
     )
     table.add_row("exactly one result row per succeeded episode", _mark(jobs["result_rows_per_episode_ok"]))
     return table
@@ -79,7 +84,7 @@ def _http(report: dict[str, Any]) -> Table:
         "host (policy)", "requests", "retries", "breaker openings", "refused by breaker", "limiter waits",
         "upstream answered",
     )  # fmt: skip
-    roles = {"transcribe": "flaky: 25 % 503", "clips": "rate-limited: 20/s", "thumbnails": "dead"}
+    roles = {"transcribe": "flaky: 25 % 503", "clips": "rate-limited: 30/s", "thumbnails": "dead"}
     for policy, stats in report["http"].items():
         served = report["upstreams"].get(policy, {})
         table.add_row(
@@ -107,8 +112,9 @@ def _cache(report: dict[str, Any]) -> Table:
 def _database(report: dict[str, Any]) -> Table:
     db = report["database"]
     table = _table(
-        f"Database, the app's process: {db['statements']} statements of {db['statement_shapes']} shapes; "
-        f"{len(db['slow'])} over {db['slow_threshold_ms']} ms; {db['n_plus_one']} N+1",
+        f"Database, as the app's process tracked it (the app and the demo's reads): {db['statements']} "
+        f"statements of {db['statement_shapes']} shapes; {len(db['slow'])} over {db['slow_threshold_ms']} ms;"
+        f" {db['n_plus_one']} N+1",
         "statement (top by total time) / advice", "calls", "total ms",
     )  # fmt: skip
     for entry in db["top"]:

@@ -33,7 +33,7 @@ class Options:
     episodes: int = 24
     seed: int = 7
     workers: int = 2
-    concurrency: int = 3
+    concurrency: int = 4
     lease: float = 3.0
     redis: bool = False
     time_limit: float = 50.0
@@ -62,9 +62,9 @@ def settings_env(folder: Path, options: Options, redis_url: str | None) -> dict[
 
 
 def start_services(upstream: Upstream) -> Hosts:
-    """A flaky transcriber (25 % 503s, slow), a clip cutter that allows 20 requests a second, a dead host."""
+    """A flaky transcriber (25 % 503s, slow), a clip cutter that allows 30 requests a second, a dead host."""
     upstream.add("transcribe", Fault(errors={503: 0.25}, latency=Latency.uniform(0.3, 0.9)))
-    upstream.add("clips", Fault(rate_limit="20/s", retry_after=0.2, latency=0.02))
+    upstream.add("clips", Fault(rate_limit="30/s", retry_after=0.2, latency=0.02))
     upstream.add("thumbnails")
     upstream.set_down("thumbnails")
     return Hosts(*(upstream.url(name).rstrip("/") for name in ("transcribe", "clips", "thumbnails")))

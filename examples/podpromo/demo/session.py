@@ -68,10 +68,11 @@ class Session:
         self.workers = workers
         self.uploaded: list[str] = []
         for worker in workers:
-            self.note(f"worker started, pid {worker.pid}")
+            self.note(f"worker started, pid {worker.pid}", at=worker.started)
 
-    def note(self, line: str) -> None:
-        self.events.append(f"{time.monotonic() - self.started:5.1f} s  {line}")
+    def note(self, line: str, at: float | None = None) -> None:
+        """Add a line to the event log, stamped with the seconds since the demo started."""
+        self.events.append(f"{(at or time.monotonic()) - self.started:5.1f} s  {line}")
 
     def spawn(self) -> WorkerProcess:
         worker = spawn_worker(self.folder, len(self.workers), self.options.concurrency)
@@ -98,6 +99,7 @@ class Session:
             console.print(
                 f"[bold]podpromo demo[/]: the app at {app.url}, live dashboard at [link]{dashboard}[/]"
             )
+        self.note(f"app up at {app.url}")
         batch = make_batch(self.options.episodes, self.options.seed, max_size=MAX_EPISODE_SIZE)
         accepted, refused = upload_all(client, batch)
         self.uploaded = list(accepted)
@@ -108,6 +110,7 @@ class Session:
         kill = self.watch(names, dashboard, console)
         for worker in self.workers:  # SIGTERM: each writes its last HTTP stats on the way out
             worker.stop()
+        self.note("workers stopped (SIGTERM)")
         for show in (*SHOWS, "guest-spot"):  # a show page a few times: the statements the advice reads
             for _ in range(3):
                 client.get(f"/shows/{show}/results").raise_for_status()
@@ -142,6 +145,17 @@ class Session:
                     )
                 )
                 if kill is not None and all(info.status in TERMINAL for info in infos.values()):
+                    self.note("every job has ended")
+                    live.update(
+                        view(
+                            names,
+                            infos,
+                            pids=pids,
+                            events=self.events,
+                            started=self.started,
+                            dashboard=dashboard,
+                        )
+                    )
                     break
                 if kill is None and all(info.status in TERMINAL for info in infos.values()):
                     self.note("every job ended before a worker could be killed")
@@ -152,27 +166,29 @@ class Session:
         return kill
 
     def maybe_kill(self, infos: dict[int, JobInfo], bodies: list[Any], total: int) -> Kill | None:
-        """SIGKILL the first worker once a quarter of the jobs ended and it is running one; start another."""
-        victim = self.workers[0]
-        ended = sum(1 for info in infos.values() if info.status in TERMINAL)
-        running = sorted(
-            {
-                run.job_id
-                for run in bodies
-                if run.pid == victim.pid
+        """Once a quarter of the jobs ended, SIGKILL the worker running the most jobs; start another."""
+        if sum(1 for info in infos.values() if info.status in TERMINAL) < max(1, total // 4):
+            return None
+        running: dict[int, set[int]] = {worker.pid: set() for worker in self.workers if worker.alive()}
+        for run in bodies:
+            if (
+                run.pid in running
                 and run.finished_at is None
                 and infos[run.job_id].status is JobStatus.RUNNING
-            }
-        )
-        if ended < max(1, total // 4) or not running:
+            ):
+                running[run.pid].add(run.job_id)
+        pid = max(running, key=lambda pid: len(running[pid]), default=None)
+        if pid is None or not running[pid]:
             return None
+        victim = next(worker for worker in self.workers if worker.pid == pid)
+        jobs = sorted(running[pid])
         at = victim.kill()
-        self.note(f"SIGKILL worker {victim.pid} while it runs job(s) {', '.join(map(str, running))}")
+        self.note(f"SIGKILL worker {victim.pid} while it runs job(s) {', '.join(map(str, jobs))}")
         line = self.chaos.strike()
         if line:
             self.note(line)
         replacement = self.spawn()
-        return Kill(victim.pid, at, running, replacement.pid)
+        return Kill(victim.pid, at, jobs, replacement.pid)
 
     def tally(
         self,

@@ -64,7 +64,12 @@ def job_outcomes(infos: Iterable[JobInfo]) -> dict[str, int]:
 
 
 def result_checks(db: Database, jobs: Mapping[str, JobInfo], bodies: list[Run]) -> dict[str, Any]:
-    """Lost, completed twice, ran more than once: each accepted episode against the rows it left."""
+    """Lost, completed twice, ran more than once: each accepted episode against the rows it left.
+
+    Completed twice means a second result row for an episode. A job body may still run to its end twice
+    (at least once: a worker that stalls past its lease finishes a copy whose completion is fenced off);
+    that is counted apart, and it is why the job writes its results as upserts keyed by the episode.
+    """
     files = list(jobs)
     with db.session() as session:
         result_rows = Counter(
@@ -87,8 +92,9 @@ def result_checks(db: Database, jobs: Mapping[str, JobInfo], bodies: list[Run]) 
     ]
     return {
         "lost": len(lost),
-        "completed_twice": sum(1 for count in finished.values() if count > 1),
+        "completed_twice": sum(1 for count in result_rows.values() if count > 1),
         "ran_more_than_once": sum(1 for count in started.values() if count > 1),
+        "bodies_finished_more_than_once": sum(1 for count in finished.values() if count > 1),
         "result_rows_per_episode_ok": all(result_rows[file_id] == 1 for file_id in succeeded),
         "clips_per_episode_ok": all(clip_rows.get(file_id) == CLIPS_PER_EPISODE for file_id in succeeded),
         "results_of_unsucceeded": sum(result_rows[file_id] for file_id in jobs if file_id not in succeeded),
