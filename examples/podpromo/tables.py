@@ -88,5 +88,9 @@ cache_stats = Table(  # each worker's cache counters per namespace, written besi
 
 
 def create_tables(db: Database) -> None:
-    """Create the tables that are missing (an app would ship an alembic revision instead)."""
-    METADATA.create_all(db.engine, checkfirst=True)
+    """Create the tables that are missing (an app would ship an alembic revision instead).
+
+    In a retried transaction: the app and the workers may start together, and on SQLite two processes that
+    read the schema and then both write it get "database is locked" at once instead of waiting.
+    """
+    db.transaction(lambda session: METADATA.create_all(session.connection(), checkfirst=True))

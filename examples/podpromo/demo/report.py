@@ -75,6 +75,7 @@ def _kill(report: dict[str, Any]) -> Table:
     table.add_row("recovered: run again by another worker and succeeded", str(kill["recovered"]))
     table.add_row("re-leased this long after the kill", f"{kill['re_leased_after_seconds']} s")
     table.add_row("lost / completed twice", f"{report['jobs']['lost']} / {report['jobs']['completed_twice']}")
+    table.add_row("workers that died without being killed", str(report["workers"]["exited_by_themselves"]))
     return table
 
 

@@ -67,6 +67,7 @@ class Session:
         self.events: list[str] = []
         self.workers = workers
         self.uploaded: list[str] = []
+        self.reported_exits: set[int] = set()
         for worker in workers:
             self.note(f"worker started, pid {worker.pid}", at=worker.started)
 
@@ -137,7 +138,7 @@ class Session:
                 pids = {run.job_id: run.pid for run in bodies}
                 if kill is None:
                     kill = self.maybe_kill(infos, bodies, len(names))
-                for line in filter(None, [self.chaos.tend()]):
+                for line in filter(None, [self.chaos.tend(), *self.exited()]):
                     self.note(line)
                 live.update(
                     view(
@@ -164,6 +165,15 @@ class Session:
             else:
                 self.note(f"time limit ({self.options.time_limit:.0f} s) reached")
         return kill
+
+    def exited(self) -> list[str]:
+        """A line for each worker that died without the demo killing it (its log says why)."""
+        lines = []
+        for number, worker in enumerate(self.workers):
+            if worker.killed_at is None and not worker.alive() and number not in self.reported_exits:
+                self.reported_exits.add(number)
+                lines.append(f"worker {worker.pid} exited by itself (code {worker.process.returncode})")
+        return lines
 
     def maybe_kill(self, infos: dict[int, JobInfo], bodies: list[Any], total: int) -> Kill | None:
         """Once a quarter of the jobs ended, SIGKILL the worker running the most jobs; start another."""
@@ -220,6 +230,11 @@ class Session:
             "jobs": {**outcomes, "refused_at_upload": sum(refused.values()), **checks},
             "job_attempts": sum(info.attempts for info in infos.values()),
             "worker_kill": kill_cost(kill, self.options.lease, infos, bodies),
+            "workers": {
+                "started": len(self.workers),
+                "killed_by_the_demo": int(kill is not None),
+                "exited_by_themselves": len(self.reported_exits),
+            },
             "http": sum_host_stats(self.db, [worker.pid for worker in self.workers]),
             "upstreams": {
                 name: self.upstream.outcomes(name) for name in ("transcribe", "clips", "thumbnails")

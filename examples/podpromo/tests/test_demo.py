@@ -59,6 +59,7 @@ def runs() -> Iterator[dict[str, tuple[dict[str, Any], float]]]:
 def _check_the_run(report: dict[str, Any], seconds: float) -> None:
     jobs, kill = report["jobs"], report["worker_kill"]
     assert seconds < TIME_BOUND
+    assert report["workers"] == {"started": 3, "killed_by_the_demo": 1, "exited_by_themselves": 0}
     assert report["uploads"]["accepted"] == EPISODES + 1  # the batch, and the guest show's first file
     assert report["uploads"]["refused"] == {"file_too_large": 1, "file_type_rejected": 1, "quota_exceeded": 1}
     assert jobs["succeeded"] + jobs["failed"] + jobs["cancelled"] == report["uploads"]["accepted"]
