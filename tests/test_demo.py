@@ -300,6 +300,7 @@ def test_ops_server_that_cannot_start_raises() -> None:
 
 def test_demo_without_a_command_names_http_and_make_demo() -> None:
     result = CliRunner().invoke(app, ["demo"], env={"COLUMNS": "200"})
-    assert "http" in result.output
-    assert "make demo" in result.output
-    assert "full-layer demo" in result.output
+    text = " ".join(result.output.split())
+    assert "`buttress demo http`: the HTTP policies next to plain httpx" in text
+    assert "`make demo` runs the full-layer demo (examples/podpromo" in text
+    assert "http An HTTP batch through per-host policies" in text
