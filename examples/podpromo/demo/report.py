@@ -123,9 +123,7 @@ def _database(report: dict[str, Any]) -> Table:
     for slow in db["slow"]:
         table.add_row(f"[yellow]slow[/] {slow['sql'][:120]} at {slow['site']}", "", str(slow["ms"]))
     for advice in db["advice"]:
-        verified = (
-            "verified" if advice["verified"] else "unverified (SQLite cannot plan hypothetical indexes)"
-        )
+        verified = "verified by the planner" if advice["verified"] else advice["reason"]
         table.add_row(f"[cyan]advice[/] {advice['ddl']}  ({verified})", str(advice["calls"]), "")
     return table
 
