@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["SHOWS", "Episode", "make_batch", "mp3", "wav"]
+import httpx
+
+__all__ = ["SHOWS", "Episode", "make_batch", "mp3", "upload_all", "wav"]
 
 SHOWS: Final = ("morning-brief", "deep-dive", "night-owl")
 
@@ -65,3 +67,23 @@ def make_batch(count: int, seed: int, *, max_size: int) -> list[Episode]:
         Episode("guest-spot", "guest-2.wav", quota, 0, "over_quota"),
     ]
     return episodes
+
+
+def upload_all(
+    client: httpx.Client, batch: list[Episode]
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Upload each episode; the accepted ones by file id, and the refusals counted by error code."""
+    accepted: dict[str, dict[str, Any]] = {}
+    refused: dict[str, int] = {}
+    for episode in batch:
+        answer = client.post(
+            f"/shows/{episode.show}/episodes",
+            files={"episode": (episode.name, episode.data)},
+            data={"priority": str(episode.priority)},
+        )
+        if answer.status_code == 202:
+            accepted[answer.json()["file"]] = {**answer.json(), "name": episode.name, "show": episode.show}
+        else:
+            code = answer.json().get("error_code", str(answer.status_code))
+            refused[code] = refused.get(code, 0) + 1
+    return accepted, refused

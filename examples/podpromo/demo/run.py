@@ -14,11 +14,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory, mkdtemp
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from buttress.testing import Fault, Latency, Upstream
-from examples.podpromo.demo.batch import Episode
 from examples.podpromo.demo.chaos import RedisChaos
 from examples.podpromo.demo.processes import RedisServer, spawn_worker
 from examples.podpromo.hosts import Hosts
@@ -68,26 +66,6 @@ def start_services(upstream: Upstream) -> Hosts:
     upstream.add("thumbnails")
     upstream.set_down("thumbnails")
     return Hosts(*(upstream.url(name).rstrip("/") for name in ("transcribe", "clips", "thumbnails")))
-
-
-def upload_all(
-    client: httpx.Client, batch: list[Episode]
-) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """Upload each episode; the accepted ones by file id, and the refusals counted by error code."""
-    accepted: dict[str, dict[str, Any]] = {}
-    refused: dict[str, int] = {}
-    for episode in batch:
-        answer = client.post(
-            f"/shows/{episode.show}/episodes",
-            files={"episode": (episode.name, episode.data)},
-            data={"priority": str(episode.priority)},
-        )
-        if answer.status_code == 202:
-            accepted[answer.json()["file"]] = {**answer.json(), "name": episode.name, "show": episode.show}
-        else:
-            code = answer.json().get("error_code", str(answer.status_code))
-            refused[code] = refused.get(code, 0) + 1
-    return accepted, refused
 
 
 def run_demo(options: Options, console: Console | None = None) -> dict[str, Any]:

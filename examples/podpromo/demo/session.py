@@ -17,7 +17,7 @@ from buttress.files import get_files
 from buttress.jobs import JobInfo, JobStatus, get_jobs
 from buttress.testing import Upstream
 from examples.podpromo.app import MAX_EPISODE_SIZE, create_app
-from examples.podpromo.demo.batch import SHOWS, make_batch
+from examples.podpromo.demo.batch import SHOWS, make_batch, upload_all
 from examples.podpromo.demo.chaos import RedisChaos
 from examples.podpromo.demo.live import view
 from examples.podpromo.demo.processes import AppServer, WorkerProcess, spawn_worker
@@ -55,13 +55,8 @@ class Session:
         workers: list[WorkerProcess],
         started: float,
     ) -> None:
-        self.options, self.folder, self.upstream, self.chaos, self.started = (
-            options,
-            folder,
-            upstream,
-            chaos,
-            started,
-        )
+        self.options, self.folder, self.started = options, folder, started
+        self.upstream, self.chaos = upstream, chaos
         self.db = get_container().resolve(Database)
         self.embedded_db = str(folder) in str(self.db.info().get("url", ""))
         self.events: list[str] = []
@@ -294,12 +289,6 @@ def _infos(names: dict[int, str]) -> dict[int, JobInfo]:
     for job_id in names.keys() - found.keys():
         found[job_id] = get_jobs().get(job_id)
     return found
-
-
-def upload_all(client: httpx.Client, batch: list[Any]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    from examples.podpromo.demo.run import upload_all as upload  # noqa: PLC0415
-
-    return upload(client, batch)
 
 
 def database_figures(stats: dict[str, Any], advice: dict[str, Any]) -> dict[str, Any]:
