@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from examples.podpromo.demo.chaos import RedisChaos
+from examples.podpromo.demo.processes import RedisServer
+
 ROOT = Path(__file__).resolve().parents[3]
 EPISODES = 8
 TIME_BOUND = 60.0
@@ -97,3 +100,44 @@ def test_the_demo_with_its_own_redis_killed_midway(runs: dict[str, tuple[dict[st
     assert redis["action"].startswith("SIGKILL and restart")
     assert 0 < redis["degraded_seconds"] < 10
     assert report["cache"]["backend"] == ["tiered"]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not on PATH")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_on_a_users_redis_the_demo_drops_the_clients_and_leaves_the_server(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    monkeypatch.setenv("BUTTRESS_REDIS_URL", own_redis.url)  # as if it were the user's
+    chaos = RedisChaos(None)
+    client = redis.Redis.from_url(own_redis.url)
+    client.set("podpromo:kept", "1")
+    before = client.client_id()
+    assert chaos.in_use == "BUTTRESS_REDIS_URL"
+    chaos.strike()
+    assert chaos.dropped >= 1
+    assert client.client_id() != before  # its connection was dropped: redis-py opened another...
+    assert client.get("podpromo:kept") == b"1"  # ...and the server and its data were left alone
+    assert chaos.summary([])["action"].startswith("CLIENT KILL TYPE normal")
+    client.close()
+
+
+def test_with_its_own_redis_the_demo_kills_and_restarts_it(own_redis: RedisServer) -> None:
+    chaos = RedisChaos(own_redis, down_for=0.2)
+    assert chaos.in_use == "started by the demo"
+    chaos.strike()
+    assert not own_redis.answers()
+    deadline = time.monotonic() + 10
+    while chaos.tend() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert own_redis.answers()
+    assert 0.2 <= chaos.summary([])["degraded_seconds"] < 10
