@@ -37,14 +37,17 @@ def main(argv: list[str] | None = None) -> int:
         live=not args.json,
         keep=args.keep,
     )
-    report = run_demo(options, None if args.json else Console())
+    console = Console()
+    if not console.is_terminal:  # piped to a file or a pager: wide enough for the report's tables
+        console = Console(width=120)
+    report = run_demo(options, None if args.json else console)
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         from examples.podpromo.demo.report import render  # noqa: PLC0415 - rich tables only when shown
 
-        render(report, Console())
+        render(report, console)
     return 0
 
 

@@ -81,15 +81,17 @@ def _kill(report: dict[str, Any]) -> Table:
 
 def _http(report: dict[str, Any]) -> Table:
     table = _table(
-        "Calls to the outside services, through buttress.http's per-host policies (all workers)",
-        "host (policy)", "requests", "retries", "breaker openings", "refused by breaker", "limiter waits",
+        "Calls to the outside services through buttress.http's per-host policies, all workers together",
+        "host", "requests", "retries", "breaker openings", "refused by breaker", "limiter waits",
         "upstream answered",
     )  # fmt: skip
-    roles = {"transcribe": "flaky: 25 % 503", "clips": "rate-limited: 30/s", "thumbnails": "dead"}
+    table.caption = (
+        "transcribe: flaky (25 % of answers 503)   clips: rate-limited (30/s, then 429)   thumbnails: down"
+    )
     for policy, stats in report["http"].items():
         served = report["upstreams"].get(policy, {})
         table.add_row(
-            f"{policy} ({roles.get(policy, '')})",
+            policy,
             str(stats["requests"]),
             str(stats["retries"]),
             str(stats["breaker_openings"]),
@@ -119,7 +121,7 @@ def _database(report: dict[str, Any]) -> Table:
         "statement (top by total time) / advice", "calls", "total ms",
     )  # fmt: skip
     for entry in db["top"]:
-        table.add_row(entry["sql"][:140], str(entry["calls"]), str(entry["total_ms"]))
+        table.add_row(entry["sql"][:240], str(entry["calls"]), str(entry["total_ms"]))
     for slow in db["slow"]:
         table.add_row(f"[yellow]slow[/] {slow['sql'][:120]} at {slow['site']}", "", str(slow["ms"]))
     for advice in db["advice"]:

@@ -270,6 +270,10 @@ class Session:
         }
 
 
+_DML = {"select", "insert", "update", "delete"}
+"""The statements the report lists by name (BEGIN and PRAGMA count in the totals only)."""
+
+
 class _Quiet:
     """A stand-in for rich's Live when nothing is shown (``--json``)."""
 
@@ -305,7 +309,7 @@ def database_figures(stats: dict[str, Any], advice: dict[str, Any]) -> dict[str,
                 "total_ms": round(entry["total_seconds"] * 1000, 1),
                 "p95_ms": round(entry["p95_seconds"] * 1000, 2),
             }
-            for entry in statements[:5]
+            for entry in [entry for entry in statements if entry["operation"] in _DML][:5]
         ],
         "slow_threshold_ms": SLOW_MS,
         "slow": [
