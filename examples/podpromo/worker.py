@@ -3,8 +3,7 @@
 ``python -m examples.podpromo worker`` is ``buttress worker --import examples.podpromo.pipeline
 --import examples.podpromo.upkeep`` plus one thread that copies the client's per-host stats (retries,
 breaker openings, limiter waits) and the cache's counters into podpromo's tables twice a second, so the
-numbers of every
-worker, a killed one included, can be read from the database.
+numbers of every worker, a killed one included, can be read from the database.
 """
 
 from __future__ import annotations
