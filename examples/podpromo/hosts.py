@@ -54,7 +54,7 @@ def _authority(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-def policy_env(hosts: Hosts, *, clips_rate: str = "15/s") -> dict[str, str]:
+def policy_env(hosts: Hosts, *, clips_rate: str = "12/s") -> dict[str, str]:
     """Per-host policies: retry the flaky transcriber, pace the clip cutter, give up fast on thumbnails."""
     prefix = "BUTTRESS_HTTP__POLICIES__"
     return {

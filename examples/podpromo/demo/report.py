@@ -47,6 +47,8 @@ def _jobs(report: dict[str, Any]) -> Table:
         table.add_row(f"  refused at upload: {reason} (nothing stored, nothing queued)", str(count))
     table.add_row("jobs succeeded", str(jobs["succeeded"]))
     table.add_row("jobs failed (attempts spent)", str(jobs["failed"]))
+    for reason, count in report["failures"].items():
+        table.add_row(f"  {reason}", str(count))
     table.add_row("jobs cancelled by the demo while waiting", str(jobs["cancelled"]))
     table.add_row("job attempts in all", str(report["job_attempts"]))
     table.add_row("lost (not ended, or succeeded without its result row)", str(jobs["lost"]))

@@ -24,6 +24,7 @@ from examples.podpromo.demo.processes import AppServer, WorkerProcess, spawn_wor
 from examples.podpromo.demo.tally import (
     TERMINAL,
     Kill,
+    failure_reasons,
     job_outcomes,
     kill_cost,
     read_runs,
@@ -224,6 +225,7 @@ class Session:
             },
             "jobs": {**outcomes, "refused_at_upload": sum(refused.values()), **checks},
             "job_attempts": sum(info.attempts for info in infos.values()),
+            "failures": failure_reasons(infos.values()),
             "worker_kill": kill_cost(kill, self.options.lease, infos, bodies),
             "workers": {
                 "started": len(self.workers),

@@ -19,7 +19,16 @@ from buttress.jobs import JobInfo, JobStatus
 from examples.podpromo.pipeline import CLIPS_PER_EPISODE
 from examples.podpromo.tables import clips, host_stats, results, runs
 
-__all__ = ["Kill", "Run", "job_outcomes", "kill_cost", "read_runs", "result_checks", "sum_host_stats"]
+__all__ = [
+    "Kill",
+    "Run",
+    "failure_reasons",
+    "job_outcomes",
+    "kill_cost",
+    "read_runs",
+    "result_checks",
+    "sum_host_stats",
+]
 
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD}
 
@@ -52,6 +61,16 @@ def read_runs(db: Database, job_ids: Iterable[int]) -> list[Run]:
     with db.session() as session:
         found = session.execute(query.where(runs.c.job_id.in_(ids)).order_by(runs.c.id)).all() if ids else []
     return [Run(*row) for row in found]
+
+
+def failure_reasons(infos: Iterable[JobInfo]) -> dict[str, int]:
+    """Why the failed jobs failed: their last error's first words (the error type and its first clause)."""
+    reasons = Counter(
+        (info.error or "?").split(";")[0][:120]
+        for info in infos
+        if info.status in {JobStatus.FAILED, JobStatus.DEAD}
+    )
+    return dict(reasons.most_common())
 
 
 def job_outcomes(infos: Iterable[JobInfo]) -> dict[str, int]:
