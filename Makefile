@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 .PHONY: help venv test lint bench soak lock demo docs format clean
 
 help:
-	@echo "make demo   run the main job: an HTTP batch through per-host policies against failing upstreams"
+	@echo "make demo   run the main job: podpromo (uploads, jobs on 2 worker processes, one killed) against failing upstreams"
 	@echo "make test   run the test suite with coverage (needs Redis and PostgreSQL for the service tests)"
 	@echo "make lint   ruff + mypy --strict + lint-imports (the layer contracts in pyproject.toml)"
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
@@ -21,7 +21,9 @@ help:
 # Two installs, two stamps. `make demo` needs the core and the extras the demo uses, nothing else; `make test`,
 # `make lint` and `make bench` need the dev and bench groups (which install buttress[all]). The demo's sync is
 # --inexact: it adds what it lacks and removes nothing, so it never undoes the dev install (a superset of it).
-DEMO_EXTRAS := --extra cli --extra server
+# The demo (examples/podpromo) uses files, jobs and the database; redis for --redis or BUTTRESS_REDIS_URL. No
+# system package: without libmagic the files helper reads types with the pure-Python filetype package.
+DEMO_EXTRAS := --extra cli --extra server --extra db --extra jobs --extra files --extra redis
 
 venv: $(VENV)/.installed-dev
 
@@ -66,8 +68,9 @@ lock: | $(UV)
 	$(UV) lock
 	$(MAKE) venv
 
+# DEMO_ARGS="--episodes 48 --redis" for a bigger batch on a throwaway redis-server; "--json" for machines.
 demo: $(VENV)/.installed-demo
-	$(RUN) buttress demo
+	$(RUN) python -m examples.podpromo.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage .coverage.* htmlcov

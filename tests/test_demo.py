@@ -1,4 +1,4 @@
-"""`buttress demo`: the HTTP batch through per-host policies, next to plain httpx, against real upstreams."""
+"""`buttress demo http`: the HTTP batch through per-host policies, next to plain httpx, on real upstreams."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def test_the_report_renders_both_clients_side_by_side(report: DemoReport) -> Non
 
 
 def test_demo_command_prints_json_only_on_stdout(clean_settings: None) -> None:
-    result = CliRunner().invoke(app, ["demo", "--requests", "25", "--seed", "5", "--json"])
+    result = CliRunner().invoke(app, ["demo", "http", "--requests", "25", "--seed", "5", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     _check_shape(document)
@@ -218,7 +218,7 @@ def test_demo_command_prints_json_only_on_stdout(clean_settings: None) -> None:
 
 
 def test_demo_command_prints_the_tables(clean_settings: None) -> None:
-    result = CliRunner().invoke(app, ["demo", "--requests", "5"], env={"COLUMNS": "160"})
+    result = CliRunner().invoke(app, ["demo", "http", "--requests", "5"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("ops server: http://127.0.0.1:")
     assert "5 GETs, 50 in flight, seed 7: buttress / httpx" in result.stdout
@@ -231,7 +231,7 @@ def test_too_few_requests_are_refused() -> None:
     with pytest.raises(ValidationError, match="requests must be an integer >= 5") as raised:
         run_demo(requests=4)
     assert raised.value.context["field"] == "requests"
-    result = CliRunner().invoke(app, ["demo", "--requests", "4"])
+    result = CliRunner().invoke(app, ["demo", "http", "--requests", "4"])
     assert result.exit_code == 2
 
 
@@ -296,3 +296,11 @@ def test_ops_server_that_cannot_start_raises() -> None:
 
     with pytest.raises(RuntimeError, match=r"ops server did not start \(exit code 3\)"):
         OpsServer(broken).start()
+
+
+def test_demo_without_a_command_names_http_and_make_demo() -> None:
+    result = CliRunner().invoke(app, ["demo"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert "`buttress demo http`: the HTTP policies next to plain httpx" in text
+    assert "`make demo` runs the full-layer demo (examples/podpromo" in text
+    assert "http An HTTP batch through per-host policies" in text

@@ -136,8 +136,20 @@ def serve(
     )
 
 
-@app.command("demo")
-def demo(
+demo_app = typer.Typer(
+    help="Demos of buttress at work. `buttress demo http`: the HTTP policies next to plain httpx. From a "
+    "clone of the repository, `make demo` runs the full-layer demo (examples/podpromo: uploads, jobs on two "
+    "worker processes, one of them killed, the database, the cache and the ops server).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("http")
+def demo_http(
     *,
     requests: Annotated[
         int, typer.Option("--requests", min=5, help="GETs in the batch, spread over five upstreams.")

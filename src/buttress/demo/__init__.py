@@ -1,4 +1,4 @@
-"""``buttress demo``: a batch of HTTP calls through per-host policies, next to plain httpx.
+"""``buttress demo http``: a batch of HTTP calls through per-host policies, next to plain httpx.
 
 Five fake upstreams on loopback (healthy, flaky, rate-limited, dead, slow) get the same shuffled batch
 three times: through :class:`~buttress.http.AsyncHttpClient` with the default policies (three knobs
@@ -11,9 +11,9 @@ entry point.
 from buttress._extras import require
 
 # First, so a missing extra is named (pip install 'buttress[cli,server]') instead of a bare import error.
-require("rich", "cli", "buttress demo")
+require("rich", "cli", "buttress demo http")
 for _package in ("fastapi", "uvicorn"):
-    require(_package, "server", "buttress demo (it runs the ops server)")
+    require(_package, "server", "buttress demo http (it runs the ops server)")
 
 from buttress.demo._render import render_report
 from buttress.demo._report import CachedPassReport, DemoReport, PassReport, PassStats

@@ -129,7 +129,7 @@ def cache_table(cached: CachedPassReport) -> Table:
 
 
 def render_report(report: DemoReport) -> RenderableType:
-    """Everything ``buttress demo`` prints at the end."""
+    """Everything ``buttress demo http`` prints at the end."""
     header = Text()
     for name, behaviour in report.domains.items():
         header.append(f"  {name} ({host_name(name)}): {behaviour}\n")

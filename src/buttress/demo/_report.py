@@ -1,6 +1,6 @@
 """The demo's report: per-domain and overall numbers of each pass, the cached pass, and what it all bought.
 
-``DemoReport.to_dict()`` is what ``buttress demo --json`` prints; its keys are stable (documented on
+``DemoReport.to_dict()`` is what ``buttress demo http --json`` prints; its keys are stable (documented on
 :class:`DemoReport`), so scripts and tests can read it.
 """
 
@@ -226,7 +226,7 @@ def cached_pass_report(
 
 @dataclass(frozen=True, slots=True)
 class DemoReport:
-    """What ``buttress demo`` did and measured.
+    """What ``buttress demo http`` did and measured.
 
     ``to_dict()`` keys: ``seed``, ``requests``, ``concurrency``, ``policies`` (lines: the defaults kept
     and what the demo changed), ``domains`` (name -> how that upstream misbehaves), ``ops`` (the ops
