@@ -704,3 +704,23 @@ def test_a_listen_url_without_a_postgresql_database_names_the_field_and_the_fix(
         "BUTTRESS_JOBS__LISTEN_URL": "postgresql://app@10.0.0.1:5432/app",
     }
     assert load_settings(environ=environ).jobs.listen_url == environ["BUTTRESS_JOBS__LISTEN_URL"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BUTTRESS_SERVER__JWT_KEY", "my-real-but-short-key-2026"),  # too short: refused
+        ("BUTTRESS_DATABASE_URL", "mysql://app:hunter2PW@db.internal/app"),  # scheme refused
+    ],
+)
+def test_a_refused_secret_never_reaches_the_printed_traceback(variable: str, value: str) -> None:
+    """pydantic's errors quote each input; chained under the ConfigError, an uncaught one printed it."""
+    import traceback
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, environ={variable: value})
+    printed = "".join(traceback.format_exception(caught.value))
+    assert variable in printed
+    assert "hunter2PW" not in printed
+    assert "my-real-but-short-key-2026" not in printed
+    assert caught.value.__cause__ is None

@@ -39,12 +39,14 @@ def load_settings(*, env_file: EnvFile = ".env", environ: Mapping[str, str] | No
     with environ_override(environ):
         try:
             settings = Settings(_env_file=env_file)
+        # ``from None``: pydantic's own errors quote every input value, secrets too, and a traceback
+        # prints the chained cause; the problems below carry the same facts with the values masked.
         except PydanticValidationError as exc:
             problems = problems_from_validation_error(exc, Settings, raw)
-            raise ConfigError(INVALID_MESSAGE, problems=[*problems, *unknown]) from exc
+            raise ConfigError(INVALID_MESSAGE, problems=[*problems, *unknown]) from None
         except SettingsError as exc:  # a source failed in a way the tolerant sources do not cover
             problem = problem_from_settings_error(exc, Settings, raw)
-            raise ConfigError(INVALID_MESSAGE, problems=[problem, *unknown]) from exc
+            raise ConfigError(INVALID_MESSAGE, problems=[problem, *unknown]) from None
     if unknown:
         raise ConfigError(INVALID_MESSAGE, problems=unknown)
     return settings
