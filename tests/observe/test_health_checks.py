@@ -370,6 +370,24 @@ def test_safe_url_and_http_check_validation() -> None:
     assert info.value.field == "url"
 
 
+@pytest.mark.parametrize("value", ["Bearer abc\r\nX-Evil: 1", "Bearer sk-live-SECR\u00c9T", "a\x00b"])
+def test_an_unsendable_header_is_refused_naming_the_header_never_its_value(value: str) -> None:
+    """The HTTP library's own error quoted the value (an API key) into a public health document."""
+    with pytest.raises(ValidationError) as info:
+        http_check("http://127.0.0.1:9/", headers={"Authorization": value})
+    assert info.value.field == "headers"
+    assert "'Authorization'" in info.value.message
+    assert value not in info.value.message
+    assert "SECR" not in info.value.message
+    assert "Evil" not in info.value.message
+
+
+def test_a_header_name_that_is_no_token_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        http_check("http://127.0.0.1:9/", headers={"X Bad": "1"})
+    assert info.value.field == "headers"
+
+
 # -- required settings --------------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _THRESHOLD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b|b)\s*$", re.IGNORECASE)
 
 
@@ -348,6 +349,29 @@ def _describe_statuses(expected: Container[int]) -> str:
     return repr(expected)  # pragma: no cover - a bare Container cannot be listed
 
 
+def _sendable_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` as http_check sends them, refused now if one could never be sent.
+
+    The message names the header, never its value: a health check's headers are usually an API key, and
+    the HTTP library's own error would quote it (and a health document is served to anyone).
+    """
+    checked = dict(headers or {})
+    for name, value in checked.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValidationError(
+                f"headers: {name!r} is not a header name (letters, digits and -_.!#$%&'*+^`|~); "
+                "e.g. 'Authorization'",
+                field="headers",
+            )
+        if not isinstance(value, str) or not value.isascii() or any(c in value for c in "\r\n\0"):
+            raise ValidationError(
+                f"headers: the value of {name!r} is not a string of ASCII characters without CR, LF or NUL "
+                "(the value is not shown: it may be a key); check the variable it comes from",
+                field="headers",
+            )
+    return checked
+
+
 def http_check(
     url: str,
     *,
@@ -372,12 +396,13 @@ def http_check(
     if not host:
         raise ValidationError(f"http_check needs an absolute http(s) URL, got {shown!r}", field="url")
     allowed = _describe_statuses(expected_status)
+    sent = _sendable_headers(headers)
 
     async def request() -> CheckResult:
         start = SYSTEM_CLOCK.monotonic()
         try:
             async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-                response = await client.request(method, url, headers=dict(headers or {}))
+                response = await client.request(method, url, headers=sent)
         except httpx.HTTPError as exc:
             return CheckResult("fail", f"{method} {shown} failed: {describe_exception(exc)}")
         latency = _ms(SYSTEM_CLOCK.monotonic() - start)
