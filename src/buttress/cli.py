@@ -611,7 +611,9 @@ def config_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     example: Annotated[bool, typer.Option("--example", help="Write .env.example (or PATH).")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the README's settings table.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings table of docs/reference/settings.md.")
+    ] = False,
     path: Annotated[
         Path | None, typer.Argument(help="Where --example writes.", show_default=".env.example")
     ] = None,

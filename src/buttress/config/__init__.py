@@ -8,7 +8,7 @@ section may also be given as JSON (``BUTTRESS_EVENTS='{"queue_size": 10}'``). Em
 bad variable at once (as written, with its .env line), unknown BUTTRESS_* variables included;
 :func:`check_settings` adds the checks that import code (``buttress config --check``);
 :func:`describe_settings` tells where each effective value came from. The field
-descriptions and examples feed ``.env.example``, the README table and the error messages, so they are
+descriptions and examples feed ``.env.example``, the settings reference and the error messages, so they are
 mandatory on every leaf (a test enforces it).
 
 The package is laid out by job: one module per section (``_app``, ``_logging``, ``_events``, ``_security``,

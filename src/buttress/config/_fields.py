@@ -1,6 +1,7 @@
 """The leaves of a settings tree: their variable names, descriptions, examples and shown values.
 
-The field metadata is what ``.env.example``, the README table and the error messages are made of.
+The field metadata is what ``.env.example``, the settings reference (docs/reference/settings.md) and the
+error messages are made of.
 """
 
 from __future__ import annotations

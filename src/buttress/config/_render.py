@@ -1,5 +1,5 @@
-"""What the settings look like to people: effective values and sources, ``.env.example``, the README table,
-and the ``buttress config --check`` report.
+"""What the settings look like to people: effective values and sources, ``.env.example``, the settings
+reference table, and the ``buttress config --check`` report.
 
 Everything here is rendered from the tree's metadata (descriptions, examples, defaults), so the documents
 cannot drift from the code; secrets and URL passwords are masked wherever a value is shown.
@@ -100,7 +100,7 @@ def render_env_example(settings_cls: type[BaseModel] = Settings) -> str:
 
 
 def render_config_table(settings_cls: type[BaseModel] = Settings, *, prefix: str | None = None) -> str:
-    """The README's markdown table: variable, default, description, example.
+    """The markdown table of docs/reference/settings.md: variable, default, description, example.
 
     ``prefix`` replaces ``BUTTRESS_`` for a model that lives below a mapping, such as the knobs of one
     named pipeline (``render_config_table(PipelineSettings, prefix="<NAME>__")``).

@@ -19,7 +19,7 @@ Run workers with ``buttress worker --import myapp.jobs`` (each runs a scheduler 
 exactly one job however many run). Jobs live in the database of
 ``BUTTRESS_DATABASE_URL`` (the embedded SQLite file when unset); when it is down, deferring raises
 ``BackendUnavailable``: jobs never fall back to memory. ``warm_job("popular")`` runs a cache warmer as a
-job (once across processes, retried, cancellable). See the README's Jobs section.
+job (once across processes, retried, cancellable). See docs/jobs.md.
 """
 
 from buttress._extras import require

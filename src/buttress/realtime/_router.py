@@ -4,7 +4,7 @@
 
     app.include_router(realtime_router(public=["news.**"]), prefix="/realtime")
 
-The wire protocol is in the README's Realtime section: JSON messages, several per frame separated by
+The wire protocol is in docs/realtime.md: JSON messages, several per frame separated by
 ``\\n``; ``event`` messages carry an ``id`` to resume from (``last_id`` / ``Last-Event-ID``).
 """
 
@@ -112,7 +112,7 @@ def realtime_router(
             response_class=StreamingResponse,
             response_model=None,
             # An endless stream that OpenAPI cannot describe (and a fuzzer would wait on forever); the
-            # README's Realtime section is its documentation, as it is the WebSocket's.
+            # page docs/realtime.md documents it, as it does the WebSocket.
             include_in_schema=False,
         )
     return router
