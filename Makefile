@@ -7,11 +7,12 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help venv test lint bench soak lock demo docs format clean
+
+.PHONY: help venv test test-examples lint bench soak lock demo docs format clean
 
 help:
 	@echo "make demo   run the main job: podpromo (uploads, jobs on 2 worker processes, one killed) against failing upstreams"
-	@echo "make test   run the test suite with coverage (needs Redis and PostgreSQL for the service tests)"
+	@echo "make test   run the test suite with coverage, then each example's tests (needs Redis and PostgreSQL)"
 	@echo "make lint   ruff + mypy --strict + lint-imports (the layer contracts in pyproject.toml)"
 	@echo "make bench  run benchmarks/ and rewrite BENCHMARKS.md"
 	@echo "make soak   run 3 nodes for 120 s under chaos (needs redis-server and PostgreSQL); rewrite RELIABILITY.md"
@@ -39,9 +40,17 @@ $(VENV)/.installed-demo: uv.lock pyproject.toml requirements/bootstrap.txt | $(U
 	$(UV) sync --frozen --inexact --no-default-groups $(DEMO_EXTRAS)
 	@touch $@
 
+# Each example is an app of its own, with jobs and schedules it registers when imported: its tests run in a
+# pytest process of their own, as an app's would, so no example's registrations reach another's or buttress's.
+EXAMPLES := $(sort $(dir $(wildcard examples/*/tests/)))
+
 test: venv
 	$(RUN) coverage erase
 	$(RUN) pytest --cov=buttress --cov-report=term-missing $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-examples
+
+test-examples: venv
+	@for tests in $(EXAMPLES); do echo "make: pytest $$tests"; $(RUN) pytest -q $$tests || exit 1; done
 
 lint: venv
 	$(RUN) ruff check src tests benchmarks examples .ci
