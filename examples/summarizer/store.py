@@ -43,6 +43,7 @@ class SummaryStore:
 
     def create(self) -> None:
         """Create the table if missing; a database that cannot be opened raises BackendUnavailable."""
+        self.db.check()  # at once, rather than after the retries of a transaction
         self.db.transaction(lambda session: self.table.metadata.create_all(session.connection()))
 
     def drop(self) -> None:

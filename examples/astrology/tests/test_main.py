@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import wait_for
 
@@ -56,6 +57,8 @@ def test_serve_runs_the_api_and_a_worker_on_sqlite_with_no_service(tmp_path: Pat
             done = wait_for(lambda: http.get(f"/readings/{reading}").json()["text"], 60)  # its worker thread
             assert done.startswith("Ada, a ")
             assert (tmp_path / "buttress.db").exists()  # the embedded SQLite default
+            # serve always has a JWT key (a random one here), which is admin auth: the routes exist, 401
+            assert http.post("/ops/profiler/start").status_code == 401
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -64,3 +67,18 @@ def test_serve_runs_the_api_and_a_worker_on_sqlite_with_no_service(tmp_path: Pat
         process.stdout.close()
     assert "a random key signs this process's channel tokens" in "".join(lines)
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////nonexistent-dir/astro.db", "postgresql://postgres:PGPW-s3cret@127.0.0.1:1/astro"]
+)
+def test_serve_on_a_database_it_cannot_open_says_so_in_one_line(tmp_path: Path, url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUTTRESS_", "ASTRO_"))}
+    env |= {"PYTHONPATH": str(ROOT), "BUTTRESS_DATABASE_URL": url}
+    command = [sys.executable, "-m", "examples.astrology", "serve", "--port", "0"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: the ")
+    assert "check BUTTRESS_DATABASE_URL" in line
+    assert "PGPW-s3cret" not in done.stdout + done.stderr
