@@ -21,7 +21,8 @@ from .batch import QUEUE
 from .store import database
 
 DATABASE_FIX = (
-    "check BUTTRESS_DATABASE_URL (a reachable PostgreSQL, a writable sqlite:/// path), or unset it for ./buttress.db"
+    "check BUTTRESS_DATABASE_URL (a reachable PostgreSQL, a writable sqlite:/// path), "
+    "or unset it for ./buttress.db"
 )
 
 
@@ -52,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         with get_jobs().worker(queues=[QUEUE]).running():  # `buttress worker --import ...` in production
             uvicorn.run(app, host=args.host, port=args.port, ws="websockets-sansio")
     except ButtressError as error:  # the worker could not start: its job tables cannot be made
-        print(f"error: the job worker cannot start: {hide_password(str(error))}; {DATABASE_FIX}", file=sys.stderr)
+        print(
+            f"error: the job worker cannot start: {hide_password(str(error))}; {DATABASE_FIX}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

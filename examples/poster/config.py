@@ -112,7 +112,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> PosterConfig:
 
 
 def url_problem(variable: str, url: str) -> ConfigProblem | None:
-    """None for an absolute http(s) URL with no user or password; else the problem (a password never shown)."""
+    """None for an absolute http(s) URL with no user or password; else the problem, never showing one."""
     try:
         parts = urlsplit(url)
         valid = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0

@@ -76,7 +76,9 @@ def test_serve_on_a_database_it_cannot_open_says_so_in_one_line(tmp_path: Path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BUTTRESS_", "ASTRO_"))}
     env |= {"PYTHONPATH": str(ROOT), "BUTTRESS_DATABASE_URL": url}
     command = [sys.executable, "-m", "examples.astrology", "serve", "--port", "0"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith("error: the ")

@@ -145,7 +145,9 @@ def test_a_missing_required_key_is_refused_before_anything_is_sent(
     assert networks.calls("chirp") == networks.calls("skyline") == 0
 
 
-@pytest.mark.parametrize("url", ["http://user:URLPW@127.0.0.1:1", "ftp://files.example", "api.example", "http://h:x"])
+@pytest.mark.parametrize(
+    "url", ["http://user:URLPW@127.0.0.1:1", "ftp://files.example", "api.example", "http://h:x"]
+)
 @pytest.mark.usefixtures("isolated_settings")
 def test_a_bad_network_url_is_refused_and_its_password_never_shown(
     networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str

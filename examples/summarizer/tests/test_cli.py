@@ -98,7 +98,13 @@ def test_mistakes_exit_2_naming_what_to_fix(world: Path) -> None:
     "arguments",
     [
         ["list", "--database-url", "sqlite:////nonexistent-dir/s.db"],
-        ["run", "--llm-url", "http://127.0.0.1:1/v", "--database-url", "postgresql://u:PGPW-s3cret@127.0.0.1:1/x"],
+        [
+            "run",
+            "--llm-url",
+            "http://127.0.0.1:1/v",
+            "--database-url",
+            "postgresql://u:PGPW-s3cret@127.0.0.1:1/x",
+        ],
     ],
 )
 def test_a_database_that_cannot_be_opened_is_one_line(world: Path, arguments: list[str]) -> None:
