@@ -137,8 +137,11 @@ def _execute(
     label: Callable[[str], str] = lambda url: url.split("://", 1)[-1],
 ) -> Report:
     """Run or plan with a progress bar, then print the report; ``label`` shortens URLs for people."""
-    with Summarizer(config) as summarizer, _progress(len(urls), label, quiet=as_json) as advance:
-        report = summarizer.plan(urls, advance) if dry_run else summarizer.run(urls, advance)
+    with Summarizer(config) as summarizer:
+        if not dry_run:
+            _ = summarizer.store  # open the database before the bar, so an error prints as one clean line
+        with _progress(len(urls), label, quiet=as_json) as advance:
+            report = summarizer.plan(urls, advance) if dry_run else summarizer.run(urls, advance)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:

@@ -110,7 +110,7 @@ def test_mistakes_exit_2_naming_what_to_fix(world: Path) -> None:
 def test_a_database_that_cannot_be_opened_is_one_line(world: Path, arguments: list[str]) -> None:
     result = CliRunner().invoke(app, [*arguments, str(world)] if arguments[0] == "run" else arguments)
     assert result.exit_code == 2, result.output
-    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    [line] = result.stderr.splitlines()
     assert line.startswith("error: the ")
     assert line.endswith("check --database-url (a reachable database, a writable sqlite:/// path)")
     assert "PGPW-s3cret" not in result.output
