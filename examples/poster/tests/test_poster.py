@@ -46,6 +46,11 @@ def environ(upstream: Upstream, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def export(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def networks(upstream_factory: MakeUpstream) -> Upstream:
     # seed 6: under a 50% fault, each network's first post fails and the next three pass
@@ -138,8 +143,7 @@ def test_a_missing_required_key_is_refused_before_anything_is_sent(
         load_config({**env, "POSTER_POSTS_PER_DAY": "5"})
     assert [p.variable for p in caught.value.problems] == ["POSTER_CHIRP_KEY", "POSTER_POSTS_PER_DAY"]
     assert "set it and start again" in str(caught.value)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, env)
     assert main(["post-now"]) == 2
     assert "POSTER_CHIRP_KEY=<missing>" in capsys.readouterr().err
     assert networks.calls("chirp") == networks.calls("skyline") == 0
@@ -156,8 +160,7 @@ def test_a_bad_network_url_is_refused_and_its_password_never_shown(
         load_config(environ(networks, POSTER_SKYLINE_URL=url))
     assert [p.variable for p in caught.value.problems] == ["POSTER_SKYLINE_URL"]
     assert "absolute http(s) URL" in str(caught.value)
-    for name, value in environ(networks, POSTER_CHIRP_URL=url).items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, environ(networks, POSTER_CHIRP_URL=url))
     assert main(["post-now"]) == 2
     err = capsys.readouterr().err
     assert "POSTER_CHIRP_URL=" in err
@@ -175,8 +178,7 @@ def test_a_policy_claims_the_host_and_port_never_the_userinfo() -> None:
 def test_a_database_that_cannot_be_opened_is_one_line_without_its_password(
     networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in environ(networks).items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, environ(networks))
     monkeypatch.setenv("BUTTRESS_DATABASE_URL", "postgresql://postgres:DBPW-s3cret@127.0.0.1:1/test")
     reset_settings()  # the upstream fixture has read the settings already
     assert main(["worker"]) == 1
@@ -227,8 +229,7 @@ def test_a_refused_key_fails_the_health_check(networks: Upstream) -> None:
 def test_the_check_command_exits_1_on_a_dead_required_host(
     networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in environ(networks).items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, environ(networks))
     assert main(["check"]) == 0
     networks.set_down("chirp")
     assert main(["check"]) == 1
