@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from buttress.config import Settings, get_settings
@@ -95,5 +95,5 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         return by_birth_date(database(), birth_date)
 
     @app.get("/readings/{reading_id}")
-    def reading(reading_id: int) -> dict[str, Any]:
+    def reading(reading_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> dict[str, Any]:  # a BIGINT: else 422
         return get_reading(database(), reading_id)

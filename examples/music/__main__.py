@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from buttress.db import Database
+from buttress.errors import ButtressError, ConfigError
 from examples.music.app import import_plays, music_container, summary_report
 
 
@@ -18,6 +21,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--seed", type=int, default=0)
     commands.add_parser("summary", help="print a user's top tracks").add_argument("user")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ConfigError as error:
+        print("error: " + "; ".join(problem.describe() for problem in error.problems), file=sys.stderr)
+        return 2
+    except ButtressError as error:  # BackendUnavailable...: the database cannot be opened
+        print(
+            f"error: {hide_password(str(error))}; check BUTTRESS_DATABASE_URL (an existing PostgreSQL "
+            "database, or a writable sqlite:/// path), or unset it to use ./buttress.db",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def hide_password(message: str) -> str:
+    """``message`` without the database URL's password (a driver may quote the URL)."""
+    url = os.environ.get("BUTTRESS_DATABASE_URL", "")
+    password = urlsplit(url).password if "://" in url else None
+    return message.replace(password, "***") if password else message
+
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "import":
         done = import_plays(args.n, seed=args.seed)
         print(f"saved {done.rows} plays in {done.chunks} chunk(s)")

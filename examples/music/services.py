@@ -12,12 +12,15 @@ No ``from __future__ import annotations`` here: the container reads these annota
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from buttress.cache import cached
 from buttress.container import Container, Lifetime
+from buttress.errors import ConfigError, ConfigProblem
 from buttress.http import HttpClient
 from examples.music.tables import Play
 
@@ -29,11 +32,25 @@ class MusicSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MUSIC_", frozen=True)
     catalog_url: str = "https://catalog.music.example"
-    top: int = 5
+    top: int = Field(5, ge=1, le=100)
+    """Rows in a summary."""
 
 
 def load_music_settings() -> MusicSettings:
-    return MusicSettings()
+    """The settings, or a ConfigError naming each bad ``MUSIC_*`` variable and the fix."""
+    try:
+        return MusicSettings()
+    except pydantic.ValidationError as exc:
+        problems = [
+            ConfigProblem(
+                f"MUSIC_{'_'.join(str(part) for part in error['loc']).upper()}",
+                str(error.get("input")),
+                error["msg"].lower(),
+                example="10" if error["loc"] == ("top",) else None,
+            )
+            for error in exc.errors()
+        ]
+        raise ConfigError("the music settings are invalid", problems=problems) from None
 
 
 class Catalog:

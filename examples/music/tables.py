@@ -32,4 +32,5 @@ class Play(Base):
 
 def create_schema(db: Database) -> None:
     """Create the table if missing (an app with migrations would run alembic instead)."""
-    Base.metadata.create_all(db.engine)
+    db.check()  # a database that cannot be opened raises BackendUnavailable at once, not a driver error
+    db.transaction(lambda session: Base.metadata.create_all(session.connection()))

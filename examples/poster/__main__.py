@@ -7,9 +7,10 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from urllib.parse import urlsplit
 
 from buttress.config import get_settings
-from buttress.errors import ConfigError
+from buttress.errors import ButtressError, ConfigError
 from buttress.jobs import get_jobs
 from buttress.observe.health_cli import health_command
 from buttress.observe.logging import configure_logging_from_settings
@@ -52,8 +53,25 @@ def run(command: str) -> int:
         for network, status in poster.post_all(compose("morning", 0)).items():
             print(f"{network}: posted ({status})")
         return 0
-    get_jobs().worker(queues=[QUEUE]).run_sync()  # runs the schedules until SIGTERM
+    try:
+        get_jobs().worker(queues=[QUEUE]).run_sync()  # runs the schedules until SIGTERM
+    except ButtressError as error:  # the job queue's database cannot be opened: one line, not a traceback
+        print(database_problem(error), file=sys.stderr)
+        return 1
     return 0
+
+
+def database_problem(error: ButtressError) -> str:
+    """One line naming the setting and the fix; the URL's password, if any, is never part of it."""
+    message = str(error)
+    url = os.environ.get("BUTTRESS_DATABASE_URL", "")
+    password = urlsplit(url).password if "://" in url else None
+    if password:
+        message = message.replace(password, "***")
+    return (
+        f"error: the job queue's database cannot be opened ({message}); check BUTTRESS_DATABASE_URL "
+        "(a reachable PostgreSQL or a writable sqlite:/// path), or unset it to use ./buttress.db"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from buttress.http import HttpClient, attempts_of
 from buttress.observe.logging import get_logger
 from examples.poster.config import Network, PosterConfig, load_config
 
-__all__ = ["RETRY_POLICY", "Poster", "http_settings"]
+__all__ = ["RETRY_POLICY", "Poster", "host_of", "http_settings"]
 
 log = get_logger("poster")
 
@@ -30,10 +30,16 @@ RETRY_POLICY: Final[dict[str, Any]] = {
 
 
 def http_settings(networks: tuple[Network, ...]) -> HttpSettings:
-    """A named policy per network, claiming its ``host[:port]``."""
-    hosts = {network.name: urlsplit(network.url).netloc.lower() for network in networks}
+    """A named policy per network, claiming its ``host[:port]`` (never a ``user:password@`` part)."""
+    hosts = {network.name: host_of(network.url) for network in networks}
     policies = {name: {"hosts": [host], **RETRY_POLICY} for name, host in hosts.items()}
     return HttpSettings.model_validate({"policies": policies})
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 class Poster:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -91,8 +92,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> PosterConfig:
         variable = key_variable(spec)
         key = env.get(variable, "").strip()
         keys[spec.required][variable] = SecretStr(key) if key else None
+        url_variable = f"POSTER_{spec.name.upper()}_URL"
+        url = env.get(url_variable, spec.default_url).strip().rstrip("/")
+        if (problem := url_problem(url_variable, url)) is not None:
+            problems.append(problem)
         if key:
-            url = env.get(f"POSTER_{spec.name.upper()}_URL", spec.default_url).rstrip("/")
             networks.append(Network(spec, url, SecretStr(key)))
         elif spec.required:
             expected = f"the {spec.name} API key is required; set it and start again"
@@ -105,3 +109,17 @@ def load_config(environ: Mapping[str, str] | None = None) -> PosterConfig:
     if problems:
         raise ConfigError("the poster cannot start", problems=problems)
     return PosterConfig(tuple(networks), CADENCES[int(per_day)], keys[True], keys[False])
+
+
+def url_problem(variable: str, url: str) -> ConfigProblem | None:
+    """None for an absolute http(s) URL with no user or password; else the problem, never showing one."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if valid and "@" not in parts.netloc:
+        return None
+    shown = "<hidden: it holds a user or password>" if "@" in url else url
+    expected = "an absolute http(s) URL with no user or password in it (the key goes in the _KEY variable)"
+    return ConfigProblem(variable, shown, expected, example="https://api.example.com")

@@ -33,7 +33,11 @@ class SummarizerConfig(BaseModel):
     batch_size: int = Field(50, ge=1, le=10_000)
     """Summaries written per transaction."""
     table: str = Field("summaries", pattern=r"^[a-z_][a-z0-9_]{0,62}$", examples=["summaries"])
-    redis_url: str | None = Field(None, examples=["redis://127.0.0.1:6379/0"])
+    redis_url: str | None = Field(
+        None,
+        pattern=r"^(rediss?|unix|redis\+sentinel|redis\+cluster)://",
+        examples=["redis://127.0.0.1:6379/12"],
+    )
     """Set: the token bucket lives in Redis, so every process of the app shares one limit."""
     database_url: str | None = Field(None, examples=["postgresql://app@db.example.com/app"])
     """Unset: ``BUTTRESS_DATABASE_URL``, else the SQLite file ``buttress.db`` in the working directory."""

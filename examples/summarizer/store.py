@@ -42,7 +42,9 @@ class SummaryStore:
         self.table = summaries_table(table)
 
     def create(self) -> None:
-        self.table.metadata.create_all(self.db.engine)
+        """Create the table if missing; a database that cannot be opened raises BackendUnavailable."""
+        self.db.check()  # at once, rather than after the retries of a transaction
+        self.db.transaction(lambda session: self.table.metadata.create_all(session.connection()))
 
     def drop(self) -> None:
         self.table.metadata.drop_all(self.db.engine)

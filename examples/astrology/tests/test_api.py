@@ -32,6 +32,13 @@ def test_an_unknown_sign_is_a_404_problem_with_its_code_and_context_in_developme
     assert "aries" in problem["context"]["known_signs"]
 
 
+def test_a_reading_id_out_of_range_is_a_422_not_a_500(client: httpx.Client) -> None:
+    for reading_id in ("99999999999999999999", str(2**63), "0", "-1"):
+        response = client.get(f"/readings/{reading_id}")
+        assert response.status_code == 422, (reading_id, response.text)
+    assert client.get(f"/readings/{2**63 - 1}").status_code == 404  # in range, no such reading
+
+
 def test_in_production_the_problem_keeps_its_code_and_drops_the_context(
     configure: Callable[..., None],
 ) -> None:

@@ -8,9 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
+
+from examples.astrology.__main__ import main
 
 from .conftest import wait_for
 
@@ -56,6 +60,8 @@ def test_serve_runs_the_api_and_a_worker_on_sqlite_with_no_service(tmp_path: Pat
             done = wait_for(lambda: http.get(f"/readings/{reading}").json()["text"], 60)  # its worker thread
             assert done.startswith("Ada, a ")
             assert (tmp_path / "buttress.db").exists()  # the embedded SQLite default
+            # serve always has a JWT key (a random one here), which is admin auth: the routes exist, 401
+            assert http.post("/ops/profiler/start").status_code == 401
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
@@ -64,3 +70,18 @@ def test_serve_runs_the_api_and_a_worker_on_sqlite_with_no_service(tmp_path: Pat
         process.stdout.close()
     assert "a random key signs this process's channel tokens" in "".join(lines)
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////nonexistent-dir/astro.db", "postgresql://postgres:PGPW-s3cret@127.0.0.1:1/astro"]
+)
+def test_serve_on_a_database_it_cannot_open_says_so_in_one_line(
+    configure: Callable[..., None], capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    configure(BUTTRESS_DATABASE_URL=url)
+    assert main(["serve", "--port", "0"]) == 1  # before uvicorn or the worker start
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: the ")
+    assert "check BUTTRESS_DATABASE_URL" in line
+    assert "PGPW-s3cret" not in captured.out + captured.err

@@ -100,6 +100,33 @@ def test_the_cli_imports_and_summarises(isolated_settings: None, capsys: pytest.
     assert out.strip().endswith("query cache: 1 hit(s), 1 miss(es)")
 
 
+@pytest.mark.parametrize("top", ["abc", "0", "-1", "101"])
+def test_a_bad_music_top_is_one_line_naming_it(
+    isolated_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], top: str
+) -> None:
+    monkeypatch.setenv("MUSIC_TOP", top)
+    assert main(["summary", "user-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: MUSIC_TOP={top!r}: ")
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////nonexistent-dir/music.db", "postgresql://postgres:PGPW-s3cret@127.0.0.1:1/music"]
+)
+def test_a_database_that_cannot_be_opened_is_one_line(
+    isolated_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", url)
+    assert main(["summary", "user-3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    assert "check BUTTRESS_DATABASE_URL" in err
+    assert "PGPW-s3cret" not in err
+
+
 @pytest.fixture
 def catalog(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
     monkeypatch.setenv("MUSIC_CATALOG_URL", upstream.url())

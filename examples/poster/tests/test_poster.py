@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from buttress.clock import FakeClock
+from buttress.config import reset_settings
 from buttress.container import get_container
 from buttress.db import Database
 from buttress.errors import ConfigError, UpstreamStatusError
@@ -28,8 +30,8 @@ from buttress.observe.logging import configure_logging
 from buttress.testing import Fault, Upstream
 from examples.poster.__main__ import main
 from examples.poster.checks import poster_health
-from examples.poster.client import Poster
-from examples.poster.config import load_config
+from examples.poster.client import Poster, http_settings
+from examples.poster.config import CHIRP, Network, load_config
 from examples.poster.jobs import post_slot
 
 CHIRP_KEY = "chirp-secret-7f3a9c"
@@ -42,6 +44,11 @@ def environ(upstream: Upstream, **extra: str) -> dict[str, str]:
     env = {"POSTER_CHIRP_URL": upstream.url("chirp").rstrip("/"), "POSTER_CHIRP_KEY": CHIRP_KEY}
     env |= {"POSTER_SKYLINE_URL": upstream.url("skyline").rstrip("/"), "POSTER_SKYLINE_KEY": SKYLINE_KEY}
     return {**env, **extra}
+
+
+def export(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -136,11 +143,51 @@ def test_a_missing_required_key_is_refused_before_anything_is_sent(
         load_config({**env, "POSTER_POSTS_PER_DAY": "5"})
     assert [p.variable for p in caught.value.problems] == ["POSTER_CHIRP_KEY", "POSTER_POSTS_PER_DAY"]
     assert "set it and start again" in str(caught.value)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, env)
     assert main(["post-now"]) == 2
     assert "POSTER_CHIRP_KEY=<missing>" in capsys.readouterr().err
     assert networks.calls("chirp") == networks.calls("skyline") == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:URLPW@127.0.0.1:1", "ftp://files.example", "api.example", "http://h:x"]
+)
+@pytest.mark.usefixtures("isolated_settings")
+def test_a_bad_network_url_is_refused_and_its_password_never_shown(
+    networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ(networks, POSTER_SKYLINE_URL=url))
+    assert [p.variable for p in caught.value.problems] == ["POSTER_SKYLINE_URL"]
+    assert "absolute http(s) URL" in str(caught.value)
+    export(monkeypatch, environ(networks, POSTER_CHIRP_URL=url))
+    assert main(["post-now"]) == 2
+    err = capsys.readouterr().err
+    assert "POSTER_CHIRP_URL=" in err
+    assert "URLPW" not in err
+    assert "Traceback" not in err
+    assert networks.calls("chirp") == networks.calls("skyline") == 0
+
+
+def test_a_policy_claims_the_host_and_port_never_the_userinfo() -> None:
+    network = Network(CHIRP, "http://u:pw@API.x:81", SecretStr("k"))  # load_config refuses it; the client too
+    assert http_settings((network,)).policies["chirp"].hosts == ("api.x:81",)
+
+
+@pytest.mark.usefixtures("isolated_settings")
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password(
+    networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export(monkeypatch, environ(networks))
+    monkeypatch.setenv("BUTTRESS_DATABASE_URL", "postgresql://postgres:DBPW-s3cret@127.0.0.1:1/test")
+    reset_settings()  # the upstream fixture has read the settings already
+    assert main(["worker"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "DBPW-s3cret" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "database cannot be opened" in line
+    assert "check BUTTRESS_DATABASE_URL" in line
 
 
 def test_a_missing_optional_key_warns_and_skips_its_network(
@@ -182,8 +229,7 @@ def test_a_refused_key_fails_the_health_check(networks: Upstream) -> None:
 def test_the_check_command_exits_1_on_a_dead_required_host(
     networks: Upstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in environ(networks).items():
-        monkeypatch.setenv(name, value)
+    export(monkeypatch, environ(networks))
     assert main(["check"]) == 0
     networks.set_down("chirp")
     assert main(["check"]) == 1

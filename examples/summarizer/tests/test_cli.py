@@ -15,6 +15,7 @@ from buttress.config import reset_settings
 from buttress.db import Database
 from buttress.errors import ValidationError
 from buttress.testing import Fault, Upstream
+from examples.summarizer import cli
 from examples.summarizer.cli import app
 from examples.summarizer.config import SummarizerConfig
 from examples.summarizer.sources import read_sources
@@ -86,8 +87,53 @@ def test_mistakes_exit_2_naming_what_to_fix(world: Path) -> None:
     assert "neither an http(s) URL nor a file" in bad.stderr
     secret = runner.invoke(app, ["run", "--tokens-per-minute", "50", "--api-key", "sk-hush", str(world)])
     assert secret.exit_code == 2
-    assert "tokens_per_minute" in secret.stderr
+    assert "raise --tokens-per-minute" in secret.stderr  # the option, not the model's field
     assert "sk-hush" not in secret.output
+    redis = runner.invoke(app, ["run", "--redis-url", "localhost:6379", "--dry-run", str(world)])
+    assert redis.exit_code == 2
+    assert redis.stderr.startswith("error: --redis-url: ")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["list", "--database-url", "sqlite:////nonexistent-dir/s.db"],
+        [
+            "run",
+            "--llm-url",
+            "http://127.0.0.1:1/v",
+            "--database-url",
+            "postgresql://u:PGPW-s3cret@127.0.0.1:1/x",
+        ],
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_one_line(world: Path, arguments: list[str]) -> None:
+    result = CliRunner().invoke(app, [*arguments, str(world)] if arguments[0] == "run" else arguments)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: the ")
+    assert line.endswith("check --database-url (a reachable database, a writable sqlite:/// path)")
+    assert "PGPW-s3cret" not in result.output
+
+
+def test_urls_are_text_not_markup_and_a_run_with_nothing_summarised_exits_1(
+    world: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.out, "width", 300)  # whole URLs in the tables
+    runner = CliRunner()
+    llm = ["--llm-url", upstream.url("llm", "/v1/summarize")]
+    odd = [upstream.url("news", path) for path in ("/a[/bold]", "/b[bold]c", "/:x:")]
+    ran = runner.invoke(app, ["run", *llm, *odd], terminal_width=300)
+    assert ran.exit_code == 0, ran.output
+    for text in ("/a[/bold]", "/b[bold]c", "/:x:"):
+        assert text in ran.stdout
+    assert "3 of 3 pages summarised" in ran.stdout
+    listed = runner.invoke(app, ["list"], terminal_width=300)
+    assert "/a[/bold]" in listed.stdout
+    assert "/b[bold]c" in listed.stdout
+    down = runner.invoke(app, ["run", "--json", *llm, upstream.url("down", "/x")])
+    assert down.exit_code == 1  # nothing summarised: a failure for scripts, the report still printed
+    assert json.loads(down.stdout)["items"][0]["outcome"] == "failed"
 
 
 def test_config_and_sources_refuse_bad_values_by_field(tmp_path: Path) -> None:
