@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from tests._pg_cluster import PgCluster, missing_reason
 from tests.conftest import services_required
 
@@ -24,27 +24,30 @@ from .conftest import serving, wait_for
 
 
 @pytest.fixture
-def own_schema(database_url: str) -> Iterator[str]:
-    """A role and a schema of the same name (first on its search path, ``"$user", public``) on the shared
-    server: the app's tables live there, with nothing to set in the URL, and are dropped afterwards."""
+def own_database(database_url: str) -> Iterator[str]:
+    """A database of the test's own on the shared server, with hypopg, dropped afterwards: a table another
+    run left in the shared database's ``public`` schema can neither hide the app's nor be touched."""
     name = f"astro_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {name} LOGIN".encode())
-        conn.execute(f"CREATE SCHEMA {name} AUTHORIZATION {name}".encode())
-    url = psycopg.conninfo.conninfo_to_dict(database_url)
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    own = make_url(database_url).set(database=name).render_as_string(hide_password=False)
     try:
-        yield f"postgresql://{name}@{url.get('host', '127.0.0.1')}:{url.get('port', 5432)}/{url['dbname']}"
+        with psycopg.connect(own, autocommit=True) as conn:
+            conn.execute(b"CREATE EXTENSION IF NOT EXISTS hypopg")
+        yield own
     finally:
+        from buttress.container import reset_container
+
+        reset_container()  # close the pool before dropping the database it is connected to
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE".encode())
-            conn.execute(f"DROP ROLE {name}".encode())
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)".encode())
 
 
 @pytest.mark.postgres
 def test_the_tracked_lookup_by_birth_date_gets_verified_index_advice(
-    configure: Callable[..., None], own_schema: str
+    configure: Callable[..., None], own_database: str
 ) -> None:
-    configure(BUTTRESS_DATABASE_URL=own_schema)
+    configure(BUTTRESS_DATABASE_URL=own_database)
     with serving(create_app()) as http:
         db = database()
         start = date(1960, 1, 1)
@@ -59,8 +62,7 @@ def test_the_tracked_lookup_by_birth_date_gets_verified_index_advice(
         advice = http.get("/ops/db/advice").json()
     assert advice["hypopg"] is True
     [index] = [i for i in advice["indexes"] if i["table"] == "astro_readings"]
-    schema = own_schema.split("//")[1].split("@", maxsplit=1)[0]  # the advice names the table with its schema
-    ddl = f"CREATE INDEX CONCURRENTLY ix_astro_readings_birth_date ON {schema}.astro_readings (birth_date)"
+    ddl = "CREATE INDEX CONCURRENTLY ix_astro_readings_birth_date ON public.astro_readings (birth_date)"
     assert index["ddl"] == ddl
     assert index["verified"] is True
     assert index["ratio"] < 0.5  # the planner's cost at least halves with the index
