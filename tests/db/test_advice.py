@@ -677,3 +677,59 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
         with db.session() as session:
             session.execute(text(f"DROP TABLE IF EXISTS {table}"))
         db.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_tracked_executemany_is_planned_with_its_first_row(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An UPDATE run with a list of parameter rows is advised (planned with its first row), not a crash."""
+    from tests.db._subject import open_database
+
+    db = open_database(kind, tmp_path, request)
+    table = f"many_{uuid.uuid4().hex[:8]}"
+    try:
+        with db.session() as session:
+            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, code INT, name TEXT)"))
+            session.execute(
+                text(f"INSERT INTO {table} (id, code, name) VALUES (:i, :c, 'x')"),
+                [{"i": n, "c": n} for n in range(20_000)],
+            )
+            if kind == "postgresql":
+                session.execute(text(f"ANALYZE {table}"))
+        with db.session() as session:
+            session.execute(
+                text(f"UPDATE {table} SET name = :n WHERE code = :c"),
+                [{"n": "a", "c": 1}, {"n": "b", "c": 2}],
+            )
+        report = db.advise()
+        assert report.skipped == ()
+        assert [advice.columns for advice in report.indexes] == [("code",)]
+    finally:
+        with db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        db.close()
+
+
+def test_a_sample_the_driver_cannot_bind_is_skipped_not_fatal(database_url: str) -> None:
+    """A driver's TypeError for one sample's parameters skips that sample; the others are still advised."""
+    db = Database(database_url)
+    table = f"bind_{uuid.uuid4().hex[:8]}"
+    try:
+        with db.session() as session:
+            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, code INT)"))
+            session.execute(
+                text(f"INSERT INTO {table} (id, code) VALUES (:i, :c)"),
+                [{"i": n, "c": n} for n in range(20_000)],
+            )
+            session.execute(text(f"ANALYZE {table}"))
+        bad = Sample(f"SELECT id FROM {table} WHERE id > %(low)s", [{"low": 1}])  # rows, not a mapping
+        good = Sample(f"SELECT id FROM {table} WHERE code = %(c)s", {"c": 5})
+        report = db.advise([bad, good])
+        assert [advice.columns for advice in report.indexes] == [("code",)]
+        assert len(report.skipped) == 1
+        assert "TypeError" in report.skipped[0].reason
+    finally:
+        with db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        db.close()
