@@ -369,7 +369,7 @@ def _send(connection: Connection | AsyncConnection, step: Step) -> Any:
 def _advance(plan: Plan, outcome: Rows | Exception | None) -> Step | AdviceReport:
     """The plan's next step after ``outcome`` (rows, or a failure thrown into it), or its report."""
     try:
-        return plan.throw(outcome) if isinstance(outcome, Exception) else plan.send(outcome)
+        return plan.throw(outcome) if isinstance(outcome, Exception) else plan.send(outcome)  # type: ignore[arg-type]
     except StopIteration as stop:
         report: AdviceReport = stop.value
         return report
