@@ -88,6 +88,26 @@ def _seed(db: Database, events: str, parents: str) -> None:
         session.execute(text(f"ANALYZE {parents}"))
 
 
+@contextmanager
+def analysed_table(db: Database, columns: str, rows: Sequence[dict[str, int]]) -> Iterator[str]:
+    """A fresh table of ``columns`` holding ``rows`` (planner statistics gathered) for the block; then
+    dropped and ``db`` closed."""
+    table = f"adv_table_{uuid.uuid4().hex[:8]}"
+    names = list(rows[0])
+    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    try:
+        with db.session() as session:
+            session.execute(text(f"CREATE TABLE {table} ({columns})"))
+            session.execute(text(insert), list(rows))
+            if db.backend == "postgresql":
+                session.execute(text(f"ANALYZE {table}"))
+        yield table
+    finally:
+        with db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        db.close()
+
+
 def need_hypopg(url: str) -> None:
     """Skip without hypopg in the test db; under BUTTRESS_REQUIRE_SERVICES=1, fail (.ci/run adds it)."""
     with psycopg.connect(url, connect_timeout=5) as conn:
@@ -651,16 +671,8 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
     from tests.db._subject import open_database
 
     db = open_database(kind, tmp_path, request)
-    table = f"tracked_{uuid.uuid4().hex[:8]}"
-    try:
-        with db.session() as session:
-            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, owner INT, note TEXT)"))
-            session.execute(
-                text(f"INSERT INTO {table} (id, owner, note) VALUES (:i, :o, 'x')"),
-                [{"i": n, "o": n % 700} for n in range(20_000)],
-            )
-            if kind == "postgresql":
-                session.execute(text(f"ANALYZE {table}"))
+    rows = [{"id": n, "owner": n % 700} for n in range(20_000)]
+    with analysed_table(db, "id INTEGER PRIMARY KEY, owner INT, note TEXT", rows) as table:
         with db.session() as session:
             for owner in range(25):
                 session.execute(text(f"SELECT id FROM {table} WHERE owner = :o"), {"o": owner}).all()
@@ -673,10 +685,6 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
             f"SELECT id FROM {table} WHERE owner = $1",
         )  # as /ops/db names it
         assert {stats.fingerprint for stats in db.queries.all()} == tracked  # the advisor's plans: untracked
-    finally:
-        with db.session() as session:
-            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        db.close()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -687,16 +695,8 @@ def test_a_tracked_executemany_is_planned_with_its_first_row(
     from tests.db._subject import open_database
 
     db = open_database(kind, tmp_path, request)
-    table = f"many_{uuid.uuid4().hex[:8]}"
-    try:
-        with db.session() as session:
-            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, code INT, name TEXT)"))
-            session.execute(
-                text(f"INSERT INTO {table} (id, code, name) VALUES (:i, :c, 'x')"),
-                [{"i": n, "c": n} for n in range(20_000)],
-            )
-            if kind == "postgresql":
-                session.execute(text(f"ANALYZE {table}"))
+    rows = [{"id": n, "code": n} for n in range(20_000)]
+    with analysed_table(db, "id INTEGER PRIMARY KEY, code INT, name TEXT", rows) as table:
         with db.session() as session:
             session.execute(
                 text(f"UPDATE {table} SET name = :n WHERE code = :c"),
@@ -705,31 +705,16 @@ def test_a_tracked_executemany_is_planned_with_its_first_row(
         report = db.advise()
         assert report.skipped == ()
         assert [advice.columns for advice in report.indexes] == [("code",)]
-    finally:
-        with db.session() as session:
-            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        db.close()
 
 
 def test_a_sample_the_driver_cannot_bind_is_skipped_not_fatal(database_url: str) -> None:
     """A driver's TypeError for one sample's parameters skips that sample; the others are still advised."""
     db = Database(database_url)
-    table = f"bind_{uuid.uuid4().hex[:8]}"
-    try:
-        with db.session() as session:
-            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, code INT)"))
-            session.execute(
-                text(f"INSERT INTO {table} (id, code) VALUES (:i, :c)"),
-                [{"i": n, "c": n} for n in range(20_000)],
-            )
-            session.execute(text(f"ANALYZE {table}"))
+    rows = [{"id": n, "code": n} for n in range(20_000)]
+    with analysed_table(db, "id INTEGER PRIMARY KEY, code INT", rows) as table:
         bad = Sample(f"SELECT id FROM {table} WHERE id > %(low)s", [{"low": 1}])  # rows, not a mapping
         good = Sample(f"SELECT id FROM {table} WHERE code = %(c)s", {"c": 5})
         report = db.advise([bad, good])
         assert [advice.columns for advice in report.indexes] == [("code",)]
         assert len(report.skipped) == 1
         assert "TypeError" in report.skipped[0].reason
-    finally:
-        with db.session() as session:
-            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        db.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.observe._buttress_process import run_buttress
 
 JOBS_MODULE = """
 from buttress.jobs import job
@@ -18,16 +17,10 @@ def hello() -> str:
 
 def test_a_worker_start_logs_the_upgrade_but_no_alembic_plugin_setup(tmp_path: Path) -> None:
     (tmp_path / "quiet_alembic_jobs.py").write_text(JOBS_MODULE)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("BUTTRESS_")}
-    env["BUTTRESS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'jobs.db'}"
-    done = subprocess.run(
-        [sys.executable, "-m", "buttress", "worker", "--import", "quiet_alembic_jobs", "--burst"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_buttress(
+        tmp_path,
+        *("worker", "--import", "quiet_alembic_jobs", "--burst"),
+        BUTTRESS_DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output

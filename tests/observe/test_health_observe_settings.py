@@ -4,13 +4,11 @@ paths, one check each, with the configured used-percent thresholds (``buttress h
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from buttress.config import Settings
 from buttress.observe.health import default_health_registry
+from tests.observe._buttress_process import run_buttress
 
 
 def _settings(**observe: object) -> Settings:
@@ -18,20 +16,13 @@ def _settings(**observe: object) -> Settings:
 
 
 def test_buttress_health_checks_the_configured_path_with_the_configured_thresholds(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("BUTTRESS_")}
-    env |= {
-        "BUTTRESS_OBSERVE__DISK_PATHS": json.dumps([str(tmp_path)]),
-        "BUTTRESS_OBSERVE__DISK_WARN_PERCENT": "0",  # any used space warns
-        "BUTTRESS_OBSERVE__MEMORY_WARN_PERCENT": "0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "buttress", "health", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_buttress(
+        tmp_path,
+        "health",
+        "--json",
+        BUTTRESS_OBSERVE__DISK_PATHS=json.dumps([str(tmp_path)]),
+        BUTTRESS_OBSERVE__DISK_WARN_PERCENT="0",  # any used space warns
+        BUTTRESS_OBSERVE__MEMORY_WARN_PERCENT="0",
     )
     assert done.returncode == 0, done.stderr  # optional checks warn, they never fail the command
     checks = json.loads(done.stdout)["checks"]
