@@ -707,14 +707,14 @@ def test_a_tracked_executemany_is_planned_with_its_first_row(
         assert [advice.columns for advice in report.indexes] == [("code",)]
 
 
-def test_a_sample_the_driver_cannot_bind_is_skipped_not_fatal(database_url: str) -> None:
+def test_a_sample_the_driver_cannot_bind_is_skipped_not_fatal(pg_advisor: Advisor) -> None:
     """A driver's TypeError for one sample's parameters skips that sample; the others are still advised."""
-    db = Database(database_url)
-    rows = [{"id": n, "code": n} for n in range(20_000)]
-    with analysed_table(db, "id INTEGER PRIMARY KEY, code INT", rows) as table:
-        bad = Sample(f"SELECT id FROM {table} WHERE id > %(low)s", [{"low": 1}])  # rows, not a mapping
-        good = Sample(f"SELECT id FROM {table} WHERE code = %(c)s", {"c": 5})
-        report = db.advise([bad, good])
-        assert [advice.columns for advice in report.indexes] == [("code",)]
-        assert len(report.skipped) == 1
-        assert "TypeError" in report.skipped[0].reason
+    table = pg_advisor.table(
+        "bind", "id int PRIMARY KEY, code int", "SELECT n, n FROM generate_series(1, 20000) n"
+    )
+    bad = Sample(f"SELECT id FROM {table} WHERE id > %(low)s", [{"low": 1}])  # rows, not a mapping
+    good = Sample(f"SELECT id FROM {table} WHERE code = %(c)s", {"c": 5})
+    report = pg_advisor.advise([bad, good])
+    assert [advice.columns for advice in report.indexes] == [("code",)]
+    assert len(report.skipped) == 1
+    assert "TypeError" in report.skipped[0].reason
