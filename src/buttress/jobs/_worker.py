@@ -228,8 +228,10 @@ class Worker:
         def target() -> None:
             try:
                 asyncio.run(self.run())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller waiting for the start
-                failure.append(exc)
+            except BaseException as exc:
+                if self.ready.is_set():
+                    raise  # after the start: the thread's own report (threading.excepthook), as before
+                failure.append(exc)  # before it: the caller waiting for the start raises it
 
         thread = threading.Thread(target=target, name=f"worker {self.id}", daemon=True)
         thread.start()
