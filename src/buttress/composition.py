@@ -231,7 +231,7 @@ def health_registry(
     container: Container | None = None,
     *,
     clock: Clock = SYSTEM_CLOCK,
-    disk_path: str = ".",
+    disk_path: str | None = None,
 ) -> "HealthRegistry":
     """Observe's default checks for ``settings`` plus every capability's own, in one registry.
 
@@ -239,7 +239,8 @@ def health_registry(
     container's :class:`~buttress.db.Database`, and without the ``[db]`` extra observe's own check says
     which extra to install), then ``resilience_store`` (Redis
     store), ``cache`` and ``events`` (Redis transport), ``jobs``, ``files`` and ``realtime`` once this program
-    built them, all optional, then ``disk`` and ``memory``. The
+    built them, all optional, then ``disk`` (one per ``observe.disk_paths``, or ``disk_path`` alone) and
+    ``memory``, with the ``observe`` thresholds. The
     capabilities' checks resolve what they probe from ``container`` (default: the default container)
     when they run, so building the registry builds nothing else. ``settings`` defaults to
     :func:`~buttress.config.get_settings`.

@@ -88,6 +88,26 @@ def _seed(db: Database, events: str, parents: str) -> None:
         session.execute(text(f"ANALYZE {parents}"))
 
 
+@contextmanager
+def analysed_table(db: Database, columns: str, rows: Sequence[dict[str, int]]) -> Iterator[str]:
+    """A fresh table of ``columns`` holding ``rows`` (planner statistics gathered) for the block; then
+    dropped and ``db`` closed."""
+    table = f"adv_table_{uuid.uuid4().hex[:8]}"
+    names = list(rows[0])
+    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    try:
+        with db.session() as session:
+            session.execute(text(f"CREATE TABLE {table} ({columns})"))
+            session.execute(text(insert), list(rows))
+            if db.backend == "postgresql":
+                session.execute(text(f"ANALYZE {table}"))
+        yield table
+    finally:
+        with db.session() as session:
+            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        db.close()
+
+
 def need_hypopg(url: str) -> None:
     """Skip without hypopg in the test db; under BUTTRESS_REQUIRE_SERVICES=1, fail (.ci/run adds it)."""
     with psycopg.connect(url, connect_timeout=5) as conn:
@@ -651,16 +671,8 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
     from tests.db._subject import open_database
 
     db = open_database(kind, tmp_path, request)
-    table = f"tracked_{uuid.uuid4().hex[:8]}"
-    try:
-        with db.session() as session:
-            session.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, owner INT, note TEXT)"))
-            session.execute(
-                text(f"INSERT INTO {table} (id, owner, note) VALUES (:i, :o, 'x')"),
-                [{"i": n, "o": n % 700} for n in range(20_000)],
-            )
-            if kind == "postgresql":
-                session.execute(text(f"ANALYZE {table}"))
+    rows = [{"id": n, "owner": n % 700} for n in range(20_000)]
+    with analysed_table(db, "id INTEGER PRIMARY KEY, owner INT, note TEXT", rows) as table:
         with db.session() as session:
             for owner in range(25):
                 session.execute(text(f"SELECT id FROM {table} WHERE owner = :o"), {"o": owner}).all()
@@ -673,7 +685,36 @@ def test_without_samples_the_tracked_workload_is_advised_and_the_advisor_is_not_
             f"SELECT id FROM {table} WHERE owner = $1",
         )  # as /ops/db names it
         assert {stats.fingerprint for stats in db.queries.all()} == tracked  # the advisor's plans: untracked
-    finally:
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_tracked_executemany_is_planned_with_its_first_row(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An UPDATE run with a list of parameter rows is advised (planned with its first row), not a crash."""
+    from tests.db._subject import open_database
+
+    db = open_database(kind, tmp_path, request)
+    rows = [{"id": n, "code": n} for n in range(20_000)]
+    with analysed_table(db, "id INTEGER PRIMARY KEY, code INT, name TEXT", rows) as table:
         with db.session() as session:
-            session.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        db.close()
+            session.execute(
+                text(f"UPDATE {table} SET name = :n WHERE code = :c"),
+                [{"n": "a", "c": 1}, {"n": "b", "c": 2}],
+            )
+        report = db.advise()
+        assert report.skipped == ()
+        assert [advice.columns for advice in report.indexes] == [("code",)]
+
+
+def test_a_sample_the_driver_cannot_bind_is_skipped_not_fatal(pg_advisor: Advisor) -> None:
+    """A driver's TypeError for one sample's parameters skips that sample; the others are still advised."""
+    table = pg_advisor.table(
+        "bind", "id int PRIMARY KEY, code int", "SELECT n, n FROM generate_series(1, 20000) n"
+    )
+    bad = Sample(f"SELECT id FROM {table} WHERE id > %(low)s", [{"low": 1}])  # rows, not a mapping
+    good = Sample(f"SELECT id FROM {table} WHERE code = %(c)s", {"c": 5})
+    report = pg_advisor.advise([bad, good])
+    assert [advice.columns for advice in report.indexes] == [("code",)]
+    assert len(report.skipped) == 1
+    assert "TypeError" in report.skipped[0].reason

@@ -53,6 +53,9 @@ _PLANNABLE: Final = frozenset({"SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "
 INTERNAL: Final = {INTERNAL_OPTION: True}
 """The execution option on the advisor's connection: its EXPLAINs are buttress's, not the application's,
 so query tracking can leave them out."""
+_REFUSALS: Final = (DBAPIError, TypeError, ValueError)
+"""What planning one sample may raise (the driver's TypeError or ValueError for parameters it cannot
+bind, too): the sample is skipped with its reason, the others are still advised."""
 _PSYCOPG_MARKER: Final = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|%\((\w+)\)s|%s""")
 _CLOSE_ENOUGH: Final = 1.05  # a narrower index within 5% of the cheapest plan wins: it costs less to keep
 _PG_INDEXES: Final = """
@@ -119,8 +122,11 @@ def _sqlite_marker(match: re.Match[str]) -> str:
     return f":{match.group(1)}" if match.group(1) else "?"
 
 
-def _why(error: DBAPIError) -> str:
-    """The cause of a failed plan without the statement's values: the SQLSTATE, or SQLite's message head."""
+def _why(error: Exception) -> str:
+    """The cause of a failed plan without the statement's values: the SQLSTATE, or SQLite's message head;
+    for a driver's TypeError or ValueError (parameters it cannot bind), the error's type only."""
+    if not isinstance(error, DBAPIError):
+        return f"its parameters could not be bound to plan it ({type(error).__name__})"
     state = sqlstate_of(error)
     kind = type(error.orig).__name__
     if state is not None:
@@ -339,7 +345,7 @@ def advise_plan(backend: str, samples: Sequence[Sample], min_saving: float) -> P
         yield Step("SAVEPOINT buttress_advice")
         try:
             yield from (_postgres(run, sample) if backend == "postgresql" else _sqlite(run, sample))
-        except DBAPIError as exc:
+        except _REFUSALS as exc:
             yield Step("ROLLBACK TO SAVEPOINT buttress_advice")
             if run.hypopg:
                 yield Step("SELECT hypopg_reset()")
@@ -360,10 +366,10 @@ def _send(connection: Connection | AsyncConnection, step: Step) -> Any:
     return connection.exec_driver_sql(step.sql, step.params)
 
 
-def _advance(plan: Plan, outcome: Rows | DBAPIError | None) -> Step | AdviceReport:
+def _advance(plan: Plan, outcome: Rows | Exception | None) -> Step | AdviceReport:
     """The plan's next step after ``outcome`` (rows, or a failure thrown into it), or its report."""
     try:
-        return plan.throw(outcome) if isinstance(outcome, DBAPIError) else plan.send(outcome)  # type: ignore[arg-type]
+        return plan.throw(outcome) if isinstance(outcome, Exception) else plan.send(outcome)  # type: ignore[arg-type]
     except StopIteration as stop:
         report: AdviceReport = stop.value
         return report
@@ -374,8 +380,8 @@ def run_plan(connection: Connection, plan: Plan) -> AdviceReport:
     step = _advance(plan, None)
     while isinstance(step, Step):
         try:
-            outcome: Rows | DBAPIError = _rows(_send(connection, step))
-        except DBAPIError as exc:
+            outcome: Rows | Exception = _rows(_send(connection, step))
+        except _REFUSALS as exc:
             outcome = exc
         step = _advance(plan, outcome)
     return step
@@ -386,8 +392,8 @@ async def arun_plan(connection: AsyncConnection, plan: Plan) -> AdviceReport:
     step = _advance(plan, None)
     while isinstance(step, Step):
         try:
-            outcome: Rows | DBAPIError = _rows(await _send(connection, step))
-        except DBAPIError as exc:
+            outcome: Rows | Exception = _rows(await _send(connection, step))
+        except _REFUSALS as exc:
             outcome = exc
         step = _advance(plan, outcome)
     return step

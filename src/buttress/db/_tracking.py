@@ -96,6 +96,11 @@ class StatementStats:
     max_seconds: float
 
 
+def _first_row(rows: Any) -> Any:
+    """The first parameter row of an executemany (None when it has none)."""
+    return rows[0] if rows else None
+
+
 class RawSample:
     """One real statement of a fingerprint with its parameters, for the index advisor; never shown.
 
@@ -229,7 +234,7 @@ class QueryTracker:
             no_params(cursor, statement, context)
 
         do_execute = self._listener(dialect.do_execute)
-        do_executemany = self._listener(dialect.do_executemany)
+        do_executemany = self._listener(dialect.do_executemany, many=True)
         tracked_no_params = self._listener(without_parameters)
 
         def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
@@ -264,10 +269,14 @@ class QueryTracker:
 
     # -- the hot path ---------------------------------------------------------------------------------
 
-    def _listener(self, call: Callable[[Any, str, Any, Any], Any]) -> Callable[[Any, str, Any, Any], bool]:
+    def _listener(
+        self, call: Callable[[Any, str, Any, Any], Any], *, many: bool = False
+    ) -> Callable[[Any, str, Any, Any], bool]:
         """A dialect-event listener that runs ``call`` (the dialect's own method) and records it.
 
         Every line here is paid by every statement: locals over attributes, no calls on the common path.
+        With ``many`` (executemany) the sample keeps the first row of parameters only: a statement is
+        planned, explained and slow-logged with one row, as it runs once per row.
         """
         by_sql = self._by_sql
 
@@ -280,10 +289,14 @@ class QueryTracker:
             try:
                 call(cursor, statement, parameters, context)
             except BaseException:
-                self._failed(statement, parameters, context, timer() - start)
+                self._failed(
+                    statement, _first_row(parameters) if many else parameters, context, timer() - start
+                )
                 raise
             elapsed = timer() - start
-            entry = by_sql.get(statement) or self._entry(statement, parameters)
+            entry = by_sql.get(statement) or self._entry(
+                statement, _first_row(parameters) if many else parameters
+            )
             pending = entry.pending
             pending.append(elapsed or 1)
             rows = cursor.rowcount
@@ -292,7 +305,8 @@ class QueryTracker:
             if len(pending) >= _BATCH:
                 self._flush(entry)
             if elapsed >= self._slow_ns:
-                self._slow_statement(entry, statement, parameters, context, elapsed, failed=False)
+                row = _first_row(parameters) if many else parameters
+                self._slow_statement(entry, statement, row, context, elapsed, failed=False)
             scope = current_scope()
             if scope is not None and entry.print.operation != "other":
                 scope.saw(entry, parameters, self.settings.n_plus_one_threshold, self._raise, self._update)

@@ -22,6 +22,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import make_url
 
 from buttress.container import get_container
-from buttress.errors import ButtressError, ValidationError
+from buttress.errors import BackendUnavailable, ButtressError, ValidationError
 from buttress.jobs._context import JobCancelled, JobContext, enter, leave
 from buttress.jobs._jobs import stats_of
 from buttress.jobs._payload import dump_result, load_args
@@ -64,6 +65,7 @@ __all__ = ["Worker"]
 
 _log = logging.getLogger("buttress.jobs")
 _PROGRESS_EVERY = 0.5
+_START_CHECK = 0.05  # seconds between looks at a starting worker's thread, so a failed start ends the wait
 _BACKLOG_EVERY = 10.0
 _PREFETCH_BELOW = 0.02
 _STATE_COUNTERS = {
@@ -216,19 +218,56 @@ class Worker:
 
     @contextlib.contextmanager
     def running(self, timeout: float = 10.0) -> Iterator[Worker]:
-        """Run in a background thread for the block; stopped (gracefully) when it ends."""
-        thread = threading.Thread(
-            target=lambda: asyncio.run(self.run()), name=f"worker {self.id}", daemon=True
-        )
+        """Run in a background thread for the block; stopped (gracefully) when it ends.
+
+        A thread that fails before it is ready (its database cannot be reached, say) raises its own
+        error here as soon as it exits, rather than a TimeoutError after ``timeout`` seconds.
+        """
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(self.run())
+            except BaseException as exc:
+                if self.ready.is_set():
+                    raise  # after the start: the thread's own report (threading.excepthook), as before
+                failure.append(exc)  # before it: the caller waiting for the start raises it
+
+        thread = threading.Thread(target=target, name=f"worker {self.id}", daemon=True)
         thread.start()
-        if not self.ready.wait(timeout):
+        if not self._started(thread, timeout):
             self.stop(hard=True)
+            if failure:
+                raise self._start_failure(failure[0])
+            if not thread.is_alive():
+                raise RuntimeError(f"worker {self.id} stopped before it was ready")
             raise TimeoutError(f"worker {self.id} did not start within {timeout} s")
         try:
             yield self
         finally:
             self.stop()
             thread.join(self.settings.grace + timeout)
+
+    def _started(self, thread: threading.Thread, timeout: float) -> bool:
+        """Wait until the worker is ready (True), its thread exits or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(min(_START_CHECK, max(0.0, deadline - time.monotonic()))):
+            if not thread.is_alive() or time.monotonic() >= deadline:
+                return self.ready.is_set()
+        return True
+
+    def _start_failure(self, error: BaseException) -> BaseException:
+        """The error a failed start raises: an unreachable database named (password masked)."""
+        if isinstance(error, BackendUnavailable):
+            database = self.store.db.urls.masked
+            failed = BackendUnavailable(
+                f"worker {self.id} could not start: its database {database} cannot be reached ({error})",
+                backend=error.backend,
+                context={**error.context, "database": database},
+            )
+            failed.__cause__ = error
+            return failed
+        return error
 
     # -- the main loop ------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.health_types import CheckResult, HealthStatus, describe_exception
@@ -57,6 +57,9 @@ from buttress.observe._health_core import (
     aggregate_status,
     rfc3339,
 )
+
+if TYPE_CHECKING:
+    from buttress.config import ObserveSettings
 
 __all__ = [
     "HEALTH_CONTENT_TYPE",
@@ -101,7 +104,7 @@ def default_health_registry(
     settings: ServiceUrls | None = None,
     *,
     clock: Clock = SYSTEM_CLOCK,
-    disk_path: str = ".",
+    disk_path: str | None = None,
     checks: Iterable[HealthCheck] = (),
 ) -> HealthRegistry:
     """The checks every buttress service wants, built from its settings, plus ``checks``.
@@ -109,9 +112,11 @@ def default_health_registry(
     Redis and the database are checked only when their URL is set, and are critical: a service
     configured to use them depends on them. ``checks`` (the capabilities' own, gathered by the
     composition root, :func:`buttress.composition.health_registry`) come next; one named ``redis`` or
-    ``database`` takes the place of the built-in check of that name. Disk (free space under
-    ``disk_path``) and memory are optional: when a whole fleet runs low, marking every replica unready
-    would turn a warning into an outage. ``settings`` defaults to :func:`buttress.config.get_settings`.
+    ``database`` takes the place of the built-in check of that name. Disk and memory follow the
+    ``observe`` settings (``disk_paths``, ``*_warn_percent``, ``*_fail_percent``), as the ops server's
+    sampler does; ``disk_path`` checks that one path instead. They are optional: when a whole fleet
+    runs low, marking every replica unready would turn a warning into an outage. ``settings`` defaults
+    to :func:`buttress.config.get_settings`.
     """
     if settings is None:
         from buttress.config import get_settings  # noqa: PLC0415 - config is optional for library users
@@ -127,6 +132,28 @@ def default_health_registry(
         registry.register(database_check(settings.database_url))
     for check in checks:
         registry.register(check)
-    registry.register(disk_check(disk_path, critical=False))
-    registry.register(memory_check(critical=False))
+    for check in _system_checks(getattr(settings, "observe", None), disk_path):
+        registry.register(check)
     return registry
+
+
+def _system_checks(observe: ObserveSettings | None, disk_path: str | None) -> list[HealthCheck]:
+    """The disk checks (one per path: ``disk``, or ``disk <path>`` for several) and the memory check,
+    with the thresholds of ``observe`` (used percentages) or the built-in ones without it."""
+    if observe is None:
+        return [disk_check(disk_path or ".", critical=False), memory_check(critical=False)]
+    paths = [disk_path] if disk_path is not None else observe.disk_paths
+    disks = [
+        disk_check(
+            path,
+            warn_below=f"{100.0 - observe.disk_warn_percent:g}%",  # the settings count used space, not free
+            fail_below=f"{100.0 - observe.disk_fail_percent:g}%",
+            name="disk" if len(paths) == 1 else f"disk {path}".replace(":", "_"),
+            critical=False,
+        )
+        for path in paths
+    ]
+    memory = memory_check(
+        warn_above=observe.memory_warn_percent, fail_above=observe.memory_fail_percent, critical=False
+    )
+    return [*disks, memory]
