@@ -129,6 +129,14 @@ def test_default_registry_uses_the_sampler_instead_of_disk_and_memory() -> None:
     assert not system.critical
 
 
+def test_the_sampler_replaces_one_disk_check_per_configured_path_too() -> None:
+    settings = Settings(_env_file=None, observe={"disk_paths": ["/", "/tmp"]})
+    sampler = default_sampler(settings)
+    names = {check.name for check in ops_health_registry(settings, sampler, clock=sampler.clock)}
+    assert "system" in names
+    assert not [name for name in names if name.startswith("disk") or name == "memory"]
+
+
 def test_default_sampler_follows_the_observe_settings() -> None:
     settings = Settings(
         _env_file=None,

@@ -66,9 +66,9 @@ def ops_health_registry(settings: Settings, sampler: SystemSampler, *, clock: Cl
     the checks it replaces it is optional: a fleet-wide disk warning must not take every replica out.
     """
     registry = health_registry(settings, clock=clock)
-    for name in ("disk", "memory"):
-        if name in registry:
-            registry.remove(name)
+    for check in list(registry):  # "disk", or "disk <path>" for each of several configured paths
+        if check.name in ("disk", "memory") or check.name.startswith("disk "):
+            registry.remove(check.name)
     registry.add("system", sampler.health_check(), critical=False, component_type="system")
     return registry
 
