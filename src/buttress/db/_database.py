@@ -11,7 +11,6 @@ form for the common case. Both raise the buttress errors of :mod:`buttress.db._e
 
 from __future__ import annotations
 
-import logging
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -57,8 +56,6 @@ if TYPE_CHECKING:
     from buttress.observe.metrics import MetricsRegistry
 
 __all__ = ["Database", "Isolation"]
-
-_ALEMBIC_PLUGINS: Final = "alembic.runtime.plugins"
 
 T = TypeVar("T")
 E = TypeVar("E", Engine, AsyncEngine)
@@ -304,7 +301,6 @@ class Database:
 
     def upgrade(self, revision: str = "head", *, locations: Sequence[str | Path] = ()) -> MigrationStatus:
         """Create or update buttress's own tables (alembic, under a lock); see :mod:`buttress.db._migrate`."""
-        _quiet_alembic()
         from buttress.db._migrate import upgrade  # noqa: PLC0415 - alembic loads only when migrating
 
         return upgrade(self, revision, locations=locations)
@@ -313,21 +309,18 @@ class Database:
         self, revision: str = "head", *, locations: Sequence[str | Path] = ()
     ) -> MigrationStatus:
         """Async :meth:`upgrade`."""
-        _quiet_alembic()
         from buttress.db._migrate import aupgrade  # noqa: PLC0415 - alembic loads only when migrating
 
         return await aupgrade(self, revision, locations=locations)
 
     def migration_status(self, *, locations: Sequence[str | Path] = ()) -> MigrationStatus:
         """The revision this database is at, buttress's head, and what an upgrade would run."""
-        _quiet_alembic()
         from buttress.db._migrate import migration_status  # noqa: PLC0415 - alembic loads only when migrating
 
         return migration_status(self, locations=locations)
 
     def upgrade_sql(self, revision: str = "head", *, locations: Sequence[str | Path] = ()) -> str:
         """The SQL an upgrade from nothing to ``revision`` runs here, for a DBA to review; nothing is run."""
-        _quiet_alembic()
         from buttress.db._migrate import render_upgrade_sql  # noqa: PLC0415 - alembic loads only when migrating
 
         return render_upgrade_sql(self.backend, revision, locations=locations)
@@ -557,10 +550,3 @@ def _check_isolation(isolation: object) -> None:
             "e.g. isolation='SERIALIZABLE'",
             field="isolation",
         )
-
-
-def _quiet_alembic() -> None:
-    """Before buttress's migrations first import alembic: the import logs a "setup plugin" INFO line per
-    autogenerate plugin (seven at every worker start), noise for a service that never autogenerates.
-    Only that logger is raised to WARNING; alembic's "Running upgrade" lines stay."""
-    logging.getLogger(_ALEMBIC_PLUGINS).setLevel(logging.WARNING)

@@ -14,11 +14,17 @@ buttress's revisions, and the other way round.
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+
+# Before alembic's first import, which logs a "setup plugin" INFO line per autogenerate plugin (seven at
+# every worker start): noise for a service that never autogenerates. Only that logger is raised to
+# WARNING; alembic's "Running upgrade" lines stay.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 from alembic import command
 from alembic.config import Config

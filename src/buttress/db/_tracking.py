@@ -101,6 +101,10 @@ def _first_row(rows: Any) -> Any:
     return rows[0] if rows else None
 
 
+def _as_given(parameters: Any) -> Any:
+    return parameters
+
+
 class RawSample:
     """One real statement of a fingerprint with its parameters, for the index advisor; never shown.
 
@@ -279,6 +283,7 @@ class QueryTracker:
         planned, explained and slow-logged with one row, as it runs once per row.
         """
         by_sql = self._by_sql
+        sample = _first_row if many else _as_given  # chosen once, not per statement
 
         def listener(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
             if context is not None and context.execution_options.get(INTERNAL_OPTION):
@@ -289,14 +294,10 @@ class QueryTracker:
             try:
                 call(cursor, statement, parameters, context)
             except BaseException:
-                self._failed(
-                    statement, _first_row(parameters) if many else parameters, context, timer() - start
-                )
+                self._failed(statement, sample(parameters), context, timer() - start)
                 raise
             elapsed = timer() - start
-            entry = by_sql.get(statement) or self._entry(
-                statement, _first_row(parameters) if many else parameters
-            )
+            entry = by_sql.get(statement) or self._entry(statement, sample(parameters))
             pending = entry.pending
             pending.append(elapsed or 1)
             rows = cursor.rowcount
@@ -305,8 +306,7 @@ class QueryTracker:
             if len(pending) >= _BATCH:
                 self._flush(entry)
             if elapsed >= self._slow_ns:
-                row = _first_row(parameters) if many else parameters
-                self._slow_statement(entry, statement, row, context, elapsed, failed=False)
+                self._slow_statement(entry, statement, sample(parameters), context, elapsed, failed=False)
             scope = current_scope()
             if scope is not None and entry.print.operation != "other":
                 scope.saw(entry, parameters, self.settings.n_plus_one_threshold, self._raise, self._update)
